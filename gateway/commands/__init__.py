@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pumpgw`` CLI, one module each."""

@@ -1,0 +1,1 @@
+"""Infusion and device events derived from successive pump snapshots."""
