@@ -211,12 +211,24 @@ class LoggingConfig(_Strict):
     )
 
 
+class Hl7Config(_Strict):
+    """What every HL7 message carries, whatever its destination."""
+
+    pcd01_interval_s: float = Field(
+        default=60.0, ge=1, le=86400, description="Reporting interval: one PCD-01 per pump per interval."
+    )
+    processing_id: Literal["P", "D", "T"] = Field(
+        default="P", description="MSH-11: P production, T training, D debugging (the demo uses D)."
+    )
+
+
 class GatewayConfig(_Strict):
     """The whole configuration of one gateway host."""
 
     gateway: GatewayIdentity
     pumps: list[PumpConfig] = Field(default_factory=list)
     destinations: list[MllpDestination] = Field(default_factory=list)
+    hl7: Hl7Config = Hl7Config()
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig
     library: LibraryConfig | None = None
