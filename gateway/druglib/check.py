@@ -171,13 +171,12 @@ class _Check:
             what = f"care area {p.care_area!r} is not in the library" if p.care_area else "no care area reported or configured"
             self.add(VerdictKind.CARE_AREA_UNKNOWN, f"{what} (known: {known}); limits cannot be looked up", limit_name="care_area")
             return self.finish([])
-        within: list[Verdict] = []
         rate = self.rate_ml_h()
-        within += self.device_limits(rate)
+        self.device_limits(rate)
         weight = self.weight_kg()
         if not p.drug:
             self.add(VerdictKind.DRUG_NOT_IN_LIBRARY, "no drug selected: basic infusion outside the library", limit_name="drug")
-            return self.finish(within)
+            return self.finish([])
         candidates = self.lib.candidates(self.area.id, p.drug)
         if p.therapy:
             chosen = [e for e in candidates if normalise_name(e.therapy) == normalise_name(p.therapy)]
@@ -186,14 +185,14 @@ class _Check:
             elsewhere = self.lib.drug_known_elsewhere(p.drug)
             hint = f" (it is in care area(s) {', '.join(elsewhere)})" if elsewhere else ""
             self.add(VerdictKind.DRUG_NOT_IN_LIBRARY, f"{p.drug!r} is not in the library for care area {self.area.id}{hint}", limit_name="drug")
-            return self.finish(within)
+            return self.finish([])
         matched = self.match_concentration(candidates)
         if not matched:
-            return self.finish(within)
+            return self.finish([])
         outcomes = [self.check_entry(entry, conc, weight, rate) for entry, conc in matched]
         best_verdicts, best_within = min(outcomes, key=lambda o: (max((v.severity.rank for v in o[0]), default=0), len(o[0])))
         self.out += best_verdicts
-        return self.finish(best_within + within)
+        return self.finish(best_within)
 
     def rate_ml_h(self) -> Decimal | None:
         r = self.p.rate
@@ -205,24 +204,20 @@ class _Check:
             self.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"rate unit {r.unit!r} is not a volume rate: {exc}", limit_name="rate")
             return None
 
-    def device_limits(self, rate: Decimal | None) -> list[Verdict]:
+    def device_limits(self, rate: Decimal | None) -> None:
+        """The care area's pump limits (max rate, max VTBI) apply to every program, library or not.
+
+        Passing them earns no ``within_limits`` of its own: that verdict speaks for the drug entry.
+        """
         assert self.area is not None
-        within: list[Verdict] = []
-        checks = [("care_area.max_rate_ml_h", rate, self.area.max_rate_ml_h, "mL/h")]
+        checks = [("care_area.max_rate_ml_h", "rate", rate, self.area.max_rate_ml_h, "mL/h")]
         vtbi = self.p.vtbi
         if vtbi is not None and vtbi.unit in ("mL", "ml"):
-            checks.append(("care_area.max_vtbi_ml", vtbi.value, self.area.max_vtbi_ml, "mL"))
-        for name, value, limit, unit in checks:
-            if value is None or limit is None:
-                continue
-            if value > limit:
-                self.add(VerdictKind.ABOVE_HARD_MAX, f"{name.split('.')[1].removesuffix('_ml_h').removesuffix('_ml').replace('_', ' ')} "
-                         f"{_fmt(value)} {unit} is above the care area's {_fmt(limit)} {unit}",
+            checks.append(("care_area.max_vtbi_ml", "VTBI", vtbi.value, self.area.max_vtbi_ml, "mL"))
+        for name, label, value, limit, unit in checks:
+            if value is not None and limit is not None and value > limit:
+                self.add(VerdictKind.ABOVE_HARD_MAX, f"{label} {_fmt(value)} {unit} is above the care area's maximum {_fmt(limit)} {unit}",
                          limit_name=name, value=Quantity(value, unit), limit=Quantity(limit, unit))
-            else:
-                within.append(self.verdict(VerdictKind.WITHIN_LIMITS, f"{_fmt(value)} {unit} within the care area's maximum",
-                                           limit_name=name, value=Quantity(value, unit), limit=Quantity(limit, unit)))
-        return within
 
     def weight_kg(self) -> Decimal | None:
         assert self.area is not None

@@ -4,7 +4,8 @@ One program can earn several verdicts at once (a pump on an outdated library who
 also above the soft maximum; a weight-based entry without a weight), so :func:`evaluate`
 returns a :class:`VerdictSet`. Rules for the set:
 
-* ``within_limits`` is present when at least one limit comparison ran and none failed; it names
+* ``within_limits`` is present when at least one limit of the drug entry was compared and none
+  failed (care-area device limits count as failures only); it names
   the dose (or rate) compared. It sits beside non-limit verdicts (``library_outdated``,
   ``weight_missing``, ``no_dose_check_possible`` ...), never beside a failed limit.
 * The set is never empty; ``worst`` is the verdict with the highest severity.
