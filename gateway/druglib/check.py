@@ -16,21 +16,19 @@ reported rate gets a tolerance of one rate step (see :mod:`gateway.druglib.dose`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
-from drivers.model import ChannelSnapshot, ChannelState, Quantity
+from drivers.model import Quantity
+from gateway.druglib.compare import compare, convert_for_entry, duration_rate_limits, fmt
 from gateway.druglib.dose import dose_from_rate, dose_tolerance, intermittent_dose, rate_step
 from gateway.druglib.errors import UnitError
 from gateway.druglib.load import LoadedLibrary, normalise_name
-from gateway.druglib.model import CareArea, Entry, LimitSet
+from gateway.druglib.model import CareArea, Entry
+from gateway.druglib.program import ProgramUnderCheck, program_from_channel
 from gateway.druglib.units import (
-    PER_HOUR,
     ConcentrationUnit,
-    DoseUnit,
     Family,
     amount_unit,
-    check_same_family,
     concentration_per_ml,
     concentration_unit,
     dose_unit,
@@ -48,87 +46,11 @@ CONCENTRATION_MATCH = Decimal("0.001")
 _ML = amount_unit("mL")
 
 
-@dataclass(frozen=True, slots=True)
-class ProgramUnderCheck:
-    """What the checker needs from a pump channel, plus what the gateway knows around it."""
-
-    drug: str | None
-    care_area: str | None
-    pump_library_version: str | None = None
-    concentration: Quantity | None = None
-    dose_rate: Quantity | None = None
-    rate: Quantity | None = None
-    vtbi: Quantity | None = None
-    patient_weight: Quantity | None = None
-    expected_weight: Quantity | None = None  # e.g. from the EHR; enables the lb/kg check
-    bsa: Quantity | None = None  # m2, for per-m2 entries
-    therapy: str | None = None
-    rate_step_ml_h: Decimal | None = None  # the pump's rate resolution when the driver knows it
-
-
-def program_from_channel(
-    channel: ChannelSnapshot,
-    *,
-    care_area: str | None,
-    pump_library_version: str | None,
-    expected_weight: Quantity | None = None,
-) -> ProgramUnderCheck | None:
-    """The program on a channel, or ``None`` when nothing is programmed.
-
-    The care area the pump itself reports wins over the configured one: it is the profile whose
-    limits the pump applied.
-    """
-    if channel.state is ChannelState.IDLE or (channel.rate is None and channel.dose_rate is None and not channel.drug):
-        return None
-    return ProgramUnderCheck(
-        drug=channel.drug or None,
-        care_area=channel.care_area or care_area or None,
-        pump_library_version=pump_library_version,
-        concentration=channel.concentration,
-        dose_rate=channel.dose_rate,
-        rate=channel.rate,
-        vtbi=channel.vtbi,
-        patient_weight=channel.patient_weight,
-        expected_weight=expected_weight,
-    )
+__all__ = ["ProgramUnderCheck", "evaluate", "program_from_channel"]
 
 
 def evaluate(library: LoadedLibrary, program: ProgramUnderCheck) -> VerdictSet:
     return _Check(library, program).run()
-
-
-def _fmt(value: Decimal) -> str:
-    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-    if "." in text and len(text.split(".")[1]) > 4:
-        text = format(value.quantize(Decimal("0.0001")).normalize(), "f")
-    return text
-
-
-def convert_for_entry(value: Decimal, source: DoseUnit, target: DoseUnit, weight_kg: Decimal | None, bsa_m2: Decimal | None) -> Decimal:
-    """A reported dose in the entry's unit: same family; per-kg/time differences need the patient."""
-    check_same_family(source.amount, target.amount)
-    if source.same_shape(target):
-        return value * source.amount.factor / target.amount.factor
-    if (source.time is None) != (target.time is None):
-        raise UnitError(source.ucum, f"cannot compare a total dose with a rate ({target.ucum})")
-
-    def per_patient(u: DoseUnit) -> Decimal:
-        if u.per_kg:
-            if weight_kg is None:
-                raise ValueError(f"converting {source.ucum} to {target.ucum} needs the patient weight")
-            return weight_kg
-        if u.per_m2:
-            if bsa_m2 is None:
-                raise ValueError(f"converting {source.ucum} to {target.ucum} needs the body surface area")
-            return bsa_m2
-        return Decimal(1)
-
-    def per_hour(u: DoseUnit) -> Decimal:
-        mul, div = PER_HOUR[u.time] if u.time else (Decimal(1), Decimal(1))
-        return mul / div
-
-    absolute = value * source.amount.factor * per_patient(source) * per_hour(source)
-    return absolute / (target.amount.factor * per_patient(target) * per_hour(target))
 
 
 class _Check:
@@ -216,7 +138,7 @@ class _Check:
             checks.append(("care_area.max_vtbi_ml", "VTBI", vtbi.value, self.area.max_vtbi_ml, "mL"))
         for name, label, value, limit, unit in checks:
             if value is not None and limit is not None and value > limit:
-                self.add(VerdictKind.ABOVE_HARD_MAX, f"{label} {_fmt(value)} {unit} is above the care area's maximum {_fmt(limit)} {unit}",
+                self.add(VerdictKind.ABOVE_HARD_MAX, f"{label} {fmt(value)} {unit} is above the care area's maximum {fmt(limit)} {unit}",
                          limit_name=name, value=Quantity(value, unit), limit=Quantity(limit, unit))
 
     def weight_kg(self) -> Decimal | None:
@@ -237,7 +159,7 @@ class _Check:
             if kind is not VerdictKind.WITHIN_LIMITS:
                 hard = name.startswith("hard")
                 self.add(VerdictKind.WEIGHT_OUTSIDE_LIMITS,
-                         f"weight {_fmt(kg)} kg is {'above' if 'max' in name else 'below'} the care area's {name.replace('_', ' ')} {_fmt(limit)} kg",
+                         f"weight {fmt(kg)} kg is {'above' if 'max' in name else 'below'} the care area's {name.replace('_', ' ')} {fmt(limit)} kg",
                          severity=Severity.CRITICAL if hard else Severity.WARNING,
                          limit_name=f"weight_kg.{name}", value=Quantity(kg, "kg"), limit=Quantity(limit, "kg"))
         self.expected_weight(kg)
@@ -258,10 +180,10 @@ class _Check:
         common = dict(limit_name="weight_kg.expected", value=Quantity(kg, "kg"), limit=Quantity(expected, "kg"))
         if lo <= ratio <= hi or lo <= 1 / ratio <= hi:
             self.add(VerdictKind.WEIGHT_SUSPICIOUS,
-                     f"weight {_fmt(kg)} kg is {_fmt(ratio.quantize(Decimal('0.01')))}x the expected {_fmt(expected)} kg: "
+                     f"weight {fmt(kg)} kg is {fmt(ratio.quantize(Decimal('0.01')))}x the expected {fmt(expected)} kg: "
                      f"pounds entered as kilograms? (1 kg = {LB_PER_KG} lb)", **common)
         elif abs(ratio - 1) > WEIGHT_MISMATCH:
-            self.add(VerdictKind.WEIGHT_SUSPICIOUS, f"weight {_fmt(kg)} kg differs from the expected {_fmt(expected)} kg by more than 10 %",
+            self.add(VerdictKind.WEIGHT_SUSPICIOUS, f"weight {fmt(kg)} kg differs from the expected {fmt(expected)} kg by more than 10 %",
                      severity=Severity.WARNING, **common)
 
     def match_concentration(self, candidates: tuple[Entry, ...]) -> list[tuple[Entry, Decimal | None]]:
@@ -291,7 +213,7 @@ class _Check:
                 continue
             assert c.amount is not None and c.volume_ml is not None
             fixed = c.amount / c.volume_ml
-            offered.append(f"{_fmt(fixed)} {c.amount_unit}/mL")
+            offered.append(f"{fmt(fixed)} {c.amount_unit}/mL")
             if abs(per_ml - fixed) <= fixed * CONCENTRATION_MATCH:
                 out.append((e, per_ml))
         if not out:
@@ -309,15 +231,15 @@ class _Check:
         def limit_check(what: str, value: Decimal, unit_text: str, limits: dict[str, Decimal], tol: Decimal) -> None:
             kind, name, limit = compare(value, limits, tol)
             tq = Quantity(tol, unit_text) if tol else None
-            label = f"{self.p.drug}{' (' + e.therapy + ')' if e.therapy else ''}: {what.replace('_', ' ')} {_fmt(value)} {unit_text}"
+            label = f"{self.p.drug}{' (' + e.therapy + ')' if e.therapy else ''}: {what.replace('_', ' ')} {fmt(value)} {unit_text}"
             if kind is VerdictKind.WITHIN_LIMITS:
-                shown = ", ".join(f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in limits.items())
+                shown = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in limits.items())
                 within.append(self.verdict(kind, f"{label} within limits ({shown} {unit_text})", entry=e,
                                            limit_name=what, value=Quantity(value, unit_text), tolerance=tq))
             else:
                 word = {"hard_max": "above the hard maximum", "soft_max": "above the soft maximum",
                         "hard_min": "below the hard minimum", "soft_min": "below the soft minimum"}[name]
-                out.append(self.verdict(kind, f"{label} is {word} {_fmt(limit)} {unit_text}", entry=e,
+                out.append(self.verdict(kind, f"{label} is {word} {fmt(limit)} {unit_text}", entry=e,
                                         limit_name=f"{what}.{name}", value=Quantity(value, unit_text),
                                         limit=Quantity(limit, unit_text), tolerance=tq))
 
@@ -346,7 +268,7 @@ class _Check:
             if conc is None:
                 note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"custom concentration of {e.drug} not reported: the dose cannot be recomputed", limit_name="concentration")
             elif c.limits is None:
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"custom concentration {_fmt(conc)} {amount.ucum}/mL of {e.drug} has no concentration limits in the library", limit_name="concentration")
+                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"custom concentration {fmt(conc)} {amount.ucum}/mL of {e.drug} has no concentration limits in the library", limit_name="concentration")
             else:
                 lcu = concentration_unit(c.limits_unit or "")
                 in_limit_unit = concentration_per_ml(conc, per_ml_unit, lcu.amount) * lcu.volume.factor
@@ -391,22 +313,3 @@ class _Check:
             limit_check("rate_from_duration", rate, "mL/h", duration_rate_limits(c.volume_ml, e.duration_limits_min), Decimal(0))
 
 
-def duration_rate_limits(diluent_ml: Decimal, durations: LimitSet) -> dict[str, Decimal]:
-    """Duration limits (min) as rate limits (mL/h): the shortest duration is the highest rate."""
-    swap = {"hard_min": "hard_max", "soft_min": "soft_max", "soft_max": "soft_min", "hard_max": "hard_min"}
-    rates = {swap[name]: diluent_ml * 60 / minutes for name, minutes in durations.values().items()}
-    return {name: rates[name] for name in ("hard_min", "soft_min", "soft_max", "hard_max") if name in rates}
-
-
-def compare(value: Decimal, limits: dict[str, Decimal], tolerance: Decimal) -> tuple[VerdictKind, str, Decimal]:
-    """The first limit crossed, hard before soft; a value within ``tolerance`` of a limit passes."""
-    for name, kind, crossed in (
-        ("hard_max", VerdictKind.ABOVE_HARD_MAX, lambda v, lim: v - tolerance > lim),
-        ("soft_max", VerdictKind.ABOVE_SOFT_MAX, lambda v, lim: v - tolerance > lim),
-        ("hard_min", VerdictKind.BELOW_HARD_MIN, lambda v, lim: v + tolerance < lim),
-        ("soft_min", VerdictKind.BELOW_SOFT_MIN, lambda v, lim: v + tolerance < lim),
-    ):
-        limit = limits.get(name)
-        if limit is not None and crossed(value, limit):
-            return kind, name, limit
-    return VerdictKind.WITHIN_LIMITS, "", Decimal(0)
