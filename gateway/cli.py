@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.check_config",
     "gateway.commands.demo",
     "gateway.commands.schema",
+    "gateway.commands.library",
 )
 
 DESCRIPTION = """\

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from gateway.config.model import GatewayConfig
+from gateway.druglib.model import DrugLibrary
 
 # file name -> model; later issues add the drug library and MQTT payload models here.
-SCHEMAS = {"gateway.schema.json": GatewayConfig}
+SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary}
 
 
 def render(model: type) -> str:

@@ -1,0 +1,82 @@
+"""Errors of the drug-library checker.
+
+Chosen by what the caller does next: a refused file (``LibraryInvalid``,
+``LibraryPinMismatch``, ``LibraryUnreadable``) means "keep the previous library in force and
+alert"; a unit error (``UnitError``) means "this comparison cannot be made" -- the checker turns
+it into a verdict, never into a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.errors import PumpgwError
+
+
+class LibraryError(PumpgwError):
+    """Base of every drug-library error."""
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryProblem:
+    """One thing wrong with a library file: where (JSON path, line when known) and what."""
+
+    json_path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.json_path}: {self.message}"
+
+
+class LibraryUnreadable(LibraryError):
+    """The file cannot be read, is not UTF-8 or is not JSON."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class LibraryInvalid(LibraryError):
+    """The file is JSON but not a valid library; ``problems`` lists every finding."""
+
+    def __init__(self, path: str, problems: list[LibraryProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s): " + "; ".join(str(p) for p in problems))
+
+
+class LibraryPinMismatch(LibraryError):
+    """The file's SHA-256 is not the one pinned in the gateway configuration."""
+
+    def __init__(self, path: str, expected: str, got: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{path}: SHA-256 pin mismatch: expected {expected}, got {got}")
+
+
+class UnitError(LibraryError):
+    """A unit string is not one the checker knows."""
+
+    def __init__(self, unit: str, reason: str) -> None:
+        self.unit = unit
+        self.reason = reason
+        super().__init__(f"unit {unit!r}: {reason}")
+
+
+class UnitFamilyMismatch(UnitError):
+    """Two quantities of different unit families (mass vs units vs mEq vs mmol) were combined.
+
+    There is no drug-independent factor between them (reference drug-library.md §3.2), so the
+    engine refuses instead of guessing.
+    """
+
+    def __init__(self, left: str, right: str) -> None:
+        self.left = left
+        self.right = right
+        PumpgwError.__init__(self, f"cannot combine {left!r} with {right!r}: different unit families")
+        self.unit = left
+        self.reason = f"different unit family from {right!r}"

@@ -1,0 +1,157 @@
+"""Read a library file, check its SHA-256 pin, validate it, and index it for lookups.
+
+Order matters: the pin is checked on the raw bytes before anything is parsed, because a file
+that is not the pharmacy's released artefact must be refused whatever it contains (tampered
+data sets are a documented hazard, reference §7.4, CVE-2023-30562). JSON numbers are parsed as
+``Decimal``. Every problem names the JSON path and the line (design.md §2 inv. 6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.druglib.errors import LibraryInvalid, LibraryPinMismatch, LibraryProblem, LibraryUnreadable
+from gateway.druglib.jsonpos import line_for, value_lines
+from gateway.druglib.model import CareArea, DrugLibrary, Entry
+from gateway.druglib.validate import problems_of
+
+
+def normalise_name(name: str) -> str:
+    """Drug and care-area names are matched case- and whitespace-insensitively."""
+    return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
+class LoadedLibrary:
+    """A validated library in force, with its identity (file, SHA-256) and lookup indexes."""
+
+    library: DrugLibrary
+    sha256: str
+    path: Path
+    _areas: dict[str, CareArea] = field(default_factory=dict, repr=False, compare=False)
+    _entries: dict[tuple[str, str], tuple[Entry, ...]] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, library: DrugLibrary, sha256: str, path: Path) -> LoadedLibrary:
+        areas: dict[str, CareArea] = {}
+        for area in library.care_areas:
+            for name in (area.id, *area.aliases):
+                areas[normalise_name(name)] = area
+        entries: dict[tuple[str, str], list[Entry]] = {}
+        for entry in library.entries:
+            for area_id in entry.care_areas:
+                for name in {normalise_name(entry.drug), *(normalise_name(a) for a in entry.aliases)}:
+                    entries.setdefault((area_id, name), []).append(entry)
+        return cls(library, sha256, path, areas, {k: tuple(v) for k, v in entries.items()})
+
+    @property
+    def version(self) -> str:
+        return self.library.version
+
+    def care_area(self, name: str | None) -> CareArea | None:
+        return None if not name else self._areas.get(normalise_name(name))
+
+    def candidates(self, care_area_id: str, drug: str) -> tuple[Entry, ...]:
+        """Entries for ``drug`` (name or alias) in a care area; several when therapies split it."""
+        return self._entries.get((care_area_id, normalise_name(drug)), ())
+
+    def drug_known_elsewhere(self, drug: str) -> list[str]:
+        key = normalise_name(drug)
+        return sorted({area for (area, name) in self._entries if name == key})
+
+    def is_current(self, pump_library_version: str) -> bool:
+        ids = {self.library.version, *self.library.pump_library_ids}
+        return pump_library_version.strip() in ids
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_library(path: Path, *, expected_sha256: str = "", require_released: bool = False) -> LoadedLibrary:
+    """Load, pin-check and validate a library file; raise a :class:`LibraryError` subclass if refused."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LibraryUnreadable(str(path), f"cannot read file: {exc.strerror or exc}") from None
+    return load_library_bytes(data, path=path, expected_sha256=expected_sha256, require_released=require_released)
+
+
+def load_library_bytes(
+    data: bytes, *, path: Path, expected_sha256: str = "", require_released: bool = False
+) -> LoadedLibrary:
+    digest = sha256_of(data)
+    if expected_sha256 and digest != expected_sha256.lower():
+        raise LibraryPinMismatch(str(path), expected_sha256.lower(), digest)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LibraryUnreadable(str(path), f"not UTF-8 text (byte offset {exc.start})") from None
+    try:
+        raw = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise LibraryInvalid(str(path), [LibraryProblem("(file)", f"JSON syntax error: {exc.msg} (column {exc.colno})", exc.lineno)]) from None
+    except ValueError as exc:
+        raise LibraryInvalid(str(path), [LibraryProblem("(file)", str(exc))]) from None
+    lines = value_lines(text)
+    try:
+        library = DrugLibrary.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(err, lines) for err in exc.errors()]
+        raise LibraryInvalid(str(path), problems) from None
+    found = [LibraryProblem(p, msg, line_for(lines, _loc(p))) for p, msg in problems_of(library)]
+    if require_released and library.status != "released":
+        found.append(LibraryProblem("status", f"is {library.status!r}: only a released library is put in force", line_for(lines, ("status",))))
+    if found:
+        raise LibraryInvalid(str(path), found)
+    return LoadedLibrary.build(library, digest, path)
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number a drug library may contain")
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _loc(path: str) -> tuple:
+    """``entries[3].dose_limits`` -> ``("entries", 3, "dose_limits")``."""
+    out: list = []
+    for part in path.replace("]", "").split("."):
+        name, *indexes = part.split("[")
+        if name:
+            out.append(name)
+        out.extend(int(i) for i in indexes)
+    return tuple(out)
+
+
+def _describe(err: dict, lines: dict[tuple, int]) -> LibraryProblem:
+    # pydantic appends the failing union member or validator name to loc for some errors;
+    # keep only the parts that exist in the file.
+    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "decimal", "is-instance")))
+    where = _path(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key (check the spelling; see docs/drug-library.md)"
+    elif kind == "missing":
+        msg = "required key is missing"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        if not isinstance(got, (dict, list)) and got is not None:
+            msg += f" (got {got!r})"
+    return LibraryProblem(where, msg, line_for(lines, loc))

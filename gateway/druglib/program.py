@@ -1,0 +1,53 @@
+"""The program under check: what a pump channel reports, plus what the gateway knows around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from drivers.model import ChannelSnapshot, ChannelState, Quantity
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramUnderCheck:
+    """What the checker needs from a pump channel, plus what the gateway knows around it."""
+
+    drug: str | None
+    care_area: str | None
+    pump_library_version: str | None = None
+    concentration: Quantity | None = None
+    dose_rate: Quantity | None = None
+    rate: Quantity | None = None
+    vtbi: Quantity | None = None
+    patient_weight: Quantity | None = None
+    expected_weight: Quantity | None = None  # e.g. from the EHR; enables the lb/kg check
+    bsa: Quantity | None = None  # m2, for per-m2 entries
+    therapy: str | None = None
+    rate_step_ml_h: Decimal | None = None  # the pump's rate resolution when the driver knows it
+
+
+def program_from_channel(
+    channel: ChannelSnapshot,
+    *,
+    care_area: str | None,
+    pump_library_version: str | None,
+    expected_weight: Quantity | None = None,
+) -> ProgramUnderCheck | None:
+    """The program on a channel, or ``None`` when nothing is programmed.
+
+    The care area the pump itself reports wins over the configured one: it is the profile whose
+    limits the pump applied.
+    """
+    if channel.state is ChannelState.IDLE or (channel.rate is None and channel.dose_rate is None and not channel.drug):
+        return None
+    return ProgramUnderCheck(
+        drug=channel.drug or None,
+        care_area=channel.care_area or care_area or None,
+        pump_library_version=pump_library_version,
+        concentration=channel.concentration,
+        dose_rate=channel.dose_rate,
+        rate=channel.rate,
+        vtbi=channel.vtbi,
+        patient_weight=channel.patient_weight,
+        expected_weight=expected_weight,
+    )
