@@ -13,13 +13,32 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 MessageKind = Literal["pcd01", "pcd04", "pcd10"]
 ALL_MESSAGE_KINDS: tuple[str, ...] = ("pcd01", "pcd04", "pcd10")
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _EUI64 = re.compile(r"^[0-9A-F]{16}$")
+
+# The link each protocol family travels on (docs/reference pump-protocols.md §2.2, §3.2, §6.2).
+PROTOCOL_LINK: dict[str, str] = {"ne1000": "serial", "alaris": "serial", "bbraun-bcc": "tcp"}
+
+# B. Braun SpaceCom addressing: pillar digit 1-3, slot 1-9 then A-O, i.e. 1-24
+# (pump-protocols.md §6.5, ``MEM:GETSLOT#<p><s>``).
+BBRAUN_PILLARS = range(1, 4)
+BBRAUN_SLOTS = range(1, 25)
+
+# Pass ``context={DEFER_CROSS_CHECKS: True}`` to ``model_validate*`` to skip the checks
+# across pumps and destinations; the file loader runs them itself so that it can report
+# every one of them with its line, not just the first.
+DEFER_CROSS_CHECKS = "pumpgw.defer_cross_checks"
+
+
+def rule_error(key: str, message: str) -> PydanticCustomError:
+    """A rule across fields of one table, reported at ``key`` (the field to look at first)."""
+    return PydanticCustomError("config_rule", message, {"key": key})
 
 
 class _Strict(BaseModel):
@@ -80,7 +99,8 @@ class TcpLink(_Strict):
     @model_validator(mode="after")
     def _pillar_with_slot(self) -> TcpLink:
         if (self.pillar is None) != (self.slot is None):
-            raise ValueError("pillar and slot must be given together (rack address)")
+            given, absent = ("pillar", "slot") if self.slot is None else ("slot", "pillar")
+            raise rule_error(given, f"pillar and slot must be given together (rack address); {absent} is missing")
         return self
 
 
@@ -101,6 +121,25 @@ class PumpConfig(_Strict):
         default=30.0, gt=0, description="Silence after which the pump is reported communication-lost."
     )
 
+    @model_validator(mode="after")
+    def _link_fits_protocol(self) -> PumpConfig:
+        wanted = PROTOCOL_LINK[self.protocol]
+        if self.link.type != wanted:
+            how = (
+                "host, port, pillar and slot of its SpaceCom rack"
+                if wanted == "tcp"
+                else "a device path, or an rfc2217:// or socket:// URL of a serial device server"
+            )
+            raise rule_error("link", f"a {self.protocol} pump needs a {wanted} link ({how}); got type = \"{self.link.type}\"")
+        if self.protocol == "bbraun-bcc" and isinstance(self.link, TcpLink):
+            if self.link.pillar is None:
+                raise rule_error("link", "a bbraun-bcc pump is addressed by its rack position: link needs pillar and slot")
+            if self.link.pillar not in BBRAUN_PILLARS:
+                raise rule_error("link", f"a SpaceCom rack has pillars 1-3; got pillar = {self.link.pillar}")
+            if self.link.slot not in BBRAUN_SLOTS:
+                raise rule_error("link", f"a SpaceCom pillar has slots 1-24; got slot = {self.link.slot}")
+        return self
+
 
 class TlsConfig(_Strict):
     """TLS for an outgoing connection. When enabled there is never a fallback to plaintext."""
@@ -114,7 +153,8 @@ class TlsConfig(_Strict):
     @model_validator(mode="after")
     def _key_with_cert(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file must be given together")
+            given, absent = ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            raise rule_error(given, f"cert_file and key_file must be given together; {absent} is missing")
         return self
 
 
@@ -125,7 +165,10 @@ class RetryPolicy(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:
         if self.max_backoff_s < self.initial_backoff_s:
-            raise ValueError("max_backoff_s must be >= initial_backoff_s")
+            raise rule_error(
+                "max_backoff_s",
+                f"max_backoff_s must be >= initial_backoff_s ({self.initial_backoff_s:g}); got {self.max_backoff_s:g}",
+            )
         return self
 
 
@@ -168,7 +211,7 @@ class MllpDestination(_Strict):
     def _complete_ttl(cls, value: dict[str, float]) -> dict[str, float]:
         for kind, ttl in value.items():
             if ttl <= 0:
-                raise ValueError(f"ttl_s.{kind} must be > 0 seconds (there is no 'never expires' value)")
+                raise rule_error(kind, f"must be > 0 seconds (there is no 'never expires' value); got {ttl:g}")
         return {**_default_ttl(), **value}
 
 
@@ -224,14 +267,13 @@ class GatewayConfig(_Strict):
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> GatewayConfig:
-        for label, names in (
-            ("pump id", [p.id for p in self.pumps]),
-            ("destination name", [d.name for d in self.destinations]),
-        ):
-            seen: set[str] = set()
-            for name in names:
-                if name in seen:
-                    raise ValueError(f"duplicate {label} {name!r}")
-                seen.add(name)
+    def _cross_checks(self, info: ValidationInfo) -> GatewayConfig:
+        """Unique names, shared serial lines, rack addresses (gateway.config.checks)."""
+        if isinstance(info.context, dict) and info.context.get(DEFER_CROSS_CHECKS):
+            return self
+        from gateway.config.checks import cross_check  # the checks need these models
+
+        errors = cross_check(list(enumerate(self.pumps)), list(enumerate(self.destinations)))
+        if errors:
+            raise ValueError("; ".join(f"{f.where}: {f.message}" for f in errors))
         return self
