@@ -189,9 +189,6 @@ def warnings(config: GatewayConfig) -> list[Finding]:
             out.append(Finding(here + ("comm_lost_after_s",), f"{pump.comm_lost_after_s:g} s is not longer than "
                                f"poll_interval_s ({pump.poll_interval_s:g} s): the pump will be reported "
                                "communication-lost between two polls", "warning"))
-        if pump.request_timeout_s >= pump.poll_interval_s:
-            out.append(Finding(here + ("request_timeout_s",), f"{pump.request_timeout_s:g} s is not shorter "
-                               f"than poll_interval_s ({pump.poll_interval_s:g} s): polls will overlap", "warning"))
         if config.library is not None and not pump.care_area:
             out.append(Finding(here, f"pump {pump.id!r} has no care_area: its programs get the verdict "
                                "'care area unknown'", "warning"))
