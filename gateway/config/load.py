@@ -29,6 +29,14 @@ from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
+# tomllib's terse messages, explained for someone editing the file by hand.
+_TOML_HINTS = {
+    "Cannot overwrite a value": "this key is already set above in the same table",
+    "Cannot declare": "this table header appears twice (use [[name]] for a list of tables)",
+    "Invalid value": "a value is missing or malformed (strings need quotes)",
+    "Expected '=' after a key": "keys with spaces or dots need quotes; values need 'key = value'",
+}
+
 
 @dataclass(frozen=True)
 class ConfigReport:
@@ -77,7 +85,10 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
         message = str(exc)
         found = _TOML_POSITION.search(message)
         line, column = (int(found.group(1)), int(found.group(2))) if found else (None, None)
-        problem = ConfigProblem(source, (), f"TOML syntax error: {_TOML_POSITION.sub('', message)}", line, column)
+        message = _TOML_POSITION.sub("", message)
+        hint = next((h for start, h in _TOML_HINTS.items() if message.startswith(start)), None)
+        message += f" ({hint})" if hint else ""
+        problem = ConfigProblem(source, (), f"TOML syntax error: {message}", line, column)
         raise ConfigFileError(source, [problem]) from None
     positions = key_lines(text)
 

@@ -25,6 +25,10 @@ _EUI64 = re.compile(r"^[0-9A-F]{16}$")
 # The link each protocol family travels on (docs/reference pump-protocols.md §2.2, §3.2, §6.2).
 PROTOCOL_LINK: dict[str, str] = {"ne1000": "serial", "alaris": "serial", "bbraun-bcc": "tcp"}
 
+# pyserial URL handlers a serial link may name (serial_for_url); rfc2217 and socket reach
+# serial device servers, the others are for testing and diagnosis.
+SERIAL_URL_SCHEMES = frozenset({"rfc2217", "socket", "loop", "spy", "alt", "hwgrep"})
+
 # B. Braun SpaceCom addressing: pillar digit 1-3, slot 1-9 then A-O, i.e. 1-24
 # (pump-protocols.md §6.5, ``MEM:GETSLOT#<p><s>``).
 BBRAUN_PILLARS = range(1, 4)
@@ -87,6 +91,23 @@ class SerialLink(_Strict):
     address: int | None = Field(
         default=None, ge=0, le=99, description="Pump network address on a multi-drop line (NE-1000: 0-99)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _known_url(cls, value: str) -> str:
+        if "://" not in value:
+            return value  # a device path
+        scheme, rest = value.split("://", 1)
+        if scheme.lower() not in SERIAL_URL_SCHEMES:
+            raise ValueError(
+                f"unsupported URL scheme {scheme!r}; expected a device path, rfc2217://HOST:PORT or socket://HOST:PORT"
+            )
+        if scheme.lower() in ("rfc2217", "socket"):
+            hostport = rest.split("?", 1)[0].split("/", 1)[0]
+            host, _, port = hostport.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{scheme}:// needs HOST:PORT, e.g. {scheme}://10.1.2.3:4001")
+        return value
 
 
 class TcpLink(_Strict):

@@ -41,7 +41,7 @@ def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigPr
         lines.append(f"mqtt          {m.host}:{m.port} ({'TLS' if m.tls.enabled else 'plain'}) prefix {m.topic_prefix}")
     else:
         lines.append("mqtt          disabled")
-    lines.append(f"outbox        {config.outbox.path} (budget {config.outbox.max_bytes / 1e6:.0f} MB)")
+    lines.append(f"outbox        {config.outbox.path} (budget {_size(config.outbox.max_bytes)})")
     if config.library is None:
         lines.append("library       none configured: no drug-library verdicts")
     else:
@@ -111,3 +111,10 @@ def _duration(seconds: float) -> str:
 
 def _eui(compact: str) -> str:
     return "-".join(compact[i : i + 2] for i in range(0, 16, 2))
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
