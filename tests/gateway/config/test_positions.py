@@ -52,7 +52,7 @@ def documents(draw):
     for index in range(draw(st.integers(1, 4))):
         emit(("pumps", index), "[[pumps]]")
         for key in draw(st.lists(KEYS, min_size=1, max_size=4, unique=True)):
-            emit(("pumps", index, key), f"{key} = {draw(SCALARS)}")
+            emit(("pumps", index, "k" + key), f"k{key} = {draw(SCALARS)}")
         inline = draw(st.lists(KEYS, min_size=1, max_size=3, unique=True))
         values = [draw(ONE_LINE) for _ in inline]
         for key in inline:
