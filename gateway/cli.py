@@ -16,7 +16,9 @@ from gateway import __version__
 
 # (module, attribute) of every command group's ``register`` function, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "gateway.commands.run",
     "gateway.commands.check_config",
+    "gateway.commands.demo",
     "gateway.commands.schema",
 )
 

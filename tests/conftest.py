@@ -27,3 +27,21 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("NOTIFY_SOCKET", None)
     return env
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Run ``async def`` tests in a fresh event loop (no plugin needed).
+
+    Each test gets its own loop via ``asyncio.run``, which also cancels and awaits every task
+    the test left behind -- a leaked task shows up as a warning or a hang, not silently.
+    """
+    import asyncio
+    import inspect
+
+    func = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(func):
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(func(**args))
+    return True

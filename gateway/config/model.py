@@ -296,6 +296,17 @@ class LoggingConfig(_Strict):
     )
 
 
+class Hl7Config(_Strict):
+    """What every HL7 message carries, whatever its destination."""
+
+    pcd01_interval_s: float = Field(
+        default=60.0, ge=1, le=86400, description="Reporting interval: one PCD-01 per pump per interval."
+    )
+    processing_id: Literal["P", "D", "T"] = Field(
+        default="P", description="MSH-11: P production, T training, D debugging (the demo uses D)."
+    )
+
+
 class GatewayConfig(_Strict):
     """The whole configuration of one gateway host."""
 
@@ -304,6 +315,7 @@ class GatewayConfig(_Strict):
     destinations: list[MllpDestination] = Field(
         default_factory=list, description="HL7 receivers, one [[destinations]] table each."
     )
+    hl7: Hl7Config = Field(default=Hl7Config(), description="What every HL7 message carries.")
     mqtt: MqttConfig = Field(default=MqttConfig(), description="MQTT publishing of live state.")
     outbox: OutboxConfig = Field(description="The durable outbox.")
     library: LibraryConfig | None = Field(default=None, description="The drug library; none: no verdicts.")

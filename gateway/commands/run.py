@@ -1,0 +1,48 @@
+"""``pumpgw run --config FILE``: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from gateway.config import load_config
+from gateway.errors import ConfigError, PumpgwError
+from gateway.log import configure_logging, get_logger
+
+HELP = """\
+Run the gateway daemon in the foreground (systemd starts it this way; see
+systemd/pumpgw.service). It polls every configured pump read-only, queues HL7 messages in
+the outbox file and delivers them to each destination, publishes MQTT when enabled, and
+tells systemd when it is ready and alive. Stop it with SIGTERM or Ctrl-C: it finishes the
+message in hand, commits the outbox and closes every link, then exits 0.
+
+Exit codes: 0 stopped cleanly; 1 the configuration is invalid or the outbox cannot be opened.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the gateway daemon", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, metavar="FILE", help="gateway configuration (TOML)")
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{exc.path}: configuration is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    configure_logging(level=config.logging.level, fmt=config.logging.format, wire_trace=config.logging.wire_trace)
+    from gateway.daemon import build_daemon  # imported late: `--help` stays fast
+
+    try:
+        daemon = build_daemon(config)
+    except PumpgwError as exc:
+        get_logger("pumpgw.run").error("cannot start", error=str(exc), error_type=type(exc).__name__)
+        return 1
+    asyncio.run(daemon.run())
+    return 0

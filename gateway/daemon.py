@@ -1,0 +1,77 @@
+"""The composition root: builds every component from one :class:`GatewayConfig`.
+
+This is the only place that knows all parts; tests and the demo swap in simulators by
+pointing the configuration at them, not by replacing components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.config.model import GatewayConfig
+from gateway.hl7 import ControlIdGenerator
+from gateway.log import get_logger
+from gateway.mllp.sender import MllpSender, make_client_ssl_context
+from gateway.outbox import Outbox
+from gateway.pipeline import Pipeline, lanes
+from gateway.poller import LinkPoller, group_by_link
+from gateway.sdnotify import Notifier
+from gateway.supervisor import Supervisor
+
+log = get_logger("pumpgw.daemon")
+
+
+@dataclass
+class Daemon:
+    config: GatewayConfig
+    supervisor: Supervisor
+    outbox: Outbox
+    pipeline: Pipeline
+    pollers: list[LinkPoller] = field(default_factory=list)
+    senders: list[MllpSender] = field(default_factory=list)
+
+    async def run(self) -> None:
+        await self.supervisor.run()
+
+
+def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
+                 install_extra: Callable[[Supervisor], None] | None = None) -> Daemon:
+    config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox.open(
+        config.outbox.path,
+        max_bytes=config.outbox.max_bytes,
+        delivered_retention_s=config.outbox.delivered_retention_s,
+    )
+    supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
+    pipeline = Pipeline(
+        config,
+        outbox,
+        control_ids=ControlIdGenerator(config.gateway.eui64),
+        pcd01_interval_s=config.hl7.pcd01_interval_s,
+        processing_id=config.hl7.processing_id,
+    )
+    daemon = Daemon(config, supervisor, outbox, pipeline)
+    for key, pumps in group_by_link(config.pumps).items():
+        poller = LinkPoller(key, pumps, pipeline)
+        daemon.pollers.append(poller)
+        supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)
+    for dest in config.destinations:
+        ssl_context = (
+            make_client_ssl_context(dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file)
+            if dest.tls.enabled
+            else None
+        )
+        for lane in lanes(dest):
+            sender = MllpSender(
+                outbox, lane=lane, host=dest.host, port=dest.port,
+                ack_timeout_s=dest.ack_timeout_s, connect_timeout_s=dest.connect_timeout_s,
+                initial_backoff_s=dest.retry.initial_backoff_s, max_backoff_s=dest.retry.max_backoff_s,
+                ssl_context=ssl_context, server_hostname=dest.tls.server_hostname,
+            )
+            daemon.senders.append(sender)
+            supervisor.add(f"send {lane}", sender.run)
+    if install_extra is not None:
+        install_extra(supervisor)
+    supervisor.on_close("outbox", outbox.close)
+    return daemon

@@ -1,0 +1,171 @@
+"""From snapshots to queued messages: events, verdicts, HL7 encoding, routing to lanes.
+
+The poller calls this sink for every snapshot and communication change. For each pump it
+keeps an event tracker (snapshot diff -> typed events), checks every reported program
+against the drug library, and enqueues
+
+* PCD-01 observations once per reporting interval per pump,
+* PCD-10 infusion events as they happen,
+* PCD-04 alarms as they happen, on a separate *alarm lane* of each destination that takes
+  them, so an alarm never waits behind a backlog of observations (design.md §2 inv. 4),
+
+and hands the same state/events to the MQTT publisher when one is configured.
+
+A message counts as produced only once ``Outbox.enqueue`` returned (it is committed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from drivers.model import PumpIdentity, PumpSnapshot
+from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
+from gateway.events.model import EventKind, PumpEvent
+from gateway.events.tracker import PumpEventTracker
+from gateway.hl7 import ControlIdGenerator, EncodeContext, encode_pcd01, encode_pcd04, encode_pcd10
+from gateway.log import get_logger
+from gateway.outbox import Outbox
+
+ALARM_LANE_SUFFIX = ".alarms"
+
+# PCD-10 carries these infusion events (IHE IPEC, TF2 App. M); alarms go to PCD-04.
+PCD10_EVENTS = frozenset(
+    {
+        EventKind.DELIVERY_START,
+        EventKind.DELIVERY_STOP,
+        EventKind.DELIVERY_COMPLETE,
+        EventKind.PROGRAM_CLEARED,
+        EventKind.COMM_LOST,
+        EventKind.COMM_RESTORED,
+        EventKind.DEVICE_TIME_CHANGED,
+    }
+)
+
+
+def lane_for(destination: MllpDestination, kind: str) -> str:
+    return destination.name + (ALARM_LANE_SUFFIX if kind == "pcd04" else "")
+
+
+def lanes(destination: MllpDestination) -> list[str]:
+    """The outbox lanes (one sender task each) a destination needs."""
+    names = [destination.name] if set(destination.messages) - {"pcd04"} else []
+    if "pcd04" in destination.messages:
+        names.append(destination.name + ALARM_LANE_SUFFIX)
+    return names
+
+
+class LivePublisher(Protocol):
+    """What the pipeline needs from the MQTT side (absent when MQTT is disabled)."""
+
+    async def publish_state(self, pump_id: str, snapshot: PumpSnapshot, verdicts: list[dict]) -> None: ...
+    async def publish_event(self, event: PumpEvent) -> None: ...
+    async def publish_availability(self, pump_id: str, availability: str) -> None: ...
+    async def publish_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
+
+
+@dataclass
+class PumpRuntime:
+    config: PumpConfig
+    tracker: PumpEventTracker
+    last_pcd01: float = float("-inf")
+    last_snapshot: PumpSnapshot | None = None
+    counters: dict[str, int] = field(default_factory=lambda: {"snapshots": 0, "events": 0, "messages": 0})
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        outbox: Outbox,
+        *,
+        control_ids: ControlIdGenerator,
+        pcd01_interval_s: float = 60.0,
+        processing_id: str = "P",
+        verdicts: Callable[[PumpConfig, PumpSnapshot], list[Any]] | None = None,
+        live: LivePublisher | None = None,
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.control_ids = control_ids
+        self.pcd01_interval_s = pcd01_interval_s
+        self.processing_id = processing_id
+        self.verdicts = verdicts
+        self.live = live
+        self.log = get_logger("pumpgw.pipeline")
+        self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
+        self._routes: dict[str, list[MllpDestination]] = {
+            kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10")
+        }
+
+    def context(self, pump: PumpConfig, destination: MllpDestination) -> EncodeContext:
+        g = self.config.gateway
+        return EncodeContext(
+            site=g.site, ward=g.ward, gateway_id=g.gateway_id, eui64=g.eui64, country=g.country,
+            pump_id=pump.id, location=pump.location, care_area=pump.care_area,
+            receiving_application=destination.receiving_application,
+            receiving_facility=destination.receiving_facility,
+            processing_id=self.processing_id, control_ids=self.control_ids,
+        )
+
+    # -- SnapshotSink -------------------------------------------------------------------
+    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
+        rt = self.pumps[pump_id]
+        rt.counters["snapshots"] += 1
+        rt.last_snapshot = snapshot
+        for event in rt.tracker.on_snapshot(snapshot):
+            await self._route_event(rt, event)
+        verdicts = self.verdicts(rt.config, snapshot) if self.verdicts else []
+        now = time.monotonic()
+        if now - rt.last_pcd01 >= self.pcd01_interval_s:
+            rt.last_pcd01 = now
+            for dest in self._routes["pcd01"]:
+                control_id, payload = encode_pcd01(snapshot, self.context(rt.config, dest), pump_id=pump_id)
+                await self._enqueue(rt, dest, "pcd01", control_id, payload)
+        if self.live is not None:
+            await self.live.publish_state(pump_id, snapshot, [v.to_dict() for v in verdicts])
+
+    async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
+        self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
+                      library=identity.drug_library_version)
+        if self.live is not None:
+            await self.live.publish_identity(pump_id, identity)
+
+    async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
+        rt = self.pumps[pump_id]
+        for event in rt.tracker.on_comm_lost(at, reason):
+            await self._route_event(rt, event)
+        if self.live is not None:
+            await self.live.publish_availability(pump_id, "comm-lost")
+
+    async def on_comm_restored(self, pump_id: str, at: datetime) -> None:
+        rt = self.pumps[pump_id]
+        for event in rt.tracker.on_comm_restored(at):
+            await self._route_event(rt, event)
+        if self.live is not None:
+            await self.live.publish_availability(pump_id, "online")
+
+    # -- routing --------------------------------------------------------------------------
+    async def _route_event(self, rt: PumpRuntime, event: PumpEvent) -> None:
+        rt.counters["events"] += 1
+        if event.is_alarm:
+            kind, encode = "pcd04", encode_pcd04
+        elif event.kind in PCD10_EVENTS:
+            kind, encode = "pcd10", encode_pcd10
+        else:
+            kind, encode = "", None
+        if encode is not None:
+            for dest in self._routes[kind]:
+                control_id, payload = encode(event, self.context(rt.config, dest))
+                await self._enqueue(rt, dest, kind, control_id, payload)
+        if self.live is not None:
+            await self.live.publish_event(event)
+
+    async def _enqueue(self, rt: PumpRuntime, dest: MllpDestination, kind: str, control_id: str, payload: bytes) -> None:
+        await self.outbox.enqueue(
+            lane=lane_for(dest, kind), kind=kind, control_id=control_id, payload=payload, ttl_s=dest.ttl_s[kind]
+        )
+        rt.counters["messages"] += 1

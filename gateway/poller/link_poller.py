@@ -1,0 +1,204 @@
+"""One poller task per link.
+
+A link is what the wire is: a serial line (several NE-1000 pumps may share one multi-drop
+line) or one TCP connection to a pump rack (a B. Braun SpaceCom serves every slot over one
+connection). Requests on a link are strictly sequential -- one outstanding request per wire
+(style.md, zigpy-znp) -- and each pump keeps its own poll interval and its own silence
+counter, so one dead pump on a rack never marks its neighbours lost (pymodbus #1654 shows the
+opposite).
+
+The poller knows nothing about HL7 or MQTT: it hands snapshots and communication changes to a
+:class:`SnapshotSink`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from drivers.base import PumpDriver
+from drivers.errors import DriverError, LinkError, PumpRefused
+from drivers.model import PumpIdentity, PumpSnapshot
+from drivers.registry import driver_class
+from drivers.transport import Link, open_serial, open_tcp
+from gateway.config.model import PumpConfig, SerialLink
+from gateway.log import get_logger
+
+IDENTITY_RECHECK_S = 300.0  # re-identify to catch a pump swapped on the same port
+
+
+class SnapshotSink(Protocol):
+    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None: ...
+    async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
+    async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None: ...
+    async def on_comm_restored(self, pump_id: str, at: datetime) -> None: ...
+
+
+def link_key(pump: PumpConfig) -> str:
+    if isinstance(pump.link, SerialLink):
+        return f"serial:{pump.link.url}"
+    return f"tcp:{pump.link.host}:{pump.link.port}"
+
+
+def group_by_link(pumps: Iterable[PumpConfig]) -> dict[str, list[PumpConfig]]:
+    groups: dict[str, list[PumpConfig]] = {}
+    for pump in pumps:
+        groups.setdefault(link_key(pump), []).append(pump)
+    return groups
+
+
+async def open_link(pump: PumpConfig, name: str) -> Link:
+    link = pump.link
+    if isinstance(link, SerialLink):
+        return await open_serial(
+            link.url, name=name, baudrate=link.baudrate, bytesize=link.bytesize,
+            parity=link.parity, stopbits=link.stopbits,
+        )
+    return await open_tcp(link.host, link.port, name=name)
+
+
+@dataclass
+class _PumpState:
+    config: PumpConfig
+    driver: PumpDriver | None = None
+    next_poll: float = 0.0
+    last_ok: float = field(default_factory=time.monotonic)
+    last_identify: float = float("-inf")
+    lost: bool = False
+    failures: int = 0
+
+
+class LinkPoller:
+    """Owns one link and the pumps on it; :meth:`run` is the supervised task body."""
+
+    def __init__(
+        self,
+        key: str,
+        pumps: list[PumpConfig],
+        sink: SnapshotSink,
+        *,
+        opener: Callable[[PumpConfig, str], Awaitable[Link]] = open_link,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+    ) -> None:
+        self.key = key
+        self.sink = sink
+        self.opener = opener
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.pumps = [_PumpState(p) for p in pumps]
+        self.log = get_logger("pumpgw.poller", link=key)
+        self._progress = time.monotonic()
+        self.polls = 0
+        self.reconnects = 0
+
+    def progress(self) -> float:
+        return self._progress
+
+    @property
+    def stale_after_s(self) -> float:
+        """How long without progress means this poller is hung (for the watchdog)."""
+        worst = max(p.config.poll_interval_s + 3 * p.config.request_timeout_s for p in self.pumps)
+        return max(60.0, 3 * worst, self.backoff_max_s + 10)
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            link: Link | None = None
+            try:
+                link = await self.opener(self.pumps[0].config, self.key)
+                attempt = 0
+                self.log.info("link open", pumps=[p.config.id for p in self.pumps])
+                for state in self.pumps:
+                    cls = driver_class(state.config.protocol)
+                    state.driver = cls(
+                        link,
+                        pump_id=state.config.id,
+                        address=getattr(state.config.link, "address", None),
+                        request_timeout_s=state.config.request_timeout_s,
+                    )
+                    state.last_identify = float("-inf")
+                await self._poll_forever()
+            except LinkError as exc:
+                attempt += 1
+                self.reconnects += 1
+                delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt, 16))
+                delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
+                self.log.warning("link down; reconnecting", error=str(exc), attempt=attempt, backoff_s=round(delay, 2))
+                await self._mark_lost_if_silent(str(exc))
+                await self._sleep_with_progress(delay)
+            finally:
+                for state in self.pumps:
+                    state.driver = None
+                if link is not None:
+                    await link.close()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            now = time.monotonic()
+            due = min(self.pumps, key=lambda s: s.next_poll)
+            if due.next_poll > now:
+                await self._sleep_with_progress(due.next_poll - now)
+                continue
+            due.next_poll = max(now, due.next_poll) + due.config.poll_interval_s
+            await self._poll_one(due)
+            self._progress = time.monotonic()
+
+    async def _poll_one(self, state: _PumpState) -> None:
+        assert state.driver is not None
+        pump_id = state.config.id
+        try:
+            if time.monotonic() - state.last_identify >= IDENTITY_RECHECK_S:
+                identity = await state.driver.identify()
+                state.last_identify = time.monotonic()
+                await self.sink.on_identity(pump_id, identity)
+            snapshot = await state.driver.poll()
+        except LinkError:
+            raise  # the whole link is gone: reconnect
+        except PumpRefused as exc:
+            # The pump answered "no": it is there, the link is fine. Logged, not fatal.
+            self.log.warning("pump refused a query", pump=pump_id, error=str(exc))
+            self._mark_alive(state)
+            return
+        except DriverError as exc:
+            state.failures += 1
+            if state.failures == 1:  # log the first failure and the recovery, not every poll
+                self.log.warning("poll failed", pump=pump_id, error=str(exc), error_type=type(exc).__name__)
+            await self._check_silence(state, str(exc))
+            return
+        self.polls += 1
+        if state.failures:
+            self.log.info("poll recovered", pump=pump_id, failed_polls=state.failures)
+        state.failures = 0
+        if state.lost:
+            state.lost = False
+            await self.sink.on_comm_restored(pump_id, datetime.now(UTC))
+        self._mark_alive(state)
+        await self.sink.on_snapshot(pump_id, snapshot)
+
+    def _mark_alive(self, state: _PumpState) -> None:
+        state.last_ok = time.monotonic()
+
+    async def _check_silence(self, state: _PumpState, reason: str) -> None:
+        if not state.lost and time.monotonic() - state.last_ok >= state.config.comm_lost_after_s:
+            state.lost = True
+            self.log.error("communication lost", pump=state.config.id, reason=reason)
+            await self.sink.on_comm_lost(state.config.id, datetime.now(UTC), reason)
+
+    async def _mark_lost_if_silent(self, reason: str) -> None:
+        for state in self.pumps:
+            await self._check_silence(state, reason)
+
+    async def _sleep_with_progress(self, seconds: float) -> None:
+        """Sleep in short steps so silence is detected and the watchdog sees a live poller."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 1.0))
+            self._progress = time.monotonic()
+            if self.pumps[0].driver is None:  # link down: keep silence accounting running
+                await self._mark_lost_if_silent("link down")
