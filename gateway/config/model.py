@@ -155,7 +155,9 @@ class PumpConfig(_Strict):
                 if wanted == "tcp"
                 else "a device path, or an rfc2217:// or socket:// URL of a serial device server"
             )
-            raise rule_error("link", f"a {self.protocol} pump needs a {wanted} link ({how}); got type = \"{self.link.type}\"")
+            raise rule_error(
+                "link", f"protocol \"{self.protocol}\" needs a {wanted} link ({how}); got type = \"{self.link.type}\""
+            )
         if self.protocol == "bbraun-bcc" and isinstance(self.link, TcpLink):
             if self.link.pillar is None:
                 raise rule_error("link", "a bbraun-bcc pump is addressed by its rack position: link needs pillar and slot")

@@ -36,6 +36,8 @@ def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigPr
             f"  {d.name}: mllp {d.host}:{d.port} ({tls}) <- {', '.join(d.messages)}; "
             f"ack timeout {d.ack_timeout_s:g} s; expire after {ttl}"
         )
+    hl7 = config.hl7
+    lines.append(f"hl7           PCD-01 every {_duration(hl7.pcd01_interval_s)} per pump; processing id {hl7.processing_id}")
     if config.mqtt.enabled:
         m = config.mqtt
         lines.append(f"mqtt          {m.host}:{m.port} ({'TLS' if m.tls.enabled else 'plain'}) prefix {m.topic_prefix}")
