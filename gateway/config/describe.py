@@ -22,8 +22,8 @@ from pydantic_core import ErrorDetails
 from gateway.config.model import GatewayConfig
 from gateway.config.problems import KeyPath
 
-# Human wording for the regular expressions used in the models.
-_PATTERNS = {
+# Human wording for the regular expressions used in the models (also used by the reference doc).
+PATTERN_WORDS = {
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$": "an identifier: 1-64 letters, digits, '_', '.' or '-', "
     "starting with a letter or digit (no spaces)",
     r"^([A-Z]{3})?$": "an ISO 3166 alpha-3 country code in capitals, e.g. \"DEU\", or empty",
@@ -86,18 +86,19 @@ def describe(err: ErrorDetails) -> Described:
     elif kind == "too_short":
         noun = "item" if ctx.get("min_length") == 1 else "items"
         message = f"expected at least {ctx.get('min_length')} {noun}; got {_got_type(got)}"
+    elif kind == "finite_number":
+        message = f"expected a finite number (inf and nan mean nothing here); got {show(got)}"
     elif kind == "string_too_short":
         message = f"expected a non-empty string; got {show(got)}"
     elif kind == "string_pattern_mismatch":
         pattern = ctx.get("pattern", "")
-        wanted = _PATTERNS.get(pattern, f"text matching the pattern {pattern}")
+        wanted = PATTERN_WORDS.get(pattern, f"text matching the pattern {pattern}")
         message = f"expected {wanted}; got {show(got)}"
-    elif kind.endswith("_type") or kind.endswith("_parsing") or kind in ("is_instance_of", "int_from_float"):
-        base = kind.removesuffix("_type").removesuffix("_parsing")
-        wanted = _TYPE_WORDS.get(base, "int" if kind == "int_from_float" else base)
-        if kind == "int_from_float":
-            wanted = _TYPE_WORDS["int"]
-        message = f"expected {wanted}; got {show(got)} ({_got_type(got)})"
+    elif kind.endswith(("_type", "_parsing")) or kind in ("is_instance_of", "int_from_float"):
+        base = "int" if kind == "int_from_float" else kind.removesuffix("_type").removesuffix("_parsing")
+        wanted = _TYPE_WORDS.get(base, base)
+        shown = show(got) if isinstance(got, (dict, list)) else f"{show(got)} ({_got_type(got)})"
+        message = f"expected {wanted}; got {shown}"
     else:
         message = err["msg"].removeprefix("Value error, ")
         sub = ctx.get("key")

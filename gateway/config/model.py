@@ -46,7 +46,9 @@ def rule_error(key: str, message: str) -> PydanticCustomError:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan are refused: "never" is not a duration here (a pump whose comm_lost_after_s is
+    # inf would never be reported lost).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class GatewayIdentity(_Strict):

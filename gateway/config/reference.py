@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config.describe import _PATTERNS
+from gateway.config.describe import PATTERN_WORDS
 
 _INTRO = """\
 # Gateway configuration reference
@@ -147,7 +147,7 @@ def _allowed(prop: dict) -> str:
     if "minItems" in prop:
         parts.append(f"at least {prop['minItems']} item{'s' if prop['minItems'] != 1 else ''}")
     if "pattern" in prop:
-        parts.append(_PATTERNS.get(prop["pattern"], f"pattern `{prop['pattern']}`"))
+        parts.append(PATTERN_WORDS.get(prop["pattern"], f"pattern `{prop['pattern']}`"))
     return "; ".join(parts)
 
 
