@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.config import checks
 from gateway.config.describe import describe
-from gateway.config.model import DEFER_CROSS_CHECKS, GatewayConfig, PumpConfig
+from gateway.config.model import DEFER_CROSS_CHECKS, GatewayConfig, PumpConfig, TlsConfig
 from gateway.config.positions import key_lines
-from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath
+from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath, Severity
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -79,25 +80,19 @@ def load_config_report(path: str | Path) -> ConfigReport:
 
 
 def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> ConfigReport:
+    """Like :func:`load_config_text`, also returning warnings (for ``check-config``)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = _TOML_POSITION.search(message)
-        line, column = (int(found.group(1)), int(found.group(2))) if found else (None, None)
-        message = _TOML_POSITION.sub("", message)
-        hint = next((h for start, h in _TOML_HINTS.items() if message.startswith(start)), None)
-        message += f" ({hint})" if hint else ""
-        problem = ConfigProblem(source, (), f"TOML syntax error: {message}", line, column)
-        raise ConfigFileError(source, [problem]) from None
+        raise ConfigFileError(source, [_syntax_problem(exc, source)]) from None
     positions = key_lines(text)
 
-    def problem(key: KeyPath, message: str, *, line_key: KeyPath | None = None, severity: str = "error",
+    def problem(key: KeyPath, message: str, *, line_key: KeyPath | None = None, severity: Severity = "error",
                 related: tuple[KeyPath, ...] = ()) -> ConfigProblem:
         see = [n for n in (_line(positions, r) for r in related) if n is not None]
         if see:
             message += f" (line {', '.join(map(str, see))})"
-        return ConfigProblem(source, key, message, _line(positions, line_key or key), severity=severity)  # type: ignore[arg-type]
+        return ConfigProblem(source, key, message, _line(positions, line_key or key), severity=severity)
 
     problems: list[ConfigProblem] = []
     dates = list(_date_values(data, ()))
@@ -130,6 +125,17 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
     return ConfigReport(config=config, source=source, warnings=warnings)
 
 
+def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> ConfigProblem:
+    """tomllib puts the position at the end of its message; move it where editors look."""
+    message = str(exc)
+    found = _TOML_POSITION.search(message)
+    line, column = (int(found.group(1)), int(found.group(2))) if found else (None, None)
+    message = _TOML_POSITION.sub("", message)
+    hint = next((h for start, h in _TOML_HINTS.items() if message.startswith(start)), None)
+    message += f" ({hint})" if hint else ""
+    return ConfigProblem(source, (), f"TOML syntax error: {message}", line, column)
+
+
 def _line(positions: dict[KeyPath, int], key: KeyPath) -> int | None:
     """The line of ``key``, or of the nearest enclosing table or key that was written."""
     for depth in range(len(key), 0, -1):
@@ -138,7 +144,8 @@ def _line(positions: dict[KeyPath, int], key: KeyPath) -> int | None:
     return None
 
 
-def _date_values(value: Any, path: KeyPath):
+def _date_values(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """TOML dates and times, which no key of this configuration takes."""
     if isinstance(value, (dt.date, dt.time)):  # datetime is a date
         yield path, value.isoformat()
     elif isinstance(value, dict):
@@ -175,7 +182,7 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     def fix(p: Path | None) -> Path | None:
         return p if p is None or p.is_absolute() else (base_dir / p)
 
-    def fix_tls(tls):
+    def fix_tls(tls: TlsConfig) -> TlsConfig:
         return tls.model_copy(update={n: fix(getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")})
 
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
@@ -185,7 +192,7 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations})
 
 
-def _missing_files(config: GatewayConfig):
+def _missing_files(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
     """Files the daemon will need to read, absent on this host (a warning: the file may be
     checked on a workstation before it is deployed)."""
     wanted: list[tuple[KeyPath, Path | None]] = []
