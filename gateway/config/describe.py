@@ -74,7 +74,7 @@ def describe(err: ErrorDetails) -> Described:
     elif kind == "literal_error":
         message = f"expected one of: {ctx.get('expected')}; got {show(got)}"
     elif kind == "union_tag_invalid":
-        message = f"expected type = one of: {ctx.get('expected_tags')}; got {show(ctx.get('tag'))}"
+        message = f"expected one of: {ctx.get('expected_tags')}; got {show(ctx.get('tag'))}"
         key = key + ("type",)
         line_key = key
     elif kind == "union_tag_not_found":

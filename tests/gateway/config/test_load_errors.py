@@ -91,7 +91,7 @@ CASES = [
      BASE + pump(protocol="ne1000", link='{ type = "tcp", host = "10.42.16.30", port = 4001 }'),
      ['t.toml:11: pumps[0].link: protocol "ne1000" needs a serial link', "rfc2217://"]),
     ("unknown-link-type", BASE + pump(link='{ type = "usb", url = "/dev/ttyUSB0" }'),
-     ["t.toml:11: pumps[0].link.type: expected type = one of: 'serial', 'tcp'; got \"usb\""]),
+     ["t.toml:11: pumps[0].link.type: expected one of: 'serial', 'tcp'; got \"usb\""]),
     ("link-without-type", BASE + pump(link='{ url = "/dev/ttyUSB0" }'),
      ["t.toml:11: pumps[0].link.type: required key is missing; expected one of: 'serial', 'tcp'"]),
     ("unsupported-url-scheme", BASE + pump(link='{ type = "serial", url = "tcp://10.42.16.21:4001" }'),
