@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.config import load_config
+from gateway.config import load_config_report
 from gateway.config.summary import summarise
 from gateway.errors import ConfigError
 
 HELP = """\
 Validate a gateway configuration file without starting anything.
 
-Prints a summary (gateway identity, every pump with its protocol, link and poll
-interval, every HL7 destination with the message kinds routed to it, MQTT, outbox and
-drug library) and exits 0; or lists every problem with file, line, key and what was
-expected, and exits 1. Run it after every edit, before `systemctl restart pumpgw`.
+Prints a summary -- gateway identity; pumps grouped by how they are wired (serial device
+server and port, local serial line, rack pillar and slot) with protocol, serial settings,
+location, care area and poll interval; every HL7 destination with the message kinds routed
+to it; MQTT, outbox and drug library -- then any warnings, and exits 0.
+
+On errors, lists every problem as FILE:LINE: KEY: what was expected and what was found,
+and exits 1. Run it after every edit, before `systemctl restart pumpgw`.
+See docs/biomedical-engineer.md for what each message means.
 """
 
 
@@ -30,11 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.file)
+        report = load_config_report(args.file)
     except ConfigError as exc:
-        print(f"{exc.path}: configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{exc.path}: configuration is invalid, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+            print(f"  {problem}", file=sys.stderr)
         return 1
-    print(summarise(config, source=args.file))
+    print(summarise(report.config, source=args.file, warnings=report.warnings))
     return 0

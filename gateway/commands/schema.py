@@ -1,4 +1,4 @@
-"""``pumpgw schema``: write the JSON Schemas generated from the pydantic models."""
+"""``pumpgw schema``: write the JSON Schemas generated from the models, and the reference doc."""
 
 from __future__ import annotations
 
@@ -7,26 +7,38 @@ import json
 from pathlib import Path
 
 from gateway.config.model import GatewayConfig
+from gateway.config.reference import render_reference
 from gateway.druglib.model import DrugLibrary
 
-# file name -> model; later issues add the drug library and MQTT payload models here.
+# file name -> model of every published schema (MQTT payload models join here).
 SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary}
 
 
-def render(model: type) -> str:
+def schema_of(model: type) -> dict:
     schema = model.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return schema
+
+
+def render(model: type) -> str:
+    return json.dumps(schema_of(model), indent=2, sort_keys=True) + "\n"
+
+
+def render_config_reference() -> str:
+    """docs/config-reference.md: every key of the gateway configuration, from its schema."""
+    return render_reference(schema_of(GatewayConfig))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "schema",
-        help="write the JSON Schemas of the configuration files",
+        help="write the JSON Schemas of the configuration files (and the reference doc)",
         description="Regenerate config/schema/*.json from the models. Editors (VS Code, IntelliJ) "
-        "use them to complete and check configuration files while you type.",
+        "use them to complete and check configuration files while you type. With --docs, also "
+        "write the Markdown configuration reference generated from the same schema.",
     )
     p.add_argument("--out", default="config/schema", help="directory to write to (default: config/schema)")
+    p.add_argument("--docs", metavar="FILE", help="also write the configuration reference, e.g. docs/config-reference.md")
     p.set_defaults(handler=_handle)
 
 
@@ -36,4 +48,9 @@ def _handle(args: argparse.Namespace) -> int:
     for name, model in SCHEMAS.items():
         (out / name).write_text(render(model), encoding="utf-8")
         print(out / name)
+    if args.docs:
+        docs = Path(args.docs)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(render_config_reference(), encoding="utf-8")
+        print(docs)
     return 0

@@ -1,108 +1,179 @@
 """Read a TOML file into a :class:`GatewayConfig`, turning every problem into a readable line.
 
-Errors name the file, the key path (``pumps[3].link.baudrate``), the line where it can be
-found, and what was expected -- never a traceback: the reader is a biomedical engineer
-editing a file, not a Python developer.
+Errors name the file, the line, the key path (``pumps[3].link.baudrate``) and what was
+expected and got -- never a traceback: the reader is a biomedical engineer editing a file,
+not a Python developer. All problems are collected in one pass (syntax errors excepted:
+after one, TOML cannot be read further), so one run of ``check-config`` lists everything.
+
+Values are validated strictly: ``baudrate = "9600"`` or ``enabled = "yes"`` is an error, not
+a silent conversion, because a config file is written by hand and a quoted number is a slip.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from gateway.config.model import GatewayConfig
-from gateway.errors import ConfigError
+from gateway.config import checks
+from gateway.config.describe import describe
+from gateway.config.model import DEFER_CROSS_CHECKS, GatewayConfig, PumpConfig, TlsConfig
+from gateway.config.positions import key_lines
+from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath, Severity
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+# tomllib's terse messages, explained for someone editing the file by hand.
+_TOML_HINTS = {
+    "Cannot overwrite a value": "this key is already set above in the same table",
+    "Cannot declare": "this table header appears twice (use [[name]] for a list of tables)",
+    "Invalid value": "a value is missing or malformed (strings need quotes)",
+    "Expected '=' after a key": "keys with spaces or dots need quotes; values need 'key = value'",
+}
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    """A valid configuration and the warnings found while loading it."""
+
+    config: GatewayConfig
+    source: str
+    warnings: list[ConfigProblem] = field(default_factory=list)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [f"not UTF-8 text (byte offset {exc.start})"]) from None
-    return load_config_text(text, source=str(path), base_dir=path.parent)
+    """Load and validate a configuration file; raise :class:`ConfigFileError` listing every problem."""
+    return load_config_report(path).config
 
 
 def load_config_text(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> GatewayConfig:
+    """Validate configuration text; relative paths are resolved against ``base_dir`` if given."""
+    return load_config_text_report(text, source=source, base_dir=base_dir).config
+
+
+def load_config_report(path: str | Path) -> ConfigReport:
+    """Like :func:`load_config`, also returning warnings (for ``check-config``)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(source, [ConfigProblem(source, (), f"cannot read file: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = raw[exc.start : exc.start + 1].hex().upper()
+        problem = ConfigProblem(
+            source, (), f"not UTF-8 text: byte 0x{bad} at offset {exc.start} (save the file as UTF-8)", line, column
+        )
+        raise ConfigFileError(source, [problem]) from None
+    return load_config_text_report(text, source=source, base_dir=path.parent)
+
+
+def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> ConfigReport:
+    """Like :func:`load_config_text`, also returning warnings (for ``check-config``)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [f"TOML syntax error: {exc}"]) from None
+        raise ConfigFileError(source, [_syntax_problem(exc, source)]) from None
+    positions = key_lines(text)
+
+    def problem(key: KeyPath, message: str, *, line_key: KeyPath | None = None, severity: Severity = "error",
+                related: tuple[KeyPath, ...] = ()) -> ConfigProblem:
+        see = [n for n in (_line(positions, r) for r in related) if n is not None]
+        if see:
+            message += f" (line {', '.join(map(str, see))})"
+        return ConfigProblem(source, key, message, _line(positions, line_key or key), severity=severity)
+
+    problems: list[ConfigProblem] = []
+    dates = list(_date_values(data, ()))
+    for key, value in dates:
+        problems.append(problem(key, f"expected a string, number or boolean; got the TOML date/time {value}"))
+    date_keys = {key for key, _ in dates}
+    document = json.dumps(data, default=str)
+    config: GatewayConfig | None = None
     try:
-        config = GatewayConfig.model_validate(data)
+        config = GatewayConfig.model_validate_json(document, strict=True, context={DEFER_CROSS_CHECKS: True})
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err, text) for err in exc.errors()]) from None
-    return _resolve_paths(config, base_dir) if base_dir is not None else config
+        for err in exc.errors():
+            described = describe(err)
+            if described.key not in date_keys:
+                problems.append(problem(described.key, described.message, line_key=described.line_key))
+    # Names are compared as written, so a duplicate is reported even beside a broken entry;
+    # shared links only among pumps that validated on their own.
+    names = checks.duplicate_names(_raw_names(data, "pumps", "id"), _raw_names(data, "destinations", "name"))
+    pumps = list(enumerate(config.pumps)) if config else _valid_items(data.get("pumps"), PumpConfig)
+    for finding in names + checks.shared_links(pumps):
+        problems.append(problem(finding.key, finding.message, related=finding.related))
+    if problems or config is None:
+        problems.sort(key=lambda p: p.line or 0)
+        raise ConfigFileError(source, problems)
+    if base_dir is not None:
+        config = _resolve_paths(config, base_dir)
+    warnings = [problem(f.key, f.message, severity="warning") for f in checks.warnings(config)]
+    warnings += [problem(key, message, severity="warning") for key, message in _missing_files(config)]
+    warnings.sort(key=lambda p: p.line or 0)
+    return ConfigReport(config=config, source=source, warnings=warnings)
 
 
-def _describe(err: dict, text: str) -> str:
-    loc = _key_path(err["loc"])
-    line = _find_line(err["loc"], text)
-    where = f"line {line}: " if line else ""
-    if err["type"] == "extra_forbidden":
-        return f"{where}{loc}: unknown key (check the spelling; see docs/config-reference.md)"
-    if err["type"] == "missing":
-        return f"{where}{loc}: required key is missing"
-    msg = err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-    return f"{where}{loc}: {msg}{shown}"
+def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> ConfigProblem:
+    """tomllib puts the position at the end of its message; move it where editors look."""
+    message = str(exc)
+    found = _TOML_POSITION.search(message)
+    line, column = (int(found.group(1)), int(found.group(2))) if found else (None, None)
+    message = _TOML_POSITION.sub("", message)
+    hint = next((h for start, h in _TOML_HINTS.items() if message.startswith(start)), None)
+    message += f" ({hint})" if hint else ""
+    return ConfigProblem(source, (), f"TOML syntax error: {message}", line, column)
 
 
-def _key_path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("serial", "tcp") and out.endswith("link"):
-            continue  # pydantic's discriminator tag, not a key the user wrote
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
+def _line(positions: dict[KeyPath, int], key: KeyPath) -> int | None:
+    """The line of ``key``, or of the nearest enclosing table or key that was written."""
+    for depth in range(len(key), 0, -1):
+        if key[:depth] in positions:
+            return positions[key[:depth]]
+    return None
 
 
-def _find_line(loc: tuple, text: str) -> int | None:
-    """Best-effort line number: the table of the error, then the key inside it.
+def _date_values(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """TOML dates and times, which no key of this configuration takes."""
+    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
+        yield path, value.isoformat()
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _date_values(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _date_values(item, path + (index,))
 
-    tomllib does not report positions, so we walk the text: ``[[pumps]]`` headers are
-    counted to reach ``pumps[3]``; the last string key of the path is then searched for
-    inside that table.
-    """
-    lines = text.splitlines()
-    start, end = 0, len(lines)
-    keys = [p for p in loc if isinstance(p, str) and p not in ("serial", "tcp")]
-    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
-        header = f"[[{loc[0]}]]"
-        seen = -1
-        for number, line in enumerate(lines):
-            if line.strip().startswith(header):
-                seen += 1
-                if seen == loc[1]:
-                    start = number
-                elif seen == loc[1] + 1:
-                    end = number
-                    break
-        if seen < loc[1]:
-            return None
-        keys = keys[1:]
-    elif keys:
-        for number, line in enumerate(lines):
-            stripped = line.strip()
-            if stripped.startswith("[") and stripped.strip("[]").strip() == keys[0]:
-                start = number
-                keys = keys[1:]
-                break
-    if not keys:
-        return start + 1 if start or (lines and lines[0].strip().startswith("[")) else None
-    for number in range(start, end):
-        stripped = lines[number].strip()
-        if stripped.startswith(f"{keys[-1]} ") or stripped.startswith(f"{keys[-1]}=") or f" {keys[-1]} =" in stripped or f"{{{keys[-1]} =" in stripped or f", {keys[-1]} =" in stripped:
-            return number + 1
-    return start + 1 if start else None
+
+def _raw_names(data: dict[str, Any], table: str, key: str) -> list[tuple[int, str]]:
+    entries = data.get(table)
+    if not isinstance(entries, list):
+        return []
+    return [(i, e[key]) for i, e in enumerate(entries) if isinstance(e, dict) and isinstance(e.get(key), str)]
+
+
+def _valid_items(raw: Any, model: type[BaseModel]) -> list[tuple[int, Any]]:
+    """The entries of a list that validate on their own, with their index (for cross checks)."""
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for index, item in enumerate(raw):
+        try:
+            out.append((index, model.model_validate_json(json.dumps(item, default=str), strict=True)))
+        except ValidationError:
+            continue  # already reported by the whole-file validation
+    return out
 
 
 def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
@@ -111,6 +182,31 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     def fix(p: Path | None) -> Path | None:
         return p if p is None or p.is_absolute() else (base_dir / p)
 
+    def fix_tls(tls: TlsConfig) -> TlsConfig:
+        return tls.model_copy(update={n: fix(getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")})
+
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
     library = config.library.model_copy(update={"path": fix(config.library.path)}) if config.library else None
-    return config.model_copy(update={"outbox": outbox, "library": library})
+    mqtt = config.mqtt.model_copy(update={"password_file": fix(config.mqtt.password_file), "tls": fix_tls(config.mqtt.tls)})
+    destinations = [d.model_copy(update={"tls": fix_tls(d.tls)}) for d in config.destinations]
+    return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations})
+
+
+def _missing_files(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
+    """Files the daemon will need to read, absent on this host (a warning: the file may be
+    checked on a workstation before it is deployed)."""
+    wanted: list[tuple[KeyPath, Path | None]] = []
+    if config.library is not None:
+        wanted.append((("library", "path"), config.library.path))
+    if config.mqtt.enabled:
+        wanted.append((("mqtt", "password_file"), config.mqtt.password_file))
+        tls_sets = [(("mqtt", "tls"), config.mqtt.tls)]
+    else:
+        tls_sets = []
+    tls_sets += [(("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)]
+    for prefix, tls in tls_sets:
+        if tls.enabled:
+            wanted += [(prefix + (n,), getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")]
+    for key, path in wanted:
+        if path is not None and not path.exists():
+            yield key, f"file not found on this host: {path}"

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 MessageKind = Literal["pcd01", "pcd04", "pcd10"]
 ALL_MESSAGE_KINDS: tuple[str, ...] = ("pcd01", "pcd04", "pcd10")
@@ -21,9 +22,33 @@ ALL_MESSAGE_KINDS: tuple[str, ...] = ("pcd01", "pcd04", "pcd10")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _EUI64 = re.compile(r"^[0-9A-F]{16}$")
 
+# The link each protocol family travels on (docs/reference pump-protocols.md §2.2, §3.2, §6.2).
+PROTOCOL_LINK: dict[str, str] = {"ne1000": "serial", "alaris": "serial", "bbraun-bcc": "tcp"}
+
+# pyserial URL handlers a serial link may name (serial_for_url); rfc2217 and socket reach
+# serial device servers, the others are for testing and diagnosis.
+SERIAL_URL_SCHEMES = frozenset({"rfc2217", "socket", "loop", "spy", "alt", "hwgrep"})
+
+# B. Braun SpaceCom addressing: pillar digit 1-3, slot 1-9 then A-O, i.e. 1-24
+# (pump-protocols.md §6.5, ``MEM:GETSLOT#<p><s>``).
+BBRAUN_PILLARS = range(1, 4)
+BBRAUN_SLOTS = range(1, 25)
+
+# Pass ``context={DEFER_CROSS_CHECKS: True}`` to ``model_validate*`` to skip the checks
+# across pumps and destinations; the file loader runs them itself so that it can report
+# every one of them with its line, not just the first.
+DEFER_CROSS_CHECKS = "pumpgw.defer_cross_checks"
+
+
+def rule_error(key: str, message: str) -> PydanticCustomError:
+    """A rule across fields of one table, reported at ``key`` (the field to look at first)."""
+    return PydanticCustomError("config_rule", message, {"key": key})
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan are refused: "never" is not a duration here (a pump whose comm_lost_after_s is
+    # inf would never be reported lost).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class GatewayIdentity(_Strict):
@@ -53,34 +78,54 @@ class GatewayIdentity(_Strict):
 class SerialLink(_Strict):
     """A pump on RS-232: a local device, a pseudo-terminal, or a serial device server."""
 
-    type: Literal["serial"]
+    type: Literal["serial"] = Field(description="Selects this kind of link.")
     url: str = Field(
         min_length=1,
         description="Device path (/dev/ttyUSB0, /dev/serial/by-id/...), or a pyserial URL: "
         "rfc2217://host:port for RFC 2217 serial servers, socket://host:port for raw TCP serial servers.",
     )
-    baudrate: Literal[300, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
+    baudrate: Literal[300, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = Field(
+        default=9600, description="Bits per second; must match the pump's setting (NE-1000: 19200, Alaris: 38400)."
+    )
+    bytesize: Literal[7, 8] = Field(default=8, description="Data bits per character.")
+    parity: Literal["N", "E", "O"] = Field(default="N", description="Parity: N none, E even, O odd.")
+    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits.")
     address: int | None = Field(
         default=None, ge=0, le=99, description="Pump network address on a multi-drop line (NE-1000: 0-99)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _known_url(cls, value: str) -> str:
+        if "://" not in value:
+            return value  # a device path
+        scheme, rest = value.split("://", 1)
+        if scheme.lower() not in SERIAL_URL_SCHEMES:
+            raise ValueError(
+                f"unsupported URL scheme {scheme!r}; expected a device path, rfc2217://HOST:PORT or socket://HOST:PORT"
+            )
+        if scheme.lower() in ("rfc2217", "socket"):
+            hostport = rest.split("?", 1)[0].split("/", 1)[0]
+            host, _, port = hostport.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{scheme}:// needs HOST:PORT, e.g. {scheme}://10.1.2.3:4001")
+        return value
 
 
 class TcpLink(_Strict):
     """A pump reached over TCP, e.g. one slot of a B. Braun SpaceCom rack (one connection per rack)."""
 
-    type: Literal["tcp"]
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    pillar: int | None = Field(default=None, ge=1, le=99, description="Rack pillar (B. Braun BCC addressing).")
-    slot: int | None = Field(default=None, ge=1, le=99, description="Slot within the pillar.")
+    type: Literal["tcp"] = Field(description="Selects this kind of link.")
+    host: str = Field(min_length=1, description="Address or name of the rack's communication module.")
+    port: int = Field(ge=1, le=65535, description="TCP port of the rack (SpaceCom installations often use 4001).")
+    pillar: int | None = Field(default=None, ge=1, le=99, description="Rack pillar (B. Braun SpaceCom: 1-3).")
+    slot: int | None = Field(default=None, ge=1, le=99, description="Slot within the pillar (B. Braun SpaceCom: 1-24).")
 
     @model_validator(mode="after")
     def _pillar_with_slot(self) -> TcpLink:
         if (self.pillar is None) != (self.slot is None):
-            raise ValueError("pillar and slot must be given together (rack address)")
+            given, absent = ("pillar", "slot") if self.slot is None else ("slot", "pillar")
+            raise rule_error(given, f"pillar and slot must be given together (rack address); {absent} is missing")
         return self
 
 
@@ -92,20 +137,43 @@ class PumpConfig(_Strict):
 
     id: str = Field(pattern=_ID, description="Stable pump id used in topics, logs and HL7 (e.g. 'bed07-a').")
     protocol: Literal["ne1000", "alaris", "bbraun-bcc"] = Field(description="Protocol family of the pump.")
-    link: Link
+    link: Link = Field(description="How the pump is reached: a serial link or a TCP (rack) link.")
     location: str = Field(default="", description="Bed/location label, e.g. 'ICU-3 bed 7' (PV1-3).")
     care_area: str = Field(default="", description="Drug-library care area the pump is used in.")
-    poll_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
-    request_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    poll_interval_s: float = Field(default=5.0, ge=0.2, le=3600, description="Seconds between two status polls.")
+    request_timeout_s: float = Field(
+        default=1.0, gt=0, le=60, description="Seconds to wait for the pump's reply to one request."
+    )
     comm_lost_after_s: float = Field(
         default=30.0, gt=0, description="Silence after which the pump is reported communication-lost."
     )
+
+    @model_validator(mode="after")
+    def _link_fits_protocol(self) -> PumpConfig:
+        wanted = PROTOCOL_LINK[self.protocol]
+        if self.link.type != wanted:
+            how = (
+                "host, port, pillar and slot of its SpaceCom rack"
+                if wanted == "tcp"
+                else "a device path, or an rfc2217:// or socket:// URL of a serial device server"
+            )
+            raise rule_error(
+                "link", f"protocol \"{self.protocol}\" needs a {wanted} link ({how}); got type = \"{self.link.type}\""
+            )
+        if self.protocol == "bbraun-bcc" and isinstance(self.link, TcpLink):
+            if self.link.pillar is None:
+                raise rule_error("link", "a bbraun-bcc pump is addressed by its rack position: link needs pillar and slot")
+            if self.link.pillar not in BBRAUN_PILLARS:
+                raise rule_error("link", f"a SpaceCom rack has pillars 1-3; got pillar = {self.link.pillar}")
+            if self.link.slot not in BBRAUN_SLOTS:
+                raise rule_error("link", f"a SpaceCom pillar has slots 1-24; got slot = {self.link.slot}")
+        return self
 
 
 class TlsConfig(_Strict):
     """TLS for an outgoing connection. When enabled there is never a fallback to plaintext."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="Use TLS for this connection.")
     ca_file: Path | None = Field(default=None, description="CA bundle to verify the server; system CAs if empty.")
     cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS.")
     key_file: Path | None = Field(default=None, description="Private key of the client certificate.")
@@ -114,18 +182,24 @@ class TlsConfig(_Strict):
     @model_validator(mode="after")
     def _key_with_cert(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file must be given together")
+            given, absent = ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            raise rule_error(given, f"cert_file and key_file must be given together; {absent} is missing")
         return self
 
 
 class RetryPolicy(_Strict):
-    initial_backoff_s: float = Field(default=1.0, gt=0, le=3600)
-    max_backoff_s: float = Field(default=60.0, gt=0, le=86400)
+    """Backoff between reconnects and resends: starts at the initial value, doubles up to the maximum."""
+
+    initial_backoff_s: float = Field(default=1.0, gt=0, le=3600, description="First wait after a failure.")
+    max_backoff_s: float = Field(default=60.0, gt=0, le=86400, description="Longest wait between attempts.")
 
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:
         if self.max_backoff_s < self.initial_backoff_s:
-            raise ValueError("max_backoff_s must be >= initial_backoff_s")
+            raise rule_error(
+                "max_backoff_s",
+                f"max_backoff_s must be >= initial_backoff_s ({self.initial_backoff_s:g}); got {self.max_backoff_s:g}",
+            )
         return self
 
 
@@ -142,18 +216,23 @@ class MllpDestination(_Strict):
     keeps the queued messages.
     """
 
-    name: str = Field(pattern=_ID)
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
+    name: str = Field(pattern=_ID, description="Name of the destination; keys its outbox lane. Keep it stable.")
+    host: str = Field(min_length=1, description="Address or name of the HL7 receiver.")
+    port: int = Field(ge=1, le=65535, description="TCP port of the MLLP listener.")
     messages: list[MessageKind] = Field(min_length=1, description="Message kinds routed here.")
     receiving_application: str = Field(default="", description="MSH-5.")
     receiving_facility: str = Field(default="", description="MSH-6.")
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    ack_timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    tls: TlsConfig = TlsConfig()
-    retry: RetryPolicy = RetryPolicy()
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Seconds to establish the TCP connection.")
+    ack_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds to wait for the HL7 ACK before resending the same message."
+    )
+    tls: TlsConfig = Field(default=TlsConfig(), description="TLS towards the receiver.")
+    retry: RetryPolicy = Field(default=RetryPolicy(), description="Reconnect and resend backoff.")
     ttl_s: dict[MessageKind, float] = Field(
-        default_factory=_default_ttl, description="Per message kind: age after which a queued message expires."
+        default_factory=_default_ttl,
+        description="Per message kind: age in seconds after which a queued message expires (kept on disk as "
+        "expired, never sent as live). Kinds not given keep their default: pcd01 and pcd10 604800 (7 days), "
+        "pcd04 300 (5 minutes).",
     )
 
     @field_validator("messages")
@@ -168,30 +247,38 @@ class MllpDestination(_Strict):
     def _complete_ttl(cls, value: dict[str, float]) -> dict[str, float]:
         for kind, ttl in value.items():
             if ttl <= 0:
-                raise ValueError(f"ttl_s.{kind} must be > 0 seconds (there is no 'never expires' value)")
+                raise rule_error(kind, f"must be > 0 seconds (there is no 'never expires' value); got {ttl:g}")
         return {**_default_ttl(), **value}
 
 
 class MqttConfig(_Strict):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+    """The MQTT broker for live pump state, alarms and availability (ward dashboards)."""
+
+    enabled: bool = Field(default=False, description="Publish over MQTT.")
+    host: str = Field(default="127.0.0.1", description="Broker address or name.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     client_id: str = Field(default="", description="Empty: derived from site and gateway id.")
-    username: str = ""
+    username: str = Field(default="", description="Broker user name; empty for none.")
     password_file: Path | None = Field(default=None, description="File holding the password (kept out of config).")
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    topic_prefix: str = Field(default="pumpgw/v1", pattern=r"^[^#+]+$")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
+    topic_prefix: str = Field(
+        default="pumpgw/v1", pattern=r"^[^#+]+$", description="Start of every topic, before site/ward/pump."
+    )
     include_patient_ids: bool = Field(default=False, description="Put patient identifiers into payloads.")
-    tls: TlsConfig = TlsConfig()
+    tls: TlsConfig = Field(default=TlsConfig(), description="TLS towards the broker.")
 
 
 class OutboxConfig(_Strict):
+    """The durable on-disk queue every HL7 and MQTT message is committed to before it is sent."""
+
     path: Path = Field(description="SQLite file of the durable outbox (on persistent storage).")
     max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Byte budget; beyond it observations thin.")
     delivered_retention_s: float = Field(default=86400.0, ge=0, description="Keep delivered rows this long.")
 
 
 class LibraryConfig(_Strict):
+    """The central drug library that reported programs are checked against."""
+
     path: Path = Field(description="Drug library JSON file.")
     sha256: str = Field(
         default="",
@@ -201,7 +288,9 @@ class LibraryConfig(_Strict):
 
 
 class LoggingConfig(_Strict):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    """What the daemon logs (to the journal under systemd)."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Lowest level logged.")
     format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: readable on a terminal, JSON lines otherwise (journald)."
     )
@@ -225,25 +314,28 @@ class Hl7Config(_Strict):
 class GatewayConfig(_Strict):
     """The whole configuration of one gateway host."""
 
-    gateway: GatewayIdentity
-    pumps: list[PumpConfig] = Field(default_factory=list)
-    destinations: list[MllpDestination] = Field(default_factory=list)
-    hl7: Hl7Config = Hl7Config()
-    mqtt: MqttConfig = MqttConfig()
-    outbox: OutboxConfig
-    library: LibraryConfig | None = None
-    logging: LoggingConfig = LoggingConfig()
-    shutdown_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    gateway: GatewayIdentity = Field(description="Identity of this gateway.")
+    pumps: list[PumpConfig] = Field(default_factory=list, description="The pumps polled, one [[pumps]] table each.")
+    destinations: list[MllpDestination] = Field(
+        default_factory=list, description="HL7 receivers, one [[destinations]] table each."
+    )
+    hl7: Hl7Config = Field(default=Hl7Config(), description="What every HL7 message carries.")
+    mqtt: MqttConfig = Field(default=MqttConfig(), description="MQTT publishing of live state.")
+    outbox: OutboxConfig = Field(description="The durable outbox.")
+    library: LibraryConfig | None = Field(default=None, description="The drug library; none: no verdicts.")
+    logging: LoggingConfig = Field(default=LoggingConfig(), description="Logging.")
+    shutdown_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds allowed for a clean stop before tasks are cancelled."
+    )
 
     @model_validator(mode="after")
-    def _unique_names(self) -> GatewayConfig:
-        for label, names in (
-            ("pump id", [p.id for p in self.pumps]),
-            ("destination name", [d.name for d in self.destinations]),
-        ):
-            seen: set[str] = set()
-            for name in names:
-                if name in seen:
-                    raise ValueError(f"duplicate {label} {name!r}")
-                seen.add(name)
+    def _cross_checks(self, info: ValidationInfo) -> GatewayConfig:
+        """Unique names, shared serial lines, rack addresses (gateway.config.checks)."""
+        if isinstance(info.context, dict) and info.context.get(DEFER_CROSS_CHECKS):
+            return self
+        from gateway.config.checks import cross_check  # the checks need these models
+
+        errors = cross_check(list(enumerate(self.pumps)), list(enumerate(self.destinations)))
+        if errors:
+            raise ValueError("; ".join(f"{f.where}: {f.message}" for f in errors))
         return self

@@ -1,39 +1,122 @@
-"""A human summary of a configuration, for ``check-config`` and the daemon's start-up log."""
+"""A human summary of a configuration, for ``check-config`` and the daemon's start-up log.
+
+Pumps are grouped by how they are wired, because that is how a biomedical engineer walks
+the ward: a serial device server with one pump per port, a local RS-232 adapter (possibly a
+multi-drop line with addresses), a rack with pumps in pillars and slots. A pump plugged into
+the wrong port shows up as a port number out of place in its server's list.
+"""
 
 from __future__ import annotations
 
-from gateway.config.model import GatewayConfig, SerialLink
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from gateway.config.model import GatewayConfig, PumpConfig, SerialLink
+from gateway.config.problems import ConfigProblem
+
+_SERVER_SCHEMES = {"rfc2217": "RFC 2217", "socket": "raw TCP"}
 
 
-def summarise(config: GatewayConfig, *, source: str) -> str:
+def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigProblem] = ()) -> str:
     g = config.gateway
     lines = [
-        f"{source}: OK",
-        f"gateway  {g.gateway_id} (site {g.site}, ward {g.ward}, EUI-64 {g.eui64})",
-        f"pumps    {len(config.pumps)}",
+        f"{source}: OK" + (f", {len(warnings)} warning(s)" if warnings else ""),
+        f"gateway       {g.gateway_id} (site {g.site}, ward {g.ward}, EUI-64 {_eui(g.eui64)})",
     ]
-    for p in config.pumps:
-        if isinstance(p.link, SerialLink):
-            addr = f" address {p.link.address}" if p.link.address is not None else ""
-            link = f"serial {p.link.url} {p.link.baudrate} {p.link.bytesize}{p.link.parity}{p.link.stopbits}{addr}"
-        else:
-            rack = f" pillar {p.link.pillar} slot {p.link.slot}" if p.link.pillar is not None else ""
-            link = f"tcp {p.link.host}:{p.link.port}{rack}"
-        where = f"  [{p.location}]" if p.location else ""
-        lines.append(f"  - {p.id:<12} {p.protocol:<10} {link}  every {p.poll_interval_s:g} s{where}")
-    lines.append(f"destinations {len(config.destinations)}")
+    groups = link_groups(config.pumps)
+    lines.append(f"pumps         {len(config.pumps)} on {len(groups)} link(s)")
+    for title, rows in groups.items():
+        lines.append(f"  {title}")
+        lines += _table([_pump_row(label, pump) for label, pump in rows], indent="    ")
+    lines.append(f"destinations  {len(config.destinations)}")
     for d in config.destinations:
         tls = "TLS" if d.tls.enabled else "plain"
-        lines.append(f"  - {d.name:<12} mllp {d.host}:{d.port} ({tls})  {', '.join(d.messages)}")
+        ttl = ", ".join(f"{k} {_duration(d.ttl_s[k])}" for k in d.messages)
+        lines.append(
+            f"  {d.name}: mllp {d.host}:{d.port} ({tls}) <- {', '.join(d.messages)}; "
+            f"ack timeout {d.ack_timeout_s:g} s; expire after {ttl}"
+        )
+    hl7 = config.hl7
+    lines.append(f"hl7           PCD-01 every {_duration(hl7.pcd01_interval_s)} per pump; processing id {hl7.processing_id}")
     if config.mqtt.enabled:
         m = config.mqtt
-        lines.append(f"mqtt     {m.host}:{m.port} ({'TLS' if m.tls.enabled else 'plain'}) prefix {m.topic_prefix}")
+        lines.append(f"mqtt          {m.host}:{m.port} ({'TLS' if m.tls.enabled else 'plain'}) prefix {m.topic_prefix}")
     else:
-        lines.append("mqtt     disabled")
-    lines.append(f"outbox   {config.outbox.path} (budget {config.outbox.max_bytes / 1e6:.0f} MB)")
+        lines.append("mqtt          disabled")
+    lines.append(f"outbox        {config.outbox.path} (budget {_size(config.outbox.max_bytes)})")
     if config.library is None:
-        lines.append("library  none configured: no drug-library verdicts")
+        lines.append("library       none configured: no drug-library verdicts")
     else:
         pin = f"pinned sha256 {config.library.sha256[:12]}..." if config.library.sha256 else "NOT pinned"
-        lines.append(f"library  {config.library.path} ({pin})")
+        lines.append(f"library       {config.library.path} ({pin})")
+    lines.append(f"logging       {config.logging.level}, {config.logging.format}"
+                 + (", WIRE TRACE ON (contains patient data)" if config.logging.wire_trace else ""))
+    if warnings:
+        lines.append(f"warnings      {len(warnings)}")
+        lines += [f"  - {w}" for w in warnings]
     return "\n".join(lines)
+
+
+def link_groups(pumps: Sequence[PumpConfig]) -> dict[str, list[tuple[str, PumpConfig]]]:
+    """Pumps keyed by a title naming their wiring, each with its position on that link.
+
+    Serial device servers are grouped by host (a port per pump); a local serial device or a
+    rack (TCP host and port) is one group. Groups keep the order of first appearance.
+    """
+    groups: dict[str, list[tuple[str, PumpConfig]]] = {}
+    for pump in pumps:
+        link = pump.link
+        if isinstance(link, SerialLink):
+            parts = urlsplit(link.url) if "://" in link.url else None
+            if parts is not None and parts.scheme.lower() in _SERVER_SCHEMES:
+                title = f"serial device server {parts.hostname} ({_SERVER_SCHEMES[parts.scheme.lower()]})"
+                label = f"port {parts.port}"
+            else:
+                title = f"serial line {link.url}"
+                label = "-"
+            if link.address is not None:
+                label += f" address {link.address}" if label != "-" else f"address {link.address}"
+        else:
+            title = f"rack/TCP {link.host}:{link.port}"
+            label = f"pillar {link.pillar} slot {link.slot}" if link.pillar is not None else "-"
+        groups.setdefault(title, []).append((label, pump))
+    for rows in groups.values():
+        rows.sort(key=lambda row: _natural(row[0]))
+    return groups
+
+
+def _pump_row(label: str, pump: PumpConfig) -> list[str]:
+    link = pump.link
+    frame = f"{link.baudrate} {link.bytesize}{link.parity}{link.stopbits}" if isinstance(link, SerialLink) else "tcp"
+    return [
+        label, pump.id, pump.protocol, frame, pump.location or "(no location)",
+        pump.care_area or "(no care area)", f"every {pump.poll_interval_s:g} s",
+    ]
+
+
+def _table(rows: list[list[str]], *, indent: str) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _natural(text: str) -> list[object]:
+    """Sort 'port 4010' after 'port 4009' and 'slot 10' after 'slot 9'."""
+    return [(0, int(tok)) if tok.isdigit() else (1, tok) for tok in text.split()]
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _eui(compact: str) -> str:
+    return "-".join(compact[i : i + 2] for i in range(0, 16, 2))
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
