@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from gateway.config.model import GatewayConfig
+from gateway.mqtt.payloads import PAYLOAD_MODELS
 
-# file name -> model; later issues add the drug library and MQTT payload models here.
-SCHEMAS = {"gateway.schema.json": GatewayConfig}
+# file name -> model; later issues add the drug library models here.
+SCHEMAS = {"gateway.schema.json": GatewayConfig, **PAYLOAD_MODELS}
 
 
 def render(model: type) -> str:

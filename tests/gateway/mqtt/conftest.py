@@ -50,7 +50,10 @@ class Broker:
         lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "log_type all", f"user {getpass.getuser()}"]
         if not any(line.startswith("allow_anonymous") for line in self.extra):
             lines.append("allow_anonymous true")
-        if not any(line.startswith("persistence") for line in self.extra):
+        if "persistence true" in self.extra:
+            (self.workdir / "db").mkdir(exist_ok=True)
+            lines.append(f"persistence_location {self.workdir / 'db'}/")
+        else:
             lines.append("persistence false")
         conf.write_text("\n".join(lines + self.extra) + "\n")
         self.log = (self.workdir / "mosquitto.log").open("ab")

@@ -131,11 +131,7 @@ def test_broker_outage_every_event_and_alarm_arrives_in_order_once_it_returns(ma
     docs/mqtt.md tells a deployment to: otherwise the broker forgets the subscription across
     its own restart and the dashboard misses what the gateway sends before it resubscribes.
     """
-    broker = make_broker(["persistence true", "autosave_interval 1"])
-    (broker.workdir / "db").mkdir()
-    broker.extra.append(f"persistence_location {broker.workdir / 'db'}/")
-    broker.stop()
-    broker.start()
+    broker = make_broker(["persistence true"])
     q = MemoryQueue()
     topics = [f"{BASE}/pumps/+/events", f"{BASE}/pumps/+/alarms", f"{BASE}/pumps/+/state"]
     sub = subscribe(broker, topics, client_id="dashboard", clean=False)
