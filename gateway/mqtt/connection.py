@@ -48,6 +48,7 @@ from gateway.mqtt.errors import (
 # MQTT 3.1.1 return codes 4 and 5 (§3.2.2.3) onto the same values.
 _AUTH_REASONS = frozenset({0x86, 0x87})
 _MISC_INTERVAL_S = 1.0
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 MessageHandler = Callable[[str, bytes, bool], None]
 
@@ -180,6 +181,9 @@ class MqttConnection:
         self._sock = self._client.socket()
         if self._sock is None:
             raise MqttConnectionLost("connection closed during CONNECT", host=s.host, port=s.port)
+        # MQTT packets are small and an alarm must not wait for Nagle's algorithm to batch it.
+        with contextlib.suppress(OSError, AttributeError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(self._sock, self._on_readable)
         self._sync_writer()
         self._tick = self._loop.call_later(_MISC_INTERVAL_S, self._on_tick)
@@ -259,6 +263,11 @@ class MqttConnection:
     # ---- paho callbacks (loop thread) ----------------------------------------------------
 
     def _on_readable(self) -> None:
+        if _QUICKACK is not None and self._sock is not None:
+            # Acknowledge at once: a broker without TCP_NODELAY holds back the next PUBACK
+            # until our ACK, and the kernel would delay that ACK by up to 40 ms.
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         rc = self._client.loop_read()
         # A TLS socket may hold decrypted bytes the selector cannot see.
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and _tls_pending(self._sock):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -314,28 +315,41 @@ class MqttPublisher:
             self.stats.retained_published += len(topics)
 
     async def _lane_loop(self, conn: MqttConnection, lane: str, expiry_s: float | None) -> None:
+        """Send one lane in order with a sliding window of ``max_inflight`` unacknowledged messages.
+
+        ``claim`` returns the head of the lane, in-flight messages included (they are not
+        delivered yet), so asking for ``in_flight + window`` and skipping known ids yields the
+        next messages in order. Refilling at half a window keeps the pipe full; stopping to
+        wait for a whole batch would stall on the broker's Nagle/delayed-ACK interplay.
+        """
         window = self.config.max_inflight
+        expiry = int(expiry_s) if expiry_s is not None else None
+        in_flight: deque[tuple[int, asyncio.Future[None]]] = deque()
+        ids: set[int] = set()
         while True:
-            batch = await self._queue.claim(lane, window)
-            if not batch:
+            if len(in_flight) <= window // 2:
+                for message in await self._queue.claim(lane, len(in_flight) + window):
+                    if message.id in ids:
+                        continue
+                    try:
+                        topic, body = decode_envelope(message.payload, message.id)
+                    except EnvelopeError as exc:
+                        log.error("mqtt.bad_queued_message", lane=lane, message_id=message.id, error=str(exc))
+                        await self._queue.quarantine(message.id, str(exc))
+                        continue
+                    ids.add(message.id)
+                    in_flight.append((message.id, conn.publish(topic, body, qos=1, retain=False, expiry_s=expiry)))
+            if not in_flight:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_RECLAIM_S):
                         await self._queue.wait(lane)
                 continue
-            in_flight: list[tuple[int, asyncio.Future[None]]] = []
-            for message in batch:
-                try:
-                    topic, body = decode_envelope(message.payload, message.id)
-                except EnvelopeError as exc:
-                    log.error("mqtt.bad_queued_message", lane=lane, message_id=message.id, error=str(exc))
-                    await self._queue.quarantine(message.id, str(exc))
-                    continue
-                expiry = int(expiry_s) if expiry_s is not None else None
-                in_flight.append((message.id, conn.publish(topic, body, qos=1, retain=False, expiry_s=expiry)))
-            for message_id, fut in in_flight:
-                await fut
-                await self._queue.mark_delivered(message_id)
-                self.stats.delivered += 1
+            message_id, fut = in_flight[0]
+            await fut
+            in_flight.popleft()
+            ids.discard(message_id)
+            await self._queue.mark_delivered(message_id)
+            self.stats.delivered += 1
 
     # ---- internals -----------------------------------------------------------------------
 
