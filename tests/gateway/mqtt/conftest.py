@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import queue
-import shutil
 import socket
 import subprocess
 import time

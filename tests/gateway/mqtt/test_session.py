@@ -21,7 +21,7 @@ from gateway.mqtt.settings import connect_settings
 from tests.conftest import REPO
 from tests.gateway.mqtt.conftest import mqtt_config, snapshot
 from tests.gateway.mqtt.memory_queue import MemoryQueue
-from tests.gateway.mqtt.test_publisher import BASE, collect, make_publisher, run_with
+from tests.gateway.mqtt.test_publisher import BASE, make_publisher, run_with
 
 
 def test_the_last_will_reports_offline_when_the_gateway_process_is_sigkilled(broker, subscribe, subprocess_env):
