@@ -9,9 +9,10 @@ from pathlib import Path
 from gateway.config.model import GatewayConfig
 from gateway.config.reference import render_reference
 from gateway.druglib.model import DrugLibrary
+from gateway.mqtt.payloads import PAYLOAD_MODELS
 
-# file name -> model of every published schema (MQTT payload models join here).
-SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary}
+# file name -> model of every published schema.
+SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary, **PAYLOAD_MODELS}
 
 
 def schema_of(model: type) -> dict:

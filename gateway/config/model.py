@@ -266,6 +266,19 @@ class MqttConfig(_Strict):
     )
     include_patient_ids: bool = Field(default=False, description="Put patient identifiers into payloads.")
     tls: TlsConfig = Field(default=TlsConfig(), description="TLS towards the broker.")
+    protocol: Literal["3.1.1", "5"] = Field(
+        default="5", description="MQTT protocol version; 5 reports ACL refusals of a publish, 3.1.1 cannot."
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300, description="TCP+TLS connect and CONNACK limit.")
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="Reconnect backoff (full jitter, capped); refused credentials wait max_backoff_s.",
+    )
+    max_inflight: int = Field(default=20, ge=1, le=1000, description="QoS 1 publishes awaiting PUBACK per lane.")
+    event_ttl_s: float = Field(default=7 * 86400.0, gt=0, description="Queued MQTT events expire after this.")
+    alarm_ttl_s: float = Field(
+        default=300.0, gt=0, description="Queued MQTT alarms expire after this (MQTT 5 message expiry too)."
+    )
 
 
 class OutboxConfig(_Strict):

@@ -1,0 +1,137 @@
+"""Events/s through pumpgw's MQTT publish path vs bare paho QoS 1, in the same run.
+
+    /work/venv/bin/python bench/mqtt_bench.py [--events 5000] [--inflight 20]
+
+Starts its own Mosquitto on a free loopback port. Both sides publish QoS 1 with the same
+in-flight window and wait for every PUBACK:
+
+* baseline: paho-mqtt's own network thread (``loop_start``), pre-built payloads of the same size;
+* pumpgw: ``MqttPublisher.enqueue_event`` (payload model -> JSON -> queue envelope) and the
+  sender (claim -> publish -> PUBACK -> mark_delivered), paho driven from asyncio.
+
+The queue is the in-memory test double of the outbox (tests/gateway/mqtt/memory_queue.py):
+the real SQLite outbox is not on this branch, so its commit cost is NOT in these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from datetime import timedelta  # noqa: E402
+
+from gateway.config.model import MqttConfig, RetryPolicy  # noqa: E402
+from gateway.events.model import EventKind, PumpEvent  # noqa: E402
+from gateway.mqtt import MqttPublisher  # noqa: E402
+from gateway.mqtt.payloads import event_payload  # noqa: E402
+from tests.gateway.mqtt.conftest import T0  # noqa: E402
+from tests.gateway.mqtt.memory_queue import MemoryQueue  # noqa: E402
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    for _ in range(250):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit("mosquitto did not start")
+
+
+def events(n: int) -> list[PumpEvent]:
+    return [
+        PumpEvent(EventKind.DELIVERY_START, "bed07-a", T0 + timedelta(microseconds=i), channel_id="1", detail={"seq": str(i)})
+        for i in range(n)
+    ]
+
+
+def bare_paho(port: int, payloads: list[bytes], inflight: int) -> float:
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(client, userdata, mid, rc, props):  # noqa: ANN001
+        nonlocal acked
+        acked += 1
+        if acked == len(payloads):
+            done.set()
+
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=MQTTProtocolVersion.MQTTv5)
+    c.max_inflight_messages = inflight
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", port, 30)
+    c.loop_start()
+    try:
+        t0 = time.perf_counter()
+        for p in payloads:
+            c.publish("bench/bare/events", p, qos=1)
+        done.wait(120)
+        return time.perf_counter() - t0
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+async def pumpgw_path(port: int, evs: list[PumpEvent], inflight: int) -> float:
+    cfg = MqttConfig(
+        enabled=True, port=port, max_inflight=inflight, retry=RetryPolicy(initial_backoff_s=0.05, max_backoff_s=0.5)
+    )
+    q = MemoryQueue()
+    pub = MqttPublisher(cfg, site="bench", gateway_id="gw", queue=q, version="bench", config_hash="-")
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(pub.run())
+        await pub.wait_online()
+        t0 = time.perf_counter()
+        for ev in evs:
+            await pub.enqueue_event(ev)
+        while q.pending():
+            await asyncio.sleep(0.001)
+        elapsed = time.perf_counter() - t0
+        pub.stop()
+    assert pub.stats.delivered == len(evs)
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=5000)
+    ap.add_argument("--inflight", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    evs = events(args.events)
+    payloads = [event_payload(e) for e in evs]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_broker(Path(tmp))
+        try:
+            bare = min(bare_paho(port, payloads, args.inflight) for _ in range(args.rounds))
+            ours = min(asyncio.run(pumpgw_path(port, evs, args.inflight)) for _ in range(args.rounds))
+        finally:
+            proc.terminate()
+            proc.wait()
+    n = args.events
+    print(f"events: {n}, QoS 1, in-flight window {args.inflight}, best of {args.rounds}, payload ~{len(payloads[0])} B")
+    print(f"bare paho (network thread):          {n / bare:10.0f} events/s")
+    print(f"pumpgw enqueue -> queue -> broker:   {n / ours:10.0f} events/s")
+    print(f"ratio pumpgw / bare paho:            {bare / ours:10.2f}")
+    print("queue: in-memory test double of the outbox (SQLite commit cost not included)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,408 @@
+"""One MQTT session, driven by paho-mqtt from the asyncio loop (no paho network thread).
+
+paho's socket callbacks are wired to ``loop.add_reader``/``add_writer``: readable ->
+``loop_read``, writable -> ``loop_write``, and a ``call_later`` tick runs ``loop_misc`` for
+keep-alive pings. paho's ``connect()`` opens the TCP connection and does the TLS handshake
+with blocking calls (bounded by ``connect_timeout``), so it runs once per session in the
+default executor; while it runs, socket callbacks arriving on that thread are ignored and the
+reader/writer are registered from the loop afterwards, so paho is only ever touched from one
+thread at a time.
+
+Each session uses a fresh paho client with a clean session: nothing is resent by paho's
+in-memory queue (it is lost on a restart anyway, peers.md §3). Delivery guarantees come
+from the durable queue above; this class only reports which publishes the broker acknowledged.
+
+This module is the one boundary where paho's return codes and reason codes become
+:mod:`gateway.mqtt.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.mqtt.errors import (
+    MqttAuthError,
+    MqttConnectError,
+    MqttConnectionLost,
+    MqttError,
+    MqttPublishError,
+    MqttSetupError,
+    MqttTlsError,
+)
+
+# CONNACK reason codes that mean "your credentials": MQTT 5 §3.2.2.2 (0x86, 0x87); paho maps
+# MQTT 3.1.1 return codes 4 and 5 (§3.2.2.3) onto the same values.
+_AUTH_REASONS = frozenset({0x86, 0x87})
+_MISC_INTERVAL_S = 1.0
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+MessageHandler = Callable[[str, bytes, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSettings:
+    """Everything needed to open a session; built by :func:`gateway.mqtt.settings.connect_settings`."""
+
+    host: str
+    port: int
+    client_id: str
+    keepalive_s: int = 30
+    username: str = ""
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    protocol: Literal["3.1.1", "5"] = "5"
+    connect_timeout_s: float = 10.0
+    max_inflight: int = 20
+
+
+def _paho_error(rc: int, settings: ConnectSettings, doing: str) -> MqttError:
+    text = paho.error_string(rc)
+    if rc in (MQTTErrorCode.MQTT_ERR_NO_CONN, MQTTErrorCode.MQTT_ERR_CONN_LOST, MQTTErrorCode.MQTT_ERR_KEEPALIVE):
+        return MqttConnectionLost(f"{doing}: {text}", host=settings.host, port=settings.port, reason=text)
+    return MqttConnectError(f"{doing}: {text} (paho rc {rc})", host=settings.host, port=settings.port, reason=text)
+
+
+class MqttConnection:
+    """An open MQTT session. Create with :meth:`open`; end with :meth:`disconnect` or :meth:`abort`."""
+
+    def __init__(self, settings: ConnectSettings, on_message: MessageHandler | None) -> None:
+        self.settings = settings
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._on_message = on_message
+        self._pending: dict[int, tuple[asyncio.Future[None], str]] = {}
+        self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._closing = False
+        self._sock: Any = None
+        self._writing = False
+        self._tick: asyncio.TimerHandle | None = None
+        protocol = MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=protocol,
+            clean_session=None if protocol == MQTTProtocolVersion.MQTTv5 else True,
+        )
+        client.connect_timeout = settings.connect_timeout_s
+        client.max_inflight_messages = settings.max_inflight
+        client.max_queued_messages = 0
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password)
+        if settings.tls is not None:
+            client.tls_set_context(settings.tls)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_ack
+        client.on_subscribe = self._on_suback
+        client.on_message = self._on_paho_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        self._client = client
+
+    # ---- opening -------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        settings: ConnectSettings,
+        *,
+        will: Will | None = None,
+        subscriptions: Sequence[str] = (),
+        on_message: MessageHandler | None = None,
+    ) -> MqttConnection:
+        """Connect, wait for a successful CONNACK and the SUBACKs; raise an MqttError otherwise."""
+        conn = cls(settings, on_message)
+        try:
+            await conn._connect(will)
+            if subscriptions:
+                await conn._subscribe(subscriptions)
+        except BaseException:
+            conn.abort()
+            raise
+        return conn
+
+    async def _connect(self, will: Will | None) -> None:
+        s = self.settings
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        kwargs: dict[str, Any] = {}
+        if s.protocol == "5":
+            kwargs["clean_start"] = True
+        call = functools.partial(self._client.connect, s.host, s.port, s.keepalive_s, **kwargs)
+        work = self._loop.run_in_executor(None, call)
+        try:
+            rc = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The thread cannot be interrupted; close whatever socket it ends up opening.
+            work.add_done_callback(lambda _f: self._close_socket())
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            raise MqttTlsError(f"server certificate rejected: {exc.verify_message}", host=s.host, port=s.port) from exc
+        except ssl.SSLError as exc:
+            raise MqttTlsError(f"TLS handshake failed: {exc.reason or exc}", host=s.host, port=s.port) from exc
+        except (TimeoutError, socket.timeout) as exc:
+            raise MqttConnectError(
+                f"no TCP/TLS connection within {s.connect_timeout_s} s", host=s.host, port=s.port, reason="timeout"
+            ) from exc
+        except OSError as exc:
+            raise MqttConnectError(
+                f"cannot connect: {exc.strerror or exc}", host=s.host, port=s.port, reason=type(exc).__name__
+            ) from exc
+        except ValueError as exc:
+            raise MqttSetupError(f"invalid connection settings: {exc}", host=s.host, port=s.port) from exc
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise _paho_error(rc, s, "sending CONNECT")
+        # Back on the loop thread: take over the socket paho opened in the executor.
+        self._sock = self._client.socket()
+        if self._sock is None:
+            raise MqttConnectionLost("connection closed during CONNECT", host=s.host, port=s.port)
+        # MQTT packets are small and an alarm must not wait for Nagle's algorithm to batch it.
+        with contextlib.suppress(OSError, AttributeError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop.add_reader(self._sock, self._on_readable)
+        self._sync_writer()
+        self._tick = self._loop.call_later(_MISC_INTERVAL_S, self._on_tick)
+        try:
+            async with asyncio.timeout(s.connect_timeout_s):
+                reason = await asyncio.shield(self._connack)
+        except TimeoutError as exc:
+            raise MqttConnectError(
+                f"no CONNACK within {s.connect_timeout_s} s", host=s.host, port=s.port, reason="timeout"
+            ) from exc
+        if reason.is_failure:
+            if reason.value in _AUTH_REASONS:
+                raise MqttAuthError(host=s.host, port=s.port, username=s.username, reason=reason.getName())
+            raise MqttConnectError(
+                f"CONNACK refused: {reason.getName()}", host=s.host, port=s.port, reason=reason.getName()
+            )
+
+    async def _subscribe(self, topics: Sequence[str]) -> None:
+        rc, mid = self._client.subscribe([(t, 1) for t in topics])
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise _paho_error(rc, self.settings, "subscribing")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._pending[mid] = (fut, ",".join(topics))
+        async with asyncio.timeout(self.settings.connect_timeout_s):
+            await fut
+
+    # ---- use -----------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connack.done() and not self._closed.done()
+
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, expiry_s: int | None = None
+    ) -> asyncio.Future[None]:
+        """Queue one publish; the future resolves on PUBACK (QoS 1) or once written (QoS 0).
+
+        It fails with :class:`MqttConnectionLost` if the session ends first, and with
+        :class:`MqttPublishError` if an MQTT 5 broker refuses the message.
+        """
+        s = self.settings
+        if self._closed.done():
+            raise MqttConnectionLost("publish on a closed session", host=s.host, port=s.port)
+        props = None
+        if expiry_s is not None and s.protocol == "5":
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = max(1, int(expiry_s))
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise _paho_error(info.rc, s, f"publishing to {topic!r}")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._pending[info.mid] = (fut, topic)
+        return fut
+
+    async def wait_closed(self) -> None:
+        """Return when the session ends; raise :class:`MqttConnectionLost` unless we ended it."""
+        await asyncio.shield(self._closed)
+
+    async def disconnect(self, timeout_s: float = 2.0) -> None:
+        """Send DISCONNECT (the broker then discards the Last Will) and close."""
+        if self._closed.done():
+            return
+        self._closing = True
+        rc = self._client.disconnect()
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            with contextlib.suppress(TimeoutError, MqttError):
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(self._closed)
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the socket without DISCONNECT (the broker publishes the Last Will)."""
+        self._closing = True
+        self._close_socket()
+        self._finish(None)
+
+    # ---- paho callbacks (loop thread) ----------------------------------------------------
+
+    def _on_readable(self) -> None:
+        if _QUICKACK is not None and self._sock is not None:
+            # Acknowledge at once: a broker without TCP_NODELAY holds back the next PUBACK
+            # until our ACK, and the kernel would delay that ACK by up to 40 ms.
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        rc = self._client.loop_read()
+        # A TLS socket may hold decrypted bytes the selector cannot see.
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and _tls_pending(self._sock):
+            rc = self._client.loop_read()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._lost(paho.error_string(rc))
+
+    def _on_writable(self) -> None:
+        rc = self._client.loop_write()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._lost(paho.error_string(rc))
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        if self._closed.done():
+            return
+        rc = self._client.loop_misc()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._lost(f"keep-alive: {paho.error_string(rc)}")
+            return
+        self._tick = self._loop.call_later(_MISC_INTERVAL_S, self._on_tick)
+
+    def _on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # Called inside connect() on the executor thread; _connect registers it afterwards.
+        return None
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._on_loop_thread():
+            self._unregister(sock)
+
+    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._on_loop_thread() and self._sock is not None and not self._writing:
+            self._loop.add_writer(self._sock, self._on_writable)
+            self._writing = True
+
+    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._on_loop_thread() and self._writing and self._sock is not None:
+            self._loop.remove_writer(self._sock)
+            self._writing = False
+
+    def _sync_writer(self) -> None:
+        if self._client.want_write() and not self._writing:
+            self._loop.add_writer(self._sock, self._on_writable)
+            self._writing = True
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        if not self._connack.done():
+            self._connack.set_result(reason)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        self._lost(reason.getName() if isinstance(reason, ReasonCode) else str(reason))
+
+    def _on_ack(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
+        entry = self._pending.pop(mid, None)
+        if entry is None or entry[0].done():
+            return
+        fut, topic = entry
+        if reason.is_failure:
+            s = self.settings
+            fut.set_exception(MqttPublishError(host=s.host, port=s.port, topic=topic, reason=reason.getName()))
+        else:
+            fut.set_result(None)
+
+    def _on_suback(self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any) -> None:
+        entry = self._pending.pop(mid, None)
+        if entry is None or entry[0].done():
+            return
+        fut, topics = entry
+        refused = [r.getName() for r in reasons if r.is_failure]
+        if refused:
+            s = self.settings
+            fut.set_exception(MqttPublishError(host=s.host, port=s.port, topic=topics, reason="; ".join(refused)))
+        else:
+            fut.set_result(None)
+
+    def _on_paho_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._on_message is not None:
+            self._on_message(message.topic, bytes(message.payload), bool(message.retain))
+
+    # ---- teardown ------------------------------------------------------------------------
+
+    def _lost(self, reason: str) -> None:
+        if self._closed.done():
+            return
+        s = self.settings
+        err = MqttConnectionLost(f"session ended: {reason}", host=s.host, port=s.port, reason=reason)
+        if not self._connack.done():
+            self._connack.set_exception(err)
+            self._connack.exception()  # retrieved: reported by _connect, not as "never retrieved"
+        self._close_socket()
+        self._finish(None if self._closing else err)
+
+    def _finish(self, err: MqttConnectionLost | None) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        if self._closed.done():
+            return
+        s = self.settings
+        failure = err or MqttConnectionLost("session closed", host=s.host, port=s.port, reason="closed")
+        for fut, _topic in self._pending.values():
+            if not fut.done():
+                fut.set_exception(failure)
+                fut.exception()  # the sender learns of the loss from wait_closed()
+        self._pending.clear()
+        if not self._connack.done():
+            self._connack.set_exception(failure)
+            self._connack.exception()
+        if err is None:
+            self._closed.set_result(None)
+        else:
+            self._closed.set_exception(err)
+            self._closed.exception()
+
+    def _unregister(self, sock: Any) -> None:
+        if sock is None or sock is not self._sock:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+            if self._writing:
+                self._loop.remove_writer(sock)
+        self._writing = False
+
+    def _close_socket(self) -> None:
+        sock = self._sock if self._sock is not None else self._client.socket()
+        self._unregister(self._sock)
+        self._sock = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _tls_pending(sock: Any) -> bool:
+    pending = getattr(sock, "pending", None)
+    return bool(pending and pending() > 0)

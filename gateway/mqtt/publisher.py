@@ -1,0 +1,402 @@
+"""The MQTT sender: retained live state, durable events and alarms, reconnection.
+
+Two delivery classes (docs/mqtt.md):
+
+* **Latest state** (status, inventory, per-pump availability and state) is coalesced: only
+  the newest payload per topic is kept, in memory, and published retained (QoS 1). After
+  every (re)connect and on a rebirth request all of it is published again, status birth first.
+* **Events and alarms** are committed to the durable queue (the outbox) by
+  :meth:`MqttPublisher.enqueue_event` and sent from there in production order, QoS 1, up to
+  ``mqtt.max_inflight`` at a time per lane; a message is marked delivered only after its
+  PUBACK. A lost session resends every unacknowledged message from the queue, so a consumer
+  sees at most the in-flight window twice (QoS 1 at-least-once) and can drop repeats by
+  ``message_id``. Alarms have their own lane so they never wait behind events
+  (design.md §2 inv. 4).
+
+Reconnection: full-jitter exponential backoff with a cap (``mqtt.retry``); refused
+credentials or unusable local TLS/password files wait the cap and are logged at ERROR
+each time, because a person has to act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from drivers.model import PumpIdentity, PumpSnapshot
+from gateway.config.model import MqttConfig
+from gateway.events.model import EventKind, PumpEvent
+from gateway.mqtt.backoff import Backoff
+from gateway.mqtt.connection import MqttConnection, Will
+from gateway.mqtt.errors import MqttAuthError, MqttConnectionLost, MqttError, MqttPublishError, MqttSetupError
+from gateway.mqtt.payloads import (
+    Availability,
+    alarm_payload,
+    availability_payload,
+    event_payload,
+    event_message_id,
+    inventory_payload,
+    state_payload,
+    status_payload,
+)
+from gateway.mqtt.queue import DurableQueue, EnvelopeError, decode_envelope, encode_envelope
+from gateway.mqtt.settings import connect_settings
+from gateway.mqtt.topics import Topics
+
+log = structlog.get_logger("pumpgw.mqtt")
+
+# Re-claim even without a wake-up, so a missed notification costs latency, not messages.
+_RECLAIM_S = 5.0
+_STOP_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class MqttLanes:
+    """Outbox lane names of the MQTT destination (one sender task each)."""
+
+    events: str = "mqtt-events"
+    alarms: str = "mqtt-alarms"
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    """Health counters (for the health endpoint and tests)."""
+
+    connected: bool = False
+    connect_attempts: int = 0
+    sessions: int = 0
+    auth_failures: int = 0
+    last_error: str | None = None
+    last_delay_s: float | None = None
+    delivered: int = 0
+    retained_published: int = 0
+    rebirths: int = 0
+
+
+class _Stopping(Exception):
+    """Raised inside a session's task group to end it for a requested stop."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MqttPublisher:
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        site: str,
+        gateway_id: str,
+        queue: DurableQueue,
+        version: str,
+        config_hash: str,
+        lanes: MqttLanes = MqttLanes(),
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_prefix, site, gateway_id)
+        self.lanes = lanes
+        self.stats = PublisherStats()
+        self._queue = queue
+        self._version = version
+        self._config_hash = config_hash
+        self._retained: dict[str, bytes] = {}
+        self._dirty: dict[str, None] = {}
+        self._dirty_event = asyncio.Event()
+        self._availability: dict[str, Availability] = {}
+        self._identities: dict[str, PumpIdentity | None] = {}
+        self._last_seen: dict[str, datetime] = {}
+        self._library_version: str | None = None
+        self._stop = asyncio.Event()
+        self._online = asyncio.Event()
+        self._session = ""
+        self._started_at = _utcnow()
+
+    # ---- producer side (called by the router; never blocks on the broker) ----------------
+
+    def register_pumps(self, pump_ids: Iterable[str]) -> None:
+        """Declare the configured pumps: listed in the inventory, 'offline' until first seen."""
+        for pump_id in pump_ids:
+            self._identities.setdefault(pump_id, None)
+            if pump_id not in self._availability:
+                self.set_availability(pump_id, "offline")
+        self._mark_inventory()
+
+    def set_availability(self, pump_id: str, availability: Availability, *, since: datetime | None = None) -> None:
+        if self._availability.get(pump_id) == availability:
+            return
+        self._availability[pump_id] = availability
+        self._set(self.topics.availability(pump_id), availability_payload(pump_id, availability, since=since or _utcnow()))
+
+    def update_state(
+        self,
+        snapshot: PumpSnapshot,
+        *,
+        verdicts: Sequence[Mapping[str, Any]] | None = None,
+        patient: Mapping[str, str] | None = None,
+    ) -> None:
+        """Replace the pump's pending state (coalesced) and mark it online."""
+        pump_id = snapshot.pump_id
+        payload = state_payload(
+            snapshot, verdicts=verdicts, include_patient_ids=self.config.include_patient_ids, patient=patient
+        )
+        self._set(self.topics.state(pump_id), payload)
+        self._last_seen[pump_id] = snapshot.received_at
+        if self._identities.get(pump_id) != snapshot.identity:
+            self._identities[pump_id] = snapshot.identity
+            self._mark_inventory()
+        self.set_availability(pump_id, "online", since=snapshot.received_at)
+
+    def set_central_library_version(self, version: str | None) -> None:
+        if version != self._library_version:
+            self._library_version = version
+            self._mark_inventory()
+
+    async def enqueue_event(self, event: PumpEvent) -> None:
+        """Commit an event or alarm to the durable queue; it is published from there."""
+        include = self.config.include_patient_ids
+        message_id = event_message_id(event)
+        if event.is_alarm:
+            topic = self.topics.alarms(event.pump_id)
+            body = alarm_payload(event, include_patient_ids=include, message_id=message_id)
+            lane, kind, ttl = self.lanes.alarms, "mqtt-alarm", self.config.alarm_ttl_s
+        else:
+            topic = self.topics.events(event.pump_id)
+            body = event_payload(event, include_patient_ids=include, message_id=message_id)
+            lane, kind, ttl = self.lanes.events, "mqtt-event", self.config.event_ttl_s
+        await self._queue.enqueue(
+            lane=lane, kind=kind, control_id=message_id, payload=encode_envelope(topic, body), ttl_s=ttl
+        )
+        if event.kind is EventKind.COMM_LOST:
+            self.set_availability(event.pump_id, "comm-lost", since=event.occurred_at)
+        elif event.kind is EventKind.COMM_RESTORED:
+            self.set_availability(event.pump_id, "online", since=event.occurred_at)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def wait_online(self) -> None:
+        """Return once a session's birth ("online" status) was acknowledged by the broker."""
+        await self._online.wait()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to publish "offline", disconnect cleanly and return."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff; returns after :meth:`stop`. Owns its tasks."""
+        backoff = Backoff(self.config.retry.initial_backoff_s, self.config.retry.max_backoff_s)
+        failing_since: str | None = None
+        while not self._stop.is_set():
+            self.stats.connect_attempts += 1
+            self._session = uuid.uuid4().hex[:16]
+            try:
+                conn = await self._open()
+            except (MqttAuthError, MqttSetupError) as exc:
+                self.stats.auth_failures += isinstance(exc, MqttAuthError)
+                self._note_error(exc)
+                delay = backoff.longest()
+                log.error("mqtt.connect_refused", error=str(exc), retry_in_s=round(delay, 3))
+            except MqttError as exc:
+                self._note_error(exc)
+                delay = backoff.next_delay()
+                if failing_since is None:  # log the first failure, not every retry
+                    log.warning("mqtt.connect_failed", error=str(exc), retry_in_s=round(delay, 3))
+                failing_since = failing_since or str(exc)
+            else:
+                backoff.reset()
+                if failing_since is not None:
+                    log.info("mqtt.reconnected", host=self.config.host, port=self.config.port)
+                failing_since = None
+                delay = await self._serve_session(conn, backoff)
+            self.stats.last_delay_s = delay
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+
+    async def _open(self) -> MqttConnection:
+        settings = connect_settings(
+            self.config, default_client_id=f"pumpgw-{self.topics.site}-{self.topics.gateway}"
+        )
+        will = Will(self.topics.status, self._status("offline"), qos=1, retain=True)
+        return await MqttConnection.open(
+            settings,
+            will=will,
+            subscriptions=(self.topics.rebirth, self.topics.rebirth_all),
+            on_message=self._on_message,
+        )
+
+    async def _serve_session(self, conn: MqttConnection, backoff: Backoff) -> float:
+        """Run one session until it ends; return the delay before the next attempt."""
+        self.stats.sessions += 1
+        self.stats.connected = True
+        delay = 0.0
+        try:
+            await self._serve(conn)
+        except* _Stopping:
+            pass
+        except* MqttPublishError as eg:
+            self._note_error(eg.exceptions[0])
+            delay = backoff.longest()
+            log.error("mqtt.publish_refused", error=str(eg.exceptions[0]), retry_in_s=round(delay, 3))
+        except* MqttConnectionLost as eg:
+            delay = backoff.next_delay()
+            if not self._stop.is_set():  # at a stop, in-flight publishes fail by design
+                self._note_error(eg.exceptions[0])
+                log.warning(
+                    "mqtt.connection_lost", error=str(eg.exceptions[0]), retry_in_s=round(delay, 3)
+                )
+        finally:
+            self.stats.connected = False
+            self._online.clear()
+            conn.abort()
+        return delay
+
+    async def _serve(self, conn: MqttConnection) -> None:
+        # Birth first (Sparkplug's NBIRTH-before-DBIRTH), then everything retained again.
+        self._retained[self.topics.status] = self._status("online")
+        await conn.publish(self.topics.status, self._retained[self.topics.status], qos=1, retain=True)
+        self._online.set()
+        log.info("mqtt.online", host=self.config.host, port=self.config.port, session=self._session)
+        self._mark_all_dirty(include_status=False)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch(conn), name="mqtt-watch")
+            tg.create_task(self._retained_loop(conn), name="mqtt-retained")
+            tg.create_task(self._lane_loop(conn, self.lanes.alarms, self.config.alarm_ttl_s), name="mqtt-alarms")
+            tg.create_task(self._lane_loop(conn, self.lanes.events, None), name="mqtt-events")
+
+    async def _watch(self, conn: MqttConnection) -> None:
+        stop = asyncio.create_task(self._stop.wait(), name="mqtt-stop-wait")
+        closed = asyncio.create_task(conn.wait_closed(), name="mqtt-closed-wait")
+        try:
+            await asyncio.wait((stop, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            closed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop
+            with contextlib.suppress(asyncio.CancelledError, MqttError):
+                await closed
+        if not self._stop.is_set():
+            await conn.wait_closed()  # raises MqttConnectionLost
+            raise MqttConnectionLost("session closed", host=self.config.host, port=self.config.port)
+        # Clean shutdown: the broker discards the Last Will on DISCONNECT, so say it ourselves.
+        self._retained[self.topics.status] = self._status("offline")
+        with contextlib.suppress(MqttError, TimeoutError):
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
+                await conn.publish(self.topics.status, self._retained[self.topics.status], qos=1, retain=True)
+        await conn.disconnect(_STOP_TIMEOUT_S)
+        log.info("mqtt.offline", reason="stop requested")
+        raise _Stopping()
+
+    async def _retained_loop(self, conn: MqttConnection) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            topics = list(self._dirty)
+            self._dirty.clear()
+            try:
+                futures = [conn.publish(t, self._retained[t], qos=1, retain=True) for t in topics]
+                for fut in futures:
+                    await fut
+            except BaseException:
+                for t in topics:  # not known to be acknowledged: publish again next session
+                    self._dirty.setdefault(t, None)
+                raise
+            self.stats.retained_published += len(topics)
+
+    async def _lane_loop(self, conn: MqttConnection, lane: str, expiry_s: float | None) -> None:
+        """Send one lane in order with a sliding window of ``max_inflight`` unacknowledged messages.
+
+        ``claim`` returns the head of the lane, in-flight messages included (they are not
+        delivered yet), so asking for ``in_flight + window`` and skipping known ids yields the
+        next messages in order. Refilling at half a window keeps the pipe full; stopping to
+        wait for a whole batch would stall on the broker's Nagle/delayed-ACK interplay.
+        """
+        window = self.config.max_inflight
+        expiry = int(expiry_s) if expiry_s is not None else None
+        in_flight: deque[tuple[int, asyncio.Future[None]]] = deque()
+        ids: set[int] = set()
+        while True:
+            if len(in_flight) <= window // 2:
+                for message in await self._queue.claim(lane, len(in_flight) + window):
+                    if message.id in ids:
+                        continue
+                    try:
+                        topic, body = decode_envelope(message.payload, message.id)
+                    except EnvelopeError as exc:
+                        log.error("mqtt.bad_queued_message", lane=lane, message_id=message.id, error=str(exc))
+                        await self._queue.quarantine(message.id, str(exc))
+                        continue
+                    ids.add(message.id)
+                    in_flight.append((message.id, conn.publish(topic, body, qos=1, retain=False, expiry_s=expiry)))
+            if not in_flight:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_RECLAIM_S):
+                        await self._queue.wait(lane)
+                continue
+            message_id, fut = in_flight[0]
+            await fut
+            in_flight.popleft()
+            ids.discard(message_id)
+            await self._queue.mark_delivered(message_id)
+            self.stats.delivered += 1
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        # A retained rebirth request would fire on every reconnect; we republish then anyway.
+        if retained or topic not in (self.topics.rebirth, self.topics.rebirth_all):
+            return
+        self.stats.rebirths += 1
+        log.info("mqtt.rebirth_requested", topic=topic)
+        self._mark_all_dirty(include_status=True)
+
+    def _status(self, state: str) -> bytes:
+        return status_payload(
+            state=state,  # type: ignore[arg-type]
+            site=self.topics.site,
+            gateway=self.topics.gateway,
+            version=self._version,
+            config_hash=self._config_hash,
+            session=self._session,
+            since=_utcnow(),
+        )
+
+    def _set(self, topic: str, payload: bytes) -> None:
+        self._retained[topic] = payload
+        self._dirty[topic] = None
+        self._dirty_event.set()
+
+    def _mark_inventory(self) -> None:
+        self._set(
+            self.topics.inventory,
+            inventory_payload(
+                site=self.topics.site,
+                gateway=self.topics.gateway,
+                identities=self._identities,
+                last_seen=self._last_seen,
+                generated_at=_utcnow(),
+                central_library_version=self._library_version,
+            ),
+        )
+
+    def _mark_all_dirty(self, *, include_status: bool) -> None:
+        order = [self.topics.status] if include_status else []
+        order += [t for t in self._retained if t != self.topics.status]
+        for t in order:
+            self._dirty.pop(t, None)
+        self._dirty = {**dict.fromkeys(order), **self._dirty}
+        self._dirty_event.set()
+
+    def _note_error(self, exc: BaseException) -> None:
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,77 @@
+"""Turn ``[mqtt]`` configuration into :class:`ConnectSettings`.
+
+Read at every connection attempt, so a rotated password file or renewed client
+certificate is picked up on the next reconnect without a restart. TLS is verified against
+the configured CA (or the system's); hostname checking is always on and there is no
+plaintext fallback (peers.md §3).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from gateway.config.model import MqttConfig, TlsConfig
+from gateway.mqtt.connection import ConnectSettings
+from gateway.mqtt.errors import MqttSetupError
+
+
+def read_password(path: Path, *, host: str, port: int) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MqttSetupError(f"cannot read mqtt.password_file {path}: {exc.strerror or exc}", host=host, port=port) from exc
+    password = text.rstrip("\r\n")
+    if not password:
+        raise MqttSetupError(f"mqtt.password_file {path} is empty", host=host, port=port)
+    return password
+
+
+class _PinnedNameContext(ssl.SSLContext):
+    """An SSLContext that verifies a configured name instead of the host connected to.
+
+    paho passes its host as ``server_hostname``; ``mqtt.tls.server_hostname`` overrides it
+    (e.g. connecting by IP address to a broker whose certificate names its DNS name).
+    """
+
+    pinned_hostname: str = ""
+
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # type: ignore[no-untyped-def, override]
+        return super().wrap_socket(sock, *args, server_hostname=self.pinned_hostname or server_hostname, **kwargs)
+
+
+def tls_context(tls: TlsConfig, *, host: str, port: int) -> ssl.SSLContext:
+    ctx = _PinnedNameContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.pinned_hostname = tls.server_hostname or ""
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    try:
+        if tls.ca_file is not None:
+            ctx.load_verify_locations(cafile=str(tls.ca_file))
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if tls.cert_file is not None and tls.key_file is not None:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttSetupError(f"TLS files unusable ({tls.ca_file}, {tls.cert_file}): {exc}", host=host, port=port) from exc
+    return ctx
+
+
+def connect_settings(cfg: MqttConfig, *, default_client_id: str) -> ConnectSettings:
+    """Build the settings of one connection attempt; raises :class:`MqttSetupError`."""
+    password = None
+    if cfg.password_file is not None:
+        password = read_password(cfg.password_file, host=cfg.host, port=cfg.port)
+    return ConnectSettings(
+        host=cfg.host,
+        port=cfg.port,
+        client_id=cfg.client_id or default_client_id,
+        keepalive_s=cfg.keepalive_s,
+        username=cfg.username,
+        password=password,
+        tls=tls_context(cfg.tls, host=cfg.host, port=cfg.port) if cfg.tls.enabled else None,
+        protocol=cfg.protocol,
+        connect_timeout_s=cfg.connect_timeout_s,
+        max_inflight=cfg.max_inflight,
+    )

@@ -1,0 +1,28 @@
+"""A gateway-side process for the Last Will test: connects, publishes, prints READY, runs on.
+
+Run as ``python gateway_proc.py HOST PORT``; the test SIGKILLs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from gateway.config.model import MqttConfig
+from gateway.mqtt import MqttPublisher
+from tests.gateway.mqtt.conftest import snapshot
+from tests.gateway.mqtt.memory_queue import MemoryQueue
+
+
+async def main(host: str, port: int) -> None:
+    cfg = MqttConfig(enabled=True, host=host, port=port, keepalive_s=60)
+    pub = MqttPublisher(cfg, site="site1", gateway_id="gw1", queue=MemoryQueue(), version="9.9", config_hash="beef")
+    pub.update_state(snapshot())
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(pub.run())
+        await pub.wait_online()
+        print("READY", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
