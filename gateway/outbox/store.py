@@ -23,6 +23,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,8 +37,9 @@ AlertHook = Callable[[str, dict], None]
 PRIORITIES = frozenset({"normal", "high"})
 _CLAIM_SQL = (
     "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
-    "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT 1"
+    "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
 )
+CLAIM_BATCH = 32  # rows marked in_flight per query; served from memory one at a time
 
 
 class Outbox:
@@ -63,6 +65,7 @@ class Outbox:
         self._batch: list[tuple[tuple, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task | None = None
         self._wake: dict[str, asyncio.Event] = {}
+        self._claimed: dict[str, deque[OutboxMessage]] = {}
         self._bytes = queries.total_bytes(conn)
         self._closed = False
 
@@ -230,13 +233,14 @@ class Outbox:
         return await self._run(self._reset_lane, lane)
 
     def _reset_lane(self, lane: str) -> int:
+        self._claimed.pop(lane, None)
         self._set_sync("NORMAL")
         return self._conn.execute(
             "UPDATE messages SET state='pending', state_at=? WHERE lane=? AND state='in_flight'", (time.time(), lane)
         ).rowcount
 
     async def claim(self, lane: str) -> OutboxMessage | None:
-        """Mark the lane's oldest pending message in flight and return it (None if idle).
+        """Return the lane's oldest pending message, now in flight (None if the lane is idle).
 
         Messages whose TTL passed are marked expired on the way (and alerted).
         """
@@ -247,8 +251,8 @@ class Outbox:
     async def finish(
         self, msg: OutboxMessage, state: str, *, reason: str = "", ack_text: str = "", claim_next: bool = True
     ) -> OutboxMessage | None:
-        """Record the outcome of ``msg`` (delivered, quarantined or expired) and, in the same
-        transaction, claim the lane's next message."""
+        """Record the outcome of ``msg`` (delivered, quarantined or expired) and return the
+        lane's next message (claimed), unless ``claim_next`` is False."""
         if state not in ("delivered", "quarantined", "expired"):
             raise ValueError(f"finish() state must be delivered, quarantined or expired, got {state!r}")
         msg.state, msg.reason, msg.ack_text = state, reason, ack_text  # type: ignore[assignment]
@@ -266,42 +270,52 @@ class Outbox:
     def _finish_and_claim(
         self, done: OutboxMessage | None, lane: str | None
     ) -> tuple[OutboxMessage | None, list[OutboxMessage]]:
+        """One single-statement commit per delivered message (the hot path); the lane's
+        rows are claimed (marked in_flight) CLAIM_BATCH at a time and served from memory.
+        Claimed rows are never thinned and return to pending on restart."""
         conn = self._conn
         self._set_sync("NORMAL")
         now = time.time()
+        if done is not None:
+            conn.execute(
+                "UPDATE messages SET state=?, state_at=?, reason=?, ack_text=?, attempts=? WHERE id=?",
+                (done.state, now, done.reason, done.ack_text, done.attempts, done.id),
+            )
         expired: list[OutboxMessage] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if done is not None:
+        while lane is not None:
+            queue = self._claimed.get(lane)
+            if not queue:
+                queue = self._claim_batch(lane)
+                if not queue:
+                    return None, expired
+            msg = queue.popleft()
+            if msg.expires_at <= now:
+                msg.state, msg.reason = "expired", f"TTL of {msg.ttl_s:g} s passed before sending"
                 conn.execute(
-                    "UPDATE messages SET state=?, state_at=?, reason=?, ack_text=?, attempts=? WHERE id=?",
-                    (done.state, now, done.reason, done.ack_text, done.attempts, done.id),
+                    "UPDATE messages SET state='expired', state_at=?, reason=? WHERE id=?", (now, msg.reason, msg.id)
                 )
-            claimed = None
-            while lane is not None:
-                row = conn.execute(_CLAIM_SQL, (lane,)).fetchone()
-                if row is None:
-                    break
-                msg = OutboxMessage(
-                    id=row[0], lane=lane, kind=row[1], control_id=row[2], payload=bytes(row[3]), priority=row[4],
-                    created_at=row[5], expires_at=row[6], attempts=row[7], state="in_flight", ttl_s=row[8],
-                )
-                if msg.expires_at <= now:
-                    conn.execute(
-                        "UPDATE messages SET state='expired', state_at=?, reason=? WHERE id=?",
-                        (now, f"TTL of {msg.ttl_s:g} s passed before sending", msg.id),
-                    )
-                    msg.state = "expired"
-                    expired.append(msg)
-                    continue
-                conn.execute("UPDATE messages SET state='in_flight', state_at=? WHERE id=?", (now, msg.id))
-                claimed = msg
-                break
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return claimed, expired
+                expired.append(msg)
+                continue
+            return msg, expired
+        return None, expired
+
+    def _claim_batch(self, lane: str) -> deque[OutboxMessage]:
+        conn = self._conn
+        rows = conn.execute(_CLAIM_SQL, (lane, CLAIM_BATCH)).fetchall()
+        queue: deque[OutboxMessage] = deque(
+            OutboxMessage(
+                id=r[0], lane=lane, kind=r[1], control_id=r[2], payload=bytes(r[3]), priority=r[4],
+                created_at=r[5], expires_at=r[6], attempts=r[7], state="in_flight", ttl_s=r[8],
+            )
+            for r in rows
+        )
+        if queue:
+            conn.execute(
+                "UPDATE messages SET state='in_flight', state_at=? WHERE lane=? AND state='pending' AND id <= ?",
+                (time.time(), lane, queue[-1].id),
+            )
+            self._claimed[lane] = queue
+        return queue
 
     def _report_expired(self, lane: str, expired: list[OutboxMessage]) -> None:
         if not expired:

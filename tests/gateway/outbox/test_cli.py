@@ -23,6 +23,7 @@ async def make_outbox(path) -> None:
     await asyncio.sleep(0.05)
     await ob.claim("am")  # A0 expires
     ob.close()
+    Outbox.open(path).close()  # a restart: claimed rows back to pending
 
 
 def run(cmd, env, *args):
