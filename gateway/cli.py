@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.demo",
     "gateway.commands.schema",
     "gateway.commands.library",
+    "gateway.commands.outbox",
+    "simulators.ehr.cli",
 )
 
 DESCRIPTION = """\

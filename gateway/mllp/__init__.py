@@ -1,0 +1,1 @@
+"""MLLP transport to HL7 receivers: framing, ACK parsing, one sender per destination."""

@@ -1,0 +1,288 @@
+"""One MLLP sender per destination: drains its outbox lane with exactly one message in flight.
+
+ACK handling (design.md §5, ihe-pcd.md §10.2 and §12.2):
+
+* AA / CA whose MSA-2 equals MSH-10 -> delivered, next message;
+* AR / CR -> receiver-side problem: the same bytes again after backoff, same connection;
+* AE / CE -> the message itself is faulty: quarantined (reason + ACK text), alert, next;
+* MSA-2 != MSH-10, garbage, a non-ACK, timeout, connection loss or refusal -> no ACK:
+  close, reconnect with backoff (tenacity, full jitter, capped) and resend the same bytes;
+* TTL passed before a (re)send -> expired, never sent as if live (inv. 4).
+
+Half-open connections are caught by the ACK timeout (and TCP keep-alive while idle).
+Certificate and TLS handshake failures wait the longest backoff at once: retrying fast
+cannot fix a configuration problem. There is never a fallback to plaintext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
+
+from gateway.mllp.ack import Ack, parse_ack
+from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
+from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
+from gateway.outbox import Outbox, OutboxMessage
+
+log = logging.getLogger("pumpgw.mllp")
+
+
+class _Rejected(Exception):
+    """AR/CR: resend unchanged after backoff (not a link failure; the connection stays)."""
+
+    def __init__(self, ack: Ack) -> None:
+        self.ack = ack
+        super().__init__(f"{ack.code}: {ack.text}")
+
+
+class _Expired(Exception):
+    pass
+
+
+class _TlsFailure(DeliveryError):
+    """Certificate or handshake failure: a configuration problem, longest backoff."""
+
+
+class MllpSender:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        lane: str,
+        host: str,
+        port: int,
+        ack_timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        idle_check_s: float = 5.0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.outbox = outbox
+        self.lane = lane
+        self.host = host
+        self.port = port
+        self.ack_timeout_s = ack_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.idle_check_s = idle_check_s
+        self.max_frame_bytes = max_frame_bytes
+        self.state = "stopped"  # idle | connecting | sending | backoff | stopped
+        self.last_error = ""
+        self.delivered = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._decoder = MllpDecoder(max_frame_bytes)
+        self._progress = time.monotonic()
+        self._wait_exp = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
+        self._where = f"lane {lane} ({host}:{port})"
+
+    def progress(self) -> float:
+        """Monotonic time of the last successful step, attempt or idle check (watchdog).
+
+        While retrying, it advances at every attempt, so a watchdog threshold must exceed
+        ``max_backoff_s + connect_timeout_s + ack_timeout_s``.
+        """
+        return self._progress
+
+    async def run(self) -> None:
+        """Deliver the lane until cancelled."""
+        back = await self.outbox.reset_lane(self.lane)
+        if back:
+            log.info("%s: %d in-flight message(s) returned to pending", self._where, back)
+        msg: OutboxMessage | None = None
+        try:
+            while True:
+                if msg is None:
+                    msg = await self._wait_for_message()
+                try:
+                    ack = await self._deliver(msg)
+                except _Expired:
+                    msg = await self.outbox.finish(
+                        msg, "expired", reason=f"TTL of {msg.ttl_s:g} s passed after {msg.attempts} attempt(s)"
+                    )
+                    continue
+                self._progress = time.monotonic()
+                if ack.accepted:
+                    self.delivered += 1
+                    msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code)
+                else:  # AE / CE
+                    msg = await self.outbox.finish(
+                        msg, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code
+                    )
+        finally:
+            self.state = "stopped"
+            self._disconnect()
+
+    async def _wait_for_message(self) -> OutboxMessage:
+        wake = self.outbox.waiter(self.lane)
+        while True:
+            wake.clear()  # before the query: a commit after it sets the event again
+            msg = await self.outbox.claim(self.lane)
+            self._progress = time.monotonic()
+            if msg is not None:
+                return msg
+            self.state = "idle"
+            try:
+                async with asyncio.timeout(self.idle_check_s):
+                    await wake.wait()
+            except TimeoutError:
+                pass  # periodic check: rows requeued by the operator CLI, watchdog progress
+
+    async def _deliver(self, msg: OutboxMessage) -> Ack:
+        """Send until an accept or error ACK; AR/CR and link failures retry with backoff."""
+        try:
+            return await self._attempt(msg)  # the fast path: no retry machinery per message
+        except (DeliveryError, _Rejected) as exc:
+            first: list[BaseException] = [exc]
+        failures = 0
+
+        def wait(retry_state) -> float:
+            exc = retry_state.outcome.exception()
+            if isinstance(exc, _TlsFailure):
+                return self.max_backoff_s
+            return self._wait_exp(retry_state)
+
+        def before_sleep(retry_state) -> None:
+            nonlocal failures
+            failures += 1
+            self.state = "backoff"
+            exc = retry_state.outcome.exception()
+            self.last_error = str(exc)
+            level = logging.WARNING if failures == 1 else logging.DEBUG
+            if isinstance(exc, _Rejected):
+                level = logging.WARNING
+            log.log(level, "%s: message %s (id %d) not accepted: %s; retry in %.2f s (attempt %d)",
+                    self._where, msg.control_id, msg.id, exc, retry_state.upcoming_sleep, retry_state.attempt_number)
+
+        async for attempt in AsyncRetrying(
+            wait=wait,
+            retry=retry_if_exception_type((DeliveryError, _Rejected)),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                if first:
+                    raise first.pop()
+                self._progress = time.monotonic()
+                ack = await self._attempt(msg)
+        log.info("%s: delivering again after %d failed attempt(s)", self._where, failures)
+        return ack
+
+    async def _attempt(self, msg: OutboxMessage) -> Ack:
+        if msg.expires_at <= time.time():
+            raise _Expired()
+        if self._writer is not None and (self._reader.at_eof() or self._writer.is_closing()):
+            self._disconnect()  # the receiver closed an idle connection (ITI TF-2x C.2.1)
+        if self._writer is None:
+            await self._connect()
+        self.state = "sending"
+        msg.attempts += 1
+        try:
+            async with asyncio.timeout(self.ack_timeout_s):
+                self._writer.write(frame(msg.payload))
+                await self._writer.drain()
+                ack = await self._read_ack(msg)
+        except TimeoutError:
+            self._disconnect()
+            raise DeliveryError(f"no ACK within {self.ack_timeout_s:g} s for {msg.control_id}") from None
+        except (OSError, EOFError) as exc:
+            self._disconnect()
+            raise DeliveryError(f"connection lost while sending {msg.control_id}: {exc!r}") from None
+        except DeliveryError:
+            self._disconnect()
+            raise
+        if ack.rejected:
+            raise _Rejected(ack)
+        return ack
+
+    async def _read_ack(self, msg: OutboxMessage) -> Ack:
+        while True:
+            data = await self._reader.read(65536)
+            if not data:
+                raise DeliveryError(f"receiver closed the connection before the ACK for {msg.control_id}")
+            for item in self._decoder.feed(data):
+                if isinstance(item, MllpGarbage) and not item.sample.strip():
+                    log.warning("%s: %s (whitespace, ignored)", self._where, item)
+                    continue
+                if isinstance(item, Exception):
+                    raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {item}")
+                try:
+                    ack = parse_ack(item)
+                except AckError as exc:
+                    raise DeliveryError(f"reply to {msg.control_id} is not an ACK: {exc}") from None
+                if ack.control_id != msg.control_id:
+                    raise DeliveryError(
+                        f"ACK answers {ack.control_id!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; treated as no ACK"
+                    )
+                return ack
+
+    async def _connect(self) -> None:
+        self.state = "connecting"
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self.ssl_context,
+                    server_hostname=(self.server_hostname or self.host) if self.ssl_context else None,
+                    limit=1 << 20,
+                )
+        except TimeoutError:
+            raise DeliveryError(f"connect to {self.host}:{self.port} timed out after {self.connect_timeout_s:g} s") from None
+        except ssl.SSLError as exc:  # includes certificate verification failures
+            log.error("%s: TLS handshake failed: %s (no plaintext fallback)", self._where, exc)
+            raise _TlsFailure(f"TLS handshake with {self.host}:{self.port} failed: {exc}") from None
+        except OSError as exc:
+            raise DeliveryError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
+        self._decoder = MllpDecoder(self.max_frame_bytes)
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            _enable_keepalive(sock)
+
+    def _disconnect(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()  # no graceful close: the peer may never read
+        self._reader = self._writer = None
+
+
+def _enable_keepalive(sock: socket.socket) -> None:
+    """Detect a dead peer on an idle connection (half-open) within about a minute."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def make_client_ssl_context(
+    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None
+) -> ssl.SSLContext:
+    """A verifying client context (server certificate and host name always checked).
+
+    ``ca_file`` None means the system CAs; ``cert_file``/``key_file`` add a client
+    certificate for mutual TLS. Unreadable files raise :class:`TlsConfigError`.
+    """
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {exc}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if (cert_file is None) != (key_file is None):
+        raise TlsConfigError(str(cert_file or key_file), "cert_file and key_file must be given together")
+    if cert_file is not None:
+        try:
+            ctx.load_cert_chain(str(cert_file), str(key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {exc}") from None
+    return ctx

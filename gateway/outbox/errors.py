@@ -1,0 +1,39 @@
+"""Errors of the durable outbox. The daemon refuses to start on either of the first two:
+an operator must look at the file (move it aside, restore, or upgrade pumpgw)."""
+
+from __future__ import annotations
+
+from gateway.errors import PumpgwError
+
+
+class OutboxError(PumpgwError):
+    """Base of every outbox problem."""
+
+
+class OutboxCorrupt(OutboxError):
+    """The SQLite file fails its integrity check or is not a SQLite database."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"outbox {path} is corrupt: {detail} (move it aside and restart; its messages are not lost until you delete it)")
+
+
+class OutboxSchemaError(OutboxError):
+    """The file's schema version is newer than this pumpgw, or the file is not an outbox."""
+
+    def __init__(self, path: str, found: int | str, expected: int) -> None:
+        self.path = path
+        self.found = found
+        self.expected = expected
+        super().__init__(f"outbox {path}: schema version {found}, expected <= {expected}")
+
+
+class OutboxClosed(OutboxError):
+    """An operation on an outbox after close()."""
+
+
+class MessageNotFound(OutboxError):
+    def __init__(self, msg_id: int) -> None:
+        self.msg_id = msg_id
+        super().__init__(f"no outbox message with id {msg_id}")

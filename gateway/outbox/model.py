@@ -1,0 +1,46 @@
+"""Typed rows and figures of the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+State = Literal["pending", "in_flight", "delivered", "quarantined", "expired"]
+STATES: tuple[State, ...] = ("pending", "in_flight", "delivered", "quarantined", "expired")
+
+# Kinds the byte budget may thin (design.md §2 inv. 8): periodic observations only.
+# PCD-10 infusion events and PCD-04 alarms are never dropped.
+THINNABLE_KINDS: frozenset[str] = frozenset({"pcd01"})
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    id: int
+    lane: str
+    kind: str
+    control_id: str
+    payload: bytes
+    priority: str
+    created_at: float  # wall clock, seconds since the epoch
+    expires_at: float
+    attempts: int
+    state: State = "pending"
+    reason: str = ""
+    ack_text: str = ""
+    state_at: float = 0.0
+    ttl_s: float = 0.0
+
+
+@dataclass(slots=True)
+class LaneStats:
+    pending: int = 0
+    in_flight: int = 0
+    delivered: int = 0
+    quarantined: int = 0
+    expired: int = 0
+    thinned: int = 0  # periodic observations dropped by the byte budget (counted, alerted)
+    bytes: int = 0  # payload bytes of every row still in the file for this lane
+    oldest_pending_age_s: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Simulators of the devices and systems around pumpgw (pumps, EHR receiver)."""

@@ -1,0 +1,224 @@
+"""The outbox on real SQLite files: durability, states, order per lane, restart, TTL,
+byte budget, schema and corruption checks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+import pytest
+
+from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError
+
+
+def hl7(cid: str, body: str = "x") -> bytes:
+    return f"MSH|^~\\&|PUMPGW|W|EHR|H|20240101000000+0000||ORU^R01^ORU_R01|{cid}|P|2.6\rOBX|1|ST|x||{body}\r".encode()
+
+
+async def put(ob: Outbox, lane: str, cid: str, *, kind: str = "pcd01", ttl_s: float = 3600, body: str = "x") -> int:
+    return await ob.enqueue(lane=lane, kind=kind, control_id=cid, payload=hl7(cid, body), ttl_s=ttl_s)
+
+
+def committed_control_ids(path) -> list[str]:
+    """Read the file through an independent connection (what survives a crash)."""
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT control_id FROM messages ORDER BY id")]
+
+
+async def test_enqueue_returns_only_after_the_row_is_committed_to_the_file(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    await put(ob, "doc", "C1")
+    assert committed_control_ids(tmp_path / "o.db") == ["C1"]
+    ob.close()
+
+
+async def test_concurrent_enqueues_of_one_loop_turn_share_one_commit(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    commits = []
+    ob._conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    ids = await asyncio.gather(*(put(ob, "doc", f"C{i}") for i in range(50)))
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert len(commits) == 1
+    assert len(committed_control_ids(tmp_path / "o.db")) == 50
+    ob.close()
+
+
+async def test_schema_uses_wal_and_full_synchronous_for_enqueue(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    seen = []
+    ob._conn.set_trace_callback(seen.append)
+    await put(ob, "doc", "C1")
+    assert ob._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert ob._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL during enqueue commits
+    ob.close()
+
+
+async def test_lanes_deliver_in_production_order_and_independently(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    for i in range(5):
+        await put(ob, "doc", f"D{i}")
+        await put(ob, "am", f"A{i}", kind="pcd04")
+    got = {"doc": [], "am": []}
+    for lane in got:
+        msg = await ob.claim(lane)
+        while msg is not None:
+            got[lane].append(msg.control_id)
+            assert msg.state == "in_flight"
+            msg = await ob.finish(msg, "delivered")
+    assert got == {"doc": [f"D{i}" for i in range(5)], "am": [f"A{i}" for i in range(5)]}
+    stats = ob.stats()
+    assert stats["doc"].delivered == 5 and stats["doc"].pending == 0
+    ob.close()
+
+
+async def test_quarantined_message_is_kept_with_reason_and_does_not_block_the_lane(tmp_path):
+    alerts = []
+    ob = Outbox.open(tmp_path / "o.db", on_alert=lambda name, d: alerts.append((name, d)))
+    for i in range(3):
+        await put(ob, "doc", f"C{i}")
+    first = await ob.claim("doc")
+    second = await ob.finish(first, "quarantined", reason="AE from receiver", ack_text="bad OBX")
+    assert second.control_id == "C1"
+    row = ob._conn.execute("SELECT state, reason, ack_text FROM messages WHERE id=?", (first.id,)).fetchone()
+    assert row == ("quarantined", "AE from receiver", "bad OBX")
+    assert alerts[0][0] == "message_quarantined" and alerts[0][1]["control_id"] == "C0"
+    assert ob.stats()["doc"].quarantined == 1
+    ob.close()
+
+
+async def test_restart_turns_in_flight_rows_back_to_pending_in_order(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    for i in range(3):
+        await put(ob, "doc", f"C{i}")
+    msg = await ob.claim("doc")
+    assert ob.stats()["doc"].in_flight >= 1  # claimed by the sender (a batch at a time)
+    ob.close()  # as if killed: the row stays in_flight in the file
+    ob = Outbox.open(tmp_path / "o.db")
+    assert ob.stats()["doc"].in_flight == 0 and ob.stats()["doc"].pending == 3
+    again = await ob.claim("doc")
+    assert (again.id, again.payload) == (msg.id, msg.payload)  # identical bytes, same MSH-10
+    ob.close()
+
+
+async def test_message_past_its_ttl_is_expired_not_sent_and_kept(tmp_path):
+    alerts = []
+    ob = Outbox.open(tmp_path / "o.db", on_alert=lambda name, d: alerts.append(name))
+    await put(ob, "am", "OLD", kind="pcd04", ttl_s=0.05)
+    await put(ob, "am", "NEW", kind="pcd04", ttl_s=60)
+    await asyncio.sleep(0.1)
+    msg = await ob.claim("am")
+    assert msg.control_id == "NEW"
+    stats = ob.stats()["am"]
+    assert stats.expired == 1 and stats.in_flight == 1 and stats.pending == 0
+    assert "messages_expired" in alerts
+    reason = ob._conn.execute("SELECT reason FROM messages WHERE control_id='OLD'").fetchone()[0]
+    assert "TTL" in reason
+    ob.close()
+
+
+async def test_byte_budget_thins_observations_every_second_oldest_first_and_keeps_events(tmp_path):
+    alerts = []
+    ob = Outbox.open(tmp_path / "o.db", max_bytes=20_000, on_alert=lambda name, d: alerts.append((name, d)))
+    for i in range(10):
+        await put(ob, "doc", f"E{i:03d}", kind="pcd10")
+    n = 0
+    while not alerts:
+        await put(ob, "doc", f"O{n:03d}")
+        n += 1
+    assert alerts[0][0] == "outbox_budget_thinned"
+    obs = [int(c[1:]) for c in committed_control_ids(tmp_path / "o.db") if c[0] == "O"]
+    assert obs[:4] == [0, 2, 4, 6]  # first pass: every second one, oldest first
+    assert obs[-5:] == list(range(n - 5, n))  # recent data complete
+    for i in range(200):
+        await put(ob, "doc", f"O{n:03d}")
+        n += 1
+    for i in range(10):
+        await put(ob, "am", f"A{i:03d}", kind="pcd04")
+    ids = committed_control_ids(tmp_path / "o.db")
+    assert [c for c in ids if c[0] == "E"] == [f"E{i:03d}" for i in range(10)]
+    assert [c for c in ids if c[0] == "A"] == [f"A{i:03d}" for i in range(10)]
+    obs = [int(c[1:]) for c in ids if c[0] == "O"]
+    assert obs == sorted(obs) and obs[0] == 0 and obs[-1] == n - 1
+    assert ob.bytes <= 20_000
+    assert ob.stats()["doc"].thinned == n - len(obs) > 0
+
+async def test_budget_never_drops_events_or_alarms_and_raises_an_alert(tmp_path, caplog):
+    alerts = []
+    ob = Outbox.open(tmp_path / "o.db", max_bytes=2_000, on_alert=lambda name, d: alerts.append(name))
+    for i in range(40):
+        await put(ob, "doc", f"E{i}", kind="pcd10")
+    assert len(committed_control_ids(tmp_path / "o.db")) == 40
+    assert "outbox_budget_exceeded" in alerts
+    assert any(r.levelname == "ERROR" and "budget" in r.getMessage() for r in caplog.records)
+    ob.close()
+
+
+async def test_delivered_rows_are_compacted_after_retention_others_kept(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db", delivered_retention_s=0.05)
+    for i in range(3):
+        await put(ob, "doc", f"C{i}")
+    msg = await ob.claim("doc")
+    msg = await ob.finish(msg, "delivered")
+    await ob.finish(msg, "quarantined", reason="AE", claim_next=False)
+    await asyncio.sleep(0.1)
+    assert await ob.compact() == 1
+    assert committed_control_ids(tmp_path / "o.db") == ["C1", "C2"]
+    ob.close()
+
+
+async def test_enqueue_wakes_the_lane_waiter_without_polling(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    wake = ob.waiter("am")
+    wake.clear()
+    task = asyncio.create_task(wake.wait())
+    await put(ob, "doc", "D1")
+    await asyncio.sleep(0)
+    assert not task.done()  # another lane's commit does not wake it
+    await put(ob, "am", "A1", kind="pcd04")
+    await asyncio.wait_for(task, 1.0)
+    ob.close()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_as_corrupt(tmp_path):
+    path = tmp_path / "o.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OutboxCorrupt) as info:
+        Outbox.open(path)
+    assert info.value.path == str(path)
+
+
+def test_a_newer_schema_version_is_refused(tmp_path):
+    path = tmp_path / "o.db"
+    Outbox.open(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version=99")
+    with pytest.raises(OutboxSchemaError) as info:
+        Outbox.open(path)
+    assert info.value.found == 99 and info.value.expected == 1
+
+
+def test_a_foreign_sqlite_file_is_not_taken_over(tmp_path):
+    path = tmp_path / "o.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE patients (id)")
+    with pytest.raises(OutboxSchemaError):
+        Outbox.open(path)
+
+
+async def test_invalid_enqueue_arguments_are_refused(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    with pytest.raises(ValueError, match="ttl_s"):
+        await ob.enqueue(lane="doc", kind="pcd01", control_id="C", payload=b"x", ttl_s=0)
+    with pytest.raises(ValueError, match="priority"):
+        await ob.enqueue(lane="doc", kind="pcd01", control_id="C", payload=b"x", ttl_s=1, priority="urgent")
+    ob.close()
+
+
+async def test_oldest_pending_age_is_reported(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    await put(ob, "doc", "C1")
+    t = time.time()
+    age = ob.stats()["doc"].oldest_pending_age_s
+    assert 0 <= age <= time.time() - t + 1
+    ob.close()
