@@ -6,9 +6,11 @@ pointing the configuration at them, not by replacing components.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway import __version__
 from gateway.config.model import GatewayConfig
 from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
@@ -44,14 +46,27 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
         delivered_retention_s=config.outbox.delivered_retention_s,
     )
     supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
+    live = None
+    if config.mqtt.enabled:
+        from gateway.mqtt.outbox_queue import OutboxQueue
+        from gateway.mqtt.publisher import MqttPublisher
+
+        live = MqttPublisher(
+            config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
+            queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
+        )
+        live.register_pumps(p.id for p in config.pumps)
+        supervisor.add("mqtt", live.run, stopper=live.stop)
     pipeline = Pipeline(
         config,
         outbox,
         control_ids=ControlIdGenerator(config.gateway.eui64),
         pcd01_interval_s=config.hl7.pcd01_interval_s,
         processing_id=config.hl7.processing_id,
+        live=live,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline)
+    supervisor.add("outbox maintenance", outbox.maintain)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(key, pumps, pipeline)
         daemon.pollers.append(poller)
@@ -70,8 +85,16 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
                 ssl_context=ssl_context, server_hostname=dest.tls.server_hostname,
             )
             daemon.senders.append(sender)
-            supervisor.add(f"send {lane}", sender.run)
+            # progress() advances at every attempt; a stuck sender is one silent for longer
+            # than a full backoff + connect + ACK wait.
+            stale = dest.retry.max_backoff_s + dest.connect_timeout_s + dest.ack_timeout_s + 30
+            supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
     if install_extra is not None:
         install_extra(supervisor)
     supervisor.on_close("outbox", outbox.close)
     return daemon
+
+
+def config_hash(config: GatewayConfig) -> str:
+    """A short fingerprint of the configuration in force (MQTT birth, start-up log)."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]

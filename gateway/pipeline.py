@@ -59,12 +59,14 @@ def lanes(destination: MllpDestination) -> list[str]:
 
 
 class LivePublisher(Protocol):
-    """What the pipeline needs from the MQTT side (absent when MQTT is disabled)."""
+    """What the pipeline needs from the MQTT side (absent when MQTT is disabled).
 
-    async def publish_state(self, pump_id: str, snapshot: PumpSnapshot, verdicts: list[dict]) -> None: ...
-    async def publish_event(self, event: PumpEvent) -> None: ...
-    async def publish_availability(self, pump_id: str, availability: str) -> None: ...
-    async def publish_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
+    State is coalesced in memory (only the newest matters); events and alarms are committed
+    to the outbox by ``enqueue_event`` and published from there.
+    """
+
+    def update_state(self, snapshot: PumpSnapshot, *, verdicts: list[dict] | None = None) -> None: ...
+    async def enqueue_event(self, event: PumpEvent) -> None: ...
 
 
 @dataclass
@@ -126,27 +128,21 @@ class Pipeline:
                 control_id, payload = encode_pcd01(snapshot, self.context(rt.config, dest), pump_id=pump_id)
                 await self._enqueue(rt, dest, "pcd01", control_id, payload)
         if self.live is not None:
-            await self.live.publish_state(pump_id, snapshot, [v.to_dict() for v in verdicts])
+            self.live.update_state(snapshot, verdicts=[v.to_dict() for v in verdicts])
 
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
         self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
                       library=identity.drug_library_version)
-        if self.live is not None:
-            await self.live.publish_identity(pump_id, identity)
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
         rt = self.pumps[pump_id]
         for event in rt.tracker.on_comm_lost(at, reason):
             await self._route_event(rt, event)
-        if self.live is not None:
-            await self.live.publish_availability(pump_id, "comm-lost")
 
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None:
         rt = self.pumps[pump_id]
         for event in rt.tracker.on_comm_restored(at):
             await self._route_event(rt, event)
-        if self.live is not None:
-            await self.live.publish_availability(pump_id, "online")
 
     # -- routing --------------------------------------------------------------------------
     async def _route_event(self, rt: PumpRuntime, event: PumpEvent) -> None:
@@ -162,7 +158,7 @@ class Pipeline:
                 control_id, payload = encode(event, self.context(rt.config, dest))
                 await self._enqueue(rt, dest, kind, control_id, payload)
         if self.live is not None:
-            await self.live.publish_event(event)
+            await self.live.enqueue_event(event)
 
     async def _enqueue(self, rt: PumpRuntime, dest: MllpDestination, kind: str, control_id: str, payload: bytes) -> None:
         await self.outbox.enqueue(

@@ -38,6 +38,7 @@ class Service:
     factory: Callable[[], Awaitable[None]]
     progress: Callable[[], float] | None = None
     stale_after_s: float = 60.0
+    stopper: Callable[[], None] | None = None
     restarts: int = 0
     last_crash: str = ""
     started_at: float = field(default=0.0)
@@ -71,11 +72,18 @@ class Supervisor:
         *,
         progress: Callable[[], float] | None = None,
         stale_after_s: float = 60.0,
+        stopper: Callable[[], None] | None = None,
     ) -> None:
-        """Register a service; ``progress`` returns the monotonic time of its last progress."""
+        """Register a service.
+
+        ``progress`` returns the monotonic time of its last progress (watchdog). ``stopper``
+        asks the service to finish by itself on shutdown (e.g. the MQTT session publishing
+        "offline" and disconnecting cleanly); it gets half the shutdown budget before it is
+        cancelled like the others.
+        """
         if name in self.services:
             raise ValueError(f"service {name!r} registered twice")
-        self.services[name] = Service(name, factory, progress, stale_after_s)
+        self.services[name] = Service(name, factory, progress, stale_after_s, stopper)
 
     def on_close(self, name: str, closer: Callable[[], Awaitable[None] | None]) -> None:
         """Run ``closer`` after every service stopped (reverse registration order)."""
@@ -102,6 +110,12 @@ class Supervisor:
                 await self._stop.wait()
                 self.notifier.stopping()
                 log.info("stopping", timeout_s=self.shutdown_timeout_s)
+                graceful = [t for t, s in zip(tasks, self.services.values(), strict=True) if s.stopper]
+                for service in self.services.values():
+                    if service.stopper is not None:
+                        service.stopper()
+                if graceful:
+                    await asyncio.wait(graceful, timeout=self.shutdown_timeout_s / 2)
                 for task in (*tasks, watchdog):
                     task.cancel()
                 _done, pending = await asyncio.wait([*tasks, watchdog], timeout=self.shutdown_timeout_s)
