@@ -18,6 +18,7 @@ from gateway import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.check_config",
     "gateway.commands.schema",
+    "gateway.commands.hl7",
 )
 
 DESCRIPTION = """\

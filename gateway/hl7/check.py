@@ -206,8 +206,7 @@ def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
     for code, refid, system in triples:
         if system != "MDC" or not code:
             continue
-        if not code.isdigit():
-            found.append(("MDC-CODE", f"MDC code {code!r} is not a number"))
+        if not code.isdigit():  # mnemonic MDC codes such as OBX-17 AMEAS^auto-measurement^MDC
             continue
         value = int(code)
         mdc_code = value
