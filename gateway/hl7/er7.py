@@ -75,11 +75,19 @@ def dtm(moment: datetime, *, what: str) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise Hl7EncodeError(f"{what}: timestamp {moment.isoformat()} has no UTC offset", field=what)
-    utc = moment.astimezone(UTC)
-    text = utc.strftime("%Y%m%d%H%M%S")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise Hl7EncodeError(f"{what}: timestamp {moment.isoformat()} is out of range", field=what) from exc
+    text = _digits(utc)
     if utc.microsecond:
         text += f".{utc.microsecond // 100:04d}"
     return text + "+0000"
+
+
+def _digits(m: datetime) -> str:
+    # Not strftime: it writes years before 1000 with fewer than 4 digits on some platforms.
+    return f"{m.year:04d}{m.month:02d}{m.day:02d}{m.hour:02d}{m.minute:02d}{m.second:02d}"
 
 
 def device_dtm(moment: datetime) -> str:
@@ -89,7 +97,7 @@ def device_dtm(moment: datetime) -> str:
     receiver does with this very row (TF2-R10 B.8.8).
     """
     if moment.tzinfo is None:
-        return moment.strftime("%Y%m%d%H%M%S")
+        return _digits(moment)
     return dtm(moment, what="MDC_ATTR_TIME_ABS")
 
 
