@@ -165,7 +165,7 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
     if ch.concentration is not None:
         m += 1
         rows.quantity("MDC_CONC_DRUG", p + str(m), ch.concentration, setting)
-    care_area = escape(ch.care_area or info.care_area)
+    care_area = escape(ch.care_area or "") or escape(info.care_area)
     if care_area:
         m += 1
         rows.metric("ST", _C["MDC_PUMP_DRUG_LIBRARY_CARE_AREA"], p + str(m), care_area, category=setting)

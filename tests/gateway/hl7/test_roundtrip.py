@@ -92,7 +92,7 @@ def _expected_channel(channel: ChannelSnapshot, n: int) -> dict[str, tuple[objec
     expected["MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL"] = (channel.channel_id.strip() or str(n), "")
     if channel.drug and channel.drug.strip():
         expected["MDC_DRUG_NAME_LABEL"] = (channel.drug.strip(), "")
-    care_area = (channel.care_area or "Crit Care").strip()  # the context's pump default
+    care_area = (channel.care_area or "").strip() or "Crit Care"  # else the configured care area
     expected["MDC_PUMP_DRUG_LIBRARY_CARE_AREA"] = (care_area, "")
     return expected
 
