@@ -163,7 +163,8 @@ def _check_alerts(message: Message, out: Findings) -> None:
         if source is not None and source.component(3, 1).isdigit() and alert.prefix[3] == int(source.component(3, 1)):
             out.add("PCD04-LEGACY-FACET-ID", event, 4, f"OBX-4 {event.field(4)} puts the source metric's code "
                     "in the metric position (legacy facet sub-id)")
-        if obr is not None and alert.phase and alert.phase not in mdc.ONSET_PHASES and not obr.component(29, 2):
+        later_phase = alert.phase in mdc.EVENT_PHASES and alert.phase not in mdc.ONSET_PHASES
+        if obr is not None and later_phase and not obr.component(29, 2):
             out.add("PCD04-OBR-29", obr, 29, f"phase {alert.phase!r} needs OBR-29 pointing to the onset's "
                     "OBR-3 (B.7.1, CP-151)")
 

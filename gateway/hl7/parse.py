@@ -97,7 +97,11 @@ class Message:
 def parse_message(raw: bytes | str) -> Message:
     """Split into segments and fields without judging anything (the checker judges)."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    text = text.strip("\x0b\x1c")
+    text = text.lstrip("\x0b")  # MLLP start block
+    for trailer in ("\x1c\r", "\x1c"):  # MLLP end block
+        if text.endswith(trailer):
+            text = text[: -len(trailer)]
+            break
     lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
     if lines and lines[-1] == "":
         lines.pop()  # the terminator of the last segment
