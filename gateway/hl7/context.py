@@ -32,6 +32,7 @@ from gateway.hl7.errors import ControlIdStateError
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SEQ_PER_MS = 36 * 36
 _LEASE_MS = 60_000
+_PAIRS = [a + b for a in _B36 for b in _B36]  # base-36 digit pairs 00..ZZ
 
 
 def _base36(value: int, width: int) -> str:
@@ -63,6 +64,8 @@ class ControlIdGenerator:
         self._seq = 0
         self._state_path = Path(state_path) if state_path is not None else None
         self._leased_until = -1
+        self._high = -1  # ms // 1296, changes every 1.3 s: its 7 digits are cached
+        self._high_digits = ""
         if self._state_path is not None:
             self._last_ms = self._read_state()
             self._seq = _SEQ_PER_MS - 1  # the first id takes the next millisecond
@@ -78,7 +81,10 @@ class ControlIdGenerator:
                     self._last_ms, self._seq = self._last_ms + 1, 0
             if self._state_path is not None and self._last_ms >= self._leased_until:
                 self._write_state(self._last_ms + _LEASE_MS)
-            return self._prefix + _base36(self._last_ms, 9) + _base36(self._seq, 2)
+            high, low = divmod(self._last_ms, _SEQ_PER_MS)
+            if high != self._high:
+                self._high, self._high_digits = high, self._prefix + _base36(high, 7)
+            return self._high_digits + _PAIRS[low] + _PAIRS[self._seq]
 
     def _read_state(self) -> int:
         assert self._state_path is not None

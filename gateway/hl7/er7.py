@@ -9,6 +9,7 @@ TF prescribes (TF2-R10 B.1 MSH-1/2).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,11 +33,13 @@ _ESCAPES: dict[int, str] = {
 _NEEDS_ESCAPE = re.compile(r"[\\|^~&\x00-\x08\x0a-\x1f\x7f]")
 
 
+@lru_cache(maxsize=4096)
 def escape(text: str) -> str:
     """Escape free text for one ER7 component; leading/trailing blanks are dropped.
 
     Blanks at the edges carry no meaning on a pump display and receivers trim them
     (ihe-pcd.md §2.2), so sending them would only make the round trip lossy elsewhere.
+    Cached: drug names, labels and care areas repeat in every poll of every pump.
     """
     text = text.strip()
     if _NEEDS_ESCAPE.search(text) is None:
@@ -103,9 +106,11 @@ def device_dtm(moment: datetime) -> str:
 
 def number(value: Decimal, *, what: str) -> str:
     """An NM value with the device's precision (trailing zeros kept, never exponent form)."""
-    if not value.is_finite():
-        raise Hl7EncodeError(f"{what}: {value} is not a finite number", field=what)
-    text = format(value, "f")
-    if text.startswith("-0") and value.is_zero():
+    text = str(value)  # fast path: plain notation for everyday magnitudes
+    if "E" in text or not text[-1].isdigit():
+        if not value.is_finite():
+            raise Hl7EncodeError(f"{what}: {value} is not a finite number", field=what)
+        text = format(value, "f")
+    if text[0] == "-" and value.is_zero():
         text = text[1:]
     return text

@@ -18,6 +18,8 @@ order by construction (B.8.4).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from drivers.model import ChannelSnapshot, ChannelState, PumpSnapshot, Quantity
 from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext, PumpInfo
@@ -44,8 +46,10 @@ _MDS = {"generic": "MDC_DEV_PUMP_INFUS_MDS", "lvp": "MDC_DEV_PUMP_INFUS_LVP_MDS"
 _VMD = {"generic": "MDC_DEV_PUMP_INFUS_VMD", "lvp": "MDC_DEV_PUMP_INFUS_LVP_VMD"}
 # Precomputed OBX-3 values: the hot path only looks them up.
 _C = {refid: f"{code}^{refid}^MDC" for refid, code in mdc.TERMS.items() if code is not None}
+_NOT_DELIVERING_REASON_CODE = mdc.cwe("MDC_DEV_PUMP_NOT_DELIVERING_REASON")  # unpublished: 0^REFID^MDC
 
 
+@lru_cache(maxsize=256)
 def unit_cwe(unit: str) -> str:
     """OBX-6: MDC first, UCUM as the alternate triplet (M.1.2.2); UCUM alone if unmapped."""
     known = mdc.UNITS.get(unit)
@@ -75,8 +79,18 @@ class ObxRows:
         seg = f"OBX|{self.n}|{vt}|{code}|{sub}|{value}|{unit}|||||{status}|||{time}|||{category}|{equipment}"
         self.segments.append(seg.rstrip("|"))
 
+    def simple(self, vt: str, code: str, sub: str, value: str, category: str = "") -> None:
+        """A metric row with neither units nor time (the common case, kept cheap)."""
+        self.n += 1
+        if category:
+            self.segments.append(f"OBX|{self.n}|{vt}|{code}|{sub}|{value}||||||R||||||{category}")
+        else:
+            self.segments.append(f"OBX|{self.n}|{vt}|{code}|{sub}|{value}||||||R")
+
     def quantity(self, refid: str, sub: str, q: Quantity, category: str) -> None:
-        self.metric("NM", _C[refid], sub, number(q.value, what=refid), unit_cwe(q.unit), category=category)
+        self.n += 1
+        self.segments.append(f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{number(q.value, what=refid)}"
+                             f"|{unit_cwe(q.unit)}|||||R||||||{category}")
 
 
 def device_identifier(snapshot: PumpSnapshot | None, info: PumpInfo, ctx: EncodeContext) -> str:
@@ -100,15 +114,15 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
     k = 0
     if snapshot is not None and snapshot.identity.drug_library_version:
         k += 1
-        rows.metric("ST", _C["MDC_PUMP_DRUG_LIBRARY_VERSION"], f"1.0.0.{k}",
+        rows.simple("ST", _C["MDC_PUMP_DRUG_LIBRARY_VERSION"], f"1.0.0.{k}",
                     escape(snapshot.identity.drug_library_version))
     if event_rows is not None:
-        rows.metric("CWE", _C["MDC_ATTR_EVT_COND"], f"1.0.0.{k + 1}", event_rows[0])
-        rows.metric("ST", _C["MDC_ATTR_EVT_SOURCE"], f"1.0.0.{k + 2}", event_rows[1])
+        rows.simple("CWE", _C["MDC_ATTR_EVT_COND"], f"1.0.0.{k + 1}", event_rows[0])
+        rows.simple("ST", _C["MDC_ATTR_EVT_SOURCE"], f"1.0.0.{k + 2}", event_rows[1])
         k += 2
     if snapshot is not None and snapshot.device_time is not None:
         k += 1
-        rows.metric("DTM", _C["MDC_ATTR_TIME_ABS"], f"1.0.0.{k}", device_dtm(snapshot.device_time))
+        rows.simple("DTM", _C["MDC_ATTR_TIME_ABS"], f"1.0.0.{k}", device_dtm(snapshot.device_time))
 
 
 def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx: EncodeContext,
@@ -121,7 +135,7 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
     m = 0
     if state is not ChannelState.UNKNOWN:
         m += 1
-        rows.metric("CWE", _C["MDC_PUMP_INFUSING_STATUS"], f"1.{n}.1.{m}",
+        rows.simple("CWE", _C["MDC_PUMP_INFUSING_STATUS"], f"1.{n}.1.{m}",
                     "^" + _INFUSING.get(state, "pump-status-not-infusing"))
         flow = ch.rate if state is ChannelState.INFUSING else None
         if state in _NOT_DELIVERING and ch.rate is not None:
@@ -133,21 +147,21 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
                         category=mdc.CATEGORY_AUTO_MEASUREMENT)
         if state in _INFUSING:
             m += 1
-            rows.metric("CWE", _C["MDC_DEV_PUMP_ACTIVE_SOURCES"], f"1.{n}.1.{m}", "^pump-source-info-primary")
+            rows.simple("CWE", _C["MDC_DEV_PUMP_ACTIVE_SOURCES"], f"1.{n}.1.{m}", "^pump-source-info-primary")
     rows.device(_C["MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY"], f"1.{n}.2.0")
     p = f"1.{n}.2."
     m = 0
     if state is not ChannelState.UNKNOWN:
         m += 1
         status = "pump-delivery-status-transitioning" if transitioning else _DELIVERY_STATUS[state]
-        rows.metric("CWE", _C["MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS"], p + str(m), "^" + status)
+        rows.simple("CWE", _C["MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS"], p + str(m), "^" + status)
     m += 1
-    rows.metric("ST", _C["MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL"], p + str(m), escape(ch.channel_id) or str(n))
+    rows.simple("ST", _C["MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL"], p + str(m), escape(ch.channel_id) or str(n))
     if state in _NOT_DELIVERING and not transitioning:
-        code = mdc.cwe("MDC_DEV_PUMP_NOT_DELIVERING_REASON", pending)
+        code = _NOT_DELIVERING_REASON_CODE if pending else None
         if code is not None:
             m += 1
-            rows.metric("CWE", code, p + str(m), "^" + _NOT_DELIVERING_REASON[state])
+            rows.simple("CWE", code, p + str(m), "^" + _NOT_DELIVERING_REASON[state])
     setting = mdc.CATEGORY_MANUAL_SETTING
     for refid, q, category in (
         ("MDC_FLOW_FLUID_PUMP", ch.rate, setting),
@@ -161,14 +175,14 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
     drug = escape(ch.drug) if ch.drug else ""
     if drug:
         m += 1
-        rows.metric("ST", _C["MDC_DRUG_NAME_LABEL"], p + str(m), drug, category=setting)
+        rows.simple("ST", _C["MDC_DRUG_NAME_LABEL"], p + str(m), drug, setting)
     if ch.concentration is not None:
         m += 1
         rows.quantity("MDC_CONC_DRUG", p + str(m), ch.concentration, setting)
     care_area = escape(ch.care_area or "") or escape(info.care_area)
     if care_area:
         m += 1
-        rows.metric("ST", _C["MDC_PUMP_DRUG_LIBRARY_CARE_AREA"], p + str(m), care_area, category=setting)
+        rows.simple("ST", _C["MDC_PUMP_DRUG_LIBRARY_CARE_AREA"], p + str(m), care_area, setting)
     if ch.patient_weight is not None:
         m += 1
         rows.quantity("MDC_ATTR_PT_WEIGHT", p + str(m), ch.patient_weight, setting)
