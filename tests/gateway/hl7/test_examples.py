@@ -150,3 +150,14 @@ def test_cli_exits_2_on_an_unreadable_file(pumpgw_cmd, subprocess_env, tmp_path)
                           text=True, env=subprocess_env, timeout=60)
     assert proc.returncode == 2
     assert "cannot read" in proc.stderr
+
+
+def test_cli_hl7apy_option_adds_its_strict_verdict_and_notes_structures_it_lacks(pumpgw_cmd, subprocess_env):
+    golden = Path(__file__).parent / "golden"
+    proc = subprocess.run([*pumpgw_cmd, "hl7", "check", "--hl7apy", str(golden / "pcd10_delivery_start.hl7"),
+                           str(golden / "pcd04_occlusion_end.hl7")], capture_output=True, text=True,
+                          env=subprocess_env, timeout=60)
+    assert proc.returncode == 1  # hl7apy's base v2.6 wants PID-3, which the TF leaves empty for unknown patients
+    assert "[HL7APY] ValidationError: Missing required child PID.PID_3" in proc.stdout
+    assert "pcd04_occlusion_end.hl7: note: hl7apy 1.3.5 has no definition" in proc.stdout
+    assert "pcd04_occlusion_end.hl7: OK (PCD-04)" in proc.stdout
