@@ -12,41 +12,16 @@ and structure are checked (MSH-21 is required in non-ACK messages only, TF2-R10 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from gateway.hl7 import mdc
+from gateway.hl7.check_obx import check_observations
+from gateway.hl7.findings import DTM_RE, Finding, Findings
 from gateway.hl7.parse import Message, Segment, Transaction, parse_message, profile_oids, transaction_of
 
+__all__ = ["Finding", "check_message"]
+
 _BLANKS = " \t\u00a0"
-DTM_RE = re.compile(r"^\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4})?)?)?)?)?)?([+-]\d{4})?$")
 # (segment, field) holding times that must carry a UTC offset (TF2-R10 B.8.7-B.8.9, C.4).
 TIMESTAMP_FIELDS = (("MSH", 7), ("OBR", 7), ("OBR", 8), ("OBX", 14))
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One violation: rule id, 1-based segment number (0 = whole message), field position."""
-
-    rule: str
-    segment: int
-    segment_id: str
-    field: int | None
-    message: str
-
-    def position(self) -> str:
-        if self.segment == 0:
-            return "message"
-        where = f"segment {self.segment} {self.segment_id}"
-        return f"{where}-{self.field}" if self.field is not None else where
-
-    def __str__(self) -> str:
-        return f"{self.position()}: [{self.rule}] {self.message}"
-
-
-class Findings(list[Finding]):
-    def add(self, rule: str, seg: Segment | None, field: int | None, message: str) -> None:
-        self.append(Finding(rule, seg.number if seg else 0, seg.name if seg else "", field, message))
 
 
 # Allowed successor segments per message structure ("^" start, "$" end). NTE and PRT are
@@ -72,8 +47,6 @@ _ATTACHED = {"NTE", "PRT"}
 
 def check_message(raw: bytes | str) -> list[Finding]:
     """Every violation of the implemented TF rules, in message order (empty list = conformant)."""
-    from gateway.hl7.check_obx import check_observations
-
     message = parse_message(raw)
     out = Findings()
     msh = message.msh

@@ -6,14 +6,9 @@ Sources: TF2-R10 App. A and B.8 (OBX rows, OBX-4 dictionary order), B.7/B.7.1 an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gateway.hl7 import mdc
-from gateway.hl7.check import DTM_RE
+from gateway.hl7.findings import DTM_RE, Findings
 from gateway.hl7.parse import Message, Segment, Transaction, obx4_key, read_alerts
-
-if TYPE_CHECKING:
-    from gateway.hl7.check import Findings
 
 _RESULTS = {"PCD-01", "PCD-04", "PCD-10", "PCD-05"}
 _OBX11 = set("CDFPRSUWX")

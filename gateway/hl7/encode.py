@@ -8,7 +8,7 @@ tests validate every shape with hl7apy and the independent ``hl7`` package.
 
 from __future__ import annotations
 
-from drivers.model import AlarmPriority, PumpSnapshot
+from drivers.model import AlarmPriority, ChannelSnapshot, PumpSnapshot
 from gateway.events.model import EventKind, PumpEvent
 from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext
@@ -78,7 +78,8 @@ def _patient(ctx: EncodeContext, pump_id: str) -> list[str]:
         patient_class = "U"
     else:
         cx = f"{escape(patient.identifier)}^^^{escape(patient.assigning_authority)}^{escape(patient.identifier_type)}"
-        name = f"{escape(patient.family_name)}^{escape(patient.given_name)}^^^^^L"
+        family, given = escape(patient.family_name), escape(patient.given_name)
+        name = f"{family}^{given}^^^^^L" if family or given else "^^^^^^U"  # B.5 PID-5 name type
         pid = f"PID|||{cx}||{name}" + "|" * 26 + "N"
         patient_class = escape(patient.patient_class) or "U"
     location = escape(ctx.ward) + (f"^^{escape(info.location)}" if info.location.strip() else "")
@@ -149,7 +150,7 @@ def encode_pcd10(event: PumpEvent, ctx: EncodeContext) -> tuple[str, bytes]:
     return _assemble(ctx, control_id, event.pump_id, "ORU^R42^ORU_R01", PROFILE_PCD10, "NE", [obr, *rows.segments])
 
 
-def _find_channel(snapshot: PumpSnapshot | None, channel_id: str | None):
+def _find_channel(snapshot: PumpSnapshot | None, channel_id: str | None) -> tuple[int, ChannelSnapshot | None]:
     if snapshot is None or channel_id is None:
         return 0, None
     for n, channel in enumerate(snapshot.channels, start=1):
@@ -201,4 +202,5 @@ def encode_pcd04(event: PumpEvent, ctx: EncodeContext) -> tuple[str, bytes]:
         parent = "&".join(_filler(ctx, event.alert_instance_id).split("^"))
         obr = (f"OBR|1||{_filler(ctx, control_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}"
                + "|" * 22 + f"^{parent}")
-    return _assemble(ctx, control_id, event.pump_id, "ORU^R40^ORU_R40", PROFILE_PCD04, ctx.pcd04_msh16, [obr, *rows.segments])
+    return _assemble(ctx, control_id, event.pump_id, "ORU^R40^ORU_R40", PROFILE_PCD04, ctx.pcd04_msh16,
+                     [obr, *rows.segments])

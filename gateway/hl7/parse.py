@@ -96,7 +96,13 @@ class Message:
 
 def parse_message(raw: bytes | str) -> Message:
     """Split into segments and fields without judging anything (the checker judges)."""
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:  # 8859/1 senders (MSH-18); latin-1 maps every byte
+            text = raw.decode("latin-1")
+    else:
+        text = raw
     text = text.lstrip("\x0b")  # MLLP start block
     for trailer in ("\x1c\r", "\x1c"):  # MLLP end block
         if text.endswith(trailer):

@@ -100,3 +100,8 @@ def test_the_checker_never_raises_whatever_it_is_given(data):
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_make_the_checker_raise(raw):
     check_message(raw)
+
+
+def test_an_8859_1_message_is_read_not_rejected():
+    text = golden("pcd01_one_channel").replace("|Dopamine|", "|Dopamin\u00e9|").replace("|USA||", "|USA|8859/1|")
+    assert check_message(text.encode("latin-1")) == []

@@ -8,7 +8,9 @@ import pytest
 
 from drivers.model import Alarm, AlarmPriority, ChannelState
 from gateway.events.model import EventKind, PumpEvent
-from gateway.hl7 import ControlIdGenerator, Hl7EncodeError, UnpublishedCodeError, encode_pcd01, encode_pcd04, encode_pcd10
+from gateway.hl7 import (
+    ControlIdGenerator, Hl7EncodeError, UnpublishedCodeError, encode_pcd01, encode_pcd04, encode_pcd10,
+)
 from gateway.hl7.check import check_message
 from gateway.hl7.parse import parse_message, read_alerts
 from tests.gateway.hl7.conftest import OCCLUSION, make_context, one_channel_pump
