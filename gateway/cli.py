@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.library",
     "gateway.commands.outbox",
     "simulators.ehr.cli",
+    "gateway.commands.hl7",
 )
 
 DESCRIPTION = """\
