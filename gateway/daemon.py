@@ -60,7 +60,9 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
     pipeline = Pipeline(
         config,
         outbox,
-        control_ids=ControlIdGenerator(config.gateway.eui64),
+        control_ids=ControlIdGenerator(
+            config.gateway.eui64, state_path=config.outbox.path.with_name(config.outbox.path.name + ".msh10")
+        ),
         pcd01_interval_s=config.hl7.pcd01_interval_s,
         processing_id=config.hl7.processing_id,
         live=live,

@@ -26,25 +26,11 @@ from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
 from gateway.events.model import EventKind, PumpEvent
 from gateway.events.tracker import PumpEventTracker
-from gateway.hl7 import ControlIdGenerator, EncodeContext, encode_pcd01, encode_pcd04, encode_pcd10
+from gateway.hl7 import PCD10_EVENTS, ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.log import get_logger
 from gateway.outbox import Outbox
 
 ALARM_LANE_SUFFIX = ".alarms"
-
-# PCD-10 carries these infusion events (IHE IPEC, TF2 App. M); alarms go to PCD-04.
-PCD10_EVENTS = frozenset(
-    {
-        EventKind.DELIVERY_START,
-        EventKind.DELIVERY_STOP,
-        EventKind.DELIVERY_COMPLETE,
-        EventKind.PROGRAM_CLEARED,
-        EventKind.COMM_LOST,
-        EventKind.COMM_RESTORED,
-        EventKind.DEVICE_TIME_CHANGED,
-    }
-)
-
 
 def lane_for(destination: MllpDestination, kind: str) -> str:
     return destination.name + (ALARM_LANE_SUFFIX if kind == "pcd04" else "")
@@ -102,16 +88,17 @@ class Pipeline:
         self._routes: dict[str, list[MllpDestination]] = {
             kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10")
         }
-
-    def context(self, pump: PumpConfig, destination: MllpDestination) -> EncodeContext:
-        g = self.config.gateway
-        return EncodeContext(
-            site=g.site, ward=g.ward, gateway_id=g.gateway_id, eui64=g.eui64, country=g.country,
-            pump_id=pump.id, location=pump.location, care_area=pump.care_area,
-            receiving_application=destination.receiving_application,
-            receiving_facility=destination.receiving_facility,
-            processing_id=self.processing_id, control_ids=self.control_ids,
-        )
+        pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area) for p in config.pumps}
+        g = config.gateway
+        # One encoding context per destination: MSH-5/6 name the receiver.
+        self._contexts = {
+            d.name: EncodeContext(
+                site=g.site, ward=g.ward, gateway_id=g.gateway_id, eui64=g.eui64, country=g.country,
+                control_ids=control_ids, receiving_application=d.receiving_application,
+                receiving_facility=d.receiving_facility, processing_id=processing_id, pumps=pumps,
+            )
+            for d in config.destinations
+        }
 
     # -- SnapshotSink -------------------------------------------------------------------
     async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
@@ -125,7 +112,7 @@ class Pipeline:
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
             rt.last_pcd01 = now
             for dest in self._routes["pcd01"]:
-                control_id, payload = encode_pcd01(snapshot, self.context(rt.config, dest), pump_id=pump_id)
+                control_id, payload = encode_pcd01(snapshot, self._contexts[dest.name], pump_id=pump_id)
                 await self._enqueue(rt, dest, "pcd01", control_id, payload)
         if self.live is not None:
             self.live.update_state(snapshot, verdicts=[v.to_dict() for v in verdicts])
@@ -155,7 +142,7 @@ class Pipeline:
             kind, encode = "", None
         if encode is not None:
             for dest in self._routes[kind]:
-                control_id, payload = encode(event, self.context(rt.config, dest))
+                control_id, payload = encode(event, self._contexts[dest.name])
                 await self._enqueue(rt, dest, kind, control_id, payload)
         if self.live is not None:
             await self.live.enqueue_event(event)

@@ -319,8 +319,8 @@ class Hl7Config(_Strict):
     pcd01_interval_s: float = Field(
         default=60.0, ge=1, le=86400, description="Reporting interval: one PCD-01 per pump per interval."
     )
-    processing_id: Literal["P", "D", "T"] = Field(
-        default="P", description="MSH-11: P production, T training, D debugging (the demo uses D)."
+    processing_id: Literal["P", "D"] = Field(
+        default="P", description="MSH-11: P production, D debugging (the demo uses D)."
     )
 
 
