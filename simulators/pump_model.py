@@ -130,6 +130,7 @@ class SimulatedPump:
         self._alarms: dict[str, ActiveAlarm] = {}
         self._schedule: list[_Scheduled] = []
         self._seq = 0
+        self._advancing = False
         if running:
             self.start()
 
@@ -159,12 +160,18 @@ class SimulatedPump:
         self.schedule(at_s, lambda pump: pump.set_alarm(kind), f"alarm {kind}")
 
     def _advance(self) -> None:
-        now = self.model_seconds()
-        while self._schedule and self._schedule[0].at_s <= now:
-            event = self._schedule.pop(0)
-            self._integrate_to(max(event.at_s, self._t_last))
-            event.action(self)
-        self._integrate_to(now)
+        if self._advancing:
+            return  # a scheduled action calling back in acts at its own time, not "now"
+        self._advancing = True
+        try:
+            now = self.model_seconds()
+            while self._schedule and self._schedule[0].at_s <= now:
+                event = self._schedule.pop(0)
+                self._integrate_to(max(event.at_s, self._t_last))
+                event.action(self)
+            self._integrate_to(now)
+        finally:
+            self._advancing = False
 
     def _integrate_to(self, t: float) -> None:
         dt = t - self._t_last

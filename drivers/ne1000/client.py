@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from drivers.base import PumpDriver
 from drivers.errors import FrameError, PumpRefused, ReplyTimeout, SafeModeActive
@@ -44,6 +46,7 @@ from drivers.ne1000.framing import DroppedBytes, Frame, ReplyDecoder, encode_bas
 from drivers.transport.link import Link
 
 log = logging.getLogger("pumpgw.drivers.ne1000")
+T = TypeVar("T")
 
 # §2.8, transcribed: the read-only command table. Values are the exact mnemonics sent.
 QUERIES: dict[str, str] = {
@@ -107,7 +110,7 @@ class Ne1000Driver(PumpDriver):
     # -- public, read-only -------------------------------------------------------------
 
     async def identify(self) -> PumpIdentity:
-        version = codec.parse_version((await self._query(QUERIES["version"])).data)
+        version = self._value(codec.parse_version, await self._query(QUERIES["version"]))
         # No serial-number command exists for this family (§2.8, §2.11).
         self._identity = PumpIdentity(
             manufacturer=codec.MANUFACTURER, model=version.model, serial_number=None, firmware=version.firmware
@@ -117,10 +120,10 @@ class Ne1000Driver(PumpDriver):
     async def poll(self) -> PumpSnapshot:
         identity = self._identity or await self.identify()
         status = await self._query(QUERIES["status"])
-        rate = codec.parse_rate((await self._query(QUERIES["rate"])).data)
-        vtbi = codec.parse_volume((await self._query(QUERIES["volume"])).data)
+        rate = self._value(codec.parse_rate, await self._query(QUERIES["rate"]))
+        vtbi = self._value(codec.parse_volume, await self._query(QUERIES["volume"]))
         last = await self._query(QUERIES["dispensed"])
-        infused, _withdrawn = codec.parse_dispensed(last.data)
+        infused, _withdrawn = self._value(codec.parse_dispensed, last)
         alarms = tuple(self._unreported_alarms)
         codes = {alarm.code[-1] for alarm in alarms}
         state = _STATE[last.status]
@@ -142,10 +145,10 @@ class Ne1000Driver(PumpDriver):
 
     async def direction(self) -> str:
         """Pumping direction, ``INF`` or ``WDR``."""
-        return codec.parse_direction((await self._query(QUERIES["direction"])).data)
+        return self._value(codec.parse_direction, await self._query(QUERIES["direction"]))
 
     async def syringe_diameter(self) -> Quantity:
-        return codec.parse_diameter((await self._query(QUERIES["diameter"])).data)
+        return self._value(codec.parse_diameter, await self._query(QUERIES["diameter"]))
 
     @property
     def unreported_alarms(self) -> tuple[Alarm, ...]:
@@ -199,6 +202,13 @@ class Ne1000Driver(PumpDriver):
         if reply.error is not None:
             raise PumpRefused(self.pump_id, command, f"?{reply.error}", codec.COMMAND_ERRORS[reply.error])
         return reply
+
+    def _value(self, parse: Callable[[str], T], reply: codec.Reply) -> T:
+        """Parse reply data, naming this pump and port if it does not fit."""
+        try:
+            return parse(reply.data)
+        except FrameError as exc:
+            raise exc.located(pump_id=self.pump_id, link=self.link.name) from None
 
     def _parse(self, frame: Frame) -> codec.Reply:
         try:

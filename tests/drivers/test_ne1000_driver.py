@@ -290,3 +290,12 @@ async def test_send_refuses_anything_off_the_allowlist_and_writes_nothing(comman
         os.set_blocking(master, False)
         with pytest.raises(BlockingIOError):
             os.read(master, 100)
+
+
+async def test_reply_data_of_the_wrong_shape_is_a_frame_error_naming_the_pump():
+    async with raw_pump() as (master, driver):
+        answer = asyncio.create_task(_answer(master, encode_basic_reply("00SSIDEWAYS")))
+        with pytest.raises(FrameError, match="INF or WDR") as caught:
+            await driver.direction()
+        await answer
+    assert caught.value.pump_id == "raw"
