@@ -16,6 +16,8 @@ Choices, with the spec section that forces them:
   stopped; ``P``/``T``/``U`` paused. A program-stopping alarm (``S``, ``T``, ``E``, ``O``)
   makes the channel ``alarm`` unless the pump already reports it running again; ``A?R``
   (power-up) leaves the status as reported.
+* Identity (``VER``) is read once and again after every ``A?R`` (power-up): a pump swapped
+  on the same port shows up as a changed identity in the next snapshot.
 * After a timeout or a bad frame, a late reply may still be on its way; before the next
   request the driver waits for the line to go quiet and reports what it drained, so a late
   reply is never taken for the answer to the next question.
@@ -124,6 +126,8 @@ class Ne1000Driver(PumpDriver):
         vtbi = self._value(codec.parse_volume, await self._query(QUERIES["volume"]))
         last = await self._query(QUERIES["dispensed"])
         infused, _withdrawn = self._value(codec.parse_dispensed, last)
+        if self._identity is None:  # power-cycled during this poll: maybe another pump now
+            identity = await self.identify()
         alarms = tuple(self._unreported_alarms)
         codes = {alarm.code[-1] for alarm in alarms}
         state = _STATE[last.status]
@@ -177,6 +181,8 @@ class Ne1000Driver(PumpDriver):
     def _note_alarm(self, reply: codec.Reply, context: str) -> None:
         alarm = alarm_from_code(reply.alarm or "")
         self._unreported_alarms.append(alarm)
+        if reply.alarm == "R":
+            self._identity = None  # a power cycle can hide a swapped pump: read VER again
         log.warning(
             "pump %s on %s reported alarm %s (%s) in reply to %s; the reply acknowledged it",
             self.pump_id, self.link.name, alarm.code, alarm.kind, context,

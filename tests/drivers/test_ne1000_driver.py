@@ -17,6 +17,7 @@ import pytest
 
 from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, PumpRefused, ReplyTimeout, SafeModeActive
 from drivers.model import ChannelState, Quantity
+from drivers.ne1000 import codec
 from drivers.ne1000.client import QUERIES, Ne1000Driver
 from drivers.ne1000.framing import RequestDecoder, encode_basic_reply
 from drivers.transport import TRACE, Link, open_serial
@@ -299,3 +300,16 @@ async def test_reply_data_of_the_wrong_shape_is_a_frame_error_naming_the_pump():
             await driver.direction()
         await answer
     assert caught.value.pump_id == "raw"
+
+
+async def test_identity_is_read_again_after_the_pump_reports_a_power_up():
+    async with bench() as b:
+        await b.driver.poll()
+        b.sim.line.pumps[0].version = codec.Version(1000, 4, "01")
+        unchanged = await b.driver.poll()
+        b.pump.set_alarm("pump_reset")  # acknowledged earlier; a new power cycle
+        b.pump.clear_alarm("pump_reset")
+        b.pump.set_alarm("pump_reset")
+        changed = await b.driver.poll()
+    assert unchanged.identity.firmware == "3.928"
+    assert changed.identity.firmware == "4.01"
