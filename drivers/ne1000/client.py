@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -102,8 +101,9 @@ class Ne1000Driver(PumpDriver):
         if not 0 <= self._address <= 99:
             raise ValueError(f"NE-1000 address must be 0-99, got {address}")
         self._decoder = ReplyDecoder()
-        self._backlog: deque[Frame] = deque()
+        self._leftover: list[Frame | FrameError] = []  # arrived after a reply; reported by _drain
         self._dirty = False
+        self._poll_lock = asyncio.Lock()  # one poll at a time: alarms are handed over exactly once
         self._identity: PumpIdentity | None = None
         self._unreported_alarms: list[Alarm] = []
         self.dropped_bytes = 0
@@ -120,6 +120,10 @@ class Ne1000Driver(PumpDriver):
         return self._identity
 
     async def poll(self) -> PumpSnapshot:
+        async with self._poll_lock:
+            return await self._poll()
+
+    async def _poll(self) -> PumpSnapshot:
         identity = self._identity or await self.identify()
         status = await self._query(QUERIES["status"])
         rate = self._value(codec.parse_rate, await self._query(QUERIES["rate"]))
@@ -190,7 +194,7 @@ class Ne1000Driver(PumpDriver):
 
     async def _exchange(self, command: str) -> codec.Reply:
         async with self._exchange_lock:
-            if self._dirty or self._backlog:
+            if self._dirty or self._leftover or self._decoder.pending:
                 await self._drain()
             await self._send(command)
             try:
@@ -232,16 +236,17 @@ class Ne1000Driver(PumpDriver):
         return reply
 
     async def _next_frame(self) -> Frame:
-        while not self._backlog:
-            for item in self._decoder.feed(await self.link.read()):
-                if isinstance(item, Frame):
-                    self._backlog.append(item)
-                elif isinstance(item, DroppedBytes) and not self._backlog:
+        """The next frame; noise before it is counted and skipped, a bad frame raises."""
+        while True:
+            items = self._decoder.feed(await self.link.read())
+            for index, item in enumerate(items):
+                if isinstance(item, DroppedBytes):
                     self._count_dropped(item, "before the reply")
-                else:
-                    self._backlog.clear()
-                    raise item.located(pump_id=self.pump_id, link=self.link.name)
-        return self._backlog.popleft()
+                    continue
+                self._leftover.extend(items[index + 1 :])
+                if isinstance(item, Frame):
+                    return item
+                raise item.located(pump_id=self.pump_id, link=self.link.name)
 
     def _count_dropped(self, error: FrameError, where: str) -> None:
         self.dropped_bytes += len(error.data)
@@ -252,8 +257,7 @@ class Ne1000Driver(PumpDriver):
 
     async def _drain(self) -> None:
         """Wait for a quiet line; report (never silently drop) what was still arriving."""
-        items: list[Frame | FrameError] = list(self._backlog)
-        self._backlog.clear()
+        items, self._leftover = self._leftover, []
         for _ in range(_MAX_DRAIN_READS):
             try:
                 async with asyncio.timeout(_QUIET_S):

@@ -313,3 +313,23 @@ async def test_identity_is_read_again_after_the_pump_reports_a_power_up():
         changed = await b.driver.poll()
     assert unchanged.identity.firmware == "3.928"
     assert changed.identity.firmware == "4.01"
+
+
+async def test_reply_followed_by_noise_in_the_same_read_is_used_and_the_noise_reported():
+    async with raw_pump() as (master, driver):
+        answer = asyncio.create_task(_answer(master, encode_basic_reply("00SINF") + b"\x02\xff junk"))
+        assert await driver.direction() == "INF"
+        await answer
+        again = asyncio.create_task(_answer(master, encode_basic_reply("00SWDR")))
+        assert await driver.direction() == "WDR"
+        await again
+    assert driver.dropped_bytes >= 7
+
+
+async def test_concurrent_polls_of_one_driver_hand_each_alarm_over_exactly_once():
+    async with bench() as b:
+        await b.driver.poll()
+        b.pump.set_alarm("motor_stalled")
+        snapshots = await asyncio.gather(*(b.driver.poll() for _ in range(4)))
+    kinds = [a.kind for s in snapshots for a in s.channels[0].alarms]
+    assert kinds == ["motor_stalled"]
