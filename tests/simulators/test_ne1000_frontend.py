@@ -5,8 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.errors import FrameError
+from drivers.model import Quantity
+from drivers.ne1000 import codec
 from drivers.ne1000.framing import ReplyDecoder, encode_basic, encode_safe
 from simulators.ne1000 import Faults, Ne1000Line
 from simulators.pump_model import DeliveryState, DeviceIdentity, Program, SimulatedPump
@@ -159,3 +163,28 @@ def test_partial_packet_is_discarded_after_the_inter_byte_timeout():
     line.discard_partial()
     assert ask(line, "0VER") == [("00SNE1000V3.928", False)]
     assert line.frame_errors and line.frame_errors[-1].data == packet[:4]
+
+
+@given(st.binary(max_size=120))
+def test_pump_side_never_raises_on_arbitrary_bytes(data):
+    line, _ = make_line()
+    for item in line.receive(data):
+        assert item.data.startswith(b"\x02")
+
+
+@given(
+    st.decimals(min_value=Decimal("0.001"), max_value=Decimal("9999"), places=3),
+    st.sampled_from(["MM", "MH", "UM", "UH"]),
+    st.decimals(min_value=Decimal("0.001"), max_value=Decimal("9999"), places=3),
+    st.sampled_from(["ML", "UL"]),
+)
+def test_values_set_by_command_are_read_back_by_the_drivers_parsers(rate, rate_units, volume, volume_units):
+    line, _ = acked()
+    rate_text, volume_text = codec.format_float(rate), codec.format_float(volume)
+    assert ask(line, f"0RAT{rate_text}{rate_units}") == [("00S", False)]
+    assert ask(line, f"0VOL{volume_units}") == [("00S", False)]
+    assert ask(line, f"0VOL{volume_text}") == [("00S", False)]
+    ((rat, _),) = ask(line, "0RAT")
+    ((vol, _),) = ask(line, "0VOL")
+    assert codec.parse_rate(codec.parse_reply(rat.encode()).data) == Quantity(Decimal(rate_text.rstrip(".")), codec.RATE_UNITS[rate_units])
+    assert codec.parse_volume(codec.parse_reply(vol.encode()).data).value == Decimal(volume_text.rstrip("."))
