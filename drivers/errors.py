@@ -1,0 +1,114 @@
+"""Driver exceptions: one base, subclasses chosen by what the caller does next.
+
+``drivers`` never imports ``gateway`` (design §4), so this base is separate from
+``gateway.errors.PumpgwError``; the poller catches :class:`DriverError`.
+
+* :class:`LinkError` / :class:`LinkClosed` -- the link is gone or unusable: reconnect later.
+* :class:`ReplyTimeout` -- the pump stayed silent: count silence for this pump, poll again.
+* :class:`FrameError` -- bytes arrived but were not a valid frame or reply: log it, poll again.
+* :class:`PumpRefused` -- the pump answered "no" (a typed reply, the link is fine).
+* :class:`ForbiddenCommand` -- a programming error: a command outside the read-only allowlist.
+"""
+
+from __future__ import annotations
+
+
+class DriverError(Exception):
+    """Base of every error raised on purpose by ``drivers``."""
+
+
+class LinkError(DriverError):
+    """The byte transport failed (open, configure, read or write)."""
+
+    def __init__(self, link: str, reason: str) -> None:
+        self.link = link
+        self.reason = reason
+        super().__init__(f"link {link}: {reason}")
+
+
+class LinkClosed(LinkError):
+    """The link was closed (by us, by the peer, or the device went away)."""
+
+    def __init__(self, link: str, reason: str = "closed") -> None:
+        super().__init__(link, reason)
+
+
+class ReplyTimeout(DriverError):
+    """No complete reply arrived within the request timeout."""
+
+    def __init__(self, pump_id: str, link: str, command: str, timeout_s: float) -> None:
+        self.pump_id = pump_id
+        self.link = link
+        self.command = command
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"pump {pump_id} on {link}: no reply to {command!r} within {timeout_s:g} s"
+        )
+
+
+class FrameError(DriverError):
+    """Bytes that are not a valid frame, or a frame whose content does not parse.
+
+    ``offset`` counts bytes from the start of the decoder's stream (for stream errors) or
+    of the frame's data (for reply-content errors); ``data`` holds the offending bytes.
+    """
+
+    def __init__(
+        self, reason: str, *, offset: int, data: bytes = b"", pump_id: str = "", link: str = ""
+    ) -> None:
+        self.reason = reason
+        self.offset = offset
+        self.data = bytes(data)
+        self.pump_id = pump_id
+        self.link = link
+        where = f"pump {pump_id} on {link}: " if pump_id or link else ""
+        super().__init__(f"{where}{reason} at byte offset {offset} ({self.data[:32]!r})")
+
+    def located(self, *, pump_id: str, link: str) -> FrameError:
+        """The same error, naming the pump and port it happened on."""
+        return FrameError(self.reason, offset=self.offset, data=self.data, pump_id=pump_id, link=link)
+
+
+class PumpRefused(DriverError):
+    """The pump answered with a typed "no" (NE-1000 ``?``, ``?NA``, ``?OOR`` ...)."""
+
+    def __init__(self, pump_id: str, command: str, code: str, meaning: str) -> None:
+        self.pump_id = pump_id
+        self.command = command
+        self.code = code
+        self.meaning = meaning
+        super().__init__(f"pump {pump_id} refused {command!r}: {code} ({meaning})")
+
+
+class SafeModeActive(PumpRefused):
+    """The pump answers in NE-1000 safe-mode framing (reference §2.6).
+
+    Polling such a pump would arm its communications watchdog, so the driver stops and
+    reports it as a configuration finding instead of polling on.
+    """
+
+    def __init__(self, pump_id: str, command: str) -> None:
+        super().__init__(
+            pump_id,
+            command,
+            "SAFE",
+            "pump is in safe mode; polling it would arm its watchdog (reference §2.6)",
+        )
+
+
+class ForbiddenCommand(DriverError):
+    """A command outside the driver's read-only allowlist (design §2 invariant 1)."""
+
+    def __init__(self, protocol: str, command: str) -> None:
+        self.protocol = protocol
+        self.command = command
+        super().__init__(f"{protocol}: command {command!r} is not on the read-only allowlist")
+
+
+class UnknownProtocol(DriverError):
+    """No driver is registered under this protocol name."""
+
+    def __init__(self, protocol: str, known: list[str]) -> None:
+        self.protocol = protocol
+        self.known = known
+        super().__init__(f"unknown pump protocol {protocol!r}; expected one of {', '.join(known)}")

@@ -1,0 +1,375 @@
+"""The NE-1000 pump side as pure logic: requests in, reply bytes out (reference §2).
+
+It speaks with the driver's own framing and codec (``drivers.ne1000``) so the two cannot
+drift, and nesp-lib checks both independently. One :class:`Ne1000Line` is one RS-232 line
+with pumps at addresses 0-99 (§2.2); a command for an absent address gets no answer, as
+on a real multidrop line.
+
+Behaviour transcribed from §2.6, §2.7, §2.9 and §2.12:
+
+* power-up: each pump holds an unacknowledged ``pump_reset`` alarm, so its first reply is
+  ``A?R``; any valid command is answered with the oldest unacknowledged alarm instead of
+  being executed, and that reply acknowledges it;
+* ``SAF<n>``: n > 0 enables safe mode with an n-second watchdog armed by the next valid
+  packet; on expiry the pump raises ``A?T`` and stops. The reply to ``SAF0`` is basic, to
+  ``SAF<n>`` already safe. In safe mode the pump sends an alarm packet on its own (auto
+  alarm), which does not acknowledge it;
+* a bad CRC gets ``?COM``; an unknown command ``?``; a set command while not applicable
+  ``?NA``; a value out of range ``?OOR``;
+* ``STP`` pauses a running program and stops a paused one; ``VOL 0`` means no volume
+  limit (the pump runs until stopped) -- an assumption, the reference does not say.
+
+Model alarms an NE-1000 cannot express (air in line, door, battery) are not reported;
+``occlusion`` is reported as a motor stall, which is what a syringe pump sees.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from drivers.errors import FrameError
+from drivers.ne1000 import codec
+from drivers.ne1000.framing import ChecksumError, Request, RequestDecoder, encode_basic_reply, encode_safe
+from simulators.ne1000.faults import Faults
+from simulators.pump_model import DeliveryState, Program, PumpModelError, SimulatedPump
+
+NE_ALARM_CODES: dict[str, str] = {
+    "pump_reset": "R",
+    "motor_stalled": "S",
+    "occlusion": "S",
+    "comm_timeout": "T",
+    "program_error": "E",
+    "phase_out_of_range": "O",
+}
+# mL/h per unit of each rate unit, and mL per volume unit (§2.8).
+_RATE_FACTOR = {"MM": Decimal(60), "MH": Decimal(1), "UM": Decimal("0.06"), "UH": Decimal("0.001")}
+_VOLUME_FACTOR = {"ML": Decimal(1), "UL": Decimal("0.001")}
+_COMMAND = re.compile(r"(\d{0,2})(\*?[A-Z]{3}|)(.*)", re.DOTALL)  # mnemonics are 3 letters
+_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([A-Z]*)")
+MAX_SAFE_TIMEOUT_S = 255
+INTER_BYTE_TIMEOUT_S = 0.5  # §2.2: an incomplete safe-mode packet is discarded
+
+
+class _Refuse(Exception):
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+
+@dataclass
+class Ne1000PumpState:
+    """What an NE-1000 keeps beside the infusion model: units, syringe, comms settings."""
+
+    pump: SimulatedPump
+    version: codec.Version = field(default_factory=lambda: codec.Version(1000, 3, "928"))
+    rate_units: str = "MH"
+    volume_units: str = "ML"
+    diameter_mm: Decimal = Decimal("26.59")
+    safe_timeout_s: int = 0
+    watchdog_armed_at: float | None = None
+    auto_alarmed: set[str] = field(default_factory=set)
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Bytes for the host and how long after the triggering command to send them."""
+
+    data: bytes
+    delay_s: float = 0.0
+
+
+class Ne1000Line:
+    """Every pump on one RS-232 line, answering the host's byte stream."""
+
+    def __init__(
+        self,
+        pumps: dict[int, SimulatedPump],
+        *,
+        faults: dict[int, Faults] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for address in pumps:
+            if not 0 <= address <= 99:
+                raise ValueError(f"NE-1000 addresses are 0-99, got {address}")
+        self._clock = clock
+        self._decoder = RequestDecoder()
+        self.pumps: dict[int, Ne1000PumpState] = {
+            address: Ne1000PumpState(pump, faults=(faults or {}).get(address, Faults()))
+            for address, pump in pumps.items()
+        }
+        self.frame_errors: list[FrameError] = []
+        for state in self.pumps.values():
+            state.pump.set_alarm("pump_reset")  # §2.12: A?R at power-up
+
+    # -- bytes in ------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return self._decoder.pending
+
+    def discard_partial(self) -> None:
+        """Inter-byte timeout (§2.2, 0.5 s): an incomplete packet is discarded."""
+        self.frame_errors.extend(self._decoder.flush())
+
+    def receive(self, data: bytes) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for item in self._decoder.feed(data):
+            if isinstance(item, ChecksumError):
+                self.frame_errors.append(item)
+                out.extend(self._checksum_failed(item))
+            elif isinstance(item, FrameError):
+                self.frame_errors.append(item)
+            else:
+                out.extend(self._request(item))
+        return out
+
+    def _checksum_failed(self, error: ChecksumError) -> list[Outgoing]:
+        # The address is inside the damaged data; answer ?COM if it names a pump (§2.12).
+        match = re.match(rb"\d{1,2}", error.data[2:])
+        state = self.pumps.get(int(match[0]) if match else 0)
+        if state is None:
+            return []
+        address = int(match[0]) if match else 0
+        return self._reply(state, codec.Reply(address, self._status(state), error="COM"), safe=state.safe_timeout_s > 0)
+
+    def _request(self, request: Request) -> list[Outgoing]:
+        match = _COMMAND.fullmatch(request.text)
+        assert match is not None  # the pattern matches any string
+        address = int(match[1]) if match[1] else 0
+        state = self.pumps.get(address)
+        if state is None:
+            return []
+        if state.safe_timeout_s > 0 and not request.safe:
+            # A basic-mode packet is not a valid packet in safe mode.
+            return self._reply(state, codec.Reply(address, self._status(state), error="COM"), safe=True)
+        if state.safe_timeout_s > 0:
+            state.watchdog_armed_at = self._clock()
+        pending = self._unacknowledged(state)
+        if pending is not None:
+            kind, code = pending
+            state.pump.acknowledge_alarm(kind)
+            state.auto_alarmed.discard(kind)
+            return self._reply(state, codec.Reply(address, "A", alarm=code), safe=state.safe_timeout_s > 0)
+        try:
+            data = self._execute(state, match[2], match[3])
+        except _Refuse as refusal:
+            reply = codec.Reply(address, self._status(state), error=refusal.code)
+        else:
+            reply = codec.Reply(address, self._status(state), data=data)
+        return self._reply(state, reply, safe=state.safe_timeout_s > 0)
+
+    # -- time ----------------------------------------------------------------------------
+
+    def tick(self) -> list[Outgoing]:
+        """Safe-mode watchdog expiry and auto-alarm packets (§2.5, §2.6)."""
+        now = self._clock()
+        out: list[Outgoing] = []
+        for address, state in self.pumps.items():
+            if state.safe_timeout_s <= 0:
+                continue
+            armed = state.watchdog_armed_at
+            if armed is not None and now - armed > state.safe_timeout_s:
+                state.watchdog_armed_at = None  # re-armed by the next valid packet
+                state.pump.set_alarm("comm_timeout")
+            pending = self._unacknowledged(state)
+            if pending is not None and pending[0] not in state.auto_alarmed:
+                state.auto_alarmed.add(pending[0])  # sent once; does not acknowledge (§2.5)
+                out.extend(self._reply(state, codec.Reply(address, "A", alarm=pending[1]), safe=True))
+        return out
+
+    # -- commands --------------------------------------------------------------------------
+
+    @staticmethod
+    def _unacknowledged(state: Ne1000PumpState) -> tuple[str, str] | None:
+        for alarm in state.pump.alarms:
+            if not alarm.acknowledged and alarm.kind in NE_ALARM_CODES:
+                return alarm.kind, NE_ALARM_CODES[alarm.kind]
+        return None
+
+    @staticmethod
+    def _status(state: Ne1000PumpState) -> str:
+        pump_state = state.pump.state
+        if pump_state in (DeliveryState.INFUSING, DeliveryState.KVO):
+            return "W" if state.pump.withdrawing else "I"
+        return "P" if pump_state is DeliveryState.PAUSED else "S"
+
+    def _execute(self, state: Ne1000PumpState, mnemonic: str, args: str) -> str:
+        handler = {
+            "": self._cmd_status,
+            "VER": self._cmd_version,
+            "RAT": self._cmd_rate,
+            "VOL": self._cmd_volume,
+            "DIS": self._cmd_dispensed,
+            "DIR": self._cmd_direction,
+            "DIA": self._cmd_diameter,
+            "CLD": self._cmd_clear,
+            "RUN": self._cmd_run,
+            "STP": self._cmd_stop,
+            "SAF": self._cmd_safe,
+        }.get(mnemonic)
+        if handler is None:
+            raise _Refuse("")
+        try:
+            return handler(state, args)
+        except PumpModelError:
+            raise _Refuse("NA") from None
+
+    def _cmd_status(self, state: Ne1000PumpState, args: str) -> str:
+        if args:
+            raise _Refuse("")
+        return ""
+
+    def _cmd_version(self, state: Ne1000PumpState, args: str) -> str:
+        if args:
+            raise _Refuse("")
+        return codec.format_version(state.version)
+
+    def _cmd_rate(self, state: Ne1000PumpState, args: str) -> str:
+        pump = state.pump
+        if not args:
+            rate = (pump.program.rate_ml_h if pump.program else Decimal(0)) / _RATE_FACTOR[state.rate_units]
+            return self._format(rate, state.rate_units)
+        value, units = _number(args, _RATE_FACTOR, default_units=state.rate_units)
+        running = pump.state in (DeliveryState.INFUSING, DeliveryState.KVO)
+        if units != state.rate_units and running:
+            raise _Refuse("NA")  # §2.9: units cannot change while pumping
+        if value is None:
+            state.rate_units = units
+            return ""
+        rate_ml_h = value * _RATE_FACTOR[units]
+        if rate_ml_h <= 0:
+            raise _Refuse("OOR")
+        state.rate_units = units
+        if pump.program is None:
+            pump.load_program(Program(rate_ml_h=rate_ml_h))
+        else:
+            pump.titrate(rate_ml_h=rate_ml_h)
+        return ""
+
+    def _cmd_volume(self, state: Ne1000PumpState, args: str) -> str:
+        pump = state.pump
+        if not args:
+            vtbi = (pump.program.vtbi_ml if pump.program else None) or Decimal(0)
+            return self._format(vtbi / _VOLUME_FACTOR[state.volume_units], state.volume_units)
+        if args in _VOLUME_FACTOR:
+            state.volume_units = args
+            return ""
+        value, units = _number(args, _VOLUME_FACTOR, default_units=state.volume_units)
+        if value is None or units != state.volume_units:
+            raise _Refuse("OOR")
+        pump.set_vtbi(None if value == 0 else value * _VOLUME_FACTOR[units])
+        return ""
+
+    def _cmd_dispensed(self, state: Ne1000PumpState, args: str) -> str:
+        if args:
+            raise _Refuse("")
+        factor = _VOLUME_FACTOR[state.volume_units]
+        infused = state.pump.volume_infused_ml / factor
+        withdrawn = state.pump.volume_withdrawn_ml / factor
+        try:
+            return codec.format_dispensed(infused, withdrawn, state.volume_units)
+        except ValueError:
+            raise _Refuse("OOR") from None
+
+    def _cmd_direction(self, state: Ne1000PumpState, args: str) -> str:
+        pump = state.pump
+        if not args:
+            return "WDR" if pump.withdrawing else "INF"
+        if args == "INF":
+            pump.withdrawing = False
+        elif args == "WDR":
+            pump.withdrawing = True
+        elif args == "REV":
+            pump.withdrawing = not pump.withdrawing
+        elif args != "STK":
+            raise _Refuse("OOR")
+        return ""
+
+    def _cmd_diameter(self, state: Ne1000PumpState, args: str) -> str:
+        if not args:
+            return codec.format_float(state.diameter_mm)
+        value, units = _number(args, {"": Decimal(1)}, default_units="")
+        if value is None or not Decimal("0.1") <= value <= Decimal(80):
+            raise _Refuse("OOR")
+        if state.pump.state is DeliveryState.INFUSING:
+            raise _Refuse("NA")
+        state.diameter_mm = value
+        return ""
+
+    def _cmd_clear(self, state: Ne1000PumpState, args: str) -> str:
+        if args not in ("INF", "WDR"):
+            raise _Refuse("OOR")
+        state.pump.clear_volume(withdrawn=args == "WDR")
+        return ""
+
+    def _cmd_run(self, state: Ne1000PumpState, args: str) -> str:
+        pump = state.pump
+        if pump.state is DeliveryState.PAUSED:
+            pump.resume()
+        elif pump.state is not DeliveryState.INFUSING:
+            pump.start()
+        return ""
+
+    def _cmd_stop(self, state: Ne1000PumpState, args: str) -> str:
+        pump = state.pump
+        if pump.state in (DeliveryState.INFUSING, DeliveryState.KVO):
+            pump.pause()
+            if pump.state is DeliveryState.KVO:
+                pump.stop()
+        else:
+            pump.stop()
+        return ""
+
+    def _cmd_safe(self, state: Ne1000PumpState, args: str) -> str:
+        if not args:
+            return str(state.safe_timeout_s)
+        if not args.isdigit() or int(args) > MAX_SAFE_TIMEOUT_S:
+            raise _Refuse("OOR")
+        state.safe_timeout_s = int(args)
+        state.watchdog_armed_at = None  # armed by the next valid packet (§2.6)
+        return ""
+
+    @staticmethod
+    def _format(value: Decimal, units: str) -> str:
+        try:
+            return codec.format_quantity(value, units)
+        except ValueError:
+            raise _Refuse("OOR") from None
+
+    # -- bytes out -------------------------------------------------------------------------
+
+    @staticmethod
+    def _reply(state: Ne1000PumpState, reply: codec.Reply, *, safe: bool) -> list[Outgoing]:
+        faults = state.faults
+        if faults.silent:
+            return []
+        text = codec.format_reply(reply)
+        wire = encode_safe(text.encode("ascii")) if safe else encode_basic_reply(text)
+        if faults.corrupt_checksum:
+            damaged = bytearray(wire)
+            if safe:
+                damaged[-2] ^= 0x01  # CRC low byte
+            else:
+                damaged[2] = 0xFF  # a data byte no basic reply may contain
+            wire = bytes(damaged)
+        return [Outgoing(faults.garbage_before_reply + wire, faults.reply_delay_s)]
+
+
+def _number(args: str, units_table: dict[str, Decimal], *, default_units: str) -> tuple[Decimal | None, str]:
+    """``1200MH`` -> (1200, "MH"); ``MH`` -> (None, "MH"); raises ?OOR on anything else."""
+    if args in units_table:
+        return None, args
+    match = _NUMBER.fullmatch(args)
+    if match is None:
+        raise _Refuse("OOR")
+    units = match[2] or default_units
+    if units not in units_table:
+        raise _Refuse("OOR")
+    try:
+        return Decimal(match[1]), units
+    except InvalidOperation:
+        raise _Refuse("OOR") from None
