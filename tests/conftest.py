@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,27 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     asyncio.run(func(**args))
     return True
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def no_leaked_fds_or_threads():
+    """Fail a test that leaves a file descriptor or a thread behind (pymodbus's idea).
+
+    A pty, socket or reader thread left open is exactly the bug a long-running gateway
+    cannot have. Directories with I/O-heavy tests make it autouse in their conftest.
+    """
+    fds, threads = _open_fds(), set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2.0  # executor threads finish shutting down asynchronously
+    while True:
+        leaked_threads = {t.name for t in set(threading.enumerate()) - threads if t.is_alive()}
+        leaked_fds = {fd for fd in _open_fds() - fds if os.path.exists(f"/proc/self/fd/{fd}")}
+        if not (leaked_threads or leaked_fds) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not leaked_fds, f"file descriptors left open: {sorted(leaked_fds)}"
+    assert not leaked_threads, f"threads left running: {sorted(leaked_threads)}"
