@@ -66,7 +66,9 @@ class AlarmBook:
     def channels(self) -> set[str]:
         return {channel_id for channel_id, _ in self._active}
 
-    def update(self, channel_id: str, alarms: Iterable[Alarm], at: datetime, *, baseline: bool) -> list[AlarmChange]:
+    def update(
+        self, channel_id: str, alarms: Iterable[Alarm], at: datetime, *, baseline: bool
+    ) -> list[AlarmChange]:
         """Diff one channel's reported alarms against the active ones (first of a repeated code wins)."""
         reported: dict[str, Alarm] = {}
         for alarm in alarms:
@@ -81,13 +83,17 @@ class AlarmBook:
                 detail = {"baseline": "true"} if baseline else {}
                 changes.append(AlarmChange(EventKind.ALARM_ONSET, channel_id, alarm, instance_id, detail))
                 continue
-            changed = [name for name in ("priority", "kind", "text") if getattr(alarm, name) != getattr(active.alarm, name)]
+            changed = [
+                name for name in ("priority", "kind", "text") if getattr(alarm, name) != getattr(active.alarm, name)
+            ]
             due = self._interval is not None and at - active.reported_at >= self._interval
             if changed or due:
                 active.alarm = alarm
                 active.reported_at = at
                 detail = {"changed": ",".join(changed)} if changed else {}
-                changes.append(AlarmChange(EventKind.ALARM_CONTINUE, channel_id, alarm, active.instance_id, detail))
+                changes.append(
+                    AlarmChange(EventKind.ALARM_CONTINUE, channel_id, alarm, active.instance_id, detail)
+                )
         gone = [key for key in self._active if key[0] == channel_id and key[1] not in reported]
         changes.extend(self._end(gone, {}))
         return changes
@@ -100,5 +106,6 @@ class AlarmBook:
         changes = []
         for key in keys:
             active = self._active.pop(key)
-            changes.append(AlarmChange(EventKind.ALARM_END, key[0], active.alarm, active.instance_id, dict(detail)))
+            end = AlarmChange(EventKind.ALARM_END, key[0], active.alarm, active.instance_id, dict(detail))
+            changes.append(end)
         return changes

@@ -89,14 +89,17 @@ def diff_delivery(
         return changes
     if was:
         if current.state is ChannelState.KVO:
-            changes.append(DeliveryChange(EventKind.DELIVERY_COMPLETE, {"to_state": current.state.value, "by": "kvo"}))
+            completed_by = "kvo"
         elif reached_vtbi(previous, current):
-            changes.append(
-                DeliveryChange(EventKind.DELIVERY_COMPLETE, {"to_state": current.state.value, "by": "volume"})
-            )
+            completed_by = "volume"
+        else:
+            completed_by = None
+        to_state = current.state.value
+        if completed_by is not None:
+            changes.append(DeliveryChange(EventKind.DELIVERY_COMPLETE, {"to_state": to_state, "by": completed_by}))
         else:
             reason = REASON_ALARMING if current.state is ChannelState.ALARM else REASON_NOT_SPECIFIED
-            changes.append(DeliveryChange(EventKind.DELIVERY_STOP, {"to_state": current.state.value, "reason": reason}))
+            changes.append(DeliveryChange(EventKind.DELIVERY_STOP, {"to_state": to_state, "reason": reason}))
     if has_program(previous) and not has_program(current):
         changes.append(DeliveryChange(EventKind.PROGRAM_CLEARED, {"to_state": current.state.value}))
     return changes

@@ -141,8 +141,10 @@ class PumpEventTracker:
             self._identity = snapshot.identity
             self._clock = DeviceClock(**self._clock_settings)
             baseline = True
+        elif self._identity is None:
+            self._identity = snapshot.identity
         else:
-            self._identity = snapshot.identity if self._identity is None else merge_identity(self._identity, snapshot.identity)
+            self._identity = merge_identity(self._identity, snapshot.identity)
         reading = self._clock.read(snapshot.received_at, snapshot.device_time)
         at = self._advance(reading.event_time)
         for kind, detail, previous_identity in pending:

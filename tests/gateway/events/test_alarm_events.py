@@ -122,8 +122,9 @@ def test_alarm_onsets_come_before_the_delivery_stop_they_caused():
 
 def test_in_one_snapshot_onsets_precede_continues_precede_ends():
     tracker = PumpEventTracker(PUMP, alarm_continue_interval=timedelta(seconds=10))
-    tracker.on_snapshot(snap(0, channel(ALARM, channel_id="A", alarms=(OCCLUSION,)), channel(STOPPED, channel_id="B", alarms=(BATTERY,))))
-    events = tracker.on_snapshot(snap(10, channel(ALARM, channel_id="A", alarms=(AIR,)), channel(STOPPED, channel_id="B", alarms=(BATTERY,))))
+    battery_on_b = channel(STOPPED, channel_id="B", alarms=(BATTERY,))
+    tracker.on_snapshot(snap(0, channel(ALARM, channel_id="A", alarms=(OCCLUSION,)), battery_on_b))
+    events = tracker.on_snapshot(snap(10, channel(ALARM, channel_id="A", alarms=(AIR,)), battery_on_b))
     assert [(e.kind, e.alarm.code) for e in events] == [
         (EventKind.ALARM_ONSET, "AIR"),
         (EventKind.ALARM_CONTINUE, "BAT"),

@@ -69,8 +69,11 @@ def test_firmware_change_is_identity_changed_with_the_previous_identity():
 def test_drug_library_version_change_is_identity_changed():
     tracker = PumpEventTracker(PUMP)
     tracker.on_snapshot(snap(0, channel(STOPPED)))
-    events = tracker.on_snapshot(snap(10, channel(STOPPED), identity=PumpIdentity("New Era", "NE-1000", "SN-100", "3.928", "L8")))
-    assert [(e.kind, e.detail) for e in events] == [(EventKind.IDENTITY_CHANGED, {"changed": "drug_library_version"})]
+    new_library = PumpIdentity("New Era", "NE-1000", "SN-100", "3.928", "L8")
+    events = tracker.on_snapshot(snap(10, channel(STOPPED), identity=new_library))
+    assert [(e.kind, e.detail) for e in events] == [
+        (EventKind.IDENTITY_CHANGED, {"changed": "drug_library_version"})
+    ]
 
 
 def test_an_identity_field_not_reported_in_one_poll_is_not_a_change():
@@ -86,8 +89,12 @@ def test_a_new_serial_number_is_a_device_replacement_that_closes_the_old_device_
     tracker = PumpEventTracker(PUMP, instance_ids=counter_ids())
     tracker.on_snapshot(snap(0, channel(ALARM, alarms=(OCCLUSION,)), channel(INFUSING, channel_id="B")))
     other = PumpIdentity("New Era", "NE-1000", "SN-999", "3.928", "L7")
-    events = tracker.on_snapshot(snap(10, channel(ALARM, alarms=(OCCLUSION,)), channel(INFUSING, channel_id="B"), identity=other))
-    assert [(e.kind, e.channel_id, e.alert_instance_id, e.detail.get("reason"), e.detail.get("baseline")) for e in events] == [
+    same_state = (channel(ALARM, alarms=(OCCLUSION,)), channel(INFUSING, channel_id="B"))
+    events = tracker.on_snapshot(snap(10, *same_state, identity=other))
+    summary = [
+        (e.kind, e.channel_id, e.alert_instance_id, e.detail.get("reason"), e.detail.get("baseline")) for e in events
+    ]
+    assert summary == [
         (EventKind.IDENTITY_CHANGED, None, None, None, None),
         (EventKind.ALARM_END, "A", "alert-1", "device_replaced", None),
         (EventKind.DELIVERY_STOP, "B", None, "device_replaced", None),
@@ -116,7 +123,10 @@ def test_a_device_clock_jump_beyond_the_threshold_is_device_time_changed():
     tracker.on_snapshot(snap(0, channel(STOPPED), device_offset_s=5))
     events = tracker.on_snapshot(snap(10, channel(STOPPED), device_offset_s=5 + 3600))
     assert [(e.kind, e.detail) for e in events] == [
-        (EventKind.DEVICE_TIME_CHANGED, {"previous_offset_s": "5.000", "offset_s": "3605.000", "change_s": "3600.000"})
+        (
+            EventKind.DEVICE_TIME_CHANGED,
+            {"previous_offset_s": "5.000", "offset_s": "3605.000", "change_s": "3600.000"},
+        )
     ]
     assert events[0].occurred_at == at(10)
 
@@ -124,7 +134,8 @@ def test_a_device_clock_jump_beyond_the_threshold_is_device_time_changed():
 def test_clock_steps_within_the_threshold_and_slow_drift_are_not_device_time_changes():
     tracker = PumpEventTracker(PUMP, device_time_jump=timedelta(seconds=60))
     offsets = [0, 30, 59, 100, 150, 209, 150]  # each step <= 59 s, 209 s in total
-    events = [e for i, off in enumerate(offsets) for e in tracker.on_snapshot(snap(10 * i, channel(STOPPED), device_offset_s=off))]
+    shots = [snap(10 * i, channel(STOPPED), device_offset_s=off) for i, off in enumerate(offsets)]
+    events = [e for shot in shots for e in tracker.on_snapshot(shot)]
     assert events == []
 
 
@@ -143,7 +154,8 @@ def test_a_naive_device_time_is_read_in_the_receipt_zone_and_only_its_changes_ma
     local = (first.received_at.astimezone(cest)).replace(tzinfo=None)
     assert tracker.on_snapshot(first.__class__(PUMP, IDENTITY, first.channels, first.received_at, local)) == []
     second = snap(10, channel(INFUSING))
-    events = tracker.on_snapshot(second.__class__(PUMP, IDENTITY, second.channels, second.received_at, local + timedelta(seconds=10)))
+    later_local = local + timedelta(seconds=10)
+    events = tracker.on_snapshot(second.__class__(PUMP, IDENTITY, second.channels, second.received_at, later_local))
     assert kinds(events) == [EventKind.DELIVERY_START]
     assert events[0].occurred_at == at(10)
 

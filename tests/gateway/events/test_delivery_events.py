@@ -132,7 +132,8 @@ def test_a_vtbi_of_zero_never_makes_a_stop_a_completion():
     tracker = PumpEventTracker(PUMP)
     tracker.on_snapshot(snap(0, channel(STOPPED, vtbi="0")))
     tracker.on_snapshot(snap(10, channel(INFUSING, vtbi="0")))
-    assert kinds(tracker.on_snapshot(snap(20, channel(STOPPED, vtbi="0", infused="5")))) == [EventKind.DELIVERY_STOP]
+    events = tracker.on_snapshot(snap(20, channel(STOPPED, vtbi="0", infused="5")))
+    assert kinds(events) == [EventKind.DELIVERY_STOP]
 
 
 def test_kvo_to_infusing_is_a_new_start_and_kvo_to_stopped_is_no_event():
@@ -141,7 +142,8 @@ def test_kvo_to_infusing_is_a_new_start_and_kvo_to_stopped_is_no_event():
     tracker.on_snapshot(snap(20, channel(KVO, infused="100")))
     assert tracker.on_snapshot(snap(30, channel(STOPPED, infused="100"))) == []
     tracker.on_snapshot(snap(40, channel(KVO, infused="100")))
-    assert kinds(tracker.on_snapshot(snap(50, channel(INFUSING, vtbi="50", infused="0")))) == [EventKind.DELIVERY_START]
+    events = tracker.on_snapshot(snap(50, channel(INFUSING, vtbi="50", infused="0")))
+    assert kinds(events) == [EventKind.DELIVERY_START]
 
 
 def test_program_cleared_while_stopped_is_program_cleared_with_the_old_program():

@@ -67,7 +67,8 @@ def histories(draw):
             channels = tuple(draw(st.lists(channels_st, max_size=3)))
         previous_channels = channels
         offset = draw(st.sampled_from(OFFSETS))
-        shot = snap(t, *channels, identity=draw(identity_st), device_offset_s=offset, latency_s=draw(st.floats(0, 2)))
+        latency = draw(st.floats(0, 2))
+        shot = snap(t, *channels, identity=draw(identity_st), device_offset_s=offset, latency_s=latency)
         steps.append(("snap", shot, offset))
     return steps
 
@@ -80,7 +81,7 @@ def first_channels(shot: PumpSnapshot) -> dict[str, ChannelSnapshot]:
 
 
 def has_program(channel: ChannelSnapshot | None) -> bool:
-    return channel is not None and (channel.rate is not None or channel.vtbi is not None or channel.drug is not None)
+    return channel is not None and any(v is not None for v in (channel.rate, channel.vtbi, channel.drug))
 
 
 @dataclass
@@ -166,7 +167,8 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
 
     jumped = take(EventKind.DEVICE_TIME_CHANGED)
     if offset is not None:
-        assert (jumped is not None) == (acct.offset is not None and abs(offset - acct.offset) > JUMP.total_seconds())
+        expected = acct.offset is not None and abs(offset - acct.offset) > JUMP.total_seconds()
+        assert (jumped is not None) == expected
         acct.offset = offset
     else:
         assert jumped is None
@@ -191,7 +193,8 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
         elif event.kind is EventKind.ALARM_CONTINUE:
             assert acct.open_alerts.get(key) == iid and key in reported
             last_time, last_alarm = acct.last_report[iid]
-            assert event.occurred_at - last_time >= INTERVAL or (event.detail.get("changed") and event.alarm != last_alarm)
+            due = event.occurred_at - last_time >= INTERVAL
+            assert due or (event.detail.get("changed") and event.alarm != last_alarm)
             acct.last_report[iid] = (event.occurred_at, event.alarm)
         else:
             assert acct.open_alerts.get(key) == iid, "every end has an earlier onset with the same id"
@@ -250,7 +253,8 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
         previous = acct.known.pop(cid)
         if cid in acct.delivering:
             stop = queue.pop(0)
-            assert (stop.kind, stop.channel_id, stop.detail) == (EventKind.DELIVERY_STOP, cid, {"reason": "channel_removed"})
+            expected_stop = (EventKind.DELIVERY_STOP, cid, {"reason": "channel_removed"})
+            assert (stop.kind, stop.channel_id, stop.detail) == expected_stop
             acct.delivering.remove(cid)
     assert queue == [], f"events without a cause: {queue}"
     assert acct.delivering <= set(channels)
@@ -269,7 +273,8 @@ def test_any_history_of_snapshots_and_losses_yields_a_well_formed_event_sequence
             check_snapshot(acct, payload, offset, tracker.on_snapshot(payload))
             assert tracker.state is payload
         assert tracker.active_alarms == acct.open_alerts  # memory bounded by what the pump shows
-        assert len(tracker.active_alarms) <= sum(len(c.alarms) for c in (tracker.state.channels if tracker.state else ()))
+        shown = sum(len(c.alarms) for c in (tracker.state.channels if tracker.state else ()))
+        assert len(tracker.active_alarms) <= shown
 
 
 @settings(max_examples=200, deadline=None)
