@@ -97,6 +97,7 @@ class Account:
     offset: float | None = None
     lost: bool = False
     last_time: object = None
+    last_received: object = None
 
 
 def check_lost(acct: Account, when, events: list[PumpEvent]) -> None:
@@ -105,9 +106,11 @@ def check_lost(acct: Account, when, events: list[PumpEvent]) -> None:
         return
     assert [e.kind for e in events] == [EventKind.COMM_LOST]
     assert events[0].snapshot is None
-    expected = when if acct.last_time is None or when >= acct.last_time else acct.last_time
-    assert events[0].occurred_at == expected
-    acct.last_time = expected
+    # The loss time, unless an earlier reply (which may have yielded no event) was later.
+    occurred = events[0].occurred_at
+    assert occurred >= when and (acct.last_time is None or occurred >= acct.last_time)
+    assert occurred == when or (acct.last_received is not None and occurred <= acct.last_received)
+    acct.last_time = occurred
     acct.lost = True
 
 
@@ -121,6 +124,7 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
         assert acct.last_time is None or when >= acct.last_time
         acct.last_time = when
     assert all(e.snapshot is shot and e.pump_id == PUMP for e in events)
+    acct.last_received = shot.received_at
 
     def take(kind: EventKind) -> PumpEvent | None:
         if queue and queue[0].kind is kind:
