@@ -3,7 +3,7 @@
 The poller owns one :class:`PumpEventTracker` per pump and hands it every snapshot and every
 communication loss; the returned events go to the router in list order.
 
-Rules (each a decision; the reasons are in the method docstrings and in docs):
+Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.py):
 
 * **Time.** Every event of one snapshot shares one ``occurred_at``: the moment the pump
   produced the reply, on the gateway clock (:mod:`gateway.events.clock`), then clamped so that
@@ -18,6 +18,15 @@ Rules (each a decision; the reasons are in the method docstrings and in docs):
   the next snapshot (a reconnected link that yields no valid reply has not restored anything),
   so there is no ``on_comm_restored``. Nothing is ended or stopped on loss: alarms stay active
   and delivery stays as last seen until a snapshot shows otherwise.
+* **Identity.** An identity field reported as ``None`` was not read this time and keeps its
+  known value; only a change between two known values is an identity change. A new serial
+  number is a different device on the same link: the old device's alarms end and its
+  infusions stop with reason ``device_replaced``, and the new device is a baseline.
+* **Unknown state.** A channel whose state could not be decoded keeps its last known delivery
+  state (no start/stop guessed); its alarms are taken as reported, so a driver that could not
+  read the alarms must fail the poll rather than report none.
+* **Channels.** A channel missing from a snapshot was removed: its infusion stops and its
+  alarms end with reason ``channel_removed``, never silently.
 * **Order within one snapshot.** comm restored, identity changed, closures of a replaced
   device, device time changed, alarm onsets, alarm continues, alarm ends, then delivery events
   per channel in the snapshot's channel order (removed channels last).
