@@ -14,10 +14,11 @@ Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.
   must learn what is running and the alert manager what is sounding; a tracker cannot know
   whether a previous gateway process already reported them, so a duplicate start after a
   restart is preferred to a missing one, and the flag lets a consumer de-duplicate.
-* **Communication.** Lost is reported once by :meth:`on_comm_lost`; restored is derived from
-  the next snapshot (a reconnected link that yields no valid reply has not restored anything),
-  so there is no ``on_comm_restored``. Nothing is ended or stopped on loss: alarms stay active
-  and delivery stays as last seen until a snapshot shows otherwise.
+* **Communication.** Lost is reported once by :meth:`on_comm_lost`. Restored is reported once,
+  by :meth:`on_comm_restored` when the poller calls it on the first valid reply, otherwise by
+  the next snapshot itself (a reconnected link that yields no valid reply has not restored
+  anything). Nothing is ended or stopped on loss: alarms stay active and delivery stays as
+  last seen until a snapshot shows otherwise.
 * **Identity.** An identity field reported as ``None`` was not read this time and keeps its
   known value; only a change between two known values is an identity change. A new serial
   number is a different device on the same link: the old device's alarms end and its
@@ -126,6 +127,21 @@ class PumpEventTracker:
         at = self._advance(at)
         self._lost = (at, reason)
         return [PumpEvent(EventKind.COMM_LOST, self.pump_id, at, detail={"reason": reason})]
+
+    def on_comm_restored(self, at: datetime) -> list[PumpEvent]:
+        """A valid reply arrived at ``at`` after a loss; the snapshot that follows needs no restore.
+
+        Optional: without it the next snapshot reports the restore at its own time. Either way
+        there is exactly one restore per loss, and none without a loss.
+        """
+        self._require_aware("at", at)
+        if self._lost is None:
+            return []
+        at = self._advance(at)
+        lost_at, reason = self._lost
+        self._lost = None
+        detail = {"lost_at": lost_at.isoformat(), "reason": reason}
+        return [PumpEvent(EventKind.COMM_RESTORED, self.pump_id, at, detail=detail)]
 
     def on_snapshot(self, snapshot: PumpSnapshot) -> list[PumpEvent]:
         if snapshot.pump_id != self.pump_id:

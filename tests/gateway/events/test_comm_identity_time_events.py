@@ -195,3 +195,22 @@ def test_state_is_the_last_snapshot_accepted():
     last = snap(0, channel(STOPPED))
     tracker.on_snapshot(last)
     assert tracker.state is last and T0 == last.received_at
+
+
+def test_a_restore_call_reports_the_restore_once_and_the_following_snapshot_does_not_repeat_it():
+    tracker = PumpEventTracker(PUMP)
+    tracker.on_snapshot(snap(0, channel(STOPPED)))
+    tracker.on_comm_lost(at(20), "timeout")
+    restored = tracker.on_comm_restored(at(40.5))
+    assert [(e.kind, e.occurred_at, e.snapshot, e.detail) for e in restored] == [
+        (EventKind.COMM_RESTORED, at(40.5), None, {"lost_at": at(20).isoformat(), "reason": "timeout"})
+    ]
+    assert tracker.on_comm_restored(at(41)) == []
+    events = tracker.on_snapshot(snap(40, channel(INFUSING)))
+    assert [(e.kind, e.occurred_at) for e in events] == [(EventKind.DELIVERY_START, at(40.5))]
+
+
+def test_a_restore_call_without_a_loss_reports_nothing():
+    tracker = PumpEventTracker(PUMP)
+    tracker.on_snapshot(snap(0, channel(STOPPED)))
+    assert tracker.on_comm_restored(at(10)) == []

@@ -52,7 +52,10 @@ identity_st = st.builds(
 
 @st.composite
 def histories(draw):
-    """Steps ('snap', PumpSnapshot, true device offset) and ('lost', at); received_at non-decreasing."""
+    """Steps ('snap', snapshot, true device offset), ('lost', at) and ('restored', at).
+
+    received_at never decreases; a restore call comes just after the reply it announces.
+    """
     steps, t = [], 0.0
     previous_channels: tuple[ChannelSnapshot, ...] = ()
     for _ in range(draw(st.integers(1, 25))):
@@ -69,6 +72,8 @@ def histories(draw):
         offset = draw(st.sampled_from(OFFSETS))
         latency = draw(st.floats(0, 2))
         shot = snap(t, *channels, identity=draw(identity_st), device_offset_s=offset, latency_s=latency)
+        if draw(st.integers(0, 5)) == 0:  # the poller's optional restore call, just after the reply
+            steps.append(("restored", shot.received_at + timedelta(seconds=draw(st.floats(0, 0.5))), None))
         steps.append(("snap", shot, offset))
     return steps
 
@@ -97,7 +102,7 @@ class Account:
     offset: float | None = None
     lost: bool = False
     last_time: object = None
-    last_received: object = None
+    latest_input: object = None  # the latest gateway time handed in (reply, loss, restore)
 
 
 def check_lost(acct: Account, when, events: list[PumpEvent]) -> None:
@@ -109,9 +114,22 @@ def check_lost(acct: Account, when, events: list[PumpEvent]) -> None:
     # The loss time, unless an earlier reply (which may have yielded no event) was later.
     occurred = events[0].occurred_at
     assert occurred >= when and (acct.last_time is None or occurred >= acct.last_time)
-    assert occurred == when or (acct.last_received is not None and occurred <= acct.last_received)
+    assert occurred == when or (acct.latest_input is not None and occurred <= acct.latest_input)
     acct.last_time = occurred
+    acct.latest_input = max(when, acct.latest_input or when)
     acct.lost = True
+
+
+def check_restored(acct: Account, when, events: list[PumpEvent]) -> None:
+    if not acct.lost:
+        assert events == []
+        return
+    assert [(e.kind, e.snapshot) for e in events] == [(EventKind.COMM_RESTORED, None)]
+    occurred = events[0].occurred_at
+    assert occurred == when or (acct.last_time is not None and occurred == acct.last_time > when)
+    acct.last_time = occurred
+    acct.latest_input = max(when, acct.latest_input or when)
+    acct.lost = False
 
 
 def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, events: list[PumpEvent]) -> None:
@@ -120,11 +138,12 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
     assert len(times) <= 1, "all events of one snapshot share occurred_at"
     if events:
         when = events[0].occurred_at
-        assert shot.received_at - timedelta(seconds=5) <= when <= shot.received_at
+        assert shot.received_at - timedelta(seconds=5) <= when
         assert acct.last_time is None or when >= acct.last_time
+        assert when <= shot.received_at or when == acct.last_time  # clamped to a later restore call
         acct.last_time = when
     assert all(e.snapshot is shot and e.pump_id == PUMP for e in events)
-    acct.last_received = shot.received_at
+    acct.latest_input = max(shot.received_at, acct.latest_input or shot.received_at)
 
     def take(kind: EventKind) -> PumpEvent | None:
         if queue and queue[0].kind is kind:
@@ -273,6 +292,8 @@ def test_any_history_of_snapshots_and_losses_yields_a_well_formed_event_sequence
     for kind, payload, offset in steps:
         if kind == "lost":
             check_lost(acct, payload, tracker.on_comm_lost(payload, "timeout"))
+        elif kind == "restored":
+            check_restored(acct, payload, tracker.on_comm_restored(payload))
         else:
             check_snapshot(acct, payload, offset, tracker.on_snapshot(payload))
             assert tracker.state is payload
@@ -288,7 +309,7 @@ def test_default_instance_ids_never_repeat_within_a_history(steps):
     onset_ids = [
         e.alert_instance_id
         for kind, payload, _ in steps
-        for e in (tracker.on_comm_lost(payload, "t") if kind == "lost" else tracker.on_snapshot(payload))
+        for e in (tracker.on_snapshot(payload) if kind == "snap" else tracker.on_comm_lost(payload, "t"))
         if e.kind is EventKind.ALARM_ONSET
     ]
     assert len(onset_ids) == len(set(onset_ids))
