@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drivers.model import Alarm, PumpIdentity, PumpSnapshot
+from drivers.model import Alarm, ChannelSnapshot, PumpIdentity, PumpSnapshot
 
 
 class EventKind(enum.StrEnum):
@@ -39,6 +39,8 @@ class PumpEvent:
     clock), never when it is sent. ``snapshot`` is the pump state that revealed the event
     (``None`` for a communication loss, where there is no new state). For alarms,
     ``alert_instance_id`` is stable from onset to end and ``alarm`` is the condition.
+    ``previous_channel`` is the channel's last known state before a delivery event (the old
+    rate of a titration's stop, the program that was cleared, a removed channel's last state).
     """
 
     kind: EventKind
@@ -50,6 +52,7 @@ class PumpEvent:
     alert_instance_id: str | None = None
     previous_identity: PumpIdentity | None = None
     detail: dict[str, str] = field(default_factory=dict)
+    previous_channel: ChannelSnapshot | None = None
 
     @property
     def is_alarm(self) -> bool:

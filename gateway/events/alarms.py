@@ -1,0 +1,111 @@
+"""Alarm phases per (channel, alarm code): onset, continue, end (ihe-pcd.md §7).
+
+Each condition gets an alert instance identifier at onset that every later message of the same
+alert carries (PCD-04 OBR-3 of the onset / OBR-29 of the follow-ups, ihe-pcd.md §7.2); it must
+never repeat, also across gateway restarts, hence uuid4 by default. The PCD-04 trigger is the
+"presence, onset, continuation or end of an alert" (§3.4.4.1.3, ihe-pcd.md §7.1): the TF
+names a ``continue`` phase but, in the digest, prescribes no period, so the period is ours
+(default 60 s, configurable; ``None`` disables it). A continue is also sent at once when the
+pump changes the condition's priority, kind or text, so an escalation is never held back.
+
+An alarm ends only when the pump is seen without it, or when the pump can no longer be
+observed *as that device* (channel removed, device replaced) - then the end says why. A
+communication loss ends nothing: the alarm may still be sounding, and silently closing it would
+tell the alert manager it is over (design.md §2, "never drop an alarm silently").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from drivers.model import Alarm
+from gateway.events.model import EventKind
+
+DEFAULT_CONTINUE_INTERVAL = timedelta(seconds=60)
+
+AlarmKey = tuple[str, str]  # (channel_id, alarm code)
+
+
+def uuid4_hex() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class ActiveAlarm:
+    instance_id: str
+    alarm: Alarm
+    onset_at: datetime
+    reported_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    kind: EventKind
+    channel_id: str
+    alarm: Alarm
+    instance_id: str
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+class AlarmBook:
+    """The active alarms of one pump; memory is bounded by the alarms the pump reports."""
+
+    def __init__(self, new_id: Callable[[], str], continue_interval: timedelta | None) -> None:
+        self._new_id = new_id
+        self._interval = continue_interval
+        self._active: dict[AlarmKey, ActiveAlarm] = {}
+
+    @property
+    def active(self) -> Mapping[AlarmKey, ActiveAlarm]:
+        return MappingProxyType(self._active)
+
+    def channels(self) -> set[str]:
+        return {channel_id for channel_id, _ in self._active}
+
+    def update(
+        self, channel_id: str, alarms: Iterable[Alarm], at: datetime, *, baseline: bool
+    ) -> list[AlarmChange]:
+        """Diff one channel's reported alarms against the active ones (first of a repeated code wins)."""
+        reported: dict[str, Alarm] = {}
+        for alarm in alarms:
+            reported.setdefault(alarm.code, alarm)
+        changes: list[AlarmChange] = []
+        for code, alarm in reported.items():
+            key = (channel_id, code)
+            active = self._active.get(key)
+            if active is None:
+                instance_id = self._new_id()
+                self._active[key] = ActiveAlarm(instance_id, alarm, onset_at=at, reported_at=at)
+                detail = {"baseline": "true"} if baseline else {}
+                changes.append(AlarmChange(EventKind.ALARM_ONSET, channel_id, alarm, instance_id, detail))
+                continue
+            changed = [
+                name for name in ("priority", "kind", "text") if getattr(alarm, name) != getattr(active.alarm, name)
+            ]
+            due = self._interval is not None and at - active.reported_at >= self._interval
+            if changed or due:
+                active.alarm = alarm
+                active.reported_at = at
+                detail = {"changed": ",".join(changed)} if changed else {}
+                changes.append(
+                    AlarmChange(EventKind.ALARM_CONTINUE, channel_id, alarm, active.instance_id, detail)
+                )
+        gone = [key for key in self._active if key[0] == channel_id and key[1] not in reported]
+        changes.extend(self._end(gone, {}))
+        return changes
+
+    def end_channel(self, channel_id: str, reason: str) -> list[AlarmChange]:
+        """End every alarm of a channel that can no longer be observed, saying why."""
+        return self._end([key for key in self._active if key[0] == channel_id], {"reason": reason})
+
+    def _end(self, keys: list[AlarmKey], detail: dict[str, str]) -> list[AlarmChange]:
+        changes = []
+        for key in keys:
+            active = self._active.pop(key)
+            end = AlarmChange(EventKind.ALARM_END, key[0], active.alarm, active.instance_id, dict(detail))
+            changes.append(end)
+        return changes
