@@ -64,11 +64,12 @@ def resolve(config: GatewayConfig, state: Path, ptys: dict[str, str], ehr_port: 
 
 async def _demo(config: GatewayConfig, state: Path, duration: float | None, status_every: float) -> None:
     from gateway.daemon import build_daemon
+    from gateway.hl7.check import conformance_findings
     from simulators.ehr import EhrReceiver
     from simulators.fleet import PtyFleet, demo_pumps
 
     log_path = state / "ehr-received.jsonl"
-    receiver = EhrReceiver(host="127.0.0.1", port=0, log_path=log_path)
+    receiver = EhrReceiver(host="127.0.0.1", port=0, log_path=log_path, checker=conformance_findings)
     port = await receiver.start()
     sim_pumps = demo_pumps()
     missing = [p.id for p in config.pumps if p.id not in sim_pumps]
@@ -100,7 +101,6 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
         if duration is not None:
             daemon.supervisor.add("demo timer", stop_later)
         await daemon.run()
-        print(_status_lines(daemon, receiver), flush=True)
         print(json.dumps({"stopped": True, "received": len(receiver.received)}), flush=True)
     finally:
         await fleet.stop()

@@ -196,3 +196,8 @@ def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
                 found.append(("MDC-UCUM-CODE", f"UCUM identifier {code!r} is the partition-less MDC term "
                               f"code of {mdc_code}, not a UCUM unit"))
     return found
+
+
+def conformance_findings(raw: bytes) -> list[str]:
+    """The checker as the EHR simulator's hook wants it: one readable line per violation."""
+    return [str(finding) for finding in check_message(raw)]

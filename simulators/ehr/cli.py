@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", type=Path, help="serve MLLP over TLS with this certificate chain (PEM)")
     p.add_argument("--tls-key", type=Path, help="private key of --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not run the IHE PCD conformance checker on received messages (it is on by default;\n"
+                   "its findings go into each JSON line)")
     p.set_defaults(handler=_handle)
 
 
@@ -57,7 +60,12 @@ def _handle(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"ehr-sim: cannot load TLS files: {exc}", file=sys.stderr)
             return 1
-    receiver = EhrReceiver(args.host, args.port, log_path=args.log, mode=mode, schedule=schedule, ssl_context=ctx)
+    checker = None
+    if not args.no_check:
+        from gateway.hl7.check import conformance_findings as checker
+    receiver = EhrReceiver(
+        args.host, args.port, log_path=args.log, mode=mode, schedule=schedule, ssl_context=ctx, checker=checker
+    )
     return asyncio.run(_serve(receiver))
 
 
