@@ -98,6 +98,8 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
             daemon.supervisor.request_stop()
 
         daemon.supervisor.add("demo status", status)
+        # closers run in reverse order: this one runs before the outbox is closed
+        daemon.supervisor.on_close("demo status", lambda: print(_status_lines(daemon, receiver), flush=True))
         if duration is not None:
             daemon.supervisor.add("demo timer", stop_later)
         await daemon.run()

@@ -197,8 +197,13 @@ def test_retained_state_is_the_newest_after_a_broker_restart_without_persistence
         pub.update_state(snapshot("bed07-a", "3.0"))
         while pub.stats.connected:
             await asyncio.sleep(0.02)
+        republished = pub.stats.retained_published
         await asyncio.to_thread(broker.start)
         await pub.wait_online()
+        # the birth is acknowledged first; wait until the retained state was republished too,
+        # or the late subscriber may see it live (not retained) instead of from the store
+        while pub.stats.retained_published < republished + 3:
+            await asyncio.sleep(0.02)
         late = await asyncio.to_thread(subscribe, broker, [f"{BASE}/#"])
         got = await collect(late, {f"{BASE}/{n}" for n in ("status", "pumps/bed07-a/state", "pumps/bed07-a/availability")})
         assert all(retained for _, retained in got.values())
