@@ -6,12 +6,15 @@ pointing the configuration at them, not by replacing components.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway import __version__
 from gateway.config.model import GatewayConfig
+from gateway.druglib import LibraryHolder
 from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
@@ -57,6 +60,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
         )
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
+    library = _drug_library(config, supervisor, live)
     pipeline = Pipeline(
         config,
         outbox,
@@ -65,6 +69,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
         ),
         pcd01_interval_s=config.hl7.pcd01_interval_s,
         processing_id=config.hl7.processing_id,
+        library=library,
         live=live,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline)
@@ -100,3 +105,48 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
 def config_hash(config: GatewayConfig) -> str:
     """A short fingerprint of the configuration in force (MQTT birth, start-up log)."""
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _drug_library(config: GatewayConfig, supervisor: Supervisor, live) -> LibraryHolder | None:
+    """Load the pinned library and keep it current: file watch and SIGHUP both reload.
+
+    A file that fails validation or the pin is refused, the previous library stays in force,
+    and the refusal is logged at ERROR (the alert) -- the daemon keeps running either way;
+    without any valid library it simply attaches no verdicts.
+    """
+    if config.library is None:
+        return None
+
+    def alert(name: str, details: dict) -> None:
+        log.error("drug library alert", alert=name, **{k: str(v) for k, v in details.items()})
+
+    holder = LibraryHolder(config.library.path, expected_sha256=config.library.sha256, on_alert=alert)
+    result = holder.reload()
+    log.info("drug library", status=str(result.status), version=holder.current.version if holder.current else None)
+
+    def publish_version() -> None:
+        if live is not None:
+            live.set_central_library_version(holder.current.version if holder.current else None)
+
+    publish_version()
+
+    async def on_sighup() -> None:
+        loop = asyncio.get_running_loop()
+        hup = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, hup.set)
+        try:
+            while True:
+                await hup.wait()
+                hup.clear()
+                result = await holder.reload_async()
+                log.info("drug library reload (SIGHUP)", status=str(result.status))
+                publish_version()
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    async def watch() -> None:
+        await holder.watch()
+
+    supervisor.add("drug library watch", watch)
+    supervisor.add("drug library SIGHUP", on_sighup)
+    return holder

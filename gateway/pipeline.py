@@ -17,13 +17,13 @@ A message counts as produced only once ``Outbox.enqueue`` returned (it is commit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
+from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
 from gateway.events.model import EventKind, PumpEvent
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import PCD10_EVENTS, ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd04, encode_pcd10
@@ -61,6 +61,7 @@ class PumpRuntime:
     tracker: PumpEventTracker
     last_pcd01: float = float("-inf")
     last_snapshot: PumpSnapshot | None = None
+    verdicts: dict[str, VerdictSet] = field(default_factory=dict)  # by channel id, of last_snapshot
     counters: dict[str, int] = field(default_factory=lambda: {"snapshots": 0, "events": 0, "messages": 0})
 
 
@@ -73,7 +74,7 @@ class Pipeline:
         control_ids: ControlIdGenerator,
         pcd01_interval_s: float = 60.0,
         processing_id: str = "P",
-        verdicts: Callable[[PumpConfig, PumpSnapshot], list[Any]] | None = None,
+        library: LibraryHolder | None = None,
         live: LivePublisher | None = None,
     ) -> None:
         self.config = config
@@ -81,7 +82,7 @@ class Pipeline:
         self.control_ids = control_ids
         self.pcd01_interval_s = pcd01_interval_s
         self.processing_id = processing_id
-        self.verdicts = verdicts
+        self.library = library
         self.live = live
         self.log = get_logger("pumpgw.pipeline")
         self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
@@ -105,17 +106,46 @@ class Pipeline:
         rt = self.pumps[pump_id]
         rt.counters["snapshots"] += 1
         rt.last_snapshot = snapshot
+        self._check_programs(rt, snapshot)
         for event in rt.tracker.on_snapshot(snapshot):
             await self._route_event(rt, event)
-        verdicts = self.verdicts(rt.config, snapshot) if self.verdicts else []
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
             rt.last_pcd01 = now
+            rows = self._verdict_rows(rt)
             for dest in self._routes["pcd01"]:
-                control_id, payload = encode_pcd01(snapshot, self._contexts[dest.name], pump_id=pump_id)
+                control_id, payload = encode_pcd01(
+                    snapshot, self._contexts[dest.name], pump_id=pump_id, verdicts=rows
+                )
                 await self._enqueue(rt, dest, "pcd01", control_id, payload)
         if self.live is not None:
-            self.live.update_state(snapshot, verdicts=[v.to_dict() for v in verdicts])
+            self.live.update_state(
+                snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
+            )
+
+    def _check_programs(self, rt: PumpRuntime, snapshot: PumpSnapshot) -> None:
+        """Check every reported program against the library in force; log verdict changes."""
+        library = self.library.current if self.library is not None else None
+        verdicts: dict[str, VerdictSet] = {}
+        if library is not None:
+            for channel in snapshot.channels:
+                program = program_from_channel(
+                    channel, care_area=rt.config.care_area or None,
+                    pump_library_version=snapshot.identity.drug_library_version,
+                )
+                if program is not None:
+                    verdicts[channel.channel_id] = evaluate(library, program)
+        for cid, vs in verdicts.items():
+            before = rt.verdicts.get(cid)
+            if before is None or before.kinds != vs.kinds:
+                level = self.log.warning if vs.severity.value in ("warning", "critical") else self.log.info
+                level("drug-library verdict", pump=rt.config.id, channel=cid, severity=vs.severity.value,
+                      verdicts=[v.text for v in vs], library_version=vs.library_version)
+        rt.verdicts = verdicts
+
+    @staticmethod
+    def _verdict_rows(rt: PumpRuntime) -> dict[str, list]:
+        return {cid: verdict_observations(vs) for cid, vs in rt.verdicts.items()}
 
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
         self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
@@ -135,15 +165,14 @@ class Pipeline:
     async def _route_event(self, rt: PumpRuntime, event: PumpEvent) -> None:
         rt.counters["events"] += 1
         if event.is_alarm:
-            kind, encode = "pcd04", encode_pcd04
+            for dest in self._routes["pcd04"]:
+                control_id, payload = encode_pcd04(event, self._contexts[dest.name])
+                await self._enqueue(rt, dest, "pcd04", control_id, payload)
         elif event.kind in PCD10_EVENTS:
-            kind, encode = "pcd10", encode_pcd10
-        else:
-            kind, encode = "", None
-        if encode is not None:
-            for dest in self._routes[kind]:
-                control_id, payload = encode(event, self._contexts[dest.name])
-                await self._enqueue(rt, dest, kind, control_id, payload)
+            rows = self._verdict_rows(rt) if event.snapshot is rt.last_snapshot else None
+            for dest in self._routes["pcd10"]:
+                control_id, payload = encode_pcd10(event, self._contexts[dest.name], verdicts=rows)
+                await self._enqueue(rt, dest, "pcd10", control_id, payload)
         if self.live is not None:
             await self.live.enqueue_event(event)
 

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the outbox and the received-message log go (default: a new temporary directory)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="stop by itself after this many seconds (default: run until Ctrl-C)")
+    p.add_argument("--mqtt", default=None, metavar="HOST:PORT",
+                   help="also publish live state, alarms and availability to this MQTT broker "
+                   "(e.g. 127.0.0.1:1883; watch with: mosquitto_sub -t 'pumpgw/#' -v)")
     p.add_argument("--status-every", type=float, default=5.0, metavar="SECONDS",
                    help="how often to print the per-pump lines (default: 5)")
     p.set_defaults(handler=_handle)
@@ -50,6 +53,13 @@ def _handle(args: argparse.Namespace) -> int:
     state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="pumpgw-demo-"))
     state.mkdir(parents=True, exist_ok=True)
     configure_logging(level="warning", fmt="console" if sys.stderr.isatty() else "json")
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"demo: --mqtt wants HOST:PORT, got {args.mqtt!r}", file=sys.stderr)
+            return 2
+        mqtt = config.mqtt.model_copy(update={"enabled": True, "host": host, "port": int(port)})
+        config = config.model_copy(update={"mqtt": mqtt})
     asyncio.run(_demo(config, state, args.duration, args.status_every))
     return 0
 
@@ -84,6 +94,12 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
         print(f"  EHR receiver (MLLP)   127.0.0.1:{port}")
         print(f"  received-message log  {log_path}")
         print(f"  outbox                {resolved.outbox.path}")
+        if resolved.library is not None:
+            print(f"  drug library          {resolved.library.path}")
+        if resolved.mqtt.enabled:
+            m = resolved.mqtt
+            print(f"  MQTT                  {m.host}:{m.port}  topics {m.topic_prefix}/{resolved.gateway.site}/"
+                  f"{resolved.gateway.gateway_id}/#")
         for pump in resolved.pumps:
             print(f"  pump {pump.id:<8} {pump.protocol} on {ptys[pump.id]}  ({pump.location})")
         print("  Ctrl-C to stop\n", flush=True)

@@ -8,6 +8,9 @@ tests validate every shape with hl7apy and the independent ``hl7`` package.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from drivers.model import AlarmPriority, ChannelSnapshot, PumpSnapshot
 from gateway.events.model import EventKind, PumpEvent
 from gateway.hl7 import mdc
@@ -103,14 +106,20 @@ def _filler(ctx: EncodeContext, entity: str) -> str:
     return f"{escape(entity)}^{escape(ctx.sending_application)}^{ctx.eui64.upper()}^EUI-64"
 
 
-def encode_pcd01(snapshot: PumpSnapshot, ctx: EncodeContext, *, pump_id: str) -> tuple[str, bytes]:
-    """PCD-01 ``ORU^R01^ORU_R01``: every channel of one pump, observed at ``received_at``."""
+def encode_pcd01(
+    snapshot: PumpSnapshot, ctx: EncodeContext, *, pump_id: str, verdicts: Mapping[str, Sequence[Any]] | None = None
+) -> tuple[str, bytes]:
+    """PCD-01 ``ORU^R01^ORU_R01``: every channel of one pump, observed at ``received_at``.
+
+    ``verdicts`` maps a channel id to its drug-library verdict rows (local code system
+    ``99PUMPGW``, docs/drug-library.md §6), appended under that channel's infusate source.
+    """
     info = ctx.pump(pump_id)
     control_id = ctx.control_ids.next_id()
     rows = ObxRows()
     mds_rows(rows, snapshot, info, ctx)
     for n, channel in enumerate(snapshot.channels, start=1):
-        channel_rows(rows, n, channel, info, ctx)
+        channel_rows(rows, n, channel, info, ctx, verdicts=(verdicts or {}).get(channel.channel_id, ()))
     obr_time = dtm(snapshot.received_at, what="OBR-7")
     # OBR-3 EI-1 = MSH-10 (unique per message). OBR-4: one order group for a multi-channel
     # pump, so the service is the monitoring itself, coded as in the TF's PCD-01 example (E.1.2).
@@ -118,7 +127,9 @@ def encode_pcd01(snapshot: PumpSnapshot, ctx: EncodeContext, *, pump_id: str) ->
     return _assemble(ctx, control_id, pump_id, "ORU^R01^ORU_R01", PROFILE_PCD01, "NE", [obr, *rows.segments])
 
 
-def encode_pcd10(event: PumpEvent, ctx: EncodeContext) -> tuple[str, bytes]:
+def encode_pcd10(
+    event: PumpEvent, ctx: EncodeContext, *, verdicts: Mapping[str, Sequence[Any]] | None = None
+) -> tuple[str, bytes]:
     """PCD-10 ``ORU^R42^ORU_R01``: one infusion event, timed when it happened at the pump.
 
     Titration is the events layer's stop + start pair; a stop whose ``detail["cause"]`` is
@@ -141,7 +152,8 @@ def encode_pcd10(event: PumpEvent, ctx: EncodeContext) -> tuple[str, bytes]:
     mds_rows(rows, snapshot, info, ctx, event_rows=(code, source))
     if channel is not None:
         transitioning = event.kind is EventKind.DELIVERY_STOP and event.detail.get("cause") == "titration"
-        channel_rows(rows, n, channel, info, ctx, transitioning=transitioning)
+        channel_rows(rows, n, channel, info, ctx, transitioning=transitioning,
+                     verdicts=(verdicts or {}).get(channel.channel_id, ()))
     drug = escape(channel.drug) if channel is not None and channel.drug else ""
     service = f"^{drug}" if drug else "999999^Medication Unknown"  # B.7 OBR-4
     when = dtm(event.occurred_at, what="OBR-7")

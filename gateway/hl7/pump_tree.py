@@ -18,7 +18,9 @@ order by construction (B.8.4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from drivers.model import ChannelSnapshot, ChannelState, PumpSnapshot, Quantity
 from gateway.hl7 import mdc
@@ -87,6 +89,11 @@ class ObxRows:
         else:
             self.segments.append(f"OBX|{self.n}|{vt}|{code}|{sub}|{value}||||||R")
 
+    def verdict(self, vt: str, code: str, sub: str, value: str, unit: str, flag: str) -> None:
+        """A derived row (OBX-11 F: final, computed by the gateway) with an OBX-8 flag."""
+        self.n += 1
+        self.segments.append(f"OBX|{self.n}|{vt}|{code}|{sub}|{value}|{unit}||{flag}|||F")
+
     def quantity(self, refid: str, sub: str, q: Quantity, category: str) -> None:
         self.n += 1
         self.segments.append(f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{number(q.value, what=refid)}"
@@ -126,8 +133,13 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
 
 
 def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx: EncodeContext,
-                 *, transitioning: bool = False) -> None:
-    """1.n.x.x: one VMD with its delivery-info and primary-source channels."""
+                 *, transitioning: bool = False, verdicts: Sequence[Any] = ()) -> None:
+    """1.n.x.x: one VMD with its delivery-info and primary-source channels.
+
+    ``verdicts`` are drug-library verdict rows (``gateway.druglib.verdict_observations``) for
+    this channel; they follow the source channel's metrics, their relative sub-ids ``k`` and
+    ``k.j`` becoming ``1.n.2.<m+k>`` and ``1.n.2.<m+k>.j`` (docs/drug-library.md §6).
+    """
     pending = ctx.unpublished_codes == "pending"
     rows.device(_C[_VMD[info.pump_type]], f"1.{n}.0.0")
     rows.device(_C["MDC_DEV_PUMP_DELIVERY_INFO"], f"1.{n}.1.0")
@@ -186,3 +198,14 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
     if ch.patient_weight is not None:
         m += 1
         rows.quantity("MDC_ATTR_PT_WEIGHT", p + str(m), ch.patient_weight, setting)
+    for v in verdicts:
+        head, _, facet = v.sub_id.partition(".")
+        sub = p + str(m + int(head)) + (f".{facet}" if facet else "")
+        code = f"{v.code}^{v.mnemonic}^{v.coding_system}"
+        if isinstance(v.value, tuple):
+            value = "^".join(escape(part) for part in v.value)
+        elif v.value_type == "NM":
+            value = v.value
+        else:
+            value = escape(v.value)
+        rows.verdict(v.value_type, code, sub, value, unit_cwe(v.unit) if v.unit else "", v.abnormal_flag)

@@ -44,3 +44,6 @@ def test_demo_documents_every_pump_in_the_local_ehr_and_exits_0_on_sigterm(tmp_p
     assert [r["findings"] for r in records if r["findings"]] == []
     assert {r["message_type"] for r in records} >= {"ORU^R01^ORU_R01", "ORU^R42^ORU_R01"}
     assert "Traceback" not in err
+    # the drug library is in force: basic infusions (no drug reported) carry a verdict row
+    assert any("PUMPGW_DRUGLIB_VERDICT" in r["raw"] and "drug_not_in_library" in r["raw"]
+               for r in records if r["message_type"] == "ORU^R01^ORU_R01")
