@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from gateway.config import load_config
+from gateway.config import load_config_report
 from gateway.errors import ConfigError, PumpgwError
 from gateway.log import configure_logging, get_logger
 
@@ -30,19 +30,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        report = load_config_report(args.config)
     except ConfigError as exc:
         print(f"{exc.path}: configuration is invalid:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
+    config = report.config
     configure_logging(level=config.logging.level, fmt=config.logging.format, wire_trace=config.logging.wire_trace)
     from gateway.daemon import build_daemon  # imported late: `--help` stays fast
+
+    log = get_logger("pumpgw.run")
+    log.info("configuration loaded", file=str(args.config), pumps=len(config.pumps),
+             destinations=[d.name for d in config.destinations])
+    for warning in report.warnings:
+        log.warning("configuration warning", detail=str(warning))
 
     try:
         daemon = build_daemon(config)
     except PumpgwError as exc:
-        get_logger("pumpgw.run").error("cannot start", error=str(exc), error_type=type(exc).__name__)
+        log.error("cannot start", error=str(exc), error_type=type(exc).__name__)
         return 1
     asyncio.run(daemon.run())
     return 0

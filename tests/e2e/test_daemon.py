@@ -140,3 +140,28 @@ async def test_daemon_killed_with_sigkill_loses_nothing_after_restart(tmp_path, 
         assert deduplicated == expected, f"lane {lane} out of order"
         assert len(lane_got) - len(expected) <= kills, f"lane {lane}: more duplicates than kills"
     assert len(committed) > 20
+
+
+def test_run_refuses_an_invalid_config_with_exit_1_and_no_traceback(tmp_path, pumpgw_cmd, subprocess_env):
+    import subprocess
+
+    bad = tmp_path / "gw.toml"
+    bad.write_text('[gateway]\nsite = "s"\nward = "w"\ngateway_id = "g"\neui64 = "nothex"\n')
+    result = subprocess.run([*pumpgw_cmd, "run", "--config", str(bad)], env=subprocess_env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "gateway.eui64" in result.stderr and "outbox" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_with_a_corrupt_outbox_file_exits_1_naming_it(tmp_path, pumpgw_cmd, subprocess_env):
+    import subprocess
+
+    outbox = tmp_path / "outbox.sqlite"
+    outbox.write_bytes(b"this is not a database" * 100)
+    config = write_gateway_config(tmp_path / "gw.toml", ptys={}, ehr_port=9, outbox=outbox)
+    result = subprocess.run([*pumpgw_cmd, "run", "--config", str(config)], env=subprocess_env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "cannot start" in result.stderr and str(outbox) in result.stderr
+    assert "Traceback" not in result.stderr
