@@ -104,19 +104,20 @@ async def test_daemon_killed_with_sigkill_loses_nothing_after_restart(tmp_path, 
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             kills += 1
-        proc = await _start_daemon(pumpgw_cmd, subprocess_env, config, tmp_path / "daemon.log")
-        try:
-            def drained() -> bool:
-                with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
-                    pending = db.execute("SELECT count(*) FROM messages WHERE state != 'delivered'").fetchone()[0]
-                return pending == 0
+        # Drain with the same outbox and destination but no pumps, so nothing new is produced
+        # while we wait for the backlog (and its in-flight rows) to be delivered.
+        drain_config = write_gateway_config(
+            tmp_path / "drain.toml", ptys={}, ehr_port=port, outbox=tmp_path / "outbox.sqlite"
+        )
 
-            await asyncio.sleep(1.5)
-            proc.send_signal(signal.SIGTERM)  # stop producing, then check everything left
-            assert await asyncio.wait_for(proc.wait(), 15) == 0
-            log = tmp_path / "daemon.log"
-            starts = log.read_text().count('"event": "started"')
-            proc = await _start_daemon(pumpgw_cmd, subprocess_env, config, log)
+        def drained() -> bool:
+            with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
+                return db.execute("SELECT count(*) FROM messages WHERE state != 'delivered'").fetchone()[0] == 0
+
+        log = tmp_path / "daemon.log"
+        starts = log.read_text().count('"event": "started"')
+        proc = await _start_daemon(pumpgw_cmd, subprocess_env, drain_config, log)
+        try:
             await _until(lambda: log.read_text().count('"event": "started"') > starts, 20, "the daemon to start")
             await _until(drained, 30, "the outbox to drain")
             proc.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.hl7.check import check_message
 
-EXAMPLES = Path("/work/shared/examples/hl7")
+EXAMPLES = Path(__file__).parent / "tf_examples"
 BEYOND = "beyond .source.txt (see module docstring)"
 
 EXPECTED: dict[str, list[tuple[str, int, int | None, str]]] = {

@@ -25,7 +25,7 @@ from tests.gateway.hl7.conftest import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-TF_PCD10 = Path("/work/shared/examples/hl7/ihe-dev-tf10_M1.2.2_pcd10_delivery-start.hl7")
+TF_PCD10 = Path(__file__).parent / "tf_examples" / "ihe-dev-tf10_M1.2.2_pcd10_delivery-start.hl7"
 
 
 def _cases():
