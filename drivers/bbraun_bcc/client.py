@@ -53,7 +53,10 @@ class BccDriver(PumpDriver):
         self._consumed = 0
 
     async def identify(self) -> PumpIdentity:
-        records = await self._slot_records()
+        # Any image younger than the sharing window will do, and reading it here does not
+        # count as consuming it: identify + poll in one cycle still cost one MEM:GET.
+        image = await self.session.rack_image(pump_id=self.pump_id, consumed=0, timeout_s=self.request_timeout_s)
+        records = self._records_of(image)
         version = await self.session.rack_version(pump_id=self.pump_id, timeout_s=self.request_timeout_s)
         return self._identity(records, version)
 

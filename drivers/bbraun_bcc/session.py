@@ -63,10 +63,10 @@ def encode_request(bed_id: str, command: str, *, stuffing: bool = False) -> byte
 class RackSession:
     """The shared per-link state: bed ID, rack version, the latest rack image."""
 
-    def __init__(self, link: Link, *, stuffing: bool = False, min_gap_s: float = MIN_REQUEST_GAP_S) -> None:
+    def __init__(self, link: Link, *, stuffing: bool = False, min_gap_s: float | None = None) -> None:
         self.link = link
         self.stuffing = stuffing
-        self.min_gap_s = min_gap_s
+        self.min_gap_s = MIN_REQUEST_GAP_S if min_gap_s is None else min_gap_s
         self.bed_id: str | None = None
         self.version: str | None = None
         self.image: RackImage | None = None
