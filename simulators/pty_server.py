@@ -39,8 +39,9 @@ class Line(Protocol):
 class PtyServer:
     """Serves one :class:`Line` on a pty; ``path`` is the symlink if given, else the pty."""
 
-    def __init__(self, line: Line, *, link_path: str | None = None, name: str = "") -> None:
+    def __init__(self, line: Line, *, link_path: str | None = None, name: str = "", tick_s: float = _TICK_S) -> None:
         self.line = line
+        self.tick_s = tick_s
         self.link_path = link_path
         self.name = name or (link_path or "pty")
         self._endpoint: PtyEndpoint | None = None
@@ -138,5 +139,5 @@ class PtyServer:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(_TICK_S)
+            await asyncio.sleep(self.tick_s)
             self._enqueue(self.line.tick(), asyncio.get_running_loop().time())

@@ -60,6 +60,18 @@ class BccRackServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
+    async def suspend(self) -> None:
+        """The rack goes away: stop listening and drop every client (until :meth:`resume`)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self.drop_connections()
+
+    async def resume(self) -> None:
+        """Listen again on the same port."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port)
+
     def drop_connections(self) -> int:
         """Disconnect fault: close every client connection (the rack stays up)."""
         writers = list(self._connections.values())
