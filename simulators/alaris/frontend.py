@@ -26,7 +26,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from drivers.alaris import codec
-from drivers.alaris.framing import ChecksumError, Frame, FrameDecoder, crc_text, encode_frame
+from drivers.alaris.framing import Frame, FrameDecoder, crc_text, encode_frame
 from drivers.errors import FrameError
 from drivers.model import Quantity
 from simulators.faults import Faults, Outgoing, faulty_reply

@@ -25,10 +25,10 @@ assumption, as their meaning is unknown (§6.5).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-import time
 
 from drivers.bbraun_bcc import codec
 from drivers.bbraun_bcc.framing import ACK, Frame, FrameDecoder, LinkControl, encode_frame
@@ -36,7 +36,6 @@ from drivers.errors import FrameError
 from simulators.faults import Faults, Outgoing, faulty_reply
 from simulators.pump_model import SimulatedPump
 
-RACK = (0, 0)
 
 
 @dataclass

@@ -6,7 +6,6 @@ import asyncio
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path

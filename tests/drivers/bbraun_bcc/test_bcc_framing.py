@@ -166,3 +166,27 @@ def test_any_single_byte_change_is_never_accepted_as_the_original_frame(frame, d
 
 def test_checksum_is_the_sum_mod_256_of_soh_through_etx():
     assert checksum(b"\x0100031\x021/1/1>ADMIN:ALIVE\x03") == 61
+
+
+_records = st.builds(
+    codec.Record,
+    st.integers(0, 10**9),
+    st.integers(0, 3),
+    st.integers(0, 24),
+    st.from_regex(r"[A-Z][A-Z0-9]{1,9}", fullmatch=True),
+    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9./~ -]{1,16}", fullmatch=True).filter(lambda v: v not in codec.NO_VALUE)),
+)
+
+
+@given(st.lists(_records, min_size=1, max_size=10))
+def test_records_round_trip_through_a_frame(records):
+    (frame,) = FrameDecoder().feed(encode_frame("ComSystem", codec.format_records(records)))
+    assert codec.parse_records(frame.data) == records
+
+
+@given(st.binary(max_size=120))
+def test_arbitrary_user_data_parses_or_raises_a_frame_error(data):
+    try:
+        codec.parse_records(data)
+    except FrameError:
+        pass
