@@ -65,8 +65,12 @@ class FrameError(DriverError):
         super().__init__(f"{where}{reason} at byte offset {offset} ({self.data[:32]!r})")
 
     def located(self, *, pump_id: str, link: str) -> FrameError:
-        """The same error, naming the pump and port it happened on."""
-        return FrameError(self.reason, offset=self.offset, data=self.data, pump_id=pump_id, link=link)
+        """The same error (same subclass and attributes), naming the pump and port."""
+        located = type(self).__new__(type(self))
+        located.__dict__.update(self.__dict__)
+        located.pump_id, located.link = pump_id, link
+        located.args = (f"pump {pump_id} on {link}: {self.reason} at byte offset {self.offset} ({self.data[:32]!r})",)
+        return located
 
 
 class PumpRefused(DriverError):

@@ -12,6 +12,8 @@ from drivers.errors import UnknownProtocol
 
 DRIVERS: dict[str, str] = {
     "ne1000": "drivers.ne1000.client:Ne1000Driver",
+    "alaris": "drivers.alaris.client:AlarisDriver",
+    "bbraun-bcc": "drivers.bbraun_bcc.client:BccDriver",
 }
 
 

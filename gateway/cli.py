@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.library",
     "gateway.commands.outbox",
     "simulators.ehr.cli",
+    "simulators.cli",
     "gateway.commands.hl7",
 )
 

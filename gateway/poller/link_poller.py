@@ -27,6 +27,7 @@ from drivers.model import PumpIdentity, PumpSnapshot
 from drivers.registry import driver_class
 from drivers.transport import Link, open_serial, open_tcp
 from gateway.config.model import PumpConfig, SerialLink
+from gateway.config.model import TcpLink as TcpLinkConfig
 from gateway.log import get_logger
 
 IDENTITY_RECHECK_S = 300.0  # re-identify to catch a pump swapped on the same port
@@ -37,6 +38,14 @@ class SnapshotSink(Protocol):
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None: ...
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None: ...
+
+
+def driver_address(link: SerialLink | TcpLinkConfig) -> int | None:
+    """The driver's ``address``: the multidrop address of a serial pump, or a rack position
+    as ``pillar * 100 + slot`` (``drivers.bbraun_bcc.client.rack_address``)."""
+    if isinstance(link, TcpLinkConfig):
+        return None if link.pillar is None or link.slot is None else link.pillar * 100 + link.slot
+    return link.address
 
 
 def link_key(pump: PumpConfig) -> str:
@@ -119,7 +128,7 @@ class LinkPoller:
                     state.driver = cls(
                         link,
                         pump_id=state.config.id,
-                        address=getattr(state.config.link, "address", None),
+                        address=driver_address(state.config.link),
                         request_timeout_s=state.config.request_timeout_s,
                     )
                     state.last_identify = float("-inf")
