@@ -7,7 +7,7 @@ shows: every event needs a cause in the diff, and every change in the diff needs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -63,9 +63,20 @@ def histories(draw):
         if draw(st.integers(0, 7)) == 0:
             steps.append(("lost", at(t - draw(st.floats(0, 1))), None))
             continue
-        # Half the time keep the previous channels so that running states persist and repeat.
-        if previous_channels and draw(st.booleans()):
+        # Mostly evolve the previous channels (same program, new state or rate) so that running
+        # infusions persist, titrate, pass through UNKNOWN and stop; sometimes start afresh.
+        how = draw(st.sampled_from(["keep", "evolve", "evolve", "fresh"])) if previous_channels else "fresh"
+        if how == "keep":
             channels = previous_channels
+        elif how == "evolve":
+            channels = tuple(
+                replace(
+                    ch,
+                    state=draw(st.sampled_from([ch.state, *ChannelState])),
+                    rate=draw(st.sampled_from([ch.rate, ch.rate, ml_h(10)])),
+                )
+                for ch in previous_channels
+            )
         else:
             channels = tuple(draw(st.lists(channels_st, max_size=3)))
         previous_channels = channels
