@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway import __version__
+from gateway.alerts import GatewayAlerts
 from gateway.config.model import GatewayConfig
 from gateway.druglib import LibraryHolder
 from gateway.hl7 import ControlIdGenerator
@@ -33,6 +34,7 @@ class Daemon:
     supervisor: Supervisor
     outbox: Outbox
     pipeline: Pipeline
+    alerts: GatewayAlerts = field(default_factory=GatewayAlerts)
     pollers: list[LinkPoller] = field(default_factory=list)
     senders: list[MllpSender] = field(default_factory=list)
 
@@ -43,10 +45,12 @@ class Daemon:
 def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
                  install_extra: Callable[[Supervisor], None] | None = None) -> Daemon:
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
+    alerts = GatewayAlerts()
     outbox = Outbox.open(
         config.outbox.path,
         max_bytes=config.outbox.max_bytes,
         delivered_retention_s=config.outbox.delivered_retention_s,
+        on_alert=alerts.raise_alert,
     )
     supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
     live = None
@@ -60,7 +64,8 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
         )
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
-    library = _drug_library(config, supervisor, live)
+        supervisor.add("mqtt alerts", lambda: alerts.forward(live))
+    library = _drug_library(config, supervisor, live, alerts)
     pipeline = Pipeline(
         config,
         outbox,
@@ -72,7 +77,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
         library=library,
         live=live,
     )
-    daemon = Daemon(config, supervisor, outbox, pipeline)
+    daemon = Daemon(config, supervisor, outbox, pipeline, alerts)
     supervisor.add("outbox maintenance", outbox.maintain)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(key, pumps, pipeline)
@@ -107,7 +112,7 @@ def config_hash(config: GatewayConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _drug_library(config: GatewayConfig, supervisor: Supervisor, live) -> LibraryHolder | None:
+def _drug_library(config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts) -> LibraryHolder | None:
     """Load the pinned library and keep it current: file watch and SIGHUP both reload.
 
     A file that fails validation or the pin is refused, the previous library stays in force,
@@ -117,10 +122,7 @@ def _drug_library(config: GatewayConfig, supervisor: Supervisor, live) -> Librar
     if config.library is None:
         return None
 
-    def alert(name: str, details: dict) -> None:
-        log.error("drug library alert", alert=name, **{k: str(v) for k, v in details.items()})
-
-    holder = LibraryHolder(config.library.path, expected_sha256=config.library.sha256, on_alert=alert)
+    holder = LibraryHolder(config.library.path, expected_sha256=config.library.sha256, on_alert=alerts.raise_alert)
     result = holder.reload()
     log.info("drug library", status=str(result.status), version=holder.current.version if holder.current else None)
 

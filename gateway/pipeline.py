@@ -24,7 +24,8 @@ from typing import Protocol
 from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
 from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
-from gateway.events.model import EventKind, PumpEvent
+from gateway.events.errors import EventError
+from gateway.events.model import PumpEvent
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import PCD10_EVENTS, ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.log import get_logger
@@ -107,7 +108,12 @@ class Pipeline:
         rt.counters["snapshots"] += 1
         rt.last_snapshot = snapshot
         self._check_programs(rt, snapshot)
-        for event in rt.tracker.on_snapshot(snapshot):
+        try:
+            events = rt.tracker.on_snapshot(snapshot)
+        except EventError as exc:  # e.g. a driver reported a time without UTC offset
+            self.log.error("snapshot refused by the event tracker", pump=pump_id, error=str(exc))
+            return
+        for event in events:
             await self._route_event(rt, event)
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:

@@ -187,6 +187,21 @@ class StatusPayload(_Payload):
     since: AwareDatetime
 
 
+class GatewayAlertPayload(_Payload):
+    """``.../alerts``: a technical alert of the gateway itself, QoS 1, not retained.
+
+    E.g. ``outbox_budget_thinned``, ``message_quarantined``, ``messages_expired``,
+    ``drug_library_refused``. ``details`` never carries patient identifiers.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    message_id: str
+    alert: str
+    gateway: str
+    occurred_at: AwareDatetime
+    details: dict[str, str]
+
+
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "mqtt-state.schema.json": StatePayload,
     "mqtt-event.schema.json": EventPayload,
@@ -194,6 +209,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "mqtt-availability.schema.json": AvailabilityPayload,
     "mqtt-inventory.schema.json": InventoryPayload,
     "mqtt-status.schema.json": StatusPayload,
+    "mqtt-alert.schema.json": GatewayAlertPayload,
 }
 
 
@@ -388,5 +404,18 @@ def status_payload(
             config_hash=config_hash,
             session=session,
             since=since,
+        ),
+    )
+
+
+def gateway_alert_payload(
+    *, message_id: str, alert: str, gateway: str, occurred_at: datetime, details: Mapping[str, object]
+) -> bytes:
+    return _build(
+        gateway,
+        "alert",
+        lambda: GatewayAlertPayload(
+            message_id=message_id, alert=alert, gateway=gateway, occurred_at=occurred_at,
+            details={str(k): str(v) for k, v in details.items()},
         ),
     )

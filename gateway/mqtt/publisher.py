@@ -43,6 +43,7 @@ from gateway.mqtt.payloads import (
     availability_payload,
     event_payload,
     event_message_id,
+    gateway_alert_payload,
     inventory_payload,
     state_payload,
     status_payload,
@@ -179,6 +180,18 @@ class MqttPublisher:
             self.set_availability(event.pump_id, "comm-lost", since=event.occurred_at)
         elif event.kind is EventKind.COMM_RESTORED:
             self.set_availability(event.pump_id, "online", since=event.occurred_at)
+
+    async def enqueue_alert(self, alert: str, details: Mapping[str, object], *, occurred_at: datetime) -> None:
+        """Commit a gateway technical alert to the durable events lane (topic ``.../alerts``)."""
+        message_id = uuid.uuid4().hex
+        body = gateway_alert_payload(
+            message_id=message_id, alert=alert, gateway=self.topics.gateway, occurred_at=occurred_at,
+            details=details,
+        )
+        await self._queue.enqueue(
+            lane=self.lanes.events, kind="mqtt-alert", control_id=message_id,
+            payload=encode_envelope(self.topics.alerts, body), ttl_s=self.config.event_ttl_s,
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------
 

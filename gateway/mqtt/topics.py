@@ -4,6 +4,7 @@
 
     {prefix}/{site}/{gateway}/status                    retained, Last Will "offline"
     {prefix}/{site}/{gateway}/inventory                 retained
+    {prefix}/{site}/{gateway}/alerts                    gateway technical alerts, QoS 1, not retained
     {prefix}/{site}/{gateway}/rebirth                   consumers publish here (not retained)
     {prefix}/rebirth                                    ... or here, for every gateway
     {prefix}/{site}/{gateway}/pumps/{pump}/availability retained
@@ -54,6 +55,10 @@ class Topics:
     @property
     def inventory(self) -> str:
         return f"{self.base}/inventory"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.base}/alerts"
 
     @property
     def rebirth(self) -> str:

@@ -113,13 +113,19 @@ class Subscriber:
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv311, clean_session=clean
         )
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload), bool(m.retain)))
+        self.history: list[tuple[str, bytes, bool]] = []  # everything received, consumed or not
+        self.client.on_message = self._on_message
         self.subscribed = queue.Queue[int]()
         self.client.on_subscribe = lambda c, u, mid, rc, p: self.subscribed.put(mid)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
         self.client.connect(broker.host, broker.port, 30)
         self.client.loop_start()
         self.subscribed.get(timeout=5)
+
+    def _on_message(self, _client: object, _userdata: object, m: paho.MQTTMessage) -> None:
+        msg = (m.topic, bytes(m.payload), bool(m.retain))
+        self.history.append(msg)
+        self.messages.put(msg)
 
     def next(self, timeout: float = 10.0) -> tuple[str, bytes, bool]:
         return self.messages.get(timeout=timeout)
