@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway import __version__
 from gateway.alerts import GatewayAlerts
+from gateway.config import load_config
 from gateway.config.model import GatewayConfig
+from gateway.errors import ConfigError
 from gateway.druglib import LibraryHolder
 from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
@@ -42,8 +45,9 @@ class Daemon:
         await self.supervisor.run()
 
 
-def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
+def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None,
                  install_extra: Callable[[Supervisor], None] | None = None) -> Daemon:
+    """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
     alerts = GatewayAlerts()
     outbox = Outbox.open(
@@ -65,7 +69,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None,
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
-    library = _drug_library(config, supervisor, live, alerts)
+    library = _drug_library(config, supervisor, live, alerts, config_path)
     pipeline = Pipeline(
         config,
         outbox,
@@ -112,7 +116,9 @@ def config_hash(config: GatewayConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _drug_library(config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts) -> LibraryHolder | None:
+def _drug_library(
+    config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts, config_path: Path | None
+) -> LibraryHolder | None:
     """Load the pinned library and keep it current: file watch and SIGHUP both reload.
 
     A file that fails validation or the pin is refused, the previous library stays in force,
@@ -140,8 +146,10 @@ def _drug_library(config: GatewayConfig, supervisor: Supervisor, live, alerts: G
             while True:
                 await hup.wait()
                 hup.clear()
+                _repin(holder, config_path)
                 result = await holder.reload_async()
-                log.info("drug library reload (SIGHUP)", status=str(result.status))
+                log.info("drug library reload (SIGHUP)", status=str(result.status),
+                         version=holder.current.version if holder.current else None)
                 publish_version()
         finally:
             loop.remove_signal_handler(signal.SIGHUP)
@@ -152,3 +160,19 @@ def _drug_library(config: GatewayConfig, supervisor: Supervisor, live, alerts: G
     supervisor.add("drug library watch", watch)
     supervisor.add("drug library SIGHUP", on_sighup)
     return holder
+
+
+def _repin(holder: LibraryHolder, config_path: Path | None) -> None:
+    """On SIGHUP, take the library path and SHA-256 pin from the configuration file as it is
+    now, so a new library version is put in force by editing the pin and reloading. An invalid
+    configuration file changes nothing (the running configuration stays)."""
+    if config_path is None:
+        return
+    try:
+        fresh = load_config(config_path)
+    except ConfigError as exc:
+        log.error("SIGHUP: configuration file is invalid; library pin unchanged", problems=exc.problems)
+        return
+    if fresh.library is not None and (fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256):
+        log.info("SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256)
+        holder.path, holder.expected_sha256 = fresh.library.path, fresh.library.sha256

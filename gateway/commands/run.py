@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from gateway.config import load_config_report
 from gateway.errors import ConfigError, PumpgwError
@@ -47,7 +48,7 @@ def _handle(args: argparse.Namespace) -> int:
         log.warning("configuration warning", detail=str(warning))
 
     try:
-        daemon = build_daemon(config)
+        daemon = build_daemon(config, config_path=Path(args.config))
     except PumpgwError as exc:
         log.error("cannot start", error=str(exc), error_type=type(exc).__name__)
         return 1
