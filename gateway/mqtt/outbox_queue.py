@@ -8,6 +8,7 @@ production order and hands them out again until the broker's PUBACK marks them d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from gateway.outbox import Outbox
@@ -24,6 +25,15 @@ class OutboxQueue:
 
     async def claim(self, lane: str, limit: int) -> Sequence[OutboxMessage]:
         held = self._held.setdefault(lane, [])
+        # A message held across a broker outage may have outlived its TTL meanwhile: an alarm
+        # must not be published late as if live (design.md §2 inv. 4). It is kept as expired.
+        now = time.time()
+        for message in [m for m in held if m.expires_at <= now]:
+            held.remove(message)
+            await self.outbox.finish(
+                message, "expired", reason=f"TTL of {message.ttl_s:g} s passed before the broker acknowledged it",
+                claim_next=False,
+            )
         while len(held) < limit:
             message = await self.outbox.claim(lane)
             if message is None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -351,14 +353,29 @@ class MqttPublisher:
                         await self._queue.quarantine(message.id, str(exc))
                         continue
                     ids.add(message.id)
-                    in_flight.append((message.id, conn.publish(topic, body, qos=1, retain=False, expiry_s=expiry)))
+                    expires_at = getattr(message, "expires_at", None)
+                    message_expiry = expiry
+                    if expiry is not None and expires_at is not None:  # MQTT 5 expiry: what is left of the TTL
+                        message_expiry = max(1, math.ceil(expires_at - time.time()))
+                    in_flight.append(
+                        (message.id, conn.publish(topic, body, qos=1, retain=False, expiry_s=message_expiry))
+                    )
             if not in_flight:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_RECLAIM_S):
                         await self._queue.wait(lane)
                 continue
             message_id, fut = in_flight[0]
-            await fut
+            try:
+                await fut
+            except MqttPublishError as exc:
+                # The broker refused this one message (e.g. an ACL on its topic): set it aside
+                # with the reason, kept and counted, so the lane behind it keeps flowing (inv. 3).
+                in_flight.popleft()
+                ids.discard(message_id)
+                log.error("mqtt.publish_refused_quarantined", lane=lane, message_id=message_id, error=str(exc))
+                await self._queue.quarantine(message_id, f"broker refused the publish: {exc.reason}")
+                continue
             in_flight.popleft()
             ids.discard(message_id)
             await self._queue.mark_delivered(message_id)

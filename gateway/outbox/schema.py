@@ -55,7 +55,9 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         raise FileNotFoundError(f"outbox {path} does not exist")
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    # A short busy timeout: the outbox runs on the event loop, and a lock held by an operator's
+    # `pumpgw outbox requeue` must not freeze polling and the watchdog for long.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=1.0)
     try:
         _check(conn, path)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]

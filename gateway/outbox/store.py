@@ -67,6 +67,7 @@ class Outbox:
         self._wake: dict[str, asyncio.Event] = {}
         self._claimed: dict[str, deque[OutboxMessage]] = {}
         self._bytes = queries.total_bytes(conn)
+        self._over_budget = False  # alert on crossing the budget, not on every commit
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -190,7 +191,8 @@ class Outbox:
             total, outcome = budget.enforce(conn, total=total, max_bytes=self.max_bytes)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # after e.g. SQLITE_FULL SQLite may have rolled back already
+                conn.execute("ROLLBACK")
             raise
         self._bytes = total
         return ids, outcome
@@ -206,10 +208,16 @@ class Outbox:
             }
             log.warning("outbox byte budget reached: thinned periodic observations %s", details)
             self._alert("outbox_budget_thinned", details)
-        if outcome.still_over:
+        # Alert on the crossing only: an alert is itself committed (MQTT .../alerts), so alerting
+        # on every commit while over budget would feed itself.
+        if outcome.still_over and not self._over_budget:
+            self._over_budget = True
             details = {"bytes": self._bytes, "max_bytes": self.max_bytes}
             log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept) %s", details)
             self._alert("outbox_budget_exceeded", details)
+        elif not outcome.still_over and self._over_budget:
+            self._over_budget = False
+            log.warning("outbox back under its byte budget %s", {"bytes": self._bytes, "max_bytes": self.max_bytes})
 
     def _alert(self, name: str, details: dict) -> None:
         if self.on_alert is None:
@@ -258,8 +266,10 @@ class Outbox:
         msg.state, msg.reason, msg.ack_text = state, reason, ack_text  # type: ignore[assignment]
         next_msg, expired = await self._run(self._finish_and_claim, msg, msg.lane if claim_next else None)
         if state == "quarantined":
+            # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
+            # kept in the database (`pumpgw outbox show`), never in logs or alerts.
             details = {"lane": msg.lane, "id": msg.id, "kind": msg.kind, "control_id": msg.control_id,
-                       "reason": reason, "ack_text": ack_text}
+                       "reason": reason, "ack_text_chars": len(ack_text)}
             log.error("outbox message quarantined %s", details)
             self._alert("message_quarantined", details)
         elif state == "expired":
@@ -310,9 +320,12 @@ class Outbox:
             for r in rows
         )
         if queue:
+            # exactly the rows read above: a row requeued meanwhile by the CLI stays pending
+            ids = [m.id for m in queue]
             conn.execute(
-                "UPDATE messages SET state='in_flight', state_at=? WHERE lane=? AND state='pending' AND id <= ?",
-                (time.time(), lane, queue[-1].id),
+                f"UPDATE messages SET state='in_flight', state_at=? WHERE state='pending' AND id IN "
+                f"({','.join('?' * len(ids))})",
+                (time.time(), *ids),
             )
             self._claimed[lane] = queue
         return queue

@@ -124,6 +124,27 @@ def test_a_corrupt_queued_message_is_quarantined_and_the_lane_continues(broker, 
     run_with(pub, body)
 
 
+def test_a_publish_refused_by_the_broker_acl_is_quarantined_and_the_lane_continues(make_broker, subscribe, tmp_path):
+    """MQTT 5 reports an ACL refusal in the PUBACK; one refused topic must not block the lane."""
+    acl = tmp_path / "acl"
+    acl.write_text(f"pattern readwrite {BASE}/#\npattern deny {BASE}/pumps/bed13-x/#\n")
+    broker = make_broker([f"acl_file {acl}"])
+    q = MemoryQueue()
+    sub = subscribe(broker, [f"{BASE}/pumps/+/events"])
+
+    async def body() -> None:
+        await pub.enqueue_event(event(1, pump_id="bed13-x"))  # refused by the ACL
+        await pub.enqueue_event(event(2))
+        payload, _ = await wait_for(sub, f"{BASE}/pumps/bed07-a/events")
+        assert payload["detail"]["seq"] == "2"
+        while q.pending():
+            await asyncio.sleep(0.02)
+        assert list(q.quarantined) == [1] and "refused" in q.quarantined[1]
+
+    pub = make_publisher(broker, q, protocol="5")
+    run_with(pub, body)
+
+
 def test_broker_outage_every_event_and_alarm_arrives_in_order_once_it_returns(make_broker, subscribe):
     """Broker down BROKER_DOWN_S seconds while events keep coming; nothing lost, order kept.
 

@@ -154,6 +154,38 @@ async def test_budget_never_drops_events_or_alarms_and_raises_an_alert(tmp_path,
     ob.close()
 
 
+async def test_over_budget_alert_fires_once_per_crossing_not_per_commit(tmp_path):
+    """An alert is itself committed (MQTT .../alerts); alerting on every commit would feed itself."""
+    alerts = []
+    ob = Outbox.open(tmp_path / "o.db", max_bytes=2_000, on_alert=lambda name, d: alerts.append(name))
+    for i in range(40):
+        await put(ob, "doc", f"E{i}", kind="pcd10")
+    assert alerts.count("outbox_budget_exceeded") == 1
+    while ob.bytes > 1_500:  # deliver and compact: back under the budget
+        msg = await ob.claim("doc")
+        await ob.finish(msg, "delivered", claim_next=False)
+        ob.delivered_retention_s = 0
+        await ob.compact()
+    for i in range(40):
+        await put(ob, "doc", f"F{i}", kind="pcd10")
+    assert alerts.count("outbox_budget_exceeded") == 2  # a second crossing, a second alert
+    ob.close()
+
+
+async def test_quarantine_alert_and_log_carry_no_receiver_ack_text(tmp_path, caplog):
+    """Receivers' error texts often echo patient data; they stay in the database only."""
+    alerts = []
+    ob = Outbox.open(tmp_path / "o.db", on_alert=lambda name, d: alerts.append(d))
+    await put(ob, "doc", "Q1")
+    msg = await ob.claim("doc")
+    await ob.finish(msg, "quarantined", reason="AE from receiver", ack_text="patient MRN-4711 not found",
+                    claim_next=False)
+    assert "MRN-4711" not in str(alerts) and "MRN-4711" not in caplog.text
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        assert db.execute("SELECT ack_text FROM messages").fetchone()[0] == "patient MRN-4711 not found"
+    ob.close()
+
+
 async def test_delivered_rows_are_compacted_after_retention_others_kept(tmp_path):
     ob = Outbox.open(tmp_path / "o.db", delivered_retention_s=0.05)
     for i in range(3):
