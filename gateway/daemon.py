@@ -107,7 +107,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
             supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
     if install_extra is not None:
         install_extra(supervisor)
-    supervisor.on_close("outbox", outbox.close)
+    supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
     return daemon
 
 

@@ -17,6 +17,7 @@ A message counts as produced only once ``Outbox.enqueue`` returned (it is commit
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -32,6 +33,9 @@ from gateway.log import get_logger
 from gateway.outbox import Outbox
 
 ALARM_LANE_SUFFIX = ".alarms"
+SINKS = frozenset({"hl7", "mqtt"})
+MAX_ROUTING_ATTEMPTS = 20  # ~ one per poll: a transient disk or lock problem outlasts this
+MAX_UNROUTED = 1000  # per pump: bounded memory (design.md §2 inv. 8)
 
 def lane_for(destination: MllpDestination, kind: str) -> str:
     return destination.name + (ALARM_LANE_SUFFIX if kind == "pcd04" else "")
@@ -63,6 +67,8 @@ class PumpRuntime:
     last_pcd01: float = float("-inf")
     last_snapshot: PumpSnapshot | None = None
     verdicts: dict[str, VerdictSet] = field(default_factory=dict)  # by channel id, of last_snapshot
+    # (event, sinks still owed, attempts): events whose routing failed, retried first next time
+    unrouted: deque[tuple[PumpEvent, frozenset[str], int]] = field(default_factory=deque)
     counters: dict[str, int] = field(default_factory=lambda: {"snapshots": 0, "events": 0, "messages": 0})
 
 
@@ -113,17 +119,20 @@ class Pipeline:
         except EventError as exc:  # e.g. a driver reported a time without UTC offset
             self.log.error("snapshot refused by the event tracker", pump=pump_id, error=str(exc))
             return
-        for event in events:
-            await self._route_event(rt, event)
+        await self._route_events(rt, events)
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
             rt.last_pcd01 = now
             rows = self._verdict_rows(rt)
             for dest in self._routes["pcd01"]:
-                control_id, payload = encode_pcd01(
-                    snapshot, self._contexts[dest.name], pump_id=pump_id, verdicts=rows
-                )
-                await self._enqueue(rt, dest, "pcd01", control_id, payload)
+                try:
+                    control_id, payload = encode_pcd01(
+                        snapshot, self._contexts[dest.name], pump_id=pump_id, verdicts=rows
+                    )
+                    await self._enqueue(rt, dest, "pcd01", control_id, payload)
+                except Exception as exc:  # periodic data: the next interval brings a new one
+                    self.log.error("PCD-01 not produced", pump=pump_id, destination=dest.name,
+                                   error=str(exc), error_type=type(exc).__name__)
         if self.live is not None:
             self.live.update_state(
                 snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
@@ -159,17 +168,58 @@ class Pipeline:
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
         rt = self.pumps[pump_id]
-        for event in rt.tracker.on_comm_lost(at, reason):
-            await self._route_event(rt, event)
+        await self._route_events(rt, rt.tracker.on_comm_lost(at, reason))
 
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None:
         rt = self.pumps[pump_id]
-        for event in rt.tracker.on_comm_restored(at):
-            await self._route_event(rt, event)
+        await self._route_events(rt, rt.tracker.on_comm_restored(at))
 
     # -- routing --------------------------------------------------------------------------
-    async def _route_event(self, rt: PumpRuntime, event: PumpEvent) -> None:
-        rt.counters["events"] += 1
+    async def _route_events(self, rt: PumpRuntime, events: list[PumpEvent]) -> None:
+        """Route each event to HL7 and MQTT independently.
+
+        The tracker has already moved on when routing fails (disk full, a lease file not
+        writable ...): a failed event is kept, per sink, and retried before the next ones, so
+        an alarm onset is never lost because its commit failed once. After MAX_ROUTING_ATTEMPTS
+        it is given up with an ERROR naming pump, kind and alert instance -- never silently.
+        """
+        queue = rt.unrouted
+        queue.extend((event, SINKS, 0) for event in events)
+        for _ in range(len(queue)):
+            event, owed, attempts = queue.popleft()
+            failed = await self._route_event(rt, event, owed)
+            if not failed:
+                continue
+            if attempts + 1 >= MAX_ROUTING_ATTEMPTS or len(queue) >= MAX_UNROUTED:
+                self.log.error("event given up after failed routing", pump=rt.config.id, kind=event.kind.value,
+                               alert_instance_id=event.alert_instance_id, sinks=sorted(failed),
+                               attempts=attempts + 1)
+            else:
+                queue.append((event, failed, attempts + 1))
+
+    async def _route_event(self, rt: PumpRuntime, event: PumpEvent, owed: frozenset[str]) -> frozenset[str]:
+        """Route one event to the sinks still owed; return those that failed."""
+        failed: set[str] = set()
+        if "hl7" in owed:
+            rt.counters["events"] += 1
+            try:
+                await self._route_hl7(rt, event)
+            except Exception as exc:
+                failed.add("hl7")
+                self.log.error("event not queued for HL7; will retry", pump=rt.config.id, kind=event.kind.value,
+                               alert_instance_id=event.alert_instance_id, error=str(exc),
+                               error_type=type(exc).__name__)
+        if "mqtt" in owed and self.live is not None:
+            try:
+                await self.live.enqueue_event(event)
+            except Exception as exc:
+                failed.add("mqtt")
+                self.log.error("event not queued for MQTT; will retry", pump=rt.config.id, kind=event.kind.value,
+                               alert_instance_id=event.alert_instance_id, error=str(exc),
+                               error_type=type(exc).__name__)
+        return frozenset(failed)
+
+    async def _route_hl7(self, rt: PumpRuntime, event: PumpEvent) -> None:
         if event.is_alarm:
             for dest in self._routes["pcd04"]:
                 control_id, payload = encode_pcd04(event, self._contexts[dest.name])
@@ -179,8 +229,6 @@ class Pipeline:
             for dest in self._routes["pcd10"]:
                 control_id, payload = encode_pcd10(event, self._contexts[dest.name], verdicts=rows)
                 await self._enqueue(rt, dest, "pcd10", control_id, payload)
-        if self.live is not None:
-            await self.live.enqueue_event(event)
 
     async def _enqueue(self, rt: PumpRuntime, dest: MllpDestination, kind: str, control_id: str, payload: bytes) -> None:
         await self.outbox.enqueue(

@@ -63,6 +63,7 @@ class Supervisor:
         self._closers: list[tuple[str, Callable[[], Awaitable[None] | None]]] = []
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
+        self.stragglers: list[str] = []  # services still running after the shutdown budget
         self._last_tick = time.monotonic()
 
     def add(
@@ -100,28 +101,37 @@ class Supervisor:
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        tasks: list[asyncio.Task] = []
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._keep_running(s), name=s.name) for s in self.services.values()]
-                watchdog = group.create_task(self._watchdog(), name="watchdog")
-                self.notifier.ready(status=f"running {len(tasks)} services")
-                self._started.set()
-                log.info("started", services=sorted(self.services))
-                await self._stop.wait()
-                self.notifier.stopping()
-                log.info("stopping", timeout_s=self.shutdown_timeout_s)
-                graceful = [t for t, s in zip(tasks, self.services.values(), strict=True) if s.stopper]
-                for service in self.services.values():
-                    if service.stopper is not None:
-                        service.stopper()
-                if graceful:
-                    await asyncio.wait(graceful, timeout=self.shutdown_timeout_s / 2)
-                for task in (*tasks, watchdog):
-                    task.cancel()
-                _done, pending = await asyncio.wait([*tasks, watchdog], timeout=self.shutdown_timeout_s)
-                if pending:
-                    log.error("services did not stop in time", services=sorted(t.get_name() for t in pending))
+            # Tasks are created and reaped by hand rather than in a TaskGroup: leaving a
+            # TaskGroup waits for every task, so one service ignoring cancellation would hold
+            # back the closers (the outbox commit) forever. Each task is owned here.
+            tasks = [asyncio.create_task(self._keep_running(s), name=s.name) for s in self.services.values()]
+            watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+            self.notifier.ready(status=f"running {len(tasks)} services")
+            self._started.set()
+            log.info("started", services=sorted(self.services))
+            await self._stop.wait()
+            self.notifier.stopping()
+            log.info("stopping", timeout_s=self.shutdown_timeout_s)
+            # Budget: half for services that stop by themselves (MQTT "offline"), the rest for
+            # cancellation; closers run after, each bounded too (see _run_closers).
+            graceful = [t for t, s in zip(tasks, self.services.values(), strict=True) if s.stopper]
+            for service in self.services.values():
+                if service.stopper is not None:
+                    service.stopper()
+            if graceful:
+                await asyncio.wait(graceful, timeout=self.shutdown_timeout_s / 4)
+            for task in (*tasks, watchdog):
+                task.cancel()
+            _done, pending = await asyncio.wait([*tasks, watchdog], timeout=self.shutdown_timeout_s / 4)
+            self.stragglers = sorted(t.get_name() for t in pending)
+            if pending:
+                log.error("services did not stop in time", services=self.stragglers)
         finally:
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error("service ended with an error", service=task.get_name(), exc_info=task.exception())
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -192,7 +202,7 @@ class Supervisor:
             try:
                 result = closer()
                 if asyncio.iscoroutine(result):
-                    await asyncio.wait_for(result, timeout=self.shutdown_timeout_s)
+                    await asyncio.wait_for(result, timeout=self.shutdown_timeout_s / 2)
             except Exception:  # one closer failing must not skip the outbox commit after it
                 log.exception("closing failed", component=name)
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from drivers.base import PumpDriver
-from drivers.errors import DriverError, LinkError, PumpRefused
+from drivers.errors import DriverError, LinkError, PumpRefused, SafeModeActive
 from drivers.model import PumpIdentity, PumpSnapshot
 from drivers.registry import driver_class
 from drivers.transport import Link, open_serial, open_tcp
@@ -105,6 +105,7 @@ class LinkPoller:
         self._progress = time.monotonic()
         self.polls = 0
         self.reconnects = 0
+        self._attempt = 0
 
     def progress(self) -> float:
         return self._progress
@@ -116,12 +117,12 @@ class LinkPoller:
         return max(60.0, 3 * worst, self.backoff_max_s + 10)
 
     async def run(self) -> None:
-        attempt = 0
+        self._attempt = 0
         while True:
             link: Link | None = None
+            error: LinkError | None = None
             try:
                 link = await self.opener(self.pumps[0].config, self.key)
-                attempt = 0
                 self.log.info("link open", pumps=[p.config.id for p in self.pumps])
                 for state in self.pumps:
                     cls = driver_class(state.config.protocol)
@@ -134,18 +135,23 @@ class LinkPoller:
                     state.last_identify = float("-inf")
                 await self._poll_forever()
             except LinkError as exc:
-                attempt += 1
-                self.reconnects += 1
-                delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt, 16))
-                delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
-                self.log.warning("link down; reconnecting", error=str(exc), attempt=attempt, backoff_s=round(delay, 2))
-                await self._mark_lost_if_silent(str(exc))
-                await self._sleep_with_progress(delay)
+                error = exc
             finally:
+                # close before backing off: a dead link must not stay open during the wait
                 for state in self.pumps:
                     state.driver = None
                 if link is not None:
                     await link.close()
+            # The attempt counter is reset by a successful poll, not by an open: a device
+            # server that accepts and drops every connection still backs off (bounded rate).
+            self._attempt += 1
+            self.reconnects += 1
+            delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._attempt, 16))
+            delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
+            self.log.warning("link down; reconnecting", error=str(error), attempt=self._attempt,
+                             backoff_s=round(delay, 2))
+            await self._mark_lost_if_silent(str(error))
+            await self._sleep_with_progress(delay)
 
     async def _poll_forever(self) -> None:
         while True:
@@ -170,9 +176,14 @@ class LinkPoller:
         except LinkError:
             raise  # the whole link is gone: reconnect
         except PumpRefused as exc:
-            # The pump answered "no": it is there, the link is fine. Logged, not fatal.
-            self.log.warning("pump refused a query", pump=pump_id, error=str(exc))
-            self._mark_alive(state)
+            # The pump answered "no" (or is in a mode we must not poll): the link is fine, but
+            # there is no usable state -- after comm_lost_after_s it is reported lost, with
+            # the refusal as the reason, rather than shown "online" with stale data.
+            state.failures += 1
+            if state.failures == 1:
+                level = self.log.error if isinstance(exc, SafeModeActive) else self.log.warning
+                level("pump refused a query", pump=pump_id, error=str(exc), error_type=type(exc).__name__)
+            await self._check_silence(state, f"pump refuses queries: {exc}")
             return
         except DriverError as exc:
             state.failures += 1
@@ -181,6 +192,7 @@ class LinkPoller:
             await self._check_silence(state, str(exc))
             return
         self.polls += 1
+        self._attempt = 0
         if state.failures:
             self.log.info("poll recovered", pump=pump_id, failed_polls=state.failures)
         state.failures = 0

@@ -1,0 +1,73 @@
+"""The pipeline from snapshots to the outbox, on the real outbox and encoders."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from drivers.model import Alarm, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
+from gateway.config import load_config_text
+from gateway.hl7 import ControlIdGenerator
+from gateway.outbox import Outbox
+from gateway.pipeline import Pipeline
+
+CONFIG = """
+[gateway]
+site = "s"
+ward = "w"
+gateway_id = "g"
+eui64 = "001BC50C0000AA03"
+[outbox]
+path = "unused.sqlite"
+[[destinations]]
+name = "ehr"
+host = "127.0.0.1"
+port = 2575
+messages = ["pcd01", "pcd10", "pcd04"]
+[[pumps]]
+id = "bed01"
+protocol = "ne1000"
+link = { type = "serial", url = "/dev/ttyUSB0" }
+"""
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+OCCLUSION = Alarm(code="S", kind="occlusion", text="pump motor stalled")
+
+
+def snapshot(at: datetime, *, alarms: tuple[Alarm, ...] = ()) -> PumpSnapshot:
+    channel = ChannelSnapshot(
+        "1", ChannelState.ALARM if alarms else ChannelState.INFUSING, rate=Quantity(Decimal("15.4"), "mL/h"),
+        alarms=alarms,
+    )
+    return PumpSnapshot("bed01", PumpIdentity("New Era", "NE-1000", firmware="3.928"), (channel,), received_at=at)
+
+
+class FailingOnce:
+    """The real outbox, with the first ``failures`` commits failing as a full disk would."""
+
+    def __init__(self, outbox: Outbox, failures: int) -> None:
+        self.outbox, self.failures = outbox, failures
+
+    async def enqueue(self, **kwargs) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return await self.outbox.enqueue(**kwargs)
+
+
+def stored(path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT lane, kind FROM messages ORDER BY id").fetchall()
+
+
+async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tmp_path, caplog):
+    config = load_config_text(CONFIG)
+    outbox = Outbox.open(tmp_path / "o.sqlite")
+    pipeline = Pipeline(config, FailingOnce(outbox, failures=2), control_ids=ControlIdGenerator("001BC50C0000AA03"))
+    await pipeline.on_snapshot("bed01", snapshot(T0))  # delivery start (PCD-10) and PCD-01 both fail
+    assert stored(tmp_path / "o.sqlite") == []
+    await pipeline.on_snapshot("bed01", snapshot(T0 + timedelta(seconds=1), alarms=(OCCLUSION,)))
+    # the failed start is queued first, then the new alarm onset (its own lane) and the stop
+    assert stored(tmp_path / "o.sqlite") == [("ehr", "pcd10"), ("ehr.alarms", "pcd04"), ("ehr", "pcd10")]
+    assert "event not queued for HL7; will retry" in caplog.text
+    outbox.close()
