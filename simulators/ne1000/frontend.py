@@ -51,7 +51,6 @@ _VOLUME_FACTOR = {"ML": Decimal(1), "UL": Decimal("0.001")}
 _COMMAND = re.compile(r"(\d{0,2})(\*?[A-Z]{3}|)(.*)", re.DOTALL)  # mnemonics are 3 letters
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([A-Z]*)")
 MAX_SAFE_TIMEOUT_S = 255
-INTER_BYTE_TIMEOUT_S = 0.5  # §2.2: an incomplete safe-mode packet is discarded
 
 
 class _Refuse(Exception):
@@ -112,7 +111,7 @@ class Ne1000Line:
         return self._decoder.pending
 
     def discard_partial(self) -> None:
-        """Inter-byte timeout (§2.2, 0.5 s): an incomplete packet is discarded."""
+        """Inter-byte timeout (§2.2, 0.5 s, timed by the pty server): an incomplete packet is discarded."""
         self.frame_errors.extend(self._decoder.flush())
 
     def receive(self, data: bytes) -> list[Outgoing]:
