@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from drivers.errors import FrameError
 from drivers.ne1000 import codec
 from drivers.ne1000.framing import ChecksumError, Request, RequestDecoder, encode_basic_reply, encode_safe
-from simulators.ne1000.faults import Faults
+from simulators.faults import Faults, Outgoing, faulty_reply
 from simulators.pump_model import DeliveryState, Program, PumpModelError, SimulatedPump
 
 NE_ALARM_CODES: dict[str, str] = {
@@ -71,14 +71,6 @@ class Ne1000PumpState:
     watchdog_armed_at: float | None = None
     auto_alarmed: set[str] = field(default_factory=set)
     faults: Faults = field(default_factory=Faults)
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """Bytes for the host and how long after the triggering command to send them."""
-
-    data: bytes
-    delay_s: float = 0.0
 
 
 class Ne1000Line:
@@ -343,19 +335,22 @@ class Ne1000Line:
 
     @staticmethod
     def _reply(state: Ne1000PumpState, reply: codec.Reply, *, safe: bool) -> list[Outgoing]:
-        faults = state.faults
-        if faults.silent:
-            return []
         text = codec.format_reply(reply)
-        wire = encode_safe(text.encode("ascii")) if safe else encode_basic_reply(text)
-        if faults.corrupt_checksum:
-            damaged = bytearray(wire)
-            if safe:
-                damaged[-2] ^= 0x01  # CRC low byte
-            else:
-                damaged[2] = 0xFF  # a data byte no basic reply may contain
-            wire = bytes(damaged)
-        return [Outgoing(faults.garbage_before_reply + wire, faults.reply_delay_s)]
+        if safe:
+            return faulty_reply(state.faults, encode_safe(text.encode("ascii")), _corrupt_safe)
+        return faulty_reply(state.faults, encode_basic_reply(text), _corrupt_basic)
+
+
+def _corrupt_safe(wire: bytes) -> bytes:
+    damaged = bytearray(wire)
+    damaged[-2] ^= 0x01  # CRC low byte
+    return bytes(damaged)
+
+
+def _corrupt_basic(wire: bytes) -> bytes:
+    damaged = bytearray(wire)
+    damaged[2] = 0xFF  # a data byte no basic reply may contain
+    return bytes(damaged)
 
 
 def _number(args: str, units_table: dict[str, Decimal], *, default_units: str) -> tuple[Decimal | None, str]:
