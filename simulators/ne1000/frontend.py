@@ -35,6 +35,7 @@ from drivers.errors import FrameError
 from drivers.ne1000 import codec
 from drivers.ne1000.framing import ChecksumError, Request, RequestDecoder, encode_basic_reply, encode_safe
 from simulators.faults import Faults, Outgoing, faulty_reply
+from simulators.line import DecodingLine
 from simulators.pump_model import DeliveryState, Program, PumpModelError, SimulatedPump
 
 NE_ALARM_CODES: dict[str, str] = {
@@ -73,7 +74,7 @@ class Ne1000PumpState:
     faults: Faults = field(default_factory=Faults)
 
 
-class Ne1000Line:
+class Ne1000Line(DecodingLine[Request]):
     """Every pump on one RS-232 line, answering the host's byte stream."""
 
     def __init__(
@@ -86,37 +87,22 @@ class Ne1000Line:
         for address in pumps:
             if not 0 <= address <= 99:
                 raise ValueError(f"NE-1000 addresses are 0-99, got {address}")
+        super().__init__(RequestDecoder())
         self._clock = clock
-        self._decoder = RequestDecoder()
         self.pumps: dict[int, Ne1000PumpState] = {
             address: Ne1000PumpState(pump, faults=(faults or {}).get(address, Faults()))
             for address, pump in pumps.items()
         }
-        self.frame_errors: list[FrameError] = []
         for state in self.pumps.values():
             state.pump.set_alarm("pump_reset")  # §2.12: A?R at power-up
 
-    # -- bytes in ------------------------------------------------------------------------
+    # -- bytes in (an incomplete packet is discarded after 0.5 s, §2.2: timed by the server) --
 
-    @property
-    def pending(self) -> int:
-        return self._decoder.pending
-
-    def discard_partial(self) -> None:
-        """Inter-byte timeout (§2.2, 0.5 s, timed by the pty server): an incomplete packet is discarded."""
-        self.frame_errors.extend(self._decoder.flush())
-
-    def receive(self, data: bytes) -> list[Outgoing]:
-        out: list[Outgoing] = []
-        for item in self._decoder.feed(data):
-            if isinstance(item, ChecksumError):
-                self.frame_errors.append(item)
-                out.extend(self._checksum_failed(item))
-            elif isinstance(item, FrameError):
-                self.frame_errors.append(item)
-            else:
-                out.extend(self._request(item))
-        return out
+    def _bad_frame(self, error: FrameError) -> list[Outgoing]:
+        """A bad CRC gets ``?COM`` (§2.12); any other bad frame no answer."""
+        if isinstance(error, ChecksumError):
+            return self._checksum_failed(error)
+        return []
 
     def _checksum_failed(self, error: ChecksumError) -> list[Outgoing]:
         # The address is inside the damaged data; answer ?COM if it names a pump (§2.12).
