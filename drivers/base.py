@@ -5,18 +5,29 @@ A driver supplies two methods, :meth:`PumpDriver.identify` and :meth:`PumpDriver
 :meth:`PumpDriver._send`, which refuses anything outside the class's read-only
 ``ALLOWED_COMMANDS`` (design §2 invariant 1); subclasses implement only the encoder behind
 it. There is deliberately no public method that starts, stops or programs a pump.
+
+Drivers that own their link's reply stream (Alaris, NE-1000) build on :class:`StreamDriver`:
+one request/reply exchange at a time, and after a timeout or a bad frame the line is drained
+until quiet and everything still arriving is counted and logged, so a late reply is never
+taken for the answer to the next question (style: "never silently clear a buffer").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
-from drivers.errors import ForbiddenCommand
+from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
+from drivers.framing_common import StreamDecoder
 from drivers.model import PumpIdentity, PumpSnapshot
 from drivers.transport.link import Link
+
+FrameT = TypeVar("FrameT")
+_QUIET_S = 0.05  # line quiet time that ends a drain
+_MAX_DRAIN_READS = 64
 
 # One request at a time per *link*: several drivers may share a multidrop line (NE-1000
 # addresses 0-99), so the lock belongs to the link, not to the driver.
@@ -73,3 +84,114 @@ class PumpDriver(ABC):
         if command not in self.ALLOWED_COMMANDS:
             raise ForbiddenCommand(self.protocol, command)
         await self.link.write(self._encode_request(command))
+
+
+class StreamDriver(PumpDriver, Generic[FrameT]):
+    """A driver reading replies from its own decoder: exchange, skip noise, drain late replies.
+
+    A subclass passes its protocol's decoder, names the decoder's noise type (``NOISE``) and
+    its logger (``_log``), and says what a discarded late reply means
+    (:meth:`_discard_late_reply`). If its replies name the command they answer, it can
+    recognise replies to another command (:meth:`_mismatch`).
+    """
+
+    NOISE: ClassVar[type[FrameError]]
+    """The decoder's "bytes outside a frame" error: skipped and counted, never raised."""
+    _log: ClassVar[logging.Logger]
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        pump_id: str,
+        address: int | None = None,
+        request_timeout_s: float = 1.0,
+        decoder: StreamDecoder[FrameT],
+    ) -> None:
+        super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
+        self._decoder = decoder
+        self._leftover: list[FrameT | FrameError] = []  # arrived after a reply; reported by _drain
+        self._dirty = False
+        self.dropped_bytes = 0
+        """Bytes skipped as noise, aborted frames or late replies on this link (counted, logged)."""
+
+    async def _exchange_frame(self, command: str) -> FrameT:
+        """Send ``command`` and return its reply frame, one exchange at a time per link.
+
+        A line left dirty (timeout, bad frame, cancellation) is drained first. If only replies
+        to other commands arrive before the timeout, the last of them is raised: it says more
+        than a bare :class:`ReplyTimeout`.
+        """
+        async with self._exchange_lock:
+            if self._dirty or self._leftover or self._decoder.pending:
+                await self._drain()
+            await self._send(command)
+            mismatches: list[FrameError] = []
+            try:
+                async with asyncio.timeout(self.request_timeout_s):
+                    return await self._next_frame(command, mismatches)
+            except TimeoutError:
+                self._dirty = True
+                if mismatches:
+                    raise mismatches[-1].located(pump_id=self.pump_id, link=self.link.name) from None
+                raise ReplyTimeout(self.pump_id, self.link.name, command, self.request_timeout_s) from None
+            except BaseException:
+                self._dirty = True  # bad frame, link loss or cancellation: resync before next use
+                raise
+
+    def _mismatch(self, frame: FrameT, command: str) -> FrameError | None:
+        """The error if ``frame`` answers another command than ``command`` (a late reply).
+
+        By default every frame is taken as the reply: only protocols that echo the command
+        can tell.
+        """
+        return None
+
+    @abstractmethod
+    def _discard_late_reply(self, frame: FrameT) -> None:
+        """Count and log a whole reply that arrived too late to be anyone's answer."""
+
+    async def _next_frame(self, command: str, mismatches: list[FrameError]) -> FrameT:
+        """The reply to ``command``. Noise and replies to other commands before it are counted,
+        logged and skipped (the latter also collected in ``mismatches``); a bad frame raises."""
+        while True:
+            items = self._decoder.feed(await self.link.read())
+            for index, item in enumerate(items):
+                if isinstance(item, self.NOISE):
+                    self._count_dropped(item, "before the reply")
+                    continue
+                if not isinstance(item, FrameError):
+                    mismatch = self._mismatch(item, command)
+                    if mismatch is not None:
+                        mismatches.append(mismatch)
+                        self._count_dropped(mismatch, "(a reply to another command)")
+                        continue
+                self._leftover.extend(items[index + 1 :])
+                if isinstance(item, FrameError):
+                    raise item.located(pump_id=self.pump_id, link=self.link.name)
+                return item
+
+    def _count_dropped(self, error: FrameError, where: str) -> None:
+        self.dropped_bytes += len(error.data)
+        self._log.warning(
+            "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
+            self.pump_id, self.link.name, len(error.data), where, error.reason, error.offset,
+        )
+
+    async def _drain(self) -> None:
+        """Wait for a quiet line; report (never silently drop) what was still arriving."""
+        items, self._leftover = self._leftover, []
+        for _ in range(_MAX_DRAIN_READS):
+            try:
+                async with asyncio.timeout(_QUIET_S):
+                    data = await self.link.read()
+            except TimeoutError:
+                break
+            items.extend(self._decoder.feed(data))
+        items.extend(self._decoder.flush())
+        for item in items:
+            if isinstance(item, FrameError):
+                self._count_dropped(item, "while resynchronising")
+            else:
+                self._discard_late_reply(item)
+        self._dirty = False

@@ -22,7 +22,8 @@ class PtyFleet:
         faults = faults or {}
         self.pumps = dict(pumps)
         self.simulators: dict[str, Ne1000PtySimulator] = {
-            pump_id: Ne1000PtySimulator(pump, faults=faults.get(pump_id)) for pump_id, pump in pumps.items()
+            pump_id: Ne1000PtySimulator(pump, faults=faults.get(pump_id), name=pump_id)
+            for pump_id, pump in pumps.items()
         }
         self.paths: dict[str, str] = {}
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Protocol
+from typing import Protocol, Self
 
 from simulators.faults import Outgoing
 from simulators.pty_endpoint import PtyEndpoint
 
 _TICK_S = 0.1
-INTER_BYTE_TIMEOUT_S = 0.5
+INTER_BYTE_TIMEOUT_S = 0.5  # a partial frame older than this is discarded (NE-1000 §2.2)
 
 
 class Line(Protocol):
@@ -110,7 +110,7 @@ class PtyServer:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.link_path)
 
-    async def __aenter__(self) -> PtyServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -17,12 +17,12 @@ Decisions, with the spec section behind each:
 * The serial number in ``INF`` field 1 is compared with the identified one on every poll: a
   pump swapped on the same port is re-identified at once.
 * After a timeout or a bad frame the driver waits for the line to go quiet and reports what
-  it drained, so a late reply is never taken for the next answer (as the NE-1000 driver).
+  it drained, so a late reply is never taken for the next answer
+  (:class:`drivers.base.StreamDriver`, shared with the NE-1000 driver).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,8 +31,8 @@ from typing import TypeVar
 from drivers.alaris import codec
 from drivers.alaris.alarms import KNOWN_KINDS
 from drivers.alaris.framing import DroppedBytes, Frame, FrameDecoder, encode_body, encode_frame
-from drivers.base import PumpDriver
-from drivers.errors import FrameError, ReplyTimeout
+from drivers.base import StreamDriver
+from drivers.errors import FrameError
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, PumpIdentity, PumpSnapshot, Quantity
 from drivers.transport.link import Link
 
@@ -52,27 +52,24 @@ QUERIES: dict[str, str] = {
     "syringe": "SYRINGE_STATUS",
     "rate_max": "INF_RATE_MAX_SYRINGE",
 }
-_QUIET_S = 0.05
-_MAX_DRAIN_READS = 64
 
 
-class AlarisDriver(PumpDriver):
+class AlarisDriver(StreamDriver[Frame]):
     """One Alaris-style pump on its own RS-232 line (38400 8N1, §3.2)."""
 
     protocol = "alaris"
     ALLOWED_COMMANDS = frozenset(QUERIES.values())
     BAUDRATE = 38400
+    NOISE = DroppedBytes
+    _log = log
 
     def __init__(
         self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0
     ) -> None:
-        super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
-        self._decoder = FrameDecoder()
-        self._leftover: list[Frame | FrameError] = []
-        self._dirty = False
+        super().__init__(
+            link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s, decoder=FrameDecoder()
+        )
         self._identity: PumpIdentity | None = None
-        self.dropped_bytes = 0
-        """Bytes skipped as noise, aborted frames or late replies (counted and logged)."""
 
     # -- public, read-only -------------------------------------------------------------
 
@@ -154,77 +151,22 @@ class AlarisDriver(PumpDriver):
 
     async def _ask(self, query: str, parse: Callable[[bytes], T]) -> T:
         command = QUERIES[query]
-        frame = await self._exchange(command)
+        frame = await self._exchange_frame(command)
         try:
             return parse(frame.body)
         except FrameError as exc:
             raise exc.located(pump_id=self.pump_id, link=self.link.name) from None
 
-    async def _exchange(self, command: str) -> Frame:
-        async with self._exchange_lock:
-            if self._dirty or self._leftover or self._decoder.pending:
-                await self._drain()
-            await self._send(command)
-            mismatches: list[codec.EchoMismatch] = []
-            try:
-                async with asyncio.timeout(self.request_timeout_s):
-                    return await self._next_frame(command, mismatches)
-            except TimeoutError:
-                self._dirty = True
-                if mismatches:  # only replies to other questions came: say so, specifically
-                    raise mismatches[-1].located(pump_id=self.pump_id, link=self.link.name) from None
-                raise ReplyTimeout(self.pump_id, self.link.name, command, self.request_timeout_s) from None
-            except BaseException:
-                self._dirty = True
-                raise
+    def _mismatch(self, frame: Frame, command: str) -> codec.EchoMismatch | None:
+        """A valid frame echoing another command is a late reply (§3.3: check the echo)."""
+        echo = frame.body.split(b"^", 1)[0]
+        if echo == command.encode("ascii"):
+            return None
+        return codec.EchoMismatch(expected=command, got=echo.decode("ascii", "replace"), data=frame.body)
 
-    async def _next_frame(self, command: str, mismatches: list[codec.EchoMismatch]) -> Frame:
-        """The reply to ``command``. A valid frame echoing another command (a late reply)
-        is counted, logged and skipped; if nothing else comes, the caller raises it."""
-        echo = command.encode("ascii")
-        while True:
-            items = self._decoder.feed(await self.link.read())
-            while items:
-                item = items.pop(0)
-                if isinstance(item, DroppedBytes):
-                    self._count_dropped(item, "before the reply")
-                    continue
-                if isinstance(item, Frame) and item.body.split(b"^", 1)[0] != echo:
-                    mismatches.append(
-                        codec.EchoMismatch(expected=command, got=item.body.split(b"^", 1)[0].decode("ascii", "replace"), data=item.body)
-                    )
-                    self._count_dropped(mismatches[-1], "(a reply to another command)")
-                    continue
-                self._leftover.extend(items)
-                if isinstance(item, Frame):
-                    return item
-                raise item.located(pump_id=self.pump_id, link=self.link.name)
-
-    def _count_dropped(self, error: FrameError, where: str) -> None:
-        self.dropped_bytes += len(error.data)
+    def _discard_late_reply(self, frame: Frame) -> None:
+        self.dropped_bytes += len(frame.body)
         log.warning(
-            "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
-            self.pump_id, self.link.name, len(error.data), where, error.reason, error.offset,
+            "pump %s on %s: discarded a late reply %r while resynchronising",
+            self.pump_id, self.link.name, frame.body[:40],
         )
-
-    async def _drain(self) -> None:
-        """Wait for a quiet line; report (never silently drop) what was still arriving."""
-        items, self._leftover = self._leftover, []
-        for _ in range(_MAX_DRAIN_READS):
-            try:
-                async with asyncio.timeout(_QUIET_S):
-                    data = await self.link.read()
-            except TimeoutError:
-                break
-            items.extend(self._decoder.feed(data))
-        items.extend(self._decoder.flush())
-        for item in items:
-            if isinstance(item, FrameError):
-                self._count_dropped(item, "while resynchronising")
-            else:
-                self.dropped_bytes += len(item.body)
-                log.warning(
-                    "pump %s on %s: discarded a late reply %r while resynchronising",
-                    self.pump_id, self.link.name, item.body[:40],
-                )
-        self._dirty = False

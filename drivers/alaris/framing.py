@@ -21,6 +21,7 @@ import binascii
 from dataclasses import dataclass
 
 from drivers.errors import FrameError
+from drivers.framing_common import StreamDecoder
 
 START = 0x21  # '!'
 SEPARATOR = 0x7C  # '|'
@@ -104,42 +105,10 @@ def split_fields(body: bytes) -> list[str]:
     return body.decode("ascii").split("^")
 
 
-class FrameDecoder:
+class FrameDecoder(StreamDecoder[Frame]):
     """Stream of bytes (either direction) -> :class:`Frame` or :class:`FrameError` items."""
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._offset = 0  # stream offset of _buf[0]
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Frame | FrameError]:
-        self._buf += data
-        out: list[Frame | FrameError] = []
-        while self._buf:
-            item = self._next()
-            if item is None:
-                break
-            out.append(item)
-        return out
-
-    def flush(self) -> list[FrameError]:
-        """Give up on a partial frame (after an idle gap or on disconnect)."""
-        if not self._buf:
-            return []
-        return [self._drop(len(self._buf), "incomplete frame discarded", AbortedFrame)]
-
-    def _consume(self, count: int) -> bytes:
-        chunk = bytes(self._buf[:count])
-        del self._buf[:count]
-        self._offset += count
-        return chunk
-
-    def _drop(self, count: int, reason: str, kind: type[FrameError]) -> FrameError:
-        offset = self._offset
-        return kind(reason, offset=offset, data=self._consume(count))
+    FLUSH_KIND = AbortedFrame
 
     def _next(self) -> Frame | FrameError | None:
         buf = self._buf

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 
 from drivers.errors import FrameError
+from drivers.framing_common import StreamDecoder
 
 SOH, STX, ETX, EOT, ACK, ETB, NAK = 0x01, 0x02, 0x03, 0x04, 0x06, 0x17, 0x15
 HEADER_TAIL = b"/1/1>"
@@ -98,42 +99,14 @@ class ChecksumError(FrameError):
         super().__init__(f"invalid checksum: expected {expected:05d}, got {got:05d}", offset=offset, data=data)
 
 
-class FrameDecoder:
+class FrameDecoder(StreamDecoder[Frame | LinkControl]):
     """Bytes from either side -> :class:`Frame`, :class:`LinkControl` or :class:`FrameError`."""
 
+    FLUSH_KIND = DroppedBytes
+
     def __init__(self, *, stuffing: bool = False) -> None:
+        super().__init__()
         self.stuffing = stuffing
-        self._buf = bytearray()
-        self._offset = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Frame | LinkControl | FrameError]:
-        self._buf += data
-        out: list[Frame | LinkControl | FrameError] = []
-        while self._buf:
-            item = self._next()
-            if item is None:
-                break
-            out.append(item)
-        return out
-
-    def flush(self) -> list[FrameError]:
-        if not self._buf:
-            return []
-        return [self._drop(len(self._buf), "incomplete frame discarded", DroppedBytes)]
-
-    def _consume(self, count: int) -> bytes:
-        chunk = bytes(self._buf[:count])
-        del self._buf[:count]
-        self._offset += count
-        return chunk
-
-    def _drop(self, count: int, reason: str, kind: type[FrameError] = FrameError) -> FrameError:
-        offset = self._offset
-        return kind(reason, offset=offset, data=self._consume(count))
 
     def _next(self) -> Frame | LinkControl | FrameError | None:
         buf = self._buf

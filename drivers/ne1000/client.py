@@ -31,8 +31,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from drivers.base import PumpDriver
-from drivers.errors import FrameError, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.base import StreamDriver
+from drivers.errors import FrameError, PumpRefused, SafeModeActive
 from drivers.model import (
     Alarm,
     AlarmPriority,
@@ -73,8 +73,6 @@ _RUNNING = frozenset("IXW")
 _STOPPING_ALARMS = frozenset("STEO")
 _ALARM_PRIORITY = {"R": AlarmPriority.MEDIUM}
 _MAX_ALARM_REPLIES = 3  # one query answered by successive new alarms; then give up
-_QUIET_S = 0.05  # line quiet time that ends a drain
-_MAX_DRAIN_READS = 64
 
 
 def alarm_from_code(code: str) -> Alarm:
@@ -82,11 +80,13 @@ def alarm_from_code(code: str) -> Alarm:
     return Alarm(code=f"A?{code}", kind=kind, text=text, priority=_ALARM_PRIORITY.get(code, AlarmPriority.HIGH))
 
 
-class Ne1000Driver(PumpDriver):
+class Ne1000Driver(StreamDriver[Frame]):
     """One NE-1000-family pump at ``address`` (default 0) on a basic-mode link."""
 
     protocol = "ne1000"
     ALLOWED_COMMANDS = frozenset(QUERIES.values())
+    NOISE = DroppedBytes
+    _log = log
 
     def __init__(
         self,
@@ -96,18 +96,15 @@ class Ne1000Driver(PumpDriver):
         address: int | None = None,
         request_timeout_s: float = 1.0,
     ) -> None:
-        super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
+        super().__init__(
+            link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s, decoder=ReplyDecoder()
+        )
         self._address = 0 if address is None else address
         if not 0 <= self._address <= 99:
             raise ValueError(f"NE-1000 address must be 0-99, got {address}")
-        self._decoder = ReplyDecoder()
-        self._leftover: list[Frame | FrameError] = []  # arrived after a reply; reported by _drain
-        self._dirty = False
         self._poll_lock = asyncio.Lock()  # one poll at a time: alarms are handed over exactly once
         self._identity: PumpIdentity | None = None
         self._unreported_alarms: list[Alarm] = []
-        self.dropped_bytes = 0
-        """Bytes skipped as noise or stale replies on this driver's link (counted, logged)."""
 
     # -- public, read-only -------------------------------------------------------------
 
@@ -193,19 +190,7 @@ class Ne1000Driver(PumpDriver):
         )
 
     async def _exchange(self, command: str) -> codec.Reply:
-        async with self._exchange_lock:
-            if self._dirty or self._leftover or self._decoder.pending:
-                await self._drain()
-            await self._send(command)
-            try:
-                async with asyncio.timeout(self.request_timeout_s):
-                    frame = await self._next_frame()
-            except TimeoutError:
-                self._dirty = True
-                raise ReplyTimeout(self.pump_id, self.link.name, command, self.request_timeout_s) from None
-            except BaseException:
-                self._dirty = True  # bad frame, link loss or cancellation: resync before next use
-                raise
+        frame = await self._exchange_frame(command)
         if frame.safe:
             raise SafeModeActive(self.pump_id, command)
         reply = self._parse(frame)
@@ -235,50 +220,16 @@ class Ne1000Driver(PumpDriver):
             )
         return reply
 
-    async def _next_frame(self) -> Frame:
-        """The next frame; noise before it is counted and skipped, a bad frame raises."""
-        while True:
-            items = self._decoder.feed(await self.link.read())
-            for index, item in enumerate(items):
-                if isinstance(item, DroppedBytes):
-                    self._count_dropped(item, "before the reply")
-                    continue
-                self._leftover.extend(items[index + 1 :])
-                if isinstance(item, Frame):
-                    return item
-                raise item.located(pump_id=self.pump_id, link=self.link.name)
-
-    def _count_dropped(self, error: FrameError, where: str) -> None:
-        self.dropped_bytes += len(error.data)
+    def _discard_late_reply(self, frame: Frame) -> None:
+        """Count and log it; an alarm in it was acknowledged by the pump, so keep that (§0 rule 4)."""
+        self.dropped_bytes += len(frame.data)
         log.warning(
-            "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
-            self.pump_id, self.link.name, len(error.data), where, error.reason, error.offset,
+            "pump %s on %s: discarded a late reply %r while resynchronising",
+            self.pump_id, self.link.name, frame.data,
         )
-
-    async def _drain(self) -> None:
-        """Wait for a quiet line; report (never silently drop) what was still arriving."""
-        items, self._leftover = self._leftover, []
-        for _ in range(_MAX_DRAIN_READS):
-            try:
-                async with asyncio.timeout(_QUIET_S):
-                    data = await self.link.read()
-            except TimeoutError:
-                break
-            items.extend(self._decoder.feed(data))
-        items.extend(self._decoder.flush())
-        for item in items:
-            if isinstance(item, FrameError):
-                self._count_dropped(item, "while resynchronising")
-                continue
-            self.dropped_bytes += len(item.data)
-            log.warning(
-                "pump %s on %s: discarded a late reply %r while resynchronising",
-                self.pump_id, self.link.name, item.data,
-            )
-            try:
-                reply = codec.parse_reply(item.data)
-            except FrameError:
-                continue  # already reported above as a discarded late reply
-            if reply.alarm is not None:
-                self._note_alarm(reply, "an earlier request (late reply)")
-        self._dirty = False
+        try:
+            reply = codec.parse_reply(frame.data)
+        except FrameError:
+            return  # already reported above as a discarded late reply
+        if reply.alarm is not None:
+            self._note_alarm(reply, "an earlier request (late reply)")

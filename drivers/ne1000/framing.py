@@ -27,10 +27,10 @@ reported error, or still pending.
 from __future__ import annotations
 
 import binascii
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from drivers.errors import FrameError
+from drivers.framing_common import ItemT, StreamDecoder
 
 STX = 0x02
 ETX = 0x03
@@ -99,47 +99,11 @@ def encode_basic_reply(response_data: str) -> bytes:
     return bytes([STX]) + _ascii(response_data, "response data") + bytes([ETX])
 
 
-class _StreamDecoder(ABC):
-    """Buffer and stream-offset bookkeeping shared by both directions."""
+class _StreamDecoder(StreamDecoder[ItemT]):
+    """What both directions share beyond the common bookkeeping: STX resync, safe packets."""
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._offset = 0  # stream offset of _buf[0]
-
-    @property
-    def pending(self) -> int:
-        """Bytes held while waiting for the rest of a frame."""
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list:
-        self._buf += data
-        out: list = []
-        while self._buf:
-            item = self._next()
-            if item is None:
-                break
-            out.append(item)
-        return out
-
-    def flush(self) -> list[FrameError]:
-        """Give up on a partial frame (an idle gap, §2.2: inter-byte timeout 0.5 s)."""
-        if not self._buf:
-            return []
-        return [self._drop(len(self._buf), "incomplete frame discarded after an idle gap", DroppedBytes)]
-
-    @abstractmethod
-    def _next(self) -> object | None:
-        """Decode one item at the head of the non-empty buffer, or None to wait for more."""
-
-    def _consume(self, count: int) -> bytes:
-        chunk = bytes(self._buf[:count])
-        del self._buf[:count]
-        self._offset += count
-        return chunk
-
-    def _drop(self, count: int, reason: str, kind: type[FrameError] = FrameError) -> FrameError:
-        offset = self._offset
-        return kind(reason, offset=offset, data=self._consume(count))
+    FLUSH_REASON = "incomplete frame discarded after an idle gap"  # §2.2: inter-byte timeout 0.5 s
+    FLUSH_KIND = DroppedBytes
 
     def _drop_to_next_stx(self, reason: str) -> FrameError:
         nxt = self._buf.find(STX, 1)
@@ -172,7 +136,7 @@ class _StreamDecoder(ABC):
         return Frame(data, safe=True, offset=offset)
 
 
-class ReplyDecoder(_StreamDecoder):
+class ReplyDecoder(_StreamDecoder[Frame]):
     """Host side: pump -> host bytes into frames of either framing."""
 
     def _next(self) -> Frame | FrameError | None:
@@ -213,7 +177,7 @@ def normalise_command(raw: bytes) -> str:
     return "".join(chr(b) for b in raw if 0x21 <= b <= 0x7E).upper()
 
 
-class RequestDecoder(_StreamDecoder):
+class RequestDecoder(_StreamDecoder[Request]):
     """Pump side (simulators): host -> pump bytes into requests of either framing.
 
     A basic command ends at CR; a safe packet starts with STX, whatever mode the pump is in

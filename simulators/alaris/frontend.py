@@ -27,9 +27,9 @@ from decimal import Decimal, InvalidOperation
 
 from drivers.alaris import codec
 from drivers.alaris.framing import Frame, FrameDecoder, crc_text, encode_frame
-from drivers.errors import FrameError
 from drivers.model import Quantity
 from simulators.faults import Faults, Outgoing, faulty_reply
+from simulators.line import DecodingLine
 from simulators.pump_model import ALARM_KINDS, DeliveryState, PumpModelError, SimulatedPump
 
 SERIAL_KEEPALIVE_S = 15.0  # §3.7
@@ -47,8 +47,12 @@ def _corrupt(wire: bytes) -> bytes:
     return bytes(damaged)
 
 
-class AlarisLine:
-    """One Alaris-style pump on its own serial line."""
+class AlarisLine(DecodingLine[Frame]):
+    """One Alaris-style pump on its own serial line.
+
+    A frame with a bad CRC, cut by ESC, or noise gets no reply (§3.8): it is only kept in
+    ``frame_errors``.
+    """
 
     def __init__(
         self,
@@ -58,34 +62,17 @@ class AlarisLine:
         queries_need_remote: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(FrameDecoder())
         self.pump = pump
         self.faults = faults or Faults()
         self.queries_need_remote = queries_need_remote
         self._clock = clock
-        self._decoder = FrameDecoder()
         self.remote_ctrl = False
         self.remote_cfg = False
         self.serial_started = False
         self._last_valid = clock()
-        self.frame_errors: list[FrameError] = []
         self.received: list[str] = []
         """Every valid request body, in order (tests inspect what a client sent)."""
-
-    @property
-    def pending(self) -> int:
-        return self._decoder.pending
-
-    def discard_partial(self) -> None:
-        self.frame_errors.extend(self._decoder.flush())
-
-    def receive(self, data: bytes) -> list[Outgoing]:
-        out: list[Outgoing] = []
-        for item in self._decoder.feed(data):
-            if isinstance(item, Frame):
-                out.extend(self._request(item.body))
-            else:
-                self.frame_errors.append(item)  # bad CRC, ESC, noise: no reply (§3.8)
-        return out
 
     def tick(self) -> list[Outgoing]:
         """§3.7: an infusion started over the serial line needs traffic every 15 s."""
@@ -96,9 +83,9 @@ class AlarisLine:
 
     # -- requests ----------------------------------------------------------------------
 
-    def _request(self, body: bytes) -> list[Outgoing]:
+    def _request(self, frame: Frame) -> list[Outgoing]:
         self._last_valid = self._clock()
-        text = body.decode("ascii")
+        text = frame.body.decode("ascii")
         self.received.append(text)
         name, *fields = text.split("^")
         if name in ("REMOTE_CTRL", "REMOTE_CFG"):

@@ -34,7 +34,8 @@ from decimal import Decimal, InvalidOperation
 from drivers.errors import FrameError
 from drivers.ne1000 import codec
 from drivers.ne1000.framing import ChecksumError, Request, RequestDecoder, encode_basic_reply, encode_safe
-from simulators.ne1000.faults import Faults
+from simulators.faults import Faults, Outgoing, faulty_reply
+from simulators.line import DecodingLine
 from simulators.pump_model import DeliveryState, Program, PumpModelError, SimulatedPump
 
 NE_ALARM_CODES: dict[str, str] = {
@@ -51,7 +52,6 @@ _VOLUME_FACTOR = {"ML": Decimal(1), "UL": Decimal("0.001")}
 _COMMAND = re.compile(r"(\d{0,2})(\*?[A-Z]{3}|)(.*)", re.DOTALL)  # mnemonics are 3 letters
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([A-Z]*)")
 MAX_SAFE_TIMEOUT_S = 255
-INTER_BYTE_TIMEOUT_S = 0.5  # §2.2: an incomplete safe-mode packet is discarded
 
 
 class _Refuse(Exception):
@@ -74,15 +74,7 @@ class Ne1000PumpState:
     faults: Faults = field(default_factory=Faults)
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """Bytes for the host and how long after the triggering command to send them."""
-
-    data: bytes
-    delay_s: float = 0.0
-
-
-class Ne1000Line:
+class Ne1000Line(DecodingLine[Request]):
     """Every pump on one RS-232 line, answering the host's byte stream."""
 
     def __init__(
@@ -95,37 +87,22 @@ class Ne1000Line:
         for address in pumps:
             if not 0 <= address <= 99:
                 raise ValueError(f"NE-1000 addresses are 0-99, got {address}")
+        super().__init__(RequestDecoder())
         self._clock = clock
-        self._decoder = RequestDecoder()
         self.pumps: dict[int, Ne1000PumpState] = {
             address: Ne1000PumpState(pump, faults=(faults or {}).get(address, Faults()))
             for address, pump in pumps.items()
         }
-        self.frame_errors: list[FrameError] = []
         for state in self.pumps.values():
             state.pump.set_alarm("pump_reset")  # §2.12: A?R at power-up
 
-    # -- bytes in ------------------------------------------------------------------------
+    # -- bytes in (an incomplete packet is discarded after 0.5 s, §2.2: timed by the server) --
 
-    @property
-    def pending(self) -> int:
-        return self._decoder.pending
-
-    def discard_partial(self) -> None:
-        """Inter-byte timeout (§2.2, 0.5 s): an incomplete packet is discarded."""
-        self.frame_errors.extend(self._decoder.flush())
-
-    def receive(self, data: bytes) -> list[Outgoing]:
-        out: list[Outgoing] = []
-        for item in self._decoder.feed(data):
-            if isinstance(item, ChecksumError):
-                self.frame_errors.append(item)
-                out.extend(self._checksum_failed(item))
-            elif isinstance(item, FrameError):
-                self.frame_errors.append(item)
-            else:
-                out.extend(self._request(item))
-        return out
+    def _bad_frame(self, error: FrameError) -> list[Outgoing]:
+        """A bad CRC gets ``?COM`` (§2.12); any other bad frame no answer."""
+        if isinstance(error, ChecksumError):
+            return self._checksum_failed(error)
+        return []
 
     def _checksum_failed(self, error: ChecksumError) -> list[Outgoing]:
         # The address is inside the damaged data; answer ?COM if it names a pump (§2.12).
@@ -344,19 +321,22 @@ class Ne1000Line:
 
     @staticmethod
     def _reply(state: Ne1000PumpState, reply: codec.Reply, *, safe: bool) -> list[Outgoing]:
-        faults = state.faults
-        if faults.silent:
-            return []
         text = codec.format_reply(reply)
-        wire = encode_safe(text.encode("ascii")) if safe else encode_basic_reply(text)
-        if faults.corrupt_checksum:
-            damaged = bytearray(wire)
-            if safe:
-                damaged[-2] ^= 0x01  # CRC low byte
-            else:
-                damaged[2] = 0xFF  # a data byte no basic reply may contain
-            wire = bytes(damaged)
-        return [Outgoing(faults.garbage_before_reply + wire, faults.reply_delay_s)]
+        if safe:
+            return faulty_reply(state.faults, encode_safe(text.encode("ascii")), _corrupt_safe)
+        return faulty_reply(state.faults, encode_basic_reply(text), _corrupt_basic)
+
+
+def _corrupt_safe(wire: bytes) -> bytes:
+    damaged = bytearray(wire)
+    damaged[-2] ^= 0x01  # CRC low byte
+    return bytes(damaged)
+
+
+def _corrupt_basic(wire: bytes) -> bytes:
+    damaged = bytearray(wire)
+    damaged[2] = 0xFF  # a data byte no basic reply may contain
+    return bytes(damaged)
 
 
 def _number(args: str, units_table: dict[str, Decimal], *, default_units: str) -> tuple[Decimal | None, str]:
