@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,6 +11,7 @@ from decimal import Decimal
 from drivers.model import Alarm, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.config import load_config_text
 from gateway.hl7 import ControlIdGenerator
+from gateway.log import configure_logging
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 
@@ -60,7 +63,9 @@ def stored(path) -> list[tuple[str, str]]:
         return db.execute("SELECT lane, kind FROM messages ORDER BY id").fetchall()
 
 
-async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tmp_path, caplog):
+async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tmp_path):
+    log = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=log)
     config = load_config_text(CONFIG)
     outbox = Outbox.open(tmp_path / "o.sqlite")
     pipeline = Pipeline(config, FailingOnce(outbox, failures=2), control_ids=ControlIdGenerator("001BC50C0000AA03"))
@@ -69,5 +74,6 @@ async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tm
     await pipeline.on_snapshot("bed01", snapshot(T0 + timedelta(seconds=1), alarms=(OCCLUSION,)))
     # the failed start is queued first, then the new alarm onset (its own lane) and the stop
     assert stored(tmp_path / "o.sqlite") == [("ehr", "pcd10"), ("ehr.alarms", "pcd04"), ("ehr", "pcd10")]
-    assert "event not queued for HL7; will retry" in caplog.text
+    assert "event not queued for HL7; will retry" in log.getvalue()
     outbox.close()
+    logging.getLogger().handlers.clear()
