@@ -251,6 +251,19 @@ class MllpDestination(_Strict):
         return {**_default_ttl(), **value}
 
 
+
+    @field_validator("name")
+    @classmethod
+    def _lane_name_free(cls, value: str) -> str:
+        # Lanes derived from other names must never collide: "<name>.alarms" is this
+        # destination's alarm lane and "mqtt-*" are MQTT's lanes (docs/integration-engineer.md).
+        if value.endswith(".alarms") or value.startswith("mqtt-"):
+            raise ValueError(
+                f"destination name {value!r} is reserved: names ending in '.alarms' or starting with 'mqtt-' "
+                "are outbox lanes of their own"
+            )
+        return value
+
 class MqttConfig(_Strict):
     """The MQTT broker for live pump state, alarms and availability (ward dashboards)."""
 

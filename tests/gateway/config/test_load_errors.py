@@ -45,6 +45,8 @@ messages = ["pcd01", "pcd10"]
 """
 
 CASES = [
+    ("destination-name-is-a-reserved-lane", BASE + DEST.replace('name = "ehr"', 'name = "ehr.alarms"'),
+     ["t.toml:9: destinations[0].name:", "reserved", "'.alarms'"]),
     ("missing-gateway-table", '[outbox]\npath = "o.sqlite"\n',
      ["t.toml: gateway: required table [gateway] is missing"]),
     ("missing-outbox-table", BASE.split("[outbox]")[0],
