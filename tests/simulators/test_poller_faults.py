@@ -120,6 +120,7 @@ async def test_alaris_reply_fault_makes_the_pump_lost_and_clearing_it_restores(t
         await sink.until(lambda: ("bed01", "restored") in sink.events)
         before = sink.count("bed01")
         await sink.until(lambda: sink.count("bed01") > before)
+    assert sink.events.index(("bed01", "lost")) < sink.events.index(("bed01", "restored"))
 
 
 async def test_alaris_garbage_does_not_stop_polling(tmp_path):
@@ -146,6 +147,7 @@ async def test_alaris_identity_swap_and_firmware_change_reach_the_sink(tmp_path,
         await sink.until(lambda: sink.snapshots["bed01"][-1].identity.serial_number == "8002-51733")
         line.pump.identity = replace(line.pump.identity, firmware="Asena Rev 3.0.0")
         await sink.until(lambda: sink.identities["bed01"][-1].firmware == "Asena Rev 3.0.0")
+    assert sink.identities["bed01"][-1].serial_number == "8002-51733"
 
 
 def rack_pump(rate: str) -> SimulatedPump:
