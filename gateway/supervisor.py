@@ -3,7 +3,7 @@
 Each service (a poller per link, a sender per destination, the MQTT session, the library
 watcher) is registered under a name with a coroutine factory. The supervisor
 
-* starts them all in one ``asyncio.TaskGroup`` and tells systemd ``READY=1``;
+* starts them all as tasks it owns and tells systemd ``READY=1``;
 * restarts a service whose coroutine raised, after a backoff (tenacity's jittered
   exponential wait), logging the crash with its name and traceback -- one broken pump link or
   receiver never takes the daemon down; the backoff starts again once a service has run

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sys
 import time
 import uuid
 from collections import deque
@@ -86,6 +87,20 @@ class PublisherStats:
 
 class _Stopping(Exception):
     """Raised inside a session's task group to end it for a requested stop."""
+
+
+def _forget_taskgroup_cancellation() -> None:
+    """Undo the cancellation a failed ``TaskGroup`` leaves on its parent task (Python 3.11).
+
+    When a child fails, a 3.11 TaskGroup cancels the parent and does not take that request
+    back (3.12 does). On 3.11.2 -- Debian 12's python3 -- every later ``asyncio.timeout`` in the
+    parent then turns its expiry into ``CancelledError``: the publisher would silently die at
+    its first reconnect backoff. A genuine cancellation still propagates (its exception is
+    already raised); only the stale request count is reset.
+    """
+    task = asyncio.current_task()
+    if sys.version_info < (3, 12) and task is not None and task.cancelling():
+        task.uncancel()
 
 
 def _utcnow() -> datetime:
@@ -256,7 +271,10 @@ class MqttPublisher:
         self.stats.connected = True
         delay = 0.0
         try:
-            await self._serve(conn)
+            try:
+                await self._serve(conn)
+            finally:
+                _forget_taskgroup_cancellation()
         except* _Stopping:
             pass
         except* MqttPublishError as eg:
