@@ -25,10 +25,10 @@ from typing import ClassVar, Generic, TypeVar
 
 from dataclasses import dataclass, field
 
-from drivers.errors import ForbiddenCommand, FrameError, LinkError, ReplyTimeout
+from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
 from drivers.framing_common import StreamDecoder
 from drivers.model import Alarm, PumpIdentity, PumpSnapshot
-from drivers.transport.link import Link
+from drivers.transport.link import Link, write_bounded
 
 FrameT = TypeVar("FrameT")
 _QUIET_S = 0.05  # line quiet time that ends a drain
@@ -110,15 +110,6 @@ class PumpDriver(ABC):
         if command not in self.ALLOWED_COMMANDS:
             raise ForbiddenCommand(self.protocol, command)
         await write_bounded(self.link, self._encode_request(command), self.request_timeout_s)
-
-
-async def write_bounded(link: Link, data: bytes, timeout_s: float) -> None:
-    """``link.write(data)`` within ``timeout_s``; a stalled write is a :class:`LinkError`."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await link.write(data)
-    except TimeoutError:
-        raise LinkError(link.name, f"write of {len(data)} byte(s) stalled for {timeout_s:g} s") from None
 
 
 @dataclass(eq=False)

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
 from drivers.model import ChannelState, Quantity
 from drivers.ne1000 import codec
 from drivers.ne1000.client import QUERIES, Ne1000Driver
@@ -393,3 +393,32 @@ async def test_late_alarm_from_an_address_nobody_polls_is_an_error_and_not_noted
     assert a.unreported_alarms == ()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("A?S" in m and "address 7" in m for m in errors)
+
+
+
+def _fill(fd: int) -> int:
+    """Write to ``fd`` until it would block; the number of bytes it took."""
+    taken = 0
+    for chunk in (4096, 1):
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                taken += os.write(fd, b"x" * chunk)
+    return taken
+
+
+async def test_a_write_that_stalls_is_a_link_error_within_the_request_timeout():
+    """Nobody drains the line (stalled adapter, flow control): fail this link, don't hang."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = await open_serial(os.ttyname(slave), name="stalled")
+    try:
+        os.set_blocking(slave, False)
+        while _fill(slave):  # the kernel moves bytes on to the master side: fill until it stops
+            await asyncio.sleep(0.05)
+        driver = Ne1000Driver(link, pump_id="bed05", request_timeout_s=0.2)
+        with pytest.raises(LinkError, match="stalled"):
+            await asyncio.wait_for(driver.direction(), 5)
+    finally:
+        await link.close()
+        os.close(master)
+        os.close(slave)
