@@ -151,3 +151,38 @@ async def test_alarm_acknowledged_just_before_the_link_drops_is_carried_by_the_n
         pumps.close()
     assert pumps.connections >= 2 and poller.reconnects >= 1
     assert sink.alarms[0] == ["A?S"]
+
+
+async def test_link_where_every_pump_times_out_round_after_round_is_reconnected(no_leaked_fds_or_threads):
+    """A half-open rack connection (rack rebooted behind NAT): open, but nothing ever answers."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while await reader.read(1024):
+            pass  # requests arrive; no reply ever leaves
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pumps = [
+        PumpConfig(
+            id=f"rack-{slot}", protocol="bbraun-bcc", poll_interval_s=0.2, request_timeout_s=0.2,
+            comm_lost_after_s=30.0, link={"type": "tcp", "host": "127.0.0.1", "port": port, "pillar": 1, "slot": slot},
+        )
+        for slot in (1, 2)
+    ]
+    poller = LinkPoller(f"tcp:127.0.0.1:{port}", pumps, Sink(), backoff_initial_s=0.01, backoff_max_s=0.05)
+    task = asyncio.create_task(poller.run())
+    try:
+        async with asyncio.timeout(15):
+            while len(connections) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert poller.reconnects >= 1 and poller.polls == 0
