@@ -114,7 +114,11 @@ class PumpDriver(ABC):
 
 @dataclass(eq=False)
 class _Line:
-    """What every :class:`StreamDriver` on one link shares: the byte stream and its state."""
+    """What every :class:`StreamDriver` on one link shares: the byte stream and its state.
+
+    The first driver's decoder serves the whole line (one protocol per wire), so a frame
+    half-read by a driver that timed out is completed, not taken for noise, by the next.
+    """
 
     decoder: StreamDecoder
     dirty: bool = False
