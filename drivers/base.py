@@ -9,7 +9,10 @@ it. There is deliberately no public method that starts, stops or programs a pump
 Drivers that own their link's reply stream (Alaris, NE-1000) build on :class:`StreamDriver`:
 one request/reply exchange at a time, and after a timeout or a bad frame the line is drained
 until quiet and everything still arriving is counted and logged, so a late reply is never
-taken for the answer to the next question (style: "never silently clear a buffer").
+taken for the answer to the next question (style: "never silently clear a buffer"). That
+"dirty line" state, the decoder and any late reply belong to the *link*, not to one driver:
+on a multidrop line pump B's late reply may arrive while pump A is asking, and it is handed
+to B (the driver whose address it names), never taken as A's answer or A's alarm.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import weakref
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, TypeVar
 
+from dataclasses import dataclass, field
+
 from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
 from drivers.framing_common import StreamDecoder
-from drivers.model import PumpIdentity, PumpSnapshot
-from drivers.transport.link import Link
+from drivers.model import Alarm, PumpIdentity, PumpSnapshot
+from drivers.transport.link import Link, write_bounded
 
 FrameT = TypeVar("FrameT")
 _QUIET_S = 0.05  # line quiet time that ends a drain
@@ -67,6 +72,23 @@ class PumpDriver(ABC):
     def _exchange_lock(self) -> asyncio.Lock:
         return link_lock(self.link)
 
+    @property
+    def unreported_alarms(self) -> tuple[Alarm, ...]:
+        """Alarms the pump reported (and so acknowledged) that no snapshot has carried yet.
+
+        The poller hands these to the next driver for the same pump when this one is
+        discarded (link lost, poller restarted), so they are not lost with it (§0 rule 4).
+        """
+        return ()
+
+    def adopt_alarms(self, alarms: tuple[Alarm, ...]) -> tuple[Alarm, ...]:
+        """Take over a previous driver's :attr:`unreported_alarms` for the next snapshot.
+
+        Returns the alarms this driver cannot carry (all of them by default, for drivers that
+        never hold any), so the caller can report them instead of dropping them silently.
+        """
+        return tuple(alarms)
+
     @abstractmethod
     async def identify(self) -> PumpIdentity:
         """Ask the pump who it is (manufacturer, model, serial, firmware)."""
@@ -80,10 +102,31 @@ class PumpDriver(ABC):
         """The wire bytes for one allow-listed command (addressing and framing)."""
 
     async def _send(self, command: str) -> None:
-        """The single choke point: refuse anything off the allowlist, then write."""
+        """The single choke point: refuse anything off the allowlist, then write.
+
+        The write is bounded by the request timeout: a stalled adapter or flow control must
+        cost this link a reconnect (:class:`LinkError`), not hang the poller.
+        """
         if command not in self.ALLOWED_COMMANDS:
             raise ForbiddenCommand(self.protocol, command)
-        await self.link.write(self._encode_request(command))
+        await write_bounded(self.link, self._encode_request(command), self.request_timeout_s)
+
+
+@dataclass(eq=False)
+class _Line:
+    """What every :class:`StreamDriver` on one link shares: the byte stream and its state.
+
+    The first driver's decoder serves the whole line (one protocol per wire), so a frame
+    half-read by a driver that timed out is completed, not taken for noise, by the next.
+    """
+
+    decoder: StreamDecoder
+    dirty: bool = False
+    leftover: list = field(default_factory=list)  # arrived after a reply; reported by _drain
+    drivers: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
+
+
+_LINES: weakref.WeakKeyDictionary[Link, _Line] = weakref.WeakKeyDictionary()
 
 
 class StreamDriver(PumpDriver, Generic[FrameT]):
@@ -109,9 +152,12 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
         decoder: StreamDecoder[FrameT],
     ) -> None:
         super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
-        self._decoder = decoder
-        self._leftover: list[FrameT | FrameError] = []  # arrived after a reply; reported by _drain
-        self._dirty = False
+        line = _LINES.get(link)
+        if line is None:
+            line = _LINES[link] = _Line(decoder)
+        self._line = line
+        if address is not None:
+            line.drivers[address] = self  # late replies naming this address come here
         self.dropped_bytes = 0
         """Bytes skipped as noise, aborted frames or late replies on this link (counted, logged)."""
 
@@ -122,8 +168,9 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
         to other commands arrive before the timeout, the last of them is raised: it says more
         than a bare :class:`ReplyTimeout`.
         """
+        line = self._line
         async with self._exchange_lock:
-            if self._dirty or self._leftover or self._decoder.pending:
+            if line.dirty or line.leftover or line.decoder.pending:
                 await self._drain()
             await self._send(command)
             mismatches: list[FrameError] = []
@@ -131,31 +178,46 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
                 async with asyncio.timeout(self.request_timeout_s):
                     return await self._next_frame(command, mismatches)
             except TimeoutError:
-                self._dirty = True
+                line.dirty = True
                 if mismatches:
                     raise mismatches[-1].located(pump_id=self.pump_id, link=self.link.name) from None
                 raise ReplyTimeout(self.pump_id, self.link.name, command, self.request_timeout_s) from None
             except BaseException:
-                self._dirty = True  # bad frame, link loss or cancellation: resync before next use
+                line.dirty = True  # bad frame, link loss or cancellation: resync before next use
                 raise
 
     def _mismatch(self, frame: FrameT, command: str) -> FrameError | None:
-        """The error if ``frame`` answers another command than ``command`` (a late reply).
+        """The error if ``frame`` answers another command than ``command`` (a late reply),
+        or comes from another address than this driver's (a multidrop neighbour's late reply).
 
         By default every frame is taken as the reply: only protocols that echo the command
-        can tell.
+        or the address can tell.
         """
+        return None
+
+    def _reply_address(self, frame: FrameT) -> int | None:
+        """The multidrop address a reply names, or None if it names none (point to point)."""
         return None
 
     @abstractmethod
     def _discard_late_reply(self, frame: FrameT) -> None:
         """Count and log a whole reply that arrived too late to be anyone's answer."""
 
+    def _route_late_reply(self, frame: FrameT) -> None:
+        """Hand a late reply to the driver on this link whose address it names.
+
+        A reply naming no known driver stays with this one, whose :meth:`_discard_late_reply`
+        must then refuse to take anything in it as its own.
+        """
+        address = self._reply_address(frame)
+        owner = self if address is None else self._line.drivers.get(address, self)
+        owner._discard_late_reply(frame)
+
     async def _next_frame(self, command: str, mismatches: list[FrameError]) -> FrameT:
         """The reply to ``command``. Noise and replies to other commands before it are counted,
         logged and skipped (the latter also collected in ``mismatches``); a bad frame raises."""
         while True:
-            items = self._decoder.feed(await self.link.read())
+            items = self._line.decoder.feed(await self.link.read())
             for index, item in enumerate(items):
                 if isinstance(item, self.NOISE):
                     self._count_dropped(item, "before the reply")
@@ -164,9 +226,13 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
                     mismatch = self._mismatch(item, command)
                     if mismatch is not None:
                         mismatches.append(mismatch)
-                        self._count_dropped(mismatch, "(a reply to another command)")
+                        address = self._reply_address(item)
+                        if address is not None and address != self.address:
+                            self._route_late_reply(item)  # another pump's late reply: its owner's
+                        else:
+                            self._count_dropped(mismatch, "(a reply to another command)")
                         continue
-                self._leftover.extend(items[index + 1 :])
+                self._line.leftover.extend(items[index + 1 :])
                 if isinstance(item, FrameError):
                     raise item.located(pump_id=self.pump_id, link=self.link.name)
                 return item
@@ -180,18 +246,19 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
 
     async def _drain(self) -> None:
         """Wait for a quiet line; report (never silently drop) what was still arriving."""
-        items, self._leftover = self._leftover, []
+        line = self._line
+        items, line.leftover = line.leftover, []
         for _ in range(_MAX_DRAIN_READS):
             try:
                 async with asyncio.timeout(_QUIET_S):
                     data = await self.link.read()
             except TimeoutError:
                 break
-            items.extend(self._decoder.feed(data))
-        items.extend(self._decoder.flush())
+            items.extend(line.decoder.feed(data))
+        items.extend(line.decoder.flush())
         for item in items:
             if isinstance(item, FrameError):
                 self._count_dropped(item, "while resynchronising")
             else:
-                self._discard_late_reply(item)
-        self._dirty = False
+                self._route_late_reply(item)
+        line.dirty = False

@@ -27,7 +27,7 @@ from drivers.base import link_lock
 from drivers.bbraun_bcc import codec
 from drivers.bbraun_bcc.framing import ACK, DroppedBytes, Frame, FrameDecoder, LinkControl, encode_frame
 from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
-from drivers.transport.link import Link
+from drivers.transport.link import Link, write_bounded
 
 log = logging.getLogger("pumpgw.drivers.bbraun_bcc")
 
@@ -105,11 +105,13 @@ class RackSession:
             and time.monotonic() - image.taken_at <= SHARED_IMAGE_MAX_AGE_S
         )
 
-    async def _send(self, command: str) -> None:
-        """The session's choke point: the same read-only allowlist as the driver's."""
+    async def _send(self, command: str, timeout_s: float) -> None:
+        """The session's choke point: the same read-only allowlist as the driver's; a write
+        that stalls past ``timeout_s`` is a :class:`~drivers.errors.LinkError`."""
         if command not in ALLOWED_REQUESTS:
             raise ForbiddenCommand("bbraun-bcc", command)
-        await self.link.write(encode_request(self.bed_id or INITIAL_BED_ID, command, stuffing=self.stuffing))
+        wire = encode_request(self.bed_id or INITIAL_BED_ID, command, stuffing=self.stuffing)
+        await write_bounded(self.link, wire, timeout_s)
 
     async def _ensure_alive(self, pump_id: str, timeout_s: float) -> None:
         if self.bed_id is not None:
@@ -138,13 +140,13 @@ class RackSession:
     async def _request(self, command: str, pump_id: str, timeout_s: float) -> Frame:
         """A single-frame exchange (ALIVE, VERSION)."""
         await self._before_request()
-        await self._send(command)
+        await self._send(command, timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
                     for item in self._decoder.feed(await self.link.read()):
                         if isinstance(item, Frame):
-                            await self._send(LINK_ACK)
+                            await self._send(LINK_ACK, timeout_s)
                             return item
                         self._note(item)
         except TimeoutError:
@@ -160,13 +162,13 @@ class RackSession:
         await self._before_request()
         self._generation += 1
         image = RackImage(self._generation, time.monotonic())
-        await self._send(codec.GET)
+        await self._send(codec.GET, timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
                 while not image.complete:
                     for item in self._decoder.feed(await self.link.read()):
                         if isinstance(item, Frame) and not image.complete:
-                            await self._take(item, image)
+                            await self._take(item, image, timeout_s)
                         elif isinstance(item, Frame):
                             self._note(DroppedBytes("frame after the final one", offset=item.offset, data=item.data))
                         elif isinstance(item, FrameError) and not isinstance(item, DroppedBytes):
@@ -184,14 +186,14 @@ class RackSession:
         image.taken_at = time.monotonic()
         return image
 
-    async def _take(self, frame: Frame, image: RackImage) -> None:
+    async def _take(self, frame: Frame, image: RackImage, timeout_s: float) -> None:
         try:
             records = codec.parse_records(frame.data)
         except FrameError as exc:
             self._note(exc)
             image.errors.append(exc.located(pump_id="(rack)", link=self.link.name))
             return
-        await self._send(LINK_ACK)
+        await self._send(LINK_ACK, timeout_s)
         for record in records:
             if record.position == (0, 0):
                 image.rack.append(record)

@@ -21,6 +21,9 @@ Choices, with the spec section that forces them:
 * After a timeout or a bad frame, a late reply may still be on its way; before the next
   request the driver waits for the line to go quiet and reports what it drained, so a late
   reply is never taken for the answer to the next question.
+* Several pumps may share one line (addresses 0-99): a late reply names its address, so it
+  goes to that pump's driver (an alarm in it is that pump's, already acknowledged); an alarm
+  from an address no driver on the line has is logged at ERROR, never noted on another pump.
 """
 
 from __future__ import annotations
@@ -96,12 +99,12 @@ class Ne1000Driver(StreamDriver[Frame]):
         address: int | None = None,
         request_timeout_s: float = 1.0,
     ) -> None:
-        super().__init__(
-            link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s, decoder=ReplyDecoder()
-        )
         self._address = 0 if address is None else address
         if not 0 <= self._address <= 99:
             raise ValueError(f"NE-1000 address must be 0-99, got {address}")
+        super().__init__(
+            link, pump_id=pump_id, address=self._address, request_timeout_s=request_timeout_s, decoder=ReplyDecoder()
+        )
         self._poll_lock = asyncio.Lock()  # one poll at a time: alarms are handed over exactly once
         self._identity: PumpIdentity | None = None
         self._unreported_alarms: list[Alarm] = []
@@ -159,6 +162,11 @@ class Ne1000Driver(StreamDriver[Frame]):
     def unreported_alarms(self) -> tuple[Alarm, ...]:
         """Alarms the pump reported (and so acknowledged) that no snapshot has carried yet."""
         return tuple(self._unreported_alarms)
+
+    def adopt_alarms(self, alarms: tuple[Alarm, ...]) -> tuple[Alarm, ...]:
+        """Carry a previous driver's unreported alarms in this driver's next snapshot."""
+        self._unreported_alarms[:0] = alarms
+        return ()
 
     # -- request/reply -----------------------------------------------------------------
 
@@ -220,6 +228,21 @@ class Ne1000Driver(StreamDriver[Frame]):
             )
         return reply
 
+    def _mismatch(self, frame: Frame, command: str) -> FrameError | None:
+        """A reply from another address is a neighbour's late reply, not our answer."""
+        address = self._reply_address(frame)
+        if address is None or address == self._address:
+            return None
+        return FrameError(
+            f"reply from address {address}, expected {self._address}", offset=frame.offset, data=frame.data
+        )
+
+    def _reply_address(self, frame: Frame) -> int | None:
+        try:
+            return codec.parse_reply(frame.data).address
+        except FrameError:
+            return None  # unreadable: _parse reports it if it is taken as the reply
+
     def _discard_late_reply(self, frame: Frame) -> None:
         """Count and log it; an alarm in it was acknowledged by the pump, so keep that (§0 rule 4)."""
         self.dropped_bytes += len(frame.data)
@@ -231,5 +254,14 @@ class Ne1000Driver(StreamDriver[Frame]):
             reply = codec.parse_reply(frame.data)
         except FrameError:
             return  # already reported above as a discarded late reply
-        if reply.alarm is not None:
-            self._note_alarm(reply, "an earlier request (late reply)")
+        if reply.alarm is None:
+            return
+        if reply.address != self._address:
+            # No driver on this line has that address: the alarm is someone's, not ours.
+            log.error(
+                "alarm A?%s from address %d on %s cannot be attributed: no pump with that address is "
+                "polled on this line (it was acknowledged at the pump; reported here instead of lost)",
+                reply.alarm, reply.address, self.link.name,
+            )
+            return
+        self._note_alarm(reply, "an earlier request (late reply)")

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Protocol, runtime_checkable
 
-from drivers.errors import LinkClosed
+from drivers.errors import LinkClosed, LinkError
 
 TRACE = 5
 """Log level for raw wire bytes, below DEBUG (style.md: zigpy-znp's TRACE)."""
@@ -40,6 +40,15 @@ class Link(Protocol):
 
     async def close(self) -> None:
         """Release the link; idempotent. Pending and later reads raise :class:`LinkClosed`."""
+
+
+async def write_bounded(link: Link, data: bytes, timeout_s: float) -> None:
+    """``link.write(data)`` within ``timeout_s``; a stalled write is a :class:`LinkError`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await link.write(data)
+    except TimeoutError:
+        raise LinkError(link.name, f"write of {len(data)} byte(s) stalled for {timeout_s:g} s") from None
 
 
 class WireTrace:

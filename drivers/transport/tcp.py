@@ -1,8 +1,14 @@
-"""Plain TCP links (a pump rack such as a SpaceCom) on asyncio streams."""
+"""Plain TCP links (a pump rack such as a SpaceCom) on asyncio streams.
+
+Keepalive is on with short probe times: a rack that reboots behind NAT leaves a half-open
+connection the kernel would otherwise keep for ~15 minutes (retransmission give-up), during
+which the link looks open and only replies time out.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from drivers.errors import LinkClosed, LinkError
 from drivers.transport.link import WireTrace
@@ -65,6 +71,24 @@ class TcpLink:
             pass  # the peer already reset the connection; it is closed either way
 
 
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_PROBES = 3
+"""A silent peer is declared dead after about idle + interval * probes = 25 s."""
+
+
+def enable_keepalive(sock: socket.socket) -> None:
+    """SO_KEEPALIVE with short probes (the TCP_KEEP* options exist on Linux and recent macOS)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 async def open_tcp(host: str, port: int, *, name: str, connect_timeout_s: float = 10.0) -> TcpLink:
     """Connect to ``host:port``; raises :class:`LinkError` on failure or timeout."""
     try:
@@ -74,4 +98,5 @@ async def open_tcp(host: str, port: int, *, name: str, connect_timeout_s: float 
         raise LinkError(name, f"connect to {host}:{port} timed out after {connect_timeout_s:g} s") from exc
     except OSError as exc:
         raise LinkError(name, f"cannot connect to {host}:{port}: {exc}") from exc
+    enable_keepalive(writer.get_extra_info("socket"))
     return TcpLink(reader, writer, name=name)

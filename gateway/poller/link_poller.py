@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from drivers.base import PumpDriver
-from drivers.errors import DriverError, LinkError, PumpRefused, SafeModeActive
-from drivers.model import PumpIdentity, PumpSnapshot
+from drivers.errors import DriverError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.model import Alarm, PumpIdentity, PumpSnapshot
 from drivers.registry import driver_class
 from drivers.transport import Link, open_serial, open_tcp
 from gateway.config.model import PumpConfig, SerialLink
@@ -31,6 +31,9 @@ from gateway.config.model import TcpLink as TcpLinkConfig
 from gateway.log import get_logger
 
 IDENTITY_RECHECK_S = 300.0  # re-identify to catch a pump swapped on the same port
+DEAD_LINK_TIMEOUTS = 3
+"""Consecutive timeouts of *every* pump on a link after which the link itself is taken as dead
+(a half-open TCP connection after a rack reboot behind NAT stays "open" for ~15 min)."""
 
 
 class SnapshotSink(Protocol):
@@ -80,6 +83,8 @@ class _PumpState:
     last_identify: float = float("-inf")
     lost: bool = False
     failures: int = 0
+    timeouts: int = 0  # consecutive reply timeouts (any answer resets it)
+    carried_alarms: tuple[Alarm, ...] = ()  # acknowledged at the pump, not yet in a snapshot
 
 
 class LinkPoller:
@@ -133,12 +138,20 @@ class LinkPoller:
                         request_timeout_s=state.config.request_timeout_s,
                     )
                     state.last_identify = float("-inf")
+                    state.timeouts = 0
+                    self._hand_over_alarms(state)
                 await self._poll_forever()
             except LinkError as exc:
                 error = exc
+            except asyncio.CancelledError:
+                self._report_carried_alarms_on_stop()
+                raise
             finally:
-                # close before backing off: a dead link must not stay open during the wait
+                # close before backing off: a dead link must not stay open during the wait;
+                # alarms the pump already acknowledged go on to the next driver (§0 rule 4)
                 for state in self.pumps:
+                    if state.driver is not None:
+                        state.carried_alarms = state.carried_alarms + state.driver.unreported_alarms
                     state.driver = None
                 if link is not None:
                     await link.close()
@@ -152,6 +165,26 @@ class LinkPoller:
                              backoff_s=round(delay, 2))
             await self._mark_lost_if_silent(str(error))
             await self._sleep_with_progress(delay)
+
+    def _hand_over_alarms(self, state: _PumpState) -> None:
+        """Give the new driver the alarms its predecessor had not yet put in a snapshot."""
+        assert state.driver is not None
+        carried, state.carried_alarms = state.carried_alarms, ()
+        if not carried:
+            return
+        self.log.warning("unreported alarms carried over to the new driver", pump=state.config.id,
+                         alarms=[a.code for a in carried])
+        for alarm in state.driver.adopt_alarms(carried):
+            self.log.error("alarm dropped: the new driver cannot carry it", pump=state.config.id,
+                           alarm=alarm.code, kind=alarm.kind)
+
+    def _report_carried_alarms_on_stop(self) -> None:
+        """The poller is being stopped: alarms not yet in a snapshot go no further."""
+        for state in self.pumps:
+            alarms = state.carried_alarms + (state.driver.unreported_alarms if state.driver else ())
+            for alarm in alarms:
+                self.log.error("poller stopped before an acknowledged alarm was reported", pump=state.config.id,
+                               alarm=alarm.code, kind=alarm.kind)
 
     async def _poll_forever(self) -> None:
         while True:
@@ -175,10 +208,18 @@ class LinkPoller:
             snapshot = await state.driver.poll()
         except LinkError:
             raise  # the whole link is gone: reconnect
+        except ReplyTimeout as exc:
+            state.timeouts += 1
+            if all(p.timeouts >= DEAD_LINK_TIMEOUTS for p in self.pumps):
+                raise LinkError(self.key, f"no pump answered {DEAD_LINK_TIMEOUTS} polls in a row "
+                                          f"(last: {exc}); taking the link as dead") from exc
+            await self._poll_failed(state, exc)
+            return
         except PumpRefused as exc:
             # The pump answered "no" (or is in a mode we must not poll): the link is fine, but
             # there is no usable state -- after comm_lost_after_s it is reported lost, with
             # the refusal as the reason, rather than shown "online" with stale data.
+            state.timeouts = 0  # it answered: the link is alive
             state.failures += 1
             if state.failures == 1:
                 level = self.log.error if isinstance(exc, SafeModeActive) else self.log.warning
@@ -186,11 +227,10 @@ class LinkPoller:
             await self._check_silence(state, f"pump refuses queries: {exc}")
             return
         except DriverError as exc:
-            state.failures += 1
-            if state.failures == 1:  # log the first failure and the recovery, not every poll
-                self.log.warning("poll failed", pump=pump_id, error=str(exc), error_type=type(exc).__name__)
-            await self._check_silence(state, str(exc))
+            state.timeouts = 0  # something answered: the link is alive
+            await self._poll_failed(state, exc)
             return
+        state.timeouts = 0
         self.polls += 1
         self._attempt = 0
         if state.failures:
@@ -201,6 +241,12 @@ class LinkPoller:
             await self.sink.on_comm_restored(pump_id, datetime.now(UTC))
         self._mark_alive(state)
         await self.sink.on_snapshot(pump_id, snapshot)
+
+    async def _poll_failed(self, state: _PumpState, exc: DriverError) -> None:
+        state.failures += 1
+        if state.failures == 1:  # log the first failure and the recovery, not every poll
+            self.log.warning("poll failed", pump=state.config.id, error=str(exc), error_type=type(exc).__name__)
+        await self._check_silence(state, str(exc))
 
     def _mark_alive(self, state: _PumpState) -> None:
         state.last_ok = time.monotonic()

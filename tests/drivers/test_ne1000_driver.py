@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
 from drivers.model import ChannelState, Quantity
 from drivers.ne1000 import codec
 from drivers.ne1000.client import QUERIES, Ne1000Driver
@@ -333,3 +333,92 @@ async def test_concurrent_polls_of_one_driver_hand_each_alarm_over_exactly_once(
         snapshots = await asyncio.gather(*(b.driver.poll() for _ in range(4)))
     kinds = [a.kind for s in snapshots for a in s.channels[0].alarms]
     assert kinds == ["motor_stalled"]
+
+
+# -- one multidrop line, several pumps: late replies belong to the address they name ------
+
+
+@contextlib.asynccontextmanager
+async def raw_line(*addresses: int) -> AsyncIterator[tuple[int, list[Ne1000Driver]]]:
+    """One pty shared by several drivers (one per address); the test plays every pump."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = await open_serial(os.ttyname(slave), name="line")
+    try:
+        yield master, [Ne1000Driver(link, pump_id=f"p{a}", address=a, request_timeout_s=0.3) for a in addresses]
+    finally:
+        await link.close()
+        os.close(master)
+        os.close(slave)
+
+
+async def _unanswered(master: int, driver: Ne1000Driver) -> None:
+    """``driver`` asks and nobody answers in time: its reply will be late."""
+    loop = asyncio.get_running_loop()
+    with pytest.raises(ReplyTimeout):
+        await driver.direction()
+    await loop.run_in_executor(None, os.read, master, 100)  # consume the request
+
+
+async def test_late_alarm_of_one_pump_arriving_as_anothers_answer_goes_to_its_own_pump():
+    async with raw_line(0, 1) as (master, (a, b)):
+        await _unanswered(master, b)
+        answer = asyncio.create_task(_answer(master, encode_basic_reply("01A?S") + encode_basic_reply("00IINF")))
+        assert await a.direction() == "INF"
+        await answer
+    assert a.unreported_alarms == ()
+    assert [alarm.code for alarm in b.unreported_alarms] == ["A?S"]
+
+
+async def test_late_alarm_drained_by_another_pump_is_noted_on_the_pump_that_sent_it():
+    async with raw_line(0, 1) as (master, (a, b)):
+        await _unanswered(master, a)
+        await _unanswered(master, b)
+        os.write(master, encode_basic_reply("01A?S"))  # B's late reply, arriving while A drains
+        answer = asyncio.create_task(_answer(master, encode_basic_reply("00IINF")))
+        assert await a.direction() == "INF"
+        await answer
+    assert a.unreported_alarms == ()
+    assert [alarm.code for alarm in b.unreported_alarms] == ["A?S"]
+
+
+async def test_late_alarm_from_an_address_nobody_polls_is_an_error_and_not_noted_on_a_neighbour(caplog):
+    async with raw_line(0) as (master, (a,)):
+        await _unanswered(master, a)
+        os.write(master, encode_basic_reply("07A?S"))
+        answer = asyncio.create_task(_answer(master, encode_basic_reply("00IINF")))
+        with caplog.at_level(logging.ERROR, logger="pumpgw.drivers.ne1000"):
+            assert await a.direction() == "INF"
+        await answer
+    assert a.unreported_alarms == ()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("A?S" in m and "address 7" in m for m in errors)
+
+
+
+def _fill(fd: int) -> int:
+    """Write to ``fd`` until it would block; the number of bytes it took."""
+    taken = 0
+    for chunk in (4096, 1):
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                taken += os.write(fd, b"x" * chunk)
+    return taken
+
+
+async def test_a_write_that_stalls_is_a_link_error_within_the_request_timeout():
+    """Nobody drains the line (stalled adapter, flow control): fail this link, don't hang."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = await open_serial(os.ttyname(slave), name="stalled")
+    try:
+        os.set_blocking(slave, False)
+        while _fill(slave):  # the kernel moves bytes on to the master side: fill until it stops
+            await asyncio.sleep(0.05)
+        driver = Ne1000Driver(link, pump_id="bed05", request_timeout_s=0.2)
+        with pytest.raises(LinkError, match="stalled"):
+            await asyncio.wait_for(driver.direction(), 5)
+    finally:
+        await link.close()
+        os.close(master)
+        os.close(slave)

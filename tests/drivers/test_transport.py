@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import pty
 import tty
 
@@ -119,3 +120,25 @@ async def test_tcp_connect_refused_is_a_link_error():
     with pytest.raises(LinkError):
         await open_tcp("127.0.0.1", port, name="rack", connect_timeout_s=2)
 
+
+
+async def test_tcp_link_probes_a_silent_peer_with_short_keepalives():
+    """A rack rebooted behind NAT leaves a half-open connection: keepalive finds it in ~25 s."""
+    accepted: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = await open_tcp("127.0.0.1", port, name="rack")
+    try:
+        sock = link._writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+            probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+            assert idle + interval * probes <= 60  # not the kernel's 2 h + 9 x 75 s
+    finally:
+        await link.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

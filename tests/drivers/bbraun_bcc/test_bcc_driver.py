@@ -217,6 +217,6 @@ async def test_send_refuses_anything_off_the_allowlist_at_driver_and_session(com
         with pytest.raises(ForbiddenCommand):
             await driver._send(command)
         with pytest.raises(ForbiddenCommand):
-            await driver.session._send(command)
+            await driver.session._send(command, 1.0)
         await asyncio.sleep(0.05)
     assert b.rack.requests == []
