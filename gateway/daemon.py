@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import signal
 from pathlib import Path
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway import __version__
@@ -45,8 +44,7 @@ class Daemon:
         await self.supervisor.run()
 
 
-def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None,
-                 install_extra: Callable[[Supervisor], None] | None = None) -> Daemon:
+def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None) -> Daemon:
     """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
     alerts = GatewayAlerts()
@@ -105,8 +103,6 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
             # than a full backoff + connect + ACK wait.
             stale = dest.retry.max_backoff_s + dest.connect_timeout_s + dest.ack_timeout_s + 30
             supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
-    if install_extra is not None:
-        install_extra(supervisor)
     supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
     return daemon
 
