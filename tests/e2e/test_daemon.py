@@ -4,7 +4,6 @@ delivering HL7 through the SQLite outbox to the EHR receiver simulator over MLLP
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sqlite3
