@@ -6,9 +6,7 @@ pointing the configuration at them, not by replacing components.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import signal
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -134,27 +132,18 @@ def _drug_library(
 
     publish_version()
 
-    async def on_sighup() -> None:
-        loop = asyncio.get_running_loop()
-        hup = asyncio.Event()
-        loop.add_signal_handler(signal.SIGHUP, hup.set)
-        try:
-            while True:
-                await hup.wait()
-                hup.clear()
-                _repin(holder, config_path)
-                result = await holder.reload_async()
-                log.info("drug library reload (SIGHUP)", status=str(result.status),
-                         version=holder.current.version if holder.current else None)
-                publish_version()
-        finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+    async def reload() -> None:
+        _repin(holder, config_path)
+        result = await holder.reload_async()
+        log.info("drug library reload (SIGHUP)", status=str(result.status),
+                 version=holder.current.version if holder.current else None)
+        publish_version()
 
     async def watch() -> None:
         await holder.watch()
 
     supervisor.add("drug library watch", watch)
-    supervisor.add("drug library SIGHUP", on_sighup)
+    supervisor.on_reload("drug library", reload)
     return holder
 
 

@@ -64,6 +64,8 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
         self.stragglers: list[str] = []  # services still running after the shutdown budget
+        self._reload = asyncio.Event()
+        self._reloaders: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._last_tick = time.monotonic()
 
     def add(
@@ -86,6 +88,13 @@ class Supervisor:
             raise ValueError(f"service {name!r} registered twice")
         self.services[name] = Service(name, factory, progress, stale_after_s, stopper)
 
+    def on_reload(self, name: str, reloader: Callable[[], Awaitable[None]]) -> None:
+        """Run ``reloader`` on SIGHUP (``systemctl reload``), in registration order."""
+        self._reloaders.append((name, reloader))
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
     def on_close(self, name: str, closer: Callable[[], Awaitable[None] | None]) -> None:
         """Run ``closer`` after every service stopped (reverse registration order)."""
         self._closers.append((name, closer))
@@ -101,6 +110,9 @@ class Supervisor:
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+            # SIGHUP is always handled: its default action would end the daemon, and systemd
+            # counts that as a clean exit -- the ward would silently lose monitoring.
+            loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         tasks: list[asyncio.Task] = []
         try:
             # Tasks are created and reaped by hand rather than in a TaskGroup: leaving a
@@ -108,6 +120,7 @@ class Supervisor:
             # back the closers (the outbox commit) forever. Each task is owned here.
             tasks = [asyncio.create_task(self._keep_running(s), name=s.name) for s in self.services.values()]
             watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+            reloads = asyncio.create_task(self._reload_loop(), name="reload")
             self.notifier.ready(status=f"running {len(tasks)} services")
             self._started.set()
             log.info("started", services=sorted(self.services))
@@ -122,9 +135,9 @@ class Supervisor:
                     service.stopper()
             if graceful:
                 await asyncio.wait(graceful, timeout=self.shutdown_timeout_s / 4)
-            for task in (*tasks, watchdog):
+            for task in (*tasks, watchdog, reloads):
                 task.cancel()
-            _done, pending = await asyncio.wait([*tasks, watchdog], timeout=self.shutdown_timeout_s / 4)
+            _done, pending = await asyncio.wait([*tasks, watchdog, reloads], timeout=self.shutdown_timeout_s / 4)
             self.stragglers = sorted(t.get_name() for t in pending)
             if pending:
                 log.error("services did not stop in time", services=self.stragglers)
@@ -133,10 +146,26 @@ class Supervisor:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     log.error("service ended with an error", service=task.get_name(), exc_info=task.exception())
             if install_signal_handlers:
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
             await self._run_closers()
             log.info("stopped")
+
+    def _on_hup(self) -> None:
+        log.info("signal received", signal="SIGHUP")
+        self._reload.set()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            if not self._reloaders:
+                log.info("reload requested: nothing to reload (no drug library configured)")
+            for name, reloader in self._reloaders:
+                try:
+                    await reloader()
+                except Exception:  # a failed reload keeps the daemon and what is in force
+                    log.exception("reload failed", component=name)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("signal received", signal=sig.name)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    # Until the supervisor takes SIGHUP over, a `systemctl reload` during start-up must not end
+    # the daemon (SIGHUP's default action).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         report = load_config_report(args.config)
     except ConfigError as exc:

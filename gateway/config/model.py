@@ -275,7 +275,7 @@ class MqttConfig(_Strict):
     password_file: Path | None = Field(default=None, description="File holding the password (kept out of config).")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
     topic_prefix: str = Field(
-        default="pumpgw/v1", pattern=r"^[^#+]+$", description="Start of every topic, before site/ward/pump."
+        default="pumpgw/v1", pattern=r"^[^#+]+$", description="Start of every topic: {prefix}/{site}/{gateway_id}/... (the ward is not a topic level)."
     )
     include_patient_ids: bool = Field(default=False, description="Put patient identifiers into payloads.")
     tls: TlsConfig = Field(default=TlsConfig(), description="TLS towards the broker.")

@@ -72,7 +72,7 @@ class MqttLanes:
 
 @dataclass(slots=True)
 class PublisherStats:
-    """Health counters (for the health endpoint and tests)."""
+    """Health counters (connection state, deliveries, rebirths), read by tests and the demo."""
 
     connected: bool = False
     connect_attempts: int = 0

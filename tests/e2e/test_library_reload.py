@@ -79,3 +79,35 @@ def test_sighup_pins_a_new_library_and_a_broken_file_is_refused_with_an_alert(tm
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sighup_without_a_drug_library_keeps_the_daemon_running(tmp_path, pumpgw_cmd, subprocess_env):
+    """`systemctl reload` must never end monitoring: SIGHUP's default action would."""
+    config = tmp_path / "gw.toml"
+    config.write_text(f"""
+[gateway]
+site = "s"
+ward = "w"
+gateway_id = "g"
+eui64 = "001BC50C0000AA04"
+
+[outbox]
+path = "{tmp_path / 'outbox.sqlite'}"
+
+[logging]
+format = "json"
+""")
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([*pumpgw_cmd, "run", "--config", str(config)], env=subprocess_env, stderr=err)
+    try:
+        wait_for_log(log, lambda r: r.get("event") == "started")
+        proc.send_signal(signal.SIGHUP)
+        wait_for_log(log, lambda r: "nothing to reload" in r.get("event", ""))
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
