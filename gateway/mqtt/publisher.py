@@ -72,7 +72,7 @@ class MqttLanes:
 
 @dataclass(slots=True)
 class PublisherStats:
-    """Health counters (connection state, deliveries, rebirths), read by tests and the demo."""
+    """Health counters (connection state, deliveries, rebirths); tests read them."""
 
     connected: bool = False
     connect_attempts: int = 0
