@@ -77,3 +77,33 @@ async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tm
     assert "event not queued for HL7; will retry" in log.getvalue()
     outbox.close()
     logging.getLogger().handlers.clear()
+
+
+async def test_program_above_the_hard_limit_is_documented_with_its_verdict_in_pcd01(tmp_path):
+    """Dopamine at 35 mcg/kg/min in the ICU (hard max 30): PCD-01 carries the verdict rows,
+    naming the limit, the values compared and the library, and still passes the checker."""
+    from gateway.druglib import LibraryHolder
+    from gateway.hl7.check import check_message
+    from gateway.resources import config_dir
+
+    library = LibraryHolder(config_dir() / "drug-library.example.json")
+    assert library.reload().in_force
+    config = load_config_text(CONFIG.replace('protocol = "ne1000"', 'protocol = "ne1000"\ncare_area = "ICU"'))
+    outbox = Outbox.open(tmp_path / "o.sqlite")
+    pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), library=library)
+    channel = ChannelSnapshot(
+        "1", ChannelState.INFUSING, rate=Quantity(Decimal("107.6"), "mL/h"), drug="Dopamine",
+        concentration=Quantity(Decimal("1.6"), "mg/mL"), dose_rate=Quantity(Decimal("35"), "ug/kg/min"),
+        patient_weight=Quantity(Decimal("82"), "kg"),
+    )
+    await pipeline.on_snapshot(
+        "bed01", PumpSnapshot("bed01", PumpIdentity("New Era", "NE-1000"), (channel,), received_at=T0)
+    )
+    outbox.close()
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        (pcd01,) = [bytes(r[0]) for r in db.execute("SELECT payload FROM messages WHERE kind='pcd01'")]
+    assert check_message(pcd01) == []
+    text = pcd01.decode()
+    assert "PUMPGW_DRUGLIB_VERDICT^99PUMPGW|1.1.2." in text and "above_hard_max" in text
+    assert "|35|" in text and "|30|" in text  # the values compared, with units on their rows
+    assert [v.kind.value for v in pipeline.pumps["bed01"].verdicts["1"]] == ["above_hard_max"]
