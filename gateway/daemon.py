@@ -80,7 +80,11 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts)
     supervisor.add("outbox maintenance", outbox.maintain)
     for key, pumps in group_by_link(config.pumps).items():
-        poller = LinkPoller(key, pumps, pipeline)
+        poller = LinkPoller(
+            key, pumps, pipeline,
+            backoff_initial_s=config.polling.reconnect.initial_backoff_s,
+            backoff_max_s=config.polling.reconnect.max_backoff_s,
+        )
         daemon.pollers.append(poller)
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)
     for dest in config.destinations:

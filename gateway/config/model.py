@@ -326,6 +326,16 @@ class LoggingConfig(_Strict):
     )
 
 
+class PollingConfig(_Strict):
+    """How the gateway treats pump links (serial lines, device-server ports, racks)."""
+
+    reconnect: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="Backoff between attempts to reopen a link that failed (full jitter, reset after a good poll); "
+        "it bounds the reconnect rate towards a device server.",
+    )
+
+
 class Hl7Config(_Strict):
     """What every HL7 message carries, whatever its destination."""
 
@@ -346,6 +356,7 @@ class GatewayConfig(_Strict):
         default_factory=list, description="HL7 receivers, one [[destinations]] table each."
     )
     hl7: Hl7Config = Field(default=Hl7Config(), description="What every HL7 message carries.")
+    polling: PollingConfig = Field(default=PollingConfig(), description="Pump links: reconnect backoff.")
     mqtt: MqttConfig = Field(default=MqttConfig(), description="MQTT publishing of live state.")
     outbox: OutboxConfig = Field(description="The durable outbox.")
     library: LibraryConfig | None = Field(default=None, description="The drug library; none: no verdicts.")
