@@ -37,6 +37,7 @@ SINKS = frozenset({"hl7", "mqtt"})
 MAX_ROUTING_ATTEMPTS = 20  # ~ one per poll: a transient disk or lock problem outlasts this
 MAX_UNROUTED = 1000  # per pump: bounded memory (design.md §2 inv. 8)
 
+
 def lane_for(destination: MllpDestination, kind: str) -> str:
     return destination.name + (ALARM_LANE_SUFFIX if kind == "pcd04" else "")
 
@@ -185,17 +186,24 @@ class Pipeline:
         """
         queue = rt.unrouted
         queue.extend((event, SINKS, 0) for event in events)
+        blocked: set[str] = set()  # a sink that failed holds every later event too: order per sink
         for _ in range(len(queue)):
             event, owed, attempts = queue.popleft()
-            failed = await self._route_event(rt, event, owed)
-            if not failed:
+            failed = await self._route_event(rt, event, owed - blocked) if owed - blocked else frozenset()
+            blocked |= failed
+            still_owed = failed | (owed & blocked)
+            if not still_owed:
                 continue
-            if attempts + 1 >= MAX_ROUTING_ATTEMPTS or len(queue) >= MAX_UNROUTED:
+            tried = attempts + (1 if failed else 0)
+            if failed and (tried >= MAX_ROUTING_ATTEMPTS or len(queue) >= MAX_UNROUTED):
                 self.log.error("event given up after failed routing", pump=rt.config.id, kind=event.kind.value,
-                               alert_instance_id=event.alert_instance_id, sinks=sorted(failed),
-                               attempts=attempts + 1)
-            else:
-                queue.append((event, failed, attempts + 1))
+                               alert_instance_id=event.alert_instance_id, sinks=sorted(failed), attempts=tried)
+                continue
+            queue.append((event, still_owed, tried))
+        while len(queue) > MAX_UNROUTED:  # a sink failing for good: bounded, and loudly
+            event, owed, tried = queue.popleft()
+            self.log.error("event given up: unrouted backlog full", pump=rt.config.id, kind=event.kind.value,
+                           alert_instance_id=event.alert_instance_id, sinks=sorted(owed), attempts=tried)
 
     async def _route_event(self, rt: PumpRuntime, event: PumpEvent, owed: frozenset[str]) -> frozenset[str]:
         """Route one event to the sinks still owed; return those that failed."""
