@@ -98,6 +98,7 @@ class PumpSpec(_Strict):
     pillar: int | None = Field(default=None, ge=1, le=3)
     slot: int | None = Field(default=None, ge=1, le=24)
     poll_interval_s: float = Field(default=5.0, ge=0.2)
+    care_area: str = Field(default="ICU", description="Drug-library care area written into the gateway config.")
     faults: FaultSpec = FaultSpec()
     at: list[Action] = Field(default_factory=list)
 
@@ -136,6 +137,7 @@ class GroupSpec(_Strict):
     running: bool = True
     acceleration: float | None = Field(default=None, gt=0)
     poll_interval_s: float = Field(default=5.0, ge=0.2)
+    care_area: str = Field(default="ICU", description="Drug-library care area written into the gateway config.")
     faults: FaultSpec = FaultSpec()
     at: list[Action] = Field(default_factory=list)
     stride: int = Field(default=1, ge=1, description="Timeline applies to every stride-th pump.")
@@ -189,7 +191,8 @@ class Scenario:
                 id=f"{group.id_prefix}{n:04d}", protocol=group.protocol, serial=serial, model=group.model,
                 firmware=group.firmware, rate_ml_h=group.rate_ml_h + group.rate_step_ml_h * (n - 1),
                 vtbi_ml=group.vtbi_ml, drug=group.drug, running=group.running, acceleration=group.acceleration,
-                poll_interval_s=group.poll_interval_s, faults=group.faults, at=timeline, **placement,
+                poll_interval_s=group.poll_interval_s, care_area=group.care_area, faults=group.faults, at=timeline,
+                **placement,
             ))
         return out
 

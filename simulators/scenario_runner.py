@@ -10,6 +10,7 @@ that applies each action at its time (real seconds since :meth:`ScenarioRunner.s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from drivers.ne1000 import codec as ne_codec
+from gateway.resources import config_dir
 from simulators.alaris import AlarisLine
 from simulators.bbraun_bcc import BccRack, BccRackServer
 from simulators.faults import Faults
@@ -276,6 +278,7 @@ class ScenarioRunner:
     # -- the matching gateway configuration ----------------------------------------------
 
     def gateway_config_toml(self, *, ehr_port: int, outbox_path: str, ehr_host: str = "127.0.0.1") -> str:
+        library = config_dir() / "drug-library.example.json"
         lines = [
             f"# Written by `pumpgw simulate --scenario {self.scenario.path}`: the gateway side of",
             "# the simulated ward. Valid while the simulator runs (pty paths, rack ports).",
@@ -290,6 +293,12 @@ class ScenarioRunner:
             "",
             "[outbox]",
             f"path = {_q(outbox_path)}",
+            "",
+            "# The example drug library shipped with pumpgw, pinned: every reported program is",
+            "# checked against it (the simulated protocols report rates, not drugs).",
+            "[library]",
+            f"path = {_q(str(library))}",
+            f'sha256 = "{hashlib.sha256(library.read_bytes()).hexdigest()}"',
             "",
             "[[destinations]]",
             'name = "ehr"',
@@ -310,6 +319,7 @@ class ScenarioRunner:
                 f"id = {_q(endpoint.pump_id)}",
                 f"protocol = {_q(endpoint.protocol)}",
                 f"poll_interval_s = {spec.poll_interval_s!r}",
+                f"care_area = {_q(spec.care_area)}",
                 f"link = {link}",
                 "",
             ]

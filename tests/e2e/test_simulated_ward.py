@@ -140,3 +140,6 @@ async def test_gateway_reports_what_the_simulated_ward_does_on_all_three_protoco
     # corrupt-checksum fault had been injected and cleared
     assert any(map(titrated, records))
     assert "Traceback" not in (tmp_path / "gw.log").read_text()
+    # the written config pins the example drug library: every program got a verdict row
+    pcd01 = [r.raw for r in records if r.message_type == "ORU^R01^ORU_R01"]
+    assert pcd01 and all(b"PUMPGW_DRUGLIB_VERDICT" in raw for raw in pcd01)
