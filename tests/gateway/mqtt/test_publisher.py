@@ -290,3 +290,26 @@ def test_envelope_topics_are_used_verbatim(broker, subscribe):
 
     pub = make_publisher(broker, q)
     run_with(pub, body)
+
+
+def test_gateway_alert_reaches_the_alerts_topic_through_the_durable_queue(broker, subscribe):
+    """An outbox alert (e.g. a quarantined message) is logged and published on .../alerts."""
+    from gateway.alerts import GatewayAlerts
+
+    q = MemoryQueue()
+    alerts = GatewayAlerts()
+    sub = subscribe(broker, [f"{BASE}/alerts"])
+
+    async def body() -> None:
+        forwarder = asyncio.create_task(alerts.forward(pub))
+        try:
+            alerts.raise_alert("message_quarantined", {"lane": "ehr", "control_id": "X1", "reason": "AE from receiver"})
+            payload, _ = await wait_for(sub, f"{BASE}/alerts")
+        finally:
+            forwarder.cancel()
+            await asyncio.gather(forwarder, return_exceptions=True)
+        assert payload["alert"] == "message_quarantined" and payload["details"]["control_id"] == "X1"
+        assert payload["gateway"] == "gw1" and payload["schema_version"] == 1
+
+    pub = make_publisher(broker, q)
+    run_with(pub, body)
