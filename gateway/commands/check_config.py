@@ -32,14 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_handle)
 
 
+def print_config_error(exc: ConfigError) -> int:
+    """Every problem of an invalid configuration on stderr; the exit code 1 for the caller."""
+    count = len(exc.problems)
+    print(f"{exc.path}: configuration is invalid, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
 def _handle(args: argparse.Namespace) -> int:
     try:
         report = load_config_report(args.file)
     except ConfigError as exc:
-        count = len(exc.problems)
-        print(f"{exc.path}: configuration is invalid, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
+        return print_config_error(exc)
     print(summarise(report.config, source=args.file, warnings=report.warnings))
     return 0

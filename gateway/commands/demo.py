@@ -16,7 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gateway.commands.check_config import print_config_error
 from gateway.config import load_config
+from gateway.errors import ConfigError
 from gateway.config.model import GatewayConfig
 from gateway.log import configure_logging
 from gateway.resources import config_dir
@@ -49,7 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    config = load_config(args.config or config_dir() / "demo.toml")
+    try:
+        config = load_config(args.config or config_dir() / "demo.toml")
+    except ConfigError as exc:
+        return print_config_error(exc)
     state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="pumpgw-demo-"))
     state.mkdir(parents=True, exist_ok=True)
     configure_logging(level="warning", fmt="console" if sys.stderr.isatty() else "json")

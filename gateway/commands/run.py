@@ -7,9 +7,9 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
+from gateway.commands.check_config import print_config_error
 from gateway.config import load_config_report
 from gateway.errors import ConfigError, PumpgwError
 from gateway.log import configure_logging, get_logger
@@ -39,10 +39,7 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         report = load_config_report(args.config)
     except ConfigError as exc:
-        print(f"{exc.path}: configuration is invalid:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 1
+        return print_config_error(exc)
     config = report.config
     configure_logging(level=config.logging.level, fmt=config.logging.format, wire_trace=config.logging.wire_trace)
     from gateway.daemon import build_daemon  # imported late: `--help` stays fast
