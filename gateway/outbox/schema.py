@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway.outbox.errors import OutboxCorrupt, OutboxSchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Index = version reached after applying the statements.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -43,6 +43,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             lane TEXT PRIMARY KEY,
             thinned INTEGER NOT NULL DEFAULT 0,
             thinned_bytes INTEGER NOT NULL DEFAULT 0
+        )""",
+    ),
+    # Issue 12: the clinical state each pump's messages told the outside world (active alarms
+    # with their onset id, running infusions, communication state, identity, last PCD-01),
+    # written in the same transaction as those messages so a restart continues the story
+    # (design.md §2 inv. 9). One row per pump; ``state`` is versioned JSON owned by
+    # gateway/events/state_codec.py. No reference to other tables.
+    2: (
+        """CREATE TABLE pump_state (
+            pump_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,               -- format version of ``state``
+            state TEXT NOT NULL,                    -- JSON
+            updated_at REAL NOT NULL                -- wall clock of the commit
         )""",
     ),
 }
