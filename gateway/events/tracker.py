@@ -31,6 +31,13 @@ Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.
 * **Order within one snapshot.** comm restored, identity changed, closures of a replaced
   device, device time changed, alarm onsets, alarm continues, alarm ends, then delivery events
   per channel in the snapshot's channel order (removed channels last).
+* **Restart.** :meth:`export_state` / :meth:`restore_state` carry what the tracker knows and
+  the outside world was told (identity, delivery state per channel, active alarms with their
+  instance ids, communication loss) across a restart; a restored tracker is not a baseline,
+  so running infusions are not started again and active alarms keep their onset
+  (:mod:`gateway.events.state_codec`).
+* **Latched alarms** (``Alarm.latched``) stay active while absent until the channel delivers
+  again (:mod:`gateway.events.alarms`).
 * **Bounded memory.** The last snapshot, the last known state of each current channel, the
   active alarms of current channels and a fixed-size clock window.
 """
@@ -53,6 +60,7 @@ from gateway.events.diff import (
 )
 from gateway.events.errors import ForeignSnapshotError, NaiveTimestampError
 from gateway.events.model import EventKind, PumpEvent
+from gateway.events.state_codec import TrackerState
 
 IDENTITY_FIELDS = ("manufacturer", "model", "serial_number", "firmware", "drug_library_version")
 _ALARM_ORDER = {EventKind.ALARM_ONSET: 0, EventKind.ALARM_CONTINUE: 1, EventKind.ALARM_END: 2}
@@ -115,6 +123,24 @@ class PumpEventTracker:
     def active_alarms(self) -> Mapping[tuple[str, str], str]:
         """``(channel_id, alarm code) -> alert_instance_id`` of every alarm not yet ended."""
         return {key: active.instance_id for key, active in self._alarms.active.items()}
+
+    def export_state(self) -> TrackerState:
+        """What a restarted tracker needs to continue the story (module docstring, "Restart")."""
+        return TrackerState(
+            identity=self._identity,
+            known=dict(self._known),
+            alarms=self._alarms.export(),
+            lost=self._lost,
+            last_time=self._last_time,
+        )
+
+    def restore_state(self, state: TrackerState) -> None:
+        """Continue from an exported state (before the first snapshot of this process)."""
+        self._identity = state.identity
+        self._known = dict(state.known)
+        self._alarms.restore(state.alarms)
+        self._lost = state.lost
+        self._last_time = state.last_time
 
     def on_comm_lost(self, at: datetime, reason: str) -> list[PumpEvent]:
         """The poller gave up on the pump at ``at`` (gateway clock); reported once per loss.
@@ -191,7 +217,10 @@ class PumpEventTracker:
 
         alarm_changes: list[AlarmChange] = []
         for channel_id, channel in channels.items():
-            alarm_changes.extend(self._alarms.update(channel_id, channel.alarms, at, baseline=baseline))
+            delivering = channel.state in (ChannelState.INFUSING, ChannelState.KVO)
+            alarm_changes.extend(
+                self._alarms.update(channel_id, channel.alarms, at, baseline=baseline, delivering=delivering)
+            )
         for channel_id in sorted(self._alarms.channels() - channels.keys()):
             alarm_changes.extend(self._alarms.end_channel(channel_id, REASON_CHANNEL_REMOVED))
         alarm_changes.sort(key=lambda change: _ALARM_ORDER[change.kind])

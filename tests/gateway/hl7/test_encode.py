@@ -50,21 +50,13 @@ def test_omit_policy_still_sends_published_events_without_unpublished_rows():
     assert check_message(report) == []
 
 
-def test_the_stop_half_of_a_titration_reports_transitioning():
-    event = PumpEvent(EventKind.DELIVERY_STOP, "bed07-a", WHEN, channel_id="Primary",
-                      snapshot=one_channel_pump(ChannelState.STOPPED), detail={"cause": "titration"})
-    _cid, message = encode_pcd10(event, make_context())
-    found = rows(message)
-    assert found["MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS"][1] == "pump-delivery-status-transitioning"
-    assert "MDC_DEV_PUMP_NOT_DELIVERING_REASON" not in found
-
-
 @pytest.mark.parametrize(("kind", "status"), [(EventKind.COMM_LOST, "comm-status-offline"),
                                               (EventKind.COMM_RESTORED, "comm-status-online")])
 def test_communication_events_without_a_snapshot_carry_only_mds_rows_and_the_status(kind, status):
     _cid, message = encode_pcd10(PumpEvent(kind, "bed07-a", WHEN), make_context())
     parsed = parse_message(message)
-    assert [s.field(4) for s in parsed.named("OBX")] == ["1.0.0.0", "1.0.0.1", "1.0.0.2"]
+    assert [s.field(4) for s in parsed.named("OBX")] == ["1.0.0.0", "1.0.0.1", "1.0.0.2", "1.0.0.3"]
+    assert rows(message)["MDC_ATTR_TIME_ABS"] == ["20240701083000+0000"]  # B.8.8: the gateway is the time base
     cond = rows(message)["MDC_ATTR_EVT_COND"]
     assert (cond[1], cond[8]) == ("MDC_EVT_COMM_STATUS_CHANGE", status)
     assert rows(message)["MDC_ATTR_EVT_SOURCE"] == ["1.0.0.0"]
