@@ -20,7 +20,8 @@ from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
-from gateway.pipeline import Pipeline, lanes
+from gateway.lanes import lanes
+from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
 from gateway.supervisor import Supervisor
@@ -76,6 +77,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        on_alert=alerts.raise_alert,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts)
     supervisor.add("outbox maintenance", outbox.maintain)
