@@ -242,7 +242,7 @@ class Pipeline:
     def _report_refusals(self, rt: PumpRuntime, event: PumpEvent | None, refused: list[Refusal]) -> None:
         for r in refused:
             details = {"pump": rt.config.id, "lane": r.lane, "kind": r.kind,
-                       "event": event.kind.value if event is not None else "pcd01",
+                       "event_kind": event.kind.value if event is not None else "pcd01",
                        "alert_instance_id": (event.alert_instance_id if event is not None else None) or "",
                        "error_type": type(r.error).__name__, "error": str(r.error)}
             self.log.error("message not produced: cannot be encoded (dropped for this lane)", **details)
