@@ -10,7 +10,9 @@ pumpgw promises across restarts (design.md §2 inv. 9), per device (the MDS OBX-
 * **start after start** -- a PCD-10 delivery start on a source channel whose previous
   delivery event was also a start (no stop or complete between);
 * **lost online** -- a communication-offline event not followed by an online one for the same
-  device, when the device is expected online at the end; **online without offline**.
+  pump, when the pump is expected online at the end; **online without offline**.
+
+A pump is keyed by its bed (PV1-3 point of care) when one is configured, else by OBX-18.
 
 Duplicates of one message (same MSH-10, a resend after a crash mid-ACK) are counted once.
 The restart tests and ``bench/restart_story.py`` both use it.
@@ -87,8 +89,12 @@ def check_story(raws: Iterable[bytes], *, active_ok: Iterable[str] = (), offline
         trigger = msh.component(9, 2)
         device = _mds_device(msg)
         pv1 = msg.named("PV1")
-        if pv1 and device:
-            report.devices_per_location.setdefault(pv1[0].field(3), set()).add(device.split("^")[0])
+        bed = pv1[0].component(3, 3) if pv1 else ""
+        if bed and device:
+            report.devices_per_location.setdefault(bed, set()).add(device)
+        # The pump: its bed (PV1-3 point of care) when configured, which also covers a pump that
+        # went offline before it was ever identified; else the device identity in OBX-18.
+        device = f"bed {bed}" if bed else device
         if trigger == "R40":
             obr = msg.named("OBR")[0]
             phase = next((o.field(5) for o in msg.named("OBX") if o.component(3, 2) == "MDC_ATTR_EVENT_PHASE"), "")

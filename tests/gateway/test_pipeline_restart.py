@@ -44,6 +44,7 @@ port = 2576
 messages = ["pcd04"]
 [[pumps]]
 id = "bed01"
+location = "bed 1"
 protocol = "alaris"
 link = { type = "serial", url = "/dev/ttyUSB0" }
 """
