@@ -36,7 +36,7 @@ from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
 from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
-from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_state, encode_state, state_dict
+from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_state, encode_state
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
@@ -154,14 +154,11 @@ class Pipeline:
                           channels=len(state.known), comm_lost=state.lost is not None)
 
     def _state_key(self, rt: PumpRuntime) -> str:
+        """The state as told, without the last event time (it moves with every poll and tells
+        no story): when it is unchanged and nothing is owed, no row is written."""
         state = rt.tracker.export_state()
         state.extra = {"last_pcd01_at": rt.last_pcd01_at} if rt.last_pcd01_at else {}
-        return repr(state_dict(state))
-
-    def _state_row(self, rt: PumpRuntime) -> PumpStateRow:
-        state = rt.tracker.export_state()
-        state.extra = {"last_pcd01_at": rt.last_pcd01_at} if rt.last_pcd01_at else {}
-        return PumpStateRow(rt.config.id, STATE_VERSION, encode_state(state))
+        return encode_state(state, with_last_time=False)
 
     # -- SnapshotSink -------------------------------------------------------------------
     async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
@@ -257,13 +254,16 @@ class Pipeline:
         if messages or events:
             rt.uncommitted.append(Uncommitted(messages, events))
             self._bound(rt)
-        key = self._state_key(rt)
+        state = rt.tracker.export_state()
+        state.extra = {"last_pcd01_at": rt.last_pcd01_at} if rt.last_pcd01_at else {}
+        key = encode_state(state, with_last_time=False)
         if not rt.uncommitted and key == rt.stored_key:
             return
         pending = list(rt.uncommitted)
         batch = [m for unit in pending for m in unit.messages]
+        row = PumpStateRow(rt.config.id, STATE_VERSION, encode_state(state))
         try:
-            await self.outbox.commit(batch, [self._state_row(rt)])
+            await self.outbox.commit(batch, [row])
         except Exception as exc:  # storage: keep the same bytes for the next attempt
             self.log.error("commit failed; the same messages will be committed before newer ones",
                            pump=rt.config.id, messages=len(batch), error=str(exc), error_type=type(exc).__name__)

@@ -90,10 +90,12 @@ def state_dict(state: TrackerState) -> dict[str, Any]:
     }
 
 
-def encode_state(state: TrackerState) -> str:
+def encode_state(state: TrackerState, *, with_last_time: bool = True) -> str:
+    """The row's JSON text; without ``last_time`` it serves as "did anything worth telling change"."""
     data = state_dict(state)
-    data["last_time"] = None if state.last_time is None else state.last_time.isoformat()
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    if with_last_time:
+        data["last_time"] = None if state.last_time is None else state.last_time.isoformat()
+    return json.dumps(data, separators=(",", ":"))
 
 
 def decode_state(pump_id: str, version: int, text: str) -> TrackerState:
