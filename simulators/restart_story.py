@@ -74,11 +74,12 @@ def _scenario(plan: StoryPlan) -> Scenario:
     return Scenario(ScenarioFile(simulation=Simulation(acceleration=1.0), groups=groups, racks=[]))
 
 
-def _gateway_config(runner: ScenarioRunner, *, ehr_port: int, outbox: Path) -> str:
+def _gateway_config(runner: ScenarioRunner, *, ehr_port: int, outbox: Path, plan: StoryPlan) -> str:
     """The runner's config with a bed per pump (PV1-3), quick loss detection, JSON logs."""
     text = runner.gateway_config_toml(ehr_port=ehr_port, outbox_path=str(outbox))
     text = text.replace('processing_id = "D"', 'processing_id = "D"\npcd01_interval_s = 30')
-    text = re.sub(r'^id = "([^"]+)"$', r'id = "\1"\nlocation = "\1"\ncomm_lost_after_s = 2\n'
+    lost_after = max(2.0, 3 * plan.poll_interval_s)
+    text = re.sub(r'^id = "([^"]+)"$', rf'id = "\1"\nlocation = "\1"\ncomm_lost_after_s = {lost_after}\n'
                   r'request_timeout_s = 0.5', text, flags=re.M)
     text = text.replace("[[destinations]]", "[logging]\nformat = \"json\"\n\n[[destinations]]", 1)
     return text + "\n"
@@ -190,7 +191,7 @@ async def run_restart_story(workdir: Path, plan: StoryPlan, *, progress=None) ->
     try:
         async with ScenarioRunner(_scenario(plan), pty_dir=workdir / "ptys") as runner:
             config = workdir / "gw.toml"
-            config.write_text(_gateway_config(runner, ehr_port=port, outbox=outbox), encoding="utf-8")
+            config.write_text(_gateway_config(runner, ehr_port=port, outbox=outbox, plan=plan), encoding="utf-8")
             ward = _Ward(runner, rng)
             daemon_log = open(workdir / "daemon.log", "ab")  # noqa: SIM115 - closed below
             try:

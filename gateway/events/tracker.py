@@ -9,11 +9,11 @@ Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.
   produced the reply, on the gateway clock (:mod:`gateway.events.clock`), then clamped so that
   a pump's event times never decrease. A communication loss happens at the ``at`` the poller
   gives (its own gateway-clock judgement), clamped the same way.
-* **Start-up.** The first snapshot is a *baseline*: channels already infusing produce a
-  delivery start and active alarms an onset, flagged ``detail["baseline"] == "true"``. The EHR
-  must learn what is running and the alert manager what is sounding; a tracker cannot know
-  whether a previous gateway process already reported them, so a duplicate start after a
-  restart is preferred to a missing one, and the flag lets a consumer de-duplicate.
+* **Start-up.** The first snapshot of a pump the tracker knows nothing about is a
+  *baseline*: channels already infusing produce a delivery start and active alarms an onset,
+  flagged ``detail["baseline"] == "true"``. The EHR must learn what is running and the alert
+  manager what is sounding. A restarted gateway restores the tracker instead (see
+  "Restart"), so the baseline is only for a first start, an unreadable state, or a new device.
 * **Communication.** Lost is reported once by :meth:`on_comm_lost`. Restored is reported once,
   by :meth:`on_comm_restored` when the poller calls it on the first valid reply, otherwise by
   the next snapshot itself (a reconnected link that yields no valid reply has not restored
