@@ -5,8 +5,9 @@ Two delivery classes (docs/mqtt.md):
 * **Latest state** (status, inventory, per-pump availability and state) is coalesced: only
   the newest payload per topic is kept, in memory, and published retained (QoS 1). After
   every (re)connect and on a rebirth request all of it is published again, status birth first.
-* **Events and alarms** are committed to the durable queue (the outbox) by
-  :meth:`MqttPublisher.enqueue_event` and sent from there in production order, QoS 1, up to
+* **Events and alarms** are rendered by :meth:`MqttPublisher.render_event` (no I/O) and
+  committed by the pipeline in the same outbox transaction as the event's HL7 messages
+  (:meth:`enqueue_event` commits one on its own), then sent from there in production order, QoS 1, up to
   ``mqtt.max_inflight`` at a time per lane; a message is marked delivered only after its
   PUBACK. A lost session resends every unacknowledged message from the queue, so a consumer
   sees at most the in-flight window twice (QoS 1 at-least-once) and can drop repeats by

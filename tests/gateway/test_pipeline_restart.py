@@ -235,3 +235,31 @@ async def test_a_failed_commit_is_retried_with_identical_bytes_and_control_ids(t
     await gw.pipeline.on_snapshot("bed01", snap(1, ChannelState.ALARM, alarms=(OCCLUSION,)))
     assert seen[0] and seen[1][: len(seen[0])] == seen[0]
     assert [(c, p) for _, c, p in gw.rows()] == seen[1]
+
+
+async def test_the_mqtt_alarm_is_committed_in_the_same_transaction_as_the_hl7_alarms(tmp_path):
+    from gateway.mqtt.outbox_queue import OutboxQueue
+    from gateway.mqtt.publisher import MqttPublisher
+    from gateway.mqtt.queue import decode_envelope
+
+    config = load_config_text(CONFIG + "\n[mqtt]\nenabled = true\n")
+    outbox = Outbox.open(tmp_path / "o.sqlite")
+    live = MqttPublisher(config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="t",
+                         config_hash="0")
+    pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), live=live,
+                        pcd01_interval_s=3600)
+    await pipeline.on_snapshot("bed01", snap(0))
+    fail_inserts(outbox, 1, lane="mqtt-alarms")  # the MQTT row fails: no HL7 alarm either
+    await pipeline.on_snapshot("bed01", snap(1, ChannelState.ALARM, alarms=(OCCLUSION,)))
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM messages WHERE kind IN ('pcd04', 'mqtt-alarm')").fetchone() == (0,)
+    await pipeline.on_snapshot("bed01", snap(2, ChannelState.ALARM, alarms=(OCCLUSION,)))
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        rows = db.execute("SELECT lane, payload FROM messages WHERE kind IN ('pcd04', 'mqtt-alarm') "
+                          "ORDER BY id").fetchall()
+    assert [lane for lane, _ in rows] == ["ehr.alarms", "am2.alarms", "mqtt-alarms"]
+    topic, body = decode_envelope(bytes(rows[2][1]))
+    onset_id = phases([(None, None, bytes(rows[0][1]))])[0][1]
+    assert topic.endswith("/pumps/bed01/alarms") or "bed01" in topic
+    assert json.loads(body)["alert_instance_id"] == onset_id
+    outbox.close()
