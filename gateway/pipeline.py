@@ -130,6 +130,7 @@ class Pipeline:
         """Continue every pump from its committed clinical state; an unusable row -> unknown."""
         stored = self.outbox.load_states()
         now_wall, now_mono = time.time(), time.monotonic()
+        restored = alarms = lost = 0
         for pump_id, rt in self.pumps.items():
             row = stored.get(pump_id)
             if row is None:
@@ -150,8 +151,11 @@ class Pipeline:
                     rt.last_pcd01, rt.last_pcd01_at = now_mono - max(0.0, age), last
                 except ValueError:
                     pass  # the next PCD-01 is simply due now
-            self.log.info("clinical state restored", pump=pump_id, alarms=len(state.alarms),
-                          channels=len(state.known), comm_lost=state.lost is not None)
+            restored, alarms, lost = restored + 1, alarms + len(state.alarms), lost + (state.lost is not None)
+            self.log.debug("clinical state restored", pump=pump_id, alarms=len(state.alarms),
+                           channels=len(state.known), comm_lost=state.lost is not None)
+        if stored:
+            self.log.info("clinical state restored", pumps=restored, active_alarms=alarms, comm_lost=lost)
 
     def _state_key(self, rt: PumpRuntime) -> str:
         """The state as told, without the last event time (it moves with every poll and tells

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from gateway.hl7.story import StoryReport, check_story
 from simulators.ehr import EhrReceiver
-from simulators.scenario import Action, GroupSpec, RackSpec, Scenario, ScenarioFile, Simulation
+from simulators.scenario import Action, GroupSpec, Scenario, ScenarioFile, Simulation
 from simulators.scenario_runner import ScenarioRunner
 
 REPO = Path(__file__).resolve().parent.parent
