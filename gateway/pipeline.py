@@ -235,7 +235,11 @@ class Pipeline:
         for event in events:
             rt.counters["events"] += 1
             verdicts = self._verdict_rows(rt) if event.snapshot is rt.last_snapshot else None
-            rendered, refused = self.renderer.event(event, identity=rt.tracker.identity, verdicts=verdicts)
+            identity = rt.tracker.identity
+            if event.detail.get("reason") == "device_replaced" and event.previous_identity is not None:
+                identity = event.previous_identity  # closing what the old device was doing
+                verdicts = None
+            rendered, refused = self.renderer.event(event, identity=identity, verdicts=verdicts)
             self._report_refusals(rt, event, refused)
             messages.extend(rendered)
         return messages

@@ -102,6 +102,7 @@ class PumpEventTracker:
         self._last: PumpSnapshot | None = None
         self._identity: PumpIdentity | None = None
         self._known: dict[str, ChannelSnapshot] = {}  # last non-UNKNOWN state per current channel
+        self._ordinals: dict[str, int] = {}  # channel id -> its 1-based position when last seen
         self._last_time: datetime | None = None
         self._lost: tuple[datetime, str] | None = None
 
@@ -181,6 +182,7 @@ class PumpEventTracker:
             self._lost = None
         baseline = self._identity is None
         replaced = False
+        old_identity = self._identity
         if self._identity is not None:
             changed = identity_changes(self._identity, snapshot.identity)
             if changed:
@@ -201,7 +203,7 @@ class PumpEventTracker:
         for kind, detail, previous_identity in pending:
             events.append(self._event(kind, at, snapshot, detail=detail, previous_identity=previous_identity))
         if replaced:
-            events.extend(self._close_everything(at, snapshot))
+            events.extend(self._close_everything(at, snapshot, old_identity))
         if reading.jumped:
             assert reading.previous_offset is not None and reading.observed_offset is not None
             detail = {
@@ -234,22 +236,42 @@ class PumpEventTracker:
             events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
             self._known[channel_id] = channel
         for channel_id in [cid for cid in self._known if cid not in channels]:
+            ordinal = self._ordinal(channel_id)
             previous = self._known.pop(channel_id)
-            changes = closing_delivery(previous, REASON_CHANNEL_REMOVED)
+            changes = [replace(c, detail={**c.detail, "ordinal": ordinal})
+                       for c in closing_delivery(previous, REASON_CHANNEL_REMOVED)]
             events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
 
+        self._ordinals = {}
+        for n, channel in enumerate(snapshot.channels, start=1):
+            self._ordinals.setdefault(channel.channel_id, n)
         self._last = snapshot
         return events
 
-    def _close_everything(self, at: datetime, snapshot: PumpSnapshot) -> list[PumpEvent]:
-        """The previous device was replaced: end its alarms and stop its infusions, saying why."""
+    def _ordinal(self, channel_id: str) -> str:
+        """Where a channel that is gone sat in the pump tree (its VMD ordinal stays reserved,
+        TF2-R10 App. A), so its closing stop names the same source as its start."""
+        if channel_id in self._ordinals:
+            return str(self._ordinals[channel_id])
+        return str(list(self._known).index(channel_id) + 1) if channel_id in self._known else "0"
+
+    def _close_everything(
+        self, at: datetime, snapshot: PumpSnapshot, old_identity: PumpIdentity | None
+    ) -> list[PumpEvent]:
+        """The previous device was replaced: end its alarms and stop its infusions, saying why.
+
+        The closing events carry the old device's identity (``previous_identity``): they are
+        about it, not about the device that took its place."""
         events = []
         for channel_id in sorted(self._alarms.channels()):
             for change in self._alarms.end_channel(channel_id, REASON_DEVICE_REPLACED):
-                events.append(self._alarm_event(change, at, snapshot))
+                events.append(replace(self._alarm_event(change, at, snapshot), previous_identity=old_identity))
         for channel_id, previous in self._known.items():
+            ordinal = self._ordinal(channel_id)
             for change in closing_delivery(previous, REASON_DEVICE_REPLACED):
-                events.append(self._delivery_event(change, at, snapshot, channel_id, previous))
+                change = replace(change, detail={**change.detail, "ordinal": ordinal})
+                event = self._delivery_event(change, at, snapshot, channel_id, previous)
+                events.append(replace(event, previous_identity=old_identity))
         self._known.clear()
         return events
 

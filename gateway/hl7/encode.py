@@ -37,6 +37,7 @@ PCD10_EVENTS: dict[EventKind, str] = {
     EventKind.COMM_RESTORED: "MDC_EVT_COMM_STATUS_CHANGE",
     EventKind.DEVICE_TIME_CHANGED: "MDC_EVT_DEVICE_TIME_CHANGED",
 }
+_CLOSING_REASONS = frozenset({"channel_removed", "device_replaced"})
 _COMM_STATUS = {EventKind.COMM_LOST: "comm-status-offline", EventKind.COMM_RESTORED: "comm-status-online"}
 
 # Alarm kinds (drivers.model.Alarm.kind) with a TF-printed MDC event code (§11.3). Any other
@@ -157,6 +158,11 @@ def encode_pcd10(
     info = ctx.pump(event.pump_id)
     snapshot = event.snapshot
     n, channel = _find_channel(snapshot, event.channel_id)
+    if event.detail.get("reason") in _CLOSING_REASONS and event.previous_channel is not None:
+        # A removed channel or a replaced device: the stop is about the channel as it was,
+        # at the ordinal it had (reserved, App. A); its state now cannot be observed.
+        n = int(event.detail.get("ordinal") or 0) or len(snapshot.channels if snapshot else ()) + 1
+        channel = replace(event.previous_channel, state=ChannelState.UNKNOWN, alarms=())
     source = f"1.{n}.2.0" if channel is not None else "1.0.0.0"
     rows = ObxRows()
     mds_rows(rows, snapshot, info, ctx, event_rows=(code, source), identity=identity, observed_at=event.occurred_at)

@@ -125,7 +125,8 @@ def check_story(raws: Iterable[bytes], *, active_ok: Iterable[str] = (), offline
                 comm[device] = status
                 continue
             source = rows["MDC_ATTR_EVT_SOURCE"].field(5) if "MDC_ATTR_EVT_SOURCE" in rows else ""
-            key = (device, source)
+            label = rows.get("MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL")
+            key = (device, label.field(5) if label is not None else source)  # OBX-4 numbers may move
             if event == "MDC_EVT_PUMP_DELIV_START":
                 report.starts += 1
                 if last_delivery.get(key) == "start":

@@ -263,3 +263,20 @@ async def test_the_mqtt_alarm_is_committed_in_the_same_transaction_as_the_hl7_al
     assert topic.endswith("/pumps/bed01/alarms") or "bed01" in topic
     assert json.loads(body)["alert_instance_id"] == onset_id
     outbox.close()
+
+
+async def test_a_replaced_device_is_closed_under_its_own_identity_and_the_new_one_starts_under_its_own(tmp_path):
+    from dataclasses import replace
+
+    gw = Gateway(tmp_path / "o.sqlite")
+    await gw.pipeline.on_snapshot("bed01", snap(0))
+    other = replace(snap(5), identity=replace(IDENTITY, serial_number="8002-99999"))
+    await gw.pipeline.on_snapshot("bed01", other)
+    told = []
+    for _, _, payload in gw.rows("ehr"):
+        msg = parse_message(payload)
+        if msg.msh.component(9, 2) == "R42":
+            cond = next(o for o in msg.named("OBX") if o.component(3, 2) == "MDC_ATTR_EVT_COND")
+            told.append((cond.component(5, 2), msg.named("OBX")[0].component(18, 1)))
+    assert told == [("MDC_EVT_PUMP_DELIV_START", "8002-51733"), ("MDC_EVT_PUMP_DELIV_STOP", "8002-51733"),
+                    ("MDC_EVT_PUMP_DELIV_START", "8002-99999")]

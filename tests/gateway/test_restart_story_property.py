@@ -108,7 +108,9 @@ async def _run(path: Path, steps) -> list[bytes]:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step_st, max_size=20))
 def test_any_history_with_restarts_tells_a_true_story_on_the_hl7_stream(steps):
-    with tempfile.TemporaryDirectory() as tmp:
+    # tmpfs where there is one: a real SQLite file, but fsync costs nothing there, so many
+    # examples (and shrinking a failure) stay quick on a busy machine.
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
         messages = asyncio.run(_run(Path(tmp) / "o.sqlite", steps))
     report = check_story(messages)
     assert report.ok, report.summary() | {

@@ -182,3 +182,17 @@ def test_every_message_of_one_pump_carries_one_device_identity_never_the_gateway
     ids = {next(s.field(18) for s in parse_message(m).named("OBX") if s.field(18)) for m in messages}
     assert ids == {"E0002^LVP-1^PUMPVENDOR^L"}
     assert not any(GATEWAY_EUI in i for i in ids)
+
+
+def test_the_stop_of_a_removed_channel_names_the_source_its_start_named():
+    from tests.gateway.hl7.conftest import dopamine_channel
+
+    before = one_channel_pump()
+    gone = PumpEvent(EventKind.DELIVERY_STOP, "bed07-a", WHEN, channel_id="B", snapshot=before,
+                     previous_channel=dopamine_channel(channel_id="B"),
+                     detail={"reason": "channel_removed", "ordinal": "2"})
+    _cid, message = encode_pcd10(gone, make_context())
+    assert rows(message)["MDC_ATTR_EVT_SOURCE"] == ["1.2.2.0"]
+    assert rows(message)["MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL"] == ["B"]
+    assert "MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS" not in rows(message)  # cannot be observed any more
+    assert check_message(message) == []
