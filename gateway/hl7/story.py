@@ -130,7 +130,7 @@ def check_story(raws: Iterable[bytes], *, active_ok: Iterable[str] = (), offline
             if event == "MDC_EVT_PUMP_DELIV_START":
                 report.starts += 1
                 if last_delivery.get(key) == "start":
-                    report.start_after_start.append(f"{device} {source}")
+                    report.start_after_start.append(f"{key[0]} channel {key[1]}")
                 last_delivery[key] = "start"
             elif event in ("MDC_EVT_PUMP_DELIV_STOP", "MDC_EVT_PUMP_DELIV_COMP"):
                 last_delivery[key] = "stop"

@@ -1,6 +1,7 @@
-"""Any sequence of snapshots, communication losses, failed commits and abrupt restarts tells
-a true story on the HL7 stream: every alarm onset ends exactly once, no delivery start follows
-a start without a stop between, and a pump that went offline is reported online again.
+"""A hypothesis state machine: any sequence of snapshots, communication losses, failed commits
+and abrupt restarts tells a true story on the HL7 stream: every alarm onset ends exactly once,
+no delivery start follows a start without a stop between, and a pump that went offline is
+reported online again.
 
 Real pipeline, encoders and SQLite outbox; a restart abandons the process state as SIGKILL
 does (nothing flushed, nothing closed in order) and starts over on the same file.
@@ -15,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.config import load_config_text
@@ -57,12 +59,6 @@ STATES = [ChannelState.INFUSING, ChannelState.STOPPED, ChannelState.ALARM, Chann
 
 channel_st = st.tuples(st.sampled_from(STATES), st.sampled_from(["5", "10"]),
                        st.lists(st.sampled_from(ALARMS), max_size=2))
-step_st = st.one_of(
-    st.tuples(st.just("snap"), st.lists(channel_st, min_size=1, max_size=2), st.integers(1, 120)),
-    st.tuples(st.just("lost")),
-    st.tuples(st.just("restart")),
-    st.tuples(st.just("fail_commit")),
-)
 
 
 def snapshot(at: datetime, channels) -> PumpSnapshot:
@@ -73,48 +69,79 @@ def snapshot(at: datetime, channels) -> PumpSnapshot:
     return PumpSnapshot("p1", PumpIdentity("CareFusion", "Alaris GP", serial_number="S-1"), chans, received_at=at)
 
 
-async def _run(path: Path, steps) -> list[bytes]:
-    config = load_config_text(CONFIG)
+class RestartStory(RuleBasedStateMachine):
+    """One pump through snapshots, losses, failed commits and SIGKILL-style restarts.
 
-    def start() -> tuple[Outbox, Pipeline]:
-        outbox = Outbox.open(path)
-        return outbox, Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"))
+    After every step the HL7 stream so far must hold the prefix invariants (no end or
+    continue without its onset, no onset ended twice, no start after a start, no online
+    without an offline); at the end the ward goes quiet and every onset must have ended
+    and every offline been followed by an online.
+    """
 
-    outbox, pipeline = start()
-    now = T0
-    channel_count = 1
-    for step in steps:
-        if step[0] == "snap":
-            now += timedelta(seconds=step[2])
-            channel_count = len(step[1])
-            await pipeline.on_snapshot("p1", snapshot(now, step[1]))
-        elif step[0] == "lost":
-            now += timedelta(seconds=5)
-            await pipeline.on_comm_lost("p1", now, "no reply")
-        elif step[0] == "fail_commit":
-            fail_inserts(outbox, 1)
-        else:  # SIGKILL: whatever was not committed is gone with the process
-            outbox.close()
-            outbox, pipeline = start()
-    # Quiet end: the pump answers, every channel infuses without alarms (latched ones resolve).
-    for _ in range(2):
-        now += timedelta(seconds=1)
-        await pipeline.on_snapshot("p1", snapshot(now, [(ChannelState.INFUSING, "5", [])] * channel_count))
-    outbox.close()
-    with sqlite3.connect(path) as db:
-        return [bytes(r[0]) for r in db.execute("SELECT payload FROM messages ORDER BY id")]
+    def __init__(self) -> None:
+        super().__init__()
+        # tmpfs where there is one: a real SQLite file, but fsync costs nothing there, so many
+        # examples (and shrinking a failure) stay quick on a busy machine.
+        self.tmp = tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        self.path = Path(self.tmp.name) / "o.sqlite"
+        self.loop = asyncio.new_event_loop()
+        self.config = load_config_text(CONFIG)
+        self.now = T0
+        self.channel_count = 1
+        self._start()
+
+    def _start(self) -> None:
+        self.outbox = Outbox.open(self.path)
+        self.pipeline = Pipeline(self.config, self.outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"))
+
+    def _stream(self) -> list[bytes]:
+        with sqlite3.connect(self.path) as db:
+            return [bytes(r[0]) for r in db.execute("SELECT payload FROM messages ORDER BY id")]
+
+    @rule(channels=st.lists(channel_st, min_size=1, max_size=2), seconds=st.integers(1, 120))
+    def snapshot(self, channels, seconds) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.channel_count = len(channels)
+        self.loop.run_until_complete(self.pipeline.on_snapshot("p1", snapshot(self.now, channels)))
+
+    @rule()
+    def comm_lost(self) -> None:
+        self.now += timedelta(seconds=5)
+        self.loop.run_until_complete(self.pipeline.on_comm_lost("p1", self.now, "no reply"))
+
+    @rule()
+    def next_commit_fails(self) -> None:
+        fail_inserts(self.outbox, 1)
+
+    @rule()
+    def sigkill_and_restart(self) -> None:
+        self.outbox.close()  # whatever was not committed is gone with the process
+        self._start()
+
+    @invariant()
+    def the_story_so_far_holds(self) -> None:
+        report = check_story(self._stream())  # open alarms and offline pumps are fine mid-story
+        assert not (report.unknown_parents or report.double_ends or report.repeated_onsets
+                    or report.start_after_start or report.online_without_offline), report.summary()
+        assert report.duplicates == 0
+
+    def teardown(self) -> None:
+        try:
+            # Quiet end: the pump answers, every channel infuses without alarms (latched ones resolve).
+            for _ in range(2):
+                self.now += timedelta(seconds=1)
+                quiet = [(ChannelState.INFUSING, "5", [])] * self.channel_count
+                self.loop.run_until_complete(self.pipeline.on_snapshot("p1", snapshot(self.now, quiet)))
+            report = check_story(self._stream())
+            assert report.ok, report.summary() | {
+                "orphaned": report.orphaned_onsets, "lost_online": report.lost_online,
+            }
+        finally:
+            self.outbox.close()
+            self.loop.close()
+            self.tmp.cleanup()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step_st, max_size=20))
-def test_any_history_with_restarts_tells_a_true_story_on_the_hl7_stream(steps):
-    # tmpfs where there is one: a real SQLite file, but fsync costs nothing there, so many
-    # examples (and shrinking a failure) stay quick on a busy machine.
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
-        messages = asyncio.run(_run(Path(tmp) / "o.sqlite", steps))
-    report = check_story(messages)
-    assert report.ok, report.summary() | {
-        "orphaned": report.orphaned_onsets, "start_after_start": report.start_after_start,
-        "lost_online": report.lost_online, "unknown_parents": report.unknown_parents,
-    }
-    assert report.duplicates == 0
+RestartStory.TestCase.settings = settings(max_examples=80, stateful_step_count=20, deadline=None,
+                                          suppress_health_check=[HealthCheck.too_slow])
+test_any_history_with_restarts_tells_a_true_story_on_the_hl7_stream = RestartStory.TestCase
