@@ -34,6 +34,7 @@ class Sink:
         self.snapshots: dict[str, list[PumpSnapshot]] = {}
         self.identities: dict[str, list[PumpIdentity]] = {}
         self.events: list[tuple[str, str]] = []
+        self.unreadable: list[str] = []
         self.changed = asyncio.Event()
 
     async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
@@ -42,6 +43,10 @@ class Sink:
 
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
         self.identities.setdefault(pump_id, []).append(identity)
+        self.changed.set()
+
+    async def on_identity_unreadable(self, pump_id: str, reason: str) -> None:
+        self.unreadable.append(pump_id)
         self.changed.set()
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
