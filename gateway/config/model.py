@@ -147,6 +147,11 @@ class PumpConfig(_Strict):
     comm_lost_after_s: float = Field(
         default=30.0, gt=0, description="Silence after which the pump is reported communication-lost."
     )
+    identify_interval_s: float = Field(
+        default=300.0, ge=5, le=86400,
+        description="Seconds between two identity reads (serial number, firmware): a swap or a firmware update "
+        "that the status replies do not reveal is found within this time. Identity is always read at connect.",
+    )
     asset_tag: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f|^~\\&]+$",
         description="The hospital's inventory number (asset tag) of the pump in this slot, from the region's "

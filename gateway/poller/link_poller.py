@@ -202,7 +202,7 @@ class LinkPoller:
         assert state.driver is not None
         pump_id = state.config.id
         try:
-            if time.monotonic() - state.last_identify >= IDENTITY_RECHECK_S:
+            if time.monotonic() - state.last_identify >= min(IDENTITY_RECHECK_S, state.config.identify_interval_s):
                 await self._identify(state)
             snapshot = await state.driver.poll()
         except LinkError:
