@@ -75,6 +75,7 @@ class IdentityRegistry:
         self.slots = load_slots(self._conn)
         self._asset_tags = dict(asset_tags)
         self._dirty: set[str] = set()
+        self._unreadable_unknown: set[str] = set()  # never identified and unreadable: reported once
         self._last_flush = time.monotonic()
 
     # -- start-up -----------------------------------------------------------------------
@@ -119,7 +120,8 @@ class IdentityRegistry:
                 "missing": "identity", "serial": known.serial_number or "", "firmware": known.firmware or "",
                 "reason": reason}, "warning"))
             record = replace(known, unreadable_since=at)
-        elif known is None:
+        elif known is None and pump_id not in self._unreadable_unknown:
+            self._unreadable_unknown.add(pump_id)
             changes.append(Change(EventKind.IDENTITY_UNREADABLE, {
                 "missing": "identity", "serial": "", "firmware": "", "reason": reason}, "warning"))
         return Observation(pump_id, at, Comparison(changes, record), None, known, reason, changes)

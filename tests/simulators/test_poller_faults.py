@@ -155,6 +155,21 @@ async def test_alaris_identity_swap_and_firmware_change_reach_the_sink(tmp_path,
     assert sink.identities["bed01"][-1].serial_number == "8002-51733"
 
 
+async def test_an_unreadable_alaris_identity_is_reported_and_polling_goes_on(tmp_path, monkeypatch):
+    """Empty INST_SERIALNO/COMMS_PROTOCOL replies: one `identity unreadable` per identify,
+    snapshots keep coming, nothing is reported lost; readable again, identities resume."""
+    monkeypatch.setattr(link_poller, "IDENTITY_RECHECK_S", 0.3)
+    async with alaris_setup(tmp_path) as (server, line, sink, poller):
+        line.pump.identity = replace(line.pump.identity, readable=False)
+        await sink.until(lambda: sink.unreadable.count("bed01") >= 2)
+        polled = sink.count("bed01")
+        await sink.until(lambda: sink.count("bed01") >= polled + 3)
+        line.pump.identity = replace(line.pump.identity, readable=True)
+        seen = len(sink.identities["bed01"])
+        await sink.until(lambda: len(sink.identities["bed01"]) > seen)
+    assert not [e for e in sink.events if e[1] == "lost"]
+
+
 def rack_pump(rate: str) -> SimulatedPump:
     return SimulatedPump(
         DeviceIdentity("B. Braun", "688F030006", "40864", "688N030003"),
