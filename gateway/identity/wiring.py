@@ -44,7 +44,7 @@ def last_config_hash(trail: AuditTrail) -> str | None:
     return rows[-1].detail_dict["hash"] if rows else None
 
 
-def audit_config(trail: AuditTrail, config: GatewayConfig, *, when: str, path: Path | None) -> None:
+def audit_config(trail: AuditTrail, config: GatewayConfig, *, when: str, path: Path | None) -> bool:
     """Append ``config.changed`` when the configuration's hash differs from the last recorded."""
     new = full_config_hash(config)
     old = last_config_hash(trail)
@@ -54,6 +54,7 @@ def audit_config(trail: AuditTrail, config: GatewayConfig, *, when: str, path: P
         })
         log.info("configuration change recorded in the audit trail", when=when, previous_hash=(old or "")[:16],
                  hash=new[:16])
+    return new != old
 
 
 class TraceabilityParts:
@@ -95,7 +96,9 @@ class TraceabilityParts:
             self.trail.append("config.refused", "config", {"when": "SIGHUP", "path": str(self.config_path),
                                                          "problems": exc.problems[:20]})
             return
-        audit_config(self.trail, fresh, when="SIGHUP", path=self.config_path)
+        changed = audit_config(self.trail, fresh, when="SIGHUP", path=self.config_path)
+        # Only the drug-library pin takes effect on reload; every other key at the next restart.
+        log.info("SIGHUP: configuration file re-read for the audit trail", changed=changed)
 
     async def maintain(self) -> None:
         """Daily: retention (rows older than the configured period, after a checkpoint)."""
