@@ -153,11 +153,18 @@ class PumpConfig(_Strict):
         "that the status replies do not reveal is found within this time. Identity is always read at connect.",
     )
     asset_tag: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f|^~\\&]+$",
+        default=None, min_length=1, max_length=64,
         description="The hospital's inventory number (asset tag) of the pump in this slot, from the region's "
         "register; sent as MDC_ATTR_ID_SOFT, shown by `pumpgw inventory`. A pump with another serial "
         "number in this slot is then reported as a swap that contradicts the register (ERROR).",
     )
+
+    @field_validator("asset_tag")
+    @classmethod
+    def _printable_tag(cls, value: str | None) -> str | None:
+        if value is not None and (value != value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            raise ValueError("an asset tag is printable text without control characters or surrounding blanks")
+        return value
 
     @model_validator(mode="after")
     def _link_fits_protocol(self) -> PumpConfig:

@@ -143,7 +143,8 @@ class IdentityRegistry:
         if obs.comparison.new_device and obs.previous is None:
             audits.append(("identity.registered", {k: v or "" for k, v in record.to_dict().items()
                                                    if k not in ("pump", "last_seen", "unreadable_since")}))
-        elif not obs.changes and obs.previous is not None and obs.previous.unreadable_since and not record.unreadable_since:
+        elif (not obs.changes and obs.previous is not None and obs.previous.unreadable_since
+              and not record.unreadable_since):
             audits.append(("identity.readable_again", {"serial": record.serial_number or "",
                                                        "firmware": record.firmware or ""}))
         device = (record.manufacturer or "", record.serial_number) if record.serial_number else None
@@ -222,8 +223,9 @@ class IdentityRegistry:
                     self._conn.execute("UPDATE pump_identity SET last_seen=? WHERE pump_id=?",
                                        (_iso(record.last_seen), pump_id))
                     if record.serial_number:
-                        self._conn.execute("UPDATE pump_device SET last_seen=? WHERE manufacturer=? AND serial_number=?",
-                                           (_iso(record.last_seen), record.manufacturer or "", record.serial_number))
+                        self._conn.execute(
+                            "UPDATE pump_device SET last_seen=? WHERE manufacturer=? AND serial_number=?",
+                            (_iso(record.last_seen), record.manufacturer or "", record.serial_number))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
