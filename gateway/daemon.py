@@ -66,8 +66,9 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
-    library = _drug_library(config, supervisor, live, alerts, config_path)
+    # first: its audit trail (``traceability.trail.append``) is what library changes are recorded with
     traceability = _traceability(config, supervisor, live, config_path)
+    library = _drug_library(config, supervisor, live, alerts, config_path)
     pipeline = Pipeline(
         config,
         outbox,
