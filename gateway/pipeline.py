@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -28,6 +29,7 @@ from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_ch
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
 from gateway.events.tracker import PumpEventTracker
+from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.hl7 import PCD10_EVENTS, ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.log import get_logger
@@ -126,7 +128,7 @@ class Pipeline:
             return
         await self._route_events(rt, events)
         if self.trace is not None:
-            await self._traced(rt, *self.trace.observe_snapshot(snapshot))
+            await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
             rt.last_pcd01 = now
@@ -173,22 +175,34 @@ class Pipeline:
         self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
                       library=identity.drug_library_version)
         if self.trace is not None:
-            await self._traced(self.pumps[pump_id], *self.trace.observe_identify(pump_id, identity))
+            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_identify(pump_id, identity))
 
     async def on_identity_unreadable(self, pump_id: str, reason: str) -> None:
         """The pump answers but its identity query failed (the poller goes on polling)."""
         if self.trace is not None:
-            await self._traced(self.pumps[pump_id], *self.trace.observe_unreadable(pump_id, reason))
+            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_unreadable(pump_id, reason))
 
-    async def _traced(self, rt: PumpRuntime, events: list[PumpEvent], obs) -> None:
-        """Traceability events through the normal event path, the CMMS report, then the record."""
+    async def _traced(self, rt: PumpRuntime, observe: Callable[[], tuple[list[PumpEvent], Observation]]) -> None:
+        """Traceability events through the normal event path, the CMMS report, then the record.
+
+        A failure here (the database unreadable ...) is logged and never stops polling."""
+        assert self.trace is not None
+        try:
+            events, obs = observe()
+        except Exception as exc:
+            self.log.error("identity not compared with the registry", pump=rt.config.id, error=str(exc),
+                           error_type=type(exc).__name__)
+            return
         await self._route_events(rt, events)
         if self._routes["dmc"] and (obs.changes or obs.comparison.new_device):
             await self._route_dmc(rt, obs)
-        assert self.trace is not None
-        self.trace.commit(obs)
+        try:
+            self.trace.commit(obs)
+        except Exception as exc:
+            self.log.error("identity record not stored", pump=rt.config.id, error=str(exc),
+                           error_type=type(exc).__name__)
 
-    async def _route_dmc(self, rt: PumpRuntime, obs) -> None:
+    async def _route_dmc(self, rt: PumpRuntime, obs: Observation) -> None:
         from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
 
         record = obs.comparison.record or obs.previous
