@@ -60,6 +60,11 @@ class LibraryHolder:
     def current(self) -> LoadedLibrary | None:
         return self._current
 
+    def put_in_force(self, loaded: LoadedLibrary) -> None:
+        """Swap in a library another component verified (a signed release, gateway.druglib.releases)."""
+        self._current = loaded
+        self._last_refused_sha = None
+
     def reload(self) -> ReloadResult:
         """Read the file now and put it in force if valid (call from the SIGHUP handler)."""
         return self._apply(*self._read())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway.outbox.errors import OutboxCorrupt, OutboxSchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 5
 
 # Index = version reached after applying the statements.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -43,6 +43,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             lane TEXT PRIMARY KEY,
             thinned INTEGER NOT NULL DEFAULT 0,
             thinned_bytes INTEGER NOT NULL DEFAULT 0
+        )""",
+    ),
+    # 5 (issue 18): the signed drug-library release in force, so a restart neither forgets it
+    # nor accepts an older one (gateway/druglib/state.py). One row at most.
+    5: (
+        """CREATE TABLE library_in_force (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            serial INTEGER NOT NULL,                -- release order from the signed metadata
+            version TEXT NOT NULL,
+            sha256 TEXT NOT NULL,                   -- of the canonical library bytes
+            signer_key_id TEXT NOT NULL,
+            applied_at TEXT NOT NULL,               -- ISO 8601 with offset
+            source TEXT NOT NULL,                   -- mqtt | watch_dir | file | restart
+            library BLOB NOT NULL,                  -- the library file as received
+            signature BLOB NOT NULL                 -- its detached signature file
         )""",
     ),
 }
@@ -97,7 +112,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[target]:
+            for statement in MIGRATIONS.get(target, ()):  # numbers are assigned per issue; gaps are fine
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
