@@ -92,7 +92,10 @@ def _write(value: Any, out: list[str]) -> None:
 def canonical_bytes(data: bytes, *, where: str = "(library)") -> bytes:
     """The canonical form of a JSON document; raises :class:`LibraryUnreadable` naming ``where``."""
     out: list[str] = []
-    _write(_parse(data, where), out)
+    try:
+        _write(_parse(data, where), out)
+    except RecursionError:
+        raise LibraryUnreadable(where, "JSON nested too deeply") from None
     return "".join(out).encode("utf-8")
 
 

@@ -93,6 +93,8 @@ def decode_release(payload: bytes, *, where: str, max_bytes: int) -> tuple[bytes
     except json.JSONDecodeError as exc:
         raise ReleaseMessageError(where, f"payload is not JSON: {exc.msg} at byte {exc.pos} of {len(payload)} "
                                   "(truncated?)") from None
+    except RecursionError:
+        raise ReleaseMessageError(where, "payload JSON nested too deeply") from None
     if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
         got = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
         raise ReleaseMessageError(where, f"schema_version {got!r} is not {SCHEMA_VERSION}")
