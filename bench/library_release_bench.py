@@ -45,6 +45,7 @@ from bench.druglib_bench import generate  # noqa: E402
 from gateway.config.model import TrustedKeyConfig  # noqa: E402
 from gateway.druglib.canonical import canonical_sha256  # noqa: E402
 from gateway.druglib.holder import LibraryHolder  # noqa: E402
+from gateway.druglib.load import load_library_bytes  # noqa: E402
 from gateway.druglib.releases import ReleaseApplier  # noqa: E402
 from gateway.druglib.signing import generate_key, load_private_key, parse_signature_file, sign_library  # noqa: E402
 from gateway.druglib.signing import signed_message, signature_bytes  # noqa: E402
@@ -95,6 +96,8 @@ def verification(tmp: Path, entries: int, repeats: int) -> None:
         ("canonical bytes + SHA-256", best_of(repeats, lambda: canonical_sha256(lib))),
         ("Ed25519 verify alone", best_of(repeats, lambda: key.verify(raw, message))),
         ("trust check (sig file, key, canonical, Ed25519)", best_of(repeats, lambda: trust.verify(lib, sig, where="b", now=now))),
+        ("for scale: today's pinned load (pin + validation)", best_of(max(3, repeats // 4), lambda: load_library_bytes(
+            lib, path=Path("b"), expected_sha256=hashlib.sha256(lib).hexdigest(), require_released=True))),
         ("whole offer (trust + schema validation + commit)", best_of(max(3, repeats // 4), offer)),
     ]
     print(f"library: {entries} entries, {len(lib) / 1024:.0f} KiB; best of {repeats}")
