@@ -47,8 +47,14 @@ from gateway.druglib.canonical import canonical_sha256  # noqa: E402
 from gateway.druglib.holder import LibraryHolder  # noqa: E402
 from gateway.druglib.load import load_library_bytes  # noqa: E402
 from gateway.druglib.releases import ReleaseApplier  # noqa: E402
-from gateway.druglib.signing import generate_key, load_private_key, parse_signature_file, sign_library  # noqa: E402
-from gateway.druglib.signing import signed_message, signature_bytes  # noqa: E402
+from gateway.druglib.signing import (  # noqa: E402
+    generate_key,
+    load_private_key,
+    parse_signature_file,
+    sign_library,
+    signature_bytes,
+    signed_message,
+)
 from gateway.druglib.state import ReleaseState  # noqa: E402
 from gateway.druglib.trust import TrustList  # noqa: E402
 from gateway.mqtt.library_payloads import encode_release  # noqa: E402

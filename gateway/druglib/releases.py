@@ -185,9 +185,11 @@ class ReleaseApplier:
                 return OfferResult(Outcome.UNCHANGED, current)
             if self.expected_sha256 and sha256_of(library) != self.expected_sha256:
                 raise LibraryPinMismatch(where, self.expected_sha256, sha256_of(library))
-            downgrade = current is not None and meta.serial <= current.serial
-            if downgrade and (not self.allow_downgrade or meta.serial == current.serial):
-                raise LibraryNotNewer(where, meta.serial, meta.version, current.serial, current.version)
+            downgrade = False
+            if current is not None and meta.serial <= current.serial:
+                if not self.allow_downgrade or meta.serial == current.serial:
+                    raise LibraryNotNewer(where, meta.serial, meta.version, current.serial, current.version)
+                downgrade = True
             loaded = load_library_bytes(library, path=Path(where), require_released=True)
             if loaded.version != meta.version or loaded.library.released != meta.released:
                 raise SignatureError(where, f"signed metadata names version {meta.version} released {meta.released}, "

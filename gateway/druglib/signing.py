@@ -44,7 +44,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from gateway.druglib.canonical import canonical_bytes, canonical_sha256
 from gateway.druglib.errors import LibraryError
 
-SIGNATURE_FORMAT = "pumpgw-library-signature/1"
+SIGNATURE_FORMAT: Literal["pumpgw-library-signature/1"] = "pumpgw-library-signature/1"
 _DOMAIN = b"pumpgw-library-release/1\n"
 MAX_SIGNATURE_FILE_BYTES = 16 * 1024
 

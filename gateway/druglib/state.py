@@ -42,7 +42,11 @@ class ReleaseState:
             "SELECT serial, version, sha256, signer_key_id, applied_at, source, library, signature"
             " FROM library_in_force WHERE id = 1"
         ).fetchone()
-        return None if row is None else StoredRelease(*row[:6], bytes(row[6]), bytes(row[7]))
+        if row is None:
+            return None
+        serial, version, sha256, key_id, applied_at, source, library, signature = row
+        return StoredRelease(int(serial), str(version), str(sha256), str(key_id), str(applied_at), str(source),
+                             bytes(library), bytes(signature))
 
     def save(self, release: StoredRelease) -> None:
         r = release
