@@ -51,13 +51,12 @@ def build_signed_library(
         expected_sha256=lib.sha256, max_bytes=lib.max_release_bytes,
     )
     if live is not None:
-        reporters.append(lambda f: live.set_central_library_version(f.version))
-        if lib.from_mqtt:
-            from gateway.mqtt.library_feed import LibraryFeed
+        from gateway.mqtt.library_feed import LibraryFeed, report_in_force
 
-            feed = LibraryFeed(live, applier, max_bytes=lib.max_release_bytes)
-            reporters.append(feed.report)
-            supervisor.add("drug library feed", feed.run)
+        reporters.append(lambda f: live.set_central_library_version(f.version))
+        reporters.append(lambda f: report_in_force(live, f))
+        if lib.from_mqtt:
+            supervisor.add("drug library feed", LibraryFeed(live, applier, max_bytes=lib.max_release_bytes).run)
     applier.restore()
     _offer_file(applier, lib)
     if lib.watch_dir is not None:

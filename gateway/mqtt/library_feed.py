@@ -26,6 +26,17 @@ from gateway.mqtt.publisher import MqttPublisher
 log = structlog.get_logger("pumpgw.mqtt.library")
 
 
+def report_in_force(publisher: MqttPublisher, in_force: InForce) -> None:
+    """Publish the release in force on ``{base}/library`` (retained; again after reconnects),
+    whichever way it arrived -- the uptake report needs drop-folder gateways too."""
+    t = publisher.topics
+    publisher.set_retained(t.library, in_force_payload(
+        site=t.site, gateway=t.gateway, version=in_force.version, serial=in_force.serial,
+        sha256=in_force.sha256, signer_key_id=in_force.signer_key_id, applied_at=in_force.applied_at,
+        source=in_force.source,
+    ))
+
+
 class LibraryFeed:
     def __init__(self, publisher: MqttPublisher, applier: ReleaseApplier, *, max_bytes: int) -> None:
         self.publisher = publisher
@@ -37,15 +48,6 @@ class LibraryFeed:
         self.received = 0
         self.superseded = 0
         publisher.add_feed(self.topic, self._on_message)
-
-    def report(self, in_force: InForce) -> None:
-        """Publish the release in force on ``{base}/library`` (retained; again after reconnects)."""
-        t = self.publisher.topics
-        self.publisher.set_retained(t.library, in_force_payload(
-            site=t.site, gateway=t.gateway, version=in_force.version, serial=in_force.serial,
-            sha256=in_force.sha256, signer_key_id=in_force.signer_key_id, applied_at=in_force.applied_at,
-            source=in_force.source,
-        ))
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         self.received += 1

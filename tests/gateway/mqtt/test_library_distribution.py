@@ -232,3 +232,30 @@ def _now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_a_release_dropped_in_the_folder_is_reported_on_the_library_topic_too(
+    tmp_path, make_broker, subscribe, pumpgw_cmd, subprocess_env
+):
+    from tests.gateway.druglib.release_kit import make_key, sign
+
+    broker = make_broker()
+    key = make_key(tmp_path / "keys", "pharmacy")
+    gw = GatewayProc("gw-d", tmp_path, broker, key.public_file, pumpgw_cmd, subprocess_env)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    gw.config.write_text(gw.config.read_text().replace(
+        "[library]\n", f'[library]\nfrom_mqtt = false\nwatch_dir = "{drop}"\n'))
+    sub = subscribe(broker, [f"{PREFIX}/site1/gw-d/library"])
+    gw.start()
+    try:
+        gw.wait_log(lambda r: r.get("event") == "mqtt.online")
+        lib = library("2027.03")
+        (drop / "r.json").write_bytes(lib)
+        (drop / "r.json.sig").write_bytes(sign(lib, key, 9))
+        got = _in_force(sub, "gw-d", "2027.03")
+        assert (got["source"], got["serial"], got["signer_key_id"]) == ("watch_dir", 9, key.key_id)
+        # from_mqtt = false: the gateway never subscribed to the release topic (broker's own log)
+        assert "pumpgw/v1/library/current" not in (tmp_path / "broker0" / "mosquitto.log").read_text()
+    finally:
+        gw.stop()
