@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -201,8 +202,12 @@ class ReleaseApplier:
             applied_at, src = datetime.fromisoformat(restoring.applied_at), restoring.source
         else:
             applied_at, src = self.clock(), source
-            self.state.save(StoredRelease(meta.serial, meta.version, verified.sha256, meta.signer_key_id,
-                                          applied_at.isoformat(), src, library, signature))
+            try:
+                self.state.save(StoredRelease(meta.serial, meta.version, verified.sha256, meta.signer_key_id,
+                                              applied_at.isoformat(), src, library, signature))
+            except sqlite3.Error as exc:  # not stored = not applied: a restart must not forget it
+                return OfferResult(Outcome.REFUSED, current, LibraryError(f"{where}: cannot store the release "
+                                                                           f"in the gateway database: {exc}"))
         new = InForce(loaded, meta.serial, meta.version, verified.sha256, meta.signer_key_id, applied_at, src)
         return OfferResult(Outcome.APPLIED, new, None, downgrade=downgrade)
 

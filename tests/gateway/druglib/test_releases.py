@@ -245,3 +245,11 @@ def test_a_signature_older_than_a_keys_window_is_refused(tmp_path, keys):
     result = gw.offer(V1, sign(V1, keys[0], 1, signed_at=NOW - timedelta(days=1)))
     assert result.outcome is Outcome.REFUSED and "was not valid at signed_at" in str(result.error)
     gw.state.close()
+
+
+def test_a_release_that_cannot_be_stored_is_not_applied(gateway, keys):
+    gateway.offer(V1, sign(V1, keys[0], 1, signed_at=NOW))
+    gateway.state._conn.execute("PRAGMA query_only = ON")  # the database refuses writes from here on
+    result = gateway.offer(V2, sign(V2, keys[0], 2, signed_at=NOW))
+    assert result.outcome is Outcome.REFUSED and "cannot store the release" in str(result.error)
+    assert gateway.version == "2026.11" and gateway.audit.kinds()[-1] == AUDIT_REFUSED
