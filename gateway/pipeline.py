@@ -39,6 +39,8 @@ from gateway.events.model import PumpEvent
 from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_state, encode_state
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo
+from gateway.identity.registry import Observation
+from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
 from gateway.log import get_logger
 from gateway.outbox import Outbox
@@ -97,6 +99,7 @@ class Pipeline:
         library: LibraryHolder | None = None,
         live: LivePublisher | None = None,
         on_alert: AlertHook | None = None,
+        trace: Traceability | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -106,12 +109,14 @@ class Pipeline:
         self.library = library
         self.live = live
         self.on_alert = on_alert
+        self.trace = trace  # traceability (gateway/identity): durable identity, swap/firmware events
         self.log = get_logger("pumpgw.pipeline")
         self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
         routes: dict[str, list[MllpDestination]] = {
-            kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10")
+            kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10", "dmc")
         }
-        pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area) for p in config.pumps}
+        pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
+                 for p in config.pumps}
         g = config.gateway
         # One encoding context per destination: MSH-5/6 name the receiver.
         contexts = {
@@ -122,6 +127,7 @@ class Pipeline:
             )
             for d in config.destinations
         }
+        self._routes, self._contexts = routes, contexts
         self.renderer = Renderer(routes, contexts, live)
         self._restore()
 
@@ -186,6 +192,8 @@ class Pipeline:
             self._report_refusals(rt, None, refused)
             messages.extend(pcd01)
         await self._commit(rt, messages, events)
+        if self.trace is not None:
+            await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
         if self.live is not None:
             self.live.update_state(
                 snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
@@ -218,6 +226,52 @@ class Pipeline:
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
         self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
                       library=identity.drug_library_version)
+        if self.trace is not None:
+            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_identify(pump_id, identity))
+
+    async def on_identity_unreadable(self, pump_id: str, reason: str) -> None:
+        """The pump answers but its identity query failed (the poller goes on polling)."""
+        if self.trace is not None:
+            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_unreadable(pump_id, reason))
+
+    async def _traced(self, rt: PumpRuntime, observe: Callable[[], tuple[list[PumpEvent], Observation]]) -> None:
+        """Traceability events through the normal event path, the CMMS report, then the record.
+
+        A failure here (the database unreadable ...) is logged and never stops polling."""
+        assert self.trace is not None
+        try:
+            events, obs = observe()
+        except Exception as exc:
+            self.log.error("identity not compared with the registry", pump=rt.config.id, error=str(exc),
+                           error_type=type(exc).__name__)
+            return
+        messages = self._render_events(rt, events)
+        if self._routes["dmc"] and (obs.changes or obs.comparison.new_device):
+            messages.extend(self._render_dmc(rt, obs))
+        await self._commit(rt, messages, events)
+        try:
+            self.trace.commit(obs)
+        except Exception as exc:
+            self.log.error("identity record not stored", pump=rt.config.id, error=str(exc),
+                           error_type=type(exc).__name__)
+
+    def _render_dmc(self, rt: PumpRuntime, obs: Observation) -> list[NewMessage]:
+        from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
+
+        record = obs.comparison.record or obs.previous
+        if record is None:
+            return []
+        out = []
+        for dest in self._routes["dmc"]:
+            try:
+                control_id, payload = encode_dmc(record, obs.changes, self._contexts[dest.name],
+                                                 ward=self.config.gateway.ward, bed=rt.config.location)
+            except Exception as exc:  # a device report: logged loudly, never holds pump data back
+                self.log.error("device-management report not queued", pump=rt.config.id, destination=dest.name,
+                               error=str(exc), error_type=type(exc).__name__)
+                continue
+            out.append(NewMessage(lane_for(dest, "dmc"), "dmc", control_id, payload, dest.ttl_s["dmc"]))
+        return out
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
         rt = self.pumps[pump_id]

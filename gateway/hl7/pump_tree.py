@@ -28,6 +28,7 @@ from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnaps
 from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext, PumpInfo
 from gateway.hl7.er7 import device_dtm, dtm, escape, number
+from gateway.hl7.identity_rows import identity_rows
 
 _INFUSING = {ChannelState.INFUSING: "pump-status-infusing", ChannelState.KVO: "pump-status-infusing"}
 _DELIVERY_STATUS = {
@@ -156,6 +157,8 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
         if gateway_time is not None:
             k += 1
             rows.simple("DTM", _C["MDC_ATTR_TIME_ABS"], f"1.0.0.{k}", dtm(gateway_time, what="MDC_ATTR_TIME_ABS"))
+    if event_rows is None:  # PCD-01: model, serial/firmware, asset tag (traceability); PCD-10 keeps the TF's rows
+        identity_rows(rows, snapshot, info, k)
 
 
 def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx: EncodeContext,
