@@ -55,7 +55,8 @@ def main() -> int:
     print(f"lost online        : {len(r.lost_online)}")
     print(f"double ends {len(r.double_ends)}, unknown parents {len(r.unknown_parents)}, "
           f"online without offline {len(r.online_without_offline)}, "
-          f"beds with more than one OBX-18 {sum(len(v) > 1 for v in r.devices_per_location.values())}")
+          f"beds with more than one identified OBX-18 "
+          f"{sum(len({i for i in v if '^' in i}) > 1 for v in r.devices_per_location.values())}")
     return 0 if r.ok else 1
 
 

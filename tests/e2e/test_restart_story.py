@@ -30,5 +30,9 @@ async def test_the_story_at_the_receiver_survives_sigkill_and_sigterm_at_random_
     assert report.onsets >= 3 and report.starts >= 12 and report.offline >= 1, details
     assert sum(p.startswith("kill@") for p in result.phases) == 2
     assert sum(p.startswith("term@") for p in result.phases) == 1 and result.phases[-1] == "quiet+term"
-    # one stable device identity per bed in OBX-18
-    assert all(len(ids) == 1 for ids in report.devices_per_location.values()), report.devices_per_location
+    # one stable device identity per bed in OBX-18 (a pump that went silent before it was ever
+    # identified is named by its configured id alone until it answers: docs/hl7.md)
+    identified = {bed: {i for i in ids if "^" in i} for bed, ids in report.devices_per_location.items()}
+    assert all(len(ids) <= 1 for ids in identified.values()), report.devices_per_location
+    assert all(ids <= {bed} for bed, all_ids in report.devices_per_location.items()
+               for ids in [all_ids - identified[bed]]), report.devices_per_location
