@@ -124,6 +124,7 @@ class VendorServer:
         if fault == "duplicate":
             again = await self.send(raw, control_id)
             answer.codes += again.codes
+            answer.acks += again.acks
         return answer
 
     async def _write(self, wire: bytes, *, slow: bool) -> None:
@@ -156,6 +157,7 @@ class VendorServer:
             other = replace(program, rate_ml_h=str(float(program.rate_ml_h or 1) + 1))
             second = await self.send(messages.pcd01(other, cid), cid)
             answer.codes += second.codes
+            answer.acks += second.acks
         return answer
 
     async def pcd10(self, program: Program, event: str = "start", *, fault: str | None = None) -> Answer:
