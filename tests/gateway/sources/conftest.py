@@ -17,7 +17,7 @@ LIBRARY = config_dir() / "drug-library.example.json"
 
 
 def source_config_text(tmp_path: Path, *, ehr_port: int, source: str = "", extra: str = "",
-                       port: int = 0, devices: bool = True) -> str:
+                       port: int = 0, devices: bool = True, bind: str = "127.0.0.1") -> str:
     listed = "".join(
         f"""
 [[sources.devices]]
@@ -56,7 +56,7 @@ retry = {{ initial_backoff_s = 0.1, max_backoff_s = 0.5 }}
 {extra}
 [[sources]]
 name = "vendor"
-bind = "127.0.0.1"
+bind = "{bind}"
 port = {port}
 {source}
 {listed}
