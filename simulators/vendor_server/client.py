@@ -63,7 +63,7 @@ def msa_code(ack: bytes) -> str:
 class VendorServer:
     def __init__(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
                  server_hostname: str | None = None, ack_timeout_s: float = 10.0, acks_per_message: int = 1,
-                 slow_chunk: int = 16, slow_pause_s: float = 0.05) -> None:
+                 slow_chunk: int = 16, slow_pause_s: float = 0.05, id_prefix: str = "VS") -> None:
         self.host, self.port = host, port
         self.ssl_context, self.server_hostname = ssl_context, server_hostname
         self.ack_timeout_s = ack_timeout_s
@@ -73,11 +73,12 @@ class VendorServer:
         self._writer: asyncio.StreamWriter | None = None
         self._decoder = MllpDecoder()
         self._counter = 0
+        self.id_prefix = id_prefix  # MSH-10 = prefix + counter (a restarted server takes a new prefix)
         self.answers: list[Answer] = []
 
     def next_id(self) -> str:
         self._counter += 1
-        return f"VS{self._counter:08d}"
+        return f"{self.id_prefix}{self._counter:08d}"
 
     async def connect(self) -> None:
         await self.close()

@@ -77,3 +77,30 @@ async def test_the_receipt_is_committed_with_the_pump_state_it_caused(tmp_path):
         rows = db.execute("SELECT source, control_id FROM inbound_receipts").fetchall()
         states = db.execute("SELECT pump_id FROM pump_state").fetchall()
     assert rows == [("vendor", answer.control_id)] and ("vs-01",) in states
+
+
+async def test_an_unlisted_device_is_refused_with_ae_at_obx_18_when_only_listed_devices_are_admitted(tmp_path):
+    async with running_gateway(tmp_path, devices=False) as gw:
+        sim = VendorServer("127.0.0.1", gw.port)
+        answer = await sim.pcd01(VERDICT_PROGRAMS["within_limits"])
+        await sim.close()
+    err = parse_message(answer.acks[0]).named("ERR")[0]
+    assert answer.codes == ["CE"] and (err.component(2, 1), err.component(2, 3), err.component(3, 1)) == ("OBX", "18", "204")
+
+
+async def test_admit_any_makes_an_unlisted_device_a_pump_that_continues_after_a_restart(tmp_path):
+    source = 'admit = "any"\ndefault_care_area = "ICU"'
+    async with running_gateway(tmp_path, devices=False, source=source) as gw:
+        sim = VendorServer("127.0.0.1", gw.port)
+        assert (await sim.pcd01(VERDICT_PROGRAMS["above_soft_max"])).codes == ["CA"]
+        await sim.close()
+        await gw.wait_for_ehr(lambda rx: len(of_type(rx, "ORU^R01")) >= 1)
+        assert "vendor-VS0003" in gw.daemon.pipeline.pumps
+    assert "above_soft_max" in verdict_kinds(of_type(gw.ehr.received, "ORU^R01")[0].raw)
+    async with running_gateway(tmp_path, devices=False, source=source) as gw:
+        sim = VendorServer("127.0.0.1", gw.port, id_prefix="B")
+        assert (await sim.pcd01(VERDICT_PROGRAMS["above_soft_max"])).codes == ["CA"]
+        await sim.close()
+        rt = gw.daemon.pipeline.pumps["vendor-VS0003"]
+        assert rt.stored_key is not None  # restored from its committed state, not a new baseline
+    assert not of_type(gw.ehr.received, "ORU^R42")  # no second delivery start after the restart
