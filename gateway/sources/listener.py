@@ -120,6 +120,11 @@ class SourceListener:
             await self._serve(reader, writer, address)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             self.log.info("sender connection ended", peer=address, reason=type(exc).__name__)
+        except asyncio.CancelledError:
+            # the listener is stopping: end normally (asyncio's stream callback reports a
+            # cancelled handler task as an error). A message being handled is either
+            # committed or not; unacknowledged, the sender resends it.
+            self.log.info("sender connection closed: the source is stopping", peer=address)
         finally:
             self._connections.discard(task)
             writer.close()
