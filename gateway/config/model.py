@@ -518,6 +518,7 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> GatewayConfig:
         """Unique names, shared serial lines, rack addresses (gateway.config.checks)."""
+        self._source_ids_unique()
         if isinstance(info.context, dict) and info.context.get(DEFER_CROSS_CHECKS):
             return self
         from gateway.config.checks import cross_check  # the checks need these models
@@ -526,3 +527,20 @@ class GatewayConfig(_Strict):
         if errors:
             raise ValueError("; ".join(f"{f.where}: {f.message}" for f in errors))
         return self
+
+    def _source_ids_unique(self) -> None:
+        """A source device's pump id keys topics and state like a polled pump's: unique overall."""
+        seen = {p.id: "pumps" for p in self.pumps}
+        names: set[str] = set()
+        for i, src in enumerate(self.sources):
+            if src.name in names:
+                raise ValueError(f"sources[{i}].name: duplicate source name {src.name!r}")
+            names.add(src.name)
+            devices: set[str] = set()
+            for j, d in enumerate(src.devices):
+                where = f"sources[{i}].devices[{j}]"
+                if d.id in seen:
+                    raise ValueError(f"{where}.id: pump id {d.id!r} is already used by {seen[d.id]}")
+                if d.device in devices:
+                    raise ValueError(f"{where}.device: device {d.device!r} is listed twice in this source")
+                seen[d.id], _ = f"sources[{i}]", devices.add(d.device)

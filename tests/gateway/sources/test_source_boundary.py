@@ -136,3 +136,26 @@ port = 2575
     assert load_config_text(text).sources[0].bind == "127.0.0.1"  # never all interfaces by default
     with pytest.raises(ConfigError):
         load_config_text(text + "colour = 1\n")
+
+
+def test_a_source_device_id_clashing_with_a_pump_id_is_a_configuration_error():
+    text = """
+[gateway]
+site = "s"
+ward = "w"
+gateway_id = "g"
+eui64 = "001BC50C0000AA0B"
+[outbox]
+path = "x.sqlite"
+[[pumps]]
+id = "bed01"
+protocol = "ne1000"
+link = { type = "serial", url = "/dev/null" }
+[[sources]]
+name = "v"
+port = 2575
+devices = [{ id = "bed01", device = "S1" }]
+"""
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text)
+    assert "bed01" in str(info.value.problems if hasattr(info.value, "problems") else info.value)
