@@ -110,8 +110,8 @@ def _check_msh(message: Message, msh: Segment, out: Findings) -> Transaction | N
                 f"got {msh.field(16)!r}")
     if not message.text.isascii() and not msh.field(18):
         out.add("MSH-18", msh, 18, "non-ASCII characters need a character set (e.g. UNICODE UTF-8)")
-    if transaction.is_ack:
-        return transaction
+    if transaction.is_ack and not transaction.oids:
+        return transaction  # a plain ACK: no profile (MSH-21 is for non-ACK messages, B.1)
     language = msh.components(19)
     if language and any(language) and (len(language) < 3 or language[2] != "ISO639"):
         out.add("MSH-19", msh, 19, f"language coding system must be ISO639, got {'^'.join(language)!r}")
