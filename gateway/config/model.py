@@ -478,6 +478,11 @@ class SourceConfig(_Strict):
         "'<name>-<device>' with default_care_area.",
     )
     default_care_area: str = Field(default="", description="Care area of devices admitted by rule.")
+    conformance: Literal["report", "refuse_errors"] = Field(
+        default="report",
+        description="report: checker findings are logged, usable messages are used; refuse_errors: a message "
+        "with an error-severity finding is answered AE naming its position.",
+    )
     allow: list[str] = Field(
         default_factory=list, description="Sender addresses or networks (CIDR) allowed; empty: any address."
     )

@@ -89,6 +89,14 @@ class InboundHandler:
                           findings=len(findings), rules=sorted({f.rule for f in findings}))
             for f in findings:
                 self.log.debug("conformance finding", control_id=control_id, finding=str(f))
+            errors = [f for f in findings if f.severity == "error"]
+            if errors and self.config.conformance == "refuse_errors":
+                first = errors[0]
+                self.counters["unusable"] += 1
+                self.log.warning("message refused: conformance error", control_id=control_id, rule=first.rule,
+                                 segment=first.segment_id, sequence=first.segment, field=first.field)
+                return message, Outcome("AE", "207", f"[{first.rule}] {first.message}", first.segment_id,
+                                        first.segment, first.field)
         try:
             reports = read_devices(message)
             targets = [(self._pump_for(r), r) for r in reports]

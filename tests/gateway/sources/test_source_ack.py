@@ -134,3 +134,15 @@ async def test_a_disconnect_mid_frame_is_discarded_and_the_resend_is_taken_once(
         assert gw.handler.counters["received"] == 1
         with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
             assert db.execute("SELECT count(*) FROM inbound_receipts").fetchone() == (1,)
+
+
+async def test_refuse_errors_answers_ae_at_the_first_conformance_error_but_takes_warnings(tmp_path):
+    async with running_gateway(tmp_path, source='conformance = "refuse_errors"') as gw:
+        sim = VendorServer("127.0.0.1", gw.port)
+        bad = messages.pcd01(P, "CF-1").replace(b"OBX|2|", b"OBX|7|", 1)  # OBX-1 must run 1..n: an error
+        answer = await sim.send(bad, "CF-1")
+        err = parse_message(answer.acks[0]).named("ERR")[0]
+        assert answer.codes == ["CE"] and (err.component(2, 1), err.component(2, 3)) == ("OBX", "1")
+        blanks = messages.pcd01(P, "CF-2").replace(b"|Dopamine|", b"| Dopamine|")  # a warning only
+        assert (await sim.send(blanks, "CF-2")).codes == ["CA"]
+        await sim.close()
