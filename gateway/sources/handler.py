@@ -16,13 +16,16 @@ The order is the careful receiver's (docs/integration-engineer.md, "Vendor pump 
 
 A commit that fails returns ``None``: the listener then closes the connection without an
 answer, so the sender resends (the pipeline commits what it owes first, then the receipt).
-Inbound processing of one source is serialised: a resend that races its first copy finds the
-first copy's receipt.
+Messages of several connections are handled concurrently (their commits then share the
+outbox's group commit), with two orders kept: a resend that races its first copy waits for it
+and then finds its receipt (one in-flight entry per MSH-3 + MSH-10), and one pump's messages
+go through the pipeline one at a time (a lock per pump, taken in pump-id order).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from dataclasses import replace
@@ -48,13 +51,13 @@ class InboundHandler:
         self.outbox = outbox
         self.log = get_logger("pumpgw.source", source=config.name)
         self.devices = {d.device: d for d in config.devices}
-        self._lock = asyncio.Lock()
+        self._inflight: dict[tuple[str, str], asyncio.Event] = {}
+        self._pump_locks: dict[str, asyncio.Lock] = {}
         self._labels: dict[str, dict[int, str]] = {}  # pump id -> VMD number -> channel id
         self.counters = {"received": 0, "accepted": 0, "duplicates": 0, "refused": 0, "unusable": 0}
 
     async def handle(self, raw: bytes) -> tuple[Message, Outcome | None]:
-        async with self._lock:
-            return await self._handle(raw)
+        return await self._handle(raw)
 
     async def _handle(self, raw: bytes) -> tuple[Message, Outcome | None]:
         self.counters["received"] += 1
@@ -73,6 +76,18 @@ class InboundHandler:
         control_id, sender = msh.field(10), msh.raw_field(3).strip()
         if not control_id:
             return message, self._refuse("AE", "101", "MSH-10 (message control id) is empty", "MSH", 1, 10)
+        key = (sender, control_id)
+        while key in self._inflight:  # the same control id on another connection: after it
+            await self._inflight[key].wait()
+        done = self._inflight[key] = asyncio.Event()
+        try:
+            return await self._receive(message, raw, kind, sender, control_id)
+        finally:
+            del self._inflight[key]
+            done.set()
+
+    async def _receive(self, message: Message, raw: bytes, kind: str, sender: str,
+                       control_id: str) -> tuple[Message, Outcome | None]:
         digest = hashlib.sha256("\r".join(s.raw for s in message.segments).encode("utf-8")).hexdigest()
         known = self.outbox.receipt(self.config.name, sender, control_id)
         if known == digest:
@@ -83,7 +98,7 @@ class InboundHandler:
             self.log.warning("message refused: control id reused with different content", control_id=control_id,
                              kind=kind)
             return message, self._refuse("AR", "205", "MSH-10 was already used for a different message", "MSH", 1, 10)
-        findings = check_message(raw)
+        findings = check_message(message)
         if findings:
             self.log.info("inbound message has conformance findings", control_id=control_id, kind=kind,
                           findings=len(findings), rules=sorted({f.rule for f in findings}))
@@ -107,16 +122,20 @@ class InboundHandler:
             self.log.debug("message cannot be used: detail", control_id=control_id, reason=exc.reason)
             return message, Outcome("AE", exc.code, exc.reason, exc.segment_id, exc.sequence, exc.field_no)
         receipt = InboundReceipt(self.config.name, sender, control_id, digest)
-        for i, (pump_id, report) in enumerate(targets):
-            snapshot = self._snapshot(pump_id, report, kind)
-            committed = await self.pipeline.on_inbound(
-                pump_id, snapshot, receipts=[receipt] if i == len(targets) - 1 else [],
-                expected_weight=report.record_weight, patient=report.patient,
-            )
-            if not committed:
-                self.log.error("inbound message not committed; no acknowledgement (the sender resends)",
-                               control_id=control_id, pump=pump_id)
-                return message, None
+        locks = [self._pump_locks.setdefault(p, asyncio.Lock()) for p in sorted({p for p, _ in targets})]
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in locks:
+                await stack.enter_async_context(lock)
+            for i, (pump_id, report) in enumerate(targets):
+                snapshot = self._snapshot(pump_id, report, kind)
+                committed = await self.pipeline.on_inbound(
+                    pump_id, snapshot, receipts=[receipt] if i == len(targets) - 1 else [],
+                    expected_weight=report.record_weight, patient=report.patient,
+                )
+                if not committed:
+                    self.log.error("inbound message not committed; no acknowledgement (the sender resends)",
+                                   control_id=control_id, pump=pump_id)
+                    return message, None
         self.counters["accepted"] += 1
         self.log.info("inbound message accepted", control_id=control_id, kind=kind, devices=len(targets))
         return message, Outcome("AA")

@@ -146,3 +146,14 @@ async def test_refuse_errors_answers_ae_at_the_first_conformance_error_but_takes
         blanks = messages.pcd01(P, "CF-2").replace(b"|Dopamine|", b"| Dopamine|")  # a warning only
         assert (await sim.send(blanks, "CF-2")).codes == ["CA"]
         await sim.close()
+
+
+async def test_a_resend_racing_its_first_copy_on_another_connection_is_taken_once(tmp_path):
+    async with running_gateway(tmp_path) as gw:
+        raw = messages.pcd01(P, "RACE-1")
+        a, b = VendorServer("127.0.0.1", gw.port), VendorServer("127.0.0.1", gw.port)
+        answers = await asyncio.gather(a.send(raw, "RACE-1"), b.send(raw, "RACE-1"))
+        await a.close()
+        await b.close()
+        assert [x.codes for x in answers] == [["CA"], ["CA"]]
+        assert (gw.handler.counters["accepted"], gw.handler.counters["duplicates"]) == (1, 1)
