@@ -69,3 +69,26 @@ def test_the_tf_bbraun_pcd04_example_maps_to_an_occlusion_onset_of_its_device():
     [dev] = read_devices(parse_message(raw))
     [alert] = dev.alerts
     assert (dev.device, alert.kind, alert.phase, alert.channel) == ("P6013", "occlusion", "start", 0)
+
+
+_TEXT = st.text(alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -"),
+                min_size=1, max_size=20).map(str.strip).filter(bool)
+_NUM = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999"), places=2).map(str)
+
+
+@settings(max_examples=150, deadline=None)
+@given(drug=_TEXT, area=_TEXT, rate=_NUM, dose=_NUM, weight=_NUM, device=st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True))
+def test_the_vendor_servers_pcd01_is_conformant_and_maps_back_to_its_program(drug, area, rate, dose, weight, device):
+    from dataclasses import replace
+
+    from gateway.hl7.check import check_message
+
+    program = replace(VERDICT_PROGRAMS["within_limits"], device=device, drug=drug, care_area=area, rate_ml_h=rate,
+                      dose_rate=(dose, "ug/kg/min"), weight_kg=weight)
+    raw = pcd01(program, "P1")
+    assert [f for f in check_message(raw) if f.severity == "error"] == []
+    [dev] = read_devices(parse_message(raw))
+    ch = dev.channels[1]
+    assert (dev.device, ch.drug, ch.care_area) == (device, drug, area)
+    assert (ch.values["rate"].value, ch.values["dose_rate"].value, ch.values["patient_weight"].value) == (
+        Decimal(rate), Decimal(dose), Decimal(weight))

@@ -24,7 +24,7 @@ def of_type(received, prefix: str) -> list:
     return [r for r in received if r.message_type.startswith(prefix)]
 
 
-async def test_each_of_the_twelve_verdict_kinds_reaches_the_ehr_in_the_pcd01_of_its_pump(tmp_path):
+async def test_each_of_the_twelve_verdict_kinds_reaches_the_ehr_in_the_pcd01_and_pcd10_of_its_pump(tmp_path):
     async with running_gateway(tmp_path) as gw:
         sim = VendorServer("127.0.0.1", gw.port)
         answers = await sim.run_verdicts()
@@ -38,6 +38,12 @@ async def test_each_of_the_twelve_verdict_kinds_reaches_the_ehr_in_the_pcd01_of_
     for kind, program in VERDICT_PROGRAMS.items():
         assert kind in by_bed[program.bed], (kind, by_bed.get(program.bed))
     assert set().union(*by_bed.values()) == ALL_KINDS
+    # the first report of each pump is a delivery start (PCD-10), carrying its verdicts too
+    starts: dict[str, set[str]] = {}
+    for r in of_type(gw.ehr.received, "ORU^R42"):
+        starts.setdefault(parse_message(r.raw).named("PV1")[0].component(3, 3), set()).update(verdict_kinds(r.raw))
+    for kind, program in VERDICT_PROGRAMS.items():
+        assert kind in starts[program.bed], (kind, starts.get(program.bed))
 
 
 async def test_patient_context_from_pid_is_carried_to_the_outgoing_messages_of_that_device(tmp_path):
