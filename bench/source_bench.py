@@ -30,13 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.config.load import load_config_text  # noqa: E402
-from gateway.daemon import build_daemon  # noqa: E402
-from gateway.log import configure_logging  # noqa: E402
-from gateway.mllp.framing import MllpDecoder, frame  # noqa: E402
-from gateway.resources import config_dir  # noqa: E402
-from simulators.ehr import EhrReceiver  # noqa: E402
-from simulators.vendor_server import messages  # noqa: E402
+from gateway.config.load import load_config_text
+from gateway.daemon import build_daemon
+from gateway.log import configure_logging
+from gateway.mllp.framing import MllpDecoder, frame
+from gateway.resources import config_dir
+from simulators.ehr import EhrReceiver
+from simulators.vendor_server import messages
 
 ACK = b"MSH|^~\\&|ECHO|X|||20240101000000+0000||ACK^R01^ACK|1|P|2.6\rMSA|CA|1\r"
 

@@ -70,8 +70,8 @@ def _ack(msh: Segment | None, code: str, outcome: Outcome, application: str, fac
         sender_app = sender_fac = trigger = their_id = ""
         processing, version = "P", "2.6"
     segments = [
-        f"MSH|^~\\&|{escape(application)}|{escape(facility)}|{sender_app}|{sender_fac}|{stamp}||ACK^{trigger}^ACK"
-        f"|{uuid.uuid4().hex[:20].upper()}|{processing}|{version}",
+        (f"MSH|^~\\&|{escape(application)}|{escape(facility)}|{sender_app}|{sender_fac}|{stamp}||ACK^{trigger}^ACK"
+         f"|{uuid.uuid4().hex[:20].upper()}|{processing}|{version}"),
         f"MSA|{code}|{their_id}",
     ]
     if not outcome.ok:

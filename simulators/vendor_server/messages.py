@@ -78,8 +78,8 @@ def _ts(now: datetime | None = None) -> str:
 
 def _head(message_type: str, control_id: str, p: Program, *, processing_id: str = "P") -> list[str]:
     return [
-        f"MSH|^~\\&|{SENDER}|VENDOR|PUMPGW|HOSPITAL|{_ts()}||{message_type}|{control_id}|{processing_id}|2.6|||AL|NE"
-        f"||UNICODE UTF-8|en^English^ISO639||{_PROFILES.get(message_type, '')}",
+        (f"MSH|^~\\&|{SENDER}|VENDOR|PUMPGW|HOSPITAL|{_ts()}||{message_type}|{control_id}|{processing_id}|2.6|||AL|NE"
+         f"||UNICODE UTF-8|en^English^ISO639||{_PROFILES.get(message_type, '')}"),
         f"PID|||{p.patient}^^^HOSPITAL^MR||Sim^Patient^^^^^L||19700101|U|||||||||||||||||||||||N",
         f"PV1||I|{p.bed}",
     ]
@@ -168,8 +168,8 @@ def pcd04(p: Program, control_id: str, *, alert_id: str, phase: str = "start") -
     t = _ts()
     state = "inactive" if phase == "end" else "active"
     rows = [
-        f"OBX|1|CWE|196616^MDC_EVT_ALARM^MDC|1.1.2.0.1|196940^MDC_EVT_FLUID_LINE_OCCL^MDC^^^^^^Occlusion||||||F|||{t}"
-        f"||||{p.device}^^0012210000000001^EUI-64",
+        (f"OBX|1|CWE|196616^MDC_EVT_ALARM^MDC|1.1.2.0.1|196940^MDC_EVT_FLUID_LINE_OCCL^MDC^^^^^^Occlusion||||||F|||{t}"
+         f"||||{p.device}^^0012210000000001^EUI-64"),
         "OBX|2|CWE|68480^MDC_ATTR_ALERT_SOURCE^MDC|1.1.2.0.2|70071^MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY^MDC||||||F",
         f"OBX|3|ST|68481^MDC_ATTR_EVENT_PHASE^MDC|1.1.2.0.3|{phase}||||||F",
         f"OBX|4|ST|68482^MDC_ATTR_ALARM_STATE^MDC|1.1.2.0.4|{state}||||||F",

@@ -4,6 +4,7 @@ traceback; ACKs always answer the control id they were given. Plus the TF's own 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,6 @@ from gateway.hl7.parse import parse_message
 from gateway.sources.ack import Outcome, acknowledgements
 from gateway.sources.mapping import UnusableMessage, read_devices
 from simulators.vendor_server.messages import VERDICT_PROGRAMS, pcd01
-from pathlib import Path
 
 TF_EXAMPLES = Path(__file__).resolve().parents[1] / "hl7" / "tf_examples"
 
@@ -73,7 +73,7 @@ def test_the_tf_bbraun_pcd04_example_maps_to_an_occlusion_onset_of_its_device():
 
 _TEXT = st.text(alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -"),
                 min_size=1, max_size=20).map(str.strip).filter(bool)
-_NUM = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999"), places=2).map(str)
+_NUM = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(9999), places=2).map(str)
 
 
 @settings(max_examples=150, deadline=None)

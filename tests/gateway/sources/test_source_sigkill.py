@@ -47,7 +47,7 @@ async def test_sigkill_between_commit_and_ack_neither_loses_nor_doubles(tmp_path
     config = tmp_path / "gw.toml"
     config.write_text(source_config_text(tmp_path, ehr_port=ehr_port, port=port), encoding="utf-8")
     programs = list(VERDICT_PROGRAMS.values())
-    log = open(tmp_path / "gw.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / "gw.log", "wb")  # noqa: SIM115, ASYNC230
     proc = await start_gateway(pumpgw_cmd, subprocess_env, config, log)
     try:
         await wait_listening(port, proc)
