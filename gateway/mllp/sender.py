@@ -28,7 +28,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponen
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
 from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
+from gateway.log import WIRE
 from gateway.outbox import Outbox, OutboxMessage
+from gateway.peertext import bound_text, err_codes, summarise_reply, token
 
 log = logging.getLogger("pumpgw.mllp")
 
@@ -38,7 +40,14 @@ class _Rejected(Exception):
 
     def __init__(self, ack: Ack) -> None:
         self.ack = ack
-        super().__init__(f"{ack.code}: {ack.text}")
+        super().__init__(ack_summary(ack))
+
+
+def ack_summary(ack: Ack) -> str:
+    """What logs may say about an ACK: code, error codes, text length -- never its text,
+    which receivers fill with echoes of the message (patient identifiers included)."""
+    codes = err_codes(ack.errors)
+    return f"{ack.code} (text {len(ack.text)} chars" + (f", ERR codes {','.join(codes)})" if codes else ")")
 
 
 class _Expired(Exception):
@@ -87,6 +96,8 @@ class MllpSender:
         self._progress = time.monotonic()
         self._wait_exp = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
         self._where = f"lane {lane} ({host}:{port})"
+        # Full replies only here, at WIRE level: enabled by logging.wire_trace at debug (PHI).
+        self._wire_rx = logging.getLogger(f"pumpgw.wire.mllp.{lane}.rx")
 
     def progress(self) -> float:
         """Monotonic time of the last successful step, attempt or idle check (watchdog).
@@ -119,7 +130,8 @@ class MllpSender:
                     msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code)
                 else:  # AE / CE
                     msg = await self.outbox.finish(
-                        msg, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code
+                        msg, "quarantined", reason=f"{ack.code} from receiver",
+                        ack_text=bound_text(ack.text or ack.code),
                     )
         finally:
             self.state = "stopped"
@@ -213,18 +225,27 @@ class MllpSender:
             if not data:
                 raise DeliveryError(f"receiver closed the connection before the ACK for {msg.control_id}")
             for item in self._decoder.feed(data):
-                if isinstance(item, MllpGarbage) and not item.sample.strip():
-                    log.warning("%s: %s (whitespace, ignored)", self._where, item)
-                    continue
+                if isinstance(item, MllpGarbage):
+                    # The sample is peer bytes: only at WIRE level; logs get count and offset.
+                    self._wire_rx.log(WIRE, "%s: bytes outside a frame: %r", self._where, item.sample)
+                    what = f"{item.byte_count} byte(s) outside an MLLP frame at offset {item.offset}"
+                    if not item.sample.strip():
+                        log.warning("%s: %s (whitespace, ignored)", self._where, what)
+                        continue
+                    raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {what}")
                 if isinstance(item, Exception):
                     raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {item}")
+                self._wire_rx.log(WIRE, "%s: reply %r", self._where, item)
                 try:
                     ack = parse_ack(item)
                 except AckError as exc:
-                    raise DeliveryError(f"reply to {msg.control_id} is not an ACK: {exc}") from None
+                    raise DeliveryError(
+                        f"reply to {msg.control_id} is not an ACK: {exc.reason} ({summarise_reply(item)})"
+                    ) from None
                 if ack.control_id != msg.control_id:
                     raise DeliveryError(
-                        f"ACK answers {ack.control_id!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; treated as no ACK"
+                        f"ACK answers {token(ack.control_id)!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; "
+                        "treated as no ACK"
                     )
                 return ack
 
