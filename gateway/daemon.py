@@ -61,6 +61,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live = MqttPublisher(
             config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
             queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
+            ward=config.gateway.ward,
         )
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)

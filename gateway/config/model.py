@@ -292,6 +292,29 @@ class MqttConfig(_Strict):
     alarm_ttl_s: float = Field(
         default=300.0, gt=0, description="Queued MQTT alarms expire after this (MQTT 5 message expiry too)."
     )
+    heartbeat_interval_s: float = Field(
+        default=30.0, ge=1, le=3600,
+        description="Retained status (and pump availability) is republished this often with a fresh heartbeat_at.",
+    )
+    stale_after_intervals: int = Field(
+        default=3, ge=2, le=100,
+        description="Retained online status and availability expire (MQTT 5) after this many heartbeat intervals; "
+        "dashboards treat a status older than that as stale.",
+    )
+    session_expiry_s: int = Field(
+        default=300, ge=0, le=86400,
+        description="MQTT 5 session expiry: the broker keeps the session and its Last Will this long after the "
+        "connection drops (a broker that restores sessions then still sends the will after a restart).",
+    )
+    max_packet_bytes: int = Field(
+        default=4 << 20, ge=1024, le=256 << 20,
+        description="MQTT 5 Maximum Packet Size sent on connect: the broker must not send the gateway anything "
+        "larger (hostile or mistaken publishes on subscribed topics).",
+    )
+    rebirth_min_interval_s: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="Rebirth requests closer together than this are coalesced into one republish.",
+    )
 
 
 class OutboxConfig(_Strict):

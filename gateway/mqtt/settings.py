@@ -74,4 +74,6 @@ def connect_settings(cfg: MqttConfig, *, default_client_id: str) -> ConnectSetti
         protocol=cfg.protocol,
         connect_timeout_s=cfg.connect_timeout_s,
         max_inflight=cfg.max_inflight,
+        session_expiry_s=cfg.session_expiry_s,
+        max_packet_bytes=cfg.max_packet_bytes,
     )
