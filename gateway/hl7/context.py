@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.hl7.errors import ControlIdStateError
+from gateway.fileperms import open_private
 
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SEQ_PER_MS = 36 * 36
@@ -103,7 +104,7 @@ class ControlIdGenerator:
         assert self._state_path is not None
         tmp = self._state_path.with_name(self._state_path.name + ".tmp")
         try:
-            with open(tmp, "w", encoding="ascii") as fh:
+            with os.fdopen(open_private(tmp), "w", encoding="ascii") as fh:  # 0640 whatever the umask
                 fh.write(f"{leased_until}\n")
                 fh.flush()
                 os.fsync(fh.fileno())
