@@ -14,7 +14,8 @@ Rule (docs/operations.md, "Log rate limiting"):
   written; when the window has passed, a summary line says how many were suppressed
   ("N more like this from <source> in the last 60 s") and the group starts over;
 * **ERROR and CRITICAL are never limited**: alarms that could not be delivered, data loss,
-  quarantines and refusals must all reach the journal (design.md §2 inv. 2 and 6).
+  quarantines and refusals must all reach the journal (design.md §2 inv. 2 and 6);
+* DEBUG (and WIRE) are not limited either: an engineer turns them on to see everything.
 
 A logging.Filter on the root handler, so every logger (stdlib or structlog) goes through it.
 """
@@ -79,8 +80,8 @@ class RateLimitFilter(logging.Filter):
         self._emit = emit
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_pumpgw_summary", False) or record.levelno >= logging.ERROR:
-            return True
+        if getattr(record, "_pumpgw_summary", False) or not logging.INFO <= record.levelno < logging.ERROR:
+            return True  # ERROR+ never limited; DEBUG is opt-in troubleshooting, kept whole
         now = self._clock()
         source, template = _source_and_template(record)
         key = (record.name, record.levelno, template, source)

@@ -176,7 +176,13 @@ class TlsConfig(_Strict):
     enabled: bool = Field(default=False, description="Use TLS for this connection.")
     ca_file: Path | None = Field(default=None, description="CA bundle to verify the server; system CAs if empty.")
     cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS.")
-    key_file: Path | None = Field(default=None, description="Private key of the client certificate.")
+    key_file: Path | None = Field(
+        default=None, description="Private key of the client certificate; 'credential:NAME' reads a systemd credential."
+    )
+    key_passphrase_file: Path | None = Field(
+        default=None,
+        description="File holding the passphrase of an encrypted key_file; 'credential:NAME' reads a systemd credential.",
+    )
     server_hostname: str | None = Field(default=None, description="Name to verify instead of the host.")
 
     @model_validator(mode="after")
@@ -272,7 +278,10 @@ class MqttConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     client_id: str = Field(default="", description="Empty: derived from site and gateway id.")
     username: str = Field(default="", description="Broker user name; empty for none.")
-    password_file: Path | None = Field(default=None, description="File holding the password (kept out of config).")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password (kept out of config); 'credential:NAME' reads the systemd credential NAME.",
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
     topic_prefix: str = Field(
         default="pumpgw/v1", pattern=r"^[^#+]+$", description="Start of every topic: {prefix}/{site}/{gateway_id}/... (the ward is not a topic level)."

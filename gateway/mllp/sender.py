@@ -28,6 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponen
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
 from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
+from gateway.credentials import CredentialError, read_secret, resolve
 from gateway.log import WIRE
 from gateway.outbox import Outbox, OutboxMessage
 from gateway.peertext import bound_text, err_codes, summarise_reply, token
@@ -98,6 +99,8 @@ class MllpSender:
         self._where = f"lane {lane} ({host}:{port})"
         # Full replies only here, at WIRE level: enabled by logging.wire_trace at debug (PHI).
         self._wire_rx = logging.getLogger(f"pumpgw.wire.mllp.{lane}.rx")
+        self._rx_since_connect = 0  # bytes read on this connection (0 + EOF on TLS: see below)
+        self._refusal_reported = False
 
     def progress(self) -> float:
         """Monotonic time of the last successful step, attempt or idle check (watchdog).
@@ -223,7 +226,10 @@ class MllpSender:
         while True:
             data = await self._reader.read(65536)
             if not data:
+                if self.ssl_context is not None and self._rx_since_connect == 0:
+                    self._tls_closed_silently(msg)
                 raise DeliveryError(f"receiver closed the connection before the ACK for {msg.control_id}")
+            self._rx_since_connect += len(data)
             for item in self._decoder.feed(data):
                 if isinstance(item, MllpGarbage):
                     # The sample is peer bytes: only at WIRE level; logs get count and offset.
@@ -247,7 +253,23 @@ class MllpSender:
                         f"ACK answers {token(ack.control_id)!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; "
                         "treated as no ACK"
                     )
+                self._refusal_reported = False
                 return ack
+
+    def _tls_closed_silently(self, msg: OutboxMessage) -> None:
+        """A TLS receiver that closes right after the handshake, before any reply, has almost
+        always refused our client certificate: with TLS 1.3 the client finishes its side of
+        the handshake before the server checks the certificate, and asyncio reports the
+        server's alert as a plain end of stream. Said at ERROR, once per streak, because a
+        person has to act (certificate, key, or the receiver's trusted CA)."""
+        if self._refusal_reported:
+            return
+        self._refusal_reported = True
+        log.error(
+            "%s: receiver closed the TLS connection right after the handshake without a reply to %s: it "
+            "probably refused our client certificate (expired, wrong CA, or none configured: check "
+            "tls.cert_file/key_file and the receiver's trusted CAs); retrying with backoff", self._where, msg.control_id,
+        )
 
     async def _connect(self) -> None:
         self.state = "connecting"
@@ -268,6 +290,7 @@ class MllpSender:
         except OSError as exc:
             raise DeliveryError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._decoder = MllpDecoder(self.max_frame_bytes)
+        self._rx_since_connect = 0
         sock = self._writer.get_extra_info("socket")
         if sock is not None:
             _enable_keepalive(sock)
@@ -287,13 +310,23 @@ def _enable_keepalive(sock: socket.socket) -> None:
 
 
 def make_client_ssl_context(
-    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None
+    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None,
+    key_passphrase_file: str | Path | None = None,
 ) -> ssl.SSLContext:
     """A verifying client context (server certificate and host name always checked).
 
     ``ca_file`` None means the system CAs; ``cert_file``/``key_file`` add a client
-    certificate for mutual TLS. Unreadable files raise :class:`TlsConfigError`.
+    certificate for mutual TLS, the key possibly encrypted with the passphrase in
+    ``key_passphrase_file``. Any path may be ``credential:NAME`` (a systemd credential,
+    :mod:`gateway.credentials`). Unreadable files raise :class:`TlsConfigError`.
     """
+    try:
+        ca_file = resolve(ca_file) if ca_file else None
+        cert_file = resolve(cert_file) if cert_file else None
+        key_file = resolve(key_file) if key_file else None
+        passphrase = read_secret(key_passphrase_file) if key_passphrase_file else None
+    except CredentialError as exc:
+        raise TlsConfigError(exc.name, exc.reason) from None
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
@@ -303,7 +336,7 @@ def make_client_ssl_context(
         raise TlsConfigError(str(cert_file or key_file), "cert_file and key_file must be given together")
     if cert_file is not None:
         try:
-            ctx.load_cert_chain(str(cert_file), str(key_file))
+            ctx.load_cert_chain(str(cert_file), str(key_file), password=passphrase)
         except (OSError, ssl.SSLError) as exc:
             raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {exc}") from None
     return ctx
