@@ -184,7 +184,7 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
         return p if p is None or p.is_absolute() or is_credential(p) else (base_dir / p)
 
     def fix_tls(tls: TlsConfig) -> TlsConfig:
-        names = ("ca_file", "cert_file", "key_file", "key_passphrase_file")
+        names = ("ca_file", "cert_file", "key_file", "key_passphrase_file", "crl_file")
         return tls.model_copy(update={n: fix(getattr(tls, n)) for n in names})
 
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
@@ -208,7 +208,8 @@ def _missing_files(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
     tls_sets += [(("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)]
     for prefix, tls in tls_sets:
         if tls.enabled:
-            wanted += [(prefix + (n,), getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")]
+            names = ("ca_file", "cert_file", "key_file", "key_passphrase_file", "crl_file")
+            wanted += [(prefix + (n,), getattr(tls, n)) for n in names]
     for key, path in wanted:
         if path is not None and not is_credential(path) and not path.exists():
             yield key, f"file not found on this host: {path}"

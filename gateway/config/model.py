@@ -184,6 +184,11 @@ class TlsConfig(_Strict):
         description="File holding the passphrase of an encrypted key_file; 'credential:NAME' reads a systemd credential.",
     )
     server_hostname: str | None = Field(default=None, description="Name to verify instead of the host.")
+    crl_file: Path | None = Field(
+        default=None,
+        description="PEM certificate revocation list(s) of the CA; the peer's certificate is checked against it "
+        "(a CRL past its next update fails every connection). The site keeps it current (docs/security.md).",
+    )
 
     @model_validator(mode="after")
     def _key_with_cert(self) -> TlsConfig:

@@ -311,7 +311,7 @@ def _enable_keepalive(sock: socket.socket) -> None:
 
 def make_client_ssl_context(
     ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None,
-    key_passphrase_file: str | Path | None = None,
+    key_passphrase_file: str | Path | None = None, crl_file: str | Path | None = None,
 ) -> ssl.SSLContext:
     """A verifying client context (server certificate and host name always checked).
 
@@ -332,6 +332,12 @@ def make_client_ssl_context(
     except (OSError, ssl.SSLError) as exc:
         raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if crl_file:  # the receiver's certificate is checked against the site's CRL (leaf)
+        try:
+            ctx.load_verify_locations(cafile=str(resolve(crl_file)))
+        except (OSError, ssl.SSLError, CredentialError) as exc:
+            raise TlsConfigError(str(crl_file), f"cannot load CRL: {exc}") from None
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if (cert_file is None) != (key_file is None):
         raise TlsConfigError(str(cert_file or key_file), "cert_file and key_file must be given together")
     if cert_file is not None:

@@ -48,6 +48,9 @@ def tls_context(tls: TlsConfig, *, host: str, port: int) -> ssl.SSLContext:
             ctx.load_verify_locations(cafile=str(resolve(tls.ca_file)))
         else:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if tls.crl_file is not None:  # revocation of the broker's certificate (leaf)
+            ctx.load_verify_locations(cafile=str(resolve(tls.crl_file)))
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         if tls.cert_file is not None and tls.key_file is not None:
             passphrase = read_secret(tls.key_passphrase_file) if tls.key_passphrase_file is not None else None
             ctx.load_cert_chain(str(resolve(tls.cert_file)), str(resolve(tls.key_file)), password=passphrase)

@@ -110,3 +110,52 @@ async def test_an_encrypted_client_key_opens_with_its_passphrase_credential_and_
     with pytest.raises(TlsConfigError, match="cannot load client certificate/key"):
         make_client_ssl_context(tmp_path / "ca.pem", tmp_path / "c.pem", "credential:hl7-key",
                                 "credential:hl7-key-passphrase")
+
+
+def write_crl(ca: trustme.CA, path, revoked_serials: list[int]) -> None:
+    """A CRL signed by ``ca`` (what the site distributes), valid for a day."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(now - dt.timedelta(minutes=1)).next_update(now + dt.timedelta(days=1)))
+    for serial in revoked_serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+    path.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+async def test_a_receiver_certificate_on_the_sites_crl_is_refused(tmp_path, captured, revoked):
+    from cryptography import x509
+
+    configure_logging(level="info", fmt="json", stream=captured)
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.configure_cert(ctx)
+    rx = EhrReceiver(ssl_context=ctx)
+    port = await rx.start()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    serial = x509.load_pem_x509_certificate(server.cert_chain_pems[0].bytes()).serial_number
+    write_crl(ca, tmp_path / "crl.pem", [serial] if revoked else [serial + 1])
+    outbox = Outbox.open(tmp_path / "o.db")
+    await outbox.enqueue(lane="doc", kind="pcd01", control_id="C1", payload=HL7, ttl_s=60)
+    sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, server_hostname="localhost",
+                        ssl_context=make_client_ssl_context(tmp_path / "ca.pem", crl_file=tmp_path / "crl.pem"),
+                        **FAST)
+    async with running(sender):
+        async with asyncio.timeout(20):
+            while not (outbox.stats()["doc"].delivered or "TLS handshake failed" in captured.getvalue()):
+                await asyncio.sleep(0.01)
+    outbox.close()
+    await rx.stop()
+    if revoked:
+        assert "certificate revoked" in captured.getvalue() and rx.received == []
+    else:
+        assert [r.control_id for r in rx.received] == ["C1"]

@@ -124,3 +124,26 @@ def test_a_wrong_passphrase_is_a_setup_error_not_a_traceback(secured_broker, tmp
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     with pytest.raises(MqttSetupError, match="TLS files unusable"):
         connect_settings(load_config(cfg_file).mqtt, default_client_id="gw1")
+
+
+def test_a_broker_certificate_on_the_sites_crl_is_refused(secured_broker, tmp_path, monkeypatch):
+    from cryptography import x509
+
+    from gateway.mqtt import MqttTlsError
+    from tests.gateway.mllp.test_tls_security import write_crl
+
+    broker, ca = secured_broker
+    creds = write_credentials(tmp_path, ca)
+    serial = x509.load_pem_x509_certificate((tmp_path / "server.pem").read_bytes()).serial_number
+    write_crl(ca, tmp_path / "crl.pem", [serial])
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text(TOML.format(port=broker.port, ca=tmp_path / "ca.pem", cert=tmp_path / "client.pem")
+                        .replace('server_hostname = "localhost"', f'server_hostname = "localhost", crl_file = "{tmp_path / "crl.pem"}"'))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    settings = connect_settings(load_config(cfg_file).mqtt, default_client_id="gw1")
+
+    async def main() -> None:
+        with pytest.raises(MqttTlsError, match="revoked"):
+            await MqttConnection.open(settings)
+
+    asyncio.run(main())
