@@ -181,7 +181,8 @@ class TlsConfig(_Strict):
     )
     key_passphrase_file: Path | None = Field(
         default=None,
-        description="File holding the passphrase of an encrypted key_file; 'credential:NAME' reads a systemd credential.",
+        description="File holding the passphrase of an encrypted key_file; "
+        "'credential:NAME' reads a systemd credential.",
     )
     server_hostname: str | None = Field(default=None, description="Name to verify instead of the host.")
     crl_file: Path | None = Field(
@@ -285,7 +286,8 @@ class MqttConfig(_Strict):
     username: str = Field(default="", description="Broker user name; empty for none.")
     password_file: Path | None = Field(
         default=None,
-        description="File holding the password (kept out of config); 'credential:NAME' reads the systemd credential NAME.",
+        description="File holding the password (kept out of config); "
+        "'credential:NAME' reads the systemd credential NAME.",
     )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
     topic_prefix: str = Field(

@@ -69,7 +69,7 @@ def _secret_files(config: GatewayConfig) -> list[tuple[KeyPath, Path]]:
         tls_sets.append((("mqtt", "tls"), config.mqtt.tls))
     for prefix, tls in tls_sets:
         if tls.enabled:
-            files += [(prefix + ("key_file",), tls.key_file), (prefix + ("key_passphrase_file",), tls.key_passphrase_file)]
+            files += [(prefix + (name,), getattr(tls, name)) for name in ("key_file", "key_passphrase_file")]
     return [(k, p) for k, p in files if p is not None and not is_credential(p)]
 
 

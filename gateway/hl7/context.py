@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from gateway.hl7.errors import ControlIdStateError
 from gateway.fileperms import open_private
+from gateway.hl7.errors import ControlIdStateError
 
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SEQ_PER_MS = 36 * 36

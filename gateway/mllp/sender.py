@@ -25,11 +25,11 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
+from gateway.credentials import CredentialError, read_secret, resolve
+from gateway.log import WIRE
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
 from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
-from gateway.credentials import CredentialError, read_secret, resolve
-from gateway.log import WIRE
 from gateway.outbox import Outbox, OutboxMessage
 from gateway.peertext import bound_text, err_codes, summarise_reply, token
 
@@ -268,7 +268,8 @@ class MllpSender:
         log.error(
             "%s: receiver closed the TLS connection right after the handshake without a reply to %s: it "
             "probably refused our client certificate (expired, wrong CA, or none configured: check "
-            "tls.cert_file/key_file and the receiver's trusted CAs); retrying with backoff", self._where, msg.control_id,
+            "tls.cert_file/key_file and the receiver's trusted CAs); retrying with backoff",
+            self._where, msg.control_id,
         )
 
     async def _connect(self) -> None:

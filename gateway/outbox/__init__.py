@@ -1,6 +1,13 @@
 """Durable on-disk outbox (design.md §2 inv. 2-4, 8): nothing produced is lost."""
 
-from gateway.outbox.errors import MessageNotFound, OutboxAccessError, OutboxClosed, OutboxCorrupt, OutboxError, OutboxSchemaError
+from gateway.outbox.errors import (
+    MessageNotFound,
+    OutboxAccessError,
+    OutboxClosed,
+    OutboxCorrupt,
+    OutboxError,
+    OutboxSchemaError,
+)
 from gateway.outbox.model import THINNABLE_KINDS, LaneStats, OutboxMessage
 from gateway.outbox.store import Outbox
 

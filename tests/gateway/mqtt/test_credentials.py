@@ -138,7 +138,8 @@ def test_a_broker_certificate_on_the_sites_crl_is_refused(secured_broker, tmp_pa
     write_crl(ca, tmp_path / "crl.pem", [serial])
     cfg_file = tmp_path / "gw.toml"
     cfg_file.write_text(TOML.format(port=broker.port, ca=tmp_path / "ca.pem", cert=tmp_path / "client.pem")
-                        .replace('server_hostname = "localhost"', f'server_hostname = "localhost", crl_file = "{tmp_path / "crl.pem"}"'))
+                        .replace('server_hostname = "localhost"',
+                                 f'server_hostname = "localhost", crl_file = "{tmp_path / "crl.pem"}"'))
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     settings = connect_settings(load_config(cfg_file).mqtt, default_client_id="gw1")
 

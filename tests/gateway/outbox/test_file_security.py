@@ -12,8 +12,7 @@ import subprocess
 import pytest
 
 from gateway.hl7.context import ControlIdGenerator
-from gateway.outbox import Outbox, OutboxAccessError
-from gateway.outbox import schema
+from gateway.outbox import Outbox, OutboxAccessError, schema
 
 
 def mode(path) -> int:
