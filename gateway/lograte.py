@@ -13,9 +13,12 @@ Rule (docs/operations.md, "Log rate limiting"):
 * the first record of a group passes; further ones within ``window_s`` are counted, not
   written; when the window has passed, a summary line says how many were suppressed
   ("N more like this from <source> in the last 60 s") and the group starts over;
-* **ERROR and CRITICAL are never limited**: alarms that could not be delivered, data loss,
-  quarantines and refusals must all reach the journal (design.md §2 inv. 2 and 6);
-* DEBUG (and WIRE) are not limited either: an engineer turns them on to see everything.
+* only WARNING is limited -- that is where floods come from (a device sending garbage, a
+  receiver refusing every message). **ERROR and CRITICAL are never limited**: alarms that
+  could not be delivered, data loss, quarantines and refusals must all reach the journal
+  (design.md §2 inv. 2 and 6). INFO is the daemon's narrative (start, reload, reconnect), one
+  line per state change, and a second reload must not vanish into a count; DEBUG (and WIRE)
+  are opt-in troubleshooting, kept whole.
 
 A logging.Filter on the root handler, so every logger (stdlib or structlog) goes through it.
 """
@@ -80,8 +83,8 @@ class RateLimitFilter(logging.Filter):
         self._emit = emit
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_pumpgw_summary", False) or not logging.INFO <= record.levelno < logging.ERROR:
-            return True  # ERROR+ never limited; DEBUG is opt-in troubleshooting, kept whole
+        if getattr(record, "_pumpgw_summary", False) or not logging.WARNING <= record.levelno < logging.ERROR:
+            return True  # only WARNING is limited (see the module docstring)
         now = self._clock()
         source, template = _source_and_template(record)
         key = (record.name, record.levelno, template, source)

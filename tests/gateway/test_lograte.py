@@ -57,6 +57,13 @@ def test_error_lines_about_alarms_or_data_loss_are_never_limited(level):
     assert limiter.suppressed_total == 0
 
 
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+def test_state_changes_at_info_and_debug_detail_are_kept_whole(level):
+    """A second drug-library reload (INFO) must not vanish into a count."""
+    limiter, _clock, _out = make()
+    assert all(limiter.filter(rec("drug library reload %s", "loaded", level=level)) for _ in range(3))
+
+
 def test_structlog_events_are_grouped_by_their_pump_field():
     limiter, _clock, _out = make()
     a = rec("x")
