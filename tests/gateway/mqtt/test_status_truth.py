@@ -141,29 +141,39 @@ def test_a_gateway_killed_while_the_persistent_broker_is_down_stops_looking_onli
 ):
     broker = make_broker(["persistence true", "autosave_interval 1"])
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("gateway_proc.py")), broker.host, str(broker.port), "1"],
+        [sys.executable, str(Path(__file__).with_name("gateway_proc.py")), broker.host, str(broker.port), "1", "8"],
         stdout=subprocess.PIPE, env=subprocess_env, cwd=REPO,
     )
     try:
         assert any(line.strip() == b"READY" for line in iter(proc.stdout.readline, b""))
         sub = V5Subscriber(broker, f"{BASE}/#")
-        before = sub.retained_now()
+        seen: dict[str, dict] = {}
+        wanted = {f"{BASE}/status": ("state", "online"),
+                  f"{BASE}/pumps/bed07-a/availability": ("availability", "online")}
+        while any(seen.get(t, {}).get(k) != v for t, (k, v) in wanted.items()):  # both published
+            t, p, _r, _e = sub.messages.get(timeout=20)
+            if t in wanted:
+                seen[t] = json.loads(p)
         sub.close()
-        assert json.loads(before[f"{BASE}/status"])["state"] == "online"
-        assert json.loads(before[f"{BASE}/pumps/bed07-a/availability"])["availability"] == "online"
+        # Wait for an autosave after we saw the online state: the broker's file then holds it.
         db = broker.workdir / "db" / "mosquitto.db"
+        saved_before = db.stat().st_mtime_ns if db.exists() else 0
         deadline = time.monotonic() + 10
-        while not db.exists() and time.monotonic() < deadline:  # the broker saved the retained state
+        while (db.stat().st_mtime_ns if db.exists() else 0) == saved_before:
+            assert time.monotonic() < deadline, "mosquitto never autosaved"
             time.sleep(0.05)
-        assert db.exists()
-        time.sleep(1.2)  # one more autosave with the online status in it
         kill_broker(broker)
         proc.send_signal(signal.SIGKILL)  # the gateway dies while the broker is down
         proc.wait(5)
         broker.start()
-        # Within stale_after_intervals (3) x heartbeat (1 s) the status and the pump stop
-        # claiming "online"; before, both stayed online for ever.
-        deadline = time.monotonic() + 20
+        # The restarted broker restored the dead gateway's "online" (the ghost) ...
+        sub = V5Subscriber(broker, f"{BASE}/status")
+        ghost = json.loads(sub.messages.get(timeout=5)[1])
+        sub.close()
+        assert ghost["state"] == "online"
+        # ... and within stale_after_intervals (8) x heartbeat (1 s) the status and the pump
+        # stop claiming "online"; before, both stayed online for ever.
+        deadline = time.monotonic() + 30
         while True:
             sub = V5Subscriber(broker, f"{BASE}/#")
             now = sub.retained_now()
