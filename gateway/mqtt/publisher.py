@@ -5,8 +5,9 @@ Two delivery classes (docs/mqtt.md):
 * **Latest state** (status, inventory, per-pump availability and state) is coalesced: only
   the newest payload per topic is kept, in memory, and published retained (QoS 1). After
   every (re)connect and on a rebirth request all of it is published again, status birth first.
-* **Events and alarms** are committed to the durable queue (the outbox) by
-  :meth:`MqttPublisher.enqueue_event` and sent from there in production order, QoS 1, up to
+* **Events and alarms** are rendered by :meth:`MqttPublisher.render_event` (no I/O) and
+  committed by the pipeline in the same outbox transaction as the event's HL7 messages
+  (:meth:`enqueue_event` commits one on its own), then sent from there in production order, QoS 1, up to
   ``mqtt.max_inflight`` at a time per lane; a message is marked delivered only after its
   PUBACK. A lost session resends every unacknowledged message from the queue, so a consumer
   sees at most the in-flight window twice (QoS 1 at-least-once) and can drop repeats by
@@ -37,8 +38,9 @@ import structlog
 from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import MqttConfig
 from gateway.events.model import EventKind, PumpEvent
+from gateway.lanes import MQTT_ALARMS, MQTT_EVENTS
 from gateway.mqtt.backoff import Backoff
-from gateway.mqtt.connection import MqttConnection, Will
+from gateway.mqtt.connection import MessageHandler, MqttConnection, Will
 from gateway.mqtt.errors import MqttAuthError, MqttConnectionLost, MqttError, MqttPublishError, MqttSetupError
 from gateway.mqtt.payloads import (
     Availability,
@@ -53,6 +55,7 @@ from gateway.mqtt.payloads import (
 )
 from gateway.mqtt.queue import DurableQueue, EnvelopeError, decode_envelope, encode_envelope
 from gateway.mqtt.settings import connect_settings
+from gateway.outbox.model import NewMessage
 from gateway.mqtt.topics import Topics
 
 log = structlog.get_logger("pumpgw.mqtt")
@@ -69,8 +72,8 @@ MAX_REBIRTH_PAYLOAD_BYTES = 1024
 class MqttLanes:
     """Outbox lane names of the MQTT destination (one sender task each)."""
 
-    events: str = "mqtt-events"
-    alarms: str = "mqtt-alarms"
+    events: str = MQTT_EVENTS
+    alarms: str = MQTT_ALARMS
 
 
 @dataclass(slots=True)
@@ -144,6 +147,7 @@ class MqttPublisher:
         self._ward = ward
         # per pump: what the identity registry knows (asset tag, first seen ...) and the bed
         self._slots: dict[str, dict[str, Any]] = {p: {"bed": b} for p, b in (beds or {}).items() if b}
+        self._feeds: dict[str, MessageHandler] = {}
         self._stop = asyncio.Event()
         self._online = asyncio.Event()
         self._session = ""
@@ -205,8 +209,25 @@ class MqttPublisher:
             self._slots[pump_id] = merged
             self._mark_inventory()
 
-    async def enqueue_event(self, event: PumpEvent) -> None:
-        """Commit an event or alarm to the durable queue; it is published from there."""
+    def add_feed(self, topic: str, handler: MessageHandler) -> None:
+        """Subscribe to ``topic`` in every session and hand its messages to ``handler``.
+
+        For data the gateway *takes in* (the signed drug library, gateway/mqtt/library_feed.py).
+        Nothing subscribed here may ever lead to a command to a pump (design.md §2 inv. 1).
+        Call before :meth:`run`; the handler runs on the event loop and must not block.
+        """
+        self._feeds[topic] = handler
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` retained on ``topic`` now and again after every reconnect."""
+        self._set(topic, payload)
+
+    def render_event(self, event: PumpEvent) -> NewMessage:
+        """The event's durable MQTT message (topic envelope, lane, TTL), rendered without I/O.
+
+        The pipeline commits it in the same transaction as the event's HL7 messages and the
+        pump's clinical state (design.md §2 inv. 10), then calls :meth:`event_committed`.
+        """
         include = self.config.include_patient_ids
         message_id = event_message_id(event)
         if event.is_alarm:
@@ -217,13 +238,20 @@ class MqttPublisher:
             topic = self.topics.events(event.pump_id)
             body = event_payload(event, include_patient_ids=include, message_id=message_id)
             lane, kind, ttl = self.lanes.events, "mqtt-event", self.config.event_ttl_s
-        await self._queue.enqueue(
-            lane=lane, kind=kind, control_id=message_id, payload=encode_envelope(topic, body), ttl_s=ttl
-        )
+        return NewMessage(lane=lane, kind=kind, control_id=message_id, payload=encode_envelope(topic, body), ttl_s=ttl)
+
+    def event_committed(self, event: PumpEvent) -> None:
+        """Live-state consequences of a committed event (coalesced availability)."""
         if event.kind is EventKind.COMM_LOST:
             self.set_availability(event.pump_id, "comm-lost", since=event.occurred_at)
         elif event.kind is EventKind.COMM_RESTORED:
             self.set_availability(event.pump_id, "online", since=event.occurred_at)
+
+    async def enqueue_event(self, event: PumpEvent) -> None:
+        """Commit an event or alarm to the durable queue on its own; it is published from there."""
+        m = self.render_event(event)
+        await self._queue.enqueue(lane=m.lane, kind=m.kind, control_id=m.control_id, payload=m.payload, ttl_s=m.ttl_s)
+        self.event_committed(event)
 
     async def enqueue_alert(self, alert: str, details: Mapping[str, object], *, occurred_at: datetime) -> None:
         """Commit a gateway technical alert to the durable events lane (topic ``.../alerts``)."""
@@ -297,7 +325,7 @@ class MqttPublisher:
         return await MqttConnection.open(
             settings,
             will=will,
-            subscriptions=(self.topics.rebirth, self.topics.rebirth_all),
+            subscriptions=(self.topics.rebirth, self.topics.rebirth_all, *self._feeds),
             on_message=self._on_message,
         )
 
@@ -476,6 +504,10 @@ class MqttPublisher:
     # ---- internals -----------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        feed = self._feeds.get(topic)
+        if feed is not None:
+            feed(topic, payload, retained)
+            return
         # A retained rebirth request would fire on every reconnect; we republish then anyway.
         if retained or topic not in (self.topics.rebirth, self.topics.rebirth_all):
             return

@@ -8,12 +8,13 @@ from gateway.outbox.errors import (
     OutboxError,
     OutboxSchemaError,
 )
-from gateway.outbox.model import THINNABLE_KINDS, LaneStats, OutboxMessage
+from gateway.outbox.model import THINNABLE_KINDS, LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.store import Outbox
 
 __all__ = [
     "LaneStats",
     "MessageNotFound",
+    "NewMessage",
     "Outbox",
     "OutboxClosed",
     "OutboxAccessError",
@@ -21,5 +22,6 @@ __all__ = [
     "OutboxError",
     "OutboxMessage",
     "OutboxSchemaError",
+    "PumpStateRow",
     "THINNABLE_KINDS",
 ]

@@ -46,6 +46,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             thinned_bytes INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    # 2 (issue 12): the clinical state each pump's messages told the outside world (active alarms
+    # with their onset id, running infusions, communication state, identity, last PCD-01),
+    # written in the same transaction as those messages so a restart continues the story
+    # (design.md §2 inv. 9). One row per pump; ``state`` is versioned JSON owned by
+    # gateway/events/state_codec.py. No reference to other tables.
+    2: (
+        """CREATE TABLE pump_state (
+            pump_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,               -- format version of ``state``
+            state TEXT NOT NULL,                    -- JSON
+            updated_at REAL NOT NULL                -- wall clock of the commit
+        )""",
+    ),
     # 3: traceability (gateway/identity, gateway/audit): per-slot identity, devices seen, and
     # the append-only, hash-chained audit trail. Independent of every other step's tables.
     3: (
@@ -84,6 +97,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # trigger first, and verify() still finds the edit through the chain).
         """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
            BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END""",
+    ),
+    # 5 (issue 18): the signed drug-library release in force, so a restart neither forgets it
+    # nor accepts an older one (gateway/druglib/state.py). One row at most.
+    5: (
+        """CREATE TABLE library_in_force (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            serial INTEGER NOT NULL,                -- release order from the signed metadata
+            version TEXT NOT NULL,
+            sha256 TEXT NOT NULL,                   -- of the canonical library bytes
+            signer_key_id TEXT NOT NULL,
+            applied_at TEXT NOT NULL,               -- ISO 8601 with offset
+            source TEXT NOT NULL,                   -- mqtt | watch_dir | file | restart
+            library BLOB NOT NULL,                  -- the library file as received
+            signature BLOB NOT NULL                 -- its detached signature file
+        )""",
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
