@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
+import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -46,6 +47,7 @@ from gateway.mqtt.errors import (
 
 # CONNACK reason codes that mean "your credentials": MQTT 5 §3.2.2.2 (0x86, 0x87); paho maps
 # MQTT 3.1.1 return codes 4 and 5 (§3.2.2.3) onto the same values.
+log = structlog.get_logger("pumpgw.mqtt")
 _AUTH_REASONS = frozenset({0x86, 0x87})
 _MISC_INTERVAL_S = 1.0
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -365,6 +367,7 @@ class MqttConnection:
         limit = self.settings.max_packet_bytes
         if limit and len(message.payload) > limit:
             self.inbound_refused += 1
+            log.warning("mqtt.inbound_refused", topic=message.topic, bytes=len(message.payload), limit=limit)
             return
         if self._on_message is not None:
             self._on_message(message.topic, bytes(message.payload), bool(message.retain))

@@ -231,3 +231,26 @@ def test_rebirth_requests_in_a_loop_are_coalesced_to_one_per_interval(broker, su
 
     pub = make_publisher(broker, q, rebirth_min_interval_s=5.0)  # all 20 arrive well within it
     run_with(pub, body)
+
+
+def test_with_mqtt_3_1_1_an_oversized_inbound_message_is_dropped_before_any_handler_and_logged(broker, subscribe):
+    """3.1.1 cannot announce a Maximum Packet Size: the broker delivers, the gateway drops it."""
+    import structlog
+
+    q = MemoryQueue()
+    sub = subscribe(broker, [f"{BASE}/status"])
+
+    async def body() -> None:
+        await pub.wait_online()
+        with structlog.testing.capture_logs() as logs:
+            sub.client.publish(f"{BASE}/rebirth", b"x" * (2 << 20), qos=1)
+            sub.client.publish(f"{BASE}/rebirth", b"", qos=1)  # the genuine one, sent last
+            async with asyncio.timeout(30):
+                while pub.stats.rebirths < 1:
+                    await asyncio.sleep(0.02)
+        refused = [e for e in logs if e["event"] == "mqtt.inbound_refused"]
+        assert len(refused) == 1 and refused[0]["bytes"] == 2 << 20 and refused[0]["log_level"] == "warning"
+        assert pub.stats.inbound_refused == 0  # never reached the publisher's handler
+
+    pub = make_publisher(broker, q, protocol="3.1.1", max_packet_bytes=1 << 20)
+    run_with(pub, body, timeout=60)
