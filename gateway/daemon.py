@@ -84,6 +84,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
             key, pumps, pipeline,
             backoff_initial_s=config.polling.reconnect.initial_backoff_s,
             backoff_max_s=config.polling.reconnect.max_backoff_s,
+            alert=alerts.raise_alert,
         )
         daemon.pollers.append(poller)
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)
