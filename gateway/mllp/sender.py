@@ -32,6 +32,19 @@ from gateway.outbox import Outbox, OutboxMessage
 
 log = logging.getLogger("pumpgw.mllp")
 
+ALARM_PROBE_INITIAL_S = 0.1
+ALARM_PROBE_MAX_S = 2.0
+"""Alarm lanes probe a lost receiver with their own short, capped backoff (design §2 inv. 4):
+after an outage the first alarm goes out within one probe interval, however long the data
+lanes' backoff has grown. An alarm lane is one connection; probing it every 2 s is cheap."""
+
+
+def backoff_for_lane(lane: str, initial_s: float, max_s: float) -> tuple[float, float]:
+    """The (initial, max) retry backoff a lane uses: the destination's, capped for alarm lanes."""
+    if lane.endswith(".alarms"):
+        return min(initial_s, ALARM_PROBE_INITIAL_S), min(max_s, ALARM_PROBE_MAX_S)
+    return initial_s, max_s
+
 
 class _Rejected(Exception):
     """AR/CR: resend unchanged after backoff (not a link failure; the connection stays)."""
@@ -72,8 +85,12 @@ class MllpSender:
         self.port = port
         self.ack_timeout_s = ack_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        initial_backoff_s, max_backoff_s = backoff_for_lane(lane, initial_backoff_s, max_backoff_s)
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.backoffs: list[float] = []  # the last few retry waits (diagnosis, tests)
+        self._last_acked: str | None = None  # MSH-10 of the last accepted message
+        self._whitespace_warned = False  # one WARNING per connection for a whitespace-flooding peer
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.idle_check_s = idle_check_s
@@ -116,6 +133,7 @@ class MllpSender:
                 self._progress = time.monotonic()
                 if ack.accepted:
                     self.delivered += 1
+                    self._last_acked = msg.control_id
                     msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code)
                 else:  # AE / CE
                     msg = await self.outbox.finish(
@@ -160,6 +178,7 @@ class MllpSender:
             self.state = "backoff"
             exc = retry_state.outcome.exception()
             self.last_error = str(exc)
+            self.backoffs = [*self.backoffs[-15:], retry_state.upcoming_sleep]
             level = logging.WARNING if failures == 1 else logging.DEBUG
             if isinstance(exc, _Rejected):
                 level = logging.WARNING
@@ -214,7 +233,10 @@ class MllpSender:
                 raise DeliveryError(f"receiver closed the connection before the ACK for {msg.control_id}")
             for item in self._decoder.feed(data):
                 if isinstance(item, MllpGarbage) and not item.sample.strip():
-                    log.warning("%s: %s (whitespace, ignored)", self._where, item)
+                    log.log(logging.WARNING if not self._whitespace_warned else logging.DEBUG,
+                            "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
+                            self._where, item)
+                    self._whitespace_warned = True
                     continue
                 if isinstance(item, Exception):
                     raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {item}")
@@ -222,6 +244,11 @@ class MllpSender:
                     ack = parse_ack(item)
                 except AckError as exc:
                     raise DeliveryError(f"reply to {msg.control_id} is not an ACK: {exc}") from None
+                if ack.control_id != msg.control_id and ack.control_id == self._last_acked and ack.accepted:
+                    # the receiver ACKed the previous message twice: that ACK is spent, the
+                    # answer to this message is still to come (resending would duplicate it)
+                    log.debug("%s: duplicate ACK for %s ignored", self._where, ack.control_id)
+                    continue
                 if ack.control_id != msg.control_id:
                     raise DeliveryError(
                         f"ACK answers {ack.control_id!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; treated as no ACK"
@@ -247,6 +274,7 @@ class MllpSender:
         except OSError as exc:
             raise DeliveryError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._decoder = MllpDecoder(self.max_frame_bytes)
+        self._whitespace_warned = False
         sock = self._writer.get_extra_info("socket")
         if sock is not None:
             _enable_keepalive(sock)
