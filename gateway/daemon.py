@@ -51,6 +51,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         max_bytes=config.outbox.max_bytes,
         delivered_retention_s=config.outbox.delivered_retention_s,
         on_alert=alerts.raise_alert,
+        reserve_bytes=config.outbox.reserve_bytes,
     )
     supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
     live = None

@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponen
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
 from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
-from gateway.outbox import Outbox, OutboxMessage
+from gateway.outbox import Outbox, OutboxClosed, OutboxError, OutboxMessage
 
 log = logging.getLogger("pumpgw.mllp")
 
@@ -115,33 +115,63 @@ class MllpSender:
 
     async def run(self) -> None:
         """Deliver the lane until cancelled."""
-        back = await self.outbox.reset_lane(self.lane)
+        back = await self._record(lambda: self.outbox.reset_lane(self.lane))
         if back:
             log.info("%s: %d in-flight message(s) returned to pending", self._where, back)
         msg: OutboxMessage | None = None
         try:
             while True:
                 if msg is None:
-                    msg = await self._wait_for_message()
+                    msg = await self._record(self._wait_for_message)
                 try:
                     ack = await self._deliver(msg)
                 except _Expired:
-                    msg = await self.outbox.finish(
-                        msg, "expired", reason=f"TTL of {msg.ttl_s:g} s passed after {msg.attempts} attempt(s)"
-                    )
+                    done = msg
+                    msg = await self._record(lambda: self.outbox.finish(
+                        done, "expired", reason=f"TTL of {done.ttl_s:g} s passed after {done.attempts} attempt(s)"
+                    ))
                     continue
                 self._progress = time.monotonic()
+                done = msg
                 if ack.accepted:
                     self.delivered += 1
                     self._last_acked = msg.control_id
-                    msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code)
+                    msg = await self._record(lambda: self.outbox.finish(done, "delivered", ack_text=ack.code))
                 else:  # AE / CE
-                    msg = await self.outbox.finish(
-                        msg, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code
-                    )
+                    msg = await self._record(lambda: self.outbox.finish(
+                        done, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code
+                    ))
         finally:
             self.state = "stopped"
             self._disconnect()
+
+    async def _record(self, op):
+        """Run an outbox state change, retrying it while the outbox cannot write (full disk).
+
+        The sender never dies of a write error: the message stays where it is (delivered on
+        the wire, not yet recorded -- at worst resent once), the outbox reports the condition
+        once, and the change is retried with a short capped backoff until it is recorded.
+        """
+        delay = 0.1
+        failures = 0
+        while True:
+            try:
+                result = await op()
+            except OutboxClosed:
+                raise
+            except OutboxError as exc:
+                failures += 1
+                self.state = "backoff"
+                self.last_error = str(exc)
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "%s: outbox cannot record a state change (%s); retrying", self._where, exc)
+                self._progress = time.monotonic()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if failures:
+                log.info("%s: outbox state change recorded after %d failed attempt(s)", self._where, failures)
+            return result
 
     async def _wait_for_message(self) -> OutboxMessage:
         wake = self.outbox.waiter(self.lane)
