@@ -132,10 +132,10 @@ def enforce(conn: sqlite3.Connection, *, used: int, max_bytes: int, now: float |
             kinds,
         ).fetchall()
         victims: list[tuple[int, str, int, float]] = []
-        for level in range(MAX_LEVEL + 1):
+        for level in range(MAX_LEVEL + 2):
             victims, freed = [], 0
             for r in rows:  # oldest first: the oldest data loses resolution first
-                if not keeps(r[0], now - r[3], level):
+                if level > MAX_LEVEL or not keeps(r[0], now - r[3], level):
                     victims.append(r)
                     freed += r[2] + ROW_OVERHEAD
                     if freed >= need:

@@ -249,6 +249,8 @@ class Outbox:
                 for row in rows
             ]
             used = budget.used_bytes(conn, self.path)
+            if self.disk_full:  # the budget is what the file system still has, less headroom
+                self._disk_cap = used + self._room() - self._headroom
             if self._over_budget and used < self._recheck_at:  # nothing was left to thin: no scan per commit
                 outcome = budget.BudgetOutcome(used=used, still_over=used > self.budget_bytes)
             else:
@@ -261,7 +263,7 @@ class Outbox:
                 conn.execute("ROLLBACK")
             raise
         self._bytes += sum(r[5] for r in rows) - outcome.thinned_bytes - outcome.compacted_bytes
-        if outcome.thinned:
+        if outcome.thinned or self.disk_full:
             try:  # give the WAL back at once (checkpoint policy, gateway.outbox.budget)
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
@@ -308,14 +310,32 @@ class Outbox:
         self._full_failures = 0
         released = self._reserve.release() if self._reserve is not None else False
         try:
-            self._disk_cap = budget.used_bytes(self._conn, self.path)
+            used = budget.used_bytes(self._conn, self.path)
         except sqlite3.Error:
-            self._disk_cap = self._bytes
+            used = self._bytes
+        # From now on the budget is the room the file system has, less headroom kept for the
+        # WAL frames of state changes (a delivery must still be recordable) and checkpoints.
+        self._disk_cap = used + self._room() - self._headroom
+        try:  # a small WAL from now on: every frame of it needs disk space before a checkpoint
+            budget.configure_wal(self._conn, 0)
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
         details = {"path": str(self.path), "why": why, "reserve_released_bytes": self._reserve.size if released else 0,
                    "outbox_bytes": self._disk_cap}
         log.error("outbox: the disk is full; running degraded (alarms and events still commit, "
                   "periodic observations are thinned to make room) %s", details)
         self._alert("outbox_disk_full", details)
+
+    @property
+    def _headroom(self) -> int:
+        return max(256 * 1024, (self._reserve.size if self._reserve is not None else 0) // 2)
+
+    def _room(self) -> int:
+        try:
+            return free_bytes(self.path.parent)
+        except OSError:
+            return 0
 
     def _check_recovered(self) -> bool:
         """Leave the degraded mode once the file system has room for the reserve again."""
@@ -324,12 +344,13 @@ class Outbox:
             room = free_bytes(self.path.parent)
         except OSError:
             return False
-        if room < 2 * needed + (1 << 20):
+        if room < needed + self._headroom:  # room for the reserve and the headroom beside it
             return False
         if self._reserve is not None and not self._reserve.ensure():
             return False
         self.disk_full = False
         self._disk_cap = None
+        budget.configure_wal(self._conn, self.max_bytes)
         log.warning("outbox: disk space available again; reserve restored, degraded mode ended %s",
                     {"path": str(self.path), "free_bytes": room, "writes_refused_meanwhile": self._full_failures})
         return True
@@ -355,6 +376,8 @@ class Outbox:
             self._summary, self._summary_bytes, self._summary_at = {}, 0, now
         # Alert on the crossing only: an alert is itself committed (MQTT .../alerts), so alerting
         # on every commit while over budget would feed itself.
+        if self.disk_full:
+            return  # the disk-full ERROR and alert stand for this condition; no flip-flop per commit
         if outcome.still_over and not self._over_budget:
             self._over_budget = True
             details = {"bytes": outcome.used, "max_bytes": self.budget_bytes}
