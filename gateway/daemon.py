@@ -45,7 +45,7 @@ class Daemon:
 def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None) -> Daemon:
     """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
-    alerts = GatewayAlerts()
+    alerts = GatewayAlerts(publish=config.mqtt.enabled)
     outbox = Outbox.open(
         config.outbox.path,
         max_bytes=config.outbox.max_bytes,
