@@ -18,7 +18,9 @@ fifth of the budget, not at every commit:
    window is halved and the tiers move with it (level 1, 2 ...) until it is enough. Which
    rows survive at each resolution is fixed per row (:func:`_rank`), so a row kept at one in
    4 is also kept at one in 2: thinning again never halves what is left again, and the
-   oldest data keeps a sample at every level instead of disappearing;
+   oldest data keeps a sample at every level instead of disappearing. Only when even the
+   last level is not enough (observations alone fill the budget within seconds, as on a
+   full disk) are observations dropped oldest first, whatever their age;
 3. PCD-10 events, PCD-04 alarms, in-flight, quarantined and expired rows are never
    dropped; if they alone exceed the budget the outbox keeps growing and says so.
 
