@@ -218,10 +218,12 @@ class Outbox:
                 try:
                     ids, outcome = self._write(self._commit, [r for r, _ in batch])
                 except Exception as exc:
+                    # Each waiting enqueue gets the error; the flusher task itself must not end
+                    # with it (nobody awaits the task: "Task exception was never retrieved").
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
-                    raise
+                    continue
                 for (_, fut), msg_id in zip(batch, ids):
                     if not fut.done():
                         fut.set_result(msg_id)
@@ -230,8 +232,6 @@ class Outbox:
                 self._report_budget(outcome)
                 if self.disk_full:
                     self._check_recovered()
-        except OutboxFull:
-            pass  # each waiting enqueue got it; the flusher itself has nothing to report
         finally:
             self._flusher = None
 
