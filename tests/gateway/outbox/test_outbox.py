@@ -123,7 +123,7 @@ def file_bytes(path) -> int:
 
 
 class StepClock:
-    """Wall clock for created_at: each message 10 s after the previous (an 8-hour outage
+    """Wall clock for created_at: each message 20 s after the previous (an 8-hour outage
     in a few seconds)."""
 
     def __init__(self, start: float) -> None:
@@ -148,7 +148,7 @@ async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_th
             await put(ob, "doc", f"E{n:05d}", kind="pcd10", ttl_s=86400)
             await put(ob, "doc.alarms", f"A{n:05d}", kind="pcd04", ttl_s=86400)
         largest = max(largest, file_bytes(path))
-        clock.now += 10
+        clock.now += 20
         n += 1
     ob.close()
     assert largest <= 1.2 * max_bytes
@@ -159,7 +159,7 @@ async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_th
     assert {f"A{i:05d}" for i in range(0, n, 50)} <= kept  # alarms never thinned
     end = clock.now
     def share(lo_s: float, hi_s: float) -> float:
-        sent = [i for i in range(n) if lo_s <= end - (end - 10 * (n - i)) < hi_s]
+        sent = [i for i in range(n) if lo_s <= end - (end - 20 * (n - i)) < hi_s]
         return sum(f"O{i:05d}" in kept for i in sent) / max(1, len(sent))
     assert share(0, 900) == 1.0  # the last 15 minutes complete
     shares = [share(900 * 2**k, 900 * 2 ** (k + 1)) for k in range(4)]  # 15-30 min, 30-60, 1-2 h, 2-4 h
