@@ -539,6 +539,11 @@ class Outbox:
         except BaseException:
             self._rollback()
             raise
+        if n:
+            try:  # give the WAL back too (checkpoint policy, gateway.outbox.budget)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
         self._bytes = total
         return n
 

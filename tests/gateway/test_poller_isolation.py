@@ -28,6 +28,9 @@ class OneBadPump:
         if pump_id == self.bad:
             raise RuntimeError("identity processing failed")
 
+    async def on_identity_unreadable(self, pump_id, reason) -> None:
+        pass
+
     async def on_comm_lost(self, pump_id, at, reason) -> None:
         pass
 
