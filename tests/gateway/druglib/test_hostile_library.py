@@ -79,3 +79,4 @@ def test_the_watcher_survives_a_hostile_file_alerts_and_takes_the_fixed_file(tmp
 async def wait_for(condition) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
