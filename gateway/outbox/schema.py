@@ -13,7 +13,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gateway.outbox.errors import OutboxCorrupt, OutboxSchemaError
+from gateway.outbox.errors import OutboxCorrupt, OutboxFull, OutboxSchemaError
+from gateway.outbox.reserve import is_disk_full
 
 # Index = version reached after applying the statements. Each issue adds its own numbered,
 # additive step (docs/architecture.md); absent numbers are skipped, so steps merge in any order.
@@ -134,6 +135,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if is_disk_full(exc):  # not corrupt: no room for the WAL or a migration
+            raise OutboxFull(str(path), str(exc)) from None
         raise OutboxCorrupt(str(path), str(exc)) from None
     except BaseException:
         conn.close()
