@@ -12,7 +12,7 @@ therefore created with an explicit mode and tightened on open:
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -20,9 +20,18 @@ PRIVATE_MODE = 0o640
 
 
 def create_private(path: Path, mode: int = PRIVATE_MODE) -> None:
-    """Create ``path`` empty with ``mode`` if it does not exist (umask cannot widen it)."""
-    with contextlib.suppress(FileExistsError):
+    """Create ``path`` empty with ``mode`` if it does not exist (umask cannot widen it).
+
+    A full disk is left to the caller's own open, which reports it in its own terms."""
+    try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return
+        raise
+    else:
         try:
             os.fchmod(fd, mode)  # O_CREAT's mode is and-ed with the umask; this is exact
         finally:

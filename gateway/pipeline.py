@@ -43,7 +43,7 @@ from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
 from gateway.log import get_logger
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, OutboxFull
 from gateway.outbox.model import NewMessage, PumpStateRow
 from gateway.rendering import Refusal, Renderer
 
@@ -326,6 +326,10 @@ class Pipeline:
         row = PumpStateRow(rt.config.id, STATE_VERSION, encode_state(state))
         try:
             await self.outbox.commit(batch, [row])
+        except OutboxFull as exc:  # the outbox logged the condition once at ERROR and alerted
+            self.log.debug("commit refused, disk full; the same messages will be committed before newer ones",
+                           pump=rt.config.id, messages=len(batch), error=str(exc))
+            return
         except Exception as exc:  # storage: keep the same bytes for the next attempt
             self.log.error("commit failed; the same messages will be committed before newer ones",
                            pump=rt.config.id, messages=len(batch), error=str(exc), error_type=type(exc).__name__)

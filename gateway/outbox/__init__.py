@@ -6,6 +6,7 @@ from gateway.outbox.errors import (
     OutboxClosed,
     OutboxCorrupt,
     OutboxError,
+    OutboxFull,
     OutboxSchemaError,
 )
 from gateway.outbox.model import THINNABLE_KINDS, LaneStats, NewMessage, OutboxMessage, PumpStateRow
@@ -18,6 +19,7 @@ __all__ = [
     "Outbox",
     "OutboxClosed",
     "OutboxAccessError",
+    "OutboxFull",
     "OutboxCorrupt",
     "OutboxError",
     "OutboxMessage",

@@ -15,7 +15,8 @@ import sqlite3
 from pathlib import Path
 
 from gateway.fileperms import create_private, tighten
-from gateway.outbox.errors import OutboxAccessError, OutboxCorrupt, OutboxSchemaError
+from gateway.outbox.errors import OutboxAccessError, OutboxCorrupt, OutboxFull, OutboxSchemaError
+from gateway.outbox.reserve import is_disk_full
 
 # Index = version reached after applying the statements. Each issue adds its own numbered,
 # additive step (docs/architecture.md); absent numbers are skipped, so steps merge in any order.
@@ -144,13 +145,12 @@ def connect(path: Path, *, create: bool = True, readonly: bool = False) -> sqlit
             raise OutboxCorrupt(str(path), f"cannot enable WAL journal (got journal_mode={mode})")
         set_synchronous(conn, "FULL")
         _migrate(conn, path)
-    except sqlite3.OperationalError as exc:
-        conn.close()
-        if _is_access_problem(exc):
-            raise OutboxAccessError(str(path), str(exc), write=True) from None
-        raise OutboxCorrupt(str(path), str(exc)) from None
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if is_disk_full(exc):  # not corrupt: no room for the WAL or a migration
+            raise OutboxFull(str(path), str(exc)) from None
+        if isinstance(exc, sqlite3.OperationalError) and _is_access_problem(exc):
+            raise OutboxAccessError(str(path), str(exc), write=True) from None
         raise OutboxCorrupt(str(path), str(exc)) from None
     except BaseException:
         conn.close()
