@@ -56,12 +56,13 @@ def build_daemon(
     ``audit(kind, subject, detail, actor)`` receives drug-library applied/refused rows (the
     audit trail's append); by default they are logged at INFO."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
-    alerts = GatewayAlerts()
+    alerts = GatewayAlerts(publish=config.mqtt.enabled)
     outbox = Outbox.open(
         config.outbox.path,
         max_bytes=config.outbox.max_bytes,
         delivered_retention_s=config.outbox.delivered_retention_s,
         on_alert=alerts.raise_alert,
+        reserve_bytes=config.outbox.reserve_bytes,
     )
     supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
     live = None
@@ -110,12 +111,15 @@ def build_daemon(
             key, pumps, pipeline,
             backoff_initial_s=config.polling.reconnect.initial_backoff_s,
             backoff_max_s=config.polling.reconnect.max_backoff_s,
+            alert=alerts.raise_alert,
         )
         daemon.pollers.append(poller)
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)
     for dest in config.destinations:
         ssl_context = (
-            make_client_ssl_context(dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file)
+            make_client_ssl_context(
+                dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file, dest.tls.key_passphrase_file, dest.tls.crl_file
+            )
             if dest.tls.enabled
             else None
         )

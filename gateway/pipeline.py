@@ -43,8 +43,8 @@ from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
 from gateway.log import get_logger
-from gateway.outbox import Outbox
 from gateway.hl7.context import PatientIdentity
+from gateway.outbox import Outbox, OutboxFull
 from gateway.outbox.model import InboundReceipt, NewMessage, PumpStateRow
 from gateway.rendering import Refusal, Renderer
 
@@ -377,7 +377,15 @@ class Pipeline:
         batch = [m for unit in pending for m in unit.messages]
         row = PumpStateRow(rt.config.id, STATE_VERSION, encode_state(state))
         try:
-            await self.outbox.commit(batch, [row], [r for unit in pending for r in unit.receipts])
+            receipts = [r for unit in pending for r in unit.receipts]
+            if receipts:  # inbound messages (gateway/sources) answered for by this commit
+                await self.outbox.commit(batch, [row], receipts)
+            else:
+                await self.outbox.commit(batch, [row])
+        except OutboxFull as exc:  # the outbox logged the condition once at ERROR and alerted
+            self.log.debug("commit refused, disk full; the same messages will be committed before newer ones",
+                           pump=rt.config.id, messages=len(batch), error=str(exc))
+            return False
         except Exception as exc:  # storage: keep the same bytes for the next attempt
             self.log.error("commit failed; the same messages will be committed before newer ones",
                            pump=rt.config.id, messages=len(batch), error=str(exc), error_type=type(exc).__name__)

@@ -19,6 +19,23 @@ class OutboxCorrupt(OutboxError):
         super().__init__(f"outbox {path} is corrupt: {detail} (move it aside and restart; its messages are not lost until you delete it)")
 
 
+class OutboxAccessError(OutboxError):
+    """The file exists but this user may not read (or write) it: a permission problem, not
+    corruption -- nothing must be moved aside."""
+
+    def __init__(self, path: str, detail: str, *, write: bool) -> None:
+        self.path = path
+        self.detail = detail
+        self.write = write
+        hint = (
+            "run this as the service user (e.g. `sudo -u pumpgw pumpgw outbox ...`); "
+            "stats, list and show only need read access (group pumpgw)"
+            if write
+            else "add your user to the service's group (pumpgw) or run as the service user"
+        )
+        super().__init__(f"outbox {path}: {detail}; the file is not damaged -- {hint}")
+
+
 class OutboxSchemaError(OutboxError):
     """The file's schema version is newer than this pumpgw, or the file is not an outbox."""
 
@@ -37,3 +54,12 @@ class MessageNotFound(OutboxError):
     def __init__(self, msg_id: int) -> None:
         self.msg_id = msg_id
         super().__init__(f"no outbox message with id {msg_id}")
+
+
+class OutboxFull(OutboxError):
+    """The file system holding the outbox has no room for this write, even after the reserve
+    was released. The caller retries later (events: the pipeline; state changes: the sender)."""
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        self.path = path
+        super().__init__(f"outbox {path}: the disk is full{': ' + detail if detail else ''}")
