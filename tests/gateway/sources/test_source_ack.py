@@ -8,6 +8,7 @@ import sqlite3
 
 import hl7
 from hl7.mllp import open_hl7_connection
+from structlog.testing import capture_logs
 
 from gateway.hl7.parse import parse_message
 from simulators.vendor_server import messages
@@ -105,13 +106,15 @@ async def test_duplicate_resend_is_acknowledged_and_ignored(tmp_path):
     assert beds.count(P.bed) == 1
 
 
-async def test_a_reused_control_id_with_other_content_is_rejected_and_logged(tmp_path, capsys):
-    async with running_gateway(tmp_path) as gw:
-        sim = VendorServer("127.0.0.1", gw.port)
-        answer = await sim.pcd01(P, fault="reused_id")
-        await sim.close()
-        assert gw.handler.counters["refused"] == 1
-    assert "control id reused with different content" in capsys.readouterr().out
+async def test_a_reused_control_id_with_other_content_is_rejected_and_logged(tmp_path):
+    with capture_logs() as logs:
+        async with running_gateway(tmp_path) as gw:
+            sim = VendorServer("127.0.0.1", gw.port)
+            answer = await sim.pcd01(P, fault="reused_id")
+            await sim.close()
+            assert gw.handler.counters["refused"] == 1
+    [entry] = [e for e in logs if e["event"] == "message refused: control id reused with different content"]
+    assert entry["log_level"] == "warning" and entry["control_id"] == answer.control_id
     assert answer.codes == ["CA", "CR"]
     err = parse_message(answer.acks[1]).named("ERR")[0]
     assert err.component(3, 1) == "205" and err.component(2, 3) == "10"
