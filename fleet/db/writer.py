@@ -142,6 +142,7 @@ class _Batch:
         self.availability: dict[Key, tuple[str, datetime]] = {}
         self.inventory: dict[Key, list[Any]] = {}
         self.gateways: set[int] = set()
+        self.verdict_rows: list[tuple[Any, ...]] = []
 
     def add(self, cur: psycopg.Cursor, rec: Record, ids: dict[tuple[str, str], int]) -> None:
         if isinstance(rec, Rejected):
@@ -228,13 +229,19 @@ class _Batch:
     def _verdict(self, cur: psycopg.Cursor, g: int, pump: str, v: Any, at: datetime) -> None:
         key = json.dumps([v.drug, v.care_area, v.severity, v.kinds, v.library_version])
         vkey = (g, pump, v.channel)
-        if self.verdicts.get(vkey, self._known_verdicts.get(vkey)) == key:
+        before = self.verdicts.get(vkey, self._known_verdicts.get(vkey))
+        if before == key:
             return
         self.verdicts[vkey] = key
-        p = {"g": g, "pump": pump, "ch": v.channel, "at": at, "drug": v.drug, "area": v.care_area,
-             "sev": v.severity, "kinds": list(v.kinds), "lib": v.library_version, "key": key}
-        cur.execute(sql.VERDICT, p)
-        cur.execute(sql.VERDICT_KEY, p)
+        row = (g, pump, v.channel, at, v.drug, v.care_area, v.severity, json.dumps(list(v.kinds)),
+               v.library_version, key)
+        if before is None:  # not known to this collector: the database decides (statement by statement)
+            p = dict(zip(("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key"), row, strict=True))
+            p["kinds"] = list(v.kinds)
+            cur.execute(sql.VERDICT, p)
+            cur.execute(sql.VERDICT_KEY, p)
+        else:  # a known change: set-based at flush
+            self.verdict_rows.append(row)
 
     def flush(self, cur: psycopg.Cursor) -> None:
         if self.events:
@@ -257,8 +264,16 @@ class _Batch:
         if self.inventory:
             rows = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
             cur.execute(bulk.INVENTORY, _columns(rows, ("g", "pump", "asset", "udi", "bed", "first", "last")))
-        for g in sorted(self.gateways):
-            cur.execute(sql.GATEWAY_SEEN, {"g": g})
+        if self.verdict_rows:
+            cur.execute(bulk.VERDICTS, _columns(self.verdict_rows, ("g", "pump", "ch", "at", "drug", "area", "sev",
+                                                                    "kinds", "lib", "key")))
+            latest: dict[tuple[int, str, str], tuple[Any, ...]] = {}
+            for r in self.verdict_rows:
+                latest[(r[0], r[1], r[2])] = r
+            rows = [(r[0], r[1], r[2], r[9], r[3]) for r in latest.values()]
+            cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
+        if self.gateways:
+            cur.execute(sql.GATEWAYS_SEEN, {"ids": sorted(self.gateways)})
 
 
 def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, list[Any]]:
