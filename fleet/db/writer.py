@@ -53,11 +53,16 @@ class Writer:
     """Owns nothing but caches: gateway ids, month partitions known to exist, and the last
     identity and verdict written per pump (to skip statements that would change nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, exclusive: bool = True) -> None:
+        # exclusive: no other writer sees this collector's pumps (one instance, or instances
+        # partitioned by site). With a shared subscription another instance may change a
+        # pump's row, so the identity/verdict caches are not trusted.
+        self.exclusive = exclusive
         self._gateway_ids: dict[tuple[str, str], int] = {}
         self._months: set[tuple[str, date]] = set()
         self._identities: dict[Key, tuple[str | None, ...]] = {}
         self._verdicts: dict[tuple[int, str, str], str] = {}
+        self._warm = False
 
     def forget(self) -> None:
         """After a failed transaction (or a reconnect), trust nothing cached."""
@@ -65,13 +70,29 @@ class Writer:
         self._months.clear()
         self._identities.clear()
         self._verdicts.clear()
+        self._warm = False
+
+    def _load(self, conn: psycopg.Connection) -> None:
+        """Fill the caches from the database (after a start or a failure), so that the first
+        batches are set-based too instead of one statement per pump."""
+        with conn.transaction():
+            for g, pump, *ident in conn.execute(
+                    "SELECT gateway_id, pump, manufacturer, model, serial_number, firmware, library_version "
+                    "FROM pumps WHERE identity_at IS NOT NULL"):
+                self._identities[(g, pump)] = tuple(ident)
+            for g, pump, ch, key in conn.execute(
+                    "SELECT gateway_id, pump, channel, verdict_key FROM pump_channels WHERE verdict_key IS NOT NULL"):
+                self._verdicts[(g, pump, ch)] = key
+        self._warm = True
 
     def write(self, conn: psycopg.Connection, records: Sequence[Record]) -> None:
         """Write ``records`` in one transaction; raises (and rolls back) on any database error."""
         new_months: set[tuple[str, date]] = set()
         new_gateways: dict[tuple[str, str], int] = {}
-        batch = _Batch(self._identities, self._verdicts)
         try:
+            if not self._warm and self.exclusive:
+                self._load(conn)
+            batch = _Batch(self._identities, self._verdicts) if self.exclusive else _Batch({}, {})
             # Partitions first, each in its own short transaction: DDL inside the batch's
             # transaction would hold the parent's lock while report queries wait (and deadlock).
             for table, month in sorted(self._months_needed(records)):
