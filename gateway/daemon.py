@@ -61,10 +61,13 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live = MqttPublisher(
             config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
             queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
+            ward=config.gateway.ward, beds={p.id: p.location for p in config.pumps},
         )
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
+    # first: its audit trail (``traceability.trail.append``) is what library changes are recorded with
+    traceability = _traceability(config, supervisor, live, config_path)
     library = _drug_library(config, supervisor, live, alerts, config_path)
     pipeline = Pipeline(
         config,
@@ -76,6 +79,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        trace=traceability.trace,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts)
     supervisor.add("outbox maintenance", outbox.maintain)
@@ -107,6 +111,24 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
             supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
     supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
     return daemon
+
+
+def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_path: Path | None):
+    """Audit trail + identity registry (gateway/identity/wiring.py); the inventory on MQTT."""
+    from gateway.identity.wiring import TraceabilityParts, slot_fields
+
+    def on_record(record) -> None:
+        if live is not None:
+            live.set_slot(record.pump_id, slot_fields(record))
+
+    parts = TraceabilityParts(config, config_path=config_path, on_record=on_record)
+    parts.start_up()
+    for record in parts.registry.records([p.id for p in config.pumps]):
+        on_record(record)
+    supervisor.add("audit maintenance", parts.maintain)
+    supervisor.on_reload("audit configuration", parts.on_sighup)
+    supervisor.on_close("audit trail", parts.close)
+    return parts
 
 
 def config_hash(config: GatewayConfig) -> str:

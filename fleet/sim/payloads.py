@@ -1,4 +1,6 @@
-"""JSON payloads as a gateway publishes them (config/schema/mqtt-*.schema.json, schema_version 1).
+"""JSON payloads as a gateway publishes them (config/schema/mqtt-*.schema.json).
+
+Events and inventory are schema_version 2 (traceability additions), the others 1.
 
 Pure functions returning ``(topic, bytes, retain)``. Agreed round-2 additions (ward, bed,
 asset tag, heartbeat, ``{base}/library``) are included, as gateways of this release send them.
@@ -47,7 +49,7 @@ def identity(manufacturer: str, model: str, serial: str, firmware: str, library:
 
 def inventory(prefix: str, site: str, gateway: str, *, ward: str, at: datetime, central_library: str,
               pumps: list[dict[str, Any]]) -> Message:
-    doc = {"schema_version": 1, "site": site, "gateway": gateway, "generated_at": _iso(at),
+    doc = {"schema_version": 2, "site": site, "gateway": gateway, "generated_at": _iso(at),
            "central_library_version": central_library, "ward": ward, "pumps": pumps}
     return f"{base(prefix, site, gateway)}/inventory", _dump(doc), True
 
@@ -85,7 +87,7 @@ def event(prefix: str, site: str, gateway: str, pump: str, *, kind: str, at: dat
     if kind.startswith("delivery"):
         channel_state = {"channel": "1", "state": "infusing" if kind == "delivery_start" else "stopped",
                          "drug": drug, "care_area": "ICU" if drug else None, "alarms": []}
-    doc = {"schema_version": 1, "message_id": message_id(gateway, pump, seq, kind), "pump": pump, "kind": kind,
+    doc = {"schema_version": 2, "message_id": message_id(gateway, pump, seq, kind), "pump": pump, "kind": kind,
            "occurred_at": _iso(at), "channel": "1", "channel_state": channel_state,
            "previous_identity": previous, "detail": {"seq": str(seq), **(detail or {})}}
     return f"{base(prefix, site, gateway)}/pumps/{pump}/events", _dump(doc), False

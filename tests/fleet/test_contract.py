@@ -94,8 +94,9 @@ def test_a_newer_gateway_field_is_ignored_and_an_unknown_schema_version_is_rejec
     doc = json.loads(raw)
     rec = parse_message(PFX, topic, json.dumps({**doc, "added_in_v1_5": {"x": 1}}).encode())
     assert isinstance(rec, Event) and rec.message_id == doc["message_id"]
-    rejected = parse_message(PFX, topic, json.dumps({**doc, "schema_version": 2}).encode())
-    assert isinstance(rejected, Rejected) and "schema_version 2" in rejected.reason
+    rejected = parse_message(PFX, topic, json.dumps({**doc, "schema_version": 3}).encode())
+    assert isinstance(rejected, Rejected) and "schema_version 3" in rejected.reason
+    assert isinstance(parse_message(PFX, topic, json.dumps({**doc, "schema_version": 1}).encode()), Event)
 
 
 def test_a_status_without_the_heartbeat_fields_of_older_gateways_parses_with_them_unknown() -> None:
