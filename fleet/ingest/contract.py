@@ -97,13 +97,23 @@ CONTRACTS: dict[str, PayloadContract] = {
         frozenset({"message_id", "alert", "occurred_at"}),
     ),
     "library": PayloadContract(
-        None,
+        "mqtt-library.schema.json",
         frozenset({1}),
         frozenset({"schema_version", "version", "sha256", "signer_key_id", "applied_at", "source"}),
         frozenset({"version"}),
     ),
-    "release": PayloadContract(None, frozenset({1}), frozenset({"schema_version", "version", "sha256"}),
-                               frozenset({"version"})),
+    "release": PayloadContract(
+        "mqtt-library-current.schema.json",
+        frozenset({1}),
+        frozenset({"schema_version", "published_at", "signature"}),  # version etc. in signature.metadata
+        frozenset({"signature"}),
+    ),
+    "release.metadata": PayloadContract(
+        "mqtt-library-current.schema.json#ReleaseMetadata",
+        frozenset({1}),
+        frozenset({"version", "library_sha256", "signed_at"}),
+        frozenset({"version"}),
+    ),
 }
 
 # Version 2 of events and inventory (traceability) is additive: new event kinds; per pump

@@ -104,14 +104,27 @@ def alarm(prefix: str, site: str, gateway: str, pump: str, *, phase: str, at: da
 
 
 def gateway_library(prefix: str, site: str, gateway: str, *, version: str, applied_at: datetime) -> Message:
-    doc = {"schema_version": 1, "version": version, "sha256": hashlib.sha256(version.encode()).hexdigest(),
-           "signer_key_id": "pharmacy-2026", "applied_at": _iso(applied_at), "source": "mqtt"}
+    doc = {"schema_version": 1, "site": site, "gateway": gateway, "version": version, "serial": _serial(version),
+           "sha256": hashlib.sha256(version.encode()).hexdigest(), "signer_key_id": "0123456789abcdef",
+           "applied_at": _iso(applied_at), "source": "mqtt"}
     return f"{base(prefix, site, gateway)}/library", _dump(doc), True
 
 
+def _serial(version: str) -> int:
+    digits = "".join(ch for ch in version if ch.isdigit())
+    return int(digits) if digits else 0
+
+
 def release(prefix: str, *, version: str, released_at: datetime) -> Message:
-    doc = {"schema_version": 1, "version": version, "sha256": hashlib.sha256(version.encode()).hexdigest(),
-           "released_at": _iso(released_at), "signature": "c2ln", "signer_key_id": "pharmacy-2026"}
+    """The release envelope of docs/mqtt.md; the signature is a placeholder (the fleet does not
+    verify it, and the simulated gateways do not apply it)."""
+    metadata = {"version": version, "serial": _serial(version), "released": released_at.date().isoformat(),
+                "signed_at": _iso(released_at), "signer_key_id": "0123456789abcdef",
+                "library_sha256": hashlib.sha256(version.encode()).hexdigest()}
+    doc = {"schema_version": 1, "published_at": _iso(released_at),
+           "signature": {"format": "pumpgw-library-signature/1", "metadata": metadata,
+                         "signature": "c2ltdWxhdGVk"},
+           "library": json.dumps({"version": version})}
     return f"{prefix}/library/current", _dump(doc), True
 
 
