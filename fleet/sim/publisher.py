@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import deque
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -31,6 +33,7 @@ class SimPublisher:
         self.client.will_set(will[0], will[1], qos=1, retain=True)
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.host, self.port = host, port
         self.births = births or []
         self.committed: list[dict[str, str]] = []
@@ -41,6 +44,13 @@ class SimPublisher:
         self._log = log_path.open("a", encoding="utf-8") if log_path else None
         self.connected = threading.Event()
         self.all_acked = threading.Condition(self._lock)
+        # Order per topic across reconnects: paho resends its unacknowledged messages only after
+        # on_connect returns, and a publish() racing into that window would overtake them. New
+        # messages therefore wait in our own FIFO from a disconnect until shortly after the
+        # reconnect (as a gateway's outbox lane sends in order only once connected).
+        self._ready = threading.Event()
+        self._send_lock = threading.Lock()
+        self._backlog: deque[Message] = deque()
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, 20)
@@ -53,8 +63,29 @@ class SimPublisher:
             for topic, payload, retain in self.births:
                 self._pending[client.publish(topic, payload, qos=1, retain=retain).mid] = None
         self.connected.set()
+        timer = threading.Timer(0.2, self._resume)
+        timer.daemon = True
+        timer.start()
+
+    def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, _rc: object, _p: object = None) -> None:
+        self._ready.clear()
+
+    def _resume(self) -> None:
+        with self._send_lock:
+            if not self.client.is_connected():
+                return
+            while self._backlog:
+                self._send(self._backlog.popleft())
+            self._ready.set()
 
     def publish(self, message: Message) -> None:
+        with self._send_lock:
+            if self._ready.is_set() and not self._backlog:
+                self._send(message)
+            else:
+                self._backlog.append(message)
+
+    def _send(self, message: Message) -> None:
         topic, payload, retain = message
         key = None
         if not retain:  # events, alarms, alerts: what the test must find in the database
@@ -87,8 +118,13 @@ class SimPublisher:
                 self._log.flush()
 
     def wait_all_acked(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._backlog:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
         with self._lock:
-            return self.all_acked.wait_for(lambda: not self._pending, timeout)
+            return self.all_acked.wait_for(lambda: not self._pending, max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
         self.client.disconnect()
