@@ -22,7 +22,8 @@ from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
-from gateway.pipeline import Pipeline, lanes
+from gateway.lanes import lanes
+from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
 from gateway.supervisor import Supervisor
@@ -54,12 +55,13 @@ def build_daemon(
     ``audit(kind, subject, detail, actor)`` receives drug-library applied/refused rows (the
     audit trail's append); by default they are logged at INFO."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
-    alerts = GatewayAlerts()
+    alerts = GatewayAlerts(publish=config.mqtt.enabled)
     outbox = Outbox.open(
         config.outbox.path,
         max_bytes=config.outbox.max_bytes,
         delivered_retention_s=config.outbox.delivered_retention_s,
         on_alert=alerts.raise_alert,
+        reserve_bytes=config.outbox.reserve_bytes,
     )
     supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
     live = None
@@ -96,6 +98,7 @@ def build_daemon(
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        on_alert=alerts.raise_alert,
         trace=traceability.trace,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases)
@@ -105,6 +108,7 @@ def build_daemon(
             key, pumps, pipeline,
             backoff_initial_s=config.polling.reconnect.initial_backoff_s,
             backoff_max_s=config.polling.reconnect.max_backoff_s,
+            alert=alerts.raise_alert,
         )
         daemon.pollers.append(poller)
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)

@@ -48,7 +48,7 @@ class ScenarioError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FaultSpec(_Strict):
@@ -248,12 +248,23 @@ def decimal(value: float | None) -> Decimal | None:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` naming file and keys."""
+    from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
+
     name = str(path)
+    too_long = path_problem(path)
+    if too_long:
+        raise ScenarioError(name[:120] + "...", [f"cannot read: {too_long}"])
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ScenarioError(name, [f"cannot read: {exc.strerror or exc}"]) from exc
+        text = read_bounded(path, 4 * 1024 * 1024).decode("utf-8")
+        deep = toml_too_deep(text)
+        if deep is not None:
+            raise ScenarioError(name, [f"not valid TOML: {deep}"])
+        data = tomllib.loads(text)
+    except (OSError, FileTooLarge) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScenarioError(name, [f"cannot read: {reason}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(name, [f"not UTF-8 text (byte offset {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(name, [f"not valid TOML: {exc}"]) from exc
     try:
