@@ -244,14 +244,15 @@ def swaps(conn: psycopg.Connection, now: datetime, days: int = 90) -> Page:
     page = Page("Swaps and returns")
     rows = conn.execute(
         """SELECT e.occurred_at, e.kind, coalesce(g.ward, '?'), g.id, g.gateway, e.pump,
-                  e.previous_identity ->> 'sn', e.detail ->> 'serial_number'
+                  e.previous_identity ->> 'sn', p.serial_number
            FROM events e JOIN gateways g ON g.id = e.gateway_id
+           LEFT JOIN pumps p ON p.gateway_id = e.gateway_id AND p.pump = e.pump
            WHERE e.kind IN ('device_swapped', 'device_returned') AND e.occurred_at > %s
            ORDER BY e.occurred_at DESC LIMIT 1000""",
         (now - timedelta(days=days),),
     ).fetchall()
     page.tables["swaps"] = Table(
-        ["occurred_at", "kind", "ward", "gateway_id", "gateway", "pump", "previous_serial", "serial"],
+        ["occurred_at", "kind", "ward", "gateway_id", "gateway", "pump", "previous_serial", "serial_now"],
         [list(r) for r in rows],
     )
     page.numbers = {
