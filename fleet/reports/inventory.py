@@ -66,7 +66,7 @@ class NotSeenRow:
 
 _NOT_SEEN = f"""
 SELECT g.site, g.gateway, {WARD} AS ward, p.pump, p.asset_tag, p.manufacturer, p.model, p.serial_number,
-       p.last_seen, extract(epoch FROM (%(now)s::timestamptz - p.last_seen)) / 86400.0 AS days_unseen
+       p.last_seen, (extract(epoch FROM (%(now)s::timestamptz - p.last_seen)) / 86400.0)::float AS days_unseen
 FROM pumps p JOIN gateways g ON g.id = p.gateway_id
 WHERE p.last_seen IS NULL OR p.last_seen < %(cutoff)s::timestamptz
 ORDER BY p.last_seen NULLS FIRST, ward, p.pump

@@ -69,8 +69,8 @@ SELECT ward, version, t0 AS released_at, n::int AS pumps, count(*) FILTER (WHERE
        (count(*) FILTER (WHERE current))::float / n AS share,
        min(adopted_at) FILTER (WHERE rn = ceil(0.8 * n)) AS reached_80_at,
        min(adopted_at) FILTER (WHERE rn = n) AS reached_100_at,
-       extract(epoch FROM min(adopted_at) FILTER (WHERE rn = ceil(0.8 * n)) - t0) / 3600.0 AS hours_to_80,
-       extract(epoch FROM min(adopted_at) FILTER (WHERE rn = n) - t0) / 3600.0 AS hours_to_100
+       (extract(epoch FROM min(adopted_at) FILTER (WHERE rn = ceil(0.8 * n)) - t0) / 3600.0)::float AS hours_to_80,
+       (extract(epoch FROM min(adopted_at) FILTER (WHERE rn = n) - t0) / 3600.0)::float AS hours_to_100
 FROM ranked GROUP BY ward, version, t0, n ORDER BY ward
 """
 

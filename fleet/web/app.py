@@ -99,12 +99,17 @@ def _age(seconds: Any) -> str:
     return f"{int(s // 86400)} d"
 
 
+def _api_link(report: str, params: dict[str, Any], csv: bool = False) -> str:
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
+    return f"/api/{report}{'.csv' if csv else ''}{'?' + query if query else ''}"
+
+
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["when"] = _when
     env.filters["age"] = _age
     env.filters["q"] = lambda v: quote(str(v), safe="")
-    env.globals.update(zip=zip, dict=dict)
+    env.globals.update(zip=zip, dict=dict, api_link=_api_link)
     return env
 
 
@@ -182,12 +187,13 @@ class WebUI:
 
     def ward(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.ward(conn, request.path_params["ward"], self.clock())
+            page = queries.ward(conn, request.query_params.get("name", ""), self.clock())
         return self.respond(request, who, page, "ward.html")
 
     def pump(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.pump(conn, request.path_params["gateway_id"], request.path_params["pump"])
+            pp = request.path_params
+            page = queries.pump(conn, pp["site"], pp["gateway"], pp["pump"])
         return self.respond(request, who, page, "pump.html")
 
     def uptake(self, request: Request, who: Who) -> Response:
@@ -200,7 +206,8 @@ class WebUI:
     def firmware(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
             page = queries.firmware(conn)
-        bars = [(f"{m} {mo} fw {fw}", float(n)) for m, mo, fw, n in page.tables["firmware"].rows]
+        bars = [(f"{r['manufacturer']} {r['model']} fw {r['firmware']}", float(r["pumps"]))
+                for r in page.tables["firmware"].as_dicts()]
         return self.respond(request, who, page, "firmware.html",
                             chart=Markup(bar_chart(bars, title="Pumps per model and firmware")))
 
@@ -217,7 +224,7 @@ class WebUI:
     def alarms(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
             page = queries.alarm_load(conn, self.clock(), self._days(request, 7))
-        rows = page.tables["alarm_load"].rows
+        rows = page.tables["ward_hour"].rows
         wards = sorted({r[0] for r in rows})
         cells = {(w, f"{h:02d}"): float(n) for w, h, n in rows}
         chart = heat_map(wards, [f"{h:02d}" for h in range(24)], cells, title="Alarm onsets per ward and hour (UTC)")
@@ -279,8 +286,8 @@ class WebUI:
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", g(v, self.logout, post=True), methods=["POST"]),
             Route("/", g(v, self.region)),
-            Route("/wards/{ward}", g(v, self.ward)),
-            Route("/pumps/{gateway_id:int}/{pump}", g(v, self.pump)),
+            Route("/ward", g(v, self.ward)),
+            Route("/pumps/{site}/{gateway}/{pump}", g(v, self.pump)),
             Route("/uptake", g(v, self.uptake)),
             Route("/firmware", g(v, self.firmware)),
             Route("/swaps", g(v, self.swaps)),

@@ -34,8 +34,9 @@ class Shape:
     verdicts_per_pump: int = 4
 
 
-def fill(conn: psycopg.Connection, now: datetime, shape: Shape = Shape(), seed: int = 22) -> None:
-    """Migrate and fill an empty database; ``now`` anchors every time (tests pin it)."""
+def fill(conn: psycopg.Connection, now: datetime | None = None, shape: Shape = Shape(), seed: int = 22) -> None:
+    """Migrate and fill an empty database; every time is relative to ``now`` (default: now)."""
+    now = now or datetime.now(UTC)
     rng = random.Random(seed)
     migrate(conn)
     old, new = "2026.11", "2026.12"
@@ -132,7 +133,3 @@ def fill(conn: psycopg.Connection, now: datetime, shape: Shape = Shape(), seed: 
                 for row in events:
                     cp.write_row(row)
     conn.execute("ANALYZE")
-
-
-def sample_now() -> datetime:
-    return datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

@@ -1,111 +1,40 @@
-"""Fixtures for the web UI: a throw-away PostgreSQL cluster (initdb/pg_ctl in a temp dir, on a
-free loopback port), a migrated and seeded fleet database per test, and the UI served by a
-real uvicorn on a free port.
-"""
+"""Fixtures for the web UI: the fleet tests' throw-away PostgreSQL (tests/fleet/conftest.py)
+filled with the deterministic sample fleet, users of each role, and the UI + JSON API served
+by a real uvicorn on a free loopback port (the app `pumpgw fleet` serves)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
-import psycopg
 import pytest
 import uvicorn
 from psycopg_pool import ConnectionPool
 
-from fleet.web.app import build_web_app
+from fleet.db.connect import connect
 from fleet.web.auth import hash_password
+from fleet.web.mount import build_fleet_app
+from fleet.web.sample import fill
 from fleet.web.settings import WebSettings
 
-from .seed import NOW, seed
+USERS = {"vera": ("viewer", "vera-pass-1"), "paul": ("pharmacy", "paul-pass-1"), "ada": ("admin", "ada-pass-1")}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name) or f"/usr/lib/postgresql/15/bin/{name}"
-    if not Path(found).exists():
-        pytest.skip(f"PostgreSQL binary {name} not installed")
-    return found
-
-
-@dataclass
-class Postgres:
-    port: int
-    user: str = "fleet"
-
-    def dsn(self, db: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={db}"
-
-
-def _as_server_user(argv: list[str]) -> list[str]:
-    # initdb refuses to run as root: then the cluster belongs to an unprivileged user.
-    if os.geteuid() != 0:
-        return argv
-    user = "postgres" if shutil.which("runuser") and _has_user("postgres") else "nobody"
-    return ["runuser", "-u", user, "--", *argv]
-
-
-def _has_user(name: str) -> bool:
-    import pwd
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    base = tmp_path_factory.mktemp("pg")
-    data = base / "data"
-    if os.geteuid() == 0:
-        base.chmod(0o777)
-        for parent in base.parents:
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)  # let the server user traverse to it
-    subprocess.run(_as_server_user([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "fleet", "--no-sync",
-                                    "-E", "UTF8"]), check=True, capture_output=True)
-    port = _free_port()
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
-    subprocess.run(_as_server_user([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", opts, "-w",
-                                    "start"]), check=True, capture_output=True)
-    try:
-        yield Postgres(port)
-    finally:
-        subprocess.run(_as_server_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
-
-
-_counter = iter(range(10**6))
-
-
 @pytest.fixture
-def fleet_db(postgres: Postgres) -> str:
-    """A fresh database with the fleet schema and the seed data; returns its DSN."""
-    name = f"fleet_web_{next(_counter)}"
-    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    dsn = postgres.dsn(name)
-    with psycopg.connect(dsn) as conn:
-        seed(conn)
+def fleet_db(dsn: str) -> str:
+    """A fresh migrated database holding the sample fleet; returns its DSN."""
+    with connect(dsn) as conn:
+        fill(conn)
+        conn.commit()
     return dsn
-
-
-USERS = {"vera": ("viewer", "vera-pass-1"), "paul": ("pharmacy", "paul-pass-1"), "ada": ("admin", "ada-pass-1")}
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +47,8 @@ def web_settings() -> WebSettings:
 
 
 class Server:
+    """uvicorn in a thread of the test process, stopped by should_exit (no sleeps to wait on)."""
+
     def __init__(self, app, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -125,7 +56,7 @@ class Server:
 
     def __enter__(self) -> Server:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
@@ -139,9 +70,9 @@ class Server:
 
 @pytest.fixture
 def web(fleet_db: str, web_settings: WebSettings) -> Iterator[Server]:
-    pool = ConnectionPool(fleet_db, min_size=1, max_size=4, open=True)
+    pool = ConnectionPool(fleet_db, min_size=1, max_size=4, open=True, kwargs={"options": "-c timezone=UTC"})
     try:
-        with Server(build_web_app(web_settings, pool, clock=lambda: NOW), _free_port()) as server:
+        with Server(build_fleet_app(None, web_settings, pool), free_port()) as server:
             server.dsn = fleet_db  # type: ignore[attr-defined]
             yield server
     finally:
