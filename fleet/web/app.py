@@ -227,7 +227,7 @@ class WebUI:
         rows = page.tables["ward_hour"].rows
         wards = sorted({r[0] for r in rows})
         cells = {(w, f"{h:02d}"): float(n) for w, h, n in rows}
-        chart = heat_map(wards, [f"{h:02d}" for h in range(24)], cells, title="Alarm onsets per ward and hour (UTC)")
+        chart = heat_map(wards, [f"{h:02d}" for h in range(24)], cells, title="Alarm onsets per ward and hour (UTC)", cell=28)
         return self.respond(request, who, page, "alarms.html", chart=Markup(chart))
 
     def ders(self, request: Request, who: Who) -> Response:

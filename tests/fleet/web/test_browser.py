@@ -1,0 +1,228 @@
+"""The web UI in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright;
+nothing downloads a browser): pages render from the seeded database, their numbers equal the
+JSON API's, region -> ward -> pump navigation works, login, roles and CSRF are enforced, and
+failed logins are rate-limited and audited. Screenshots of each page are kept as artifacts
+in build/test-artifacts/fleet-web/ (set PUMPGW_SCREENSHOTS=dir to copy them, e.g. to docs/img)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+from .conftest import USERS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Iterator[Path]:
+    # A stable place (pytest's tmp dirs rotate): CI keeps build/test-artifacts/ after the run.
+    out = Path(__file__).resolve().parents[3] / "build" / "test-artifacts" / "fleet-web"
+    out.mkdir(parents=True, exist_ok=True)
+    yield out
+    print(f"\nscreenshots of the fleet UI: {out}")
+    target = os.environ.get("PUMPGW_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for f in out.glob("*.png"):
+            shutil.copy(f, Path(target) / f.name)
+
+
+def login(page, base: str, user: str, password: str | None = None) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password or USERS[user][1])
+    page.click("button[type=submit]")
+
+
+def numbers(page) -> dict[str, str]:
+    return {el.get_attribute("data-num"): el.inner_text().strip() for el in page.query_selector_all("dd[data-num]")}
+
+
+def api(page, base: str, path: str) -> dict:
+    r = page.request.get(base + path)
+    assert r.status == 200, (path, r.text()[:300])
+    return r.json()
+
+
+def rows_in(page, table: str) -> int:
+    return len(page.query_selector_all(f"table[data-table={table}] tbody tr:not(:has(td.note))"))
+
+
+def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, artifacts):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    base = web.url
+    login(page, base, "vera")
+
+    page.goto(base + "/")
+    page.screenshot(path=artifacts / "region.png", full_page=True)
+    n = numbers(page)
+    gateways = api(page, base, "/api/gateways")["rows"]
+    inventory = api(page, base, "/api/inventory")["rows"]
+    assert int(n["pumps"]) == sum(g["pumps"] for g in gateways) == len(inventory) == 24
+    online = [g for g in gateways if g["state"] == "online" and not g["stale"]]
+    assert int(n["gateways_online"]) == len(online) == 5
+    assert int(n["gateways_offline"]) == len(gateways) - len(online) == 1
+    assert n["current_library"] == "2026.12"
+    uptake = api(page, base, "/api/uptake")["rows"]
+    assert int(n["pumps_on_current_library"]) == sum(r["on_version"] for r in uptake)
+    assert int(n["open_alerts"]) == 2 == rows_in(page, "open_alerts")
+    assert rows_in(page, "gateways") == len(gateways)
+    assert page.locator("svg[role=img]").count() >= 1
+
+    page.goto(base + "/uptake")
+    page.screenshot(path=artifacts / "uptake.png", full_page=True)
+    assert rows_in(page, "uptake") == len(uptake) == 3
+    markers = page.locator("svg line.marker")
+    assert markers.count() == 2  # 80 % and 100 %
+    assert page.locator("svg polyline.series").count() == 3  # one curve per ward
+    stragglers = int(numbers(page)["stragglers"])
+    assert stragglers == sum(r["pumps"] - r["on_version"] for r in uptake) == rows_in(page, "stragglers")
+    for cell, row in zip(page.query_selector_all("table[data-table=uptake] td[data-col=on_version]"), uptake,
+                         strict=True):
+        assert int(cell.inner_text()) == row["on_version"]
+
+    page.goto(base + "/firmware")
+    page.screenshot(path=artifacts / "firmware.png", full_page=True)
+    firmware = api(page, base, "/api/firmware")["rows"]
+    assert int(numbers(page)["versions"]) == len(firmware) == rows_in(page, "firmware")
+    assert page.locator("svg rect.bar").count() == len(firmware)
+
+    page.goto(base + "/swaps")
+    page.screenshot(path=artifacts / "swaps.png", full_page=True)
+    swaps = api(page, base, "/api/swaps?days=90")["rows"]
+    n = numbers(page)
+    assert int(n["swapped"]) == sum(1 for s in swaps if s["kind"] != "device_returned") >= 1
+    assert int(n["returned"]) == sum(1 for s in swaps if s["kind"] == "device_returned") >= 1
+
+    page.goto(base + "/not-seen")
+    page.screenshot(path=artifacts / "not-seen.png", full_page=True)
+    gone = api(page, base, "/api/not_seen?days=7")["rows"]
+    assert int(numbers(page)["pumps"]) == len(gone) == rows_in(page, "not_seen") >= 1
+    page.fill("input[name=days]", "30")
+    page.click("form[action='/not-seen'] button")
+    assert int(numbers(page)["pumps"]) == len(api(page, base, "/api/not_seen?days=30")["rows"])
+
+    page.goto(base + "/alarms")
+    page.screenshot(path=artifacts / "alarms.png", full_page=True)
+    conditions = api(page, base, "/api/alarm_conditions?days=7")["rows"]
+    assert int(numbers(page)["onsets"]) == sum(c["onsets"] for c in conditions) > 0
+    assert page.locator("svg rect.cell").count() == 3 * 24  # wards x hours
+
+    page.goto(base + "/ders")
+    page.screenshot(path=artifacts / "ders.png", full_page=True)
+    use = api(page, base, "/api/ders_use?days=30")["rows"]
+    assert int(numbers(page)["starts"]) == sum(r["library_starts"] + r["basic_starts"] for r in use) > 0
+    assert rows_in(page, "limit_verdicts") == len(api(page, base, "/api/limit_verdicts?days=30")["rows"])
+
+    # Every export link on every page answers (JSON parses, CSV has a header row).
+    for path in ("/", "/uptake", "/firmware", "/swaps", "/not-seen", "/alarms", "/ders", "/ward?name=ICU"):
+        page.goto(base + path)
+        for link in page.query_selector_all("a.json, a.csv"):
+            r = page.request.get(base + link.get_attribute("href"))
+            assert r.status == 200, (path, link.get_attribute("href"))
+            if "csv" in (link.get_attribute("class") or ""):
+                assert "," in r.text().splitlines()[0]
+            else:
+                r.json()
+    ctx.close()
+
+
+def test_navigation_region_to_ward_to_pump(web, browser, artifacts):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    login(page, web.url, "vera")
+    page.goto(web.url + "/")
+    page.click("table[data-table=wards] a:text-is('ICU')")
+    assert page.locator("h1").inner_text() == "Ward ICU"
+    page.screenshot(path=artifacts / "ward.png", full_page=True)
+    icu = api(page, web.url, "/api/inventory?ward=ICU")["rows"]
+    assert int(numbers(page)["pumps"]) == len(icu) == rows_in(page, "inventory")
+    page.click("table[data-table=inventory] td[data-col=pump] a >> nth=0")
+    first = icu[0]
+    assert page.locator("h1").inner_text() == f"Pump {first['pump']} on {first['gateway']}"
+    assert page.locator("td[data-num=serial_number]").inner_text() == first["serial_number"]
+    assert rows_in(page, "identity") >= 2  # the swap: another device was seen under this pump
+    assert rows_in(page, "alarms") > 0
+    page.screenshot(path=artifacts / "pump.png", full_page=True)
+    page.click("a:text-is('Ward ICU')")
+    assert page.locator("h1").inner_text() == "Ward ICU"
+    ctx.close()
+
+
+def test_roles_decide_who_acknowledges_alerts_and_reads_the_audit(web, browser):
+    base = web.url
+    viewer = browser.new_context().new_page()
+    login(viewer, base, "vera")
+    assert viewer.locator("table[data-table=open_alerts] button").count() == 0
+    assert viewer.request.get(base + "/admin/audit").status == 403
+    csrf = viewer.locator("header input[name=csrf_token]").get_attribute("value")
+    assert viewer.request.post(base + "/alerts/1/ack", form={"csrf_token": csrf}).status == 403
+
+    pharmacist = browser.new_context().new_page()
+    login(pharmacist, base, "paul")
+    assert int(numbers(pharmacist)["open_alerts"]) == 2
+    pharmacist.click("table[data-table=open_alerts] button >> nth=0")
+    assert int(numbers(pharmacist)["open_alerts"]) == 1
+    assert pharmacist.request.get(base + "/admin/audit").status == 403
+
+    admin = browser.new_context().new_page()
+    login(admin, base, "ada")
+    admin.goto(base + "/admin/audit")
+    text = admin.locator("table[data-table=audit]").inner_text()
+    assert "alert_acknowledged" in text and "paul" in text
+    assert "Hash chain intact" in admin.content()
+
+
+def test_a_post_without_the_sessions_csrf_token_is_refused(web, browser):
+    base = web.url
+    a = browser.new_context().new_page()
+    login(a, base, "paul")
+    b = browser.new_context().new_page()
+    login(b, base, "paul")
+    others = b.locator("header input[name=csrf_token]").get_attribute("value")
+    assert a.request.post(base + "/alerts/1/ack", form={}).status == 403
+    assert a.request.post(base + "/alerts/1/ack", form={"csrf_token": others}).status == 403
+    assert a.request.post(base + "/logout", form={"csrf_token": "forged"}).status == 403
+    mine = a.locator("header input[name=csrf_token]").get_attribute("value")
+    assert a.request.post(base + "/alerts/1/ack", form={"csrf_token": mine}, max_redirects=0).status == 303
+    # Login form: a POST without the pre-session cookie's token is refused too.
+    fresh = browser.new_context()
+    r = fresh.request.post(base + "/login", form={"username": "paul", "password": USERS["paul"][1]})
+    assert r.status == 403
+    # The cookies are HttpOnly and SameSite=Strict.
+    cookie = next(c for c in a.context.cookies() if c["name"] == "fleet_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+def test_failed_logins_are_rate_limited_and_audited(web, browser):
+    page = browser.new_context().new_page()
+    for _ in range(3):
+        login(page, web.url, "vera", "wrong")
+        assert "Wrong user name or password" in page.content()
+    login(page, web.url, "vera")  # right password, but locked out now
+    assert "Too many failed logins" in page.content()
+    assert page.url.startswith(web.url + "/login")
+    with psycopg.connect(web.dsn) as conn:
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM web_audit WHERE username = 'vera' ORDER BY id")]
+    assert kinds == ["login_failed"] * 3 + ["login_locked_out"]
