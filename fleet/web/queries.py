@@ -190,6 +190,11 @@ def uptake(conn: psycopg.Connection, now: datetime, version: str | None = None) 
     for point in timeline:
         if released is not None:
             per_ward[point.ward].append(((point.at - released).total_seconds() / 3600, 100.0 * point.share))
+    # Once every ward is at 100 %, the rest of the curve is flat: show up to 1.5x that time.
+    done = [r.hours_to_100 for r in rows]
+    if done and all(h is not None for h in done):
+        horizon = max(max(done) * 1.5, 2 * step_h)  # type: ignore[type-var]
+        per_ward = {w: [(x, y) for x, y in pts if x <= horizon] for w, pts in per_ward.items()}
     page.series = [Series(w, pts) for w, pts in sorted(per_ward.items())]
     stragglers = conn.execute(
         f"""SELECT {WARD} AS ward, g.site, g.gateway, p.pump, p.library_version, p.last_seen
