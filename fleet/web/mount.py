@@ -44,3 +44,20 @@ def build_fleet_app(fleet_settings: Any, web: WebSettings, pool: Any) -> Starlet
     app.state.web = ui
     app.add_middleware(_ApiGuard, ui=ui)
     return app
+
+
+def serve_fleet_app(fleet_settings: Any, web: WebSettings) -> None:
+    """Serve UI + API with uvicorn on ``web.host:web.port`` (TLS when configured) until a signal."""
+    import uvicorn
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(fleet_settings.database.dsn, min_size=1, max_size=8, open=True,
+                          kwargs={"options": "-c timezone=UTC", "application_name": "pumpgw-fleet-web"})
+    try:
+        app = build_fleet_app(fleet_settings, web, pool)
+        tls = {"ssl_certfile": str(web.tls_cert), "ssl_keyfile": str(web.tls_key)} if web.tls else {}
+        server = uvicorn.Server(uvicorn.Config(app, host=web.host, port=web.port, log_level="warning",
+                                               lifespan="off", **tls))
+        server.run()  # returns on SIGTERM/SIGINT (uvicorn's own handlers)
+    finally:
+        pool.close()
