@@ -110,6 +110,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_pre_connect = self._on_pre_connect
         return client
 
@@ -135,8 +136,16 @@ class Collector:
         self.stats.connected = True
         filters = topic_filters(self.settings)
         client.subscribe([(f, 1) for f in filters])
-        log.info("connected to %s:%s (session present: %s), subscribed to %s", self.settings.mqtt.host,
+        log.info("connected to %s:%s (session present: %s), subscribing to %s", self.settings.mqtt.host,
                  self.settings.mqtt.port, getattr(flags, "session_present", "?"), filters)
+
+    def _on_subscribe(self, _c: paho.Client, _u: object, _mid: int, codes: list[object], _p: object = None) -> None:
+        failed = [str(c) for c in codes if getattr(c, "is_failure", False)]
+        if failed:
+            self.stats.last_error = f"broker refused the subscription: {failed}"
+            log.error("broker refused the subscription (%s): check its ACL for the fleet user", failed)
+            return
+        log.info("subscribed")
         self.connected.set()
 
     def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:

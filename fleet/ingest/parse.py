@@ -140,7 +140,7 @@ def _verdicts(raw: Any) -> tuple[ChannelVerdict, ...]:
 
 def _check_version(kind: str, doc: Mapping[str, Any]) -> None:
     version = doc.get("schema_version", 1)
-    if version not in CONTRACTS[kind].versions or isinstance(version, bool):
+    if not isinstance(version, int) or isinstance(version, bool) or version not in CONTRACTS[kind].versions:
         raise Invalid(f"schema_version {repr(version)[:20]} is not one the fleet understands "
                       f"({sorted(CONTRACTS[kind].versions)})")
 

@@ -49,7 +49,7 @@ WITH onset AS (
                 WHERE e.gateway_id = o.gateway_id AND e.alert_instance_id = o.alert_instance_id
                   AND e.phase = 'end' AND e.occurred_at >= o.occurred_at
                   AND e.occurred_at < %(until)s::timestamptz + interval '31 days'),
-               %(until)s::timestamptz) - o.occurred_at) AS seconds
+               %(until)s::timestamptz) - o.occurred_at)::float AS seconds
     FROM onset o JOIN gateways g ON g.id = o.gateway_id
 )
 """

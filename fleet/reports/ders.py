@@ -49,7 +49,7 @@ _VERDICTS = f"""
 SELECT {WARD} AS ward, v.drug, k AS verdict, count(*)::int AS programs
 FROM verdicts v JOIN gateways g ON g.id = v.gateway_id CROSS JOIN unnest(v.kinds) AS k
 WHERE v.observed_at >= %(since)s AND v.observed_at < %(until)s
-GROUP BY 1, v.drug, k ORDER BY 1, v.drug NULLS LAST, programs DESC, k
+GROUP BY 1, 2, 3 ORDER BY 1, 2 NULLS LAST, programs DESC, 3
 """
 
 

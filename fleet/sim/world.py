@@ -178,19 +178,25 @@ class Region:
 
     def _alarms(self, gw: SimGatewayState, p: SimPump, at: datetime, storm: bool) -> list[P.Message]:
         out = []
-        if p.pump in gw.open_alarms:
-            if storm or self.rng.random() < 0.5:
-                instance, _ = gw.open_alarms.pop(p.pump)
-                p.seq += 1
-                out.append(P.alarm(self.prefix, gw.site, gw.gateway, p.pump, phase="end", at=at, seq=p.seq,
-                                   instance=instance))
-        elif storm or self.rng.random() < self.activity / 6:
-            gw.alarm_seq += 1
-            instance = f"{gw.gateway}-{p.pump}-{gw.alarm_seq}"
-            condition = "occlusion" if storm else self.rng.choice(("occlusion", "air_in_line", "vtbi_complete"))
-            p.seq += 1
-            gw.open_alarms[p.pump] = (instance, p.seq)
-            out.append(P.alarm(self.prefix, gw.site, gw.gateway, p.pump, phase="onset", at=at, seq=p.seq,
-                               instance=instance, condition=condition,
-                               priority="high" if condition == "occlusion" else "medium"))
+        if p.pump in gw.open_alarms and (storm or self.rng.random() < 0.5):
+            out.append(self._alarm_end(gw, p, at))
+        if storm:  # five short occlusion alarms per pump within the step
+            for n in range(5):
+                out.append(self._alarm_onset(gw, p, at + timedelta(seconds=10 * n), "occlusion"))
+                out.append(self._alarm_end(gw, p, at + timedelta(seconds=10 * n + 5)))
+        elif p.pump not in gw.open_alarms and self.rng.random() < self.activity / 6:
+            out.append(self._alarm_onset(gw, p, at, self.rng.choice(("occlusion", "air_in_line", "vtbi_complete"))))
         return out
+
+    def _alarm_onset(self, gw: SimGatewayState, p: SimPump, at: datetime, condition: str) -> P.Message:
+        gw.alarm_seq += 1
+        instance = f"{gw.gateway}-{p.pump}-{gw.alarm_seq}"
+        p.seq += 1
+        gw.open_alarms[p.pump] = (instance, p.seq)
+        return P.alarm(self.prefix, gw.site, gw.gateway, p.pump, phase="onset", at=at, seq=p.seq, instance=instance,
+                       condition=condition, priority="high" if condition == "occlusion" else "medium")
+
+    def _alarm_end(self, gw: SimGatewayState, p: SimPump, at: datetime) -> P.Message:
+        instance, _ = gw.open_alarms.pop(p.pump)
+        p.seq += 1
+        return P.alarm(self.prefix, gw.site, gw.gateway, p.pump, phase="end", at=at, seq=p.seq, instance=instance)
