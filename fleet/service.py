@@ -28,6 +28,7 @@ def run_service(settings: FleetSettings, *, http: bool = True) -> int:
     if applied:
         log.info("schema migrations applied: %s", applied)
     stop = threading.Event()
+    _install_handlers(stop)
     collector = Collector(settings)
     thread = threading.Thread(target=collector.run, args=(stop,), name="fleet-collector")
     thread.start()
@@ -35,7 +36,7 @@ def run_service(settings: FleetSettings, *, http: bool = True) -> int:
         if http:
             _serve_http(settings, stop)
         else:
-            _wait_for_signal(stop)
+            stop.wait()
     finally:
         stop.set()
         thread.join()
@@ -44,13 +45,15 @@ def run_service(settings: FleetSettings, *, http: bool = True) -> int:
     return 0
 
 
-def _wait_for_signal(stop: threading.Event) -> None:
+def _install_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop``. uvicorn captures them while serving and re-raises them
+    after its graceful shutdown, which lands here too: the collector then flushes and exits."""
+
     def handler(signum: int, _frame: Any) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    stop.wait()
 
 
 def _serve_http(settings: FleetSettings, stop: threading.Event) -> None:

@@ -1,7 +1,8 @@
 """Alarm load per ward and pump: onsets, total alarm time, and the top conditions.
 
 An alarm's duration runs from its onset to the end with the same ``alert_instance_id``;
-an alarm still open at the end of the window counts until then. Only onsets inside the window
+an alarm still open at the end of the window counts until then (an end after the window
+is not looked for: the window's load is what happened inside it). Only onsets inside the window
 are counted. "Top conditions" ranks the protocol-independent alarm kinds (occlusion, air in
 line ...) by onsets.
 """
@@ -42,15 +43,16 @@ WITH onset AS (
            coalesce(a.alarm_kind, a.code, 'unknown') AS condition
     FROM alarms a
     WHERE a.phase = 'onset' AND a.occurred_at >= %(since)s AND a.occurred_at < %(until)s
+), ends AS (
+    SELECT gateway_id, alert_instance_id, min(occurred_at) AS ended_at FROM alarms
+    WHERE phase = 'end' AND occurred_at >= %(since)s AND occurred_at < %(until)s
+    GROUP BY gateway_id, alert_instance_id
 ), spans AS (
     SELECT o.*, {WARD} AS ward, g.site, g.gateway,
-           extract(epoch FROM coalesce(
-               (SELECT min(e.occurred_at) FROM alarms e
-                WHERE e.gateway_id = o.gateway_id AND e.alert_instance_id = o.alert_instance_id
-                  AND e.phase = 'end' AND e.occurred_at >= o.occurred_at
-                  AND e.occurred_at < %(until)s::timestamptz + interval '31 days'),
-               %(until)s::timestamptz) - o.occurred_at)::float AS seconds
+           extract(epoch FROM coalesce(e.ended_at, %(until)s::timestamptz) - o.occurred_at)::float AS seconds
     FROM onset o JOIN gateways g ON g.id = o.gateway_id
+    LEFT JOIN ends e ON e.gateway_id = o.gateway_id AND e.alert_instance_id = o.alert_instance_id
+                    AND e.ended_at >= o.occurred_at
 )
 """
 

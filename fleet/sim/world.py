@@ -69,7 +69,7 @@ class Region:
         self.realtime = realtime
         self.activity = activity
         self.rng = random.Random(seed)
-        self.start = start or (datetime.now(UTC) - step * self.rounds)
+        self.start = start or (datetime.now(UTC) - (timedelta(0) if realtime else step * self.rounds))
         self.gateways = [
             SimGatewayState(site, f"gw{g:03d}", f"ward-{g:03d}", f"s{seed}-{g}", [
                 SimPump(f"p{p:02d}", *MODELS[(g + p) % len(MODELS)][:2], f"SN{seed}{g:03d}{p:03d}",
