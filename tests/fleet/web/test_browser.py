@@ -102,6 +102,13 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
                          strict=True):
         assert int(cell.inner_text()) == row["on_version"]
 
+    # The curve ends where the table is: stragglers are never counted as adopted.
+    timeline = api(page, base, "/api/uptake_timeline")["rows"]
+    for row in uptake:
+        last = [p for p in timeline if p["ward"] == row["ward"]][-1]
+        assert last["on_version"] == row["on_version"], row["ward"]
+        assert (row["hours_to_100"] is None) == (row["on_version"] < row["pumps"]), row["ward"]
+
     page.goto(base + "/firmware")
     page.screenshot(path=artifacts / "firmware.png", full_page=True)
     firmware = api(page, base, "/api/firmware")["rows"]
