@@ -176,26 +176,23 @@ def pump(conn: psycopg.Connection, site: str, gateway: str, name: str) -> Page |
 
 
 def uptake(conn: psycopg.Connection, now: datetime, version: str | None = None) -> Page:
-    """Per ward: uptake of the release (report ``uptake``), its curve (``uptake_timeline``,
-    at most ~60 steps) and the stragglers: pumps not yet on it."""
+    """Per ward: uptake of the release (report ``uptake``), its curve and the stragglers.
+
+    The curve is exact (one step per adoption) from the adoption times the report ranks
+    (first observation on the version, not before the release); the ``uptake_timeline``
+    report samples the same definition at fixed steps and is linked for export. Computing it
+    here from one query keeps the page fast at 10,000 pumps (the sampled report is a
+    pumps x steps join).
+    """
     version = version or current_release(conn)
     page = Page(f"Library uptake: {version or 'no release known'}")
     rows = reports.uptake(conn, version=version)
     page.report("uptake", rows, "uptake", version=version)
     released = rows[0].released_at if rows else None
     step_h = max(1.0, round((now - released).total_seconds() / 3600 / 60, 1)) if released else 24.0
-    timeline = reports.uptake_timeline(conn, version=version, step_hours=step_h, until=now) if rows else []
-    page.report("uptake_timeline", timeline, "uptake_timeline", version=version, step_hours=step_h)
-    per_ward: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for point in timeline:
-        if released is not None:
-            per_ward[point.ward].append(((point.at - released).total_seconds() / 3600, 100.0 * point.share))
-    # Once every ward is at 100 %, the rest of the curve is flat: show up to 1.5x that time.
-    done = [r.hours_to_100 for r in rows]
-    if done and all(h is not None for h in done):
-        horizon = max(max(done) * 1.5, 2 * step_h)  # type: ignore[type-var]
-        per_ward = {w: [(x, y) for x, y in pts if x <= horizon] for w, pts in per_ward.items()}
-    page.series = [Series(w, pts) for w, pts in sorted(per_ward.items())]
+    page.api["uptake_timeline"] = ("uptake_timeline", {"version": version, "step_hours": step_h})
+    if released is not None:
+        page.series = _curves(conn, version, released, now, rows)  # type: ignore[arg-type]
     stragglers = conn.execute(
         f"""SELECT {WARD} AS ward, g.site, g.gateway, p.pump, p.library_version, p.last_seen
             FROM pumps p JOIN gateways g ON g.id = p.gateway_id
@@ -204,10 +201,45 @@ def uptake(conn: psycopg.Connection, now: datetime, version: str | None = None) 
     ).fetchall() if version else []
     page.tables["stragglers"] = Table(["ward", "site", "gateway", "pump", "library_version", "last_seen"],
                                       [list(r) for r in stragglers])
-    page.numbers = {"version": version, "released_at": released, "stragglers": len(stragglers),
+    page.numbers = {"version": version, "released_at": released,
+                    "stragglers": sum(r.pumps - r.on_version for r in rows),
                     "wards_at_80": sum(1 for r in rows if r.reached_80_at is not None),
                     "wards_at_100": sum(1 for r in rows if r.reached_100_at is not None)}
     return page
+
+
+def _curves(conn: psycopg.Connection, version: str, released: datetime, now: datetime,
+            rows: list[Any]) -> list[Series]:
+    adoption = conn.execute(
+        f"""WITH first AS (
+                SELECT gateway_id, pump, min(observed_at) AS at FROM pump_identity_history
+                WHERE library_version = %s GROUP BY gateway_id, pump)
+            SELECT {WARD} AS ward, f.at
+            FROM pumps p JOIN gateways g ON g.id = p.gateway_id
+            LEFT JOIN first f ON f.gateway_id = p.gateway_id AND f.pump = p.pump""",
+        (version,),
+    ).fetchall()
+    hours: dict[str, list[float | None]] = defaultdict(list)
+    for ward_name, first in adoption:
+        hours[ward_name].append(None if first is None else max(0.0, (first - released).total_seconds() / 3600))
+    end = (now - released).total_seconds() / 3600
+    # Once every ward is at 100 %, the rest is flat: show up to 1.5x the slowest ward's time.
+    done = [r.hours_to_100 for r in rows]
+    if done and all(h is not None for h in done):
+        end = min(end, max(max(done) * 1.5, 1.0))
+    series = []
+    for ward_name, hs in sorted(hours.items()):
+        total, reached = len(hs), sorted(h for h in hs if h is not None)
+        points, count = [(0.0, 0.0)], 0
+        for h in reached:
+            if h > end:
+                break
+            points.append((h, 100.0 * count / total))  # a step: flat until this adoption
+            count += 1
+            points.append((h, 100.0 * count / total))
+        points.append((end, 100.0 * count / total))
+        series.append(Series(ward_name, points))
+    return series
 
 
 def firmware(conn: psycopg.Connection) -> Page:
@@ -239,19 +271,34 @@ def not_seen(conn: psycopg.Connection, now: datetime, days: int) -> Page:
 
 
 def alarm_load(conn: psycopg.Connection, now: datetime, days: int = 7) -> Page:
+    """Alarm onsets per ward and hour (heat map), per ward and condition, and the busiest pumps.
+
+    Onset counts only, by cheap GROUP BYs: the reports ``alarm_conditions`` and ``alarm_load``
+    (linked for export) count the same onsets and add each alarm's duration, which pairs every
+    onset with its end -- too slow for a page at 10,000 pumps, fine for an export.
+    """
     page = Page(f"Alarm load, last {days} days")
+    window = {"since": now - timedelta(days=days), "until": now}
+    onsets = """FROM alarms a JOIN gateways g ON g.id = a.gateway_id
+                WHERE a.phase = 'onset' AND a.occurred_at >= %(since)s AND a.occurred_at < %(until)s"""
     rows = conn.execute(
         f"""SELECT {WARD} AS ward, extract(hour FROM a.occurred_at AT TIME ZONE 'UTC')::int AS hour, count(*)::int
-            FROM alarms a JOIN gateways g ON g.id = a.gateway_id
-            WHERE a.phase = 'onset' AND a.occurred_at >= %s AND a.occurred_at < %s
-            GROUP BY 1, 2 ORDER BY 1, 2""",
-        (now - timedelta(days=days), now),
-    ).fetchall()
+            {onsets} GROUP BY 1, 2 ORDER BY 1, 2""", window).fetchall()
     page.tables["ward_hour"] = Table(["ward", "hour", "onsets"], [list(r) for r in rows])
-    page.report("alarm_conditions", reports.alarm_conditions(conn, days=days, now=now), "alarm_conditions", days=days)
-    load = reports.alarm_load(conn, days=days, now=now)
-    page.report("alarm_load", load[:50], "alarm_load", days=days)  # the 50 busiest pumps; the API has all
-    page.numbers = {"days": days, "onsets": sum(r[2] for r in rows), "pumps_alarming": len(load)}
+    conditions = conn.execute(
+        f"""SELECT {WARD} AS ward, coalesce(a.alarm_kind, a.code, 'unknown') AS condition, count(*)::int AS onsets
+            {onsets} GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""", window).fetchall()
+    page.tables["alarm_conditions"] = Table(["ward", "condition", "onsets"], [list(r) for r in conditions])
+    page.api["alarm_conditions"] = ("alarm_conditions", {"days": days})
+    busiest = conn.execute(
+        f"""SELECT {WARD} AS ward, g.site, g.gateway, a.pump, count(*)::int AS onsets,
+                   count(*) FILTER (WHERE a.priority = 'high')::int AS high_priority
+            {onsets} GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 4 LIMIT 50""", window).fetchall()
+    page.tables["alarm_load"] = Table(["ward", "site", "gateway", "pump", "onsets", "high_priority"],
+                                      [list(r) for r in busiest])
+    page.api["alarm_load"] = ("alarm_load", {"days": days})
+    pumps = conn.execute(f"SELECT count(DISTINCT (a.gateway_id, a.pump))::int {onsets}", window).fetchone()
+    page.numbers = {"days": days, "onsets": sum(r[2] for r in rows), "pumps_alarming": pumps[0] if pumps else 0}
     return page
 
 

@@ -91,8 +91,13 @@ def fill(conn: psycopg.Connection, now: datetime | None = None, shape: Shape = S
                         at = now - timedelta(days=rng.random() * 6.5)
                         if w == 0 and gi == 0 and k % 2 == 0:
                             at = at.replace(hour=3)  # the storm piles up at night
-                        alarms.append((gid, name, f"al-{gid}-{pi}-{k}", "onset", f"a{k}", at, "1",
-                                       rng.choice(ALARMS), "high" if k % 3 == 0 else "medium"))
+                        instance, code = f"{gid}-{name}-{k}", rng.choice(ALARMS)
+                        alarms.append((gid, name, f"al-{gid}-{pi}-{k}", "onset", instance, at, "1",
+                                       code, "high" if k % 3 == 0 else "medium"))
+                        if k % 7:  # most alarms end after seconds to minutes; some are still active
+                            alarms.append((gid, name, f"al-{gid}-{pi}-{k}-end", "end", instance,
+                                           min(now, at + timedelta(seconds=10 + rng.random() * 600)), "1",
+                                           code, "high" if k % 3 == 0 else "medium"))
                     for k in range(shape.verdicts_per_pump):
                         drug = rng.choice(DRUGS)
                         roll = rng.random()

@@ -134,6 +134,14 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     page.screenshot(path=artifacts / "alarms.png", full_page=True)
     conditions = api(page, base, "/api/alarm_conditions?days=7")["rows"]
     assert int(numbers(page)["onsets"]) == sum(c["onsets"] for c in conditions) > 0
+    shown = {(c.query_selector("td[data-col=ward]").inner_text(), c.query_selector("td[data-col=condition]").inner_text()):
+             int(c.query_selector("td[data-col=onsets]").inner_text())
+             for c in page.query_selector_all("table[data-table=alarm_conditions] tbody tr")}
+    assert shown == {(c["ward"], c["condition"]): c["onsets"] for c in conditions}
+    load = api(page, base, "/api/alarm_load?days=7")["rows"]
+    assert int(numbers(page)["pumps_alarming"]) == len(load)
+    top = page.query_selector("table[data-table=alarm_load] td[data-col=onsets]").inner_text()
+    assert int(top) == max(r["onsets"] for r in load)
     assert page.locator("svg rect.cell").count() == 3 * 24  # wards x hours
 
     page.goto(base + "/ders")
