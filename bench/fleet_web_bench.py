@@ -41,7 +41,8 @@ from fleet.web.settings import WebSettings  # noqa: E402
 
 PAGES = [("/", "/api/gateways"), ("/ward?name=W07", "/api/inventory?ward=W07"), ("/uptake", "/api/uptake"),
          ("/firmware", "/api/firmware"), ("/swaps", "/api/swaps"), ("/not-seen", "/api/not_seen"),
-         ("/alarms", "/api/alarm_conditions?days=7"), ("/ders", "/api/limit_verdicts")]
+         ("/alarms", "/api/alarm_conditions?days=7"), ("/ders", "/api/limit_verdicts"),
+         ("/pumps/region/w00-gw1/pump1", "/api/inventory?ward=W00")]
 
 
 def percentile(values: list[float], q: float) -> float:
