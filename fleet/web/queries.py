@@ -319,12 +319,29 @@ def alarm_load(conn: psycopg.Connection, now: datetime, days: int = 7) -> Page:
     return page
 
 
+VERDICT_COLUMNS = {
+    "within_limits": "within_limits", "below_soft_min": "soft_limit", "above_soft_max": "soft_limit",
+    "below_hard_min": "hard_limit", "above_hard_max": "hard_limit", "drug_not_in_library": "not_in_library",
+}
+VERDICT_ORDER = ("within_limits", "soft_limit", "hard_limit", "not_in_library", "other")
+
+
 def ders(conn: psycopg.Connection, now: datetime, days: int = 30) -> Page:
     """DERS use per ward and drug (library drug vs basic infusion) and the limit verdicts."""
     page = Page(f"DERS use and limit verdicts, last {days} days")
     use = reports.ders_use(conn, days=days, now=now)
     page.report("ders_use", use, "ders_use", days=days)
-    page.report("limit_verdicts", reports.limit_verdicts(conn, days=days, now=now), "limit_verdicts", days=days)
+    verdicts = reports.limit_verdicts(conn, days=days, now=now)
+    # The report is long (one row per ward, drug, verdict); the page pivots it per ward and drug.
+    pivot: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for v in verdicts:
+        column = VERDICT_COLUMNS.get(v.verdict, "other")
+        pivot[(v.ward, v.drug or "(no drug)")][column] += v.programs
+    page.tables["limit_verdicts"] = Table(
+        ["ward", "drug", *VERDICT_ORDER],
+        [[w, d, *(counts[c] for c in VERDICT_ORDER)] for (w, d), counts in sorted(pivot.items())],
+    )
+    page.api["limit_verdicts"] = ("limit_verdicts", {"days": days})
     library = sum(r.library_starts for r in use)
     total = library + sum(r.basic_starts for r in use)
     page.numbers = {"days": days, "starts": total,

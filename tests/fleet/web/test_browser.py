@@ -2,12 +2,11 @@
 nothing downloads a browser): pages render from the seeded database, their numbers equal the
 JSON API's, region -> ward -> pump navigation works, login, roles and CSRF are enforced, and
 failed logins are rate-limited and audited. Screenshots of each page are kept as artifacts
-in build/test-artifacts/fleet-web/ (set PUMPGW_SCREENSHOTS=dir to copy them, e.g. to docs/img)."""
+in build/test-artifacts/fleet-web/ (PUMPGW_SCREENSHOTS=docs/img/fleet also writes the docs' images)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +39,16 @@ def artifacts() -> Iterator[Path]:
     out.mkdir(parents=True, exist_ok=True)
     yield out
     print(f"\nscreenshots of the fleet UI: {out}")
+
+
+def shot(page, artifacts: Path, name: str) -> None:
+    """Full page into the artifacts; with PUMPGW_SCREENSHOTS, the first screen as a small JPEG
+    there too (how docs/img/fleet/ is made)."""
+    page.screenshot(path=artifacts / f"{name}.png", full_page=True)
     target = os.environ.get("PUMPGW_SCREENSHOTS")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        for f in out.glob("*.png"):
-            shutil.copy(f, Path(target) / f.name)
+        page.screenshot(path=Path(target) / f"{name}.jpg", type="jpeg", quality=70)
 
 
 def login(page, base: str, user: str, password: str | None = None) -> None:
@@ -75,7 +79,7 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     login(page, base, "vera")
 
     page.goto(base + "/")
-    page.screenshot(path=artifacts / "region.png", full_page=True)
+    shot(page, artifacts, "region")
     n = numbers(page)
     gateways = api(page, base, "/api/gateways")["rows"]
     inventory = api(page, base, "/api/inventory")["rows"]
@@ -91,7 +95,7 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     assert page.locator("svg[role=img]").count() >= 1
 
     page.goto(base + "/uptake")
-    page.screenshot(path=artifacts / "uptake.png", full_page=True)
+    shot(page, artifacts, "uptake")
     assert rows_in(page, "uptake") == len(uptake) == 3
     markers = page.locator("svg line.marker")
     assert markers.count() == 2  # 80 % and 100 %
@@ -110,20 +114,20 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
         assert (row["hours_to_100"] is None) == (row["on_version"] < row["pumps"]), row["ward"]
 
     page.goto(base + "/firmware")
-    page.screenshot(path=artifacts / "firmware.png", full_page=True)
+    shot(page, artifacts, "firmware")
     firmware = api(page, base, "/api/firmware")["rows"]
     assert int(numbers(page)["versions"]) == len(firmware) == rows_in(page, "firmware")
     assert page.locator("svg rect.bar").count() == len(firmware)
 
     page.goto(base + "/swaps")
-    page.screenshot(path=artifacts / "swaps.png", full_page=True)
+    shot(page, artifacts, "swaps")
     swaps = api(page, base, "/api/swaps?days=90")["rows"]
     n = numbers(page)
     assert int(n["swapped"]) == sum(1 for s in swaps if s["kind"] != "device_returned") >= 1
     assert int(n["returned"]) == sum(1 for s in swaps if s["kind"] == "device_returned") >= 1
 
     page.goto(base + "/not-seen")
-    page.screenshot(path=artifacts / "not-seen.png", full_page=True)
+    shot(page, artifacts, "not-seen")
     gone = api(page, base, "/api/not_seen?days=7")["rows"]
     assert int(numbers(page)["pumps"]) == len(gone) == rows_in(page, "not_seen") >= 1
     page.fill("input[name=days]", "30")
@@ -131,7 +135,7 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     assert int(numbers(page)["pumps"]) == len(api(page, base, "/api/not_seen?days=30")["rows"])
 
     page.goto(base + "/alarms")
-    page.screenshot(path=artifacts / "alarms.png", full_page=True)
+    shot(page, artifacts, "alarms")
     conditions = api(page, base, "/api/alarm_conditions?days=7")["rows"]
     assert int(numbers(page)["onsets"]) == sum(c["onsets"] for c in conditions) > 0
     shown = {(c.query_selector("td[data-col=ward]").inner_text(), c.query_selector("td[data-col=condition]").inner_text()):
@@ -145,10 +149,15 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     assert page.locator("svg rect.cell").count() == 3 * 24  # wards x hours
 
     page.goto(base + "/ders")
-    page.screenshot(path=artifacts / "ders.png", full_page=True)
+    shot(page, artifacts, "ders")
     use = api(page, base, "/api/ders_use?days=30")["rows"]
     assert int(numbers(page)["starts"]) == sum(r["library_starts"] + r["basic_starts"] for r in use) > 0
-    assert rows_in(page, "limit_verdicts") == len(api(page, base, "/api/limit_verdicts?days=30")["rows"])
+    verdicts = api(page, base, "/api/limit_verdicts?days=30")["rows"]
+    cells = page.query_selector_all("table[data-table=limit_verdicts] td.num")
+    assert sum(int(c.inner_text()) for c in cells) == sum(v["programs"] for v in verdicts) > 0
+    hard = page.query_selector_all("table[data-table=limit_verdicts] td[data-col=hard_limit]")
+    assert sum(int(c.inner_text()) for c in hard) == sum(
+        v["programs"] for v in verdicts if v["verdict"] in ("above_hard_max", "below_hard_min"))
 
     # Every export link on every page answers (JSON parses, CSV has a header row).
     for path in ("/", "/uptake", "/firmware", "/swaps", "/not-seen", "/alarms", "/ders", "/ward?name=ICU"):
@@ -170,7 +179,7 @@ def test_navigation_region_to_ward_to_pump(web, browser, artifacts):
     page.goto(web.url + "/")
     page.click("table[data-table=wards] a:text-is('ICU')")
     assert page.locator("h1").inner_text() == "Ward ICU"
-    page.screenshot(path=artifacts / "ward.png", full_page=True)
+    shot(page, artifacts, "ward")
     icu = api(page, web.url, "/api/inventory?ward=ICU")["rows"]
     assert int(numbers(page)["pumps"]) == len(icu) == rows_in(page, "inventory")
     page.click("table[data-table=inventory] td[data-col=pump] a >> nth=0")
@@ -179,7 +188,7 @@ def test_navigation_region_to_ward_to_pump(web, browser, artifacts):
     assert page.locator("td[data-num=serial_number]").inner_text() == first["serial_number"]
     assert rows_in(page, "identity") >= 2  # the swap: another device was seen under this pump
     assert rows_in(page, "alarms") > 0
-    page.screenshot(path=artifacts / "pump.png", full_page=True)
+    shot(page, artifacts, "pump")
     page.click("a:text-is('Ward ICU')")
     assert page.locator("h1").inner_text() == "Ward ICU"
     ctx.close()
