@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -36,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8470, help="demo: web UI port on 127.0.0.1")
     p.add_argument("--wards", type=int, default=4, help="demo: simulated ward gateways")
     p.add_argument("--pumps", type=int, default=8, help="demo: pumps per gateway")
+    p.add_argument("--days", type=int, default=14, help="demo: days of simulated history (hourly steps)")
 
 
 def _tcp_ok(host: str, port: int) -> str | None:
@@ -174,10 +176,19 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
                  "topic_prefix": DEMO_PREFIX},
     })
     stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        # SIGTERM/SIGINT set stop; uvicorn captures them while serving and re-raises them
+        # after its graceful shutdown, which lands here too.
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     collector = Collector(settings)
     collector_thread = threading.Thread(target=collector.run, args=(stop,), name="fleet-demo-collector")
     collector_thread.start()
-    rounds = 14 * 24  # two weeks of hourly steps, so "not seen for 7 days" has a pump to show
+    # Hourly steps; two weeks by default, so "not seen for 7 days" has a pump to show.
+    rounds = max(2, args.days) * 24
     region = Region(args.wards, args.pumps, rounds=rounds, seed=22, prefix=DEMO_PREFIX,
                     start=datetime.now(UTC) - timedelta(hours=rounds), activity=0.15)
     runner = RegionRunner(bhost, int(bport), region, client_prefix=f"demo-{secrets.token_hex(3)}")
@@ -188,7 +199,8 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
     heartbeat: threading.Thread | None = None
     try:
         runner.start()
-        print(f"simulating {args.wards} ward gateways x {args.pumps} pumps, two weeks of history ...", flush=True)
+        print(f"simulating {args.wards} ward gateways x {args.pumps} pumps, {rounds // 24} days of history ...",
+              flush=True)
         # Paced by the collector: a broker queues only so much for one subscriber (Mosquitto's
         # max_queued_messages defaults to 1000) and would drop the rest of a burst.
         sent = 0
@@ -215,6 +227,8 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
                                                           session=gw.session, since=region.start, ward=gw.ward,
                                                           heartbeat_at=now))
 
+        if stop.is_set():
+            return 0
         heartbeat = threading.Thread(target=beat, name="fleet-demo-heartbeat")
         heartbeat.start()
         app = build_fleet_app(settings, web, pool)

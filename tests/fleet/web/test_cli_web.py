@@ -43,3 +43,46 @@ def test_passwd_prints_a_users_entry_whose_hash_verifies(pumpgw_cmd, subprocess_
     short = subprocess.run([*pumpgw_cmd, "fleet", "passwd", "--stdin"], input="short\n", capture_output=True,
                            text=True, env=subprocess_env, timeout=60)
     assert short.returncode == 1 and "at least 8" in short.stderr
+
+
+def test_demo_fills_the_database_and_serves_the_ui_until_sigterm(postgres, broker, pumpgw_cmd, subprocess_env):
+    """The newcomer's path end to end, against this test's own PostgreSQL and Mosquitto."""
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    port = _closed_port()
+    proc = subprocess.Popen([*pumpgw_cmd, "fleet", "--demo", "--pg", postgres.dsn(), "--broker",
+                             f"127.0.0.1:{broker.port}", "--port", str(port), "--wards", "3", "--pumps", "4",
+                             "--days", "12"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env)
+    try:
+        lines = []
+        for line in proc.stdout:  # blocks until the demo prints; it prints the URL once serving
+            lines.append(line)
+            if "The fleet UI:" in line:
+                break
+        url, password = re.search(r"(http://127\.0\.0\.1:\d+/)\s+user: demo\s+password: (\S+)", "".join(lines)).groups()
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(100):  # uvicorn binds right after the line is printed
+                try:
+                    form = client.get("/login")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+            r = client.post("/login", data={"username": "demo", "password": password, "csrf_token": token})
+            assert r.status_code == 303
+            gateways = client.get("/api/gateways").json()["rows"]
+            assert len(gateways) == 3 and sum(g["pumps"] for g in gateways) == 12
+            assert client.get("/api/swaps").json()["rows"], "the scripted swap reached the database"
+            assert client.get("/api/not_seen?days=7").json()["rows"], "the vanished pump is listed"
+            assert client.get("/api/uptake").json()["rows"][0]["version"] == "L8"
+            assert "Region overview" in client.get("/").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
