@@ -274,6 +274,7 @@ def main() -> None:
     ap.add_argument("--events-per-day", type=float, default=3)
     ap.add_argument("--alarms-per-day", type=float, default=0.5)
     ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--skip-reports", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pumpgw-fleet-bench-"))
     pg = Postgres(Path(tempfile.mkdtemp(prefix="pumpgw-fleet-bench-pg-")))
@@ -300,6 +301,8 @@ def main() -> None:
             k = load_phase("typical", runner, dsn, service, args.seconds, args.typical_activity, 1)
             k = load_phase("burst10x", runner, dsn, service, args.seconds / 2, args.typical_activity * 10, k)
             service = drain_phase(runner, dsn, config, log, service, args.drain_steps, k)
+        if args.skip_reports:
+            return
         report_dsn = pg.new_database()
         now = fill_region_year(report_dsn, args.report_pumps, args.events_per_day, args.alarms_per_day)
         report_times(report_dsn, now)

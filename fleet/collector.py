@@ -146,6 +146,11 @@ class Collector:
             log.error("broker refused the subscription (%s): check its ACL for the fleet user", failed)
             return
         log.info("subscribed")
+        m = self.settings.mqtt
+        if m.shared_group:
+            # A shared subscription gets no retained messages (MQTT 5 §4.8.2): ask every gateway
+            # to republish its retained state (docs/mqtt.md, rebirth), which the group then shares.
+            self.client.publish(f"{m.topic_prefix.rstrip('/')}/rebirth", b"", qos=1)
         self.connected.set()
 
     def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
 
 from fleet.db.migrations import ensure_month
-from fleet.db import sql
+from fleet.db import bulk, sql
 from fleet.ingest.records import (
     AlarmMsg,
     Availability,
@@ -46,43 +46,56 @@ def _ident(i: Identity) -> dict[str, Any]:
             "lib": i.library_version}
 
 
+Key = tuple[int, str]
+
+
 class Writer:
-    """Owns nothing but caches: gateway ids and the month partitions known to exist."""
+    """Owns nothing but caches: gateway ids, month partitions known to exist, and the last
+    identity and verdict written per pump (to skip statements that would change nothing)."""
 
     def __init__(self) -> None:
         self._gateway_ids: dict[tuple[str, str], int] = {}
         self._months: set[tuple[str, date]] = set()
+        self._identities: dict[Key, tuple[str | None, ...]] = {}
+        self._verdicts: dict[tuple[int, str, str], str] = {}
 
     def forget(self) -> None:
         """After a failed transaction (or a reconnect), trust nothing cached."""
         self._gateway_ids.clear()
         self._months.clear()
+        self._identities.clear()
+        self._verdicts.clear()
 
     def write(self, conn: psycopg.Connection, records: Sequence[Record]) -> None:
         """Write ``records`` in one transaction; raises (and rolls back) on any database error."""
         new_months: set[tuple[str, date]] = set()
         new_gateways: dict[tuple[str, str], int] = {}
+        batch = _Batch(self._identities, self._verdicts)
         try:
+            # Partitions first, each in its own short transaction: DDL inside the batch's
+            # transaction would hold the parent's lock while report queries wait (and deadlock).
+            for table, month in sorted(self._months_needed(records)):
+                if (table, month) not in self._months:
+                    with conn.transaction():
+                        ensure_month(conn, table, month)
+                    new_months.add((table, month))
             with conn.transaction():
                 ids = self._gateways(conn, records, new_gateways)
-                for table, month in self._months_needed(records):
-                    if (table, month) not in self._months:
-                        ensure_month(conn, table, month)
-                        new_months.add((table, month))
                 with conn.pipeline(), conn.cursor() as cur:
                     for rec in records:
-                        self._one(cur, rec, ids)
-                    seen = {ids[k] for k in ids if k in {(getattr(r, "site", ""), getattr(r, "gateway", ""))
-                                                         for r in records}}
-                    for g in sorted(seen):
-                        cur.execute(sql.GATEWAY_SEEN, {"g": g})
+                        batch.add(cur, rec, ids)
+                    batch.flush(cur)
         except BaseException:
             self.forget()
             raise
         self._months |= new_months
         self._gateway_ids.update(new_gateways)
+        self._identities.update(batch.identities)
+        self._verdicts.update(batch.verdicts)
+        if len(self._identities) > 200_000 or len(self._verdicts) > 200_000:
+            self._identities.clear()
+            self._verdicts.clear()
 
-    # -- helpers ---------------------------------------------------------------------------
     def _gateways(self, conn: psycopg.Connection, records: Sequence[Record],
                   new: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
         ids = dict(self._gateway_ids)
@@ -104,7 +117,33 @@ class Writer:
                 out.add((table, rec.occurred_at.astimezone(UTC).date().replace(day=1)))
         return out
 
-    def _one(self, cur: psycopg.Cursor, rec: Record, ids: dict[tuple[str, str], int]) -> None:
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None or (b is not None and b > a) else a
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None or (b is not None and b < a) else a
+
+
+class _Batch:
+    """Collects one batch: rare kinds are executed at once, frequent ones flushed set-based."""
+
+    def __init__(self, identities: dict[Key, tuple[str | None, ...]],
+                 verdicts: dict[tuple[int, str, str], str]) -> None:
+        self._known_identities = identities
+        self._known_verdicts = verdicts
+        self.identities: dict[Key, tuple[str | None, ...]] = {}
+        self.verdicts: dict[tuple[int, str, str], str] = {}
+        self.events: list[tuple[Any, ...]] = []
+        self.alarms: list[tuple[Any, ...]] = []
+        self.seen: dict[Key, list[datetime]] = {}
+        self.observed: dict[Key, dict[str, Any]] = {}
+        self.availability: dict[Key, tuple[str, datetime]] = {}
+        self.inventory: dict[Key, list[Any]] = {}
+        self.gateways: set[int] = set()
+
+    def add(self, cur: psycopg.Cursor, rec: Record, ids: dict[tuple[str, str], int]) -> None:
         if isinstance(rec, Rejected):
             cur.execute(sql.REJECTED, {"topic": rec.topic, "reason": rec.reason})
             return
@@ -112,45 +151,40 @@ class Writer:
             cur.execute(sql.RELEASE, {"v": rec.version, "sha": rec.sha256, "at": rec.released_at})
             return
         g = ids[(rec.site, rec.gateway)]
+        self.gateways.add(g)
         if isinstance(rec, Event):
-            cur.execute(sql.EVENT, {
-                "g": g, "pump": rec.pump, "mid": rec.message_id, "kind": rec.kind, "at": rec.occurred_at,
-                "ch": rec.channel, "cs": rec.channel_state, "drug": rec.drug, "area": rec.care_area,
-                "detail": json.dumps(rec.detail),
-                "prev": json.dumps(_ident(rec.previous_identity)) if rec.previous_identity else None,
-            })
-            cur.execute(sql.PUMP_SEEN, {"g": g, "pump": rec.pump, "at": rec.occurred_at})
+            self.events.append((g, rec.pump, rec.message_id, rec.kind, rec.occurred_at, rec.channel,
+                                rec.channel_state, rec.drug, rec.care_area, json.dumps(rec.detail),
+                                json.dumps(_ident(rec.previous_identity)) if rec.previous_identity else None))
+            self._seen(g, rec.pump, rec.occurred_at)
         elif isinstance(rec, AlarmMsg):
-            cur.execute(sql.ALARM, {
-                "g": g, "pump": rec.pump, "mid": rec.message_id, "phase": rec.phase, "aid": rec.alert_instance_id,
-                "at": rec.occurred_at, "ch": rec.channel, "code": rec.code, "kind": rec.alarm_kind,
-                "prio": rec.priority, "text": rec.text,
-            })
-            cur.execute(sql.PUMP_SEEN, {"g": g, "pump": rec.pump, "at": rec.occurred_at})
+            self.alarms.append((g, rec.pump, rec.message_id, rec.phase, rec.alert_instance_id, rec.occurred_at,
+                                rec.channel, rec.code, rec.alarm_kind, rec.priority, rec.text))
+            self._seen(g, rec.pump, rec.occurred_at)
         elif isinstance(rec, State):
             self._identity(cur, g, rec.pump, rec.identity, rec.received_at, "state")
-            cur.execute(sql.PUMP_STATE, {
-                "g": g, "pump": rec.pump, "at": rec.received_at,
-                "channels": json.dumps([{"channel": c, "state": s, "drug": d} for c, s, d in rec.channels]),
-            })
+            obs = self.observed[(g, rec.pump)]
+            if obs.get("sat") is None or rec.received_at > obs["sat"]:
+                obs["sat"] = rec.received_at
+                obs["ch"] = json.dumps([{"channel": c, "state": s, "drug": d} for c, s, d in rec.channels])
             for v in rec.verdicts:
-                key = json.dumps([v.drug, v.care_area, v.severity, v.kinds, v.library_version])
-                cur.execute(sql.VERDICT, {"g": g, "pump": rec.pump, "ch": v.channel, "at": rec.received_at,
-                                          "drug": v.drug, "area": v.care_area, "sev": v.severity,
-                                          "kinds": list(v.kinds), "lib": v.library_version, "key": key})
-                cur.execute(sql.VERDICT_KEY, {"g": g, "pump": rec.pump, "ch": v.channel, "key": key,
-                                              "at": rec.received_at})
+                self._verdict(cur, g, rec.pump, v, rec.received_at)
         elif isinstance(rec, Availability):
-            cur.execute(sql.AVAILABILITY, {"g": g, "pump": rec.pump, "av": rec.availability, "at": rec.since})
+            prev = self.availability.get((g, rec.pump))
+            if prev is None or rec.since >= prev[1]:
+                self.availability[(g, rec.pump)] = (rec.availability, rec.since)
         elif isinstance(rec, Inventory):
             cur.execute(sql.GATEWAY_INVENTORY, {"g": g, "at": rec.generated_at, "lib": rec.central_library_version,
                                                 "ward": rec.ward})
             for p in rec.pumps:
-                at = p.last_seen or rec.generated_at
                 if any(_ident(p.identity).values()):
-                    self._identity(cur, g, p.pump, p.identity, at, "inventory")
-                cur.execute(sql.PUMP_INVENTORY, {"g": g, "pump": p.pump, "asset": p.asset_tag, "udi": p.udi,
-                                                 "bed": p.bed, "first": p.first_seen, "last": p.last_seen})
+                    self._identity(cur, g, p.pump, p.identity, p.last_seen or rec.generated_at, "inventory")
+                row = self.inventory.setdefault((g, p.pump), [None, None, None, None, None])
+                row[0] = p.asset_tag or row[0]
+                row[1] = p.udi or row[1]
+                row[2] = p.bed or row[2]
+                row[3] = _earlier(row[3], p.first_seen)
+                row[4] = _later(row[4], p.last_seen)
         elif isinstance(rec, Status):
             cur.execute(sql.STATUS, {
                 "g": g, "state": rec.state, "session": rec.session, "version": rec.version,
@@ -166,8 +200,66 @@ class Writer:
             cur.execute(sql.GATEWAY_LIBRARY_HISTORY, p)
             cur.execute(sql.GATEWAY_LIBRARY, p)
 
-    @staticmethod
-    def _identity(cur: psycopg.Cursor, g: int, pump: str, ident: Identity, at: Any, source: str) -> None:
-        params = {"g": g, "pump": pump, "at": at, "src": source, **_ident(ident)}
-        cur.execute(sql.IDENTITY_HISTORY, params)
-        cur.execute(sql.PUMP_IDENTITY, params)
+    def _seen(self, g: int, pump: str, at: datetime) -> None:
+        span = self.seen.get((g, pump))
+        if span is None:
+            self.seen[(g, pump)] = [at, at]
+        else:
+            span[0] = min(span[0], at)
+            span[1] = max(span[1], at)
+
+    def _identity(self, cur: psycopg.Cursor, g: int, pump: str, ident: Identity, at: datetime, source: str) -> None:
+        key = (g, pump)
+        values = _ident(ident)
+        as_tuple = tuple(values.values())
+        if key in self.identities:  # a second observation in this batch
+            if self.identities[key] != as_tuple:
+                cur.execute(bulk.IDENTITY_HISTORY_AFTER_CHANGE, {"g": g, "pump": pump, "at": at, "src": source,
+                                                                 **values})
+        elif self._known_identities.get(key) != as_tuple:
+            cur.execute(sql.IDENTITY_HISTORY, {"g": g, "pump": pump, "at": at, "src": source, **values})
+        self.identities[key] = as_tuple
+        obs = self.observed.setdefault(key, {"iat": None, "sat": None, "ch": None, "seen": at})
+        obs["seen"] = _later(obs["seen"], at)
+        if obs["iat"] is None or at > obs["iat"]:
+            obs.update(values)
+            obs["iat"] = at
+
+    def _verdict(self, cur: psycopg.Cursor, g: int, pump: str, v: Any, at: datetime) -> None:
+        key = json.dumps([v.drug, v.care_area, v.severity, v.kinds, v.library_version])
+        vkey = (g, pump, v.channel)
+        if self.verdicts.get(vkey, self._known_verdicts.get(vkey)) == key:
+            return
+        self.verdicts[vkey] = key
+        p = {"g": g, "pump": pump, "ch": v.channel, "at": at, "drug": v.drug, "area": v.care_area,
+             "sev": v.severity, "kinds": list(v.kinds), "lib": v.library_version, "key": key}
+        cur.execute(sql.VERDICT, p)
+        cur.execute(sql.VERDICT_KEY, p)
+
+    def flush(self, cur: psycopg.Cursor) -> None:
+        if self.events:
+            cur.execute(bulk.EVENTS, _columns(self.events, ("g", "pump", "mid", "kind", "at", "ch", "cs", "drug",
+                                                            "area", "detail", "prev")))
+        if self.alarms:
+            cur.execute(bulk.ALARMS, _columns(self.alarms, ("g", "pump", "mid", "phase", "aid", "at", "ch", "code",
+                                                            "kind", "prio", "txt")))
+        if self.observed:
+            rows = [(g, pump, o["mf"], o["model"], o["sn"], o["fw"], o["lib"], o["iat"], o["ch"], o["sat"], o["seen"])
+                    for (g, pump), o in self.observed.items()]
+            cur.execute(bulk.PUMPS_OBSERVED, _columns(rows, ("g", "pump", "mf", "model", "sn", "fw", "lib", "iat",
+                                                             "ch", "sat", "seen")))
+        if self.seen:
+            rows = [(g, pump, first, last) for (g, pump), (first, last) in self.seen.items()]
+            cur.execute(bulk.PUMPS_SEEN, _columns(rows, ("g", "pump", "first", "last")))
+        if self.availability:
+            rows = [(g, pump, av, at) for (g, pump), (av, at) in self.availability.items()]
+            cur.execute(bulk.AVAILABILITY, _columns(rows, ("g", "pump", "av", "at")))
+        if self.inventory:
+            rows = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
+            cur.execute(bulk.INVENTORY, _columns(rows, ("g", "pump", "asset", "udi", "bed", "first", "last")))
+        for g in sorted(self.gateways):
+            cur.execute(sql.GATEWAY_SEEN, {"g": g})
+
+
+def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    return {name: [r[i] for r in rows] for i, name in enumerate(names)}
