@@ -182,7 +182,7 @@ class WebUI:
         with self.pool.connection() as conn:
             page = queries.region(conn, self.clock())
         rows = page.tables["pumps_by_state"].rows
-        chart = Markup(bar_chart([(str(a), float(n)) for a, n in rows], title="Pumps by availability"))
+        chart = Markup(bar_chart([(str(a), float(n)) for a, n in rows], title="Pumps by state"))
         return self.respond(request, who, page, "region.html", chart=chart)
 
     def ward(self, request: Request, who: Who) -> Response:

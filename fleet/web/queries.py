@@ -77,11 +77,16 @@ def region(conn: psycopg.Connection, now: datetime) -> Page:
         last = max((t for t in (g["heartbeat_at"], g["last_message_at"]) if t is not None), default=None)
         row.append(None if last is None else round((now - last).total_seconds(), 1))
     states = conn.execute(
-        """SELECT CASE WHEN g.state = 'offline' THEN 'offline' ELSE coalesce(p.availability, 'unknown') END,
+        # One state per pump: where it cannot be reached, why (gateway offline, comm lost ...);
+        # otherwise what it does ("infusing" when any channel infuses, else the first channel's).
+        """SELECT CASE WHEN g.state = 'offline' THEN 'gateway offline'
+                       WHEN coalesce(p.availability, 'unknown') <> 'online' THEN coalesce(p.availability, 'unknown')
+                       WHEN p.channel_states @> '[{"state": "infusing"}]' THEN 'infusing'
+                       ELSE coalesce(p.channel_states -> 0 ->> 'state', 'online, state unknown') END,
                   count(*)::int
-           FROM pumps p JOIN gateways g ON g.id = p.gateway_id GROUP BY 1 ORDER BY 1"""
+           FROM pumps p JOIN gateways g ON g.id = p.gateway_id GROUP BY 1 ORDER BY 2 DESC, 1"""
     ).fetchall()
-    page.tables["pumps_by_state"] = Table(["availability", "pumps"], [list(r) for r in states])
+    page.tables["pumps_by_state"] = Table(["state", "pumps"], [list(r) for r in states])
     wards = conn.execute(
         f"""SELECT {WARD} AS ward, count(DISTINCT g.id)::int,
                    count(DISTINCT g.id) FILTER (WHERE g.state = 'online')::int, count(p.pump)::int,

@@ -118,9 +118,11 @@ def fill(conn: psycopg.Connection, now: datetime | None = None, shape: Shape = S
                         pumps[0][5], new, "event"))
         with conn.cursor() as cur:
             with cur.copy("""COPY pumps (gateway_id, pump, manufacturer, model, serial_number, firmware, library_version,
-                             identity_at, asset_tag, bed, availability, first_seen, last_seen) FROM STDIN""") as cp:
+                             identity_at, asset_tag, bed, availability, first_seen, last_seen, channel_states)
+                             FROM STDIN""") as cp:
                 for row in pumps:
-                    cp.write_row(row)
+                    state = rng.choice(("infusing", "infusing", "idle", "paused"))
+                    cp.write_row((*row, json.dumps([{"channel": "1", "state": state, "drug": None}])))
             with cur.copy("""COPY pump_identity_history (gateway_id, pump, observed_at, manufacturer, model,
                              serial_number, firmware, library_version, source) FROM STDIN""") as cp:
                 for row in history:

@@ -114,3 +114,30 @@ def test_identity_header_counts_only_from_a_trusted_proxy(fleet_db, web_settings
                     assert httpx.get(server.url + "/", headers={"X-Remote-User": "mallory"}).status_code == 303
         finally:
             pool.close()
+
+
+def test_field_strings_are_escaped_in_pages_and_links(viewer, web):
+    import psycopg
+
+    evil = '<script>alert("x")</script>&ward'
+    with psycopg.connect(web.dsn) as conn:
+        conn.execute("UPDATE gateways SET ward = %s WHERE ward = 'MED'", (evil,))
+    page = viewer.get("/").text
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    link = re.search(r'href="(/ward\?name=[^"]*script[^"]*)"', page).group(1)
+    ward = viewer.get(link.replace("&amp;", "&"))
+    assert ward.status_code == 200 and "<script>" not in ward.text
+    assert "Ward &lt;script&gt;" in ward.text
+
+
+def test_pumps_by_state_add_up_to_all_pumps(viewer):
+    data = viewer.get("/?format=json").json()
+    states = {r["state"]: r["pumps"] for r in data["tables"]["pumps_by_state"]}
+    assert sum(states.values()) == data["numbers"]["pumps"]
+    assert states["gateway offline"] == 4 and "infusing" in states
+
+
+def test_unknown_ward_and_pump_are_404_pages(viewer):
+    assert viewer.get("/ward?name=nowhere").status_code == 404
+    assert viewer.get("/pumps/region/nogw/nopump").status_code == 404
+    assert viewer.get("/firmware?format=csv&table=nope").status_code == 404
