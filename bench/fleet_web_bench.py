@@ -29,15 +29,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from psycopg_pool import ConnectionPool  # noqa: E402
+import httpx
+import uvicorn
+from psycopg_pool import ConnectionPool
 
-from fleet.db.connect import connect  # noqa: E402
-from fleet.web.auth import hash_password  # noqa: E402
-from fleet.web.mount import build_fleet_app  # noqa: E402
-from fleet.web.sample import Shape, fill  # noqa: E402
-from fleet.web.settings import WebSettings  # noqa: E402
+from fleet.db.connect import connect
+from fleet.web.auth import hash_password
+from fleet.web.mount import build_fleet_app
+from fleet.web.sample import Shape, fill
+from fleet.web.settings import WebSettings
 
 PAGES = [("/", "/api/gateways"), ("/ward?name=W07", "/api/inventory?ward=W07"), ("/uptake", "/api/uptake"),
          ("/firmware", "/api/firmware"), ("/swaps", "/api/swaps"), ("/not-seen", "/api/not_seen"),
@@ -47,7 +47,7 @@ PAGES = [("/", "/api/gateways"), ("/ward?name=W07", "/api/inventory?ward=W07"), 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(client: httpx.Client, path: str, n: int) -> list[float]:

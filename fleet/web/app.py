@@ -30,8 +30,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from fleet.web import audit, queries
-from fleet.web.auth import same_token
 from fleet.web.access import PRE_COOKIE, SESSION_COOKIE, Access, Who
+from fleet.web.auth import same_token
 from fleet.web.queries import Page
 from fleet.web.settings import Role, WebSettings
 from fleet.web.svg import bar_chart, heat_map, line_chart

@@ -55,9 +55,10 @@ def serve_fleet_app(fleet_settings: Any, web: WebSettings) -> None:
                           kwargs={"options": "-c timezone=UTC", "application_name": "pumpgw-fleet-web"})
     try:
         app = build_fleet_app(fleet_settings, web, pool)
-        tls = {"ssl_certfile": str(web.tls_cert), "ssl_keyfile": str(web.tls_key)} if web.tls else {}
-        server = uvicorn.Server(uvicorn.Config(app, host=web.host, port=web.port, log_level="warning",
-                                               lifespan="off", **tls))
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=web.host, port=web.port, log_level="warning", lifespan="off",
+            ssl_certfile=str(web.tls_cert) if web.tls_cert else None,
+            ssl_keyfile=str(web.tls_key) if web.tls_key else None))
         server.run()  # returns on SIGTERM/SIGINT (uvicorn's own handlers)
     finally:
         pool.close()

@@ -14,6 +14,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -42,24 +43,30 @@ def fill(conn: psycopg.Connection, now: datetime | None = None, shape: Shape = S
     old, new = "2026.11", "2026.12"
     released = now - timedelta(days=10)
     with conn.transaction():
-        for month in {(now - timedelta(days=d)).replace(day=1).date() for d in range(0, 45)}:
+        for month in {(now - timedelta(days=d)).replace(day=1).date() for d in range(45)}:
             ensure_month(conn, "events", month)
             ensure_month(conn, "alarms", month)
         conn.execute("INSERT INTO library_releases (version, sha256, released_at) VALUES (%s, %s, %s), (%s, %s, %s)",
                      (old, "a" * 64, now - timedelta(days=40), new, "b" * 64, released))
-        pumps, alarms, verdicts, events, history = [], [], [], [], []
+        pumps: list[tuple[Any, ...]] = []
+        alarms: list[tuple[Any, ...]] = []
+        verdicts: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        history: list[tuple[Any, ...]] = []
         serial = 1000
         for w, ward in enumerate(shape.wards):
             for gi in range(shape.gateways_per_ward):
                 offline = w == len(shape.wards) - 1 and gi == 0  # one gateway of the last ward is down
                 last = now - (timedelta(hours=3) if offline else timedelta(seconds=20 + rng.randrange(60)))
-                gid = conn.execute(
+                inserted = conn.execute(
                     """INSERT INTO gateways (site, gateway, ward, state, heartbeat_at, heartbeat_interval_s,
                            last_message_at, outbox_depth, library_version, central_library_version)
                        VALUES ('region', %s, %s, %s, %s, 30, %s, %s, %s, %s) RETURNING id""",
                     (f"{ward.lower()}-gw{gi + 1}", ward, "offline" if offline else "online", last, last,
                      rng.randrange(0, 40), old if offline else new, new),
-                ).fetchone()[0]
+                ).fetchone()
+                assert inserted is not None  # RETURNING always yields the row
+                gid = inserted[0]
                 if offline:
                     conn.execute("INSERT INTO gateway_alerts (gateway_id, message_id, alert, occurred_at, details) "
                                  "VALUES (%s, 'm-a1', 'outbox_budget_reached', %s, '{}'), "

@@ -19,7 +19,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-from .conftest import USERS  # noqa: E402
+from .conftest import USERS
 
 
 @pytest.fixture(scope="module")

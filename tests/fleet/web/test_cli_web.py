@@ -20,7 +20,7 @@ def _closed_port() -> int:
 def test_demo_names_the_unreachable_addresses_without_a_traceback(pumpgw_cmd, subprocess_env):
     pg, mq = _closed_port(), _closed_port()
     r = subprocess.run([*pumpgw_cmd, "fleet", "--demo", "--pg", f"host=127.0.0.1 port={pg} user=postgres",
-                        "--broker", f"127.0.0.1:{mq}"], capture_output=True, text=True, env=subprocess_env, timeout=60)
+                        "--broker", f"127.0.0.1:{mq}"], capture_output=True, text=True, env=subprocess_env, timeout=60, check=False)
     assert r.returncode == 1
     assert f"PostgreSQL is not reachable at 127.0.0.1:{pg}" in r.stderr and "systemctl start postgresql" in r.stderr
     assert f"MQTT broker is not reachable at 127.0.0.1:{mq}" in r.stderr and "mosquitto" in r.stderr
@@ -28,20 +28,20 @@ def test_demo_names_the_unreachable_addresses_without_a_traceback(pumpgw_cmd, su
 
 
 def test_fleet_without_command_or_demo_says_what_is_missing(pumpgw_cmd, subprocess_env):
-    r = subprocess.run([*pumpgw_cmd, "fleet"], capture_output=True, text=True, env=subprocess_env, timeout=60)
+    r = subprocess.run([*pumpgw_cmd, "fleet"], capture_output=True, text=True, env=subprocess_env, timeout=60, check=False)
     assert r.returncode == 1 and "FLEET_COMMAND or --demo" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_passwd_prints_a_users_entry_whose_hash_verifies(pumpgw_cmd, subprocess_env):
     r = subprocess.run([*pumpgw_cmd, "fleet", "passwd", "--stdin", "--user", "anna", "--role", "pharmacy"],
-                       input="a long secret\n", capture_output=True, text=True, env=subprocess_env, timeout=60)
+                       input="a long secret\n", capture_output=True, text=True, env=subprocess_env, timeout=60, check=False)
     assert r.returncode == 0, r.stderr
     entry = tomllib.loads(r.stdout)["web"]["users"][0]
     assert entry["name"] == "anna" and entry["role"] == "pharmacy"
     assert verify_password(entry["password_hash"], "a long secret")
     WebSettings.model_validate({"users": [entry]})
     short = subprocess.run([*pumpgw_cmd, "fleet", "passwd", "--stdin"], input="short\n", capture_output=True,
-                           text=True, env=subprocess_env, timeout=60)
+                           text=True, env=subprocess_env, timeout=60, check=False)
     assert short.returncode == 1 and "at least 8" in short.stderr
 
 
@@ -83,6 +83,6 @@ def test_demo_fills_the_database_and_serves_the_ui_until_sigterm(postgres, broke
             assert "Region overview" in client.get("/").text
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "Traceback" not in err
