@@ -94,3 +94,23 @@ WHERE NOT EXISTS (SELECT 1 FROM pumps p WHERE p.gateway_id = %(g)s AND p.pump = 
 ON CONFLICT DO NOTHING
 """
 """A second, different identity of one pump within a batch: a change by construction."""
+
+# Verdict changes the writer knows to be changes (the channel's previous verdict set is cached).
+VERDICTS = """
+INSERT INTO verdicts (gateway_id, pump, channel, observed_at, drug, care_area, severity, kinds, library_version)
+SELECT g, pump, ch, at, drug, area, sev, ARRAY(SELECT jsonb_array_elements_text(kinds::jsonb)), lib
+FROM unnest(%(g)b::int[], %(pump)b::text[], %(ch)b::text[], %(at)b::timestamptz[], %(drug)b::text[],
+            %(area)b::text[], %(sev)b::text[], %(kinds)b::text[], %(lib)b::text[], %(key)b::text[])
+     AS t(g, pump, ch, at, drug, area, sev, kinds, lib, key)
+WHERE NOT EXISTS (SELECT 1 FROM pump_channels c WHERE c.gateway_id = t.g AND c.pump = t.pump AND c.channel = t.ch
+                    AND c.verdict_at >= t.at)
+ON CONFLICT DO NOTHING
+"""
+
+VERDICT_KEYS = """
+INSERT INTO pump_channels (gateway_id, pump, channel, verdict_key, verdict_at)
+SELECT * FROM unnest(%(g)b::int[], %(pump)b::text[], %(ch)b::text[], %(key)b::text[], %(at)b::timestamptz[])
+ON CONFLICT (gateway_id, pump, channel) DO UPDATE SET verdict_key = EXCLUDED.verdict_key,
+    verdict_at = EXCLUDED.verdict_at
+WHERE pump_channels.verdict_at IS NULL OR pump_channels.verdict_at < EXCLUDED.verdict_at
+"""

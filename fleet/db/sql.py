@@ -10,7 +10,7 @@ ON CONFLICT (site, gateway) DO UPDATE SET site = EXCLUDED.site
 RETURNING id
 """
 
-GATEWAY_SEEN = "UPDATE gateways SET last_message_at = now() WHERE id = %(g)s"
+GATEWAYS_SEEN = "UPDATE gateways SET last_message_at = now() WHERE id = ANY(%(ids)s::int[])"
 
 EVENT = """
 INSERT INTO events (gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area,

@@ -53,11 +53,16 @@ class Writer:
     """Owns nothing but caches: gateway ids, month partitions known to exist, and the last
     identity and verdict written per pump (to skip statements that would change nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, exclusive: bool = True) -> None:
+        # exclusive: no other writer sees this collector's pumps (one instance, or instances
+        # partitioned by site). With a shared subscription another instance may change a
+        # pump's row, so the identity/verdict caches are not trusted.
+        self.exclusive = exclusive
         self._gateway_ids: dict[tuple[str, str], int] = {}
         self._months: set[tuple[str, date]] = set()
         self._identities: dict[Key, tuple[str | None, ...]] = {}
         self._verdicts: dict[tuple[int, str, str], str] = {}
+        self._warm = False
 
     def forget(self) -> None:
         """After a failed transaction (or a reconnect), trust nothing cached."""
@@ -65,13 +70,29 @@ class Writer:
         self._months.clear()
         self._identities.clear()
         self._verdicts.clear()
+        self._warm = False
+
+    def _load(self, conn: psycopg.Connection) -> None:
+        """Fill the caches from the database (after a start or a failure), so that the first
+        batches are set-based too instead of one statement per pump."""
+        with conn.transaction():
+            for g, pump, *ident in conn.execute(
+                    "SELECT gateway_id, pump, manufacturer, model, serial_number, firmware, library_version "
+                    "FROM pumps WHERE identity_at IS NOT NULL"):
+                self._identities[(g, pump)] = tuple(ident)
+            for g, pump, ch, key in conn.execute(
+                    "SELECT gateway_id, pump, channel, verdict_key FROM pump_channels WHERE verdict_key IS NOT NULL"):
+                self._verdicts[(g, pump, ch)] = key
+        self._warm = True
 
     def write(self, conn: psycopg.Connection, records: Sequence[Record]) -> None:
         """Write ``records`` in one transaction; raises (and rolls back) on any database error."""
         new_months: set[tuple[str, date]] = set()
         new_gateways: dict[tuple[str, str], int] = {}
-        batch = _Batch(self._identities, self._verdicts)
         try:
+            if not self._warm and self.exclusive:
+                self._load(conn)
+            batch = _Batch(self._identities, self._verdicts) if self.exclusive else _Batch({}, {})
             # Partitions first, each in its own short transaction: DDL inside the batch's
             # transaction would hold the parent's lock while report queries wait (and deadlock).
             for table, month in sorted(self._months_needed(records)):
@@ -142,6 +163,7 @@ class _Batch:
         self.availability: dict[Key, tuple[str, datetime]] = {}
         self.inventory: dict[Key, list[Any]] = {}
         self.gateways: set[int] = set()
+        self.verdict_rows: list[tuple[Any, ...]] = []
 
     def add(self, cur: psycopg.Cursor, rec: Record, ids: dict[tuple[str, str], int]) -> None:
         if isinstance(rec, Rejected):
@@ -228,13 +250,19 @@ class _Batch:
     def _verdict(self, cur: psycopg.Cursor, g: int, pump: str, v: Any, at: datetime) -> None:
         key = json.dumps([v.drug, v.care_area, v.severity, v.kinds, v.library_version])
         vkey = (g, pump, v.channel)
-        if self.verdicts.get(vkey, self._known_verdicts.get(vkey)) == key:
+        before = self.verdicts.get(vkey, self._known_verdicts.get(vkey))
+        if before == key:
             return
         self.verdicts[vkey] = key
-        p = {"g": g, "pump": pump, "ch": v.channel, "at": at, "drug": v.drug, "area": v.care_area,
-             "sev": v.severity, "kinds": list(v.kinds), "lib": v.library_version, "key": key}
-        cur.execute(sql.VERDICT, p)
-        cur.execute(sql.VERDICT_KEY, p)
+        row = (g, pump, v.channel, at, v.drug, v.care_area, v.severity, json.dumps(list(v.kinds)),
+               v.library_version, key)
+        if before is None:  # not known to this collector: the database decides (statement by statement)
+            p = dict(zip(("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key"), row, strict=True))
+            p["kinds"] = list(v.kinds)
+            cur.execute(sql.VERDICT, p)
+            cur.execute(sql.VERDICT_KEY, p)
+        else:  # a known change: set-based at flush
+            self.verdict_rows.append(row)
 
     def flush(self, cur: psycopg.Cursor) -> None:
         if self.events:
@@ -257,8 +285,16 @@ class _Batch:
         if self.inventory:
             rows = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
             cur.execute(bulk.INVENTORY, _columns(rows, ("g", "pump", "asset", "udi", "bed", "first", "last")))
-        for g in sorted(self.gateways):
-            cur.execute(sql.GATEWAY_SEEN, {"g": g})
+        if self.verdict_rows:
+            cur.execute(bulk.VERDICTS, _columns(self.verdict_rows, ("g", "pump", "ch", "at", "drug", "area", "sev",
+                                                                    "kinds", "lib", "key")))
+            latest: dict[tuple[int, str, str], tuple[Any, ...]] = {}
+            for r in self.verdict_rows:
+                latest[(r[0], r[1], r[2])] = r
+            rows = [(r[0], r[1], r[2], r[9], r[3]) for r in latest.values()]
+            cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
+        if self.gateways:
+            cur.execute(sql.GATEWAYS_SEEN, {"ids": sorted(self.gateways)})
 
 
 def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, list[Any]]:

@@ -91,6 +91,15 @@ def _map(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
+def _list(obj: Mapping[str, Any], key: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"field {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
 def is_patient_key(key: str) -> bool:
     k = key.lower()
     return k in PATIENT_KEYS or any(hint in k for hint in PATIENT_HINTS)
@@ -123,7 +132,8 @@ def _verdicts(raw: Any) -> tuple[ChannelVerdict, ...]:
     for vs in raw:
         if not isinstance(vs, Mapping) or vs.get("channel") is None:
             continue
-        inner = [v for v in vs.get("verdicts") or () if isinstance(v, Mapping)]
+        raw_inner = vs.get("verdicts")
+        inner = [v for v in raw_inner if isinstance(v, Mapping)] if isinstance(raw_inner, list) else []
         first = inner[0] if inner else {}
         out.append(
             ChannelVerdict(
@@ -180,7 +190,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
                          _text(doc, "central_library_version"), _text(doc, "ward"), tuple(pumps))
     if kind == "state":
         channels = []
-        for ch in doc.get("channels") or ():
+        for ch in _list(doc, "channels"):
             if isinstance(ch, Mapping) and ch.get("channel") is not None:
                 channels.append((str(ch["channel"])[:MAX_TEXT], _text(ch, "state") or "unknown", _text(ch, "drug")))
         return State(t.site, t.gateway, t.pump, _time(doc, "received_at", required=True),  # type: ignore[arg-type]
