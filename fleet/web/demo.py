@@ -5,7 +5,7 @@ broker (127.0.0.1:1883) answer -- and if one does not, says which address failed
 start one, without a traceback. Then it (re)creates the database ``pumpgw_fleet_demo``, starts
 the collector (part 1's, the one `pumpgw fleet run` uses), lets part 1's simulator publish two
 weeks of a region (4 wards: a library release and its uptake, a swap, a firmware update, an
-alarm storm, a pump that disappears, gateway alerts) under its own topic prefix, keeps the
+alarm storm, a pump that disappears, gateway alerts) and a second release still rolling out under its own topic prefix, keeps the
 gateways' heartbeats going, and serves the web UI on http://127.0.0.1:8470/ with a one-time
 admin password printed beside the URL. Ctrl-C stops everything in order.
 """
@@ -131,6 +131,32 @@ def reset_broker(host: str, port: int) -> int:
     return len(retained)
 
 
+ROLLOUT_H = 36
+SECOND_RELEASE = "L9"
+
+
+def rollout(region: Any, released_at: datetime) -> list[tuple[int, Any]]:
+    """A second library release, ``ROLLOUT_H`` hours ago, that each ward takes up at its own
+    pace (the first almost fully, the last barely), so the uptake page has curves below
+    100 %, 80 % markers not yet reached and stragglers to chase."""
+    from fleet.sim import payloads as P
+
+    out: list[tuple[int, Any]] = [(0, P.release(region.prefix, version=SECOND_RELEASE, released_at=released_at))]
+    for g, gw in enumerate(region.gateways):
+        out.append((g, P.gateway_library(region.prefix, gw.site, gw.gateway, version=SECOND_RELEASE,
+                                         applied_at=released_at + timedelta(minutes=5))))
+        share = (0.95, 0.8, 0.6, 0.3)[g % 4]
+        for i, pump in enumerate(p for p in gw.pumps if not p.gone):
+            if i >= round(share * len(gw.pumps)):
+                break
+            at = released_at + timedelta(hours=1 + (ROLLOUT_H - 2) * (i + region.rng.random()) / len(gw.pumps))
+            previous = pump.ident()
+            pump.library = SECOND_RELEASE
+            out.append((g, region._event(gw, pump, "pump_library_changed", at, previous=previous)))
+            out.append((g, region._state(gw, pump, at)))
+    return out
+
+
 def run_demo(args: argparse.Namespace) -> int:
     problems = check_services(args.pg, args.broker, args.port)
     if problems:
@@ -189,8 +215,9 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
     collector_thread.start()
     # Hourly steps; two weeks by default, so "not seen for 7 days" has a pump to show.
     rounds = max(2, args.days) * 24
+    # The scripted history ends 36 h ago; the last 36 h are a second release still rolling out.
     region = Region(args.wards, args.pumps, rounds=rounds, seed=22, prefix=DEMO_PREFIX,
-                    start=datetime.now(UTC) - timedelta(hours=rounds), activity=0.15)
+                    start=datetime.now(UTC) - timedelta(hours=rounds + ROLLOUT_H), activity=0.15)
     runner = RegionRunner(bhost, int(bport), region, client_prefix=f"demo-{secrets.token_hex(3)}")
     password = secrets.token_urlsafe(9)
     web = WebSettings(port=args.port, users=[{"name": "demo", "role": "admin",  # type: ignore[list-item]
@@ -211,12 +238,26 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
             deadline = time.monotonic() + 10
             while collector.stats.received < sent and time.monotonic() < deadline and not stop.is_set():
                 time.sleep(0.01)
+        for g, message in rollout(region, datetime.now(UTC) - timedelta(hours=ROLLOUT_H)):
+            runner.publishers[g].publish(message)
         last = len(region.gateways) - 1
         for seq, name in enumerate(("outbox_budget_reached", "messages_expired"), start=1):
             runner.publishers[last].publish(P.alert(DEMO_PREFIX, region.gateways[last].site,
                                                     region.gateways[last].gateway, name=name,
                                                     at=datetime.now(UTC) - timedelta(hours=seq), seq=seq))
+        now = datetime.now(UTC)
+        for g, gw in enumerate(region.gateways):  # alive now, before the UI opens
+            runner.publishers[g].publish(P.status(DEMO_PREFIX, gw.site, gw.gateway, state="online",
+                                                  session=gw.session, since=region.start, ward=gw.ward,
+                                                  heartbeat_at=now))
         runner.wait_acked(60)
+        # Open the UI only once the collector has written what it got (bounded wait).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not stop.is_set():
+            st = collector.stats
+            if st.received >= sent and st.written >= st.received:
+                break
+            time.sleep(0.05)
 
         def beat() -> None:
             # The simulated gateways stay alive: a heartbeat per gateway every 30 s.

@@ -79,7 +79,12 @@ def test_demo_fills_the_database_and_serves_the_ui_until_sigterm(postgres, broke
             assert len(gateways) == 3 and sum(g["pumps"] for g in gateways) == 12
             assert client.get("/api/swaps").json()["rows"], "the scripted swap reached the database"
             assert client.get("/api/not_seen?days=7").json()["rows"], "the vanished pump is listed"
-            assert client.get("/api/uptake").json()["rows"][0]["version"] == "L8"
+            uptake = client.get("/api/uptake").json()["rows"]
+            assert {r["version"] for r in uptake} == {"L9"}  # the second release, still rolling out
+            assert any(r["on_version"] < r["pumps"] for r in uptake)
+            assert "pumps_on_current_library" in client.get("/?format=json").json()["numbers"]
+            online = [g for g in client.get("/api/gateways").json()["rows"] if g["state"] == "online" and not g["stale"]]
+            assert len(online) == 3  # heartbeats right after the history
             assert "Region overview" in client.get("/").text
     finally:
         proc.send_signal(signal.SIGTERM)
