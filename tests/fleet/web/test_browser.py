@@ -55,7 +55,13 @@ def login(page, base: str, user: str, password: str | None = None) -> None:
     page.goto(f"{base}/login")
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", password or USERS[user][1])
-    page.click("button[type=submit]")
+    follow(page, "button[type=submit]")  # the answer page (region or login form) has loaded
+
+
+def follow(page, selector: str) -> None:
+    """Click a link or submit button and wait until the page it leads to has loaded."""
+    with page.expect_navigation():
+        page.click(selector)
 
 
 def numbers(page) -> dict[str, str]:
@@ -131,7 +137,7 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     gone = api(page, base, "/api/not_seen?days=7")["rows"]
     assert int(numbers(page)["pumps"]) == len(gone) == rows_in(page, "not_seen") >= 1
     page.fill("input[name=days]", "30")
-    page.click("form[action='/not-seen'] button")
+    follow(page, "form[action='/not-seen'] button")
     assert int(numbers(page)["pumps"]) == len(api(page, base, "/api/not_seen?days=30")["rows"])
 
     page.goto(base + "/alarms")
@@ -177,19 +183,19 @@ def test_navigation_region_to_ward_to_pump(web, browser, artifacts):
     page = ctx.new_page()
     login(page, web.url, "vera")
     page.goto(web.url + "/")
-    page.click("table[data-table=wards] a:text-is('ICU')")
+    follow(page, "table[data-table=wards] a:text-is('ICU')")
     assert page.locator("h1").inner_text() == "Ward ICU"
     shot(page, artifacts, "ward")
     icu = api(page, web.url, "/api/inventory?ward=ICU")["rows"]
     assert int(numbers(page)["pumps"]) == len(icu) == rows_in(page, "inventory")
-    page.click("table[data-table=inventory] td[data-col=pump] a >> nth=0")
+    follow(page, "table[data-table=inventory] td[data-col=pump] a >> nth=0")
     first = icu[0]
     assert page.locator("h1").inner_text() == f"Pump {first['pump']} on {first['gateway']}"
     assert page.locator("td[data-num=serial_number]").inner_text() == first["serial_number"]
     assert rows_in(page, "identity") >= 2  # the swap: another device was seen under this pump
     assert rows_in(page, "alarms") > 0
     shot(page, artifacts, "pump")
-    page.click("a:text-is('Ward ICU')")
+    follow(page, "a:text-is('Ward ICU')")
     assert page.locator("h1").inner_text() == "Ward ICU"
     ctx.close()
 
@@ -206,7 +212,7 @@ def test_roles_decide_who_acknowledges_alerts_and_reads_the_audit(web, browser):
     pharmacist = browser.new_context().new_page()
     login(pharmacist, base, "paul")
     assert int(numbers(pharmacist)["open_alerts"]) == 2
-    pharmacist.click("table[data-table=open_alerts] button >> nth=0")
+    follow(pharmacist, "table[data-table=open_alerts] button >> nth=0")
     assert int(numbers(pharmacist)["open_alerts"]) == 1
     assert pharmacist.request.get(base + "/admin/audit").status == 403
 
