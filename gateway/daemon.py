@@ -16,6 +16,8 @@ from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.errors import ConfigError
 from gateway.druglib import LibraryHolder
+from gateway.druglib.releases import AuditHook, ReleaseApplier
+from gateway.druglib.wiring import build_signed_library
 from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
@@ -37,13 +39,20 @@ class Daemon:
     alerts: GatewayAlerts = field(default_factory=GatewayAlerts)
     pollers: list[LinkPoller] = field(default_factory=list)
     senders: list[MllpSender] = field(default_factory=list)
+    releases: ReleaseApplier | None = None  # signed drug-library releases ([library] trusted_keys)
 
     async def run(self) -> None:
         await self.supervisor.run()
 
 
-def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None) -> Daemon:
-    """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin."""
+def build_daemon(
+    config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None,
+    audit: AuditHook | None = None,
+) -> Daemon:
+    """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin.
+
+    ``audit(kind, subject, detail, actor)`` receives drug-library applied/refused rows (the
+    audit trail's append); by default they are logged at INFO."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
     alerts = GatewayAlerts()
     outbox = Outbox.open(
@@ -61,11 +70,22 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live = MqttPublisher(
             config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
             queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
+            ward=config.gateway.ward, beds={p.id: p.location for p in config.pumps},
         )
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
-    library = _drug_library(config, supervisor, live, alerts, config_path)
+    # first: its audit trail is what drug-library changes are recorded with
+    traceability = _traceability(config, supervisor, live, config_path)
+    if audit is None:
+        audit = traceability.trail.append
+    releases = None
+    if config.library is not None and config.library.trusted_keys:
+        library, releases = build_signed_library(
+            config, supervisor=supervisor, live=live, on_alert=alerts.raise_alert, config_path=config_path, audit=audit
+        )
+    else:
+        library = _drug_library(config, supervisor, live, alerts, config_path, audit=audit)
     pipeline = Pipeline(
         config,
         outbox,
@@ -76,8 +96,9 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        trace=traceability.trace,
     )
-    daemon = Daemon(config, supervisor, outbox, pipeline, alerts)
+    daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases)
     supervisor.add("outbox maintenance", outbox.maintain)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(
@@ -109,13 +130,32 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
     return daemon
 
 
+def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_path: Path | None):
+    """Audit trail + identity registry (gateway/identity/wiring.py); the inventory on MQTT."""
+    from gateway.identity.wiring import TraceabilityParts, slot_fields
+
+    def on_record(record) -> None:
+        if live is not None:
+            live.set_slot(record.pump_id, slot_fields(record))
+
+    parts = TraceabilityParts(config, config_path=config_path, on_record=on_record)
+    parts.start_up()
+    for record in parts.registry.records([p.id for p in config.pumps]):
+        on_record(record)
+    supervisor.add("audit maintenance", parts.maintain)
+    supervisor.on_reload("audit configuration", parts.on_sighup)
+    supervisor.on_close("audit trail", parts.close)
+    return parts
+
+
 def config_hash(config: GatewayConfig) -> str:
     """A short fingerprint of the configuration in force (MQTT birth, start-up log)."""
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _drug_library(
-    config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts, config_path: Path | None
+    config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts, config_path: Path | None,
+    *, audit: AuditHook | None = None,
 ) -> LibraryHolder | None:
     """Load the pinned library and keep it current: file watch and SIGHUP both reload.
 
@@ -126,7 +166,10 @@ def _drug_library(
     if config.library is None:
         return None
 
-    holder = LibraryHolder(config.library.path, expected_sha256=config.library.sha256, on_alert=alerts.raise_alert)
+    assert config.library.path is not None  # the model requires path without trusted_keys
+    holder = LibraryHolder(
+        config.library.path, expected_sha256=config.library.sha256, on_alert=alerts.raise_alert, audit=audit
+    )
     result = holder.reload()
     log.info("drug library", status=str(result.status), version=holder.current.version if holder.current else None)
 
@@ -162,6 +205,10 @@ def _repin(holder: LibraryHolder, config_path: Path | None) -> None:
     except ConfigError as exc:
         log.error("SIGHUP: configuration file is invalid; library pin unchanged", problems=exc.problems)
         return
-    if fresh.library is not None and (fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256):
+    if fresh.library is not None and fresh.library.trusted_keys:
+        log.error("SIGHUP: switching to signed releases (trusted_keys) needs a restart; library pin unchanged")
+        return
+    if fresh.library is not None and fresh.library.path is not None and (
+        fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256):
         log.info("SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256)
         holder.path, holder.expected_sha256 = fresh.library.path, fresh.library.sha256

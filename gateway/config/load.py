@@ -186,7 +186,10 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
         return tls.model_copy(update={n: fix(getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")})
 
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
-    library = config.library.model_copy(update={"path": fix(config.library.path)}) if config.library else None
+    library = config.library.model_copy(update={
+        "path": fix(config.library.path), "watch_dir": fix(config.library.watch_dir),
+        "trusted_keys": [k.model_copy(update={"file": fix(k.file)}) for k in config.library.trusted_keys],
+    }) if config.library else None
     mqtt = config.mqtt.model_copy(update={"password_file": fix(config.mqtt.password_file), "tls": fix_tls(config.mqtt.tls)})
     destinations = [d.model_copy(update={"tls": fix_tls(d.tls)}) for d in config.destinations]
     return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations})
@@ -198,6 +201,7 @@ def _missing_files(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
     wanted: list[tuple[KeyPath, Path | None]] = []
     if config.library is not None:
         wanted.append((("library", "path"), config.library.path))
+        wanted += [(("library", "trusted_keys", i, "file"), k.file) for i, k in enumerate(config.library.trusted_keys)]
     if config.mqtt.enabled:
         wanted.append((("mqtt", "password_file"), config.mqtt.password_file))
         tls_sets = [(("mqtt", "tls"), config.mqtt.tls)]

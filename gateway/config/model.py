@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-MessageKind = Literal["pcd01", "pcd04", "pcd10"]
+MessageKind = Literal["pcd01", "pcd04", "pcd10", "dmc"]
 ALL_MESSAGE_KINDS: tuple[str, ...] = ("pcd01", "pcd04", "pcd10")
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -147,6 +147,24 @@ class PumpConfig(_Strict):
     comm_lost_after_s: float = Field(
         default=30.0, gt=0, description="Silence after which the pump is reported communication-lost."
     )
+    identify_interval_s: float = Field(
+        default=300.0, ge=5, le=86400,
+        description="Seconds between two identity reads (serial number, firmware): a swap or a firmware update "
+        "that the status replies do not reveal is found within this time. Identity is always read at connect.",
+    )
+    asset_tag: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="The hospital's inventory number (asset tag) of the pump in this slot, from the region's "
+        "register; sent as MDC_ATTR_ID_SOFT, shown by `pumpgw inventory`. A pump with another serial "
+        "number in this slot is then reported as a swap that contradicts the register (ERROR).",
+    )
+
+    @field_validator("asset_tag")
+    @classmethod
+    def _printable_tag(cls, value: str | None) -> str | None:
+        if value is not None and (value != value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            raise ValueError("an asset tag is printable text without control characters or surrounding blanks")
+        return value
 
     @model_validator(mode="after")
     def _link_fits_protocol(self) -> PumpConfig:
@@ -206,7 +224,7 @@ class RetryPolicy(_Strict):
 def _default_ttl() -> dict[str, float]:
     # An alarm older than 5 minutes must not be presented as live (design.md §2 inv. 4);
     # observations and events are documentation and are kept a week.
-    return {"pcd01": 7 * 86400.0, "pcd04": 300.0, "pcd10": 7 * 86400.0}
+    return {"pcd01": 7 * 86400.0, "pcd04": 300.0, "pcd10": 7 * 86400.0, "dmc": 30 * 86400.0}
 
 
 class MllpDestination(_Strict):
@@ -232,7 +250,7 @@ class MllpDestination(_Strict):
         default_factory=_default_ttl,
         description="Per message kind: age in seconds after which a queued message expires (kept on disk as "
         "expired, never sent as live). Kinds not given keep their default: pcd01 and pcd10 604800 (7 days), "
-        "pcd04 300 (5 minutes).",
+        "pcd04 300 (5 minutes), dmc 2592000 (30 days).",
     )
 
     @field_validator("messages")
@@ -302,14 +320,73 @@ class OutboxConfig(_Strict):
     delivered_retention_s: float = Field(default=86400.0, ge=0, description="Keep delivered rows this long.")
 
 
+class TrustedKeyConfig(_Strict):
+    """A pharmacy public key whose signed library releases the gateway accepts (docs/drug-library.md)."""
+
+    file: Path = Field(description="Ed25519 public key, PEM (written by `pumpgw library keygen`).")
+    key_id: str = Field(
+        default="", pattern=r"^([0-9a-f]{16})?$",
+        description="Expected key id (16 hex digits); if set, a key file with another id is refused.",
+    )
+    valid_from: AwareDatetime = Field(description="ISO 8601 time with offset; releases signed earlier are refused.")
+    valid_until: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 time with offset; releases signed later are refused (rotation)."
+    )
+    note: str = Field(default="", description="Who holds the private key, where it is stored.")
+
+    @model_validator(mode="after")
+    def _window(self) -> TrustedKeyConfig:
+        if self.valid_until is not None and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
 class LibraryConfig(_Strict):
     """The central drug library that reported programs are checked against."""
 
-    path: Path = Field(description="Drug library JSON file.")
+    path: Path | None = Field(
+        default=None,
+        description="Drug library JSON file; with trusted_keys it needs its signature beside it (FILE.sig).",
+    )
     sha256: str = Field(
         default="",
         pattern=r"^([0-9a-f]{64})?$",
         description="Pinned SHA-256 of the library file; a file with another hash is refused.",
+    )
+    trusted_keys: list[TrustedKeyConfig] = Field(
+        default_factory=list,
+        description="Public keys of the pharmacy; if any, only releases signed by one of them are put in force.",
+    )
+    allow_downgrade: bool = Field(
+        default=False, description="Accept a signed release older than the one in force (recall); audited.",
+    )
+    watch_dir: Path | None = Field(
+        default=None, description="Folder watched for signed releases (FILE.json + FILE.json.sig), e.g. /etc/pumpgw/library.",
+    )
+    from_mqtt: bool = Field(
+        default=True, description="With trusted_keys and [mqtt] enabled: take releases from {prefix}/library/current.",
+    )
+    max_release_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=4096, le=64 * 1024 * 1024,
+        description="Largest release accepted (MQTT payload or dropped file); larger ones are refused unread.",
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> LibraryConfig:
+        if self.path is None and not self.trusted_keys:
+            raise ValueError("set path (a pinned library file), trusted_keys (signed releases), or both")
+        if (self.watch_dir is not None) and not self.trusted_keys:
+            raise ValueError("watch_dir needs trusted_keys: dropped files are put in force only when signed")
+        return self
+
+
+class AuditConfig(_Strict):
+    """The append-only audit trail in the gateway database (docs/biomedical-engineer.md)."""
+
+    retention_days: int = Field(
+        default=3650, ge=365,
+        description="Audit rows older than this many days are deleted (after a checkpoint row that keeps the "
+        "chain verifiable). At least 365; the default, ten years, follows the MDR's record-keeping period.",
     )
 
 
@@ -361,6 +438,7 @@ class GatewayConfig(_Strict):
     outbox: OutboxConfig = Field(description="The durable outbox.")
     library: LibraryConfig | None = Field(default=None, description="The drug library; none: no verdicts.")
     logging: LoggingConfig = Field(default=LoggingConfig(), description="Logging.")
+    audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail: retention.")
     shutdown_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Seconds allowed for a clean stop before tasks are cancelled."
     )
