@@ -4,10 +4,12 @@ Parameters are cast explicitly where PostgreSQL must compare them, because psyco
 Python strings and ``None`` untyped.
 """
 
+# No row lock on an existing gateway (several instances resolve the same ids concurrently).
 GATEWAY_ID = """
-INSERT INTO gateways (site, gateway) VALUES (%(site)s, %(gw)s)
-ON CONFLICT (site, gateway) DO UPDATE SET site = EXCLUDED.site
-RETURNING id
+WITH new AS (
+    INSERT INTO gateways (site, gateway) VALUES (%(site)s, %(gw)s) ON CONFLICT (site, gateway) DO NOTHING RETURNING id
+)
+SELECT id FROM new UNION ALL SELECT id FROM gateways WHERE site = %(site)s AND gateway = %(gw)s
 """
 
 GATEWAYS_SEEN = "UPDATE gateways SET last_message_at = now() WHERE id = ANY(%(ids)s::int[])"

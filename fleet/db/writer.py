@@ -120,12 +120,14 @@ class Writer:
     def _gateways(self, conn: psycopg.Connection, records: Sequence[Record],
                   new: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
         ids = dict(self._gateway_ids)
-        for rec in records:
-            key = (getattr(rec, "site", ""), getattr(rec, "gateway", ""))
+        for key in sorted({(getattr(r, "site", ""), getattr(r, "gateway", "")) for r in records}):
             if not key[1] or key in ids:
                 continue
             row = conn.execute(sql.GATEWAY_ID, {"site": key[0], "gw": key[1]}).fetchone()
-            assert row is not None
+            if row is None:  # another instance inserted it concurrently: visible to a new statement
+                row = conn.execute("SELECT id FROM gateways WHERE site = %s AND gateway = %s", key).fetchone()
+            if row is None:
+                raise psycopg.OperationalError(f"gateway {key[0]}/{key[1]} could not be registered; retrying")
             ids[key] = new[key] = int(row[0])
         return ids
 

@@ -54,13 +54,13 @@ CONTRACTS: dict[str, PayloadContract] = {
     ),
     "inventory": PayloadContract(
         "mqtt-inventory.schema.json",
-        frozenset({1}),
+        frozenset({1, 2}),
         frozenset({"schema_version", "site", "gateway", "generated_at", "central_library_version", "pumps"}),
         frozenset({"generated_at", "pumps"}),
     ),
     "inventory.pump": PayloadContract(
         "mqtt-inventory.schema.json#InventoryEntry",
-        frozenset({1}),
+        frozenset({1, 2}),
         frozenset({"pump", "manufacturer", "model", "serial_number", "firmware", "drug_library_version", "last_seen"}),
         frozenset({"pump"}),
     ),
@@ -78,7 +78,7 @@ CONTRACTS: dict[str, PayloadContract] = {
     ),
     "events": PayloadContract(
         "mqtt-event.schema.json",
-        frozenset({1}),
+        frozenset({1, 2}),
         frozenset({"schema_version", "message_id", "pump", "kind", "occurred_at", "channel", "channel_state",
                    "previous_identity", "detail"}),
         frozenset({"message_id", "kind", "occurred_at"}),
@@ -97,14 +97,27 @@ CONTRACTS: dict[str, PayloadContract] = {
         frozenset({"message_id", "alert", "occurred_at"}),
     ),
     "library": PayloadContract(
-        None,
+        "mqtt-library.schema.json",
         frozenset({1}),
         frozenset({"schema_version", "version", "sha256", "signer_key_id", "applied_at", "source"}),
         frozenset({"version"}),
     ),
-    "release": PayloadContract(None, frozenset({1}), frozenset({"schema_version", "version", "sha256"}),
-                               frozenset({"version"})),
+    "release": PayloadContract(
+        "mqtt-library-current.schema.json",
+        frozenset({1}),
+        frozenset({"schema_version", "published_at", "signature"}),  # version etc. in signature.metadata
+        frozenset({"signature"}),
+    ),
+    "release.metadata": PayloadContract(
+        "mqtt-library-current.schema.json#ReleaseMetadata",
+        frozenset({1}),
+        frozenset({"version", "library_sha256", "signed_at"}),
+        frozenset({"version"}),
+    ),
 }
+
+# Version 2 of events and inventory (traceability) is additive: new event kinds; per pump
+# asset_tag, udi, first_seen, bed; the gateway's ward. Version 1 of both is still accepted.
 
 AGREED_ADDITIONS: dict[str, frozenset[str]] = {
     "status": frozenset({"ward", "heartbeat_at", "heartbeat_interval_s", "outbox_depth", "outbox_oldest_age_s",

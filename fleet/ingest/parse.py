@@ -231,17 +231,25 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
     raise Invalid(f"no parser for topic kind {kind!r}")
 
 
-_RELEASE_TIME_KEYS = ("released_at", "issued_at", "published_at", "signed_at", "created_at")
+_RELEASE_TIME_KEYS = ("published_at", "released_at", "signed_at", "issued_at", "created_at")
 
 
 def _release(doc: Mapping[str, Any]) -> Release:
-    """The release document's exact envelope is the library team's: look one level deep too."""
-    for candidate in (doc, *(v for v in doc.values() if isinstance(v, Mapping))):
-        version = _text(candidate, "version")
-        if version:
-            when = next((_time(candidate, k) for k in _RELEASE_TIME_KEYS if candidate.get(k)), None)
-            return Release(version, _text(candidate, "sha256"), when)
-    raise Invalid("no 'version' in the release document")
+    """``{"published_at", "signature": {"metadata": {"version", "library_sha256", "signed_at" ...}},
+    "library": "<text>"}`` (docs/mqtt.md, drug library distribution). The fleet does not verify
+    the signature (the gateways do before applying); it only records which release is current.
+    The metadata is found up to two levels deep, so a reshaped envelope still yields its version.
+    """
+    level: list[Mapping[str, Any]] = [doc]
+    for _ in range(3):
+        for candidate in level:
+            version = _text(candidate, "version")
+            if version:
+                when = next((_time(d, k) for d in (doc, candidate) for k in _RELEASE_TIME_KEYS if d.get(k)), None)
+                sha = _text(candidate, "library_sha256") or _text(candidate, "sha256")
+                return Release(version, sha, when)
+        level = [v for c in level for v in c.values() if isinstance(v, Mapping)]
+    raise Invalid("no 'version' in the release document (expected signature.metadata.version)")
 
 
 def parse_message(prefix: str, topic: str, payload: bytes) -> Record | None:

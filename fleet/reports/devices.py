@@ -52,9 +52,9 @@ class SwapRow:
 
 _SWAPS = f"""
 SELECT e.occurred_at, g.site, g.gateway, {WARD} AS ward, e.pump, e.kind,
-       coalesce(e.previous_identity->>'sn', e.detail->>'previous_serial') AS previous_serial,
-       coalesce(e.detail->>'serial_number', e.detail->>'new_serial', p.serial_number) AS serial_number,
-       coalesce(e.previous_identity->>'model', p.model) AS model
+       coalesce(e.detail->>'previous_serial', e.previous_identity->>'sn') AS previous_serial,
+       coalesce(e.detail->>'serial', p.serial_number) AS serial_number,
+       coalesce(e.detail->>'model', e.previous_identity->>'model', p.model) AS model
 FROM events e JOIN gateways g ON g.id = e.gateway_id
 LEFT JOIN pumps p ON p.gateway_id = e.gateway_id AND p.pump = e.pump
 WHERE e.occurred_at >= %(since)s AND e.occurred_at < %(until)s

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -42,12 +43,12 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
 
 
+_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """A plain decimal literal (a negative count stays a number); not 'inf', 'nan', '-INFINITY'."""
+    return _NUMBER.fullmatch(text) is not None
 
 
 def to_csv(rows: Sequence[Any], row_type: type) -> str:

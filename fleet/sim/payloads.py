@@ -1,4 +1,6 @@
-"""JSON payloads as a gateway publishes them (config/schema/mqtt-*.schema.json, schema_version 1).
+"""JSON payloads as a gateway publishes them (config/schema/mqtt-*.schema.json).
+
+Events and inventory are schema_version 2 (traceability additions), the others 1.
 
 Pure functions returning ``(topic, bytes, retain)``. Agreed round-2 additions (ward, bed,
 asset tag, heartbeat, ``{base}/library``) are included, as gateways of this release send them.
@@ -47,7 +49,7 @@ def identity(manufacturer: str, model: str, serial: str, firmware: str, library:
 
 def inventory(prefix: str, site: str, gateway: str, *, ward: str, at: datetime, central_library: str,
               pumps: list[dict[str, Any]]) -> Message:
-    doc = {"schema_version": 1, "site": site, "gateway": gateway, "generated_at": _iso(at),
+    doc = {"schema_version": 2, "site": site, "gateway": gateway, "generated_at": _iso(at),
            "central_library_version": central_library, "ward": ward, "pumps": pumps}
     return f"{base(prefix, site, gateway)}/inventory", _dump(doc), True
 
@@ -85,7 +87,7 @@ def event(prefix: str, site: str, gateway: str, pump: str, *, kind: str, at: dat
     if kind.startswith("delivery"):
         channel_state = {"channel": "1", "state": "infusing" if kind == "delivery_start" else "stopped",
                          "drug": drug, "care_area": "ICU" if drug else None, "alarms": []}
-    doc = {"schema_version": 1, "message_id": message_id(gateway, pump, seq, kind), "pump": pump, "kind": kind,
+    doc = {"schema_version": 2, "message_id": message_id(gateway, pump, seq, kind), "pump": pump, "kind": kind,
            "occurred_at": _iso(at), "channel": "1", "channel_state": channel_state,
            "previous_identity": previous, "detail": {"seq": str(seq), **(detail or {})}}
     return f"{base(prefix, site, gateway)}/pumps/{pump}/events", _dump(doc), False
@@ -102,14 +104,27 @@ def alarm(prefix: str, site: str, gateway: str, pump: str, *, phase: str, at: da
 
 
 def gateway_library(prefix: str, site: str, gateway: str, *, version: str, applied_at: datetime) -> Message:
-    doc = {"schema_version": 1, "version": version, "sha256": hashlib.sha256(version.encode()).hexdigest(),
-           "signer_key_id": "pharmacy-2026", "applied_at": _iso(applied_at), "source": "mqtt"}
+    doc = {"schema_version": 1, "site": site, "gateway": gateway, "version": version, "serial": _serial(version),
+           "sha256": hashlib.sha256(version.encode()).hexdigest(), "signer_key_id": "0123456789abcdef",
+           "applied_at": _iso(applied_at), "source": "mqtt"}
     return f"{base(prefix, site, gateway)}/library", _dump(doc), True
 
 
+def _serial(version: str) -> int:
+    digits = "".join(ch for ch in version if ch.isdigit())
+    return int(digits) if digits else 0
+
+
 def release(prefix: str, *, version: str, released_at: datetime) -> Message:
-    doc = {"schema_version": 1, "version": version, "sha256": hashlib.sha256(version.encode()).hexdigest(),
-           "released_at": _iso(released_at), "signature": "c2ln", "signer_key_id": "pharmacy-2026"}
+    """The release envelope of docs/mqtt.md; the signature is a placeholder (the fleet does not
+    verify it, and the simulated gateways do not apply it)."""
+    metadata = {"version": version, "serial": _serial(version), "released": released_at.date().isoformat(),
+                "signed_at": _iso(released_at), "signer_key_id": "0123456789abcdef",
+                "library_sha256": hashlib.sha256(version.encode()).hexdigest()}
+    doc = {"schema_version": 1, "published_at": _iso(released_at),
+           "signature": {"format": "pumpgw-library-signature/1", "metadata": metadata,
+                         "signature": "c2ltdWxhdGVk"},
+           "library": json.dumps({"version": version})}
     return f"{prefix}/library/current", _dump(doc), True
 
 

@@ -148,7 +148,9 @@ class Region:
                 if g == 0 and i == 0 and k == int(self.rounds * 0.35):
                     previous = p.ident()
                     p.serial = p.serial + "X"
-                    emit(self._event(gw, p, "device_swapped", at, previous=previous))
+                    emit(self._event(gw, p, "device_swapped", at, previous=previous, detail={
+                        "previous_serial": previous["serial_number"], "serial": p.serial, "model": p.model,
+                        "previous_model": previous["model"], "asset_tag": f"A-{previous['serial_number']}"}))
                     changed = True
                 if p.model == "NE-1000" and p.firmware != "3.10" and k == int(self.rounds * 0.5):
                     previous = p.ident()

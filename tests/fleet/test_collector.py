@@ -104,3 +104,42 @@ def test_a_malformed_message_is_recorded_as_rejected_and_does_not_stop_collectio
         wait_until(lambda: c.stats.rejected >= 2)
     reasons = [r[0] for r in rows(dsn, "SELECT reason FROM rejected_messages ORDER BY id")]
     assert "not JSON" in reasons[0] and "schema_version 9" in reasons[1]
+
+
+def test_two_instances_sharing_a_subscription_store_every_message_once(make_broker, dsn: str) -> None:
+    broker = make_broker(BROKER_EXTRA)
+    region = Region(4, 4, rounds=20, seed=9)
+    runner = RegionRunner(broker.host, broker.port, region)
+    a = Collector(settings(broker, dsn, client_id="fleet-a", shared_group="fleet"))
+    b = Collector(settings(broker, dsn, client_id="fleet-b", shared_group="fleet"))
+    with running(a), running(b):
+        runner.start()
+        runner.run(20)
+        assert runner.wait_acked(30)
+        committed = {c["message_id"] for c in runner.committed()}
+        wait_until(lambda: len(rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms"))
+                   >= len(committed))
+        assert a.stats.written > 0 and b.stats.written > 0  # the broker shared the load ...
+        published = sum(p.published + len(p.births) for p in runner.publishers)
+        assert a.stats.received + b.stats.received < 1.2 * published  # ... instead of copying it
+    runner.stop()
+    stored = [r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms")]
+    assert sorted(stored) == sorted(committed)
+
+
+def test_instances_partitioned_by_site_each_collect_only_their_sites(make_broker, dsn: str) -> None:
+    broker = make_broker(BROKER_EXTRA)
+    north = RegionRunner(broker.host, broker.port, Region(2, 3, rounds=10, seed=1, site="north"), client_prefix="n")
+    south = RegionRunner(broker.host, broker.port, Region(2, 3, rounds=10, seed=2, site="south"), client_prefix="s")
+    only_north = Collector(settings(broker, dsn, client_id="fleet-north", sites=["north"]))
+    with running(only_north):
+        for r in (north, south):
+            r.start()
+            r.run(10)
+            assert r.wait_acked(30)
+        want = {c["message_id"] for c in north.committed()}
+        wait_until(lambda: {r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL "
+                                                    "SELECT message_id FROM alarms")} >= want)
+    for r in (north, south):
+        r.stop()
+    assert {r[0] for r in rows(dsn, "SELECT DISTINCT site FROM gateways")} == {"north"}

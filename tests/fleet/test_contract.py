@@ -47,6 +47,7 @@ def test_every_field_the_fleet_reads_is_in_the_published_schema_or_an_agreed_add
 
 def test_the_simulator_publishes_payloads_the_gateways_own_models_accept() -> None:
     # The test (not the fleet) may import the gateway: its pydantic models generate the schemas.
+    from gateway.mqtt.library_payloads import LibraryInForcePayload, LibraryReleasePayload
     from gateway.mqtt.payloads import PAYLOAD_MODELS
 
     samples = {
@@ -64,6 +65,9 @@ def test_the_simulator_publishes_payloads_the_gateways_own_models_accept() -> No
     for name, (_, raw, _) in samples.items():
         doc = {k: v for k, v in json.loads(raw).items() if k not in additions}
         PAYLOAD_MODELS[name].model_validate(doc)
+    LibraryInForcePayload.model_validate_json(P.gateway_library(PFX, "h", "g", version="L8", applied_at=T0)[1])
+    # The release's signature is a placeholder: its shape (not its validity) must match.
+    LibraryReleasePayload.model_validate_json(P.release(PFX, version="L8", released_at=T0)[1])
 
 
 def test_the_fleet_package_never_imports_the_gateway() -> None:
@@ -94,8 +98,9 @@ def test_a_newer_gateway_field_is_ignored_and_an_unknown_schema_version_is_rejec
     doc = json.loads(raw)
     rec = parse_message(PFX, topic, json.dumps({**doc, "added_in_v1_5": {"x": 1}}).encode())
     assert isinstance(rec, Event) and rec.message_id == doc["message_id"]
-    rejected = parse_message(PFX, topic, json.dumps({**doc, "schema_version": 2}).encode())
-    assert isinstance(rejected, Rejected) and "schema_version 2" in rejected.reason
+    rejected = parse_message(PFX, topic, json.dumps({**doc, "schema_version": 3}).encode())
+    assert isinstance(rejected, Rejected) and "schema_version 3" in rejected.reason
+    assert isinstance(parse_message(PFX, topic, json.dumps({**doc, "schema_version": 1}).encode()), Event)
 
 
 def test_a_status_without_the_heartbeat_fields_of_older_gateways_parses_with_them_unknown() -> None:
@@ -114,10 +119,13 @@ def test_a_naive_time_is_rejected_naming_the_field() -> None:
 
 
 def test_a_signed_release_envelope_yields_its_version() -> None:
-    doc = {"schema_version": 1, "manifest": {"version": "2026.03", "sha256": "ab", "released_at": T0.isoformat()},
-           "signature": "xx"}
-    rec = parse_message(PFX, "pumpgw/v1/library/current", json.dumps(doc).encode())
-    assert rec == Release("2026.03", "ab", T0)
+    topic, raw, _ = P.release(PFX, version="2026.03", released_at=T0)
+    rec = parse_message(PFX, topic, raw)
+    assert isinstance(rec, Release) and rec.version == "2026.03" and rec.released_at == T0
+    assert rec.sha256 == json.loads(raw)["signature"]["metadata"]["library_sha256"]
+    bare = {"schema_version": 1, "signature": {"format": "x"}, "library": "{}"}
+    rejected = parse_message(PFX, topic, json.dumps(bare).encode())
+    assert isinstance(rejected, Rejected) and "signature.metadata.version" in rejected.reason
 
 
 json_values = st.recursive(
