@@ -22,7 +22,8 @@ from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
-from gateway.pipeline import Pipeline, lanes
+from gateway.lanes import lanes
+from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
 from gateway.supervisor import Supervisor
@@ -96,6 +97,7 @@ def build_daemon(
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        on_alert=alerts.raise_alert,
         trace=traceability.trace,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases)

@@ -44,6 +44,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             thinned_bytes INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    # 2 (issue 12): the clinical state each pump's messages told the outside world (active alarms
+    # with their onset id, running infusions, communication state, identity, last PCD-01),
+    # written in the same transaction as those messages so a restart continues the story
+    # (design.md §2 inv. 9). One row per pump; ``state`` is versioned JSON owned by
+    # gateway/events/state_codec.py. No reference to other tables.
+    2: (
+        """CREATE TABLE pump_state (
+            pump_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,               -- format version of ``state``
+            state TEXT NOT NULL,                    -- JSON
+            updated_at REAL NOT NULL                -- wall clock of the commit
+        )""",
+    ),
     # 3: traceability (gateway/identity, gateway/audit): per-slot identity, devices seen, and
     # the append-only, hash-chained audit trail. Independent of every other step's tables.
     3: (

@@ -6,9 +6,12 @@ lane (4.2k vs 9.4k msgs/s on loopback; each hop costs ~30 us plus GIL hand-overs
 the longest blocking call is one ``fsync`` per loop turn at most (~0.15 ms on the target
 disk class), which pump polling tolerates.
 
-Group commit: ``enqueue`` appends to a batch; one owned flusher task, scheduled for the
-next loop turn, commits the whole batch in one ``synchronous=FULL`` transaction, then
-resolves every waiting ``enqueue``. No caller returns before its own commit.
+Group commit: ``commit`` (and ``enqueue``, one message) appends a unit -- the messages of
+one event for every lane plus the pump's clinical state row -- to a batch; one owned flusher
+task, scheduled for the next loop turn, commits the whole batch in one ``synchronous=FULL``
+transaction, then resolves every waiting caller. No caller returns before its own commit,
+and a unit is never split: its messages and state are all in the file or none is
+(design.md §2 inv. 9, 10).
 
 State transitions made by a sender (claim, delivered, quarantined, expired) commit with
 ``synchronous=NORMAL``: in WAL mode such a commit survives a process crash (SIGKILL), and
@@ -24,12 +27,12 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.outbox import budget, queries, schema
 from gateway.outbox.errors import OutboxClosed
-from gateway.outbox.model import LaneStats, OutboxMessage
+from gateway.outbox.model import LaneStats, NewMessage, OutboxMessage, PumpStateRow
 
 log = logging.getLogger("pumpgw.outbox")
 
@@ -62,7 +65,7 @@ class Outbox:
         self._conn = conn
         self._reader = reader
         self._sync = "FULL"
-        self._batch: list[tuple[tuple, asyncio.Future[int]]] = []
+        self._batch: list[tuple[list[tuple], list[tuple], asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task | None = None
         self._wake: dict[str, asyncio.Event] = {}
         self._claimed: dict[str, deque[OutboxMessage]] = {}
@@ -113,7 +116,7 @@ class Outbox:
         self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
-        for _, fut in self._batch:
+        for _, _, fut in self._batch:
             if not fut.done():
                 fut.set_exception(OutboxClosed(f"outbox {self.path} closed before the commit"))
         self._batch.clear()
@@ -136,22 +139,47 @@ class Outbox:
         If the caller is cancelled while waiting, the message may still be committed and
         delivered (it was already in the batch).
         """
+        ids = await self.commit([NewMessage(lane, kind, control_id, payload, ttl_s, priority)])
+        return ids[0]
+
+    async def commit(
+        self, messages: Sequence[NewMessage], states: Sequence[PumpStateRow] = ()
+    ) -> list[int]:
+        """Commit ``messages`` (any lanes) and ``states`` (upserted per pump) atomically.
+
+        All or nothing: either every row is in the file (synchronous=FULL) when this returns,
+        or it raises and none is. The unit joins the current group commit; a failure of that
+        transaction fails every unit in it, and each caller retries its own unit with the same
+        objects (same bytes, same control ids). Invalid arguments raise ``ValueError`` before
+        anything is queued, so one bad caller never fails another's commit.
+        """
         if self._closed:
             raise OutboxClosed(f"outbox {self.path} is closed")
-        if not lane or not kind or not control_id:
-            raise ValueError(f"lane, kind and control_id must be non-empty (got {lane!r}, {kind!r}, {control_id!r})")
-        if not ttl_s > 0:
-            raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
-        if priority not in PRIORITIES:
-            raise ValueError(f"priority must be one of {sorted(PRIORITIES)}, got {priority!r}")
-        payload = bytes(payload)
         now = time.time()
-        row = (lane, kind, priority, control_id, payload, len(payload), now, ttl_s, now + ttl_s, now)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._batch.append((row, fut))
+        rows = [self._row(m, now) for m in messages]
+        state_rows = [(s.pump_id, s.version, s.state, now) for s in states]
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._batch.append((rows, state_rows, fut))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="pumpgw-outbox-commit")
         return await fut
+
+    @staticmethod
+    def _row(m: NewMessage, now: float) -> tuple:
+        if not m.lane or not m.kind or not m.control_id:
+            raise ValueError(
+                f"lane, kind and control_id must be non-empty (got {m.lane!r}, {m.kind!r}, {m.control_id!r})"
+            )
+        if not m.ttl_s > 0:
+            raise ValueError(f"ttl_s must be > 0, got {m.ttl_s!r}")
+        if m.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {sorted(PRIORITIES)}, got {m.priority!r}")
+        payload = bytes(m.payload)
+        return (m.lane, m.kind, m.priority, m.control_id, payload, len(payload), now, m.ttl_s, now + m.ttl_s, now)
+
+    def load_states(self) -> dict[str, tuple[int, str]]:
+        """Every pump's last committed state row: ``pump_id -> (version, JSON text)``."""
+        return {r[0]: (r[1], r[2]) for r in self._conn.execute("SELECT pump_id, version, state FROM pump_state")}
 
     async def _flush(self) -> None:
         try:
@@ -159,36 +187,46 @@ class Outbox:
             while self._batch:
                 batch, self._batch = self._batch, []
                 try:
-                    ids, outcome = self._commit([r for r, _ in batch])
+                    ids, outcome = self._commit(batch)
                 except Exception as exc:
-                    for _, fut in batch:
+                    for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
-                    raise
-                for (_, fut), msg_id in zip(batch, ids):
+                    continue  # each caller decides to retry; later units get their own commit
+                for (_, _, fut), unit_ids in zip(batch, ids):
                     if not fut.done():
-                        fut.set_result(msg_id)
-                for lane in {r[0] for r, _ in batch}:
+                        fut.set_result(unit_ids)
+                for lane in {r[0] for rows, _, _ in batch for r in rows}:
                     self.waiter(lane).set()
                 self._report_budget(outcome)
         finally:
             self._flusher = None
 
-    def _commit(self, rows: list[tuple]) -> tuple[list[int], budget.BudgetOutcome]:
+    def _commit(self, batch: list) -> tuple[list[list[int]], budget.BudgetOutcome]:
         conn = self._conn
         self._set_sync("FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [
-                conn.execute(
-                    "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
-                    "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)",
-                    row,
-                ).lastrowid
-                for row in rows
-            ]
-            total = self._bytes + sum(r[5] for r in rows)
-            total, outcome = budget.enforce(conn, total=total, max_bytes=self.max_bytes)
+            ids = []
+            added = 0
+            for rows, state_rows, _ in batch:
+                ids.append([
+                    conn.execute(
+                        "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
+                        "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)",
+                        row,
+                    ).lastrowid
+                    for row in rows
+                ])
+                added += sum(r[5] for r in rows)
+                if state_rows:
+                    conn.executemany(
+                        "INSERT INTO pump_state (pump_id, version, state, updated_at) VALUES (?,?,?,?) "
+                        "ON CONFLICT(pump_id) DO UPDATE SET version=excluded.version, state=excluded.state, "
+                        "updated_at=excluded.updated_at",
+                        state_rows,
+                    )
+            total, outcome = budget.enforce(conn, total=self._bytes + added, max_bytes=self.max_bytes)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # after e.g. SQLITE_FULL SQLite may have rolled back already

@@ -9,8 +9,6 @@ import time
 
 import pytest
 
-from gateway.outbox import schema
-
 from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError
 from gateway.outbox.schema import SCHEMA_VERSION
 
