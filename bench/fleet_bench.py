@@ -146,6 +146,10 @@ def drain_phase(runner: RegionRunner, dsn: str, config: Path, log: Path, service
         sample = conn.execute("SELECT gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug,"
                               " care_area, detail, previous_identity FROM events LIMIT %s", (rows,)).fetchall()
     baseline(dsn, sample, published / elapsed, rows / elapsed)
+    service.send_signal(signal.SIGTERM)
+    service.wait(30)
+    stopped = [line for line in log.read_text().splitlines() if "stopped:" in line]
+    print(f"service  {stopped[-1].split('stopped: ', 1)[-1] if stopped else '(no stop line)'} (whole run)")
     return service
 
 

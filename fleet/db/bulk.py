@@ -107,6 +107,19 @@ WHERE NOT EXISTS (SELECT 1 FROM pump_channels c WHERE c.gateway_id = t.g AND c.p
 ON CONFLICT DO NOTHING
 """
 
+# First verdict of a channel this collector has no cached verdict for: the database decides
+# (an equal stored verdict set or a newer one means no row).
+VERDICTS_UNKNOWN = """
+INSERT INTO verdicts (gateway_id, pump, channel, observed_at, drug, care_area, severity, kinds, library_version)
+SELECT g, pump, ch, at, drug, area, sev, ARRAY(SELECT jsonb_array_elements_text(kinds::jsonb)), lib
+FROM unnest(%(g)b::int[], %(pump)b::text[], %(ch)b::text[], %(at)b::timestamptz[], %(drug)b::text[],
+            %(area)b::text[], %(sev)b::text[], %(kinds)b::text[], %(lib)b::text[], %(key)b::text[])
+     AS t(g, pump, ch, at, drug, area, sev, kinds, lib, key)
+WHERE NOT EXISTS (SELECT 1 FROM pump_channels c WHERE c.gateway_id = t.g AND c.pump = t.pump AND c.channel = t.ch
+                    AND (c.verdict_key = t.key OR c.verdict_at >= t.at))
+ON CONFLICT DO NOTHING
+"""
+
 VERDICT_KEYS = """
 INSERT INTO pump_channels (gateway_id, pump, channel, verdict_key, verdict_at)
 SELECT * FROM unnest(%(g)b::int[], %(pump)b::text[], %(ch)b::text[], %(key)b::text[], %(at)b::timestamptz[])

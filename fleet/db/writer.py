@@ -166,6 +166,7 @@ class _Batch:
         self.inventory: dict[Key, list[Any]] = {}
         self.gateways: set[int] = set()
         self.verdict_rows: list[tuple[Any, ...]] = []
+        self.verdict_unknown: list[tuple[Any, ...]] = []  # one per channel at most (then it is known)
 
     def add(self, cur: psycopg.Cursor, rec: Record, ids: dict[tuple[str, str], int]) -> None:
         if isinstance(rec, Rejected):
@@ -258,11 +259,8 @@ class _Batch:
         self.verdicts[vkey] = key
         row = (g, pump, v.channel, at, v.drug, v.care_area, v.severity, json.dumps(list(v.kinds)),
                v.library_version, key)
-        if before is None:  # not known to this collector: the database decides (statement by statement)
-            p = dict(zip(("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key"), row, strict=True))
-            p["kinds"] = list(v.kinds)
-            cur.execute(sql.VERDICT, p)
-            cur.execute(sql.VERDICT_KEY, p)
+        if before is None:  # not known to this collector: the database decides (set-based at flush)
+            self.verdict_unknown.append(row)
         else:  # a known change: set-based at flush
             self.verdict_rows.append(row)
 
@@ -287,6 +285,11 @@ class _Batch:
         if self.inventory:
             rows = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
             cur.execute(bulk.INVENTORY, _columns(rows, ("g", "pump", "asset", "udi", "bed", "first", "last")))
+        names = ("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key")
+        if self.verdict_unknown:  # before the known changes: those may follow one of these in time
+            cur.execute(bulk.VERDICTS_UNKNOWN, _columns(self.verdict_unknown, names))
+            rows = [(r[0], r[1], r[2], r[9], r[3]) for r in self.verdict_unknown]
+            cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
         if self.verdict_rows:
             cur.execute(bulk.VERDICTS, _columns(self.verdict_rows, ("g", "pump", "ch", "at", "drug", "area", "sev",
                                                                     "kinds", "lib", "key")))
