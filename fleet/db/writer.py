@@ -10,8 +10,11 @@ database unchanged:
   the message is newer than what is stored, so a late retained message never rolls back state;
 * identity and library history: one row per change, keyed by the observation time.
 
-Statements run in psycopg's pipeline mode in arrival order (order per pump is kept: ``events.id``
-grows in the order messages arrived) without one round trip per message.
+Statements run in psycopg's pipeline mode without one round trip per message; events and alarms
+are COPYed into a temporary stage first (COPY cannot run in a pipeline) and moved with one
+``INSERT ... SELECT ... ORDER BY seq ON CONFLICT DO NOTHING`` each (order per pump is kept:
+``events.id`` grows in the order messages arrived). Everything is in the batch's one
+transaction, so the broker is acknowledged only after all of it committed.
 """
 
 from __future__ import annotations
@@ -105,6 +108,10 @@ class Writer:
                 with conn.pipeline(), conn.cursor() as cur:
                     for rec in records:
                         batch.add(cur, rec, ids)
+                if batch.events or batch.alarms:
+                    with conn.cursor() as cur:  # COPY cannot run in pipeline mode
+                        batch.stage(cur)
+                with conn.pipeline(), conn.cursor() as cur:
                     batch.flush(cur)
         except BaseException:
             self.forget()
@@ -264,13 +271,19 @@ class _Batch:
         else:  # a known change: set-based at flush
             self.verdict_rows.append(row)
 
+    def stage(self, cur: psycopg.Cursor) -> None:
+        cur.execute(bulk.STAGING)
+        for statement, rows in ((bulk.COPY_EVENTS, self.events), (bulk.COPY_ALARMS, self.alarms)):
+            if rows:
+                with cur.copy(statement) as copy:
+                    for seq, row in enumerate(rows):
+                        copy.write_row((seq, *row))
+
     def flush(self, cur: psycopg.Cursor) -> None:
         if self.events:
-            cur.execute(bulk.EVENTS, _columns(self.events, ("g", "pump", "mid", "kind", "at", "ch", "cs", "drug",
-                                                            "area", "detail", "prev")))
+            cur.execute(bulk.EVENTS_FROM_STAGE)
         if self.alarms:
-            cur.execute(bulk.ALARMS, _columns(self.alarms, ("g", "pump", "mid", "phase", "aid", "at", "ch", "code",
-                                                            "kind", "prio", "txt")))
+            cur.execute(bulk.ALARMS_FROM_STAGE)
         if self.observed:
             rows = [(g, pump, o["mf"], o["model"], o["sn"], o["fw"], o["lib"], o["iat"], o["ch"], o["sat"], o["seen"])
                     for (g, pump), o in self.observed.items()]
