@@ -186,7 +186,7 @@ class _Batch:
         self.gateways.add(g)
         if isinstance(rec, Event):
             self.events.append((g, rec.pump, rec.message_id, rec.kind, rec.occurred_at, rec.channel,
-                                rec.channel_state, rec.drug, rec.care_area, json.dumps(rec.detail),
+                                rec.channel_state, rec.drug, rec.care_area, json.dumps(rec.detail) if rec.detail else "{}",
                                 json.dumps(_ident(rec.previous_identity)) if rec.previous_identity else None))
             self._seen(g, rec.pump, rec.occurred_at)
         elif isinstance(rec, AlarmMsg):
