@@ -22,6 +22,7 @@ import socket
 import ssl
 import time
 from pathlib import Path
+from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
@@ -31,6 +32,12 @@ from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
 from gateway.outbox import Outbox, OutboxMessage
 
 log = logging.getLogger("pumpgw.mllp")
+
+
+class SenderMetrics(Protocol):
+    """What a sender reports for ``/metrics`` (gateway.health.metrics implements it)."""
+
+    def ack_received(self, lane: str, code: str, latency_s: float) -> None: ...
 
 
 class _Rejected(Exception):
@@ -65,6 +72,7 @@ class MllpSender:
         server_hostname: str | None = None,
         idle_check_s: float = 5.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        metrics: SenderMetrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.lane = lane
@@ -87,6 +95,8 @@ class MllpSender:
         self._progress = time.monotonic()
         self._wait_exp = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
         self._where = f"lane {lane} ({host}:{port})"
+        self._stopping = False
+        self.metrics = metrics
 
     def progress(self) -> float:
         """Monotonic time of the last successful step, attempt or idle check (watchdog).
@@ -96,8 +106,15 @@ class MllpSender:
         """
         return self._progress
 
+    def stop(self) -> None:
+        """Finish the message in hand (its ACK is awaited, its outcome committed), then return
+        without claiming another; the supervisor cancels the task if that takes too long, and
+        the outbox's close puts whatever was in flight back to pending."""
+        self._stopping = True
+        self.outbox.waiter(self.lane).set()
+
     async def run(self) -> None:
-        """Deliver the lane until cancelled."""
+        """Deliver the lane until cancelled or stopped."""
         back = await self.outbox.reset_lane(self.lane)
         if back:
             log.info("%s: %d in-flight message(s) returned to pending", self._where, back)
@@ -106,28 +123,34 @@ class MllpSender:
             while True:
                 if msg is None:
                     msg = await self._wait_for_message()
+                    if msg is None:
+                        return  # stop() while idle
                 try:
                     ack = await self._deliver(msg)
                 except _Expired:
                     msg = await self.outbox.finish(
-                        msg, "expired", reason=f"TTL of {msg.ttl_s:g} s passed after {msg.attempts} attempt(s)"
+                        msg, "expired", reason=f"TTL of {msg.ttl_s:g} s passed after {msg.attempts} attempt(s)",
+                        claim_next=not self._stopping,
                     )
                     continue
                 self._progress = time.monotonic()
                 if ack.accepted:
                     self.delivered += 1
-                    msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code)
+                    msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code, claim_next=not self._stopping)
                 else:  # AE / CE
                     msg = await self.outbox.finish(
-                        msg, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code
+                        msg, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code,
+                        claim_next=not self._stopping,
                     )
+                if self._stopping:
+                    return
         finally:
             self.state = "stopped"
             self._disconnect()
 
-    async def _wait_for_message(self) -> OutboxMessage:
+    async def _wait_for_message(self) -> OutboxMessage | None:
         wake = self.outbox.waiter(self.lane)
-        while True:
+        while not self._stopping:
             wake.clear()  # before the query: a commit after it sets the event again
             msg = await self.outbox.claim(self.lane)
             self._progress = time.monotonic()
@@ -139,6 +162,7 @@ class MllpSender:
                     await wake.wait()
             except TimeoutError:
                 pass  # periodic check: rows requeued by the operator CLI, watchdog progress
+        return None
 
     async def _deliver(self, msg: OutboxMessage) -> Ack:
         """Send until an accept or error ACK; AR/CR and link failures retry with backoff."""
@@ -189,6 +213,7 @@ class MllpSender:
             await self._connect()
         self.state = "sending"
         msg.attempts += 1
+        sent_at = time.monotonic()
         try:
             async with asyncio.timeout(self.ack_timeout_s):
                 self._writer.write(frame(msg.payload))
@@ -203,6 +228,8 @@ class MllpSender:
         except DeliveryError:
             self._disconnect()
             raise
+        if self.metrics is not None:
+            self.metrics.ack_received(self.lane, ack.code, time.monotonic() - sent_at)
         if ack.rejected:
             raise _Rejected(ack)
         return ack
@@ -276,7 +303,7 @@ def make_client_ssl_context(
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {exc}") from None
+        raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {getattr(exc, 'strerror', None) or exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if (cert_file is None) != (key_file is None):
         raise TlsConfigError(str(cert_file or key_file), "cert_file and key_file must be given together")
@@ -284,5 +311,5 @@ def make_client_ssl_context(
         try:
             ctx.load_cert_chain(str(cert_file), str(key_file))
         except (OSError, ssl.SSLError) as exc:
-            raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {exc}") from None
+            raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {getattr(exc, 'strerror', None) or exc}") from None
     return ctx

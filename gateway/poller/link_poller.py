@@ -31,9 +31,17 @@ from gateway.config.model import TcpLink as TcpLinkConfig
 from gateway.log import get_logger
 
 IDENTITY_RECHECK_S = 300.0  # re-identify to catch a pump swapped on the same port
+REPEAT_SUMMARY_EVERY = 20  # while a link stays down: one WARNING per this many attempts
 DEAD_LINK_TIMEOUTS = 3
 """Consecutive timeouts of *every* pump on a link after which the link itself is taken as dead
 (a half-open TCP connection after a rack reboot behind NAT stays "open" for ~15 min)."""
+
+
+class PollMetrics(Protocol):
+    """What a poller reports for ``/metrics`` (gateway.health.metrics implements it)."""
+
+    def poll_done(self, pump: str, outcome: str) -> None: ...
+    def link_reopened(self, link: str) -> None: ...
 
 
 class SnapshotSink(Protocol):
@@ -84,6 +92,7 @@ class _PumpState:
     lost: bool = False
     failures: int = 0
     timeouts: int = 0  # consecutive reply timeouts (any answer resets it)
+    last_poll_at: datetime | None = None  # wall clock of the last good poll (status page)
     carried_alarms: tuple[Alarm, ...] = ()  # acknowledged at the pump, not yet in a snapshot
 
 
@@ -99,8 +108,12 @@ class LinkPoller:
         opener: Callable[[PumpConfig, str], Awaitable[Link]] = open_link,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        metrics: PollMetrics | None = None,
     ) -> None:
         self.key = key
+        self.metrics = metrics
+        self.link_up = False
+        self.last_link_error = ""
         self.sink = sink
         self.opener = opener
         self.backoff_initial_s = backoff_initial_s
@@ -128,7 +141,15 @@ class LinkPoller:
             error: LinkError | None = None
             try:
                 link = await self.opener(self.pumps[0].config, self.key)
-                self.log.info("link open", pumps=[p.config.id for p in self.pumps])
+                self.link_up = True
+                if self._attempt:
+                    # the recovery, with the failures it ends (they were logged once, at the first)
+                    self.log.info("link open again", pumps=[p.config.id for p in self.pumps],
+                                  failed_attempts=self._attempt, last_error=self.last_link_error)
+                    if self.metrics is not None:
+                        self.metrics.link_reopened(self.key)
+                else:
+                    self.log.info("link open", pumps=[p.config.id for p in self.pumps])
                 for state in self.pumps:
                     cls = driver_class(state.config.protocol)
                     state.driver = cls(
@@ -153,6 +174,7 @@ class LinkPoller:
                     if state.driver is not None:
                         state.carried_alarms = state.carried_alarms + state.driver.unreported_alarms
                     state.driver = None
+                self.link_up = False
                 if link is not None:
                     await link.close()
             # The attempt counter is reset by a successful poll, not by an open: a device
@@ -161,8 +183,17 @@ class LinkPoller:
             self.reconnects += 1
             delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._attempt, 16))
             delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
-            self.log.warning("link down; reconnecting", error=str(error), attempt=self._attempt,
-                             backoff_s=round(delay, 2))
+            # The first failure at WARNING; repeats at DEBUG (the recovery line counts them), and
+            # one WARNING summary every REPEAT_SUMMARY_EVERY attempts while it stays down.
+            self.last_link_error = str(error)
+            if self._attempt == 1:
+                self.log.warning("link down; reconnecting", error=str(error), backoff_s=round(delay, 2))
+            elif self._attempt % REPEAT_SUMMARY_EVERY == 0:
+                self.log.warning("link still down", error=str(error), failed_attempts=self._attempt,
+                                 backoff_s=round(delay, 2))
+            else:
+                self.log.debug("link down; reconnecting", error=str(error), attempt=self._attempt,
+                               backoff_s=round(delay, 2))
             await self._mark_lost_if_silent(str(error))
             await self._sleep_with_progress(delay)
 
@@ -209,6 +240,7 @@ class LinkPoller:
         except LinkError:
             raise  # the whole link is gone: reconnect
         except ReplyTimeout as exc:
+            self._count(pump_id, "timeout")
             state.timeouts += 1
             if all(p.timeouts >= DEAD_LINK_TIMEOUTS for p in self.pumps):
                 raise LinkError(self.key, f"no pump answered {DEAD_LINK_TIMEOUTS} polls in a row "
@@ -219,6 +251,7 @@ class LinkPoller:
             # The pump answered "no" (or is in a mode we must not poll): the link is fine, but
             # there is no usable state -- after comm_lost_after_s it is reported lost, with
             # the refusal as the reason, rather than shown "online" with stale data.
+            self._count(pump_id, "refused")
             state.timeouts = 0  # it answered: the link is alive
             state.failures += 1
             if state.failures == 1:
@@ -227,11 +260,14 @@ class LinkPoller:
             await self._check_silence(state, f"pump refuses queries: {exc}")
             return
         except DriverError as exc:
+            self._count(pump_id, "error")
             state.timeouts = 0  # something answered: the link is alive
             await self._poll_failed(state, exc)
             return
         state.timeouts = 0
         self.polls += 1
+        self._count(pump_id, "ok")
+        state.last_poll_at = datetime.now(UTC)
         self._attempt = 0
         if state.failures:
             self.log.info("poll recovered", pump=pump_id, failed_polls=state.failures)
@@ -247,6 +283,10 @@ class LinkPoller:
         if state.failures == 1:  # log the first failure and the recovery, not every poll
             self.log.warning("poll failed", pump=state.config.id, error=str(exc), error_type=type(exc).__name__)
         await self._check_silence(state, str(exc))
+
+    def _count(self, pump_id: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.poll_done(pump_id, outcome)
 
     def _mark_alive(self, state: _PumpState) -> None:
         state.last_ok = time.monotonic()

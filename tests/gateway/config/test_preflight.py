@@ -1,0 +1,120 @@
+"""check-config is the ExecStartPre gate: it refuses exactly what `pumpgw run` refuses.
+
+Each broken host is shown to both commands (real subprocesses); both exit 1 naming the
+problem, and a good host passes both."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from gateway.resources import config_dir
+
+pytestmark = pytest.mark.slow
+
+LIBRARY = config_dir() / "drug-library.example.json"
+PIN = "0dca6d92e5ec23dce07478c79a768d14a7a9082d3e0d9a18f5aada8664a5990e"
+
+
+def write(tmp_path, *, library: str = "", pumps: bool = True, destination: bool = True, tls: str = "",
+          outbox: str = "", gateway_extra: str = "", device: str = "loop://") -> object:
+    shutil.copy(LIBRARY, tmp_path / "lib.json")
+    text = f"""
+[gateway]
+site = "s"
+ward = "w"
+gateway_id = "g"
+eui64 = "001BC50C0000AA01"
+{gateway_extra}
+
+[outbox]
+path = "{outbox or tmp_path / 'outbox.sqlite'}"
+
+[health]
+enabled = false
+
+[library]
+path = "lib.json"
+sha256 = "{library or PIN}"
+"""
+    if destination:
+        text += f"""
+[[destinations]]
+name = "ehr"
+host = "127.0.0.1"
+port = 9
+messages = ["pcd01", "pcd10", "pcd04"]
+{tls}
+"""
+    if pumps:
+        text += f"""
+[[pumps]]
+id = "bed01"
+protocol = "ne1000"
+care_area = "ICU"
+link = {{ type = "serial", url = "{device}" }}
+"""
+    path = tmp_path / "gw.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(command: str, path, env, *options) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", command, str(path), *options], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+BROKEN = {
+    "library pin": (dict(library="1" * 64), "library.sha256: ", "SHA-256 pin mismatch"),
+    "missing CA file": (dict(tls='tls = { enabled = true, ca_file = "absent-ca.pem" }'),
+                        "destinations[0].tls: TLS file", "absent-ca.pem: cannot load CA bundle: No such file"),
+    "no pumps": (dict(pumps=False), "pumps: no [[pumps]]", "gateway.incomplete_reason"),
+    "no destinations": (dict(destination=False), "destinations: no [[destinations]]", "incomplete_reason"),
+    "outbox folder missing": (dict(outbox="/nonexistent-pumpgw/outbox.sqlite"), "outbox.path: folder /nonexistent-pumpgw",
+                              "does not exist"),
+}
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_check_config_and_run_refuse_the_same_broken_host(case, command, tmp_path, subprocess_env):
+    kwargs, where, what = BROKEN[case]
+    path = write(tmp_path, **kwargs)
+    result = run(command, path, subprocess_env)
+    assert result.returncode == 1, result.stderr
+    assert "not ready to run on this host" in result.stderr
+    assert where in result.stderr and what in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_good_host_passes_check_config_and_states_what_was_checked(tmp_path, subprocess_env):
+    result = run("check-config", write(tmp_path), subprocess_env)
+    assert result.returncode == 0, result.stderr
+    assert "host checks   passed" in result.stdout
+
+
+def test_an_absent_serial_device_is_a_stated_warning_not_an_error(tmp_path, subprocess_env):
+    result = run("check-config", write(tmp_path, device=str(tmp_path / "ttyUSB7")), subprocess_env)
+    assert result.returncode == 0, result.stderr
+    assert f"serial device {tmp_path / 'ttyUSB7'} of pump 'bed01' is absent now (a warning, not an error" in result.stdout
+
+
+def test_an_explicit_reason_allows_a_gateway_without_pumps(tmp_path, subprocess_env):
+    path = write(tmp_path, pumps=False, gateway_extra='incomplete_reason = "draining the outbox"')
+    assert run("check-config", path, subprocess_env).returncode == 0
+
+
+def test_file_only_skips_the_host_checks_and_says_so(tmp_path, subprocess_env):
+    result = run("check-config", write(tmp_path, library="1" * 64), subprocess_env, "--file-only")
+    assert result.returncode == 0, result.stderr
+    assert "host checks   skipped (--file-only)" in result.stdout
+
+
+def test_the_shipped_ward_example_fails_the_gate_on_a_host_without_its_files(subprocess_env):
+    result = run("check-config", config_dir() / "ward-example.toml", subprocess_env)
+    assert result.returncode == 1
+    assert "/etc/pumpgw/drug-library.json: cannot read file" in result.stderr
+    assert "hospital-ca.pem: cannot load CA bundle" in result.stderr
