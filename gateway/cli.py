@@ -18,6 +18,7 @@ from gateway import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.run",
     "gateway.commands.check_config",
+    "gateway.commands.status",
     "gateway.commands.demo",
     "gateway.commands.schema",
     "gateway.commands.library",

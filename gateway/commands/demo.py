@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(e.g. 127.0.0.1:1883; watch with: mosquitto_sub -t 'pumpgw/#' -v)")
     p.add_argument("--status-every", type=float, default=5.0, metavar="SECONDS",
                    help="how often to print the per-pump lines (default: 5)")
+    p.add_argument("--health-port", type=int, default=0, metavar="PORT",
+                   help="port of the status page, /healthz and /metrics on 127.0.0.1 (default: a free port, printed)")
     p.set_defaults(handler=_handle)
 
 
@@ -65,8 +67,19 @@ def _handle(args: argparse.Namespace) -> int:
             return 2
         mqtt = config.mqtt.model_copy(update={"enabled": True, "host": host, "port": int(port)})
         config = config.model_copy(update={"mqtt": mqtt})
+    health = config.health.model_copy(update={"enabled": True, "listen": "127.0.0.1",
+                                              "port": args.health_port or _free_port()})
+    config = config.model_copy(update={"health": health})
     asyncio.run(_demo(config, state, args.duration, args.status_every))
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def resolve(config: GatewayConfig, state: Path, ptys: dict[str, str], ehr_port: int) -> GatewayConfig:
@@ -99,6 +112,8 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
         print(f"  EHR receiver (MLLP)   127.0.0.1:{port}")
         print(f"  received-message log  {log_path}")
         print(f"  outbox                {resolved.outbox.path}")
+        print(f"  status page           http://127.0.0.1:{resolved.health.port}/  (also /healthz, /metrics; "
+              f"pumpgw status --url http://127.0.0.1:{resolved.health.port}/)")
         if resolved.library is not None:
             print(f"  drug library          {resolved.library.path}")
         if resolved.mqtt.enabled:
