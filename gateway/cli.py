@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """``/x/y: Not a directory`` rather than ``[Errno 20] Not a directory: '/x/y'``."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    what = exc.strerror or str(exc)
+    return f"{where}: {what}" if where else what
+
+
 def main(argv: list[str] | None = None) -> int:
     from gateway.commands.common import UsageError
 
@@ -61,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"pumpgw {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Any file-system error a command did not handle itself (a folder that is a file, a
+        # read-only mount, a full disk): one line naming the path, never a traceback.
+        if isinstance(exc, BrokenPipeError):
+            sys.stderr.close()
+            return 0
+        print(f"pumpgw {args.command}: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `pumpgw ... | head`

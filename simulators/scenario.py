@@ -228,17 +228,32 @@ def decimal(value: float | None) -> Decimal | None:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` naming file and keys."""
+    from gateway.config.describe import describe
+    from gateway.config.positions import key_lines
+    from gateway.config.problems import format_key
+
     name = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ScenarioError(name, [f"cannot read: {exc.strerror or exc}"]) from exc
+        raise ScenarioError(name, [f"cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(name, [f"not UTF-8 text (byte offset {exc.start}); save the file as UTF-8"]) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(name, [f"not valid TOML: {exc}"]) from exc
+        raise ScenarioError(name, [f"not valid TOML: {exc}"]) from None
     try:
         source = ScenarioFile.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        # Told like the gateway configuration's errors: FILE:LINE: KEY: expected / got, with
+        # "did you mean" for a misspelt key (gateway.config.describe).
+        lines = key_lines(text)
+        problems = []
+        for err in exc.errors():
+            d = describe(err, root=ScenarioFile)
+            line = next((lines[d.line_key[:n]] for n in range(len(d.line_key), 0, -1) if d.line_key[:n] in lines), None)
+            where = f"{name}:{line}" if line is not None else name
+            problems.append(f"{where}: {format_key(d.key)}: {d.message}")
         raise ScenarioError(name, problems) from None
     return Scenario(source, name)

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", default=None, metavar="DIR",
                    help="where the outbox and the received-message log go (default: a new temporary directory)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="stop by itself after this many seconds (default: run until Ctrl-C)")
+                   help="stop by itself after this many seconds; 0 or absent: run until Ctrl-C "
+                   "(as for `pumpgw simulate` and a scenario's duration_s)")
     p.add_argument("--mqtt", default=None, metavar="HOST:PORT",
                    help="also publish live state, alarms and availability to this MQTT broker "
                    "(e.g. 127.0.0.1:1883; watch with: mosquitto_sub -t 'pumpgw/#' -v)")
@@ -53,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if args.duration is not None and not args.duration >= 0:
+        from gateway.commands.common import UsageError
+
+        raise UsageError(f"--duration must be >= 0 seconds (0: run until Ctrl-C); got {args.duration:g}")
+    if args.duration == 0:
+        args.duration = None
     try:
         config = load_config(args.config or config_dir() / "demo.toml")
     except ConfigError as exc:
