@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulators.ehr.cli",
     "simulators.cli",
     "gateway.commands.hl7",
+    "gateway.commands.install_files",
 )
 
 DESCRIPTION = """\
