@@ -224,7 +224,8 @@ class MllpSender:
             raise DeliveryError(f"no ACK within {self.ack_timeout_s:g} s for {msg.control_id}") from None
         except (OSError, EOFError) as exc:
             self._disconnect()
-            raise DeliveryError(f"connection lost while sending {msg.control_id}: {exc!r}") from None
+            what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+            raise DeliveryError(f"connection lost while sending {msg.control_id}: {what}") from None
         except DeliveryError:
             self._disconnect()
             raise

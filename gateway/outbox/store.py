@@ -226,18 +226,18 @@ class Outbox:
                 "bytes": self._bytes,
                 "max_bytes": self.max_bytes,
             }
-            log.warning("outbox byte budget reached: thinned periodic observations %s", details)
+            log.warning("outbox byte budget reached: periodic observations thinned", extra=details)
             self._alert("outbox_budget_thinned", details)
         # Alert on the crossing only: an alert is itself committed (MQTT .../alerts), so alerting
         # on every commit while over budget would feed itself.
         if outcome.still_over and not self._over_budget:
             self._over_budget = True
             details = {"bytes": self._bytes, "max_bytes": self.max_bytes}
-            log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept) %s", details)
+            log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept)", extra=details)
             self._alert("outbox_budget_exceeded", details)
         elif not outcome.still_over and self._over_budget:
             self._over_budget = False
-            log.warning("outbox back under its byte budget %s", {"bytes": self._bytes, "max_bytes": self.max_bytes})
+            log.info("outbox back under its byte budget", extra={"bytes": self._bytes, "max_bytes": self.max_bytes})
 
     def _alert(self, name: str, details: dict) -> None:
         if self.on_alert is None:
@@ -290,7 +290,7 @@ class Outbox:
             # kept in the database (`pumpgw outbox show`), never in logs or alerts.
             details = {"lane": msg.lane, "id": msg.id, "kind": msg.kind, "control_id": msg.control_id,
                        "reason": reason, "ack_text_chars": len(ack_text)}
-            log.error("outbox message quarantined %s", details)
+            log.error("outbox message quarantined", extra=details)
             self._alert("message_quarantined", details)
         elif state == "expired":
             expired = [msg, *expired]
@@ -355,7 +355,7 @@ class Outbox:
             return
         details = {"lane": lane, "count": len(expired), "kinds": sorted({m.kind for m in expired}),
                    "ids": [m.id for m in expired[:20]]}
-        log.warning("outbox message(s) expired before delivery (kept as expired) %s", details)
+        log.warning("outbox message(s) expired before delivery (kept as expired)", extra=details)
         self._alert("messages_expired", details)
 
     # -- maintenance and figures ----------------------------------------------------------

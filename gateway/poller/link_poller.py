@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from drivers.base import PumpDriver
-from drivers.errors import DriverError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.errors import DriverError, FrameError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
 from drivers.model import Alarm, PumpIdentity, PumpSnapshot
 from drivers.registry import driver_class
 from drivers.transport import Link, open_serial, open_tcp
@@ -49,6 +49,21 @@ class SnapshotSink(Protocol):
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None: ...
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None: ...
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, without the pump and link (they are fields of the log line already)
+    and without Python reprs of raw bytes (those are for the WIRE trace, and may carry
+    patient data)."""
+    if isinstance(exc, LinkError):
+        return exc.reason
+    if isinstance(exc, ReplyTimeout):
+        return f"no reply to {exc.command} within {exc.timeout_s:g} s"
+    if isinstance(exc, FrameError):
+        return f"{exc.reason} at byte offset {exc.offset}"
+    if isinstance(exc, PumpRefused):
+        return f"refused {exc.command}: {exc.code} ({exc.meaning})"
+    return str(exc) or type(exc).__name__
 
 
 def driver_address(link: SerialLink | TcpLinkConfig) -> int | None:
@@ -185,16 +200,16 @@ class LinkPoller:
             delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
             # The first failure at WARNING; repeats at DEBUG (the recovery line counts them), and
             # one WARNING summary every REPEAT_SUMMARY_EVERY attempts while it stays down.
-            self.last_link_error = str(error)
+            self.last_link_error = reason(error) if error is not None else "closed"
             if self._attempt == 1:
-                self.log.warning("link down; reconnecting", error=str(error), backoff_s=round(delay, 2))
+                self.log.warning("link down; reconnecting", error=self.last_link_error, backoff_s=round(delay, 2))
             elif self._attempt % REPEAT_SUMMARY_EVERY == 0:
-                self.log.warning("link still down", error=str(error), failed_attempts=self._attempt,
+                self.log.warning("link still down", error=self.last_link_error, failed_attempts=self._attempt,
                                  backoff_s=round(delay, 2))
             else:
-                self.log.debug("link down; reconnecting", error=str(error), attempt=self._attempt,
+                self.log.debug("link down; reconnecting", error=self.last_link_error, attempt=self._attempt,
                                backoff_s=round(delay, 2))
-            await self._mark_lost_if_silent(str(error))
+            await self._mark_lost_if_silent(self.last_link_error)
             await self._sleep_with_progress(delay)
 
     def _hand_over_alarms(self, state: _PumpState) -> None:
@@ -244,7 +259,7 @@ class LinkPoller:
             state.timeouts += 1
             if all(p.timeouts >= DEAD_LINK_TIMEOUTS for p in self.pumps):
                 raise LinkError(self.key, f"no pump answered {DEAD_LINK_TIMEOUTS} polls in a row "
-                                          f"(last: {exc}); taking the link as dead") from exc
+                                          f"(last: {reason(exc)}); taking the link as dead") from exc
             await self._poll_failed(state, exc)
             return
         except PumpRefused as exc:
@@ -256,8 +271,8 @@ class LinkPoller:
             state.failures += 1
             if state.failures == 1:
                 level = self.log.error if isinstance(exc, SafeModeActive) else self.log.warning
-                level("pump refused a query", pump=pump_id, error=str(exc), error_type=type(exc).__name__)
-            await self._check_silence(state, f"pump refuses queries: {exc}")
+                level("pump refused a query", pump=pump_id, error=reason(exc), error_type=type(exc).__name__)
+            await self._check_silence(state, f"pump refuses queries: {reason(exc)}")
             return
         except DriverError as exc:
             self._count(pump_id, "error")
@@ -281,8 +296,8 @@ class LinkPoller:
     async def _poll_failed(self, state: _PumpState, exc: DriverError) -> None:
         state.failures += 1
         if state.failures == 1:  # log the first failure and the recovery, not every poll
-            self.log.warning("poll failed", pump=state.config.id, error=str(exc), error_type=type(exc).__name__)
-        await self._check_silence(state, str(exc))
+            self.log.warning("poll failed", pump=state.config.id, error=reason(exc), error_type=type(exc).__name__)
+        await self._check_silence(state, reason(exc))
 
     def _count(self, pump_id: str, outcome: str) -> None:
         if self.metrics is not None:
