@@ -33,13 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = lsub.add_parser("check", help="validate a library file and summarise it", description=(
         "Validate a drug library file (schema and clinical rules, every problem with its line) and print "
         "a summary with the SHA-256 to pin in gateway.toml [library] sha256. Exit 0 valid, 1 invalid."))
-    c.add_argument("file", type=Path)
+    c.add_argument("file", type=Path, help="drug library JSON file")
     c.add_argument("--sha256", default="", help="expected SHA-256 (as pinned in the gateway config)")
     c.set_defaults(handler=_check)
     s = lsub.add_parser("show", help="list the entries of a care area", description=(
         "List the entries of one care area with every limit (dose, rate, duration, bolus, loading, "
         "concentration), marking limits without a cited source."))
-    s.add_argument("file", type=Path)
+    s.add_argument("file", type=Path, help="drug library JSON file")
     s.add_argument("--care-area", required=True, help="care area id or alias")
     s.add_argument("--drug", default="", help="only this drug (name or alias)")
     s.set_defaults(handler=_show)
