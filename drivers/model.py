@@ -66,6 +66,7 @@ class PumpIdentity:
     serial_number: str | None = None
     firmware: str | None = None
     drug_library_version: str | None = None
+    udi: str | None = None  # full human-readable UDI, where a protocol or source reports one
 
 
 @dataclass(frozen=True, slots=True)

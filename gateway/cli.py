@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.schema",
     "gateway.commands.library",
     "gateway.commands.outbox",
+    "gateway.commands.inventory",
+    "gateway.commands.audit",
     "simulators.ehr.cli",
     "simulators.cli",
     "gateway.commands.hl7",

@@ -84,10 +84,13 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live = MqttPublisher(
             config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
             queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
+            ward=config.gateway.ward, beds={p.id: p.location for p in config.pumps},
         )
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
+    # first: its audit trail (``traceability.trail.append``) is what library changes are recorded with
+    traceability = _traceability(config, supervisor, live, config_path)
     library = _drug_library(config, supervisor, live, alerts, config_path)
     pipeline = Pipeline(
         config,
@@ -99,6 +102,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        trace=traceability.trace,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts, metrics=metrics, lock=lock)
     supervisor.add("outbox maintenance", outbox.maintain)
@@ -150,6 +154,24 @@ def _health_service(daemon: Daemon) -> None:
     server = HealthServer(app, host=h.listen, port=h.port, cert_file=h.cert_file, key_file=h.key_file)
     daemon.health_server = server
     daemon.supervisor.add("health", server.run, stopper=server.stop)
+
+
+def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_path: Path | None):
+    """Audit trail + identity registry (gateway/identity/wiring.py); the inventory on MQTT."""
+    from gateway.identity.wiring import TraceabilityParts, slot_fields
+
+    def on_record(record) -> None:
+        if live is not None:
+            live.set_slot(record.pump_id, slot_fields(record))
+
+    parts = TraceabilityParts(config, config_path=config_path, on_record=on_record)
+    parts.start_up()
+    for record in parts.registry.records([p.id for p in config.pumps]):
+        on_record(record)
+    supervisor.add("audit maintenance", parts.maintain)
+    supervisor.on_reload("audit configuration", parts.on_sighup)
+    supervisor.on_close("audit trail", parts.close)
+    return parts
 
 
 def config_hash(config: GatewayConfig) -> str:

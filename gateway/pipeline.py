@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -28,6 +29,8 @@ from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_ch
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
 from gateway.events.tracker import PumpEventTracker
+from gateway.identity.registry import Observation
+from gateway.identity.trace import Traceability
 from gateway.hl7 import PCD10_EVENTS, ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.log import get_logger
 from gateway.outbox import Outbox
@@ -84,6 +87,7 @@ class Pipeline:
         processing_id: str = "P",
         library: LibraryHolder | None = None,
         live: LivePublisher | None = None,
+        trace: Traceability | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -92,12 +96,14 @@ class Pipeline:
         self.processing_id = processing_id
         self.library = library
         self.live = live
+        self.trace = trace  # traceability (gateway/identity): durable identity, swap/firmware events
         self.log = get_logger("pumpgw.pipeline")
         self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
         self._routes: dict[str, list[MllpDestination]] = {
-            kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10")
+            kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10", "dmc")
         }
-        pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area) for p in config.pumps}
+        pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
+                 for p in config.pumps}
         g = config.gateway
         # One encoding context per destination: MSH-5/6 name the receiver.
         self._contexts = {
@@ -121,6 +127,8 @@ class Pipeline:
             self.log.error("snapshot refused by the event tracker", pump=pump_id, error=str(exc))
             return
         await self._route_events(rt, events)
+        if self.trace is not None:
+            await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
             rt.last_pcd01 = now
@@ -166,6 +174,48 @@ class Pipeline:
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
         self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
                       library=identity.drug_library_version)
+        if self.trace is not None:
+            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_identify(pump_id, identity))
+
+    async def on_identity_unreadable(self, pump_id: str, reason: str) -> None:
+        """The pump answers but its identity query failed (the poller goes on polling)."""
+        if self.trace is not None:
+            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_unreadable(pump_id, reason))
+
+    async def _traced(self, rt: PumpRuntime, observe: Callable[[], tuple[list[PumpEvent], Observation]]) -> None:
+        """Traceability events through the normal event path, the CMMS report, then the record.
+
+        A failure here (the database unreadable ...) is logged and never stops polling."""
+        assert self.trace is not None
+        try:
+            events, obs = observe()
+        except Exception as exc:
+            self.log.error("identity not compared with the registry", pump=rt.config.id, error=str(exc),
+                           error_type=type(exc).__name__)
+            return
+        await self._route_events(rt, events)
+        if self._routes["dmc"] and (obs.changes or obs.comparison.new_device):
+            await self._route_dmc(rt, obs)
+        try:
+            self.trace.commit(obs)
+        except Exception as exc:
+            self.log.error("identity record not stored", pump=rt.config.id, error=str(exc),
+                           error_type=type(exc).__name__)
+
+    async def _route_dmc(self, rt: PumpRuntime, obs: Observation) -> None:
+        from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
+
+        record = obs.comparison.record or obs.previous
+        if record is None:
+            return
+        for dest in self._routes["dmc"]:
+            try:
+                control_id, payload = encode_dmc(record, obs.changes, self._contexts[dest.name],
+                                                 ward=self.config.gateway.ward, bed=rt.config.location)
+                await self._enqueue(rt, dest, "dmc", control_id, payload)
+            except Exception as exc:  # a device report: logged loudly, never holds pump data back
+                self.log.error("device-management report not queued", pump=rt.config.id, destination=dest.name,
+                               error=str(exc), error_type=type(exc).__name__)
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
         rt = self.pumps[pump_id]

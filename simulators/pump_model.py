@@ -55,6 +55,7 @@ class DeviceIdentity:
     firmware: str
     library_version: str | None = None
     care_area: str | None = None
+    readable: bool = True  # False: the pump answers identity queries without values (fault step)
 
 
 @dataclass(frozen=True, slots=True)

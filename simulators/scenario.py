@@ -22,8 +22,19 @@ Protocol = Literal["ne1000", "alaris", "bbraun-bcc"]
 ACTIONS = (
     "alarm", "clear_alarm", "start", "stop", "pause", "resume", "titrate", "set_vtbi",
     "fault", "clear_faults", "disconnect", "reconnect", "swap_identity", "firmware",
-    "clock_jump", "remove", "insert",
+    "clock_jump", "remove", "insert", "library", "identity_unreadable", "identity_readable",
 )
+# Identity facts each protocol front-end reports (pump-protocols.md: NE-1000 has no serial
+# command; BCC's GNNEW/GNMODEL give model and software id; Alaris answers INST_SERIALNO and
+# COMMS_PROTOCOL). No supported protocol reports the pump's drug-library version; the
+# "library" step changes the pump model, which an inbound PCD source can carry.
+IDENTITY_FIELDS_CARRIED = {
+    "ne1000": frozenset({"model", "firmware"}),
+    "alaris": frozenset({"serial", "firmware"}),
+    "bbraun-bcc": frozenset({"model", "firmware"}),
+}
+# Steps that need a protocol to carry a field: action -> field.
+_NEEDS_FIELD = {"library": "library_version", "identity_unreadable": "serial", "identity_readable": "serial"}
 RACK_POSITIONS = 3 * 24
 
 
@@ -60,6 +71,7 @@ class Action(_Strict):
     duration_s: float | None = Field(default=None, gt=0)  # disconnect: reconnect after
     serial: str | None = None  # swap_identity
     firmware: str | None = None  # firmware / swap_identity
+    library_version: str | None = None  # library
     seconds: float | None = None  # clock_jump
     corrupt_checksum: bool | None = None  # fault
     garbage_before_reply: str | None = None
@@ -69,7 +81,8 @@ class Action(_Strict):
     @model_validator(mode="after")
     def _needs(self) -> Action:
         required = {"alarm": "kind", "clear_alarm": "kind", "titrate": "rate_ml_h", "set_vtbi": "vtbi_ml",
-                    "swap_identity": "serial", "firmware": "firmware", "clock_jump": "seconds"}
+                    "swap_identity": "serial", "firmware": "firmware", "clock_jump": "seconds",
+                    "library": "library_version"}
         key = required.get(self.action)
         if key and getattr(self, key) is None:
             raise ValueError(f"action {self.action!r} needs {key!r}")
@@ -109,6 +122,13 @@ class PumpSpec(_Strict):
             raise ValueError("a bbraun-bcc pump needs rack, pillar and slot")
         if self.protocol != "bbraun-bcc" and on_rack:
             raise ValueError(f"rack, pillar and slot are for bbraun-bcc pumps, not {self.protocol}")
+        for step in self.at:
+            needed = _NEEDS_FIELD.get(step.action)
+            if needed and needed not in IDENTITY_FIELDS_CARRIED[self.protocol]:
+                carriers = sorted(p for p, f in IDENTITY_FIELDS_CARRIED.items() if needed in f) or ["none yet"]
+                raise ValueError(f"action {step.action!r} at t_s={step.t_s:g}: protocol {self.protocol} does not "
+                                 f"report the pump's {needed.replace('_', ' ')} (protocols that do: "
+                                 f"{', '.join(carriers)})")
         return self
 
 

@@ -228,6 +228,15 @@ class ScenarioRunner:
                 self._swap_identity(h, a.serial or "", a.firmware)
             case "firmware":
                 self._set_firmware(h, a.firmware or "")
+                if h.spec.protocol == "ne1000" and h.pty is not None:
+                    h.pump.clear_alarm("pump_reset")
+                    h.pump.set_alarm("pump_reset")  # a firmware update reboots the pump: A?R, identity re-read
+            case "library":
+                h.pump.identity = replace(h.pump.identity, library_version=a.library_version)
+            case "identity_unreadable":
+                h.pump.identity = replace(h.pump.identity, readable=False)
+            case "identity_readable":
+                h.pump.identity = replace(h.pump.identity, readable=True)
             case "clock_jump":
                 pump.jump_clock(a.seconds or 0.0)
             case "remove":

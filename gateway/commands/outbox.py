@@ -81,10 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     target = rq.add_mutually_exclusive_group(required=True)
     target.add_argument("id", type=int, nargs="?", help="message id (from list)")
     target.add_argument("--quarantined", action="store_true", help="every quarantined message")
+    rq.add_argument("--reason", default="", help="why (recorded in the audit trail with your login name)")
     pg = action("purge", "delete expired messages")
     pg.add_argument("--expired", action="store_true", required=True, help="(required) purge expired messages")
     pg.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION",
                     help="age of the expiry, e.g. 30s, 15m, 12h, 7d")
+    pg.add_argument("--reason", default="", help="why (recorded in the audit trail with your login name)")
     p.set_defaults(handler=_handle)
 
 
@@ -174,16 +176,47 @@ def _show(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
 
 def _requeue(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     conn.execute("BEGIN IMMEDIATE")
-    n = queries.requeue(conn, msg_id=args.id, all_quarantined=args.quarantined)
-    conn.execute("COMMIT")
+    try:
+        if args.quarantined:
+            ids = conn.execute("SELECT id, control_id FROM messages WHERE state='quarantined' ORDER BY id").fetchall()
+        else:
+            ids = conn.execute("SELECT id, control_id FROM messages WHERE id=? AND state IN ('quarantined','expired')",
+                               (args.id,)).fetchall()
+        n = queries.requeue(conn, msg_id=args.id, all_quarantined=args.quarantined)
+        if n:
+            _audit(conn, "operator.outbox_requeue", ids, args)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return _report(args, "requeued", n, 0 if n or args.quarantined else 1)
 
 
 def _purge(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     conn.execute("BEGIN IMMEDIATE")
-    n = queries.purge_expired(conn, older_than_s=args.older_than)
-    conn.execute("COMMIT")
+    try:
+        cutoff = time.time() - args.older_than
+        ids = conn.execute("SELECT id, control_id FROM messages WHERE state='expired' AND state_at <= ? ORDER BY id",
+                           (cutoff,)).fetchall()
+        n = queries.purge_expired(conn, older_than_s=args.older_than)
+        if n:
+            _audit(conn, "operator.outbox_purge", ids, args, older_than_s=args.older_than)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return _report(args, "purged", n, 0)
+
+
+def _audit(conn: sqlite3.Connection, kind: str, ids: list[tuple[int, str]], args: argparse.Namespace,
+           **extra: object) -> None:
+    """The operator action's audit row, in the same transaction as the action itself."""
+    from gateway.audit import AuditTrail
+    from gateway.audit.operator import login_name
+
+    detail = {"message_ids": [i for i, _ in ids], "control_ids": [c for _, c in ids], "count": len(ids),
+              "reason": args.reason, **extra}
+    AuditTrail(conn, Path(args.db or args.config), writable=True).append_in(kind, "outbox", detail, actor=login_name())
 
 
 def _report(args: argparse.Namespace, verb: str, n: int, rc: int) -> int:

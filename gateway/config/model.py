@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-MessageKind = Literal["pcd01", "pcd04", "pcd10"]
+MessageKind = Literal["pcd01", "pcd04", "pcd10", "dmc"]
 ALL_MESSAGE_KINDS: tuple[str, ...] = ("pcd01", "pcd04", "pcd10")
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -152,6 +152,24 @@ class PumpConfig(_Strict):
     comm_lost_after_s: float = Field(
         default=30.0, gt=0, description="Silence after which the pump is reported communication-lost."
     )
+    identify_interval_s: float = Field(
+        default=300.0, ge=5, le=86400,
+        description="Seconds between two identity reads (serial number, firmware): a swap or a firmware update "
+        "that the status replies do not reveal is found within this time. Identity is always read at connect.",
+    )
+    asset_tag: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="The hospital's inventory number (asset tag) of the pump in this slot, from the region's "
+        "register; sent as MDC_ATTR_ID_SOFT, shown by `pumpgw inventory`. A pump with another serial "
+        "number in this slot is then reported as a swap that contradicts the register (ERROR).",
+    )
+
+    @field_validator("asset_tag")
+    @classmethod
+    def _printable_tag(cls, value: str | None) -> str | None:
+        if value is not None and (value != value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            raise ValueError("an asset tag is printable text without control characters or surrounding blanks")
+        return value
 
     @model_validator(mode="after")
     def _link_fits_protocol(self) -> PumpConfig:
@@ -211,7 +229,7 @@ class RetryPolicy(_Strict):
 def _default_ttl() -> dict[str, float]:
     # An alarm older than 5 minutes must not be presented as live (design.md §2 inv. 4);
     # observations and events are documentation and are kept a week.
-    return {"pcd01": 7 * 86400.0, "pcd04": 300.0, "pcd10": 7 * 86400.0}
+    return {"pcd01": 7 * 86400.0, "pcd04": 300.0, "pcd10": 7 * 86400.0, "dmc": 30 * 86400.0}
 
 
 class MllpDestination(_Strict):
@@ -237,7 +255,7 @@ class MllpDestination(_Strict):
         default_factory=_default_ttl,
         description="Per message kind: age in seconds after which a queued message expires (kept on disk as "
         "expired, never sent as live). Kinds not given keep their default: pcd01 and pcd10 604800 (7 days), "
-        "pcd04 300 (5 minutes).",
+        "pcd04 300 (5 minutes), dmc 2592000 (30 days).",
     )
 
     @field_validator("messages")
@@ -315,6 +333,16 @@ class LibraryConfig(_Strict):
         default="",
         pattern=r"^([0-9a-f]{64})?$",
         description="Pinned SHA-256 of the library file; a file with another hash is refused.",
+    )
+
+
+class AuditConfig(_Strict):
+    """The append-only audit trail in the gateway database (docs/biomedical-engineer.md)."""
+
+    retention_days: int = Field(
+        default=3650, ge=365,
+        description="Audit rows older than this many days are deleted (after a checkpoint row that keeps the "
+        "chain verifiable). At least 365; the default, ten years, follows the MDR's record-keeping period.",
     )
 
 
@@ -398,6 +426,7 @@ class GatewayConfig(_Strict):
     library: LibraryConfig | None = Field(default=None, description="The drug library; none: no verdicts.")
     logging: LoggingConfig = Field(default=LoggingConfig(), description="Logging.")
     health: HealthConfig = Field(default=HealthConfig(), description="Health, metrics and status page over HTTP.")
+    audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail: retention.")
     shutdown_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Seconds allowed for a clean stop before tasks are cancelled."
     )

@@ -26,9 +26,19 @@ class EventKind(enum.StrEnum):
     ALARM_ONSET = "alarm_onset"
     ALARM_CONTINUE = "alarm_continue"
     ALARM_END = "alarm_end"
+    # Traceability (gateway/identity): derived from the durable identity registry, not the tracker.
+    DEVICE_SWAPPED = "device_swapped"
+    FIRMWARE_CHANGED = "firmware_changed"
+    PUMP_LIBRARY_CHANGED = "pump_library_changed"
+    DEVICE_RETURNED = "device_returned"
+    IDENTITY_UNREADABLE = "identity_unreadable"
 
 
 ALARM_KINDS = frozenset({EventKind.ALARM_ONSET, EventKind.ALARM_CONTINUE, EventKind.ALARM_END})
+TRACE_KINDS = frozenset({
+    EventKind.DEVICE_SWAPPED, EventKind.FIRMWARE_CHANGED, EventKind.PUMP_LIBRARY_CHANGED,
+    EventKind.DEVICE_RETURNED, EventKind.IDENTITY_UNREADABLE,
+})
 
 
 @dataclass(frozen=True, slots=True)

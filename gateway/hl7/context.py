@@ -140,6 +140,7 @@ class PumpInfo:
     pump_type: Literal["generic", "lvp"] = "generic"  # LVP selects the App. M 70049/70050 codes
     legacy_universal_id: str = ""  # e.g. "bbraun.com"; used when device_id_style == "legacy"
     legacy_universal_id_type: str = "DNS"
+    asset_tag: str | None = None  # the hospital's inventory number (MDC_ATTR_ID_SOFT)
 
 
 def _utc_now() -> datetime:

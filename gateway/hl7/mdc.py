@@ -105,6 +105,12 @@ TERMS: Final[dict[str, int | None]] = {
     "MDC_ATTR_ID_TYPE": 67887,
     "MDC_ATTR_VMD_STAT": 68002,
     "MDC_ATTR_CHAN_STAT": 67856,
+    # production-specification components (traceability-fleet.md §2.2: HL7 PHD IG value set
+    # MDCDeviceVersionTypes for 531974-531977; 531972 from a secondary table) and CP-PCD-152's
+    # provisionally approved MEM observation code for OBR-4 of a device-management report
+    "MDC_ID_PROD_SPEC_SERIAL": 531972,
+    "MDC_ID_PROD_SPEC_FW": 531976,
+    "MDC_OBS_MEM": 69135,
     "MDC_TIME_CAP_STATE": 68219,
     "MDC_TIME_SYNC_PROTOCOL": 68220,
 }

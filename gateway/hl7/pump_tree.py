@@ -26,6 +26,7 @@ from drivers.model import ChannelSnapshot, ChannelState, PumpSnapshot, Quantity
 from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext, PumpInfo
 from gateway.hl7.er7 import device_dtm, escape, number
+from gateway.hl7.identity_rows import identity_rows
 
 _INFUSING = {ChannelState.INFUSING: "pump-status-infusing", ChannelState.KVO: "pump-status-infusing"}
 _DELIVERY_STATUS = {
@@ -130,6 +131,8 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
     if snapshot is not None and snapshot.device_time is not None:
         k += 1
         rows.simple("DTM", _C["MDC_ATTR_TIME_ABS"], f"1.0.0.{k}", device_dtm(snapshot.device_time))
+    if event_rows is None:  # PCD-01: model, serial/firmware, asset tag (traceability); PCD-10 keeps the TF's rows
+        identity_rows(rows, snapshot, info, k)
 
 
 def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx: EncodeContext,

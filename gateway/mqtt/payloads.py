@@ -29,6 +29,11 @@ from gateway.errors import PumpgwError
 from gateway.events.model import EventKind, PumpEvent
 
 SCHEMA_VERSION = 1
+# Version 2 (issue 17, traceability): events gain the kinds device_swapped, firmware_changed,
+# pump_library_changed, device_returned, identity_unreadable; the inventory gains per pump
+# asset_tag, udi, first_seen, bed (and keeps last_seen), and the gateway's ward. Additive: a
+# version-1 consumer that ignores unknown fields and kinds keeps working.
+TRACE_SCHEMA_VERSION = 2
 
 Availability = Literal["online", "offline", "comm-lost"]
 
@@ -115,7 +120,7 @@ class StatePayload(_Payload):
 class EventPayload(_Payload):
     """``.../pumps/{pump}/events``: one infusion/device event, QoS 1, not retained."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = TRACE_SCHEMA_VERSION
     message_id: str = Field(description="Stable id of this event: deduplicates QoS 1 redeliveries.")
     pump: str
     kind: Literal[tuple(k.value for k in EventKind)]  # type: ignore[valid-type]
@@ -156,15 +161,20 @@ class InventoryEntry(_Payload):
     serial_number: str | None = None
     firmware: str | None = None
     drug_library_version: str | None = None
+    udi: str | None = Field(default=None, description="Full human-readable UDI, where known.")
+    asset_tag: str | None = Field(default=None, description="The hospital's inventory number from the configuration.")
+    bed: str | None = Field(default=None, description="Bed/location label of the slot (configuration).")
+    first_seen: AwareDatetime | None = Field(default=None, description="This device first seen in this slot.")
     last_seen: AwareDatetime | None = None
 
 
 class InventoryPayload(_Payload):
     """``.../inventory``: identity, firmware and library version of every pump, retained."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = TRACE_SCHEMA_VERSION
     site: str
     gateway: str
+    ward: str | None = Field(default=None, description="The gateway's ward.")
     generated_at: AwareDatetime
     central_library_version: str | None = Field(default=None, description="Library version the gateway checks against.")
     pumps: list[InventoryEntry]
@@ -255,6 +265,13 @@ def _identity(i: PumpIdentity) -> IdentityModel:
         firmware=i.firmware,
         drug_library_version=i.drug_library_version,
     )
+
+
+def _entry_fields(i: PumpIdentity) -> dict[str, Any]:
+    return {**_identity(i).model_dump(), "udi": i.udi}
+
+
+_IDENTITY_KEYS = ("manufacturer", "model", "serial_number", "firmware", "drug_library_version", "udi")
 
 
 def _build(pump_id: str, what: str, build: Any) -> bytes:
@@ -363,12 +380,23 @@ def inventory_payload(
     last_seen: Mapping[str, datetime],
     generated_at: datetime,
     central_library_version: str | None = None,
+    ward: str | None = None,
+    slots: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bytes:
-    """One entry per pump id in ``identities`` (``None``: configured but never identified)."""
+    """One entry per pump id in ``identities`` (``None``: configured but never identified).
+
+    ``slots`` adds per pump what the identity registry knows (asset_tag, bed, first_seen, and
+    the identity itself for a pump not yet polled in this run)."""
+    slots = slots or {}
 
     def entry(pump_id: str, ident: PumpIdentity | None) -> InventoryEntry:
-        fields = _identity(ident).model_dump() if ident else {}
-        return InventoryEntry(pump=pump_id, last_seen=last_seen.get(pump_id), **fields)
+        extra = dict(slots.get(pump_id, {}))
+        fields = _entry_fields(ident) if ident else {k: extra.pop(k, None) for k in _IDENTITY_KEYS}
+        for key in _IDENTITY_KEYS:
+            extra.pop(key, None)
+        seen = last_seen.get(pump_id) or extra.pop("last_seen", None)
+        extra.pop("last_seen", None)
+        return InventoryEntry(pump=pump_id, last_seen=seen, **fields, **extra)
 
     return _build(
         gateway,
@@ -378,6 +406,7 @@ def inventory_payload(
             gateway=gateway,
             generated_at=generated_at,
             central_library_version=central_library_version,
+            ward=ward,
             pumps=[entry(p, i) for p, i in sorted(identities.items())],
         ),
     )

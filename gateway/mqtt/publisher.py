@@ -118,6 +118,8 @@ class MqttPublisher:
         version: str,
         config_hash: str,
         lanes: MqttLanes = MqttLanes(),
+        ward: str | None = None,
+        beds: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, site, gateway_id)
@@ -133,6 +135,9 @@ class MqttPublisher:
         self._identities: dict[str, PumpIdentity | None] = {}
         self._last_seen: dict[str, datetime] = {}
         self._library_version: str | None = None
+        self._ward = ward
+        # per pump: what the identity registry knows (asset tag, first seen ...) and the bed
+        self._slots: dict[str, dict[str, Any]] = {p: {"bed": b} for p, b in (beds or {}).items() if b}
         self._stop = asyncio.Event()
         self._online = asyncio.Event()
         self._session = ""
@@ -176,6 +181,13 @@ class MqttPublisher:
     def set_central_library_version(self, version: str | None) -> None:
         if version != self._library_version:
             self._library_version = version
+            self._mark_inventory()
+
+    def set_slot(self, pump_id: str, fields: Mapping[str, Any]) -> None:
+        """Registry facts of one slot for the retained inventory (asset tag, first seen, udi ...)."""
+        merged = {**self._slots.get(pump_id, {}), **{k: v for k, v in fields.items() if v is not None}}
+        if merged != self._slots.get(pump_id):
+            self._slots[pump_id] = merged
             self._mark_inventory()
 
     async def enqueue_event(self, event: PumpEvent) -> None:
@@ -435,6 +447,8 @@ class MqttPublisher:
                 last_seen=self._last_seen,
                 generated_at=_utcnow(),
                 central_library_version=self._library_version,
+                ward=self._ward,
+                slots=self._slots,
             ),
         )
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from gateway.outbox.errors import OutboxCorrupt, OutboxSchemaError
 
-SCHEMA_VERSION = 1
-
-# Index = version reached after applying the statements.
+# Index = version reached after applying the statements. Each issue adds its own numbered,
+# additive step (docs/architecture.md); absent numbers are skipped, so steps merge in any order.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE messages (
@@ -45,7 +44,47 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             thinned_bytes INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    # 3: traceability (gateway/identity, gateway/audit): per-slot identity, devices seen, and
+    # the append-only, hash-chained audit trail. Independent of every other step's tables.
+    3: (
+        """CREATE TABLE pump_identity (
+            pump_id TEXT PRIMARY KEY,               -- the configured slot (link, address/pillar-slot, bed)
+            manufacturer TEXT, model TEXT, serial_number TEXT, firmware TEXT,
+            drug_library_version TEXT, udi TEXT,
+            asset_tag TEXT,                         -- from the configuration, as last seen
+            asset_serial TEXT,                      -- the serial the asset tag was registered with
+            first_seen TEXT NOT NULL,               -- this device in this slot (ISO 8601, UTC)
+            last_seen TEXT NOT NULL,
+            unreadable_since TEXT                   -- identity could not be read since (NULL: readable)
+        )""",
+        """CREATE TABLE pump_device (
+            manufacturer TEXT NOT NULL,
+            serial_number TEXT NOT NULL,
+            model TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            last_pump_id TEXT NOT NULL,
+            PRIMARY KEY (manufacturer, serial_number)
+        )""",
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a deleted tail stays visible in sqlite_sequence
+            at TEXT NOT NULL,                       -- ISO 8601 UTC, microseconds
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            detail TEXT NOT NULL,                   -- canonical JSON (sorted keys, no spaces)
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_at ON audit (at)",
+        "CREATE INDEX audit_subject ON audit (subject, seq)",
+        # Rows are never updated: the database refuses it (a hand edit has to drop this
+        # trigger first, and verify() still finds the edit through the chain).
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END""",
+    ),
 }
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
@@ -96,7 +135,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        for target in sorted(t for t in MIGRATIONS if t > version):
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

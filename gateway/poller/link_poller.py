@@ -47,6 +47,7 @@ class PollMetrics(Protocol):
 class SnapshotSink(Protocol):
     async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None: ...
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
+    async def on_identity_unreadable(self, pump_id: str, reason: str) -> None: ...
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None: ...
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None: ...
 
@@ -247,10 +248,8 @@ class LinkPoller:
         assert state.driver is not None
         pump_id = state.config.id
         try:
-            if time.monotonic() - state.last_identify >= IDENTITY_RECHECK_S:
-                identity = await state.driver.identify()
-                state.last_identify = time.monotonic()
-                await self.sink.on_identity(pump_id, identity)
+            if time.monotonic() - state.last_identify >= min(IDENTITY_RECHECK_S, state.config.identify_interval_s):
+                await self._identify(state)
             snapshot = await state.driver.poll()
         except LinkError:
             raise  # the whole link is gone: reconnect
@@ -292,6 +291,22 @@ class LinkPoller:
             await self.sink.on_comm_restored(pump_id, datetime.now(UTC))
         self._mark_alive(state)
         await self.sink.on_snapshot(pump_id, snapshot)
+
+    async def _identify(self, state: _PumpState) -> None:
+        """Identify the pump. A pump that answers but not with its identity (refusal, garbled
+        reply) is reported as unreadable and polled on; a dead link or a timeout is not an
+        identity problem and goes to the caller's handling."""
+        assert state.driver is not None
+        try:
+            identity = await state.driver.identify()
+        except (LinkError, ReplyTimeout):
+            raise
+        except DriverError as exc:
+            state.last_identify = time.monotonic()
+            await self.sink.on_identity_unreadable(state.config.id, f"{type(exc).__name__}: {exc}")
+            return
+        state.last_identify = time.monotonic()
+        await self.sink.on_identity(state.config.id, identity)
 
     async def _poll_failed(self, state: _PumpState, exc: DriverError) -> None:
         state.failures += 1

@@ -206,8 +206,9 @@ class AlarisLine(DecodingLine[Frame]):
 
 
 _QUERIES: dict[str, Callable[[AlarisLine], str]] = {
-    "INST_SERIALNO": lambda s: f"INST_SERIALNO^{s.pump.identity.serial_number}",
-    "COMMS_PROTOCOL": lambda s: f"COMMS_PROTOCOL^{s.pump.identity.firmware}",
+    # An unreadable identity (scenario step) answers with an empty field.
+    "INST_SERIALNO": lambda s: f"INST_SERIALNO^{s.pump.identity.serial_number if s.pump.identity.readable else ''}",
+    "COMMS_PROTOCOL": lambda s: f"COMMS_PROTOCOL^{s.pump.identity.firmware if s.pump.identity.readable else ''}",
     "COMMS_RESPONSE_MAX": lambda s: "COMMS_RESPONSE_MAX^4000^ms",
     "INF": AlarisLine._inf,
     "INF_VTBI": AlarisLine._vtbi,

@@ -103,7 +103,8 @@ format = "json"
     try:
         wait_for_log(log, lambda r: r.get("event") == "started")
         proc.send_signal(signal.SIGHUP)
-        wait_for_log(log, lambda r: "nothing to reload" in r.get("event", ""))
+        wait_for_log(log, lambda r: "nothing to reload" in r.get("event", "")
+                     or r.get("event") == "SIGHUP: configuration file re-read for the audit trail")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -24,6 +24,9 @@ class Sink:
     async def on_identity(self, pump_id, identity) -> None:
         pass
 
+    async def on_identity_unreadable(self, pump_id, reason) -> None:
+        pass
+
     async def on_comm_lost(self, pump_id, at, reason) -> None:
         self.lost.append(reason)
 

@@ -34,6 +34,7 @@ class Sink:
         self.snapshots: dict[str, list[PumpSnapshot]] = {}
         self.identities: dict[str, list[PumpIdentity]] = {}
         self.events: list[tuple[str, str]] = []
+        self.unreadable: list[str] = []
         self.changed = asyncio.Event()
 
     async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
@@ -42,6 +43,10 @@ class Sink:
 
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
         self.identities.setdefault(pump_id, []).append(identity)
+        self.changed.set()
+
+    async def on_identity_unreadable(self, pump_id: str, reason: str) -> None:
+        self.unreadable.append(pump_id)
         self.changed.set()
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
@@ -148,6 +153,21 @@ async def test_alaris_identity_swap_and_firmware_change_reach_the_sink(tmp_path,
         line.pump.identity = replace(line.pump.identity, firmware="Asena Rev 3.0.0")
         await sink.until(lambda: sink.identities["bed01"][-1].firmware == "Asena Rev 3.0.0")
     assert sink.identities["bed01"][-1].serial_number == "8002-51733"
+
+
+async def test_an_unreadable_alaris_identity_is_reported_and_polling_goes_on(tmp_path, monkeypatch):
+    """Empty INST_SERIALNO/COMMS_PROTOCOL replies: one `identity unreadable` per identify,
+    snapshots keep coming, nothing is reported lost; readable again, identities resume."""
+    monkeypatch.setattr(link_poller, "IDENTITY_RECHECK_S", 0.3)
+    async with alaris_setup(tmp_path) as (server, line, sink, poller):
+        line.pump.identity = replace(line.pump.identity, readable=False)
+        await sink.until(lambda: sink.unreadable.count("bed01") >= 2)
+        polled = sink.count("bed01")
+        await sink.until(lambda: sink.count("bed01") >= polled + 3)
+        line.pump.identity = replace(line.pump.identity, readable=True)
+        seen = len(sink.identities["bed01"])
+        await sink.until(lambda: len(sink.identities["bed01"]) > seen)
+    assert not [e for e in sink.events if e[1] == "lost"]
 
 
 def rack_pump(rate: str) -> SimulatedPump:

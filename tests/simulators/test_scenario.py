@@ -137,3 +137,49 @@ def test_invalid_scenario_exits_1_with_the_key(tmp_path, pumpgw_cmd, subprocess_
     result = subprocess.run([*pumpgw_cmd, "simulate", "--scenario", str(path)], capture_output=True, text=True,
                             env=subprocess_env)
     assert result.returncode == 1 and f"{path}:3: pumps[0].protocol: expected one of:" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("protocol, action, extra, accepted", [
+    ("alaris", "identity_unreadable", "", True),
+    ("ne1000", "identity_unreadable", "", False),  # no serial number to lose
+    ("alaris", "library", 'library_version = "L2"', False),  # no protocol reports it
+    ("ne1000", "firmware", 'firmware = "3.930"', True),
+])
+def test_identity_steps_are_accepted_only_for_protocols_that_carry_the_field(tmp_path, protocol, action, extra,
+                                                                             accepted):
+    path = write(tmp_path, f"""
+        [[pumps]]
+        id = "bed03"
+        protocol = "{protocol}"
+        [[pumps.at]]
+        t_s = 1
+        action = "{action}"
+        {extra}
+        """)
+    if accepted:
+        assert load_scenario(path).pumps[0].at[0].action == action
+    else:
+        with pytest.raises(ScenarioError, match=f"protocol {protocol} does not report"):
+            load_scenario(path)
+
+
+async def test_firmware_step_reboots_an_ne1000_so_its_identity_is_read_again(tmp_path):
+    scenario = Scenario(ScenarioFile.model_validate({"pumps": [
+        {"id": "bed05", "protocol": "ne1000", "firmware": "3.928", "rate_ml_h": 5}]}))
+    runner = ScenarioRunner(scenario, pty_dir=tmp_path)
+    endpoints = await runner.start()
+    try:
+        link = await open_serial(endpoints[0].path, name="bed05")
+        driver = Ne1000Driver(link, pump_id="bed05")
+        try:
+            assert (await driver.poll()).identity.firmware == "3.928"
+            from simulators.scenario import Action
+
+            await runner.apply("bed05", Action(t_s=0, action="firmware", firmware="3.930"))
+            for _ in range(3):  # the reboot's A?R is acknowledged, the identity re-read
+                snapshot = await driver.poll()
+            assert snapshot.identity.firmware == "3.930"
+        finally:
+            await link.close()
+    finally:
+        await runner.stop()

@@ -112,7 +112,7 @@ CASES = [
      ["t.toml:12: destinations[0].messages: expected at least 1 item; got an empty array"]),
     ("unknown-message-kind-in-multiline-array",
      BASE + DEST.replace('["pcd01", "pcd10"]', '[\n  "pcd01",\n  "pcd11",\n]'),
-     ["t.toml:14: destinations[0].messages[1]: expected one of: 'pcd01', 'pcd04' or 'pcd10'; got \"pcd11\""]),
+     ["t.toml:14: destinations[0].messages[1]: expected one of: 'pcd01', 'pcd04', 'pcd10' or 'dmc'; got \"pcd11\""]),
     ("tls-cert-without-key", BASE + DEST + '[destinations.tls]\nenabled = true\ncert_file = "gw.crt"\n',
      ["t.toml:15: destinations[0].tls.cert_file: cert_file and key_file must be given together; "
       "key_file is missing"]),

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from gateway.outbox import schema
+
 from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError
 
 
@@ -227,7 +229,7 @@ def test_a_newer_schema_version_is_refused(tmp_path):
         conn.execute("PRAGMA user_version=99")
     with pytest.raises(OutboxSchemaError) as info:
         Outbox.open(path)
-    assert info.value.found == 99 and info.value.expected == 1
+    assert info.value.found == 99 and info.value.expected == schema.SCHEMA_VERSION
 
 
 def test_a_foreign_sqlite_file_is_not_taken_over(tmp_path):
