@@ -30,12 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--config", type=Path, help="gateway configuration (its outbox.path)")
     where.add_argument("--db", type=Path, help="gateway database (the outbox file)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = actions.add_parser("list", help="audit rows, oldest first")
+    ls = actions.add_parser("list", help="audit rows, oldest first", description=(
+        "List the audit trail's rows, oldest first, optionally since a time, about one pump or of one "
+        "kind. Give the database with --config FILE or --db PATH before the action."))
     ls.add_argument("--since", type=parse_since, help="ISO date/time or an age like 12h, 7d")
     ls.add_argument("--pump", help="rows about this pump id")
     ls.add_argument("--kind", help="a kind or its prefix (identity, config, operator ...)")
     ls.add_argument("--json", action="store_true", help="print JSON")
-    vf = actions.add_parser("verify", help="check the hash chain; exit 1 on any break")
+    vf = actions.add_parser("verify", help="check the hash chain; exit 1 on any break", description=(
+        "Check the audit trail's hash chain row by row: exit 0 when intact, 1 naming the first row "
+        "that breaks it. Give the database with --config FILE or --db PATH before the action."))
     vf.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_handle)
 
