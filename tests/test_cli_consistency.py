@@ -97,3 +97,13 @@ def test_demo_duration_0_runs_until_stopped_like_simulate(tmp_path, pumpgw_cmd, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_audit_options_work_after_the_action_too(tmp_path, pumpgw_cmd, subprocess_env):
+    """Same convention as `outbox`: --db/--config before or after the action."""
+    before = subprocess.run([*pumpgw_cmd, "audit", "--db", str(tmp_path / "absent.sqlite"), "verify"],
+                            env=subprocess_env, capture_output=True, text=True, timeout=60)
+    after = subprocess.run([*pumpgw_cmd, "audit", "verify", "--db", str(tmp_path / "absent.sqlite")],
+                           env=subprocess_env, capture_output=True, text=True, timeout=60)
+    assert before.returncode == after.returncode == 1
+    assert before.stderr == after.stderr and "absent.sqlite" in after.stderr

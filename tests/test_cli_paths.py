@@ -39,7 +39,6 @@ def _csv(tmp_path, name: str, text: str):
 def commands(p, tmp_path):
     demo = str(config_dir() / "demo.toml")
     scenario = str(config_dir() / "scenarios" / "ward.toml")
-    lib = str(config_dir() / "drug-library.example.json")
     return {
         "run": ["run", p],
         "run --config": ["run", "--config", p],

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from gateway.commands.common import add_database_options, database_option
 from gateway.errors import ConfigError
 from gateway.outbox import queries, schema
 from gateway.outbox.errors import MessageNotFound, OutboxError
@@ -35,16 +36,6 @@ machine-readable output.
 """
 
 
-def _where(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """--db / --config, accepted before or after the action (``outbox --db F stats`` and
-    ``outbox stats --db F``); on the actions the defaults are suppressed so a value given
-    before the action is not overwritten."""
-    default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--db", type=Path, default=default, help="outbox SQLite file")
-    parser.add_argument("--config", type=Path, default=default, metavar="FILE",
-                        help="gateway configuration; uses its [outbox] path")
-
-
 ACTION_HELP = {
     "stats": "Per lane: pending, age of the oldest pending message, in flight, delivered, quarantined, "
              "expired, thinned by the byte budget, bytes on disk.",
@@ -60,13 +51,13 @@ ACTION_HELP = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("outbox", help="inspect the durable outbox; requeue or purge messages",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _where(p, suppress=False)
+    add_database_options(p, suppress=False, db_help="outbox SQLite file")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
         a = actions.add_parser(name, help=help_, description=ACTION_HELP[name] + " Give the outbox with "
                                "--db PATH or --config FILE (before or after the action).")
-        _where(a, suppress=True)
+        add_database_options(a, suppress=True, db_help="outbox SQLite file")
         a.add_argument("--json", action="store_true", help="print JSON")
         return a
 
@@ -98,10 +89,7 @@ def parse_duration(text: str) -> float:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    if (args.db is None) == (args.config is None):
-        from gateway.commands.common import UsageError
-
-        raise UsageError("give the outbox with exactly one of --db PATH or --config FILE")
+    database_option(args)  # exactly one of --db / --config (else a usage error)
     try:
         path = args.db if args.db is not None else _db_from_config(args.config)
         conn = schema.connect(path, create=False)

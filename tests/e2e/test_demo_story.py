@@ -30,7 +30,7 @@ STORY = [  # (who, what) in the order they must be announced
 ]
 
 
-def test_demo_announces_each_step_of_its_story_and_cleans_up(tmp_path, pumpgw_cmd, subprocess_env, broker: Broker):
+def test_demo_announces_each_step_of_its_story_and_cleans_up(tmp_path, pumpgw_cmd, subprocess_env, broker: Broker):  # noqa: F811
     watcher = Subscriber(broker, ["pumpgw/v1/#"])
     env = {**subprocess_env, "TMPDIR": str(tmp_path)}
     try:
