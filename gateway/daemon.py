@@ -16,6 +16,8 @@ from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.errors import ConfigError
 from gateway.druglib import LibraryHolder
+from gateway.druglib.releases import AuditHook, ReleaseApplier
+from gateway.druglib.wiring import build_signed_library
 from gateway.health.metrics import GatewayMetrics
 from gateway.health.status import StatusSources, snapshot
 from gateway.hl7 import ControlIdGenerator
@@ -40,6 +42,7 @@ class Daemon:
     alerts: GatewayAlerts = field(default_factory=GatewayAlerts)
     pollers: list[LinkPoller] = field(default_factory=list)
     senders: list[MllpSender] = field(default_factory=list)
+    releases: ReleaseApplier | None = None  # signed drug-library releases ([library] trusted_keys)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     status_sources: StatusSources | None = None
     health_server: object | None = None  # gateway.health.server.HealthServer when enabled
@@ -54,8 +57,14 @@ class Daemon:
         await self.supervisor.run()
 
 
-def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None) -> Daemon:
+def build_daemon(
+    config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None,
+    audit: AuditHook | None = None,
+) -> Daemon:
     """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin.
+
+    ``audit(kind, subject, detail, actor)`` receives drug-library applied/refused rows (the
+    audit trail's append); by default they are logged at INFO.
 
     The outbox's instance lock is taken first and held until the process ends: a second
     daemon on the same outbox stops here (OutboxLocked names the holder's PID), and a missing
@@ -89,9 +98,17 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live.register_pumps(p.id for p in config.pumps)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
-    # first: its audit trail (``traceability.trail.append``) is what library changes are recorded with
+    # first: its audit trail is what drug-library changes are recorded with
     traceability = _traceability(config, supervisor, live, config_path)
-    library = _drug_library(config, supervisor, live, alerts, config_path)
+    if audit is None:
+        audit = traceability.trail.append
+    releases = None
+    if config.library is not None and config.library.trusted_keys:
+        library, releases = build_signed_library(
+            config, supervisor=supervisor, live=live, on_alert=alerts.raise_alert, config_path=config_path, audit=audit
+        )
+    else:
+        library = _drug_library(config, supervisor, live, alerts, config_path, audit=audit)
     pipeline = Pipeline(
         config,
         outbox,
@@ -104,7 +121,7 @@ def build_daemon(config: GatewayConfig, *, notifier: Notifier | None = None, con
         live=live,
         trace=traceability.trace,
     )
-    daemon = Daemon(config, supervisor, outbox, pipeline, alerts, metrics=metrics, lock=lock)
+    daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases, metrics=metrics, lock=lock)
     supervisor.add("outbox maintenance", outbox.maintain)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(
@@ -180,7 +197,8 @@ def config_hash(config: GatewayConfig) -> str:
 
 
 def _drug_library(
-    config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts, config_path: Path | None
+    config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts, config_path: Path | None,
+    *, audit: AuditHook | None = None,
 ) -> LibraryHolder | None:
     """Load the pinned library and keep it current: file watch and SIGHUP both reload.
 
@@ -191,7 +209,10 @@ def _drug_library(
     if config.library is None:
         return None
 
-    holder = LibraryHolder(config.library.path, expected_sha256=config.library.sha256, on_alert=alerts.raise_alert)
+    assert config.library.path is not None  # the model requires path without trusted_keys
+    holder = LibraryHolder(
+        config.library.path, expected_sha256=config.library.sha256, on_alert=alerts.raise_alert, audit=audit
+    )
     result = holder.reload()
     log.info("drug library", status=str(result.status), version=holder.current.version if holder.current else None)
 
@@ -227,6 +248,10 @@ def _repin(holder: LibraryHolder, config_path: Path | None) -> None:
     except ConfigError as exc:
         log.error("SIGHUP: configuration file is invalid; library pin unchanged", problems=exc.problems)
         return
-    if fresh.library is not None and (fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256):
+    if fresh.library is not None and fresh.library.trusted_keys:
+        log.error("SIGHUP: switching to signed releases (trusted_keys) needs a restart; library pin unchanged")
+        return
+    if fresh.library is not None and fresh.library.path is not None and (
+        fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256):
         log.info("SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256)
         holder.path, holder.expected_sha256 = fresh.library.path, fresh.library.sha256

@@ -21,6 +21,13 @@ Work with drug library files (docs/drug-library.md).
                         list the entries of a care area with their limits
   import-csv ENTRIES.csv --care-areas AREAS.csv --name N --version V --released DATE -o OUT.json
                         turn a spreadsheet export into a library file (validated first)
+  keygen --name N       create a pharmacy signing key pair (N.key private, N.pub public)
+  sign FILE --key N.key [--serial S]
+                        sign a released library: writes FILE.sig (Ed25519, detached)
+  verify FILE --pubkey N.pub [--signature SIG]
+                        check the signature and the library
+  publish FILE --broker HOST:PORT [--signature SIG] [--tls ...]
+                        publish the signed release retained on {prefix}/library/current
 
 Exit codes: 0 valid, 1 invalid or refused, 2 usage error.
 """
@@ -58,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("-o", "--output", type=Path, required=True, help="library JSON to write")
     i.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     i.set_defaults(handler=_import)
+    from gateway.commands import library_release  # keygen, sign, verify, publish
+
+    library_release.register(lsub)
 
 
 def _refused(exc: LibraryError) -> int:

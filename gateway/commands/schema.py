@@ -10,10 +10,12 @@ from pathlib import Path
 from gateway.config.model import GatewayConfig
 from gateway.config.reference import render_reference
 from gateway.druglib.model import DrugLibrary
+from gateway.mqtt.library_payloads import PAYLOAD_MODELS as LIBRARY_PAYLOAD_MODELS
 from gateway.mqtt.payloads import PAYLOAD_MODELS
 
 # file name -> model of every published schema.
-SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary, **PAYLOAD_MODELS}
+SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary, **PAYLOAD_MODELS,
+           **LIBRARY_PAYLOAD_MODELS}
 
 
 def schema_of(model: type) -> dict:

@@ -194,7 +194,7 @@ def warnings(config: GatewayConfig) -> list[Finding]:
                                "'care area unknown'", "warning"))
     if config.library is None:
         out.append(Finding((), "no [library]: programs are not checked against the drug library", "warning"))
-    elif not config.library.sha256:
+    elif not config.library.sha256 and not config.library.trusted_keys:
         out.append(Finding(("library",), "sha256 is empty: whatever file is at library.path is accepted", "warning"))
     for index, dest in enumerate(config.destinations):
         if not dest.tls.enabled and dest.host not in ("127.0.0.1", "::1", "localhost"):

@@ -190,7 +190,10 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
         return tls.model_copy(update={n: fix(getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")})
 
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
-    library = config.library.model_copy(update={"path": fix(config.library.path)}) if config.library else None
+    library = config.library.model_copy(update={
+        "path": fix(config.library.path), "watch_dir": fix(config.library.watch_dir),
+        "trusted_keys": [k.model_copy(update={"file": fix(k.file)}) for k in config.library.trusted_keys],
+    }) if config.library else None
     mqtt = config.mqtt.model_copy(update={"password_file": fix(config.mqtt.password_file), "tls": fix_tls(config.mqtt.tls)})
     destinations = [d.model_copy(update={"tls": fix_tls(d.tls)}) for d in config.destinations]
     health = config.health.model_copy(update={n: fix(getattr(config.health, n)) for n in ("cert_file", "key_file", "password_file")})

@@ -42,21 +42,46 @@ def structure(config: GatewayConfig) -> Iterator[Finding]:
 
 def library(config: GatewayConfig) -> Iterator[Finding]:
     """The library file loads, passes its schema and matches the pin -- or the daemon would run
-    without verdicts."""
-    if config.library is None:
+    without verdicts. With trusted keys (signed releases): every key file loads, and a
+    configured file must carry a signature (FILE.sig) from one of them."""
+    lib = config.library
+    if lib is None:
         return
     from gateway.druglib.errors import LibraryError, LibraryInvalid
-    from gateway.druglib.load import load_library
+    from gateway.druglib.load import load_library_bytes
 
+    trust = None
+    if lib.trusted_keys:
+        from gateway.druglib.trust import TrustList
+
+        trust = TrustList.from_config(lib.trusted_keys)
+        for problem in trust.problems:
+            yield Finding(("library", "trusted_keys"), f"trusted key unusable: {problem}")
+    if lib.path is None:
+        return
     try:
-        load_library(config.library.path, expected_sha256=config.library.sha256)
+        data = lib.path.read_bytes()
+    except OSError as exc:
+        yield Finding(("library", "path"), f"{lib.path}: cannot read file: {exc.strerror or exc}")
+        return
+    try:
+        if trust is not None:
+            from datetime import UTC, datetime
+
+            try:
+                signature = Path(str(lib.path) + ".sig").read_bytes()
+            except OSError as exc:
+                yield Finding(("library", "path"), f"{lib.path}.sig: cannot read the signature: {exc.strerror or exc}")
+                return
+            trust.verify(data, signature, where=str(lib.path), now=datetime.now(UTC))
+        load_library_bytes(data, path=lib.path, expected_sha256=lib.sha256)
     except LibraryInvalid as exc:
         shown = "; ".join(str(p) for p in exc.problems[:5])
         more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
-        yield Finding(("library", "path"), f"{config.library.path} is not a valid drug library: {shown}{more} "
-                      f"(details: pumpgw library check {config.library.path})")
+        yield Finding(("library", "path"), f"{lib.path} is not a valid drug library: {shown}{more} "
+                      f"(details: pumpgw library check {lib.path})")
     except LibraryError as exc:
-        yield Finding(("library", "path") if "pin" not in str(exc) else ("library", "sha256"), str(exc))
+        yield Finding(("library", "sha256") if "pin mismatch" in str(exc) else ("library", "path"), str(exc))
 
 
 def tls_and_secrets(config: GatewayConfig) -> Iterator[Finding]:

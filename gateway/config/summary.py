@@ -47,8 +47,11 @@ def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigPr
     if config.library is None:
         lines.append("library       none configured: no drug-library verdicts")
     else:
-        pin = f"pinned sha256 {config.library.sha256[:12]}..." if config.library.sha256 else "NOT pinned"
-        lines.append(f"library       {config.library.path} ({pin})")
+        lib = config.library
+        pin = f"pinned sha256 {lib.sha256[:12]}..." if lib.sha256 else "NOT pinned"
+        if lib.trusted_keys:
+            pin = f"signed releases, {len(lib.trusted_keys)} trusted key(s)" + (f", {pin}" if lib.sha256 else "")
+        lines.append(f"library       {lib.path or '(no local file)'} ({pin})")
     lines.append(f"logging       {config.logging.level}, {config.logging.format}"
                  + (", WIRE TRACE ON (contains patient data)" if config.logging.wire_trace else ""))
     if warnings:

@@ -80,3 +80,29 @@ class UnitFamilyMismatch(UnitError):
         PumpgwError.__init__(self, f"cannot combine {left!r} with {right!r}: different unit families")
         self.unit = left
         self.reason = f"different unit family from {right!r}"
+
+
+class LibraryTooLarge(LibraryError):
+    """A release (file or MQTT payload) is larger than ``library.max_release_bytes``; refused
+    before a single byte of it is parsed."""
+
+    def __init__(self, where: str, size: int, limit: int) -> None:
+        self.where = where
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{where}: {size} bytes, more than the {limit} bytes allowed (library.max_release_bytes)")
+
+
+class LibraryNotNewer(LibraryError):
+    """A signed release is not newer than the one in force (and no downgrade is allowed)."""
+
+    def __init__(self, where: str, serial: int, version: str, in_force_serial: int, in_force_version: str) -> None:
+        self.where = where
+        self.serial = serial
+        self.version = version
+        self.in_force_serial = in_force_serial
+        self.in_force_version = in_force_version
+        super().__init__(
+            f"{where}: release {version} (serial {serial}) is not newer than the library in force "
+            f"{in_force_version} (serial {in_force_serial})"
+        )

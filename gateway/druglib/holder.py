@@ -27,6 +27,11 @@ AlertHook = Callable[[str, dict], None]
 ALERT_REFUSED = "drug_library_refused"
 
 
+# audit-trail kinds for a library put in force or refused (pinned file or signed release)
+AUDIT_APPLIED = "drug_library.applied"
+AUDIT_REFUSED = "drug_library.refused"
+
+
 class ReloadStatus(enum.StrEnum):
     LOADED = "loaded"  # a new library is in force
     UNCHANGED = "unchanged"  # same bytes as the library in force
@@ -47,10 +52,15 @@ class ReloadResult:
 class LibraryHolder:
     """Owns the library in force for the daemon. ``current`` is ``None`` until a load succeeds."""
 
-    def __init__(self, path: Path, *, expected_sha256: str = "", on_alert: AlertHook | None = None) -> None:
+    def __init__(
+        self, path: Path, *, expected_sha256: str = "", on_alert: AlertHook | None = None,
+        audit: Callable[[str, str, dict, str], None] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.expected_sha256 = expected_sha256
         self.on_alert = on_alert
+        # the audit trail's append (gateway/audit): every library put in force or refused
+        self.audit = audit
         self._current: LoadedLibrary | None = None
         self._last_refused_sha: str | None = None
         self._last_stat: tuple[int, int, str] | None = None
@@ -59,6 +69,11 @@ class LibraryHolder:
     @property
     def current(self) -> LoadedLibrary | None:
         return self._current
+
+    def put_in_force(self, loaded: LoadedLibrary) -> None:
+        """Swap in a library another component verified (a signed release, gateway.druglib.releases)."""
+        self._current = loaded
+        self._last_refused_sha = None
 
     def reload(self) -> ReloadResult:
         """Read the file now and put it in force if valid (call from the SIGHUP handler)."""
@@ -113,6 +128,11 @@ class LibraryHolder:
             self._last_refused_sha = None
             log.info("drug library in force", path=str(self.path), version=outcome.version, sha256=outcome.sha256,
                      previous=previous.version if previous else None)
+            self._audit(AUDIT_APPLIED, outcome.version, {
+                "version": outcome.version, "sha256": outcome.sha256, "source": "file", "path": str(self.path),
+                "previous_version": previous.version if previous else None,
+                "previous_sha256": previous.sha256 if previous else None,
+            })
             return ReloadResult(ReloadStatus.LOADED, outcome)
         repeat = digest is not None and digest == self._last_refused_sha
         self._last_refused_sha = digest
@@ -120,6 +140,7 @@ class LibraryHolder:
         if not repeat:
             log.error("drug library refused", **details)
             self._alert(details)
+            self._audit(AUDIT_REFUSED, str(self.path), {k: v for k, v in details.items() if k != "problems"})
         return ReloadResult(ReloadStatus.REFUSED, self._current, outcome)
 
     def _alert_details(self, error: LibraryError, digest: str | None) -> dict:
@@ -136,6 +157,14 @@ class LibraryHolder:
         if isinstance(error, LibraryPinMismatch):
             details["expected_sha256"] = error.expected
         return details
+
+    def _audit(self, kind: str, subject: str, detail: dict) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit(kind, subject, detail, "pumpgw")
+        except Exception as exc:  # the change itself stands; a failed audit write is loud
+            log.error("drug library audit row not written", kind=kind, error=str(exc), error_type=type(exc).__name__)
 
     def _alert(self, details: dict) -> None:
         if self.on_alert is None:

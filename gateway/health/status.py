@@ -139,7 +139,7 @@ def _library(src: StatusSources) -> dict:
         "status": "in force" if current is not None else "refused",
         "version": current.version if current is not None else None,
         "sha256": current.sha256[:16] if current is not None else None,
-        "path": str(src.config.library.path),
+        "path": str(src.config.library.path) if src.config.library.path else "signed releases (trusted keys)",
     }
 
 

@@ -38,7 +38,7 @@ from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import MqttConfig
 from gateway.events.model import EventKind, PumpEvent
 from gateway.mqtt.backoff import Backoff
-from gateway.mqtt.connection import MqttConnection, Will
+from gateway.mqtt.connection import MessageHandler, MqttConnection, Will
 from gateway.mqtt.errors import MqttAuthError, MqttConnectionLost, MqttError, MqttPublishError, MqttSetupError
 from gateway.mqtt.payloads import (
     Availability,
@@ -138,6 +138,7 @@ class MqttPublisher:
         self._ward = ward
         # per pump: what the identity registry knows (asset tag, first seen ...) and the bed
         self._slots: dict[str, dict[str, Any]] = {p: {"bed": b} for p, b in (beds or {}).items() if b}
+        self._feeds: dict[str, MessageHandler] = {}
         self._stop = asyncio.Event()
         self._online = asyncio.Event()
         self._session = ""
@@ -189,6 +190,19 @@ class MqttPublisher:
         if merged != self._slots.get(pump_id):
             self._slots[pump_id] = merged
             self._mark_inventory()
+
+    def add_feed(self, topic: str, handler: MessageHandler) -> None:
+        """Subscribe to ``topic`` in every session and hand its messages to ``handler``.
+
+        For data the gateway *takes in* (the signed drug library, gateway/mqtt/library_feed.py).
+        Nothing subscribed here may ever lead to a command to a pump (design.md §2 inv. 1).
+        Call before :meth:`run`; the handler runs on the event loop and must not block.
+        """
+        self._feeds[topic] = handler
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` retained on ``topic`` now and again after every reconnect."""
+        self._set(topic, payload)
 
     async def enqueue_event(self, event: PumpEvent) -> None:
         """Commit an event or alarm to the durable queue; it is published from there."""
@@ -273,7 +287,7 @@ class MqttPublisher:
         return await MqttConnection.open(
             settings,
             will=will,
-            subscriptions=(self.topics.rebirth, self.topics.rebirth_all),
+            subscriptions=(self.topics.rebirth, self.topics.rebirth_all, *self._feeds),
             on_message=self._on_message,
         )
 
@@ -414,6 +428,10 @@ class MqttPublisher:
     # ---- internals -----------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        feed = self._feeds.get(topic)
+        if feed is not None:
+            feed(topic, payload, retained)
+            return
         # A retained rebirth request would fire on every reconnect; we republish then anyway.
         if retained or topic not in (self.topics.rebirth, self.topics.rebirth_all):
             return

@@ -7,6 +7,8 @@
     {prefix}/{site}/{gateway}/alerts                    gateway technical alerts, QoS 1, not retained
     {prefix}/{site}/{gateway}/rebirth                   consumers publish here (not retained)
     {prefix}/rebirth                                    ... or here, for every gateway
+    {prefix}/library/current                            signed drug-library release, retained (pharmacy)
+    {prefix}/{site}/{gateway}/library                   release in force on this gateway, retained
     {prefix}/{site}/{gateway}/pumps/{pump}/availability retained
     {prefix}/{site}/{gateway}/pumps/{pump}/state        retained
     {prefix}/{site}/{gateway}/pumps/{pump}/events       QoS 1, not retained
@@ -67,6 +69,14 @@ class Topics:
     @property
     def rebirth_all(self) -> str:
         return f"{self.prefix}/rebirth"
+
+    @property
+    def library(self) -> str:
+        return f"{self.base}/library"
+
+    @property
+    def library_current(self) -> str:
+        return f"{self.prefix}/library/current"
 
     def pump(self, pump_id: str, leaf: str) -> str:
         if leaf not in ("availability", "state", "events", "alarms"):

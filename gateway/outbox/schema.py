@@ -83,6 +83,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
            BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END""",
     ),
+    # 5 (issue 18): the signed drug-library release in force, so a restart neither forgets it
+    # nor accepts an older one (gateway/druglib/state.py). One row at most.
+    5: (
+        """CREATE TABLE library_in_force (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            serial INTEGER NOT NULL,                -- release order from the signed metadata
+            version TEXT NOT NULL,
+            sha256 TEXT NOT NULL,                   -- of the canonical library bytes
+            signer_key_id TEXT NOT NULL,
+            applied_at TEXT NOT NULL,               -- ISO 8601 with offset
+            source TEXT NOT NULL,                   -- mqtt | watch_dir | file | restart
+            library BLOB NOT NULL,                  -- the library file as received
+            signature BLOB NOT NULL                 -- its detached signature file
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

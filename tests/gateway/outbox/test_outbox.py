@@ -12,6 +12,7 @@ import pytest
 from gateway.outbox import schema
 
 from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError
+from gateway.outbox.schema import SCHEMA_VERSION
 
 
 def hl7(cid: str, body: str = "x") -> bytes:
@@ -229,7 +230,7 @@ def test_a_newer_schema_version_is_refused(tmp_path):
         conn.execute("PRAGMA user_version=99")
     with pytest.raises(OutboxSchemaError) as info:
         Outbox.open(path)
-    assert info.value.found == 99 and info.value.expected == schema.SCHEMA_VERSION
+    assert info.value.found == 99 and info.value.expected == SCHEMA_VERSION
 
 
 def test_a_foreign_sqlite_file_is_not_taken_over(tmp_path):
