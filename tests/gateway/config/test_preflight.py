@@ -118,3 +118,39 @@ def test_the_shipped_ward_example_fails_the_gate_on_a_host_without_its_files(sub
     assert result.returncode == 1
     assert "/etc/pumpgw/drug-library.json: cannot read file" in result.stderr
     assert "hospital-ca.pem: cannot load CA bundle" in result.stderr
+
+
+def _signed_config(tmp_path, pumpgw_cmd, env, *, tamper: bool = False, key_present: bool = True):
+    path = write(tmp_path)  # copies the example library to lib.json
+    for argv in (["library", "keygen", "--name", "pharmacy", "--out", str(tmp_path)],
+                 ["library", "sign", str(tmp_path / "lib.json"), "--key", str(tmp_path / "pharmacy.key"), "--serial", "1"]):
+        done = subprocess.run([*pumpgw_cmd, *argv], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    if tamper:  # one changed limit after signing
+        text = (tmp_path / "lib.json").read_text(encoding="utf-8")
+        (tmp_path / "lib.json").write_text(text.replace('"max_rate_ml_h": 999', '"max_rate_ml_h": 998', 1), encoding="utf-8")
+    if not key_present:
+        (tmp_path / "pharmacy.pub").unlink()
+    text = path.read_text(encoding="utf-8").replace(f'sha256 = "{PIN}"\n', f"""
+[[library.trusted_keys]]
+file = "{tmp_path / 'pharmacy.pub'}"
+valid_from = "2020-01-01T00:00:00Z"
+""")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_signed_mode_a_signed_library_passes_the_gate(tmp_path, pumpgw_cmd, subprocess_env):
+    result = run("check-config", _signed_config(tmp_path, pumpgw_cmd, subprocess_env), subprocess_env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_signed_mode_a_library_changed_after_signing_fails_the_gate(tmp_path, pumpgw_cmd, subprocess_env):
+    result = run("check-config", _signed_config(tmp_path, pumpgw_cmd, subprocess_env, tamper=True), subprocess_env)
+    assert result.returncode == 1 and "library.path: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_signed_mode_a_missing_trusted_key_fails_the_gate(tmp_path, pumpgw_cmd, subprocess_env):
+    result = run("check-config", _signed_config(tmp_path, pumpgw_cmd, subprocess_env, key_present=False), subprocess_env)
+    assert result.returncode == 1 and "library.trusted_keys: trusted key unusable" in result.stderr, result.stderr
