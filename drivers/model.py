@@ -51,12 +51,18 @@ class Alarm:
     ``kind`` is pumpgw's protocol-independent name (``occlusion``, ``air_in_line``,
     ``near_end``, ``end_of_infusion``, ``battery_low``, ``door_open``, ``motor_stalled``,
     ``pump_reset``, ``comm_timeout`` ...).
+
+    ``latched``: the protocol reports this alarm once (reading it acknowledges it at the pump,
+    as on the NE-1000), so its absence from a later reply does not mean it is over. The event
+    layer keeps such an alarm active until the pump's state shows the condition resolved
+    (the channel delivers again); each driver documents its rule.
     """
 
     code: str
     kind: str
     text: str
     priority: AlarmPriority = AlarmPriority.HIGH
+    latched: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,9 @@ from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
+from gateway.lanes import lanes
 from gateway.outbox.lock import InstanceLock
-from gateway.pipeline import Pipeline, lanes
+from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
 from gateway.supervisor import Supervisor
@@ -71,13 +72,14 @@ def build_daemon(
     outbox folder is an error rather than a new, empty outbox (OutboxPathError).
     """
     lock = InstanceLock.acquire(config.outbox.path)
-    alerts = GatewayAlerts()
+    alerts = GatewayAlerts(publish=config.mqtt.enabled)
     try:
         outbox = Outbox.open(
             config.outbox.path,
             max_bytes=config.outbox.max_bytes,
             delivered_retention_s=config.outbox.delivered_retention_s,
             on_alert=alerts.raise_alert,
+            reserve_bytes=config.outbox.reserve_bytes,
         )
     except BaseException:
         lock.release()
@@ -119,6 +121,7 @@ def build_daemon(
         processing_id=config.hl7.processing_id,
         library=library,
         live=live,
+        on_alert=alerts.raise_alert,
         trace=traceability.trace,
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases, metrics=metrics, lock=lock)
@@ -129,6 +132,7 @@ def build_daemon(
             backoff_initial_s=config.polling.reconnect.initial_backoff_s,
             backoff_max_s=config.polling.reconnect.max_backoff_s,
             metrics=metrics,
+            alert=alerts.raise_alert,
         )
         daemon.pollers.append(poller)
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)

@@ -1,26 +1,34 @@
-"""From snapshots to queued messages: events, verdicts, HL7 encoding, routing to lanes.
+"""From snapshots to committed messages: events, verdicts, rendering, one commit per step.
 
 The poller calls this sink for every snapshot and communication change. For each pump it
 keeps an event tracker (snapshot diff -> typed events), checks every reported program
-against the drug library, and enqueues
+against the drug library, renders every lane's bytes for what happened (PCD-04 alarms on
+each destination's alarm lane, PCD-10 infusion events, a PCD-01 observation once per
+reporting interval, the MQTT event/alarm payloads) and commits them **together with the
+pump's clinical state** in one outbox transaction (design.md §2 inv. 9, 10):
 
-* PCD-01 observations once per reporting interval per pump,
-* PCD-10 infusion events as they happen,
-* PCD-04 alarms as they happen, on a separate *alarm lane* of each destination that takes
-  them, so an alarm never waits behind a backlog of observations (design.md §2 inv. 4),
+* the clinical state (:mod:`gateway.events.state_codec`) is what the tracker knows and the
+  outside world was told; after a restart the tracker continues from it, so an active alarm
+  keeps its onset, a running infusion is not started again, a pump reported offline is
+  reported online when it answers;
+* an event a lane cannot encode is dropped *for that lane* with an ERROR and a gateway alert
+  and never holds back another event or alarm (re-encoding would fail the same way);
+* only a storage failure is retried: the rendered messages are kept in memory and committed
+  before anything newer of the same pump, with identical bytes and control ids. A process
+  that dies meanwhile committed neither the messages nor the state, so the next process
+  derives the same events again from the last committed state: nothing is lost, nothing
+  is doubled.
 
-and hands the same state/events to the MQTT publisher when one is configured.
-
-A message counts as produced only once ``Outbox.enqueue`` returned (it is committed).
+A message counts as produced only once ``Outbox.commit`` returned.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from drivers.model import PumpIdentity, PumpSnapshot
@@ -28,51 +36,54 @@ from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
 from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
+from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_state, encode_state
 from gateway.events.tracker import PumpEventTracker
+from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo
 from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
-from gateway.hl7 import PCD10_EVENTS, ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd04, encode_pcd10
+from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
 from gateway.log import get_logger
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, OutboxFull
+from gateway.outbox.model import NewMessage, PumpStateRow
+from gateway.rendering import Refusal, Renderer
 
-ALARM_LANE_SUFFIX = ".alarms"
-SINKS = frozenset({"hl7", "mqtt"})
-MAX_ROUTING_ATTEMPTS = 20  # ~ one per poll: a transient disk or lock problem outlasts this
-MAX_UNROUTED = 1000  # per pump: bounded memory (design.md §2 inv. 8)
+__all__ = ["ALARM_LANE_SUFFIX", "LivePublisher", "Pipeline", "lane_for", "lanes"]
 
-
-def lane_for(destination: MllpDestination, kind: str) -> str:
-    return destination.name + (ALARM_LANE_SUFFIX if kind == "pcd04" else "")
-
-
-def lanes(destination: MllpDestination) -> list[str]:
-    """The outbox lanes (one sender task each) a destination needs."""
-    names = [destination.name] if set(destination.messages) - {"pcd04"} else []
-    if "pcd04" in destination.messages:
-        names.append(destination.name + ALARM_LANE_SUFFIX)
-    return names
+MAX_UNCOMMITTED = 1000  # messages per pump held for a retried commit: bounded (design.md §2 inv. 8)
+AlertHook = Callable[[str, dict], None]
 
 
 class LivePublisher(Protocol):
     """What the pipeline needs from the MQTT side (absent when MQTT is disabled).
 
-    State is coalesced in memory (only the newest matters); events and alarms are committed
-    to the outbox by ``enqueue_event`` and published from there.
+    State is coalesced in memory (only the newest matters); events and alarms are rendered by
+    ``render_event`` and committed by the pipeline with the HL7 messages of the same event;
+    ``event_committed`` then updates the live availability.
     """
 
     def update_state(self, snapshot: PumpSnapshot, *, verdicts: list[dict] | None = None) -> None: ...
-    async def enqueue_event(self, event: PumpEvent) -> None: ...
+    def render_event(self, event: PumpEvent) -> NewMessage: ...
+    def event_committed(self, event: PumpEvent) -> None: ...
+
+
+@dataclass(slots=True)
+class Uncommitted:
+    """Rendered messages whose commit failed, kept to be committed unchanged."""
+
+    messages: list[NewMessage]
+    events: list[PumpEvent]
 
 
 @dataclass
 class PumpRuntime:
     config: PumpConfig
     tracker: PumpEventTracker
-    last_pcd01: float = float("-inf")
+    last_pcd01: float = float("-inf")  # monotonic
+    last_pcd01_at: str = ""  # wall clock (ISO), part of the durable state
     last_snapshot: PumpSnapshot | None = None
     verdicts: dict[str, VerdictSet] = field(default_factory=dict)  # by channel id, of last_snapshot
-    # (event, sinks still owed, attempts): events whose routing failed, retried first next time
-    unrouted: deque[tuple[PumpEvent, frozenset[str], int]] = field(default_factory=deque)
+    uncommitted: deque[Uncommitted] = field(default_factory=deque)
+    stored_key: str | None = None  # the state last committed (without volatile fields)
     counters: dict[str, int] = field(default_factory=lambda: {"snapshots": 0, "events": 0, "messages": 0})
 
 
@@ -87,6 +98,7 @@ class Pipeline:
         processing_id: str = "P",
         library: LibraryHolder | None = None,
         live: LivePublisher | None = None,
+        on_alert: AlertHook | None = None,
         trace: Traceability | None = None,
     ) -> None:
         self.config = config
@@ -96,17 +108,18 @@ class Pipeline:
         self.processing_id = processing_id
         self.library = library
         self.live = live
+        self.on_alert = on_alert
         self.trace = trace  # traceability (gateway/identity): durable identity, swap/firmware events
         self.log = get_logger("pumpgw.pipeline")
         self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
-        self._routes: dict[str, list[MllpDestination]] = {
+        routes: dict[str, list[MllpDestination]] = {
             kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10", "dmc")
         }
         pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
                  for p in config.pumps}
         g = config.gateway
         # One encoding context per destination: MSH-5/6 name the receiver.
-        self._contexts = {
+        contexts = {
             d.name: EncodeContext(
                 site=g.site, ward=g.ward, gateway_id=g.gateway_id, eui64=g.eui64, country=g.country,
                 control_ids=control_ids, receiving_application=d.receiving_application,
@@ -114,6 +127,48 @@ class Pipeline:
             )
             for d in config.destinations
         }
+        self._routes, self._contexts = routes, contexts
+        self.renderer = Renderer(routes, contexts, live)
+        self._restore()
+
+    # -- restart ----------------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Continue every pump from its committed clinical state; an unusable row -> unknown."""
+        stored = self.outbox.load_states()
+        now_wall, now_mono = time.time(), time.monotonic()
+        restored = alarms = lost = 0
+        for pump_id, rt in self.pumps.items():
+            row = stored.get(pump_id)
+            if row is None:
+                continue
+            try:
+                state = decode_state(pump_id, *row)
+            except StateRowError as exc:
+                self.log.error("stored clinical state unusable; the pump starts from unknown (baseline)",
+                               pump=pump_id, error=str(exc))
+                self._alert("pump_state_refused", {"pump": pump_id, "reason": exc.reason})
+                continue
+            rt.tracker.restore_state(state)
+            rt.stored_key = self._state_key(rt)
+            last = state.extra.get("last_pcd01_at", "")
+            if last:
+                try:
+                    age = now_wall - datetime.fromisoformat(last).timestamp()
+                    rt.last_pcd01, rt.last_pcd01_at = now_mono - max(0.0, age), last
+                except ValueError:
+                    pass  # the next PCD-01 is simply due now
+            restored, alarms, lost = restored + 1, alarms + len(state.alarms), lost + (state.lost is not None)
+            self.log.debug("clinical state restored", pump=pump_id, alarms=len(state.alarms),
+                           channels=len(state.known), comm_lost=state.lost is not None)
+        if stored:
+            self.log.info("clinical state restored", pumps=restored, active_alarms=alarms, comm_lost=lost)
+
+    def _state_key(self, rt: PumpRuntime) -> str:
+        """The state as told, without the last event time (it moves with every poll and tells
+        no story): when it is unchanged and nothing is owed, no row is written."""
+        state = rt.tracker.export_state()
+        state.extra = {"last_pcd01_at": rt.last_pcd01_at} if rt.last_pcd01_at else {}
+        return encode_state(state, with_last_time=False)
 
     # -- SnapshotSink -------------------------------------------------------------------
     async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
@@ -126,22 +181,19 @@ class Pipeline:
         except EventError as exc:  # e.g. a driver reported a time without UTC offset
             self.log.error("snapshot refused by the event tracker", pump=pump_id, error=str(exc))
             return
-        await self._route_events(rt, events)
-        if self.trace is not None:
-            await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
+        messages = self._render_events(rt, events)
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
             rt.last_pcd01 = now
-            rows = self._verdict_rows(rt)
-            for dest in self._routes["pcd01"]:
-                try:
-                    control_id, payload = encode_pcd01(
-                        snapshot, self._contexts[dest.name], pump_id=pump_id, verdicts=rows
-                    )
-                    await self._enqueue(rt, dest, "pcd01", control_id, payload)
-                except Exception as exc:  # periodic data: the next interval brings a new one
-                    self.log.error("PCD-01 not produced", pump=pump_id, destination=dest.name,
-                                   error=str(exc), error_type=type(exc).__name__)
+            rt.last_pcd01_at = datetime.now(UTC).isoformat()
+            pcd01, refused = self.renderer.pcd01(
+                snapshot, pump_id=pump_id, identity=rt.tracker.identity, verdicts=self._verdict_rows(rt)
+            )
+            self._report_refusals(rt, None, refused)
+            messages.extend(pcd01)
+        await self._commit(rt, messages, events)
+        if self.trace is not None:
+            await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
         if self.live is not None:
             self.live.update_state(
                 snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
@@ -193,103 +245,118 @@ class Pipeline:
             self.log.error("identity not compared with the registry", pump=rt.config.id, error=str(exc),
                            error_type=type(exc).__name__)
             return
-        await self._route_events(rt, events)
+        messages = self._render_events(rt, events)
         if self._routes["dmc"] and (obs.changes or obs.comparison.new_device):
-            await self._route_dmc(rt, obs)
+            messages.extend(self._render_dmc(rt, obs))
+        await self._commit(rt, messages, events)
         try:
             self.trace.commit(obs)
         except Exception as exc:
             self.log.error("identity record not stored", pump=rt.config.id, error=str(exc),
                            error_type=type(exc).__name__)
 
-    async def _route_dmc(self, rt: PumpRuntime, obs: Observation) -> None:
+    def _render_dmc(self, rt: PumpRuntime, obs: Observation) -> list[NewMessage]:
         from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
 
         record = obs.comparison.record or obs.previous
         if record is None:
-            return
+            return []
+        out = []
         for dest in self._routes["dmc"]:
             try:
                 control_id, payload = encode_dmc(record, obs.changes, self._contexts[dest.name],
                                                  ward=self.config.gateway.ward, bed=rt.config.location)
-                await self._enqueue(rt, dest, "dmc", control_id, payload)
             except Exception as exc:  # a device report: logged loudly, never holds pump data back
                 self.log.error("device-management report not queued", pump=rt.config.id, destination=dest.name,
                                error=str(exc), error_type=type(exc).__name__)
+                continue
+            out.append(NewMessage(lane_for(dest, "dmc"), "dmc", control_id, payload, dest.ttl_s["dmc"]))
+        return out
 
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None:
         rt = self.pumps[pump_id]
-        await self._route_events(rt, rt.tracker.on_comm_lost(at, reason))
+        events = rt.tracker.on_comm_lost(at, reason)
+        await self._commit(rt, self._render_events(rt, events), events)
 
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None:
         rt = self.pumps[pump_id]
-        await self._route_events(rt, rt.tracker.on_comm_restored(at))
+        events = rt.tracker.on_comm_restored(at)
+        await self._commit(rt, self._render_events(rt, events), events)
 
-    # -- routing --------------------------------------------------------------------------
-    async def _route_events(self, rt: PumpRuntime, events: list[PumpEvent]) -> None:
-        """Route each event to HL7 and MQTT independently.
-
-        The tracker has already moved on when routing fails (disk full, a lease file not
-        writable ...): a failed event is kept, per sink, and retried before the next ones, so
-        an alarm onset is never lost because its commit failed once. After MAX_ROUTING_ATTEMPTS
-        it is given up with an ERROR naming pump, kind and alert instance -- never silently.
-        """
-        queue = rt.unrouted
-        queue.extend((event, SINKS, 0) for event in events)
-        blocked: set[str] = set()  # a sink that failed holds every later event too: order per sink
-        for _ in range(len(queue)):
-            event, owed, attempts = queue.popleft()
-            failed = await self._route_event(rt, event, owed - blocked) if owed - blocked else frozenset()
-            blocked |= failed
-            still_owed = failed | (owed & blocked)
-            if not still_owed:
-                continue
-            tried = attempts + (1 if failed else 0)
-            if failed and (tried >= MAX_ROUTING_ATTEMPTS or len(queue) >= MAX_UNROUTED):
-                self.log.error("event given up after failed routing", pump=rt.config.id, kind=event.kind.value,
-                               alert_instance_id=event.alert_instance_id, sinks=sorted(failed), attempts=tried)
-                continue
-            queue.append((event, still_owed, tried))
-        while len(queue) > MAX_UNROUTED:  # a sink failing for good: bounded, and loudly
-            event, owed, tried = queue.popleft()
-            self.log.error("event given up: unrouted backlog full", pump=rt.config.id, kind=event.kind.value,
-                           alert_instance_id=event.alert_instance_id, sinks=sorted(owed), attempts=tried)
-
-    async def _route_event(self, rt: PumpRuntime, event: PumpEvent, owed: frozenset[str]) -> frozenset[str]:
-        """Route one event to the sinks still owed; return those that failed."""
-        failed: set[str] = set()
-        if "hl7" in owed:
+    # -- rendering and the commit ----------------------------------------------------------
+    def _render_events(self, rt: PumpRuntime, events: list[PumpEvent]) -> list[NewMessage]:
+        messages: list[NewMessage] = []
+        for event in events:
             rt.counters["events"] += 1
-            try:
-                await self._route_hl7(rt, event)
-            except Exception as exc:
-                failed.add("hl7")
-                self.log.error("event not queued for HL7; will retry", pump=rt.config.id, kind=event.kind.value,
-                               alert_instance_id=event.alert_instance_id, error=str(exc),
-                               error_type=type(exc).__name__)
-        if "mqtt" in owed and self.live is not None:
-            try:
-                await self.live.enqueue_event(event)
-            except Exception as exc:
-                failed.add("mqtt")
-                self.log.error("event not queued for MQTT; will retry", pump=rt.config.id, kind=event.kind.value,
-                               alert_instance_id=event.alert_instance_id, error=str(exc),
-                               error_type=type(exc).__name__)
-        return frozenset(failed)
+            verdicts = self._verdict_rows(rt) if event.snapshot is rt.last_snapshot else None
+            identity = rt.tracker.identity
+            if event.detail.get("reason") == "device_replaced" and event.previous_identity is not None:
+                identity = event.previous_identity  # closing what the old device was doing
+                verdicts = None
+            rendered, refused = self.renderer.event(event, identity=identity, verdicts=verdicts)
+            self._report_refusals(rt, event, refused)
+            messages.extend(rendered)
+        return messages
 
-    async def _route_hl7(self, rt: PumpRuntime, event: PumpEvent) -> None:
-        if event.is_alarm:
-            for dest in self._routes["pcd04"]:
-                control_id, payload = encode_pcd04(event, self._contexts[dest.name])
-                await self._enqueue(rt, dest, "pcd04", control_id, payload)
-        elif event.kind in PCD10_EVENTS:
-            rows = self._verdict_rows(rt) if event.snapshot is rt.last_snapshot else None
-            for dest in self._routes["pcd10"]:
-                control_id, payload = encode_pcd10(event, self._contexts[dest.name], verdicts=rows)
-                await self._enqueue(rt, dest, "pcd10", control_id, payload)
+    def _report_refusals(self, rt: PumpRuntime, event: PumpEvent | None, refused: list[Refusal]) -> None:
+        for r in refused:
+            details = {"pump": rt.config.id, "lane": r.lane, "kind": r.kind,
+                       "event_kind": event.kind.value if event is not None else "pcd01",
+                       "alert_instance_id": (event.alert_instance_id if event is not None else None) or "",
+                       "error_type": type(r.error).__name__, "error": str(r.error)}
+            self.log.error("message not produced: cannot be encoded (dropped for this lane)", **details)
+            self._alert("message_not_encoded", details)
 
-    async def _enqueue(self, rt: PumpRuntime, dest: MllpDestination, kind: str, control_id: str, payload: bytes) -> None:
-        await self.outbox.enqueue(
-            lane=lane_for(dest, kind), kind=kind, control_id=control_id, payload=payload, ttl_s=dest.ttl_s[kind]
-        )
-        rt.counters["messages"] += 1
+    async def _commit(self, rt: PumpRuntime, messages: list[NewMessage], events: list[PumpEvent]) -> None:
+        """Commit what is owed for this pump (earlier failures first) with its state, once.
+
+        The state row is written when what the outside world was told changed (events, a
+        PCD-01 time, a new program) -- not for every poll's volume counter.
+        """
+        if messages or events:
+            rt.uncommitted.append(Uncommitted(messages, events))
+            self._bound(rt)
+        state = rt.tracker.export_state()
+        state.extra = {"last_pcd01_at": rt.last_pcd01_at} if rt.last_pcd01_at else {}
+        key = encode_state(state, with_last_time=False)
+        if not rt.uncommitted and key == rt.stored_key:
+            return
+        pending = list(rt.uncommitted)
+        batch = [m for unit in pending for m in unit.messages]
+        row = PumpStateRow(rt.config.id, STATE_VERSION, encode_state(state))
+        try:
+            await self.outbox.commit(batch, [row])
+        except OutboxFull as exc:  # the outbox logged the condition once at ERROR and alerted
+            self.log.debug("commit refused, disk full; the same messages will be committed before newer ones",
+                           pump=rt.config.id, messages=len(batch), error=str(exc))
+            return
+        except Exception as exc:  # storage: keep the same bytes for the next attempt
+            self.log.error("commit failed; the same messages will be committed before newer ones",
+                           pump=rt.config.id, messages=len(batch), error=str(exc), error_type=type(exc).__name__)
+            return
+        for _ in pending:
+            rt.uncommitted.popleft()
+        rt.stored_key = key
+        rt.counters["messages"] += len(batch)
+        if self.live is not None:
+            for unit in pending:
+                for event in unit.events:
+                    self.live.event_committed(event)
+
+    def _bound(self, rt: PumpRuntime) -> None:
+        """A store failing for good: keep at most MAX_UNCOMMITTED messages, dropping loudly."""
+        while sum(len(u.messages) for u in rt.uncommitted) > MAX_UNCOMMITTED and len(rt.uncommitted) > 1:
+            unit = rt.uncommitted.popleft()
+            details = {"pump": rt.config.id, "messages": len(unit.messages),
+                       "events": ",".join(e.kind.value for e in unit.events),
+                       "alert_instance_ids": ",".join(e.alert_instance_id or "" for e in unit.events if e.is_alarm)}
+            self.log.error("messages given up: the outbox has refused every commit", **details)
+            self._alert("messages_not_committed", details)
+
+    def _alert(self, name: str, details: Mapping[str, object]) -> None:
+        if self.on_alert is None:
+            return
+        try:
+            self.on_alert(name, dict(details))
+        except Exception:  # noqa: BLE001 - an alert hook must never stop the pipeline
+            self.log.exception("alert hook failed", alert=name)

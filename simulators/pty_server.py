@@ -82,9 +82,17 @@ class PtyServer:
             os.replace(tmp, self.link_path)
 
     def disconnect(self) -> None:
-        """Unplug: close the pty (the client reads EIO); queued replies are lost with it."""
+        """Unplug: close the pty (the client reads EIO); queued replies are lost with it.
+
+        The symlink goes too, as a /dev/serial/by-id link does when an adapter is unplugged:
+        left in place it would name a pts number the kernel may hand to another pump's pty,
+        and a client reopening it would talk to the wrong pump.
+        """
         if self._endpoint is None:
             return
+        if self.link_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.link_path)
         self._endpoint.close()
         self._endpoint = None
         self._generation += 1

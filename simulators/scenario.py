@@ -48,7 +48,7 @@ class ScenarioError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FaultSpec(_Strict):
@@ -251,16 +251,23 @@ def load_scenario(path: str | Path) -> Scenario:
     from gateway.config.describe import describe
     from gateway.config.positions import key_lines
     from gateway.config.problems import format_key
+    from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
 
     name = str(path)
+    too_long = path_problem(path)
+    if too_long:
+        raise ScenarioError(name[:120] + "...", [f"cannot read: {too_long}"])
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(name, [f"cannot read: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(name, [f"not UTF-8 text (byte offset {exc.start}); save the file as UTF-8"]) from None
-    try:
+        text = read_bounded(path, 4 * 1024 * 1024).decode("utf-8")
+        deep = toml_too_deep(text)
+        if deep is not None:
+            raise ScenarioError(name, [f"not valid TOML: {deep}"])
         data = tomllib.loads(text)
+    except (OSError, FileTooLarge) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScenarioError(name, [f"cannot read: {reason}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(name, [f"not UTF-8 text (byte offset {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(name, [f"not valid TOML: {exc}"]) from None
     try:

@@ -35,8 +35,10 @@ from drivers.base import StreamDriver
 from drivers.errors import FrameError
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, PumpIdentity, PumpSnapshot, Quantity
 from drivers.transport.link import Link
+from drivers.values import ValueWarnings
 
 log = logging.getLogger("pumpgw.drivers.alaris")
+_warnings = ValueWarnings(log)
 T = TypeVar("T")
 
 # §3.5 transcribed: the read-only queries. Never REMOTE_CTRL / REMOTE_CFG (§3.4, §3.6).
@@ -86,6 +88,8 @@ class AlarisDriver(StreamDriver[Frame]):
     async def poll(self) -> PumpSnapshot:
         identity = self._identity or await self.identify()
         inf = await self._ask("status", codec.parse_inf)
+        for rejected in inf.rejected:
+            _warnings.rejected(self.pump_id, rejected)
         if inf.serial_number != identity.serial_number:
             log.warning(
                 "pump %s on %s: INF reports serial %r, identified %r; identifying again",

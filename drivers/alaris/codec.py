@@ -22,6 +22,7 @@ from decimal import Decimal
 from drivers.alaris.alarms import KNOWN_KINDS
 from drivers.errors import FrameError
 from drivers.model import ChannelState, Quantity
+from drivers.values import NumberSpec, ValueRejected, parse_number as parse_strict
 
 MANUFACTURER = "BD/CareFusion (Alaris-style)"
 INF_FIELDS = 14
@@ -40,6 +41,11 @@ MODE_STATES: dict[str, ChannelState] = {
     "ALARM": ChannelState.ALARM,
 }
 _NUMBER = re.compile(r"\d{1,6}(?:\.\d{1,4})?", re.ASCII)
+# Documented ranges (docs/pump-values.md): unsigned; rate up to 9999.99 mL/h (the simulator's
+# INF_RATE_MAX_SYRINGE is 1200), volumes up to 99999.999 mL; 2 / 3 decimals as printed, up to
+# 4 accepted. A well-formed number outside the range makes that field unknown, not the frame bad.
+RATE = NumberSpec("rate", Decimal(0), Decimal("9999.99"), places=4, int_digits=6)
+VOLUME = NumberSpec("volume", Decimal(0), Decimal("99999.999"), places=4, int_digits=6)
 
 
 class EchoMismatch(FrameError):
@@ -66,16 +72,28 @@ def reply_fields(body: bytes, command: str) -> list[str]:
     return fields[1:]
 
 
-def parse_number(text: str, what: str, body: bytes) -> Decimal:
+def parse_number(text: str, what: str, body: bytes, spec: NumberSpec | None = None) -> Decimal:
+    """A number in the reply's syntax (else :class:`FrameError`); :class:`ValueRejected` if
+    it is outside ``spec``'s documented range."""
     if _NUMBER.fullmatch(text) is None:
         raise _fail(f"expected a decimal number for {what}, got {text!r}", body)
-    return Decimal(text)
+    spec = spec or NumberSpec(what, Decimal(0), Decimal("999999.9999"), places=4, int_digits=6)
+    return parse_strict(text, spec)
 
 
-def parse_quantity(value: str, unit: str, what: str, body: bytes) -> Quantity:
+def parse_quantity(value: str, unit: str, what: str, body: bytes, spec: NumberSpec | None = None) -> Quantity:
     if unit not in UNITS:
         raise _fail(f"expected a unit in {sorted(UNITS)} for {what}, got {unit!r}", body)
-    return Quantity(parse_number(value, what, body), UNITS[unit])
+    return Quantity(parse_number(value, what, body, spec), UNITS[unit])
+
+
+def _lenient(value: str, unit: str, what: str, body: bytes, spec: NumberSpec,
+             rejected: list[ValueRejected]) -> Quantity | None:
+    try:
+        return parse_quantity(value, unit, what, body, spec)
+    except ValueRejected as exc:
+        rejected.append(exc)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +103,13 @@ class InfRecord:
     serial_number: str
     alarm_notification: str
     mode: str
-    rate: Quantity
-    volume_infused: Quantity
+    rate: Quantity | None
+    volume_infused: Quantity | None
     pressure: str
     time_remaining: str
     log_type: str
     log_entry: str
+    rejected: tuple[ValueRejected, ...] = ()  # fields out of their documented range (unknown)
 
     @property
     def state(self) -> ChannelState:
@@ -103,16 +122,18 @@ def parse_inf(body: bytes) -> InfRecord:
     if len(fields) != INF_FIELDS - 1:
         raise _fail(f"INF record has {len(fields) + 1} fields, expected {INF_FIELDS}", body)
     serial, notification, mode, rate, rate_unit, _unused, volume, volume_unit, pressure, pressure_unit, remaining, log_type, log_entry = fields
+    rejected: list[ValueRejected] = []
     return InfRecord(
         serial_number=serial,
         alarm_notification=notification,
         mode=mode,
-        rate=parse_quantity(rate, rate_unit, "INF rate (field 4)", body),
-        volume_infused=parse_quantity(volume, volume_unit, "INF volume infused (field 7)", body),
+        rate=_lenient(rate, rate_unit, "INF rate (field 4)", body, RATE, rejected),
+        volume_infused=_lenient(volume, volume_unit, "INF volume infused (field 7)", body, VOLUME, rejected),
         pressure=f"{pressure} {pressure_unit}".strip(),
         time_remaining=remaining,
         log_type=log_type,
         log_entry=log_entry,
+        rejected=tuple(rejected),
     )
 
 
@@ -153,7 +174,10 @@ def parse_vtbi(body: bytes) -> Quantity | None:
         raise _fail(f"INF_VTBI reply needs at least 4 fields, got {len(fields) + 1}", body)
     if not fields[1]:
         return None
-    return parse_quantity(fields[1], fields[2] or "ml", "INF_VTBI volume (field 2)", body)
+    try:
+        return parse_quantity(fields[1], fields[2] or "ml", "INF_VTBI volume (field 2)", body, VOLUME)
+    except ValueRejected:
+        return None  # out of its documented range: unknown (the INF record's warning covers the pump)
 
 
 def parse_value_reply(body: bytes, command: str) -> Quantity:

@@ -17,17 +17,22 @@ uninterpreted parameters are kept in ``raw_status`` for diagnosis. A removed pum
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from drivers.base import PumpDriver
 from drivers.bbraun_bcc import codec
 from drivers.bbraun_bcc.session import ALLOWED_REQUESTS, INITIAL_BED_ID, RackImage, encode_request, rack_session
-from drivers.errors import FrameError, ReplyTimeout
+from drivers.errors import ReplyTimeout
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from drivers.transport.link import Link
+from drivers.values import NumberSpec, ValueRejected, ValueWarnings, parse_number
 
 MANUFACTURER = "B. Braun"
+INRT = NumberSpec("INRT", Decimal(0), Decimal("9999.999"), places=3, int_digits=4)
+"""Rate in mL/h: unsigned, captured values have 0-2 decimals (docs/pump-values.md)."""
+_warnings = ValueWarnings(logging.getLogger("pumpgw.drivers.bbraun_bcc"))
 
 
 def rack_address(pillar: int, slot: int) -> int:
@@ -66,11 +71,9 @@ class BccDriver(PumpDriver):
         rate = None
         if values.get("INRT") is not None:
             try:
-                rate = Quantity(Decimal(values["INRT"] or ""), "mL/h")
-            except InvalidOperation:
-                raise FrameError(f"INRT is not a decimal: {values['INRT']!r}", offset=0,
-                                 data=(values["INRT"] or "").encode("latin-1"),
-                                 pump_id=self.pump_id, link=self.link.name) from None
+                rate = Quantity(parse_number(values["INRT"] or "", INRT), "mL/h")
+            except ValueRejected as exc:  # that field unknown, the rest of the slot still counts
+                _warnings.rejected(self.pump_id, exc)
         channel = ChannelSnapshot(channel_id="1", state=ChannelState.UNKNOWN, rate=rate)
         return PumpSnapshot(
             pump_id=self.pump_id,

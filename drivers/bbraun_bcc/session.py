@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from drivers.base import link_lock
 from drivers.bbraun_bcc import codec
 from drivers.bbraun_bcc.framing import ACK, DroppedBytes, Frame, FrameDecoder, LinkControl, encode_frame
-from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
+from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, ReplyTimeout
 from drivers.transport.link import Link, write_bounded
 
 log = logging.getLogger("pumpgw.drivers.bbraun_bcc")
@@ -64,7 +64,10 @@ class RackSession:
     """The shared per-link state: bed ID, rack version, the latest rack image."""
 
     def __init__(self, link: Link, *, stuffing: bool = False, min_gap_s: float | None = None) -> None:
-        self.link = link
+        # A weak reference: the session is the value of a weak-key dictionary keyed by this
+        # link; a strong one would keep every reconnected link (and its buffers) alive forever.
+        self._link = weakref.ref(link)
+        self.link_name = link.name
         self.stuffing = stuffing
         self.min_gap_s = MIN_REQUEST_GAP_S if min_gap_s is None else min_gap_s
         self.bed_id: str | None = None
@@ -76,6 +79,13 @@ class RackSession:
         self._dirty = False
         self.requests = 0
         self.dropped_bytes = 0
+
+    @property
+    def link(self) -> Link:
+        link = self._link()
+        if link is None:  # only reachable by a caller holding the session past its link
+            raise LinkClosed(self.link_name)
+        return link
 
     async def rack_image(self, *, pump_id: str, consumed: int, timeout_s: float) -> RackImage:
         if self._fresh(consumed):

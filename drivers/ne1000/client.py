@@ -10,6 +10,13 @@ Choices, with the spec section that forces them:
 * An alarm reply (``A?x``) acknowledges the alarm at the pump (§0 rule 4, §2.7), so the
   driver logs it at WARNING at once, keeps it until a snapshot carrying it is returned, and
   re-sends the same query to get the data it asked for.
+* Latched alarms. Because reading acknowledges, the pump reports each alarm exactly once; the
+  next reply without it says nothing about the condition. Every NE-1000 alarm is therefore
+  ``latched``: the event layer keeps it active until the pump's state shows it resolved,
+  which for this protocol means the pump reports infusing again (status ``I`` or ``X``;
+  ``W`` withdrawing maps to an unknown delivery state and keeps the alarm). A stalled motor, a safe-mode time-out, a program
+  error or a power reset leaves the pump stopped until someone restarts it, so "running
+  again" is the first observable sign that the condition was dealt with.
 * Status mapping (§2.7): ``I`` infusing; ``X`` purging -> infusing (fluid leaves the syringe at
   maximum rate: reporting delivery is the safe reading); ``W`` withdrawing -> unknown (the
   normalized model has no "withdrawing", and calling it delivery would be false); ``S``
@@ -80,7 +87,9 @@ _MAX_ALARM_REPLIES = 3  # one query answered by successive new alarms; then give
 
 def alarm_from_code(code: str) -> Alarm:
     kind, text = codec.ALARM_TYPES[code]
-    return Alarm(code=f"A?{code}", kind=kind, text=text, priority=_ALARM_PRIORITY.get(code, AlarmPriority.HIGH))
+    return Alarm(
+        code=f"A?{code}", kind=kind, text=text, priority=_ALARM_PRIORITY.get(code, AlarmPriority.HIGH), latched=True
+    )
 
 
 class Ne1000Driver(StreamDriver[Frame]):

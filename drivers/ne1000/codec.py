@@ -12,6 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from drivers.errors import FrameError
 from drivers.model import Quantity
+from drivers.values import NumberSpec, ValueRejected, parse_number
 
 MANUFACTURER = "New Era Pump Systems"
 
@@ -121,8 +122,17 @@ _VERSION = re.compile(r"NE(\d+)(?:X(\d*))?V(\d+)\.(\d+)", re.ASCII)
 _DIAMETER = re.compile(_FLOAT, re.ASCII)
 
 
+# §2.3 as a strict spec: unsigned, at most 4 integer digits, at most 3 decimals, < 10000.
+NE_FLOAT = NumberSpec("float", Decimal(0), Decimal("9999.999"), places=3, int_digits=4)
+
+
 def _decimal(text: str) -> Decimal:
-    return Decimal("0" + text if text.startswith(".") else text.rstrip(".") or "0")
+    """The one strict routine (:mod:`drivers.values`); the regex above already bounds the
+    syntax, so a rejection here is a frame error, never an exception of another type."""
+    try:
+        return parse_number(text, NE_FLOAT)
+    except ValueRejected as exc:
+        raise _fail(str(exc), text) from None
 
 
 def parse_rate(data: str) -> Quantity:

@@ -181,8 +181,14 @@ class RequestDecoder(_StreamDecoder[Request]):
     """Pump side (simulators): host -> pump bytes into requests of either framing.
 
     A basic command ends at CR; a safe packet starts with STX, whatever mode the pump is in
-    (nesp-lib opens with a safe-mode ``SAF0``, §2.12).
+    (nesp-lib opens with a safe-mode ``SAF0``, §2.12). Every decision looks only at the
+    first ``MAX_BASIC_COMMAND + 1`` bytes at the head of the buffer, and a bad safe packet
+    costs only its STX, so what a simulated pump hears never depends on how the bytes were
+    chunked on the way (a pty or TCP splits them anywhere).
     """
+
+    def _drop_to_next_stx(self, reason: str) -> FrameError:
+        return self._drop(1, reason)  # how far the next STX is would depend on what has arrived
 
     def _next(self) -> Request | FrameError | None:
         buf = self._buf
@@ -191,13 +197,14 @@ class RequestDecoder(_StreamDecoder[Request]):
             if isinstance(item, Frame):
                 return Request(normalise_command(item.data), safe=True, offset=item.offset)
             return item
-        cr = buf.find(CR)
-        stx = buf.find(STX)
+        window = buf[: MAX_BASIC_COMMAND + 1]
+        cr = window.find(CR)
+        stx = window.find(STX)
         if stx >= 0 and (cr < 0 or stx < cr):
             return self._drop(stx, "command bytes without CR before a safe-mode packet", DroppedBytes)
         if cr < 0:
             if len(buf) > MAX_BASIC_COMMAND:
-                return self._drop(len(buf), f"command longer than {MAX_BASIC_COMMAND} bytes without CR")
+                return self._drop(MAX_BASIC_COMMAND + 1, f"command longer than {MAX_BASIC_COMMAND} bytes without CR")
             return None
         offset = self._offset
         raw = self._consume(cr + 1)

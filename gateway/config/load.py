@@ -27,6 +27,10 @@ from gateway.config.describe import describe
 from gateway.config.model import DEFER_CROSS_CHECKS, GatewayConfig, PumpConfig, TlsConfig
 from gateway.config.positions import key_lines
 from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath, Severity
+from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""A ward's configuration (hundreds of pumps) is tens of KiB; anything this large is not one."""
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -67,8 +71,13 @@ def load_config_report(path: str | Path) -> ConfigReport:
     """Like :func:`load_config`, also returning warnings (for ``check-config``)."""
     path = Path(path)
     source = str(path)
+    too_long = path_problem(path)
+    if too_long:
+        raise ConfigFileError(source[:120], [ConfigProblem(source[:120] + "...", (), f"cannot read file: {too_long}")])
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path, MAX_CONFIG_BYTES)
+    except FileTooLarge as exc:
+        raise ConfigFileError(source, [ConfigProblem(source, (), f"cannot read file: {exc}")]) from None
     except OSError as exc:
         raise ConfigFileError(source, [ConfigProblem(source, (), f"cannot read file: {exc.strerror or exc}")]) from None
     try:
@@ -86,10 +95,17 @@ def load_config_report(path: str | Path) -> ConfigReport:
 
 def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> ConfigReport:
     """Like :func:`load_config_text`, also returning warnings (for ``check-config``)."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(source, [ConfigProblem(source, (), f"configuration text larger than {MAX_CONFIG_BYTES // 1024} KiB")])
+    deep = toml_too_deep(text)
+    if deep is not None:  # tomllib would recurse until RecursionError
+        raise ConfigFileError(source, [ConfigProblem(source, (), f"TOML {deep}", deep.line, deep.column)])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(source, [_syntax_problem(exc, source)]) from None
+    except RecursionError:  # belt and braces: nesting the scan did not see
+        raise ConfigFileError(source, [ConfigProblem(source, (), "TOML nested too deeply")]) from None
     positions = key_lines(text)
 
     def problem(key: KeyPath, message: str, *, line_key: KeyPath | None = None, severity: Severity = "error",
@@ -124,6 +140,9 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
         raise ConfigFileError(source, problems)
     if base_dir is not None:
         config = _resolve_paths(config, base_dir)
+    too_long = [problem(key, message) for key, message in _unusable_paths(config)]
+    if too_long:
+        raise ConfigFileError(source, too_long)
     warnings = [problem(f.key, f.message, severity="warning") for f in checks.warnings(config)]
     warnings.sort(key=lambda p: p.line or 0)
     return ConfigReport(config=config, source=source, warnings=warnings, positions=positions)
@@ -199,3 +218,22 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     health = config.health.model_copy(update={n: fix(getattr(config.health, n)) for n in ("cert_file", "key_file", "password_file")})
     return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations,
                                      "health": health})
+
+
+def _file_paths(config: GatewayConfig) -> Iterator[tuple[KeyPath, Path | None]]:
+    yield ("outbox", "path"), config.outbox.path
+    if config.library is not None:
+        yield ("library", "path"), config.library.path
+    yield ("mqtt", "password_file"), config.mqtt.password_file
+    for prefix, tls in [(("mqtt", "tls"), config.mqtt.tls),
+                        *((("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations))]:
+        for name in ("ca_file", "cert_file", "key_file"):
+            yield prefix + (name,), getattr(tls, name)
+
+
+def _unusable_paths(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
+    """Paths no file system can open (too long): an error of their own, not an OSError later."""
+    for key, path in _file_paths(config):
+        why = path_problem(path) if path is not None else None
+        if why:
+            yield key, why

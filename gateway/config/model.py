@@ -323,6 +323,11 @@ class OutboxConfig(_Strict):
     path: Path = Field(description="SQLite file of the durable outbox (on persistent storage).")
     max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Byte budget; beyond it observations thin.")
     delivered_retention_s: float = Field(default=86400.0, ge=0, description="Keep delivered rows this long.")
+    reserve_bytes: int = Field(
+        default=4 << 20, ge=0,
+        description="Disk space held back in a reserve file beside the outbox and released when the disk is full, "
+                    "so alarms and events still commit (0 = no reserve).",
+    )
 
 
 class TrustedKeyConfig(_Strict):

@@ -21,6 +21,7 @@ import hashlib
 import json
 from typing import Any
 
+from gateway.textlimits import json_too_deep
 from gateway.druglib.errors import LibraryUnreadable
 
 
@@ -48,10 +49,15 @@ def _parse(data: bytes, where: str) -> Any:
         raise LibraryUnreadable(where, f"not UTF-8 text (byte offset {exc.start})") from None
     if text.startswith("\ufeff"):
         raise LibraryUnreadable(where, "starts with a byte-order mark (save as UTF-8 without BOM)")
+    deep = json_too_deep(text)
+    if deep is not None:  # json would recurse until RecursionError (issue 14: limits before parsing)
+        raise LibraryUnreadable(where, f"JSON nested too deeply ({deep})")
     try:
         return json.loads(
             text, parse_float=_Number, parse_int=_Number, parse_constant=_no_constant, object_pairs_hook=_pairs
         )
+    except RecursionError:
+        raise LibraryUnreadable(where, "JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise LibraryUnreadable(where, f"JSON syntax error: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except ValueError as exc:

@@ -16,6 +16,7 @@ reported rate gets a tolerance of one rate step (see :mod:`gateway.druglib.dose`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from drivers.model import Quantity
@@ -50,7 +51,45 @@ __all__ = ["ProgramUnderCheck", "evaluate", "program_from_channel"]
 
 
 def evaluate(library: LoadedLibrary, program: ProgramUnderCheck) -> VerdictSet:
-    return _Check(library, program).run()
+    """The verdicts for ``program``; never raises for anything a pump can report.
+
+    A non-finite or absurd number (NaN, Infinity, 1E+999999) is taken out before any
+    arithmetic and reported as "no dose check possible"; an arithmetic error the limits of
+    :mod:`decimal` still find deeper in is reported the same way, never raised into the
+    poller (one bad value must not silence a rack).
+    """
+    clean, dropped = finite_program(program)
+    check = _Check(library, clean)
+    for name in dropped:
+        check.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"{name} reported by the pump is not a usable number", limit_name=name)
+    try:
+        return check.run()
+    except ArithmeticError as exc:  # decimal.InvalidOperation / Overflow / DivisionByZero
+        fallback = _Check(library, clean)
+        fallback.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"the program's numbers cannot be checked ({type(exc).__name__})",
+                     limit_name="program")
+        return fallback.finish([])
+
+
+MAX_MAGNITUDE = Decimal("1e12")
+"""Beyond this no pump quantity is real; such a value would only cost memory and time."""
+
+
+def _usable(q: Quantity | None) -> bool:
+    return q is None or (q.value.is_finite() and abs(q.value) <= MAX_MAGNITUDE
+                         and q.value.as_tuple().exponent >= -12)  # type: ignore[operator]
+
+
+def finite_program(program: ProgramUnderCheck) -> tuple[ProgramUnderCheck, list[str]]:
+    """``program`` with every quantity that is not a usable finite number removed (named)."""
+    fields = ("concentration", "dose_rate", "rate", "vtbi", "patient_weight", "expected_weight", "bsa")
+    dropped = [name for name in fields if not _usable(getattr(program, name))]
+    step = program.rate_step_ml_h
+    if step is not None and not (step.is_finite() and 0 < step <= MAX_MAGNITUDE):
+        dropped.append("rate_step_ml_h")
+    if not dropped:
+        return program, []
+    return replace(program, **{name: None for name in dropped}), dropped
 
 
 class _Check:

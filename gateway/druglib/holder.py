@@ -19,7 +19,8 @@ from pathlib import Path
 import structlog
 
 from gateway.druglib.errors import LibraryError, LibraryInvalid, LibraryPinMismatch, LibraryUnreadable
-from gateway.druglib.load import LoadedLibrary, load_library_bytes, sha256_of
+from gateway.druglib.load import MAX_LIBRARY_BYTES, LoadedLibrary, load_library_bytes, sha256_of
+from gateway.textlimits import FileTooLarge, read_bounded
 
 log = structlog.get_logger("pumpgw.druglib")
 
@@ -83,11 +84,19 @@ class LibraryHolder:
         return self._apply(*await asyncio.to_thread(self._read))
 
     async def watch(self, interval_s: float = 2.0) -> None:
-        """Poll size, mtime and hash; reload when they change. Runs until cancelled."""
+        """Poll size, mtime and hash; reload when they change. Runs until cancelled.
+
+        Survives any file: whatever a reload raises beyond the loader's own errors is a
+        refusal like any other (logged, alerted once per content), never the end of the watch
+        -- a watcher that died once would silently ignore every later fix of the file.
+        """
         while True:
-            changed = await asyncio.to_thread(self._stat_changed)
-            if changed:
-                await self.reload_async()
+            try:
+                changed = await asyncio.to_thread(self._stat_changed)
+                if changed:
+                    await self.reload_async()
+            except Exception as exc:  # noqa: BLE001 -- the watch must outlive any file
+                self._apply(None, LibraryUnreadable(str(self.path), f"unexpected {type(exc).__name__} while reading"))
             await asyncio.sleep(interval_s)
 
     # -- internals ------------------------------------------------------------------------
@@ -95,7 +104,9 @@ class LibraryHolder:
         """True when size, mtime or content differ from the last poll (a missing file: once)."""
         try:
             st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_size, sha256_of(self.path.read_bytes()))
+            stamp = (st.st_mtime_ns, st.st_size, sha256_of(read_bounded(self.path, MAX_LIBRARY_BYTES)))
+        except FileTooLarge:
+            stamp = (st.st_mtime_ns, st.st_size, "too large")
         except OSError:
             stamp = None
         if stamp == self._last_stat and self._polled:
@@ -106,7 +117,9 @@ class LibraryHolder:
 
     def _read(self) -> tuple[str | None, LoadedLibrary | LibraryError]:
         try:
-            data = self.path.read_bytes()
+            data = read_bounded(self.path, MAX_LIBRARY_BYTES)
+        except FileTooLarge as exc:
+            return None, LibraryUnreadable(str(self.path), f"cannot read file: {exc}")
         except OSError as exc:
             return None, LibraryUnreadable(str(self.path), f"cannot read file: {exc.strerror or exc}")
         digest = sha256_of(data)
@@ -118,6 +131,8 @@ class LibraryHolder:
             return digest, load_library_bytes(data, path=self.path, expected_sha256=self.expected_sha256, require_released=True)
         except LibraryError as exc:
             return digest, exc
+        except Exception as exc:  # noqa: BLE001 -- a loader bug must refuse the file, not kill the watch
+            return digest, LibraryUnreadable(str(self.path), f"cannot be loaded: {type(exc).__name__}")
 
     def _apply(self, digest: str | None, outcome: LoadedLibrary | LibraryError) -> ReloadResult:
         if isinstance(outcome, LoadedLibrary):

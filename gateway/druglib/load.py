@@ -20,6 +20,47 @@ from gateway.druglib.errors import LibraryInvalid, LibraryPinMismatch, LibraryPr
 from gateway.druglib.jsonpos import line_for, value_lines
 from gateway.druglib.model import CareArea, DrugLibrary, Entry
 from gateway.druglib.validate import problems_of
+from gateway.textlimits import FileTooLarge, json_too_deep, path_problem, read_bounded
+
+MAX_LIBRARY_BYTES = 16 * 1024 * 1024
+"""A hospital formulary of thousands of entries is a few MiB of JSON."""
+MAX_NUMBER = Decimal("1e12")
+MIN_EXPONENT = -12
+"""No dose, rate, weight or volume needs more; larger numbers only make the arithmetic
+overflow (``decimal.Overflow`` on 1e-999999) or cost memory (1e999999 printed in full)."""
+
+
+class _BadNumber(ValueError):
+    def __init__(self, literal: str, reason: str) -> None:
+        self.literal, self.reason = literal, reason
+        super().__init__(reason)
+
+
+def _number(literal: str) -> Decimal:
+    value = Decimal(literal)
+    # adjusted() and the exponent are read without arithmetic: abs() itself overflows on 1e1000000
+    if not value.is_finite() or (value and (value.adjusted() >= MAX_NUMBER.adjusted()
+                                            or value.as_tuple().exponent < MIN_EXPONENT)):  # type: ignore[operator]
+        raise _BadNumber(literal, f"number {literal[:40]!r} is outside what a drug library may contain "
+                                  f"(at most {MAX_NUMBER:.0E}, at most {-MIN_EXPONENT} decimals)")
+    return value
+
+
+def _integer(literal: str) -> int | Decimal:
+    if len(literal.lstrip("-")) > 13:
+        raise _BadNumber(literal, f"integer of {len(literal)} digits is outside what a drug library may contain")
+    return int(literal)
+
+
+def _position(text: str, literal: str) -> tuple[int | None, int | None]:
+    """Line and column of the first occurrence of ``literal`` as a JSON number token."""
+    import re
+
+    found = re.search(r"(?<![\w.+-])" + re.escape(literal) + r"(?![\w.])", text)
+    if found is None:
+        return None, None
+    start = found.start()
+    return text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1
 
 
 def normalise_name(name: str) -> str:
@@ -77,16 +118,22 @@ def sha256_of(data: bytes) -> str:
 def load_library(path: Path, *, expected_sha256: str = "", require_released: bool = False) -> LoadedLibrary:
     """Load, pin-check and validate a library file; raise a :class:`LibraryError` subclass if refused."""
     path = Path(path)
+    too_long = path_problem(path)
+    if too_long:
+        raise LibraryUnreadable(str(path)[:120] + "...", f"cannot read file: {too_long}")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LibraryUnreadable(str(path), f"cannot read file: {exc.strerror or exc}") from None
+        data = read_bounded(path, MAX_LIBRARY_BYTES)
+    except (OSError, FileTooLarge) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise LibraryUnreadable(str(path), f"cannot read file: {reason}") from None
     return load_library_bytes(data, path=path, expected_sha256=expected_sha256, require_released=require_released)
 
 
 def load_library_bytes(
     data: bytes, *, path: Path, expected_sha256: str = "", require_released: bool = False
 ) -> LoadedLibrary:
+    if len(data) > MAX_LIBRARY_BYTES:
+        raise LibraryUnreadable(str(path), f"file is larger than {MAX_LIBRARY_BYTES // 1024} KiB")
     digest = sha256_of(data)
     if expected_sha256 and digest != expected_sha256.lower():
         raise LibraryPinMismatch(str(path), expected_sha256.lower(), digest)
@@ -94,19 +141,28 @@ def load_library_bytes(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LibraryUnreadable(str(path), f"not UTF-8 text (byte offset {exc.start})") from None
+    deep = json_too_deep(text)
+    if deep is not None:  # json would recurse until RecursionError
+        raise LibraryInvalid(str(path), [LibraryProblem("(file)", f"JSON {deep}", deep.line)])
     try:
-        raw = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        raw = json.loads(text, parse_float=_number, parse_int=_integer, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise LibraryInvalid(str(path), [LibraryProblem("(file)", f"JSON syntax error: {exc.msg} (column {exc.colno})", exc.lineno)]) from None
-    except ValueError as exc:
-        raise LibraryInvalid(str(path), [LibraryProblem("(file)", str(exc))]) from None
+    except _BadNumber as exc:
+        line, column = _position(text, exc.literal)
+        where = f" (column {column})" if column else ""
+        raise LibraryInvalid(str(path), [LibraryProblem("(file)", exc.reason + where, line)]) from None
+    except (ValueError, RecursionError) as exc:
+        raise LibraryInvalid(str(path), [LibraryProblem("(file)", str(exc)[:200])]) from None
     lines = value_lines(text)
     try:
         library = DrugLibrary.model_validate(raw)
+        found = [LibraryProblem(p, msg, line_for(lines, _loc(p))) for p, msg in problems_of(library)]
     except ValidationError as exc:
         problems = [_describe(err, lines) for err in exc.errors()]
         raise LibraryInvalid(str(path), problems) from None
-    found = [LibraryProblem(p, msg, line_for(lines, _loc(p))) for p, msg in problems_of(library)]
+    except (ArithmeticError, RecursionError) as exc:  # belt and braces: the number limits should prevent it
+        raise LibraryInvalid(str(path), [LibraryProblem("(file)", f"numbers cannot be checked: {type(exc).__name__}")]) from None
     if require_released and library.status != "released":
         found.append(LibraryProblem("status", f"is {library.status!r}: only a released library is put in force", line_for(lines, ("status",))))
     if found:

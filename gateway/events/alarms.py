@@ -12,6 +12,14 @@ An alarm ends only when the pump is seen without it, or when the pump can no lon
 observed *as that device* (channel removed, device replaced) - then the end says why. A
 communication loss ends nothing: the alarm may still be sounding, and silently closing it would
 tell the alert manager it is over (design.md §2, "never drop an alarm silently").
+
+A *latched* alarm (``Alarm.latched``: the protocol reports it once, reading acknowledges it)
+is not ended by its absence: it stays active until the channel delivers again, the pump's
+first observable sign that the condition was resolved.
+
+The book can be exported and restored (``export``/``restore``): the active alarms with their
+instance id, onset time and last phase sent are part of the pump's durable clinical state, so a
+restart continues an alarm under its original onset (design.md §2 inv. 9).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ class ActiveAlarm:
     alarm: Alarm
     onset_at: datetime
     reported_at: datetime
+    phase: str = "start"  # last phase told to the outside world: start | continue
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +76,12 @@ class AlarmBook:
         return {channel_id for channel_id, _ in self._active}
 
     def update(
-        self, channel_id: str, alarms: Iterable[Alarm], at: datetime, *, baseline: bool
+        self, channel_id: str, alarms: Iterable[Alarm], at: datetime, *, baseline: bool, delivering: bool = False
     ) -> list[AlarmChange]:
-        """Diff one channel's reported alarms against the active ones (first of a repeated code wins)."""
+        """Diff one channel's reported alarms against the active ones (first of a repeated code wins).
+
+        ``delivering``: the channel is seen delivering now, which resolves its latched alarms.
+        """
         reported: dict[str, Alarm] = {}
         for alarm in alarms:
             reported.setdefault(alarm.code, alarm)
@@ -86,17 +98,35 @@ class AlarmBook:
             changed = [
                 name for name in ("priority", "kind", "text") if getattr(alarm, name) != getattr(active.alarm, name)
             ]
-            due = self._interval is not None and at - active.reported_at >= self._interval
-            if changed or due:
-                active.alarm = alarm
-                active.reported_at = at
-                detail = {"changed": ",".join(changed)} if changed else {}
-                changes.append(
-                    AlarmChange(EventKind.ALARM_CONTINUE, channel_id, alarm, active.instance_id, detail)
-                )
-        gone = [key for key in self._active if key[0] == channel_id and key[1] not in reported]
+            changes.extend(self._continue(channel_id, active, alarm, at, changed))
+        gone = []
+        for key, active in self._active.items():
+            if key[0] != channel_id or key[1] in reported:
+                continue
+            if active.alarm.latched and not delivering:
+                changes.extend(self._continue(channel_id, active, active.alarm, at, []))  # still latched
+            else:
+                gone.append(key)
         changes.extend(self._end(gone, {}))
         return changes
+
+    def _continue(
+        self, channel_id: str, active: ActiveAlarm, alarm: Alarm, at: datetime, changed: list[str]
+    ) -> list[AlarmChange]:
+        due = self._interval is not None and at - active.reported_at >= self._interval
+        if not (changed or due):
+            return []
+        active.alarm = alarm
+        active.reported_at = at
+        active.phase = "continue"
+        detail = {"changed": ",".join(changed)} if changed else {}
+        return [AlarmChange(EventKind.ALARM_CONTINUE, channel_id, alarm, active.instance_id, detail)]
+
+    def export(self) -> list[tuple[AlarmKey, ActiveAlarm]]:
+        return list(self._active.items())
+
+    def restore(self, entries: Iterable[tuple[AlarmKey, ActiveAlarm]]) -> None:
+        self._active = dict(entries)
 
     def end_channel(self, channel_id: str, reason: str) -> list[AlarmChange]:
         """End every alarm of a channel that can no longer be observed, saying why."""

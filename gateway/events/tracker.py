@@ -9,11 +9,11 @@ Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.
   produced the reply, on the gateway clock (:mod:`gateway.events.clock`), then clamped so that
   a pump's event times never decrease. A communication loss happens at the ``at`` the poller
   gives (its own gateway-clock judgement), clamped the same way.
-* **Start-up.** The first snapshot is a *baseline*: channels already infusing produce a
-  delivery start and active alarms an onset, flagged ``detail["baseline"] == "true"``. The EHR
-  must learn what is running and the alert manager what is sounding; a tracker cannot know
-  whether a previous gateway process already reported them, so a duplicate start after a
-  restart is preferred to a missing one, and the flag lets a consumer de-duplicate.
+* **Start-up.** The first snapshot of a pump the tracker knows nothing about is a
+  *baseline*: channels already infusing produce a delivery start and active alarms an onset,
+  flagged ``detail["baseline"] == "true"``. The EHR must learn what is running and the alert
+  manager what is sounding. A restarted gateway restores the tracker instead (see
+  "Restart"), so the baseline is only for a first start, an unreadable state, or a new device.
 * **Communication.** Lost is reported once by :meth:`on_comm_lost`. Restored is reported once,
   by :meth:`on_comm_restored` when the poller calls it on the first valid reply, otherwise by
   the next snapshot itself (a reconnected link that yields no valid reply has not restored
@@ -31,6 +31,13 @@ Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.
 * **Order within one snapshot.** comm restored, identity changed, closures of a replaced
   device, device time changed, alarm onsets, alarm continues, alarm ends, then delivery events
   per channel in the snapshot's channel order (removed channels last).
+* **Restart.** :meth:`export_state` / :meth:`restore_state` carry what the tracker knows and
+  the outside world was told (identity, delivery state per channel, active alarms with their
+  instance ids, communication loss) across a restart; a restored tracker is not a baseline,
+  so running infusions are not started again and active alarms keep their onset
+  (:mod:`gateway.events.state_codec`).
+* **Latched alarms** (``Alarm.latched``) stay active while absent until the channel delivers
+  again (:mod:`gateway.events.alarms`).
 * **Bounded memory.** The last snapshot, the last known state of each current channel, the
   active alarms of current channels and a fixed-size clock window.
 """
@@ -53,6 +60,7 @@ from gateway.events.diff import (
 )
 from gateway.events.errors import ForeignSnapshotError, NaiveTimestampError
 from gateway.events.model import EventKind, PumpEvent
+from gateway.events.state_codec import TrackerState
 
 IDENTITY_FIELDS = ("manufacturer", "model", "serial_number", "firmware", "drug_library_version")
 _ALARM_ORDER = {EventKind.ALARM_ONSET: 0, EventKind.ALARM_CONTINUE: 1, EventKind.ALARM_END: 2}
@@ -94,6 +102,7 @@ class PumpEventTracker:
         self._last: PumpSnapshot | None = None
         self._identity: PumpIdentity | None = None
         self._known: dict[str, ChannelSnapshot] = {}  # last non-UNKNOWN state per current channel
+        self._ordinals: dict[str, int] = {}  # channel id -> its 1-based position when last seen
         self._last_time: datetime | None = None
         self._lost: tuple[datetime, str] | None = None
 
@@ -115,6 +124,24 @@ class PumpEventTracker:
     def active_alarms(self) -> Mapping[tuple[str, str], str]:
         """``(channel_id, alarm code) -> alert_instance_id`` of every alarm not yet ended."""
         return {key: active.instance_id for key, active in self._alarms.active.items()}
+
+    def export_state(self) -> TrackerState:
+        """What a restarted tracker needs to continue the story (module docstring, "Restart")."""
+        return TrackerState(
+            identity=self._identity,
+            known=dict(self._known),
+            alarms=self._alarms.export(),
+            lost=self._lost,
+            last_time=self._last_time,
+        )
+
+    def restore_state(self, state: TrackerState) -> None:
+        """Continue from an exported state (before the first snapshot of this process)."""
+        self._identity = state.identity
+        self._known = dict(state.known)
+        self._alarms.restore(state.alarms)
+        self._lost = state.lost
+        self._last_time = state.last_time
 
     def on_comm_lost(self, at: datetime, reason: str) -> list[PumpEvent]:
         """The poller gave up on the pump at ``at`` (gateway clock); reported once per loss.
@@ -155,6 +182,7 @@ class PumpEventTracker:
             self._lost = None
         baseline = self._identity is None
         replaced = False
+        old_identity = self._identity
         if self._identity is not None:
             changed = identity_changes(self._identity, snapshot.identity)
             if changed:
@@ -175,7 +203,7 @@ class PumpEventTracker:
         for kind, detail, previous_identity in pending:
             events.append(self._event(kind, at, snapshot, detail=detail, previous_identity=previous_identity))
         if replaced:
-            events.extend(self._close_everything(at, snapshot))
+            events.extend(self._close_everything(at, snapshot, old_identity))
         if reading.jumped:
             assert reading.previous_offset is not None and reading.observed_offset is not None
             detail = {
@@ -191,7 +219,10 @@ class PumpEventTracker:
 
         alarm_changes: list[AlarmChange] = []
         for channel_id, channel in channels.items():
-            alarm_changes.extend(self._alarms.update(channel_id, channel.alarms, at, baseline=baseline))
+            delivering = channel.state in (ChannelState.INFUSING, ChannelState.KVO)
+            alarm_changes.extend(
+                self._alarms.update(channel_id, channel.alarms, at, baseline=baseline, delivering=delivering)
+            )
         for channel_id in sorted(self._alarms.channels() - channels.keys()):
             alarm_changes.extend(self._alarms.end_channel(channel_id, REASON_CHANNEL_REMOVED))
         alarm_changes.sort(key=lambda change: _ALARM_ORDER[change.kind])
@@ -205,22 +236,42 @@ class PumpEventTracker:
             events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
             self._known[channel_id] = channel
         for channel_id in [cid for cid in self._known if cid not in channels]:
+            ordinal = self._ordinal(channel_id)
             previous = self._known.pop(channel_id)
-            changes = closing_delivery(previous, REASON_CHANNEL_REMOVED)
+            changes = [replace(c, detail={**c.detail, "ordinal": ordinal})
+                       for c in closing_delivery(previous, REASON_CHANNEL_REMOVED)]
             events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
 
+        self._ordinals = {}
+        for n, channel in enumerate(snapshot.channels, start=1):
+            self._ordinals.setdefault(channel.channel_id, n)
         self._last = snapshot
         return events
 
-    def _close_everything(self, at: datetime, snapshot: PumpSnapshot) -> list[PumpEvent]:
-        """The previous device was replaced: end its alarms and stop its infusions, saying why."""
+    def _ordinal(self, channel_id: str) -> str:
+        """Where a channel that is gone sat in the pump tree (its VMD ordinal stays reserved,
+        TF2-R10 App. A), so its closing stop names the same source as its start."""
+        if channel_id in self._ordinals:
+            return str(self._ordinals[channel_id])
+        return str(list(self._known).index(channel_id) + 1) if channel_id in self._known else "0"
+
+    def _close_everything(
+        self, at: datetime, snapshot: PumpSnapshot, old_identity: PumpIdentity | None
+    ) -> list[PumpEvent]:
+        """The previous device was replaced: end its alarms and stop its infusions, saying why.
+
+        The closing events carry the old device's identity (``previous_identity``): they are
+        about it, not about the device that took its place."""
         events = []
         for channel_id in sorted(self._alarms.channels()):
             for change in self._alarms.end_channel(channel_id, REASON_DEVICE_REPLACED):
-                events.append(self._alarm_event(change, at, snapshot))
+                events.append(replace(self._alarm_event(change, at, snapshot), previous_identity=old_identity))
         for channel_id, previous in self._known.items():
+            ordinal = self._ordinal(channel_id)
             for change in closing_delivery(previous, REASON_DEVICE_REPLACED):
-                events.append(self._delivery_event(change, at, snapshot, channel_id, previous))
+                change = replace(change, detail={**change.detail, "ordinal": ordinal})
+                event = self._delivery_event(change, at, snapshot, channel_id, previous)
+                events.append(replace(event, previous_identity=old_identity))
         self._known.clear()
         return events
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from drivers.model import AlarmPriority, ChannelSnapshot, PumpSnapshot
+from dataclasses import replace
+
+from drivers.model import AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.events.model import EventKind, PumpEvent
 from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext
@@ -35,6 +37,7 @@ PCD10_EVENTS: dict[EventKind, str] = {
     EventKind.COMM_RESTORED: "MDC_EVT_COMM_STATUS_CHANGE",
     EventKind.DEVICE_TIME_CHANGED: "MDC_EVT_DEVICE_TIME_CHANGED",
 }
+_CLOSING_REASONS = frozenset({"channel_removed", "device_replaced"})
 _COMM_STATUS = {EventKind.COMM_LOST: "comm-status-offline", EventKind.COMM_RESTORED: "comm-status-online"}
 
 # Alarm kinds (drivers.model.Alarm.kind) with a TF-printed MDC event code (§11.3). Any other
@@ -51,6 +54,9 @@ ALARM_EVENTS: dict[str, str] = {
     "free_flow": "MDC_EVT_PUMP_FLOW_FREE",
     "syringe_near_empty": "MDC_EVT_ADVIS_PUMP_SYRINGE_REPLACE_WARN",
 }
+# Conditions of the whole device, not of one delivery channel: reported on the MDS
+# (source 1.0.0.0, MDC_DEV_PUMP_INFUS*_MDS) even when a driver lists them under a channel.
+PUMP_LEVEL_ALARM_KINDS = frozenset({"battery_low", "battery_depleted", "pump_reset", "power_lost", "comm_timeout"})
 _PRIORITY = {AlarmPriority.HIGH: "PH", AlarmPriority.MEDIUM: "PM", AlarmPriority.LOW: "PL",
              AlarmPriority.ADVISORY: "PN"}
 _PHASE = {EventKind.ALARM_ONSET: "start", EventKind.ALARM_CONTINUE: "continue", EventKind.ALARM_END: "end"}
@@ -107,7 +113,8 @@ def _filler(ctx: EncodeContext, entity: str) -> str:
 
 
 def encode_pcd01(
-    snapshot: PumpSnapshot, ctx: EncodeContext, *, pump_id: str, verdicts: Mapping[str, Sequence[Any]] | None = None
+    snapshot: PumpSnapshot, ctx: EncodeContext, *, pump_id: str, verdicts: Mapping[str, Sequence[Any]] | None = None,
+    identity: PumpIdentity | None = None,
 ) -> tuple[str, bytes]:
     """PCD-01 ``ORU^R01^ORU_R01``: every channel of one pump, observed at ``received_at``.
 
@@ -117,7 +124,7 @@ def encode_pcd01(
     info = ctx.pump(pump_id)
     control_id = ctx.control_ids.next_id()
     rows = ObxRows()
-    mds_rows(rows, snapshot, info, ctx)
+    mds_rows(rows, snapshot, info, ctx, identity=identity)
     for n, channel in enumerate(snapshot.channels, start=1):
         channel_rows(rows, n, channel, info, ctx, verdicts=(verdicts or {}).get(channel.channel_id, ()))
     obr_time = dtm(snapshot.received_at, what="OBR-7")
@@ -128,12 +135,16 @@ def encode_pcd01(
 
 
 def encode_pcd10(
-    event: PumpEvent, ctx: EncodeContext, *, verdicts: Mapping[str, Sequence[Any]] | None = None
+    event: PumpEvent, ctx: EncodeContext, *, verdicts: Mapping[str, Sequence[Any]] | None = None,
+    identity: PumpIdentity | None = None,
 ) -> tuple[str, bytes]:
     """PCD-10 ``ORU^R42^ORU_R01``: one infusion event, timed when it happened at the pump.
 
-    Titration is the events layer's stop + start pair; a stop whose ``detail["cause"]`` is
-    ``"titration"`` reports ``pump-delivery-status-transitioning`` (Table M.1.2.1-4).
+    Titration (any program change while infusing) is the events layer's stop + start pair
+    (Table M.1.2.1-4): the stop, marked ``detail["reason"] == "transitioning"``, documents
+    the *old* program (``event.previous_channel``: old rate, dose, VTBI, drug) still flowing,
+    with ``pump-delivery-status-transitioning``; the start that follows carries the new one.
+    ``identity`` is the pump's known identity for OBX-18 (events without a snapshot too).
     """
     refid = PCD10_EVENTS.get(event.kind)
     if refid is None:
@@ -147,12 +158,23 @@ def encode_pcd10(
     info = ctx.pump(event.pump_id)
     snapshot = event.snapshot
     n, channel = _find_channel(snapshot, event.channel_id)
+    if event.detail.get("reason") in _CLOSING_REASONS and event.previous_channel is not None:
+        # A removed channel or a replaced device: the stop is about the channel as it was,
+        # at the ordinal it had (reserved, App. A); its state now cannot be observed.
+        n = int(event.detail.get("ordinal") or 0) or len(snapshot.channels if snapshot else ()) + 1
+        channel = replace(event.previous_channel, state=ChannelState.UNKNOWN, alarms=())
     source = f"1.{n}.2.0" if channel is not None else "1.0.0.0"
     rows = ObxRows()
-    mds_rows(rows, snapshot, info, ctx, event_rows=(code, source))
+    mds_rows(rows, snapshot, info, ctx, event_rows=(code, source), identity=identity, observed_at=event.occurred_at)
     if channel is not None:
-        transitioning = event.kind is EventKind.DELIVERY_STOP and event.detail.get("cause") == "titration"
-        channel_rows(rows, n, channel, info, ctx, transitioning=transitioning,
+        transitioning = event.kind is EventKind.DELIVERY_STOP and event.detail.get("reason") == "transitioning"
+        if transitioning and event.previous_channel is not None:
+            old = event.previous_channel
+            channel = replace(old, channel_id=channel.channel_id, state=ChannelState.INFUSING,
+                              volume_infused=channel.volume_infused or old.volume_infused, alarms=())
+            verdicts = None  # the verdicts in hand are the new program's
+        delivery_event = event.kind in (EventKind.DELIVERY_START, EventKind.DELIVERY_STOP, EventKind.DELIVERY_COMPLETE)
+        channel_rows(rows, n, channel, info, ctx, transitioning=transitioning, delivery_event=delivery_event,
                      verdicts=(verdicts or {}).get(channel.channel_id, ()))
     drug = escape(channel.drug) if channel is not None and channel.drug else ""
     service = f"^{drug}" if drug else "999999^Medication Unknown"  # B.7 OBR-4
@@ -171,7 +193,7 @@ def _find_channel(snapshot: PumpSnapshot | None, channel_id: str | None) -> tupl
     return 0, None
 
 
-def encode_pcd04(event: PumpEvent, ctx: EncodeContext) -> tuple[str, bytes]:
+def encode_pcd04(event: PumpEvent, ctx: EncodeContext, *, identity: PumpIdentity | None = None) -> tuple[str, bytes]:
     """PCD-04 ``ORU^R40^ORU_R40``: one phase of one technical alarm or advisory.
 
     All seven facets as separate rows with full CWEs (B.8.5; ihe-pcd.md §7.5). OBR-3 of the
@@ -185,18 +207,21 @@ def encode_pcd04(event: PumpEvent, ctx: EncodeContext) -> tuple[str, bytes]:
     alarm = event.alarm
     info = ctx.pump(event.pump_id)
     n, channel = _find_channel(event.snapshot, event.channel_id)
+    pump_level = alarm.kind in PUMP_LEVEL_ALARM_KINDS
+    if pump_level:
+        n, channel = 0, None
     prefix = f"1.{n}.2.0" if channel is not None else "1.0.0.0"
     subsystem = ("MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY" if channel is not None
                  else ("MDC_DEV_PUMP_INFUS_LVP_MDS" if info.pump_type == "lvp" else "MDC_DEV_PUMP_INFUS_MDS"))
     refid = ALARM_EVENTS.get(alarm.kind, "MDC_EVT_ALARM")
     text = escape(alarm.text) or escape(alarm.kind)
-    if event.channel_id and channel is None:
+    if event.channel_id and channel is None and not pump_level:
         text = f"{text} ({escape(event.channel_id)})".strip()
     event_code = f"{mdc.cwe(refid)}^^^^^^{text}" if text else mdc.cwe(refid)
     priority = _PRIORITY[alarm.priority]
     alert_type = "SA" if alarm.priority is AlarmPriority.ADVISORY else "ST"
     state = "inactive" if event.kind is EventKind.ALARM_END else "active"
-    equipment = device_identifier(event.snapshot, info, ctx)
+    equipment = device_identifier(event.snapshot, info, ctx, identity)
     t = dtm(event.occurred_at, what="OBX-14")
     rows = ObxRows()
     rows.metric("CWE", mdc.cwe("MDC_EVT_ALARM"), prefix + ".1", event_code, status="F", time=t, equipment=equipment)

@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from drivers.model import ChannelSnapshot, ChannelState, PumpSnapshot, Quantity
+from datetime import datetime
+
+from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext, PumpInfo
-from gateway.hl7.er7 import device_dtm, escape, number
+from gateway.hl7.er7 import device_dtm, dtm, escape, number
 from gateway.hl7.identity_rows import identity_rows
 
 _INFUSING = {ChannelState.INFUSING: "pump-status-infusing", ChannelState.KVO: "pump-status-infusing"}
@@ -101,29 +103,48 @@ class ObxRows:
                              f"|{unit_cwe(q.unit)}|||||R||||||{category}")
 
 
-def device_identifier(snapshot: PumpSnapshot | None, info: PumpInfo, ctx: EncodeContext) -> str:
-    """OBX-18 at MDS level (B.8 OBX-18, C.5): EUI-64 form unless legacy is configured.
+def device_identifier(
+    snapshot: PumpSnapshot | None, info: PumpInfo, ctx: EncodeContext, identity: PumpIdentity | None = None
+) -> str:
+    """OBX-18 at MDS level (B.8 OBX-18, C.5): one stable identity per pump, never the gateway's.
 
-    Entity id = the pump's serial number (or its configured id); universal id = the pump's
-    own EUI-64 when it has one, else the gateway's, as in the TF's ``E0002^^0012210000000000^EUI-64``.
+    ``identity`` is the pump's *known* identity (the event tracker's, kept across polls and
+    restarts); without it the snapshot's. Entity id = the pump's serial number, or its
+    configured id when the protocol cannot read one. With the pump's own EUI-64 (configured)
+    the preferred form ``<serial>^^<EUI-64>^EUI-64``; otherwise the legacy form
+    ``<serial>^<model>^<manufacturer id>^<type>`` -- the configured ``legacy_universal_id``
+    (e.g. ``bbraun.com``/``DNS``) or the manufacturer's name as a local id (``L``). The
+    gateway's EUI-64 belongs to MSH-3 and OBR-3, not to a pump (design.md; issue 12).
     """
-    identity = snapshot.identity if snapshot is not None else None
+    if identity is None and snapshot is not None:
+        identity = snapshot.identity
     entity = escape((identity.serial_number if identity and identity.serial_number else None) or info.pump_id)
-    if ctx.device_id_style == "legacy" and identity is not None:
-        return (f"{entity}^{escape(identity.model)}^{escape(info.legacy_universal_id)}"
-                f"^{escape(info.legacy_universal_id_type)}")
-    return f"{entity}^^{(info.eui64 or ctx.eui64).upper()}^EUI-64"
+    if info.eui64 and ctx.device_id_style != "legacy":
+        return f"{entity}^^{info.eui64.upper()}^EUI-64"
+    if identity is None:
+        return entity  # never identified yet: the configured id alone
+    universal = info.legacy_universal_id or identity.manufacturer
+    kind = info.legacy_universal_id_type if info.legacy_universal_id else "L"
+    return f"{entity}^{escape(identity.model)}^{escape(universal)}^{escape(kind)}"
 
 
 def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: EncodeContext,
-             event_rows: tuple[str, str] | None = None) -> None:
-    """1.0.0.x: the MDS and its attributes; ``event_rows`` = (EVT_COND OBX-5, EVT_SOURCE OBX-5)."""
-    rows.device(_C[_MDS[info.pump_type]], "1.0.0.0", device_identifier(snapshot, info, ctx))
+             event_rows: tuple[str, str] | None = None, *, identity: PumpIdentity | None = None,
+             observed_at: datetime | None = None) -> None:
+    """1.0.0.x: the MDS and its attributes; ``event_rows`` = (EVT_COND OBX-5, EVT_SOURCE OBX-5).
+
+    The time-synchronisation row ``MDC_ATTR_TIME_ABS`` (B.8.8 "SHALL") is always sent: the
+    pump's own clock when it reports one, otherwise the gateway's (NTP) time of the
+    observation -- for a pump without a clock the gateway is the time base of every
+    timestamp, and the row says so with its UTC offset.
+    """
+    rows.device(_C[_MDS[info.pump_type]], "1.0.0.0", device_identifier(snapshot, info, ctx, identity))
     k = 0
-    if snapshot is not None and snapshot.identity.drug_library_version:
+    library = (snapshot.identity.drug_library_version if snapshot is not None else None) or (
+        identity.drug_library_version if identity is not None else None)
+    if library:
         k += 1
-        rows.simple("ST", _C["MDC_PUMP_DRUG_LIBRARY_VERSION"], f"1.0.0.{k}",
-                    escape(snapshot.identity.drug_library_version))
+        rows.simple("ST", _C["MDC_PUMP_DRUG_LIBRARY_VERSION"], f"1.0.0.{k}", escape(library))
     if event_rows is not None:
         rows.simple("CWE", _C["MDC_ATTR_EVT_COND"], f"1.0.0.{k + 1}", event_rows[0])
         rows.simple("ST", _C["MDC_ATTR_EVT_SOURCE"], f"1.0.0.{k + 2}", event_rows[1])
@@ -131,13 +152,25 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
     if snapshot is not None and snapshot.device_time is not None:
         k += 1
         rows.simple("DTM", _C["MDC_ATTR_TIME_ABS"], f"1.0.0.{k}", device_dtm(snapshot.device_time))
+    else:
+        gateway_time = snapshot.received_at if snapshot is not None else observed_at
+        if gateway_time is not None:
+            k += 1
+            rows.simple("DTM", _C["MDC_ATTR_TIME_ABS"], f"1.0.0.{k}", dtm(gateway_time, what="MDC_ATTR_TIME_ABS"))
     if event_rows is None:  # PCD-01: model, serial/firmware, asset tag (traceability); PCD-10 keeps the TF's rows
         identity_rows(rows, snapshot, info, k)
 
 
 def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx: EncodeContext,
-                 *, transitioning: bool = False, verdicts: Sequence[Any] = ()) -> None:
+                 *, transitioning: bool = False, delivery_event: bool = False,
+                 verdicts: Sequence[Any] = ()) -> None:
     """1.n.x.x: one VMD with its delivery-info and primary-source channels.
+
+    ``transitioning``: the stop half of a titration (Table M.1.2.1-4): the channel is the old
+    program, still flowing at the old rate, with ``pump-delivery-status-transitioning``.
+    ``delivery_event``: a PCD-10 start/stop/complete, for which Table M.1.2.1-1 requires all
+    three delivery-info parameters: the active source is then always sent, and in KVO the
+    current flow row is sent flagged ``NAV`` (no protocol reports the KVO rate; no guessing).
 
     ``verdicts`` are drug-library verdict rows (``gateway.druglib.verdict_observations``) for
     this channel; they follow the source channel's metrics, their relative sub-ids ``k`` and
@@ -160,7 +193,12 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
             rows.metric("NM", _C["MDC_FLOW_FLUID_PUMP_CURRENT"], f"1.{n}.1.{m}",
                         number(flow.value, what="MDC_FLOW_FLUID_PUMP_CURRENT"), unit_cwe(flow.unit),
                         category=mdc.CATEGORY_AUTO_MEASUREMENT)
-        if state in _INFUSING:
+        elif state is ChannelState.KVO and delivery_event:
+            m += 1
+            rows.n += 1
+            rows.segments.append(f"OBX|{rows.n}|NM|{_C['MDC_FLOW_FLUID_PUMP_CURRENT']}|1.{n}.1.{m}||||NAV|||X"
+                                 f"||||||{mdc.CATEGORY_AUTO_MEASUREMENT}")
+        if state in _INFUSING or delivery_event:
             m += 1
             rows.simple("CWE", _C["MDC_DEV_PUMP_ACTIVE_SOURCES"], f"1.{n}.1.{m}", "^pump-source-info-primary")
     rows.device(_C["MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY"], f"1.{n}.2.0")

@@ -29,9 +29,22 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponen
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
 from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
-from gateway.outbox import Outbox, OutboxMessage
+from gateway.outbox import Outbox, OutboxClosed, OutboxError, OutboxMessage
 
 log = logging.getLogger("pumpgw.mllp")
+
+ALARM_PROBE_INITIAL_S = 0.1
+ALARM_PROBE_MAX_S = 2.0
+"""Alarm lanes probe a lost receiver with their own short, capped backoff (design §2 inv. 4):
+after an outage the first alarm goes out within one probe interval, however long the data
+lanes' backoff has grown. An alarm lane is one connection; probing it every 2 s is cheap."""
+
+
+def backoff_for_lane(lane: str, initial_s: float, max_s: float) -> tuple[float, float]:
+    """The (initial, max) retry backoff a lane uses: the destination's, capped for alarm lanes."""
+    if lane.endswith(".alarms"):
+        return min(initial_s, ALARM_PROBE_INITIAL_S), min(max_s, ALARM_PROBE_MAX_S)
+    return initial_s, max_s
 
 
 class SenderMetrics(Protocol):
@@ -80,8 +93,12 @@ class MllpSender:
         self.port = port
         self.ack_timeout_s = ack_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        initial_backoff_s, max_backoff_s = backoff_for_lane(lane, initial_backoff_s, max_backoff_s)
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.backoffs: list[float] = []  # the last few retry waits (diagnosis, tests)
+        self._last_acked: str | None = None  # MSH-10 of the last accepted message
+        self._whitespace_warned = False  # one WARNING per connection for a whitespace-flooding peer
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.idle_check_s = idle_check_s
@@ -115,38 +132,70 @@ class MllpSender:
 
     async def run(self) -> None:
         """Deliver the lane until cancelled or stopped."""
-        back = await self.outbox.reset_lane(self.lane)
+        back = await self._record(lambda: self.outbox.reset_lane(self.lane))
         if back:
             log.info("%s: %d in-flight message(s) returned to pending", self._where, back)
         msg: OutboxMessage | None = None
         try:
             while True:
                 if msg is None:
-                    msg = await self._wait_for_message()
+                    msg = await self._record(self._wait_for_message)
                     if msg is None:
                         return  # stop() while idle
                 try:
                     ack = await self._deliver(msg)
                 except _Expired:
-                    msg = await self.outbox.finish(
-                        msg, "expired", reason=f"TTL of {msg.ttl_s:g} s passed after {msg.attempts} attempt(s)",
+                    done = msg
+                    msg = await self._record(lambda: self.outbox.finish(
+                        done, "expired", reason=f"TTL of {done.ttl_s:g} s passed after {done.attempts} attempt(s)",
                         claim_next=not self._stopping,
-                    )
+                    ))
                     continue
                 self._progress = time.monotonic()
+                done = msg
                 if ack.accepted:
                     self.delivered += 1
-                    msg = await self.outbox.finish(msg, "delivered", ack_text=ack.code, claim_next=not self._stopping)
+                    self._last_acked = msg.control_id
+                    msg = await self._record(lambda: self.outbox.finish(
+                        done, "delivered", ack_text=ack.code, claim_next=not self._stopping))
                 else:  # AE / CE
-                    msg = await self.outbox.finish(
-                        msg, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code,
+                    msg = await self._record(lambda: self.outbox.finish(
+                        done, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code,
                         claim_next=not self._stopping,
-                    )
+                    ))
                 if self._stopping:
                     return
         finally:
             self.state = "stopped"
             self._disconnect()
+
+    async def _record(self, op):
+        """Run an outbox state change, retrying it while the outbox cannot write (full disk).
+
+        The sender never dies of a write error: the message stays where it is (delivered on
+        the wire, not yet recorded -- at worst resent once), the outbox reports the condition
+        once, and the change is retried with a short capped backoff until it is recorded.
+        """
+        delay = 0.1
+        failures = 0
+        while True:
+            try:
+                result = await op()
+            except OutboxClosed:
+                raise
+            except OutboxError as exc:
+                failures += 1
+                self.state = "backoff"
+                self.last_error = str(exc)
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "%s: outbox cannot record a state change (%s); retrying", self._where, exc)
+                self._progress = time.monotonic()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if failures:
+                log.info("%s: outbox state change recorded after %d failed attempt(s)", self._where, failures)
+            return result
 
     async def _wait_for_message(self) -> OutboxMessage | None:
         wake = self.outbox.waiter(self.lane)
@@ -184,6 +233,7 @@ class MllpSender:
             self.state = "backoff"
             exc = retry_state.outcome.exception()
             self.last_error = str(exc)
+            self.backoffs = [*self.backoffs[-15:], retry_state.upcoming_sleep]
             level = logging.WARNING if failures == 1 else logging.DEBUG
             if isinstance(exc, _Rejected):
                 level = logging.WARNING
@@ -242,7 +292,10 @@ class MllpSender:
                 raise DeliveryError(f"receiver closed the connection before the ACK for {msg.control_id}")
             for item in self._decoder.feed(data):
                 if isinstance(item, MllpGarbage) and not item.sample.strip():
-                    log.warning("%s: %s (whitespace, ignored)", self._where, item)
+                    log.log(logging.WARNING if not self._whitespace_warned else logging.DEBUG,
+                            "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
+                            self._where, item)
+                    self._whitespace_warned = True
                     continue
                 if isinstance(item, Exception):
                     raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {item}")
@@ -250,6 +303,11 @@ class MllpSender:
                     ack = parse_ack(item)
                 except AckError as exc:
                     raise DeliveryError(f"reply to {msg.control_id} is not an ACK: {exc}") from None
+                if ack.control_id != msg.control_id and ack.control_id == self._last_acked and ack.accepted:
+                    # the receiver ACKed the previous message twice: that ACK is spent, the
+                    # answer to this message is still to come (resending would duplicate it)
+                    log.debug("%s: duplicate ACK for %s ignored", self._where, ack.control_id)
+                    continue
                 if ack.control_id != msg.control_id:
                     raise DeliveryError(
                         f"ACK answers {ack.control_id!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; treated as no ACK"
@@ -275,6 +333,7 @@ class MllpSender:
         except OSError as exc:
             raise DeliveryError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._decoder = MllpDecoder(self.max_frame_bytes)
+        self._whitespace_warned = False
         sock = self._writer.get_extra_info("socket")
         if sock is not None:
             _enable_keepalive(sock)

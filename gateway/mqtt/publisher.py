@@ -5,8 +5,9 @@ Two delivery classes (docs/mqtt.md):
 * **Latest state** (status, inventory, per-pump availability and state) is coalesced: only
   the newest payload per topic is kept, in memory, and published retained (QoS 1). After
   every (re)connect and on a rebirth request all of it is published again, status birth first.
-* **Events and alarms** are committed to the durable queue (the outbox) by
-  :meth:`MqttPublisher.enqueue_event` and sent from there in production order, QoS 1, up to
+* **Events and alarms** are rendered by :meth:`MqttPublisher.render_event` (no I/O) and
+  committed by the pipeline in the same outbox transaction as the event's HL7 messages
+  (:meth:`enqueue_event` commits one on its own), then sent from there in production order, QoS 1, up to
   ``mqtt.max_inflight`` at a time per lane; a message is marked delivered only after its
   PUBACK. A lost session resends every unacknowledged message from the queue, so a consumer
   sees at most the in-flight window twice (QoS 1 at-least-once) and can drop repeats by
@@ -37,6 +38,7 @@ import structlog
 from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import MqttConfig
 from gateway.events.model import EventKind, PumpEvent
+from gateway.lanes import MQTT_ALARMS, MQTT_EVENTS
 from gateway.mqtt.backoff import Backoff
 from gateway.mqtt.connection import MessageHandler, MqttConnection, Will
 from gateway.mqtt.errors import MqttAuthError, MqttConnectionLost, MqttError, MqttPublishError, MqttSetupError
@@ -53,6 +55,7 @@ from gateway.mqtt.payloads import (
 )
 from gateway.mqtt.queue import DurableQueue, EnvelopeError, decode_envelope, encode_envelope
 from gateway.mqtt.settings import connect_settings
+from gateway.outbox.model import NewMessage
 from gateway.mqtt.topics import Topics
 
 log = structlog.get_logger("pumpgw.mqtt")
@@ -66,8 +69,8 @@ _STOP_TIMEOUT_S = 2.0
 class MqttLanes:
     """Outbox lane names of the MQTT destination (one sender task each)."""
 
-    events: str = "mqtt-events"
-    alarms: str = "mqtt-alarms"
+    events: str = MQTT_EVENTS
+    alarms: str = MQTT_ALARMS
 
 
 @dataclass(slots=True)
@@ -204,8 +207,12 @@ class MqttPublisher:
         """Publish ``payload`` retained on ``topic`` now and again after every reconnect."""
         self._set(topic, payload)
 
-    async def enqueue_event(self, event: PumpEvent) -> None:
-        """Commit an event or alarm to the durable queue; it is published from there."""
+    def render_event(self, event: PumpEvent) -> NewMessage:
+        """The event's durable MQTT message (topic envelope, lane, TTL), rendered without I/O.
+
+        The pipeline commits it in the same transaction as the event's HL7 messages and the
+        pump's clinical state (design.md §2 inv. 10), then calls :meth:`event_committed`.
+        """
         include = self.config.include_patient_ids
         message_id = event_message_id(event)
         if event.is_alarm:
@@ -216,13 +223,20 @@ class MqttPublisher:
             topic = self.topics.events(event.pump_id)
             body = event_payload(event, include_patient_ids=include, message_id=message_id)
             lane, kind, ttl = self.lanes.events, "mqtt-event", self.config.event_ttl_s
-        await self._queue.enqueue(
-            lane=lane, kind=kind, control_id=message_id, payload=encode_envelope(topic, body), ttl_s=ttl
-        )
+        return NewMessage(lane=lane, kind=kind, control_id=message_id, payload=encode_envelope(topic, body), ttl_s=ttl)
+
+    def event_committed(self, event: PumpEvent) -> None:
+        """Live-state consequences of a committed event (coalesced availability)."""
         if event.kind is EventKind.COMM_LOST:
             self.set_availability(event.pump_id, "comm-lost", since=event.occurred_at)
         elif event.kind is EventKind.COMM_RESTORED:
             self.set_availability(event.pump_id, "online", since=event.occurred_at)
+
+    async def enqueue_event(self, event: PumpEvent) -> None:
+        """Commit an event or alarm to the durable queue on its own; it is published from there."""
+        m = self.render_event(event)
+        await self._queue.enqueue(lane=m.lane, kind=m.kind, control_id=m.control_id, payload=m.payload, ttl_s=m.ttl_s)
+        self.event_committed(event)
 
     async def enqueue_alert(self, alert: str, details: Mapping[str, object], *, occurred_at: datetime) -> None:
         """Commit a gateway technical alert to the durable events lane (topic ``.../alerts``)."""

@@ -1,17 +1,20 @@
 """Durable on-disk outbox (design.md §2 inv. 2-4, 8): nothing produced is lost."""
 
-from gateway.outbox.errors import MessageNotFound, OutboxClosed, OutboxCorrupt, OutboxError, OutboxSchemaError
-from gateway.outbox.model import THINNABLE_KINDS, LaneStats, OutboxMessage
+from gateway.outbox.errors import MessageNotFound, OutboxClosed, OutboxCorrupt, OutboxError, OutboxFull, OutboxSchemaError
+from gateway.outbox.model import THINNABLE_KINDS, LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.store import Outbox
 
 __all__ = [
     "LaneStats",
     "MessageNotFound",
+    "NewMessage",
     "Outbox",
     "OutboxClosed",
+    "OutboxFull",
     "OutboxCorrupt",
     "OutboxError",
     "OutboxMessage",
     "OutboxSchemaError",
+    "PumpStateRow",
     "THINNABLE_KINDS",
 ]

@@ -1,29 +1,53 @@
-"""The byte budget (design.md §2 inv. 8): what gives way when the outbox file is full.
+"""The byte budget (design.md §2 inv. 8): what gives way when the outbox is full.
 
-Rule, applied inside the enqueue transaction whenever the payload bytes of all rows exceed
-``max_bytes``:
+What is counted: the bytes the outbox really occupies -- database pages in use plus the
+write-ahead log -- not just payloads (row and index overhead and the WAL made a 1 MiB budget
+a 6-8 MiB file). Checkpoint policy (:func:`checkpoint_pages`): SQLite checkpoints the WAL
+every ~5 % of the budget (at least 64, at most 1,000 pages) and truncates it back to that
+size (``journal_size_limit``), and after every thinning the WAL is checkpointed and
+truncated at once, so the WAL stays a small, counted share of the budget.
+
+Rule, applied inside the enqueue transaction when the counted bytes exceed ``max_bytes``
+(the *high-water mark*), in bulk down to the *low-water mark* (80 %), so it runs once per
+fifth of the budget, not at every commit:
 
 1. delivered rows are compacted at once, whatever their retention;
-2. if still over budget, *pending periodic observations* (kind ``pcd01``, priority not
-   ``high``) are thinned, oldest first, by dropping every second one -- the oldest data
-   loses time resolution first, recent data stays complete -- pass after pass, until the
-   bytes fall to the low-water mark (90 % of the budget);
+2. pending *periodic observations* (kind ``pcd01``, priority not ``high``) are thinned by
+   age: the most recent ``RECENT_S`` (15 min) stay complete; older ones keep one in 2,
+   then one in 4, 8 ... each time their age doubles. If that frees too little, the recent
+   window is halved and the tiers move with it (level 1, 2 ...) until it is enough. Which
+   rows survive at each resolution is fixed per row (:func:`_rank`), so a row kept at one in
+   4 is also kept at one in 2: thinning again never halves what is left again, and the
+   oldest data keeps a sample at every level instead of disappearing. Only when even the
+   last level is not enough (observations alone fill the budget within seconds, as on a
+   full disk) are observations dropped oldest first, whatever their age;
 3. PCD-10 events, PCD-04 alarms, in-flight, quarantined and expired rows are never
    dropped; if they alone exceed the budget the outbox keeps growing and says so.
 
-Every thinning is counted per lane (``thinned`` in ``pumpgw outbox stats``) and raised
-as an alert; so is step 3.
+Within a level, rows are taken oldest first and only as many as needed.
+
+Reporting (in :mod:`gateway.outbox.store`): one alert when thinning starts (a crossing),
+then at most one summary WARNING a minute while it goes on; the episode ends when the
+pending backlog has fallen below half the budget (checked once a minute).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.outbox.model import THINNABLE_KINDS
 
-LOW_WATER = 0.9
-MAX_PASSES = 32
+LOW_WATER = 0.8
+RELEASE = 0.5  # a thinning episode ends below this share of the budget
+RECENT_S = 900.0  # observations this young are never thinned at level 0
+MAX_LEVEL = 14  # RECENT_S / 2**14 < 0.1 s: at the last level everything old is at its coarsest
+ROW_OVERHEAD = 160  # bytes of page space per row beyond its payload (row header, two indexes)
+_MASK64 = (1 << 64) - 1
 
 
 @dataclass
@@ -32,57 +56,122 @@ class BudgetOutcome:
     compacted_bytes: int = 0
     thinned: dict[str, int] = field(default_factory=dict)  # lane -> rows dropped
     thinned_bytes: int = 0
+    level: int = -1  # the thinning level used (-1: none)
     still_over: bool = False
+    used: int = 0  # bytes counted after enforcement (estimate)
 
 
-def enforce(conn: sqlite3.Connection, *, total: int, max_bytes: int) -> tuple[int, BudgetOutcome]:
-    """Bring ``total`` (payload bytes in the file) under ``max_bytes``; returns the new total.
+def checkpoint_pages(max_bytes: int, page_size: int) -> int:
+    """WAL pages between automatic checkpoints: ~5 % of the budget, 64..1,000 pages."""
+    return max(64, min(1000, int(max_bytes * 0.05) // page_size))
 
-    Runs inside the caller's open transaction.
+
+def configure_wal(conn: sqlite3.Connection, max_bytes: int) -> None:
+    """Apply the checkpoint policy (module docstring) to an open outbox connection."""
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = checkpoint_pages(max_bytes, page_size)
+    conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+    conn.execute(f"PRAGMA journal_size_limit={pages * page_size}")
+
+
+def used_bytes(conn: sqlite3.Connection, path: Path) -> int:
+    """Database pages in use (inside the open transaction, if any) plus the WAL file."""
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    try:
+        wal = os.stat(f"{path}-wal").st_size
+    except OSError:
+        wal = 0
+    return (pages - free) * page_size + wal
+
+
+def _rank(row_id: int) -> int:
+    """How coarse a resolution keeps this row: kept at "one in 2**k" iff ``k <= _rank``.
+
+    Trailing zero bits of a well-mixed hash of the id (splitmix64 finaliser): half the rows
+    have rank >= 1, a quarter >= 2 ... independent of how ids interleave across lanes and
+    pumps, and fixed per row, so coarser levels keep a subset of finer ones.
     """
-    outcome = BudgetOutcome()
-    if total <= max_bytes:
-        return total, outcome
-    n, freed = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE state='delivered'"
-    ).fetchone()
+    z = (row_id + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return (z & -z).bit_length() - 1 if z else 64
+
+
+def keeps(row_id: int, age_s: float, level: int) -> bool:
+    """Whether thinning at ``level`` keeps an observation of this age (module docstring)."""
+    recent = RECENT_S / (1 << level)
+    if age_s < recent:
+        return True
+    tier = int(math.log2(age_s / recent)) + 1  # one in 2**tier
+    return _rank(row_id) >= tier
+
+
+def enforce(conn: sqlite3.Connection, *, used: int, max_bytes: int, now: float | None = None) -> BudgetOutcome:
+    """Bring the counted bytes from ``used`` under ``max_bytes`` (to the low-water mark).
+
+    Runs inside the caller's open transaction; the caller measures ``used``
+    (:func:`used_bytes`). Freed bytes are estimated (payload + :data:`ROW_OVERHEAD`); the
+    next commit measures again.
+    """
+    outcome = BudgetOutcome(used=used)
+    if used <= max_bytes:
+        return outcome
+    now = time.time() if now is None else now
+    n, freed = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE state='delivered'").fetchone()
     if n:
         conn.execute("DELETE FROM messages WHERE state='delivered'")
-        total -= freed
+        used -= freed + n * ROW_OVERHEAD
         outcome.compacted, outcome.compacted_bytes = n, freed
-    target = int(max_bytes * LOW_WATER)
-    kinds = tuple(sorted(THINNABLE_KINDS))
-    marks = ",".join("?" * len(kinds))
-    for _ in range(MAX_PASSES):
-        if total <= target:
-            break
+    need = used - int(max_bytes * LOW_WATER)
+    if need > 0:
+        kinds = tuple(sorted(THINNABLE_KINDS))
         rows = conn.execute(
-            f"SELECT id, lane, size FROM messages WHERE state='pending' AND priority != 'high' "
-            f"AND kind IN ({marks}) ORDER BY id",
+            f"SELECT id, lane, size, created_at FROM messages WHERE state='pending' AND priority != 'high' "
+            f"AND kind IN ({','.join('?' * len(kinds))}) ORDER BY id",
             kinds,
         ).fetchall()
-        victims: list[tuple[int, str, int]] = []
-        for row in rows[1::2]:  # every second one, oldest first
-            if total <= target:
+        victims: list[tuple[int, str, int, float]] = []
+        for level in range(MAX_LEVEL + 2):
+            victims, freed = [], 0
+            for r in rows:  # oldest first: the oldest data loses resolution first
+                if level > MAX_LEVEL or not keeps(r[0], now - r[3], level):
+                    victims.append(r)
+                    freed += r[2] + ROW_OVERHEAD
+                    if freed >= need:
+                        break
+            if freed >= need:
                 break
-            victims.append(row)
-            total -= row[2]
-        if not victims:
-            break
-        conn.executemany("DELETE FROM messages WHERE id = ?", [(v[0],) for v in victims])
-        per_lane: dict[str, list[int]] = {}
-        for _, lane, size in victims:
-            entry = per_lane.setdefault(lane, [0, 0])
-            entry[0] += 1
-            entry[1] += size
-        for lane, (count, size) in per_lane.items():
-            conn.execute(
-                "INSERT INTO lane_counters (lane, thinned, thinned_bytes) VALUES (?, ?, ?) "
-                "ON CONFLICT(lane) DO UPDATE SET thinned = thinned + excluded.thinned, "
-                "thinned_bytes = thinned_bytes + excluded.thinned_bytes",
-                (lane, count, size),
-            )
-            outcome.thinned[lane] = outcome.thinned.get(lane, 0) + count
-            outcome.thinned_bytes += size
-    outcome.still_over = total > max_bytes
-    return total, outcome
+        if victims:
+            outcome.level = level
+            _delete(conn, victims, outcome)
+            used -= outcome.thinned_bytes + sum(outcome.thinned.values()) * ROW_OVERHEAD
+    outcome.used = used
+    outcome.still_over = used > max_bytes
+    return outcome
+
+
+def pending_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes the pending backlog occupies (estimate; a scan, so at most once a minute)."""
+    n, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE state='pending'").fetchone()
+    return size + n * ROW_OVERHEAD
+
+
+def _delete(conn: sqlite3.Connection, victims: list[tuple[int, str, int, float]], outcome: BudgetOutcome) -> None:
+    conn.executemany("DELETE FROM messages WHERE id = ?", [(v[0],) for v in victims])
+    per_lane: dict[str, list[int]] = {}
+    for _, lane, size, _created in victims:
+        entry = per_lane.setdefault(lane, [0, 0])
+        entry[0] += 1
+        entry[1] += size
+    for lane, (count, size) in per_lane.items():
+        conn.execute(
+            "INSERT INTO lane_counters (lane, thinned, thinned_bytes) VALUES (?, ?, ?) "
+            "ON CONFLICT(lane) DO UPDATE SET thinned = thinned + excluded.thinned, "
+            "thinned_bytes = thinned_bytes + excluded.thinned_bytes",
+            (lane, count, size),
+        )
+        outcome.thinned[lane] = outcome.thinned.get(lane, 0) + count
+        outcome.thinned_bytes += size

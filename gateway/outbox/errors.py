@@ -37,3 +37,12 @@ class MessageNotFound(OutboxError):
     def __init__(self, msg_id: int) -> None:
         self.msg_id = msg_id
         super().__init__(f"no outbox message with id {msg_id}")
+
+
+class OutboxFull(OutboxError):
+    """The file system holding the outbox has no room for this write, even after the reserve
+    was released. The caller retries later (events: the pipeline; state changes: the sender)."""
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        self.path = path
+        super().__init__(f"outbox {path}: the disk is full{': ' + detail if detail else ''}")

@@ -44,3 +44,28 @@ class LaneStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One rendered message for one lane, not yet committed: exact bytes, MSH-10 fixed.
+
+    Produced without I/O (encoders, MQTT payload rendering); a retry of a failed commit
+    reuses the same object, so the bytes and control id never change (design.md §2 inv. 2).
+    """
+
+    lane: str
+    kind: str
+    control_id: str
+    payload: bytes
+    ttl_s: float
+    priority: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class PumpStateRow:
+    """A pump's durable clinical state (versioned JSON), committed with its messages."""
+
+    pump_id: str
+    version: int
+    state: str

@@ -13,7 +13,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gateway.outbox.errors import OutboxCorrupt, OutboxSchemaError
+from gateway.outbox.errors import OutboxCorrupt, OutboxFull, OutboxSchemaError
+from gateway.outbox.reserve import is_disk_full
 
 # Index = version reached after applying the statements. Each issue adds its own numbered,
 # additive step (docs/architecture.md); absent numbers are skipped, so steps merge in any order.
@@ -42,6 +43,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             lane TEXT PRIMARY KEY,
             thinned INTEGER NOT NULL DEFAULT 0,
             thinned_bytes INTEGER NOT NULL DEFAULT 0
+        )""",
+    ),
+    # 2 (issue 12): the clinical state each pump's messages told the outside world (active alarms
+    # with their onset id, running infusions, communication state, identity, last PCD-01),
+    # written in the same transaction as those messages so a restart continues the story
+    # (design.md §2 inv. 9). One row per pump; ``state`` is versioned JSON owned by
+    # gateway/events/state_codec.py. No reference to other tables.
+    2: (
+        """CREATE TABLE pump_state (
+            pump_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,               -- format version of ``state``
+            state TEXT NOT NULL,                    -- JSON
+            updated_at REAL NOT NULL                -- wall clock of the commit
         )""",
     ),
     # 3: traceability (gateway/identity, gateway/audit): per-slot identity, devices seen, and
@@ -121,6 +135,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if is_disk_full(exc):  # not corrupt: no room for the WAL or a migration
+            raise OutboxFull(str(path), str(exc)) from None
         raise OutboxCorrupt(str(path), str(exc)) from None
     except BaseException:
         conn.close()

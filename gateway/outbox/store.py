@@ -6,15 +6,26 @@ lane (4.2k vs 9.4k msgs/s on loopback; each hop costs ~30 us plus GIL hand-overs
 the longest blocking call is one ``fsync`` per loop turn at most (~0.15 ms on the target
 disk class), which pump polling tolerates.
 
-Group commit: ``enqueue`` appends to a batch; one owned flusher task, scheduled for the
-next loop turn, commits the whole batch in one ``synchronous=FULL`` transaction, then
-resolves every waiting ``enqueue``. No caller returns before its own commit.
+Group commit: ``commit`` (and ``enqueue``, one message) appends a unit -- the messages of
+one event for every lane plus the pump's clinical state row -- to a batch; one owned flusher
+task, scheduled for the next loop turn, commits the whole batch in one ``synchronous=FULL``
+transaction, then resolves every waiting caller. No caller returns before its own commit,
+and a unit is never split: its messages and state are all in the file or none is
+(design.md §2 inv. 9, 10).
 
 State transitions made by a sender (claim, delivered, quarantined, expired) commit with
 ``synchronous=NORMAL``: in WAL mode such a commit survives a process crash (SIGKILL), and
 becomes durable against power loss with the next FULL commit or checkpoint. Losing one on
 power loss only makes the sender resend identical bytes (at-least-once holds); see
 docs/integration-engineer.md, "Delivery guarantees".
+
+Full disk (a degraded mode, not a loss): a write that fails for lack of space releases the
+reserve file (:mod:`gateway.outbox.reserve`), caps the byte budget at what the outbox holds
+now -- periodic observations are thinned to make room, so alarms and events still commit --
+and is retried once. One ERROR and one alert when this starts; further failures are counted
+and reported with the recovery, which is checked after every commit and every few seconds:
+as soon as the file system has room for the reserve again it is re-created and the cap
+lifted. A write that still fails raises :class:`OutboxFull` (the caller retries).
 """
 
 from __future__ import annotations
@@ -24,12 +35,13 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.outbox import budget, queries, schema
-from gateway.outbox.errors import OutboxClosed
-from gateway.outbox.model import LaneStats, OutboxMessage
+from gateway.outbox.errors import OutboxClosed, OutboxFull
+from gateway.outbox.model import LaneStats, NewMessage, OutboxMessage, PumpStateRow
+from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 
 log = logging.getLogger("pumpgw.outbox")
 
@@ -40,6 +52,9 @@ _CLAIM_SQL = (
     "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
 )
 CLAIM_BATCH = 32  # rows marked in_flight per query; served from memory one at a time
+DEFAULT_RESERVE_BYTES = 4 << 20
+SUMMARY_INTERVAL_S = 60.0  # at most one thinning summary per minute
+RECOVERY_CHECK_S = 5.0  # how often maintain() looks for free space while degraded
 
 
 class Outbox:
@@ -54,21 +69,34 @@ class Outbox:
         max_bytes: int,
         delivered_retention_s: float,
         on_alert: AlertHook | None,
+        reserve: DiskReserve | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
+        self.clock = clock  # wall clock for created_at and the budget's ages (tests pass their own)
         self.max_bytes = max_bytes
         self.delivered_retention_s = delivered_retention_s
         self.on_alert = on_alert
         self._conn = conn
         self._reader = reader
         self._sync = "FULL"
-        self._batch: list[tuple[tuple, asyncio.Future[int]]] = []
+        self._batch: list[tuple[list[tuple], list[tuple], asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task | None = None
         self._wake: dict[str, asyncio.Event] = {}
         self._claimed: dict[str, deque[OutboxMessage]] = {}
         self._bytes = queries.total_bytes(conn)
         self._over_budget = False  # alert on crossing the budget, not on every commit
+        self._recheck_at = 0  # while over budget with nothing to thin: look again past this size
         self._closed = False
+        self._reserve = reserve
+        self.disk_full = False  # degraded: no room on the file system (reserve released)
+        self._disk_cap: int | None = None  # budget cap while degraded: no growth
+        self._full_failures = 0  # writes refused while degraded (reported at recovery)
+        self._thinning = False  # in a thinning episode: one alert per crossing
+        self._summary: dict[str, int] = {}
+        self._summary_bytes = 0
+        self._summary_at = float("-inf")
+        budget.configure_wal(conn, max_bytes)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -80,10 +108,45 @@ class Outbox:
         max_bytes: int = 1 << 30,
         delivered_retention_s: float = 86400.0,
         on_alert: AlertHook | None = None,
+        reserve_bytes: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> Outbox:
         """Open or create the file, check and migrate it, and return in-flight rows to
-        pending (they were on the wire when the previous process died)."""
+        pending (they were on the wire when the previous process died).
+
+        With ``reserve_bytes`` a reserve file is kept beside it (module docstring). On a full
+        disk the reserve is released to open, and the outbox starts degraded -- saying so at
+        ERROR -- rather than not at all.
+        """
         path = Path(path)
+        reserve = DiskReserve(path, reserve_bytes) if reserve_bytes > 0 else None
+        released = False
+        while True:
+            try:
+                conn, reader, back, compacted = cls._open_files(path, delivered_retention_s)
+                break
+            except Exception as exc:
+                if not (isinstance(exc, OutboxFull) or is_disk_full(exc)) or released or reserve is None:
+                    if is_disk_full(exc) and not isinstance(exc, OutboxFull):
+                        raise OutboxFull(str(path), "cannot open the outbox") from None
+                    raise
+                released = reserve.release()
+                if not released:
+                    raise OutboxFull(str(path), "cannot open the outbox and no reserve is left to release") from None
+        outbox = cls(
+            path, conn, reader, max_bytes=max_bytes, delivered_retention_s=delivered_retention_s, on_alert=on_alert,
+            reserve=reserve, clock=clock,
+        )
+        if back:
+            log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
+        log.info("outbox %s opened (compacted %d delivered row(s))", path, compacted)
+        if released or (reserve is not None and not reserve.ensure()):
+            outbox._enter_disk_full("at start-up" + (": the reserve was released to open the outbox" if released
+                                                     else ": no room for the reserve file"))
+        return outbox
+
+    @staticmethod
+    def _open_files(path: Path, delivered_retention_s: float):
         conn = schema.connect(path)
         try:
             now = time.time()
@@ -97,14 +160,11 @@ class Outbox:
             conn.execute("COMMIT")
             reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0)
         except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             conn.close()
             raise
-        if back:
-            log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
-        log.info("outbox %s opened (compacted %d delivered row(s))", path, compacted)
-        return cls(
-            path, conn, reader, max_bytes=max_bytes, delivered_retention_s=delivered_retention_s, on_alert=on_alert
-        )
+        return conn, reader, back, compacted
 
     def close(self) -> None:
         """Close the file. Enqueues still waiting for their commit fail with OutboxClosed."""
@@ -113,7 +173,7 @@ class Outbox:
         self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
-        for _, fut in self._batch:
+        for _, _, fut in self._batch:
             if not fut.done():
                 fut.set_exception(OutboxClosed(f"outbox {self.path} closed before the commit"))
         self._batch.clear()
@@ -156,22 +216,47 @@ class Outbox:
         If the caller is cancelled while waiting, the message may still be committed and
         delivered (it was already in the batch).
         """
+        ids = await self.commit([NewMessage(lane, kind, control_id, payload, ttl_s, priority)])
+        return ids[0]
+
+    async def commit(
+        self, messages: Sequence[NewMessage], states: Sequence[PumpStateRow] = ()
+    ) -> list[int]:
+        """Commit ``messages`` (any lanes) and ``states`` (upserted per pump) atomically.
+
+        All or nothing: either every row is in the file (synchronous=FULL) when this returns,
+        or it raises and none is. The unit joins the current group commit; a failure of that
+        transaction fails every unit in it, and each caller retries its own unit with the same
+        objects (same bytes, same control ids). Invalid arguments raise ``ValueError`` before
+        anything is queued, so one bad caller never fails another's commit.
+        """
         if self._closed:
             raise OutboxClosed(f"outbox {self.path} is closed")
-        if not lane or not kind or not control_id:
-            raise ValueError(f"lane, kind and control_id must be non-empty (got {lane!r}, {kind!r}, {control_id!r})")
-        if not ttl_s > 0:
-            raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
-        if priority not in PRIORITIES:
-            raise ValueError(f"priority must be one of {sorted(PRIORITIES)}, got {priority!r}")
-        payload = bytes(payload)
-        now = time.time()
-        row = (lane, kind, priority, control_id, payload, len(payload), now, ttl_s, now + ttl_s, now)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._batch.append((row, fut))
+        now = self.clock()
+        rows = [self._row(m, now) for m in messages]
+        state_rows = [(s.pump_id, s.version, s.state, now) for s in states]
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._batch.append((rows, state_rows, fut))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="pumpgw-outbox-commit")
         return await fut
+
+    @staticmethod
+    def _row(m: NewMessage, now: float) -> tuple:
+        if not m.lane or not m.kind or not m.control_id:
+            raise ValueError(
+                f"lane, kind and control_id must be non-empty (got {m.lane!r}, {m.kind!r}, {m.control_id!r})"
+            )
+        if not m.ttl_s > 0:
+            raise ValueError(f"ttl_s must be > 0, got {m.ttl_s!r}")
+        if m.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {sorted(PRIORITIES)}, got {m.priority!r}")
+        payload = bytes(m.payload)
+        return (m.lane, m.kind, m.priority, m.control_id, payload, len(payload), now, m.ttl_s, now + m.ttl_s, now)
+
+    def load_states(self) -> dict[str, tuple[int, str]]:
+        """Every pump's last committed state row: ``pump_id -> (version, JSON text)``."""
+        return {r[0]: (r[1], r[2]) for r in self._conn.execute("SELECT pump_id, version, state FROM pump_state")}
 
     async def _flush(self) -> None:
         try:
@@ -179,65 +264,201 @@ class Outbox:
             while self._batch:
                 batch, self._batch = self._batch, []
                 try:
-                    ids, outcome = self._commit([r for r, _ in batch])
+                    ids, outcome = self._write(self._commit, batch)
                 except Exception as exc:
-                    for _, fut in batch:
+                    # Each waiting unit gets the error and decides to retry (same bytes, same
+                    # control ids); the flusher task itself must not end with it (nobody awaits
+                    # the task: "Task exception was never retrieved").
+                    for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
-                    raise
-                for (_, fut), msg_id in zip(batch, ids):
+                    continue
+                for (_, _, fut), unit_ids in zip(batch, ids):
                     if not fut.done():
-                        fut.set_result(msg_id)
-                for lane in {r[0] for r, _ in batch}:
+                        fut.set_result(unit_ids)
+                for lane in {r[0] for rows, _, _ in batch for r in rows}:
                     self.waiter(lane).set()
                 self._report_budget(outcome)
+                if self.disk_full:
+                    self._check_recovered()
         finally:
             self._flusher = None
 
-    def _commit(self, rows: list[tuple]) -> tuple[list[int], budget.BudgetOutcome]:
+    def _commit(self, batch: list) -> tuple[list[list[int]], budget.BudgetOutcome]:
         conn = self._conn
         self._set_sync("FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [
-                conn.execute(
-                    "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
-                    "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)",
-                    row,
-                ).lastrowid
-                for row in rows
-            ]
-            total = self._bytes + sum(r[5] for r in rows)
-            total, outcome = budget.enforce(conn, total=total, max_bytes=self.max_bytes)
+            ids = []
+            added = 0
+            for rows, state_rows, _ in batch:
+                ids.append([
+                    conn.execute(
+                        "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
+                        "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)",
+                        row,
+                    ).lastrowid
+                    for row in rows
+                ])
+                added += sum(r[5] for r in rows)
+                if state_rows:
+                    conn.executemany(
+                        "INSERT INTO pump_state (pump_id, version, state, updated_at) VALUES (?,?,?,?) "
+                        "ON CONFLICT(pump_id) DO UPDATE SET version=excluded.version, state=excluded.state, "
+                        "updated_at=excluded.updated_at",
+                        state_rows,
+                    )
+            used = budget.used_bytes(conn, self.path)
+            if self.disk_full:  # the budget is what the file system still has, less headroom
+                self._disk_cap = used + self._room() - self._headroom
+            if self._over_budget and used < self._recheck_at:  # nothing was left to thin: no scan per commit
+                outcome = budget.BudgetOutcome(used=used, still_over=used > self.budget_bytes)
+            else:
+                outcome = budget.enforce(conn, used=used, max_bytes=self.budget_bytes, now=self.clock())
+            if outcome.still_over:
+                self._recheck_at = used + self.budget_bytes // 20
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # after e.g. SQLITE_FULL SQLite may have rolled back already
                 conn.execute("ROLLBACK")
             raise
-        self._bytes = total
+        self._bytes += added - outcome.thinned_bytes - outcome.compacted_bytes
+        if outcome.thinned or self.disk_full:
+            try:  # give the WAL back at once (checkpoint policy, gateway.outbox.budget)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # a reader holds a snapshot: the next automatic checkpoint does it
         return ids, outcome
 
+    @property
+    def budget_bytes(self) -> int:
+        """The byte budget in force: ``max_bytes``, or less while the disk is full."""
+        return self.max_bytes if self._disk_cap is None else min(self.max_bytes, self._disk_cap)
+
+    # -- full disk -------------------------------------------------------------------------
+
+    def _write(self, fn, *args):
+        """Run one write; on "disk full" enter the degraded mode and retry it once."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self._rollback()
+            if not self.disk_full:
+                self._enter_disk_full(f"{type(exc).__name__}: {exc}")
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self._rollback()
+            self._full_failures += 1
+            log.debug("outbox %s: write refused, disk still full (%d so far)", self.path, self._full_failures)
+            raise OutboxFull(str(self.path)) from None
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _enter_disk_full(self, why: str) -> None:
+        """Degraded mode: release the reserve, cap the budget at the current size; one ERROR."""
+        self.disk_full = True
+        self._full_failures = 0
+        released = self._reserve.release() if self._reserve is not None else False
+        try:
+            used = budget.used_bytes(self._conn, self.path)
+        except sqlite3.Error:
+            used = self._bytes
+        # From now on the budget is the room the file system has, less headroom kept for the
+        # WAL frames of state changes (a delivery must still be recordable) and checkpoints.
+        self._disk_cap = used + self._room() - self._headroom
+        try:  # a small WAL from now on: every frame of it needs disk space before a checkpoint
+            budget.configure_wal(self._conn, 0)
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        details = {"path": str(self.path), "why": why, "reserve_released_bytes": self._reserve.size if released else 0,
+                   "outbox_bytes": self._disk_cap}
+        log.error("outbox: the disk is full; running degraded (alarms and events still commit, "
+                  "periodic observations are thinned to make room) %s", details)
+        self._alert("outbox_disk_full", details)
+
+    @property
+    def _headroom(self) -> int:
+        return max(256 * 1024, (self._reserve.size if self._reserve is not None else 0) // 2)
+
+    def _room(self) -> int:
+        try:
+            return free_bytes(self.path.parent)
+        except OSError:
+            return 0
+
+    def _check_recovered(self) -> bool:
+        """Leave the degraded mode once the file system has room for the reserve again."""
+        needed = self._reserve.size if self._reserve is not None else 0
+        try:
+            room = free_bytes(self.path.parent)
+        except OSError:
+            return False
+        if room < needed + self._headroom:  # room for the reserve and the headroom beside it
+            return False
+        if self._reserve is not None and not self._reserve.ensure():
+            return False
+        self.disk_full = False
+        self._disk_cap = None
+        budget.configure_wal(self._conn, self.max_bytes)
+        log.warning("outbox: disk space available again; reserve restored, degraded mode ended %s",
+                    {"path": str(self.path), "free_bytes": room, "writes_refused_meanwhile": self._full_failures})
+        return True
+
     def _report_budget(self, outcome: budget.BudgetOutcome) -> None:
+        """One alert per crossing, one summary a minute (gateway.outbox.budget)."""
+        now = time.monotonic()
         if outcome.thinned:
-            details = {
-                "thinned": dict(outcome.thinned),
-                "thinned_bytes": outcome.thinned_bytes,
-                "compacted_delivered": outcome.compacted,
-                "bytes": self._bytes,
-                "max_bytes": self.max_bytes,
-            }
-            log.warning("outbox byte budget reached: periodic observations thinned", extra=details)
-            self._alert("outbox_budget_thinned", details)
+            for lane, count in outcome.thinned.items():
+                self._summary[lane] = self._summary.get(lane, 0) + count
+            self._summary_bytes += outcome.thinned_bytes
+            if not self._thinning:
+                self._thinning = True
+                details = {"thinned": dict(outcome.thinned), "thinned_bytes": outcome.thinned_bytes,
+                           "level": outcome.level, "compacted_delivered": outcome.compacted,
+                           "bytes": outcome.used, "max_bytes": self.budget_bytes}
+                log.warning("outbox byte budget reached: thinning older periodic observations %s", details)
+                self._alert("outbox_budget_thinned", details)
+                self._summary, self._summary_bytes, self._summary_at = {}, 0, now
+        if self._summary and now - self._summary_at >= SUMMARY_INTERVAL_S:
+            log.warning("outbox thinning summary %s", {"thinned": self._summary, "thinned_bytes": self._summary_bytes,
+                                                       "bytes": outcome.used, "max_bytes": self.budget_bytes})
+            self._summary, self._summary_bytes, self._summary_at = {}, 0, now
         # Alert on the crossing only: an alert is itself committed (MQTT .../alerts), so alerting
         # on every commit while over budget would feed itself.
+        if self.disk_full:
+            return  # the disk-full ERROR and alert stand for this condition; no flip-flop per commit
         if outcome.still_over and not self._over_budget:
             self._over_budget = True
-            details = {"bytes": self._bytes, "max_bytes": self.max_bytes}
-            log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept)", extra=details)
+            details = {"bytes": outcome.used, "max_bytes": self.budget_bytes}
+            log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept) %s", details)
             self._alert("outbox_budget_exceeded", details)
         elif not outcome.still_over and self._over_budget:
             self._over_budget = False
-            log.info("outbox back under its byte budget", extra={"bytes": self._bytes, "max_bytes": self.max_bytes})
+            log.warning("outbox back under its byte budget %s", {"bytes": outcome.used, "max_bytes": self.budget_bytes})
+
+    def _end_thinning_episode(self) -> None:
+        """Once the backlog has drained (below half the budget), a new thinning is a new crossing."""
+        if not self._thinning:
+            return
+        backlog = budget.pending_bytes(self._conn)
+        if backlog < self.budget_bytes * budget.RELEASE:
+            self._thinning = False
+            if self._summary:
+                log.warning("outbox thinning summary %s", {"thinned": self._summary, "thinned_bytes": self._summary_bytes})
+                self._summary, self._summary_bytes = {}, 0
+            log.info("outbox backlog well under its byte budget again; thinning episode over %s",
+                     {"pending_bytes": backlog, "max_bytes": self.budget_bytes})
 
     def _alert(self, name: str, details: dict) -> None:
         if self.on_alert is None:
@@ -258,7 +479,7 @@ class Outbox:
 
     async def reset_lane(self, lane: str) -> int:
         """Return the lane's in-flight rows to pending (a sender starting on the lane)."""
-        return await self._run(self._reset_lane, lane)
+        return await self._run(self._write, self._reset_lane, lane)
 
     def _reset_lane(self, lane: str) -> int:
         self._claimed.pop(lane, None)
@@ -272,7 +493,7 @@ class Outbox:
 
         Messages whose TTL passed are marked expired on the way (and alerted).
         """
-        msg, expired = await self._run(self._finish_and_claim, None, lane)
+        msg, expired = await self._run(self._write, self._finish_and_claim, None, lane)
         self._report_expired(lane, expired)
         return msg
 
@@ -284,13 +505,13 @@ class Outbox:
         if state not in ("delivered", "quarantined", "expired"):
             raise ValueError(f"finish() state must be delivered, quarantined or expired, got {state!r}")
         msg.state, msg.reason, msg.ack_text = state, reason, ack_text  # type: ignore[assignment]
-        next_msg, expired = await self._run(self._finish_and_claim, msg, msg.lane if claim_next else None)
+        next_msg, expired = await self._run(self._write, self._finish_and_claim, msg, msg.lane if claim_next else None)
         if state == "quarantined":
             # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
             # kept in the database (`pumpgw outbox show`), never in logs or alerts.
             details = {"lane": msg.lane, "id": msg.id, "kind": msg.kind, "control_id": msg.control_id,
                        "reason": reason, "ack_text_chars": len(ack_text)}
-            log.error("outbox message quarantined", extra=details)
+            log.error("outbox message quarantined %s", details)
             self._alert("message_quarantined", details)
         elif state == "expired":
             expired = [msg, *expired]
@@ -355,14 +576,14 @@ class Outbox:
             return
         details = {"lane": lane, "count": len(expired), "kinds": sorted({m.kind for m in expired}),
                    "ids": [m.id for m in expired[:20]]}
-        log.warning("outbox message(s) expired before delivery (kept as expired)", extra=details)
+        log.warning("outbox message(s) expired before delivery (kept as expired) %s", details)
         self._alert("messages_expired", details)
 
     # -- maintenance and figures ----------------------------------------------------------
 
     async def compact(self) -> int:
         """Delete delivered rows older than the retention; returns rows deleted."""
-        return await self._run(self._compact)
+        return await self._run(self._write, self._compact)
 
     def _compact(self) -> int:
         self._set_sync("NORMAL")
@@ -376,16 +597,33 @@ class Outbox:
             total = queries.total_bytes(conn)  # also picks up changes made by the operator CLI
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
+        if n:
+            try:  # give the WAL back too (checkpoint policy, gateway.outbox.budget)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
         self._bytes = total
         return n
 
     async def maintain(self, *, interval_s: float = 60.0) -> None:
-        """Compact periodically; runs until cancelled (the supervisor owns this task)."""
+        """Compact periodically and, while the disk is full, look for room every few
+        seconds; runs until cancelled (the supervisor owns this task)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(interval_s)
-            n = await self.compact()
+            await asyncio.sleep(min(interval_s, RECOVERY_CHECK_S))
+            if self.disk_full and not self._closed:
+                self._check_recovered()
+            if time.monotonic() - last < interval_s:
+                continue
+            last = time.monotonic()
+            if not self._closed:
+                self._end_thinning_episode()
+            try:
+                n = await self.compact()
+            except OutboxFull:
+                continue  # counted; the next round tries again
             if n:
                 log.info("outbox compacted %d delivered row(s)", n)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -110,6 +110,7 @@ class _PumpState:
     timeouts: int = 0  # consecutive reply timeouts (any answer resets it)
     last_poll_at: datetime | None = None  # wall clock of the last good poll (status page)
     carried_alarms: tuple[Alarm, ...] = ()  # acknowledged at the pump, not yet in a snapshot
+    sink_failures: int = 0  # consecutive snapshots the pipeline could not process for this pump
 
 
 class LinkPoller:
@@ -125,12 +126,14 @@ class LinkPoller:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         metrics: PollMetrics | None = None,
+        alert: Callable[[str, Mapping[str, object]], None] | None = None,
     ) -> None:
         self.key = key
         self.metrics = metrics
         self.link_up = False
         self.last_link_error = ""
         self.sink = sink
+        self.alert = alert
         self.opener = opener
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -288,9 +291,34 @@ class LinkPoller:
         state.failures = 0
         if state.lost:
             state.lost = False
-            await self.sink.on_comm_restored(pump_id, datetime.now(UTC))
+            await self._isolated(state, "comm restored", self.sink.on_comm_restored(pump_id, datetime.now(UTC)))
         self._mark_alive(state)
-        await self.sink.on_snapshot(pump_id, snapshot)
+        if await self._isolated(state, "snapshot", self.sink.on_snapshot(pump_id, snapshot)) and state.sink_failures:
+            self.log.info("pump processing recovered", pump=pump_id, failed_snapshots=state.sink_failures)
+            state.sink_failures = 0
+
+    async def _isolated(self, state: _PumpState, what: str, call: Awaitable[None]) -> bool:
+        """Run one sink call for one pump; an unexpected exception is that pump's problem.
+
+        It is logged with the pump id (first of a streak at ERROR with the traceback, then
+        counted), raised as a gateway alert once per streak, and the snapshot is skipped --
+        the poller and the pump's neighbours on the link carry on (design §2: one pump's bad
+        data must not silence a rack). Cancellation and link errors still propagate.
+        """
+        try:
+            await call
+            return True
+        except (asyncio.CancelledError, LinkError):
+            raise
+        except Exception as exc:
+            state.sink_failures += 1
+            if state.sink_failures == 1:
+                self.log.exception("processing failed for one pump; snapshot skipped", pump=state.config.id,
+                                   stage=what, error_type=type(exc).__name__)
+                if self.alert is not None:
+                    self.alert("pump_processing_failed", {"pump": state.config.id, "link": self.key, "stage": what,
+                                                          "error_type": type(exc).__name__})
+            return False
 
     async def _identify(self, state: _PumpState) -> None:
         """Identify the pump. A pump that answers but not with its identity (refusal, garbled
@@ -303,10 +331,11 @@ class LinkPoller:
             raise
         except DriverError as exc:
             state.last_identify = time.monotonic()
-            await self.sink.on_identity_unreadable(state.config.id, f"{type(exc).__name__}: {exc}")
+            await self._isolated(state, "identity unreadable",
+                                 self.sink.on_identity_unreadable(state.config.id, f"{type(exc).__name__}: {exc}"))
             return
         state.last_identify = time.monotonic()
-        await self.sink.on_identity(state.config.id, identity)
+        await self._isolated(state, "identity", self.sink.on_identity(state.config.id, identity))
 
     async def _poll_failed(self, state: _PumpState, exc: DriverError) -> None:
         state.failures += 1
@@ -325,7 +354,7 @@ class LinkPoller:
         if not state.lost and time.monotonic() - state.last_ok >= state.config.comm_lost_after_s:
             state.lost = True
             self.log.error("communication lost", pump=state.config.id, reason=reason)
-            await self.sink.on_comm_lost(state.config.id, datetime.now(UTC), reason)
+            await self._isolated(state, "comm lost", self.sink.on_comm_lost(state.config.id, datetime.now(UTC), reason))
 
     async def _mark_lost_if_silent(self, reason: str) -> None:
         for state in self.pumps:

@@ -104,7 +104,7 @@ async def test_gateway_reports_what_the_simulated_ward_does_on_all_three_protoco
         )
         def stalled(r) -> bool:
             return (r.message_type == "ORU^R40^ORU_R40" and b"pump motor stalled" in r.raw
-                    and b"ne-bed01^^" in r.raw and b"|start|" in r.raw)
+                    and b"|ne-bed01^NE-1000^" in r.raw and b"|start|" in r.raw)
 
         def titrated(r) -> bool:
             return r.message_type == "ORU^R42^ORU_R01" and b"8002-51740" in r.raw and pcd01_rate(r.raw) == "12.00"

@@ -45,17 +45,22 @@ def snapshot(at: datetime, *, alarms: tuple[Alarm, ...] = ()) -> PumpSnapshot:
     return PumpSnapshot("bed01", PumpIdentity("New Era", "NE-1000", firmware="3.928"), (channel,), received_at=at)
 
 
-class FailingOnce:
-    """The real outbox, with the first ``failures`` commits failing as a full disk would."""
+def fail_inserts(outbox: Outbox, failures: int, lane: str | None = None) -> None:
+    """Make the real outbox's next ``failures`` inserts (into ``lane``, or any) fail inside
+    SQLite, as a full disk or an I/O error would: the whole transaction rolls back."""
+    left = [failures]
 
-    def __init__(self, outbox: Outbox, failures: int) -> None:
-        self.outbox, self.failures = outbox, failures
+    def check(row_lane: str) -> int:
+        if left[0] and (lane is None or row_lane == lane):
+            left[0] -= 1
+            raise OSError("database or disk is full")
+        return 0
 
-    async def enqueue(self, **kwargs) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise sqlite3.OperationalError("database or disk is full")
-        return await self.outbox.enqueue(**kwargs)
+    outbox._conn.create_function("pumpgw_test_fail", 1, check)
+    outbox._conn.execute(
+        "CREATE TEMP TRIGGER IF NOT EXISTS pumpgw_test_fail BEFORE INSERT ON messages "
+        "BEGIN SELECT pumpgw_test_fail(NEW.lane); END"
+    )
 
 
 def stored(path) -> list[tuple[str, str]]:
@@ -68,13 +73,16 @@ async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tm
     configure_logging(level="info", fmt="json", stream=log)
     config = load_config_text(CONFIG)
     outbox = Outbox.open(tmp_path / "o.sqlite")
-    pipeline = Pipeline(config, FailingOnce(outbox, failures=2), control_ids=ControlIdGenerator("001BC50C0000AA03"))
-    await pipeline.on_snapshot("bed01", snapshot(T0))  # delivery start (PCD-10) and PCD-01 both fail
+    pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"))
+    fail_inserts(outbox, 1)
+    await pipeline.on_snapshot("bed01", snapshot(T0))  # delivery start (PCD-10) and PCD-01: one commit, fails
     assert stored(tmp_path / "o.sqlite") == []
     await pipeline.on_snapshot("bed01", snapshot(T0 + timedelta(seconds=1), alarms=(OCCLUSION,)))
-    # the failed start is queued first, then the new alarm onset (its own lane) and the stop
-    assert stored(tmp_path / "o.sqlite") == [("ehr", "pcd10"), ("ehr.alarms", "pcd04"), ("ehr", "pcd10")]
-    assert "event not queued for HL7; will retry" in log.getvalue()
+    # the failed start and PCD-01 are committed first, then the new alarm onset (its own lane) and the stop
+    assert stored(tmp_path / "o.sqlite") == [
+        ("ehr", "pcd10"), ("ehr", "pcd01"), ("ehr.alarms", "pcd04"), ("ehr", "pcd10")
+    ]
+    assert "commit failed; the same messages will be committed before newer ones" in log.getvalue()
     outbox.close()
     logging.getLogger().handlers.clear()
 

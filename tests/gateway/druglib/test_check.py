@@ -212,3 +212,19 @@ def test_verdict_is_monotonic_in_dose(example, name, a, b, by_rate):
         return found
 
     assert DOSE_ORDER[kind(low)] <= DOSE_ORDER[kind(high)]
+
+
+@pytest.mark.parametrize("text", ["NaN", "sNaN", "Infinity", "-Infinity", "1E+999999", "1e-999999"])
+@pytest.mark.parametrize("field", ["rate", "dose_rate", "patient_weight", "concentration", "vtbi"])
+def test_non_finite_or_absurd_numbers_give_no_dose_check_possible_instead_of_raising(example, field, text):
+    units = {"rate": "mL/h", "dose_rate": "ug/kg/min", "patient_weight": "kg", "concentration": "mg/mL", "vtbi": "mL"}
+    vs = evaluate(example, dopamine(**{field: q(text, units[field])}))
+    assert K.NO_DOSE_CHECK_POSSIBLE in vs.kinds
+    assert any(v.limit_name == field for v in vs.verdicts)
+
+
+@settings(max_examples=200)
+@given(st.decimals(), st.decimals(), st.decimals())
+def test_evaluate_never_raises_for_any_decimal_a_pump_could_report(example, rate, dose, weight):
+    evaluate(example, dopamine(rate=Quantity(rate, "mL/h"), dose_rate=Quantity(dose, "ug/kg/min"),
+                               patient_weight=Quantity(weight, "kg")))

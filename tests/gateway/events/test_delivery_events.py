@@ -183,7 +183,7 @@ def test_removed_channel_while_infusing_is_a_stop_with_reason_channel_removed():
     tracker.on_snapshot(snap(0, channel(INFUSING, channel_id="A"), channel(STOPPED, channel_id="B")))
     events = tracker.on_snapshot(snap(10, channel(STOPPED, channel_id="B")))
     assert kinds(events) == [EventKind.DELIVERY_STOP]
-    assert (events[0].channel_id, events[0].detail) == ("A", {"reason": "channel_removed"})
+    assert (events[0].channel_id, events[0].detail) == ("A", {"reason": "channel_removed", "ordinal": "1"})
     assert events[0].previous_channel.channel_id == "A"
 
 

@@ -186,7 +186,8 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
             assert acct.open_alerts == {}
             for _ in range(len(acct.delivering)):
                 stop = take(EventKind.DELIVERY_STOP)
-                assert stop is not None and stop.detail == {"reason": "device_replaced"}
+                assert stop is not None and stop.detail.get("reason") == "device_replaced"
+                assert stop.detail.get("ordinal", "").isdigit()  # where the channel sat in the tree
                 acct.delivering.remove(stop.channel_id)
             acct.known.clear()
             acct.identity = None
@@ -287,8 +288,9 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
         previous = acct.known.pop(cid)
         if cid in acct.delivering:
             stop = queue.pop(0)
-            expected_stop = (EventKind.DELIVERY_STOP, cid, {"reason": "channel_removed"})
-            assert (stop.kind, stop.channel_id, stop.detail) == expected_stop
+            expected_stop = (EventKind.DELIVERY_STOP, cid, "channel_removed")
+            assert (stop.kind, stop.channel_id, stop.detail.get("reason")) == expected_stop
+            assert stop.detail.get("ordinal", "").isdigit()
             acct.delivering.remove(cid)
     assert queue == [], f"events without a cause: {queue}"
     assert acct.delivering <= set(channels)

@@ -82,3 +82,65 @@ def test_two_gateways_at_the_same_instant_issue_different_ids():
     a = ControlIdGenerator("0012211839000001", clock_ms=clock)
     b = ControlIdGenerator("0012211839000002", clock_ms=clock)
     assert a.next_id() != b.next_id()
+
+
+def id_ms(control_id: str) -> int:
+    return int(control_id[8:17], 36)  # 9 base-36 digits of UTC ms after the 8-hex prefix
+
+
+def test_quick_restarts_keep_ids_unique_and_monotonic_without_running_ahead_of_the_clock(tmp_path):
+    """220 restarts 10 ms apart (a crash loop) once drifted the ids 7,000 s ahead of the clock."""
+    state = tmp_path / "msh10.state"
+    wall = SteppingClock(1_700_000_000_000)
+    boot = SteppingClock(5_000)  # the boot clock of the same boot: never steps
+    issued: list[str] = []
+    for _ in range(220):
+        gen = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=boot, boot_id="boot-a")
+        issued += [gen.next_id() for _ in range(3)]
+        wall.ms += 10
+        boot.ms += 10
+    assert issued == sorted(issued) and len(set(issued)) == len(issued)
+    assert id_ms(issued[-1]) - wall.ms <= 1_000
+
+
+def test_a_restart_after_the_wall_clock_stepped_back_in_the_same_boot_stays_above_the_previous_ids(tmp_path):
+    state = tmp_path / "msh10.state"
+    wall = SteppingClock(1_700_000_000_000)
+    boot = SteppingClock(5_000)
+    first = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=boot, boot_id="boot-a")
+    before = [first.next_id() for _ in range(50)]
+    wall.ms -= 30_000  # NTP steps back 30 s; real time goes on 1 s
+    boot.ms += 1_000
+    second = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=boot, boot_id="boot-a")
+    after = [second.next_id() for _ in range(50)]
+    assert max(before) < min(after)
+
+
+def test_a_clock_jump_forward_is_written_down_before_ids_use_it(tmp_path):
+    state = tmp_path / "msh10.state"
+    wall = SteppingClock(1_700_000_000_000)
+    boot = SteppingClock(5_000)
+    first = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=boot, boot_id="boot-a")
+    first.next_id()
+    wall.ms += 20_000  # the wall clock jumps 20 s forward; the boot clock does not
+    jumped = first.next_id()
+    wall.ms -= 20_000  # ... and back, then a crash and restart
+    second = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=boot, boot_id="boot-a")
+    assert second.next_id() > jumped
+
+
+def test_after_a_reboot_ids_start_above_the_lease(tmp_path):
+    state = tmp_path / "msh10.state"
+    wall = SteppingClock(1_700_000_000_000)
+    first = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=SteppingClock(5_000), boot_id="boot-a")
+    last = [first.next_id() for _ in range(10)][-1]
+    wall.ms -= 5_000  # rebooted with a clock 5 s behind: elapsed time is unknown
+    second = ControlIdGenerator(EUI, state_path=state, clock_ms=wall, boot_ms=SteppingClock(100), boot_id="boot-b")
+    assert second.next_id() > last
+
+
+def test_an_older_one_number_state_file_is_still_read(tmp_path):
+    state = tmp_path / "msh10.state"
+    state.write_text("1700000060000\n")
+    gen = ControlIdGenerator(EUI, state_path=state, clock_ms=SteppingClock(1_700_000_000_000))
+    assert id_ms(gen.next_id()) > 1_700_000_060_000

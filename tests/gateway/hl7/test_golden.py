@@ -28,6 +28,25 @@ GOLDEN = Path(__file__).parent / "golden"
 TF_PCD10 = Path(__file__).parent / "tf_examples" / "ihe-dev-tf10_M1.2.2_pcd10_delivery-start.hl7"
 
 
+def titration_events() -> tuple[PumpEvent, PumpEvent]:
+    """The TF's dopamine at 5.00 ug/kg/min (15.4 mL/h) titrated to 6.50 (20.0 mL/h), as the
+    event tracker derives it from two successive snapshots."""
+    from dataclasses import replace
+
+    from gateway.events.tracker import PumpEventTracker
+    from tests.gateway.hl7.conftest import dopamine_channel, q
+
+    before = one_channel_pump()
+    after = replace(before, received_at=before.received_at.replace(minute=31),
+                    device_time=before.device_time.replace(minute=31),
+                    channels=(dopamine_channel(rate=q("20.0", "mL/h"), dose_rate=q("6.50", "ug/kg/min"),
+                                               volume_infused=q("2.6", "mL")),))
+    tracker = PumpEventTracker("bed07-a")
+    tracker.on_snapshot(before)
+    stop, start = tracker.on_snapshot(after)
+    return stop, start
+
+
 def _cases():
     snap = one_channel_pump()
     ctx = make_context()
@@ -36,7 +55,10 @@ def _cases():
     end = PumpEvent(EventKind.ALARM_END, "bed07-a", TF_EVENT_TIME.replace(minute=24), channel_id="Primary",
                     snapshot=one_channel_pump(ChannelState.STOPPED), alarm=OCCLUSION, alert_instance_id="AL0001")
     start = PumpEvent(EventKind.DELIVERY_START, "bed07-a", TF_EVENT_TIME, channel_id="Primary", snapshot=snap)
+    stop, restart = titration_events()
     return {
+        "pcd10_titration_stop": lambda: encode_pcd10(stop, make_context()),
+        "pcd10_titration_start": lambda: encode_pcd10(restart, make_context()),
         "pcd01_one_channel": lambda: encode_pcd01(snap, ctx, pump_id="bed07-a"),
         "pcd01_two_channels": lambda: encode_pcd01(two_channel_pump(), make_context(), pump_id="bed08"),
         "pcd10_delivery_start": lambda: encode_pcd10(start, make_context()),

@@ -4,12 +4,11 @@ byte budget, schema and corruption checks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 
 import pytest
-
-from gateway.outbox import schema
 
 from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError
 from gateway.outbox.schema import SCHEMA_VERSION
@@ -120,57 +119,83 @@ async def test_message_past_its_ttl_is_expired_not_sent_and_kept(tmp_path):
     ob.close()
 
 
-async def test_byte_budget_thins_observations_every_second_oldest_first_and_keeps_events(tmp_path):
+def file_bytes(path) -> int:
+    return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
+
+
+class StepClock:
+    """Wall clock for created_at: each message 20 s after the previous (an 8-hour outage
+    in a few seconds)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_the_file_within_1_2x(tmp_path, caplog):
+    max_bytes = 1 << 20
+    clock = StepClock(time.time() - 8 * 3600)
     alerts = []
-    ob = Outbox.open(tmp_path / "o.db", max_bytes=20_000, on_alert=lambda name, d: alerts.append((name, d)))
-    for i in range(10):
-        await put(ob, "doc", f"E{i:03d}", kind="pcd10")
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path, max_bytes=max_bytes, on_alert=lambda name, d: alerts.append(name), clock=clock)
+    body = "v" * 1000
+    largest = 0
     n = 0
-    while not alerts:
-        await put(ob, "doc", f"O{n:03d}")
+    while clock.now < time.time():
+        await put(ob, "doc", f"O{n:05d}", body=body, ttl_s=86400)
+        if n % 50 == 0:
+            await put(ob, "doc", f"E{n:05d}", kind="pcd10", ttl_s=86400)
+            await put(ob, "doc.alarms", f"A{n:05d}", kind="pcd04", ttl_s=86400)
+        largest = max(largest, file_bytes(path))
+        clock.now += 20
         n += 1
-    assert alerts[0][0] == "outbox_budget_thinned"
-    obs = [int(c[1:]) for c in committed_control_ids(tmp_path / "o.db") if c[0] == "O"]
-    assert obs[:4] == [0, 2, 4, 6]  # first pass: every second one, oldest first
-    assert obs[-5:] == list(range(n - 5, n))  # recent data complete
-    for i in range(200):
-        await put(ob, "doc", f"O{n:03d}")
-        n += 1
-    for i in range(10):
-        await put(ob, "am", f"A{i:03d}", kind="pcd04")
-    ids = committed_control_ids(tmp_path / "o.db")
-    assert [c for c in ids if c[0] == "E"] == [f"E{i:03d}" for i in range(10)]
-    assert [c for c in ids if c[0] == "A"] == [f"A{i:03d}" for i in range(10)]
-    obs = [int(c[1:]) for c in ids if c[0] == "O"]
-    assert obs == sorted(obs) and obs[0] == 0 and obs[-1] == n - 1
-    assert ob.bytes <= 20_000
-    assert ob.stats()["doc"].thinned == n - len(obs) > 0
+    ob.close()
+    assert largest <= 1.2 * max_bytes
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT control_id, kind, created_at FROM messages ORDER BY id").fetchall()
+    kept = {cid for cid, kind, _ in rows}
+    assert {f"E{i:05d}" for i in range(0, n, 50)} <= kept  # events never thinned
+    assert {f"A{i:05d}" for i in range(0, n, 50)} <= kept  # alarms never thinned
+    end = clock.now
+    def share(lo_s: float, hi_s: float) -> float:
+        sent = [i for i in range(n) if lo_s <= end - (end - 20 * (n - i)) < hi_s]
+        return sum(f"O{i:05d}" in kept for i in sent) / max(1, len(sent))
+    assert share(0, 900) == 1.0  # the last 15 minutes complete
+    shares = [share(900 * 2**k, 900 * 2 ** (k + 1)) for k in range(4)]  # 15-30 min, 30-60, 1-2 h, 2-4 h
+    assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1], shares  # resolution falls with age
+    assert 0 < shares[-1] <= 0.25, shares  # the oldest hours thinned hard, never emptied
+    assert alerts.count("outbox_budget_thinned") == 1  # one crossing, one alert
+    thin_logs = [r for r in caplog.records if "thinn" in r.getMessage()]
+    assert len(thin_logs) <= 2  # the alert's WARNING and at most one summary in a few real seconds
+    assert Outbox.open(path).stats()["doc"].thinned == n - len([c for c in kept if c[0] == "O"]) > 0
+
 
 async def test_budget_never_drops_events_or_alarms_and_raises_an_alert(tmp_path, caplog):
     alerts = []
-    ob = Outbox.open(tmp_path / "o.db", max_bytes=2_000, on_alert=lambda name, d: alerts.append(name))
-    for i in range(40):
-        await put(ob, "doc", f"E{i}", kind="pcd10")
-    assert len(committed_control_ids(tmp_path / "o.db")) == 40
-    assert "outbox_budget_exceeded" in alerts
-    assert any(r.levelname == "ERROR" and "budget" in r.getMessage() for r in caplog.records)
+    ob = Outbox.open(tmp_path / "o.db", max_bytes=300_000, on_alert=lambda name, d: alerts.append(name))
+    for i in range(300):
+        await put(ob, "doc", f"E{i}", kind="pcd10", body="e" * 1500)
+    assert len(committed_control_ids(tmp_path / "o.db")) == 300
+    assert alerts.count("outbox_budget_exceeded") == 1
+    assert [r.levelname for r in caplog.records if "budget" in r.getMessage()] == ["ERROR"]
     ob.close()
 
 
 async def test_over_budget_alert_fires_once_per_crossing_not_per_commit(tmp_path):
     """An alert is itself committed (MQTT .../alerts); alerting on every commit would feed itself."""
     alerts = []
-    ob = Outbox.open(tmp_path / "o.db", max_bytes=2_000, on_alert=lambda name, d: alerts.append(name))
-    for i in range(40):
-        await put(ob, "doc", f"E{i}", kind="pcd10")
+    ob = Outbox.open(tmp_path / "o.db", max_bytes=300_000, on_alert=lambda name, d: alerts.append(name))
+    for i in range(300):
+        await put(ob, "doc", f"E{i}", kind="pcd10", body="e" * 1500)
     assert alerts.count("outbox_budget_exceeded") == 1
-    while ob.bytes > 1_500:  # deliver and compact: back under the budget
-        msg = await ob.claim("doc")
+    ob.delivered_retention_s = 0
+    while (msg := await ob.claim("doc")) is not None:  # deliver and compact: back under the budget
         await ob.finish(msg, "delivered", claim_next=False)
-        ob.delivered_retention_s = 0
-        await ob.compact()
-    for i in range(40):
-        await put(ob, "doc", f"F{i}", kind="pcd10")
+    await ob.compact()
+    for i in range(300):
+        await put(ob, "doc", f"F{i}", kind="pcd10", body="e" * 1500)
     assert alerts.count("outbox_budget_exceeded") == 2  # a second crossing, a second alert
     ob.close()
 
