@@ -67,7 +67,8 @@ def _handle(args: argparse.Namespace) -> int:
         log.error("cannot start", error=str(exc), error_type=type(exc).__name__)
         return 1
     except OSError as exc:  # e.g. a file that vanished since the checks
-        log.error("cannot start", error=f"{exc.filename or ''}: {exc.strerror or exc}", error_type=type(exc).__name__)
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("cannot start", error=f"{where}{exc.strerror or exc}", error_type=type(exc).__name__)
         return 1
     asyncio.run(_run(daemon))
     return 0

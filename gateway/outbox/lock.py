@@ -75,8 +75,11 @@ class InstanceLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise OutboxLocked(outbox, holder) from None
             raise OutboxPathError(outbox, f"cannot lock {path}: {exc.strerror or exc}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the PID only names the holder in a second instance's error: best effort
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk must not stop the daemon (it runs degraded; gateway.outbox)
         return cls(path, fd)
 
     def release(self) -> None:
