@@ -138,7 +138,9 @@ def build_daemon(
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)
     for dest in config.destinations:
         ssl_context = (
-            make_client_ssl_context(dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file)
+            make_client_ssl_context(
+                dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file, dest.tls.key_passphrase_file, dest.tls.crl_file
+            )
             if dest.tls.enabled
             else None
         )
@@ -167,11 +169,12 @@ def build_daemon(
 
 
 def _health_service(daemon: Daemon) -> None:
-    from gateway.health.server import HealthServer, build_app, read_password
+    from gateway.credentials import read_secret
+    from gateway.health.server import HealthServer, build_app
 
     h = daemon.config.health
     app = build_app(daemon.status, daemon.metrics.render, username=h.username,
-                    password=read_password(h.password_file) if h.password_file else "")
+                    password=read_secret(h.password_file) if h.password_file else "")
     server = HealthServer(app, host=h.listen, port=h.port, cert_file=h.cert_file, key_file=h.key_file)
     daemon.health_server = server
     daemon.supervisor.add("health", server.run, stopper=server.stop)

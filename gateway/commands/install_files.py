@@ -24,6 +24,8 @@ Install the files shipped in the pumpgw wheel under PREFIX (default /):
 
   PREFIX/etc/systemd/system/pumpgw.service     the unit (uses /opt/pumpgw/bin/pumpgw)
   PREFIX/usr/lib/sysusers.d/pumpgw.conf        the pumpgw system user (systemd-sysusers)
+  PREFIX/usr/lib/tmpfiles.d/pumpgw.conf        /etc/pumpgw/credentials, 0700 root (systemd-tmpfiles)
+  PREFIX/etc/udev/rules.d/70-pumpgw-serial.rules  serial adapters -> group pumpgw
   PREFIX/etc/pumpgw/gateway.toml               the example ward configuration, if absent
   PREFIX/etc/pumpgw/drug-library.json          the example drug library, if absent
   PREFIX/usr/share/pumpgw/schema/              JSON Schemas of the configuration and payloads
@@ -57,6 +59,9 @@ def items() -> list[Item]:
     out = [
         Item(systemd / "pumpgw.service", Path("etc/systemd/system/pumpgw.service"), 0o644),
         Item(systemd / "pumpgw.sysusers.conf", Path("usr/lib/sysusers.d/pumpgw.conf"), 0o644),
+        Item(systemd / "pumpgw.tmpfiles.conf", Path("usr/lib/tmpfiles.d/pumpgw.conf"), 0o644),
+        Item(systemd / "70-pumpgw-serial.rules", Path("etc/udev/rules.d/70-pumpgw-serial.rules"), 0o644),
+        Item(systemd / "pumpgw-network.conf.example", Path("usr/share/doc/pumpgw/examples/pumpgw-network.conf"), 0o644),
         Item(config / "ward-example.toml", Path("etc/pumpgw/gateway.toml"), 0o640, operator_owned=True),
         Item(config / "drug-library.example.json", Path("etc/pumpgw/drug-library.json"), 0o640, operator_owned=True),
         Item(config / "ward-example.toml", Path("usr/share/doc/pumpgw/examples/ward-example.toml"), 0o644),
@@ -91,7 +96,10 @@ def _handle(args: argparse.Namespace) -> int:
         etc = prefix / "etc/pumpgw"
         print("\nnext (as root):\n"
               "  systemd-sysusers                               # creates the pumpgw user\n"
+              "  systemd-tmpfiles --create pumpgw.conf          # /etc/pumpgw/credentials for secrets\n"
+              "  udevadm control --reload && udevadm trigger --subsystem-match=tty\n"
               f"  chgrp -R pumpgw {etc} && chmod 0750 {etc}\n"
+              "  systemctl edit pumpgw                          # the site's IPAddressAllow= (see examples)\n"
               f"  $EDITOR {etc}/gateway.toml                     # your ward; see docs/install.md\n"
               f"  /opt/pumpgw/bin/pumpgw check-config {etc}/gateway.toml\n"
               "  systemctl daemon-reload && systemctl enable --now pumpgw")

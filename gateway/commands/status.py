@@ -67,10 +67,12 @@ def _handle(args: argparse.Namespace) -> int:
             host = f"[{h.listen}]" if ":" in h.listen else h.listen
             url = f"{'https' if h.cert_file else 'http'}://{host}:{h.port}/"
         if h.username and h.password_file:
+            from gateway.credentials import CredentialError, read_secret
+
             try:
-                password = h.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                print(f"pumpgw status: cannot read {h.password_file}: {exc.strerror or exc}", file=sys.stderr)
+                password = read_secret(h.password_file)
+            except CredentialError as exc:
+                print(f"pumpgw status: {exc}", file=sys.stderr)
                 return 1
             token = base64.b64encode(f"{h.username}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"

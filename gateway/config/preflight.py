@@ -86,8 +86,9 @@ def library(config: GatewayConfig) -> Iterator[Finding]:
 
 def tls_and_secrets(config: GatewayConfig) -> Iterator[Finding]:
     """Every certificate, key, CA bundle and password file the daemon will read loads now."""
-    from gateway.mllp.sender import make_client_ssl_context
+    from gateway.credentials import CredentialError
     from gateway.mllp.errors import TlsConfigError
+    from gateway.mllp.sender import make_client_ssl_context
 
     client_tls: list[tuple[KeyPath, TlsConfig]] = [(("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)]
     if config.mqtt.enabled:
@@ -97,9 +98,12 @@ def tls_and_secrets(config: GatewayConfig) -> Iterator[Finding]:
     for key, tls in client_tls:
         if not tls.enabled:
             continue
+        if _credentials_unavailable(tls.ca_file, tls.cert_file, tls.key_file, tls.key_passphrase_file, tls.crl_file):
+            yield _credential_warning(key)
+            continue
         try:
-            make_client_ssl_context(tls.ca_file, tls.cert_file, tls.key_file)
-        except TlsConfigError as exc:
+            make_client_ssl_context(tls.ca_file, tls.cert_file, tls.key_file, tls.key_passphrase_file, tls.crl_file)
+        except (TlsConfigError, CredentialError) as exc:
             yield Finding(key, str(exc))
     health = config.health
     if health.enabled and health.cert_file is not None and health.key_file is not None:
@@ -150,11 +154,29 @@ def preflight(config: GatewayConfig) -> list[Finding]:
 
 
 def _readable(key: KeyPath, path: Path) -> Iterator[Finding]:
+    """A password file (or ``credential:NAME``) reads as a one-line secret."""
+    from gateway.credentials import CredentialError, read_secret
+
+    if _credentials_unavailable(path):
+        yield _credential_warning(key)
+        return
     try:
-        with open(path, "rb") as fh:
-            fh.read(1)
-    except OSError as exc:
-        yield Finding(key, f"cannot read {path}: {exc.strerror or exc}")
+        read_secret(path)
+    except CredentialError as exc:
+        yield Finding(key, str(exc))
+
+
+def _credentials_unavailable(*paths: Path | None) -> bool:
+    """``credential:NAME`` paths exist only under systemd (LoadCredential=, $CREDENTIALS_DIRECTORY):
+    the unit's ExecStartPre checks them; an operator's shell cannot."""
+    from gateway.credentials import is_credential
+
+    return any(is_credential(p) for p in paths) and not os.environ.get("CREDENTIALS_DIRECTORY")
+
+
+def _credential_warning(key: KeyPath) -> Finding:
+    return Finding(key, "uses systemd credentials (credential:NAME), which only the service sees; not checked "
+                   "here (the unit's ExecStartPre checks them)", "warning")
 
 
 def _user() -> str:

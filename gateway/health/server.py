@@ -159,6 +159,3 @@ def _bind(host: str, port: int) -> socket.socket:
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
-
-def read_password(path: Path) -> str:
-    return Path(path).read_text(encoding="utf-8").rstrip("\r\n")

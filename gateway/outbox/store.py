@@ -42,6 +42,7 @@ from gateway.outbox import budget, queries, schema
 from gateway.outbox.errors import OutboxClosed, OutboxFull
 from gateway.outbox.model import LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
+from gateway.peertext import bound_text
 
 log = logging.getLogger("pumpgw.outbox")
 
@@ -504,8 +505,12 @@ class Outbox:
         lane's next message (claimed), unless ``claim_next`` is False."""
         if state not in ("delivered", "quarantined", "expired"):
             raise ValueError(f"finish() state must be delivered, quarantined or expired, got {state!r}")
+        # Peer text is bounded (a hostile receiver's 15 MiB AE must not land on disk whole)
+        # and counted in the byte budget with the payload (``size``, design.md §2 inv. 8).
+        reason, ack_text = bound_text(reason), bound_text(ack_text)
         msg.state, msg.reason, msg.ack_text = state, reason, ack_text  # type: ignore[assignment]
         next_msg, expired = await self._run(self._write, self._finish_and_claim, msg, msg.lane if claim_next else None)
+        self._bytes += _text_bytes(reason, ack_text)
         if state == "quarantined":
             # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
             # kept in the database (`pumpgw outbox show`), never in logs or alerts.
@@ -529,8 +534,10 @@ class Outbox:
         now = time.time()
         if done is not None:
             conn.execute(
-                "UPDATE messages SET state=?, state_at=?, reason=?, ack_text=?, attempts=? WHERE id=?",
-                (done.state, now, done.reason, done.ack_text, done.attempts, done.id),
+                "UPDATE messages SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
+                "size=length(payload) + ? WHERE id=?",
+                (done.state, now, done.reason, done.ack_text, done.attempts,
+                 _text_bytes(done.reason, done.ack_text), done.id),
             )
         expired: list[OutboxMessage] = []
         while lane is not None:
@@ -644,3 +651,8 @@ class Outbox:
         if self._sync != level:
             schema.set_synchronous(self._conn, level)
             self._sync = level
+
+
+def _text_bytes(*texts: str) -> int:
+    """Bytes a row's stored texts add to its ``size`` (what the byte budget counts)."""
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
