@@ -17,7 +17,8 @@ from drivers.errors import LinkClosed, LinkError
 
 TRACE = 5
 """Log level for raw wire bytes, below DEBUG (style.md: zigpy-znp's TRACE)."""
-logging.addLevelName(TRACE, "TRACE")
+if logging.getLevelName(TRACE) == f"Level {TRACE}":  # the gateway names this level WIRE; keep its name
+    logging.addLevelName(TRACE, "TRACE")
 
 RX_LIMIT_BYTES = 64 * 1024
 """Unread bytes held per link before the producer is paused."""
