@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulators.cli",
     "gateway.commands.hl7",
     "gateway.commands.install_files",
+    "fleet.cli",  # the central fleet service (own package; heavy imports only inside its handlers)
 )
 
 DESCRIPTION = """\
