@@ -72,6 +72,7 @@ def configure_logging(
 ) -> None:
     """Configure structlog and the stdlib root logger once, from the ``[logging]`` section."""
     stream = stream if stream is not None else sys.stderr
+    logging.addLevelName(WIRE, "WIRE")  # again: a library (uvicorn) may have named level 5 "TRACE" since
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     numeric = WIRE if wire_trace and level == "debug" else getattr(logging, level.upper())

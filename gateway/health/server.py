@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import hmac
 import json
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +105,8 @@ class HealthServer:
     async def run(self) -> None:
         import uvicorn
 
+        from gateway.log import WIRE
+
         class _Server(uvicorn.Server):
             @contextlib.contextmanager
             def capture_signals(self):  # the supervisor owns the signals
@@ -126,6 +129,7 @@ class HealthServer:
                 ssl_certfile=str(self.cert_file) if self.cert_file else None,
                 ssl_keyfile=str(self.key_file) if self.key_file else None,
             )
+            logging.addLevelName(WIRE, "WIRE")  # uvicorn.Config names level 5 "TRACE"; ours is WIRE
             self._server = _Server(config)
             scheme = "https" if self.cert_file else "http"
             log.info("health listener open", url=f"{scheme}://{_url_host(self.host)}:{self.bound_port}/")

@@ -99,6 +99,9 @@ async def test_basic_auth_and_tls_protect_every_route(tmp_path):
     task = asyncio.create_task(server.run())
     try:
         await asyncio.wait_for(server.listening.wait(), 10)
+        import logging
+
+        assert logging.getLevelName(5) == "WIRE"  # uvicorn would rename the wire-trace level "TRACE"
         client = ssl.create_default_context()
         ca.configure_trust(client)
         for path in ("/healthz", "/metrics", "/", "/status.json"):
