@@ -18,7 +18,19 @@ DEFAULT_CONFIG = os.environ.get("PUMPGW_FLEET_CONFIG", "/etc/pumpgw/fleet.toml")
 def register(sub: Any) -> None:
     p = sub.add_parser("fleet", help="the region's central view: collect every gateway into PostgreSQL, reports",
                        description="Central fleet service (docs/fleet.md).")
-    fsub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND", required=True)
+    fsub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND")
+    # issue 22: `pumpgw fleet --demo` (no sub-command) and `pumpgw fleet passwd`
+    p.add_argument("--demo", action="store_true", help="simulated region in the local PostgreSQL + Mosquitto, "
+                   "shown in the web UI on 127.0.0.1 (docs/fleet.md)")
+    from fleet.web import demo as _demo, passwd as _passwd
+
+    _demo.add_arguments(p)
+    p.set_defaults(handler=_demo_or_usage, fleet_parser=p)
+    pw = fsub.add_parser("passwd", help="hash a web UI password (argon2id) for [[web.users]]",
+                         description="Hash a web UI password with argon2id and print the [[web.users]] entry "
+                         "to paste into fleet.toml.")
+    _passwd.add_arguments(pw)
+    pw.set_defaults(handler=_passwd_cmd)
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("--config", default=DEFAULT_CONFIG, help=f"fleet.toml (default {DEFAULT_CONFIG})")
@@ -58,6 +70,28 @@ def register(sub: Any) -> None:
     sim.add_argument("--prefix", default="pumpgw/v1", help="topic prefix (default pumpgw/v1)")
     sim.add_argument("--seed", type=int, default=1, help="random seed, for a reproducible region")
     sim.set_defaults(handler=_simulate)
+
+
+def _demo_or_usage(args: argparse.Namespace) -> int:
+    if not getattr(args, "demo", False):
+        args.fleet_parser.print_usage(sys.stderr)
+        return _fail("a FLEET_COMMAND or --demo is required")
+    try:
+        import argon2  # noqa: F401
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError as exc:
+        return _fail(f"the fleet extra is not installed ({exc.name} missing): pip install -e '.[fleet]'")
+    from fleet.web.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def _passwd_cmd(args: argparse.Namespace) -> int:
+    from fleet.web.passwd import main as passwd_main
+
+    return passwd_main(args)
 
 
 def _fail(message: str) -> int:

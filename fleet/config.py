@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleet import FleetConfigError
+from fleet.web.settings import WebSettings
 
 
 class _Model(BaseModel):
@@ -54,6 +55,9 @@ class FleetSettings(_Model):
     mqtt: MqttSettings = MqttSettings()
     collector: CollectorSettings = CollectorSettings()
     http: HttpSettings = HttpSettings()
+    # issue 22: the web UI; when present, UI and API are served together on [web]'s listener
+    # (TLS beyond loopback) and the API needs a login too (docs/fleet.md, "The web UI").
+    web: WebSettings | None = None
 
 
 def load_settings(path: str | Path) -> FleetSettings:

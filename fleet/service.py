@@ -61,6 +61,11 @@ def _serve_http(settings: FleetSettings, stop: threading.Event) -> None:
 
     from fleet.http.app import build_app
 
+    if settings.web is not None:  # issue 22: UI + API behind its login, on the UI's listener
+        from fleet.web.mount import serve_fleet_app
+
+        serve_fleet_app(settings, settings.web)
+        return
     app = build_app(settings, settings.database.dsn)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
                                            log_level="warning", lifespan="off"))

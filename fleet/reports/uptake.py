@@ -50,9 +50,10 @@ WITH rel AS (
     ORDER BY t0 DESC NULLS LAST LIMIT 1
 ), adopt AS (
     SELECT {ward} AS ward, p.library_version IS NOT DISTINCT FROM rel.version AS current,
-           greatest(rel.t0, (SELECT min(h.observed_at) FROM pump_identity_history h
-                             WHERE h.gateway_id = p.gateway_id AND h.pump = p.pump
-                               AND h.library_version = rel.version)) AS adopted_at,
+           -- greatest() ignores NULL: a pump never seen on the version must stay NULL (not adopted)
+           (SELECT CASE WHEN min(h.observed_at) IS NULL THEN NULL ELSE greatest(rel.t0, min(h.observed_at)) END
+            FROM pump_identity_history h
+            WHERE h.gateway_id = p.gateway_id AND h.pump = p.pump AND h.library_version = rel.version) AS adopted_at,
            rel.version, rel.t0
     FROM pumps p JOIN gateways g ON g.id = p.gateway_id CROSS JOIN rel
     WHERE rel.t0 IS NOT NULL

@@ -41,8 +41,9 @@ def pg_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    for version in ("17", "16", "15"):
-        candidate = Path(f"/usr/lib/postgresql/{version}/bin/{name}")
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda d: int(d.parent.name), reverse=True)
+    for bin_dir in versions:
+        candidate = bin_dir / name
         if candidate.exists():
             return str(candidate)
     return None
