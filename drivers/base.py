@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, TypeVar
@@ -32,6 +33,7 @@ from drivers.transport.link import Link, write_bounded
 
 FrameT = TypeVar("FrameT")
 _QUIET_S = 0.05  # line quiet time that ends a drain
+NOISE_SUMMARY_S = 60.0  # a noisy line: one WARNING summary per this many seconds
 _MAX_DRAIN_READS = 64
 
 # One request at a time per *link*: several drivers may share a multidrop line (NE-1000
@@ -160,6 +162,9 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
             line.drivers[address] = self  # late replies naming this address come here
         self.dropped_bytes = 0
         """Bytes skipped as noise, aborted frames or late replies on this link (counted, logged)."""
+        self._noise_first = 0.0  # monotonic start of the current noisy spell (0: quiet)
+        self._noise_last = 0.0
+        self._noise_unreported = (0, 0)  # (runs, bytes) logged at DEBUG since the last WARNING
 
     async def _exchange_frame(self, command: str) -> FrameT:
         """Send ``command`` and return its reply frame, one exchange at a time per link.
@@ -238,11 +243,29 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
                 return item
 
     def _count_dropped(self, error: FrameError, where: str) -> None:
-        self.dropped_bytes += len(error.data)
-        self._log.warning(
-            "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
-            self.pump_id, self.link.name, len(error.data), where, error.reason, error.offset,
-        )
+        """Count every skipped run; log the first of a noisy spell at WARNING, the rest at
+        DEBUG with a WARNING summary every NOISE_SUMMARY_S while it lasts (a noisy line
+        otherwise floods the journal with one line per poll)."""
+        size = len(error.data)
+        self.dropped_bytes += size
+        now = time.monotonic()
+        if not self._noise_first or now - self._noise_last > NOISE_SUMMARY_S:
+            self._noise_first, self._noise_unreported = now, (0, 0)
+            self._log.warning(
+                "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d (repeats are summarised every %g s)",
+                self.pump_id, self.link.name, size, where, error.reason, error.offset, NOISE_SUMMARY_S,
+            )
+        else:
+            runs, total = self._noise_unreported
+            self._noise_unreported = (runs + 1, total + size)
+            self._log.debug("pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
+                            self.pump_id, self.link.name, size, where, error.reason, error.offset)
+            if now - self._noise_first >= NOISE_SUMMARY_S:
+                self._log.warning("pump %s on %s: still skipping noise: %d more run(s), %d byte(s) in the last %.0f s "
+                                  "(%d byte(s) skipped on this link in all)", self.pump_id, self.link.name,
+                                  runs + 1, total + size, now - self._noise_first, self.dropped_bytes)
+                self._noise_first, self._noise_unreported = now, (0, 0)
+        self._noise_last = now
 
     async def _drain(self) -> None:
         """Wait for a quiet line; report (never silently drop) what was still arriving."""

@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
 
     _demo.add_arguments(p)
     p.set_defaults(handler=_demo_or_usage, fleet_parser=p)
-    pw = fsub.add_parser("passwd", help="hash a web UI password (argon2id) for [[web.users]]")
+    pw = fsub.add_parser("passwd", help="hash a web UI password (argon2id) for [[web.users]]",
+                         description="Hash a web UI password with argon2id and print the [[web.users]] entry "
+                         "to paste into fleet.toml.")
     _passwd.add_arguments(pw)
     pw.set_defaults(handler=_passwd_cmd)
 
@@ -34,32 +36,39 @@ def register(sub: Any) -> None:
         q.add_argument("--config", default=DEFAULT_CONFIG, help=f"fleet.toml (default {DEFAULT_CONFIG})")
         q.add_argument("--dsn", help="PostgreSQL connection string (overrides [database] dsn)")
 
-    run = fsub.add_parser("run", help="collect the gateways' MQTT tree into PostgreSQL (and serve the API)")
+    run = fsub.add_parser("run", help="collect the gateways' MQTT tree into PostgreSQL (and serve the API)",
+                          description="Collect every gateway's MQTT tree into PostgreSQL and serve the fleet API; "
+                          "runs until stopped (SIGTERM/Ctrl-C).")
     common(run)
     run.add_argument("--no-http", action="store_true", help="collector only, no HTTP API")
     run.set_defaults(handler=_run)
 
-    mig = fsub.add_parser("migrate", help="create or upgrade the database schema")
+    mig = fsub.add_parser("migrate", help="create or upgrade the database schema",
+                          description="Create the fleet database schema, or upgrade it to this version.")
     common(mig)
     mig.set_defaults(handler=_migrate)
 
-    rep = fsub.add_parser("report", help="print a report (text table, --json or --csv)")
+    rep = fsub.add_parser("report", help="print a report (text table, --json or --csv)",
+                          description="Print one fleet report as a text table, JSON or CSV "
+                          "(`pumpgw fleet report list` lists the reports).")
     common(rep)
     rep.add_argument("name", help="report name; `pumpgw fleet report list` lists them")
     fmt = rep.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
     rep.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="report parameter, e.g. --param days=14")
     rep.set_defaults(handler=_report)
 
-    sim = fsub.add_parser("simulate", help="publish a simulated region (N gateways x M pumps) to a broker")
+    sim = fsub.add_parser("simulate", help="publish a simulated region (N gateways x M pumps) to a broker",
+                          description="Publish a simulated region (N gateways x M pumps) to an MQTT broker, "
+                          "as the gateways would, for trying the fleet service.")
     sim.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT")
-    sim.add_argument("--gateways", type=int, default=5)
-    sim.add_argument("--pumps", type=int, default=10)
+    sim.add_argument("--gateways", type=int, default=5, help="simulated gateways (default 5)")
+    sim.add_argument("--pumps", type=int, default=10, help="pumps per gateway (default 10)")
     sim.add_argument("--rounds", type=int, default=20, help="simulation steps (each: events, alarms, state)")
-    sim.add_argument("--prefix", default="pumpgw/v1")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--prefix", default="pumpgw/v1", help="topic prefix (default pumpgw/v1)")
+    sim.add_argument("--seed", type=int, default=1, help="random seed, for a reproducible region")
     sim.set_defaults(handler=_simulate)
 
 

@@ -29,13 +29,16 @@ class GatewayAlerts:
     """``publish=False`` (MQTT disabled): alerts are logged only. Nothing would ever drain a
     queue then, and after ``max_queued`` alerts every further one cost an extra ERROR."""
 
-    def __init__(self, *, max_queued: int = 1000, publish: bool = True) -> None:
+    def __init__(self, *, max_queued: int = 1000, publish: bool = True, recent: int = 20) -> None:
         self._queue: deque[tuple[str, dict[str, object], datetime]] = deque()
         self._max = max_queued
         self._wake = asyncio.Event()
         self.publish = publish
         self.raised = 0
         self.overflow = 0
+        # the last alerts for the status page: name, time and technical details only
+        # (alert details never carry patient data: see the raisers, e.g. the outbox)
+        self.recent: deque[dict[str, object]] = deque(maxlen=recent)
 
     @property
     def queued(self) -> int:
@@ -43,6 +46,8 @@ class GatewayAlerts:
 
     def raise_alert(self, name: str, details: Mapping[str, object]) -> None:
         self.raised += 1
+        self.recent.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "alert": name,
+                            "details": {k: str(v) for k, v in details.items()}})
         log.error("gateway alert", alert=name, **{k: str(v) for k, v in details.items()})
         if not self.publish:
             return  # the journal is the record; no MQTT to publish to

@@ -18,6 +18,7 @@ from gateway import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.commands.run",
     "gateway.commands.check_config",
+    "gateway.commands.status",
     "gateway.commands.demo",
     "gateway.commands.schema",
     "gateway.commands.library",
@@ -27,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulators.ehr.cli",
     "simulators.cli",
     "gateway.commands.hl7",
+    "gateway.commands.install_files",
     "fleet.cli",  # the central fleet service (own package; heavy imports only inside its handlers)
 )
 
@@ -53,11 +55,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """``/x/y: Not a directory`` rather than ``[Errno 20] Not a directory: '/x/y'``."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    what = exc.strerror or str(exc)
+    return f"{where}: {what}" if where else what
+
+
 def main(argv: list[str] | None = None) -> int:
+    from gateway.commands.common import UsageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"pumpgw {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # Any file-system error a command did not handle itself (a folder that is a file, a
+        # read-only mount, a full disk): one line naming the path, never a traceback.
+        if isinstance(exc, BrokenPipeError):
+            sys.stderr.close()
+            return 0
+        print(f"pumpgw {args.command}: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `pumpgw ... | head`

@@ -18,11 +18,14 @@ from gateway.errors import ConfigError
 from gateway.druglib import LibraryHolder
 from gateway.druglib.releases import AuditHook, ReleaseApplier
 from gateway.druglib.wiring import build_signed_library
+from gateway.health.metrics import GatewayMetrics
+from gateway.health.status import StatusSources, snapshot
 from gateway.hl7 import ControlIdGenerator
 from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
 from gateway.lanes import lanes
+from gateway.outbox.lock import InstanceLock
 from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
@@ -42,6 +45,15 @@ class Daemon:
     senders: list[MllpSender] = field(default_factory=list)
     releases: ReleaseApplier | None = None  # signed drug-library releases ([library] trusted_keys)
     sources: list = field(default_factory=list)  # vendor-server listeners (gateway/sources)
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    status_sources: StatusSources | None = None
+    health_server: object | None = None  # gateway.health.server.HealthServer when enabled
+    lock: InstanceLock | None = None
+
+    def status(self) -> dict:
+        """What the status page, /status.json and `pumpgw status` show (no patient data)."""
+        assert self.status_sources is not None
+        return snapshot(self.status_sources)
 
     async def run(self) -> None:
         await self.supervisor.run()
@@ -54,17 +66,28 @@ def build_daemon(
     """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin.
 
     ``audit(kind, subject, detail, actor)`` receives drug-library applied/refused rows (the
-    audit trail's append); by default they are logged at INFO."""
-    config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
+    audit trail's append); by default they are logged at INFO.
+
+    The outbox's instance lock is taken first and held until the process ends: a second
+    daemon on the same outbox stops here (OutboxLocked names the holder's PID), and a missing
+    outbox folder is an error rather than a new, empty outbox (OutboxPathError).
+    """
+    lock = InstanceLock.acquire(config.outbox.path)
     alerts = GatewayAlerts(publish=config.mqtt.enabled)
-    outbox = Outbox.open(
-        config.outbox.path,
-        max_bytes=config.outbox.max_bytes,
-        delivered_retention_s=config.outbox.delivered_retention_s,
-        on_alert=alerts.raise_alert,
-        reserve_bytes=config.outbox.reserve_bytes,
-    )
+    try:
+        outbox = Outbox.open(
+            config.outbox.path,
+            max_bytes=config.outbox.max_bytes,
+            delivered_retention_s=config.outbox.delivered_retention_s,
+            on_alert=alerts.raise_alert,
+            reserve_bytes=config.outbox.reserve_bytes,
+        )
+    except BaseException:
+        lock.release()
+        raise
+    metrics = GatewayMetrics()  # one registry per daemon: no global state
     supervisor = Supervisor(shutdown_timeout_s=config.shutdown_timeout_s, notifier=notifier)
+    supervisor.on_close("outbox lock", lock.release)  # closers run in reverse: after the outbox
     live = None
     if config.mqtt.enabled:
         from gateway.mqtt.outbox_queue import OutboxQueue
@@ -104,13 +127,14 @@ def build_daemon(
         on_alert=alerts.raise_alert,
         trace=traceability.trace,
     )
-    daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases)
+    daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases, metrics=metrics, lock=lock)
     supervisor.add("outbox maintenance", outbox.maintain)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(
             key, pumps, pipeline,
             backoff_initial_s=config.polling.reconnect.initial_backoff_s,
             backoff_max_s=config.polling.reconnect.max_backoff_s,
+            metrics=metrics,
             alert=alerts.raise_alert,
         )
         daemon.pollers.append(poller)
@@ -128,16 +152,24 @@ def build_daemon(
                 outbox, lane=lane, host=dest.host, port=dest.port,
                 ack_timeout_s=dest.ack_timeout_s, connect_timeout_s=dest.connect_timeout_s,
                 initial_backoff_s=dest.retry.initial_backoff_s, max_backoff_s=dest.retry.max_backoff_s,
-                ssl_context=ssl_context, server_hostname=dest.tls.server_hostname,
+                ssl_context=ssl_context, server_hostname=dest.tls.server_hostname, metrics=metrics,
             )
             daemon.senders.append(sender)
             # progress() advances at every attempt; a stuck sender is one silent for longer
             # than a full backoff + connect + ACK wait.
             stale = dest.retry.max_backoff_s + dest.connect_timeout_s + dest.ack_timeout_s + 30
-            supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
+            supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale,
+                           stopper=sender.stop)
     for source in config.sources:
         daemon.sources.append(_source(source, config, supervisor, pipeline, outbox))
     supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
+    daemon.status_sources = StatusSources(
+        config=config, version=__version__, outbox=outbox, pipeline=pipeline, pollers=daemon.pollers,
+        senders=daemon.senders, supervisor=supervisor, alerts=alerts, library=library, mqtt=live,
+    )
+    metrics.observe(daemon.status)
+    if config.health.enabled:
+        _health_service(daemon)
     return daemon
 
 
@@ -159,6 +191,18 @@ def _source(source, config: GatewayConfig, supervisor: Supervisor, pipeline: Pip
     supervisor.add(f"source {source.name}", listener.run)
     supervisor.add(f"source {source.name} dedup pruning", prune)
     return listener
+
+
+def _health_service(daemon: Daemon) -> None:
+    from gateway.credentials import read_secret
+    from gateway.health.server import HealthServer, build_app
+
+    h = daemon.config.health
+    app = build_app(daemon.status, daemon.metrics.render, username=h.username,
+                    password=read_secret(h.password_file) if h.password_file else "")
+    server = HealthServer(app, host=h.listen, port=h.port, cert_file=h.cert_file, key_file=h.key_file)
+    daemon.health_server = server
+    daemon.supervisor.add("health", server.run, stopper=server.stop)
 
 
 def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_path: Path | None):

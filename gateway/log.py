@@ -82,6 +82,7 @@ def configure_logging(
 ) -> None:
     """Configure structlog and the stdlib root logger once, from the ``[logging]`` section."""
     stream = stream if stream is not None else sys.stderr
+    logging.addLevelName(WIRE, "WIRE")  # again: a library (uvicorn) may have named level 5 "TRACE" since
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     numeric = WIRE if wire_trace and level == "debug" else getattr(logging, level.upper())
@@ -95,6 +96,7 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         _name_wire_level,
         structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),  # stdlib loggers' extra={...} become fields, not text
         PhiFilter(allow_at_debug=wire_trace),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

@@ -14,3 +14,20 @@ def config_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "config"
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder shipped in the wheel as ``gateway/_<name>`` (``systemd``, ``docs``), or the
+    source checkout's ``<name>/``."""
+    packaged = Path(__file__).parent / f"_{name}"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / name
+
+
+def shipped_file(name: str) -> Path:
+    """A top-level file (LICENSE, CHANGELOG.md, README.md, constraints.txt) shipped in ``_docs``."""
+    packaged = Path(__file__).parent / "_docs" / name
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / name

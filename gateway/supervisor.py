@@ -102,6 +102,10 @@ class Supervisor:
     def request_stop(self) -> None:
         self._stop.set()
 
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
     async def wait_started(self) -> None:
         await self._started.wait()
 

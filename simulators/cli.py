@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ehr-port", type=int, default=2575, help="HL7 destination port in the written config (default 2575)")
     p.add_argument("--outbox", default="sim-outbox.sqlite", help="outbox path in the written config")
     p.add_argument("--pty-dir", type=Path, help="directory for the pty symlinks (default: a new temporary one)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: the scenario's duration_s, "
+    p.add_argument("--duration", type=float, help="stop after this many seconds; 0: run until Ctrl-C (default: the scenario's duration_s, "
                    "or run until interrupted)")
     p.set_defaults(handler=_handle)
 

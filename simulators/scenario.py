@@ -248,6 +248,9 @@ def decimal(value: float | None) -> Decimal | None:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` naming file and keys."""
+    from gateway.config.describe import describe
+    from gateway.config.positions import key_lines
+    from gateway.config.problems import format_key
     from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
 
     name = str(path)
@@ -266,10 +269,18 @@ def load_scenario(path: str | Path) -> Scenario:
     except UnicodeDecodeError as exc:
         raise ScenarioError(name, [f"not UTF-8 text (byte offset {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(name, [f"not valid TOML: {exc}"]) from exc
+        raise ScenarioError(name, [f"not valid TOML: {exc}"]) from None
     try:
         source = ScenarioFile.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        # Told like the gateway configuration's errors: FILE:LINE: KEY: expected / got, with
+        # "did you mean" for a misspelt key (gateway.config.describe).
+        lines = key_lines(text)
+        problems = []
+        for err in exc.errors():
+            d = describe(err, root=ScenarioFile)
+            line = next((lines[d.line_key[:n]] for n in range(len(d.line_key), 0, -1) if d.line_key[:n] in lines), None)
+            where = f"{name}:{line}" if line is not None else name
+            problems.append(f"{where}: {format_key(d.key)}: {d.message}")
         raise ScenarioError(name, problems) from None
     return Scenario(source, name)

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from gateway.commands.common import add_database_options
 from gateway.errors import ConfigError
 
 HELP = """\
@@ -26,16 +26,20 @@ edited or deleted. Opens the database read-only; safe while the daemon runs.
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="list and verify the audit trail", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="gateway configuration (its outbox.path)")
-    where.add_argument("--db", type=Path, help="gateway database (the outbox file)")
+    add_database_options(p, suppress=False)  # before or after the action (gateway.commands.common)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = actions.add_parser("list", help="audit rows, oldest first")
+    ls = actions.add_parser("list", help="audit rows, oldest first", description=(
+        "List the audit trail's rows, oldest first, optionally since a time, about one pump or of one "
+        "kind. Give the database with --config FILE or --db PATH (before or after the action)."))
+    add_database_options(ls, suppress=True)
     ls.add_argument("--since", type=parse_since, help="ISO date/time or an age like 12h, 7d")
     ls.add_argument("--pump", help="rows about this pump id")
     ls.add_argument("--kind", help="a kind or its prefix (identity, config, operator ...)")
     ls.add_argument("--json", action="store_true", help="print JSON")
-    vf = actions.add_parser("verify", help="check the hash chain; exit 1 on any break")
+    vf = actions.add_parser("verify", help="check the hash chain; exit 1 on any break", description=(
+        "Check the audit trail's hash chain row by row: exit 0 when intact, 1 naming the first row "
+        "that breaks it. Give the database with --config FILE or --db PATH (before or after the action)."))
+    add_database_options(vf, suppress=True)
     vf.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_handle)
 
@@ -58,10 +62,11 @@ def parse_since(text: str) -> str:
 
 def _handle(args: argparse.Namespace) -> int:
     from gateway.audit import AuditError, AuditTrail
+    from gateway.commands.common import database_option
     from gateway.commands.readonly import database_path
 
     try:
-        path, _ = database_path(args.db, args.config)
+        path, _ = database_path(*database_option(args))
         trail = AuditTrail.open_readonly(path)
     except (ConfigError, AuditError) as exc:
         print(f"pumpgw audit: {exc}", file=sys.stderr)

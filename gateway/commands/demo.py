@@ -41,23 +41,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", default=None, metavar="DIR",
                    help="where the outbox and the received-message log go (default: a new temporary directory)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="stop by itself after this many seconds (default: run until Ctrl-C)")
+                   help="stop by itself after this many seconds; 0 or absent: run until Ctrl-C "
+                   "(as for `pumpgw simulate` and a scenario's duration_s)")
     p.add_argument("--mqtt", default=None, metavar="HOST:PORT",
                    help="also publish live state, alarms and availability to this MQTT broker "
                    "(e.g. 127.0.0.1:1883; watch with: mosquitto_sub -t 'pumpgw/#' -v)")
-    p.add_argument("--status-every", type=float, default=5.0, metavar="SECONDS",
-                   help="how often to print the per-pump lines (default: 5)")
+    p.add_argument("--status-every", type=float, default=15.0, metavar="SECONDS",
+                   help="how often to print the per-pump lines (default: 15)")
+    p.add_argument("--story-pace", type=float, default=1.0, metavar="FACTOR",
+                   help="time scale of the story: 0.6 plays it in 36 s (default 1: one minute)")
+    p.add_argument("--no-story", action="store_true",
+                   help="do not run the one-minute story (infusion start, titration, occlusion, drug-library "
+                   "warning, a pump offline and back): the pumps just infuse")
+    p.add_argument("--health-port", type=int, default=0, metavar="PORT",
+                   help="port of the status page, /healthz and /metrics on 127.0.0.1 (default: a free port, printed)")
     p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if args.duration is not None and not args.duration >= 0:
+        from gateway.commands.common import UsageError
+
+        raise UsageError(f"--duration must be >= 0 seconds (0: run until Ctrl-C); got {args.duration:g}")
+    if args.duration == 0:
+        args.duration = None
+    if not 0.3 <= args.story_pace <= 10:
+        from gateway.commands.common import UsageError
+
+        raise UsageError(f"--story-pace must be between 0.3 and 10; got {args.story_pace:g}")
     try:
         config = load_config(args.config or config_dir() / "demo.toml")
     except ConfigError as exc:
         return print_config_error(exc)
+    own_state = not args.state_dir
     state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="pumpgw-demo-"))
     state.mkdir(parents=True, exist_ok=True)
-    configure_logging(level="warning", fmt="console" if sys.stderr.isatty() else "json")
+    # the story announces what matters; the log shows only errors (the journal of a real
+    # gateway has the rest -- see docs/operations.md)
+    configure_logging(level="error", fmt="console" if sys.stderr.isatty() else "json")
     if args.mqtt:
         host, _, port = args.mqtt.rpartition(":")
         if not host or not port.isdigit():
@@ -65,8 +86,26 @@ def _handle(args: argparse.Namespace) -> int:
             return 2
         mqtt = config.mqtt.model_copy(update={"enabled": True, "host": host, "port": int(port)})
         config = config.model_copy(update={"mqtt": mqtt})
-    asyncio.run(_demo(config, state, args.duration, args.status_every))
+    health = config.health.model_copy(update={"enabled": True, "listen": "127.0.0.1",
+                                              "port": args.health_port or _free_port()})
+    config = config.model_copy(update={"health": health})
+    try:
+        asyncio.run(_demo(config, state, args.duration, args.status_every, story=not args.no_story,
+                          pace=args.story_pace))
+    finally:
+        if own_state:  # a temporary folder of our own: leave nothing behind
+            import shutil
+
+            shutil.rmtree(state, ignore_errors=True)
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def resolve(config: GatewayConfig, state: Path, ptys: dict[str, str], ehr_port: int) -> GatewayConfig:
@@ -77,7 +116,8 @@ def resolve(config: GatewayConfig, state: Path, ptys: dict[str, str], ehr_port: 
     return config.model_copy(update={"pumps": pumps, "destinations": destinations, "outbox": outbox})
 
 
-async def _demo(config: GatewayConfig, state: Path, duration: float | None, status_every: float) -> None:
+async def _demo(config: GatewayConfig, state: Path, duration: float | None, status_every: float,
+                *, story: bool = True, pace: float = 1.0) -> None:
     from gateway.daemon import build_daemon
     from gateway.hl7.check import conformance_findings
     from simulators.ehr import EhrReceiver
@@ -90,8 +130,16 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
     missing = [p.id for p in config.pumps if p.id not in sim_pumps]
     if missing:
         raise SystemExit(f"demo: no simulated pump for {missing}; demo pumps are {sorted(sim_pumps)}")
-    fleet = PtyFleet({p.id: sim_pumps[p.id] for p in config.pumps})
+    from simulators.faults import Faults
+
+    from gateway.commands import demo_story
+
+    pumps = {p.id: sim_pumps[p.id] for p in config.pumps}
+    faults = {pump_id: Faults() for pump_id in pumps}
+    fleet = PtyFleet(pumps, faults=faults)
     ptys = await fleet.start()
+    if story:
+        demo_story.prepare(pumps)
     try:
         resolved = resolve(config, state, ptys, port)
         daemon = build_daemon(resolved)
@@ -99,6 +147,8 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
         print(f"  EHR receiver (MLLP)   127.0.0.1:{port}")
         print(f"  received-message log  {log_path}")
         print(f"  outbox                {resolved.outbox.path}")
+        print(f"  status page           http://127.0.0.1:{resolved.health.port}/  (also /healthz, /metrics; "
+              f"pumpgw status --url http://127.0.0.1:{resolved.health.port}/)")
         if resolved.library is not None:
             print(f"  drug library          {resolved.library.path}")
         if resolved.mqtt.enabled:
@@ -123,6 +173,11 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
             daemon.supervisor.request_stop()
 
         daemon.supervisor.add("demo status", status)
+        if story:
+            teller = demo_story.Story(daemon, receiver, pumps, faults, out=lambda line: print(line, flush=True),
+                                      pace=pace)
+            daemon.supervisor.add("demo story", teller.script)
+            daemon.supervisor.add("demo announcer", teller.announce)
         # closers run in reverse order: this one runs before the outbox is closed
         daemon.supervisor.on_close("demo status", lambda: print(_status_lines(daemon, receiver), flush=True))
         if duration is not None:
@@ -132,6 +187,8 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
     finally:
         await fleet.stop()
         await receiver.stop()
+        if config.mqtt.enabled:
+            await asyncio.to_thread(_clear_retained, config)
 
 
 def _verdict_programs():
@@ -179,3 +236,44 @@ def _status_lines(daemon, receiver) -> str:
         )
     lines.append(f"  outbox queued {queued}, EHR received {len(receiver.received)}")
     return "\n".join(lines)
+
+
+def _clear_retained(config: GatewayConfig) -> None:
+    """Remove every retained MQTT topic the demo left under its gateway's base (status,
+    inventory, library, per-pump state and availability -- pumps admitted from the vendor
+    source included) by publishing empty retained messages, so a broker shared with other work
+    is left as it was found. Best effort: an unreachable broker is reported, not fatal."""
+    import time
+
+    import paho.mqtt.client as paho
+
+    from gateway.mqtt.topics import Topics
+
+    topics = Topics(config.mqtt.topic_prefix, config.gateway.site, config.gateway.gateway_id)
+    found: set[str] = {topics.status, topics.inventory}
+    last = [time.monotonic()]
+
+    def on_message(_client, _userdata, message) -> None:
+        if message.retain and message.payload:
+            found.add(message.topic)
+        last[0] = time.monotonic()
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"pumpgw-demo-cleanup-{config.gateway.gateway_id}")
+    client.on_message = on_message
+    try:
+        client.connect(config.mqtt.host, config.mqtt.port, keepalive=10)
+        client.loop_start()
+        client.subscribe(f"{topics.base}/#", qos=1)
+        deadline = time.monotonic() + 3.0  # retained messages arrive right after the SUBACK
+        while time.monotonic() < deadline and time.monotonic() - last[0] <= 0.5:
+            time.sleep(0.1)
+        client.unsubscribe(f"{topics.base}/#")
+        names = sorted(found)
+        infos = [client.publish(name, b"", qos=1, retain=True) for name in names]
+        for info in infos:
+            info.wait_for_publish(timeout=5)
+        client.disconnect()
+        client.loop_stop()
+        print(f"MQTT: removed {len(names)} retained topic(s) under {topics.base}/", flush=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"MQTT: could not remove the demo's retained topics: {exc}", file=sys.stderr, flush=True)

@@ -37,24 +37,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("library", help="validate, show and import drug library files", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     lsub = p.add_subparsers(dest="library_command", metavar="ACTION", required=True)
-    c = lsub.add_parser("check", help="validate a library file and summarise it")
-    c.add_argument("file", type=Path)
+    c = lsub.add_parser("check", help="validate a library file and summarise it", description=(
+        "Validate a drug library file (schema and clinical rules, every problem with its line) and print "
+        "a summary with the SHA-256 to pin in gateway.toml [library] sha256. Exit 0 valid, 1 invalid."))
+    c.add_argument("file", type=Path, help="drug library JSON file")
     c.add_argument("--sha256", default="", help="expected SHA-256 (as pinned in the gateway config)")
     c.set_defaults(handler=_check)
-    s = lsub.add_parser("show", help="list the entries of a care area")
-    s.add_argument("file", type=Path)
+    s = lsub.add_parser("show", help="list the entries of a care area", description=(
+        "List the entries of one care area with every limit (dose, rate, duration, bolus, loading, "
+        "concentration), marking limits without a cited source."))
+    s.add_argument("file", type=Path, help="drug library JSON file")
     s.add_argument("--care-area", required=True, help="care area id or alias")
     s.add_argument("--drug", default="", help="only this drug (name or alias)")
     s.set_defaults(handler=_show)
-    i = lsub.add_parser("import-csv", help="build a library JSON from CSV exports")
+    i = lsub.add_parser("import-csv", help="build a library JSON from CSV exports", description=(
+        "Turn the pharmacy's spreadsheet exports (one CSV row per entry, one per care area; columns in "
+        "docs/drug-library.md) into a library JSON file, validated like the gateway validates it. Every "
+        "problem of both files is listed in one run, with file and line. An existing output file is "
+        "kept unless --force is given."))
     i.add_argument("entries", type=Path, help="CSV, one row per entry")
     i.add_argument("--care-areas", type=Path, required=True, help="CSV, one row per care area")
-    i.add_argument("--name", required=True)
-    i.add_argument("--version", required=True, dest="lib_version")
+    i.add_argument("--name", required=True, help="library name, e.g. 'St. Example adult ICU'")
+    i.add_argument("--version", required=True, dest="lib_version", help="the version pumps will report")
     i.add_argument("--released", required=True, help="release date, YYYY-MM-DD")
     i.add_argument("--status", default="draft", choices=("draft", "approved", "released"),
                    help="default draft: the gateway puts only released libraries in force")
-    i.add_argument("-o", "--output", type=Path, required=True)
+    i.add_argument("-o", "--output", type=Path, required=True, help="library JSON to write")
+    i.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     i.set_defaults(handler=_import)
     from gateway.commands import library_release  # keygen, sign, verify, publish
 
@@ -164,15 +173,25 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.output.exists() and not args.force:
+        print(f"{args.output} exists; not overwritten (give --force to replace it)", file=sys.stderr)
+        return 1
     try:
         text, loaded = import_csv(args.entries, args.care_areas, name=args.name, version=args.lib_version,
                                   released=args.released, status=args.status, out_path=args.output)
     except LibraryError as exc:
         return _refused(exc)
     except OSError as exc:
-        print(f"cannot read input: {exc}", file=sys.stderr)
+        print(f"cannot read input: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    args.output.write_text(text, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        print(f"cannot read input: not UTF-8 text (byte offset {exc.start}); export the CSV as UTF-8", file=sys.stderr)
+        return 1
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {args.output}: {len(loaded.library.entries)} entries, {len(loaded.library.care_areas)} care areas")
     print(f"sha256 {sha256_of(text.encode('utf-8'))}  (pin this in gateway.toml [library] sha256)")
     return 0

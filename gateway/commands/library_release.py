@@ -30,35 +30,43 @@ from gateway.druglib.signing import (
 
 
 def register(lsub: argparse._SubParsersAction) -> None:
-    k = lsub.add_parser("keygen", help="create a pharmacy signing key pair (Ed25519)")
+    k = lsub.add_parser("keygen", help="create a pharmacy signing key pair (Ed25519)", description=(
+        "Create an Ed25519 key pair for signing drug-library releases: NAME.key (private, mode 0600; keep it "
+        "offline) and NAME.pub (copy to every gateway); prints the key id to read aloud when handing it over."))
     k.add_argument("--name", required=True, help="file name stem, e.g. pharmacy-2027 (writes NAME.key, NAME.pub)")
     k.add_argument("--out", type=Path, default=Path("."), help="directory (default: current)")
     k.set_defaults(handler=_keygen)
-    s = lsub.add_parser("sign", help="sign a released library: writes LIBRARY.sig")
-    s.add_argument("file", type=Path)
+    s = lsub.add_parser("sign", help="sign a released library: writes LIBRARY.sig", description=(
+        "Sign a released drug library with the pharmacy's private key; writes the signature beside it "
+        "(FILE.sig) with the release serial and signing time."))
+    s.add_argument("file", type=Path, help="released drug library JSON file")
     s.add_argument("--key", type=Path, required=True, help="private key file (NAME.key)")
     s.add_argument("--serial", type=int, default=None,
                    help="release serial, higher than every earlier release (default: UTC time YYYYMMDDhhmmss)")
     s.add_argument("-o", "--output", type=Path, default=None, help="signature file (default: FILE.sig)")
     s.set_defaults(handler=_sign)
-    v = lsub.add_parser("verify", help="check a library's signature and content")
-    v.add_argument("file", type=Path)
+    v = lsub.add_parser("verify", help="check a library's signature and content", description=(
+        "Check a signed release as a gateway would: signature by one of the given public keys, key validity "
+        "at the signing time, and the library's content. Exit 0 valid, 1 refused."))
+    v.add_argument("file", type=Path, help="drug library JSON file")
     v.add_argument("--signature", type=Path, default=None, help="signature file (default: FILE.sig)")
     v.add_argument("--pubkey", type=Path, action="append", default=[], required=True,
                    help="trusted public key (repeat for several)")
     v.set_defaults(handler=_verify)
-    p = lsub.add_parser("publish", help="publish a signed release, retained, on {prefix}/library/current")
-    p.add_argument("file", type=Path)
+    p = lsub.add_parser("publish", help="publish a signed release, retained, on {prefix}/library/current",
+                        description=("Publish a signed release (library and signature) retained on "
+                                     "{prefix}/library/current, where every gateway trusting the key picks it up."))
+    p.add_argument("file", type=Path, help="signed drug library JSON file")
     p.add_argument("--signature", type=Path, default=None, help="signature file (default: FILE.sig)")
     p.add_argument("--broker", required=True, help="HOST:PORT of the MQTT broker")
     p.add_argument("--prefix", default="pumpgw/v1", help="topic prefix (default pumpgw/v1, as [mqtt] topic_prefix)")
-    p.add_argument("--username", default="")
-    p.add_argument("--password-file", type=Path, default=None)
+    p.add_argument("--username", default="", help="broker user name")
+    p.add_argument("--password-file", type=Path, default=None, help="file holding the broker password")
     p.add_argument("--tls", action="store_true", help="connect with TLS (hostname verified)")
-    p.add_argument("--ca-file", type=Path, default=None)
-    p.add_argument("--cert-file", type=Path, default=None)
-    p.add_argument("--key-file", type=Path, default=None)
-    p.add_argument("--server-hostname", default=None)
+    p.add_argument("--ca-file", type=Path, default=None, help="CA bundle to verify the broker (default: system CAs)")
+    p.add_argument("--cert-file", type=Path, default=None, help="client certificate (PEM) for mutual TLS")
+    p.add_argument("--key-file", type=Path, default=None, help="private key of --cert-file")
+    p.add_argument("--server-hostname", default=None, help="name to verify instead of the broker host")
     p.set_defaults(handler=_publish)
 
 

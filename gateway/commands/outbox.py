@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from gateway.commands.common import add_database_options, database_option
 from gateway.errors import ConfigError
 from gateway.outbox import queries, schema
 from gateway.outbox.errors import MessageNotFound, OutboxError
@@ -35,34 +36,47 @@ machine-readable output.
 """
 
 
+ACTION_HELP = {
+    "stats": "Per lane: pending, age of the oldest pending message, in flight, delivered, quarantined, "
+             "expired, thinned by the byte budget, bytes on disk.",
+    "list": "Messages oldest first, without their HL7 content (default: every state but delivered).",
+    "show": "One message in full: state, reason, the receiver's ACK text and the raw HL7. "
+            "CONTAINS PATIENT DATA: do not paste it into tickets.",
+    "requeue": "Put a quarantined or expired message (or --quarantined: all quarantined ones) back to "
+               "pending with a fresh TTL; the running daemon sends it within seconds.",
+    "purge": "Delete expired messages recorded more than --older-than ago (30s, 15m, 12h, 7d).",
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("outbox", help="inspect the durable outbox; requeue or purge messages",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", type=Path, help="outbox SQLite file")
-    where.add_argument("--config", type=Path, help="gateway configuration; uses its outbox.path")
+    add_database_options(p, suppress=False, db_help="outbox SQLite file")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
-        a = actions.add_parser(name, help=help_)
+        a = actions.add_parser(name, help=help_, description=ACTION_HELP[name] + " Give the outbox with "
+                               "--db PATH or --config FILE (before or after the action).")
+        add_database_options(a, suppress=True, db_help="outbox SQLite file")
         a.add_argument("--json", action="store_true", help="print JSON")
         return a
 
     action("stats", "per-lane figures")
     ls = action("list", "list messages")
-    ls.add_argument("--lane")
-    ls.add_argument("--state", choices=STATES)
-    ls.add_argument("--limit", type=int, default=100)
+    ls.add_argument("--lane", help="only this lane (destination name, or NAME.alarms)")
+    ls.add_argument("--state", choices=STATES, help="only messages in this state")
+    ls.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     show = action("show", "one message in full")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int, help="message id (from list)")
     rq = action("requeue", "send quarantined/expired message(s) again")
     target = rq.add_mutually_exclusive_group(required=True)
-    target.add_argument("id", type=int, nargs="?")
+    target.add_argument("id", type=int, nargs="?", help="message id (from list)")
     target.add_argument("--quarantined", action="store_true", help="every quarantined message")
     rq.add_argument("--reason", default="", help="why (recorded in the audit trail with your login name)")
     pg = action("purge", "delete expired messages")
     pg.add_argument("--expired", action="store_true", required=True, help="(required) purge expired messages")
-    pg.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION")
+    pg.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION",
+                    help="age of the expiry, e.g. 30s, 15m, 12h, 7d")
     pg.add_argument("--reason", default="", help="why (recorded in the audit trail with your login name)")
     p.set_defaults(handler=_handle)
 
@@ -75,6 +89,7 @@ def parse_duration(text: str) -> float:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    database_option(args)  # exactly one of --db / --config (else a usage error)
     try:
         path = args.db if args.db is not None else _db_from_config(args.config)
         # Read-only actions open the file read-only: an operator in the service's group may
@@ -82,6 +97,9 @@ def _handle(args: argparse.Namespace) -> int:
         conn = schema.connect(path, create=False, readonly=args.action in _READ_ONLY)
     except (OutboxError, ConfigError, FileNotFoundError) as exc:
         print(f"pumpgw outbox: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # e.g. a folder given as --db
+        print(f"pumpgw outbox: {path}: cannot open as an outbox: {exc}", file=sys.stderr)
         return 1
     try:
         return _ACTIONS[args.action](conn, args)

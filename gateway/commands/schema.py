@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from gateway.config.model import GatewayConfig
@@ -47,13 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, model in SCHEMAS.items():
-        (out / name).write_text(render(model), encoding="utf-8")
-        print(out / name)
-    if args.docs:
-        docs = Path(args.docs)
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        docs.write_text(render_config_reference(), encoding="utf-8")
-        print(docs)
+    target = out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, model in SCHEMAS.items():
+            target = out / name
+            target.write_text(render(model), encoding="utf-8")
+            print(target)
+        if args.docs:
+            target = Path(args.docs)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_config_reference(), encoding="utf-8")
+            print(target)
+    except OSError as exc:
+        print(f"pumpgw schema: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0

@@ -58,8 +58,10 @@ class Described:
     """Where to look for the line: usually ``key``, sometimes a more precise sub-key."""
 
 
-def describe(err: ErrorDetails) -> Described:
-    walk = _walk(err["loc"])
+def describe(err: ErrorDetails, root: type[BaseModel] | None = None) -> Described:
+    """``root`` is the model the location starts from (default: the gateway configuration;
+    the simulator's scenario files reuse these sentences with their own model)."""
+    walk = _walk(err["loc"], root)
     key = walk.path
     kind = err["type"]
     got = err.get("input")
@@ -190,9 +192,9 @@ def _tag_of(model: type[BaseModel]) -> tuple[str, ...]:
     return ()
 
 
-def _walk(loc: tuple[str | int, ...]) -> _Walk:
+def _walk(loc: tuple[str | int, ...], root: type[BaseModel] | None = None) -> _Walk:
     path: list[str | int] = []
-    current: Any = GatewayConfig
+    current: Any = root or GatewayConfig
     owner: type[BaseModel] | None = None
     dict_key = False
     for part in loc:

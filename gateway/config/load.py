@@ -51,6 +51,11 @@ class ConfigReport:
     config: GatewayConfig
     source: str
     warnings: list[ConfigProblem] = field(default_factory=list)
+    positions: dict[KeyPath, int] = field(default_factory=dict, repr=False)
+    """Line of each key in the file, so later checks (gateway.config.preflight) can cite it."""
+
+    def problem(self, key: KeyPath, message: str, severity: Severity = "error") -> ConfigProblem:
+        return ConfigProblem(self.source, key, message, _line(self.positions, key), severity=severity)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -140,9 +145,8 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
     if too_long:
         raise ConfigFileError(source, too_long)
     warnings = [problem(f.key, f.message, severity="warning") for f in checks.warnings(config)]
-    warnings += [problem(key, message, severity="warning") for key, message in _missing_files(config)]
     warnings.sort(key=lambda p: p.line or 0)
-    return ConfigReport(config=config, source=source, warnings=warnings)
+    return ConfigReport(config=config, source=source, warnings=warnings, positions=positions)
 
 
 def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> ConfigProblem:
@@ -213,7 +217,9 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     }) if config.library else None
     mqtt = config.mqtt.model_copy(update={"password_file": fix(config.mqtt.password_file), "tls": fix_tls(config.mqtt.tls)})
     destinations = [d.model_copy(update={"tls": fix_tls(d.tls)}) for d in config.destinations]
-    return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations})
+    health = config.health.model_copy(update={n: fix(getattr(config.health, n)) for n in ("cert_file", "key_file", "password_file")})
+    return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations,
+                                     "health": health})
 
 
 def _file_paths(config: GatewayConfig) -> Iterator[tuple[KeyPath, Path | None]]:
@@ -233,25 +239,3 @@ def _unusable_paths(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
         why = path_problem(path) if path is not None else None
         if why:
             yield key, why
-
-
-def _missing_files(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
-    """Files the daemon will need to read, absent on this host (a warning: the file may be
-    checked on a workstation before it is deployed)."""
-    wanted: list[tuple[KeyPath, Path | None]] = []
-    if config.library is not None:
-        wanted.append((("library", "path"), config.library.path))
-        wanted += [(("library", "trusted_keys", i, "file"), k.file) for i, k in enumerate(config.library.trusted_keys)]
-    if config.mqtt.enabled:
-        wanted.append((("mqtt", "password_file"), config.mqtt.password_file))
-        tls_sets = [(("mqtt", "tls"), config.mqtt.tls)]
-    else:
-        tls_sets = []
-    tls_sets += [(("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)]
-    for prefix, tls in tls_sets:
-        if tls.enabled:
-            names = ("ca_file", "cert_file", "key_file", "key_passphrase_file", "crl_file")
-            wanted += [(prefix + (n,), getattr(tls, n)) for n in names]
-    for key, path in wanted:
-        if path is not None and not is_credential(path) and not path.exists():
-            yield key, f"file not found on this host: {path}"

@@ -63,6 +63,11 @@ class GatewayIdentity(_Strict):
     country: str = Field(
         default="", pattern=r"^([A-Z]{3})?$", description="ISO 3166 alpha-3 code for MSH-17; empty to omit."
     )
+    incomplete_reason: str = Field(
+        default="",
+        description="Why this gateway runs without any pump or without any destination (e.g. 'draining the "
+        "outbox after decommissioning'). check-config and run refuse such a configuration unless a reason is given.",
+    )
 
     @field_validator("eui64", mode="before")
     @classmethod
@@ -543,6 +548,37 @@ class SourceConfig(_Strict):
     )
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class HealthConfig(_Strict):
+    """The gateway's own HTTP surface: /healthz, /metrics (Prometheus) and a status page.
+
+    It shows no patient data. Bound to loopback by default; bound to any other address it
+    must use TLS and basic authentication.
+    """
+
+    enabled: bool = Field(default=True, description="Serve /healthz, /metrics and the status page.")
+    listen: str = Field(default="127.0.0.1", min_length=1, description="Address to bind; loopback by default.")
+    port: int = Field(default=9180, ge=1, le=65535, description="TCP port of the health and status listener.")
+    cert_file: Path | None = Field(default=None, description="Server certificate (PEM); required off loopback.")
+    key_file: Path | None = Field(default=None, description="Private key of cert_file.")
+    username: str = Field(default="", description="Basic-auth user name; required off loopback.")
+    password_file: Path | None = Field(default=None, description="File holding the basic-auth password.")
+
+    @model_validator(mode="after")
+    def _protected_off_loopback(self) -> HealthConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, absent = ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            raise rule_error(given, f"cert_file and key_file must be given together; {absent} is missing")
+        if bool(self.username) != (self.password_file is not None):
+            raise rule_error("username", "username and password_file must be given together")
+        if self.enabled and self.listen not in LOOPBACK_HOSTS and (self.cert_file is None or not self.username):
+            raise rule_error("listen", f"listening on {self.listen} (not loopback) needs TLS (cert_file, key_file) "
+                             "and basic authentication (username, password_file)")
+        return self
+
+
 class GatewayConfig(_Strict):
     """The whole configuration of one gateway host."""
 
@@ -560,6 +596,7 @@ class GatewayConfig(_Strict):
     outbox: OutboxConfig = Field(description="The durable outbox.")
     library: LibraryConfig | None = Field(default=None, description="The drug library; none: no verdicts.")
     logging: LoggingConfig = Field(default=LoggingConfig(), description="Logging.")
+    health: HealthConfig = Field(default=HealthConfig(), description="Health, metrics and status page over HTTP.")
     audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail: retention.")
     shutdown_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Seconds allowed for a clean stop before tasks are cancelled."

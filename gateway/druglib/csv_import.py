@@ -46,10 +46,11 @@ class _Rows:
         for name in header:
             if name not in allowed:
                 self.problem(1, name, "unknown column (see docs/drug-library.md for the column list)")
-        for name in required:
-            if name not in header:
-                self.problem(1, name, "required column is missing")
-        self.rows = [(reader.line_num, row) for row in reader] if not self.problems else []
+        self.missing_required = [name for name in required if name not in header]
+        for name in self.missing_required:
+            self.problem(1, name, "required column is missing")
+        # Rows are read even after a header problem, so one run reports every problem.
+        self.rows = [(reader.line_num, row) for row in reader]
 
     def problem(self, line: int, column: str, message: str) -> None:
         self.problems.append(LibraryProblem(f"{self.path.name} column {column}", message, line))
@@ -136,7 +137,8 @@ def import_csv(
     area_list = [(line, _area(areas, line, row)) for line, row in areas.rows]
     entry_list = [(line, _entry(entries, line, row)) for line, row in entries.rows]
     problems = areas.problems + entries.problems
-    if problems:
+    if entries.missing_required or areas.missing_required:
+        # every row would repeat "missing" for that column: the header problem says it once
         raise LibraryInvalid(f"{entries_csv}, {care_areas_csv}", problems)
     data = {
         "format": FORMAT, "name": name, "version": version, "released": released, "status": status,
@@ -147,7 +149,14 @@ def import_csv(
     try:
         loaded = load_library_bytes(text.encode("utf-8"), path=Path(out_path))
     except LibraryInvalid as exc:
-        raise LibraryInvalid(str(exc.path), [_to_csv(p, entries_csv, entry_list, care_areas_csv, area_list) for p in exc.problems]) from None
+        # All problems at once: the cells' and the library rules', minus rule problems on a
+        # row whose cells were already reported (a bad number is missing to the rules).
+        flagged = {(Path(p.json_path.split(" column ")[0]).name, p.line) for p in problems}
+        mapped = [_to_csv(p, entries_csv, entry_list, care_areas_csv, area_list) for p in exc.problems]
+        mapped = [m for m in mapped if (m.json_path.split(":")[0], m.line) not in flagged]
+        raise LibraryInvalid(f"{entries_csv}, {care_areas_csv}", problems + mapped) from None
+    if problems:
+        raise LibraryInvalid(f"{entries_csv}, {care_areas_csv}", problems)
     return text, loaded
 
 

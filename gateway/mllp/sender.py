@@ -22,6 +22,7 @@ import socket
 import ssl
 import time
 from pathlib import Path
+from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
@@ -47,6 +48,12 @@ def backoff_for_lane(lane: str, initial_s: float, max_s: float) -> tuple[float, 
     if lane.endswith(".alarms"):
         return min(initial_s, ALARM_PROBE_INITIAL_S), min(max_s, ALARM_PROBE_MAX_S)
     return initial_s, max_s
+
+
+class SenderMetrics(Protocol):
+    """What a sender reports for ``/metrics`` (gateway.health.metrics implements it)."""
+
+    def ack_received(self, lane: str, code: str, latency_s: float) -> None: ...
 
 
 class _Rejected(Exception):
@@ -88,6 +95,7 @@ class MllpSender:
         server_hostname: str | None = None,
         idle_check_s: float = 5.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        metrics: SenderMetrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.lane = lane
@@ -114,6 +122,8 @@ class MllpSender:
         self._progress = time.monotonic()
         self._wait_exp = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
         self._where = f"lane {lane} ({host}:{port})"
+        self._stopping = False
+        self.metrics = metrics
         # Full replies only here, at WIRE level: enabled by logging.wire_trace at debug (PHI).
         self._wire_rx = logging.getLogger(f"pumpgw.wire.mllp.{lane}.rx")
         self._rx_since_connect = 0  # bytes read on this connection (0 + EOF on TLS: see below)
@@ -127,8 +137,15 @@ class MllpSender:
         """
         return self._progress
 
+    def stop(self) -> None:
+        """Finish the message in hand (its ACK is awaited, its outcome committed), then return
+        without claiming another; the supervisor cancels the task if that takes too long, and
+        the outbox's close puts whatever was in flight back to pending."""
+        self._stopping = True
+        self.outbox.waiter(self.lane).set()
+
     async def run(self) -> None:
-        """Deliver the lane until cancelled."""
+        """Deliver the lane until cancelled or stopped."""
         back = await self._record(lambda: self.outbox.reset_lane(self.lane))
         if back:
             log.info("%s: %d in-flight message(s) returned to pending", self._where, back)
@@ -137,12 +154,15 @@ class MllpSender:
             while True:
                 if msg is None:
                     msg = await self._record(self._wait_for_message)
+                    if msg is None:
+                        return  # stop() while idle
                 try:
                     ack = await self._deliver(msg)
                 except _Expired:
                     done = msg
                     msg = await self._record(lambda: self.outbox.finish(
-                        done, "expired", reason=f"TTL of {done.ttl_s:g} s passed after {done.attempts} attempt(s)"
+                        done, "expired", reason=f"TTL of {done.ttl_s:g} s passed after {done.attempts} attempt(s)",
+                        claim_next=not self._stopping,
                     ))
                     continue
                 self._progress = time.monotonic()
@@ -150,12 +170,15 @@ class MllpSender:
                 if ack.accepted:
                     self.delivered += 1
                     self._last_acked = msg.control_id
-                    msg = await self._record(lambda: self.outbox.finish(done, "delivered", ack_text=ack.code))
+                    msg = await self._record(lambda: self.outbox.finish(
+                        done, "delivered", ack_text=ack.code, claim_next=not self._stopping))
                 else:  # AE / CE
                     msg = await self._record(lambda: self.outbox.finish(
                         done, "quarantined", reason=f"{ack.code} from receiver",
-                        ack_text=bound_text(ack.text or ack.code),
+                        ack_text=bound_text(ack.text or ack.code), claim_next=not self._stopping,
                     ))
+                if self._stopping:
+                    return
         finally:
             self.state = "stopped"
             self._disconnect()
@@ -188,9 +211,9 @@ class MllpSender:
                 log.info("%s: outbox state change recorded after %d failed attempt(s)", self._where, failures)
             return result
 
-    async def _wait_for_message(self) -> OutboxMessage:
+    async def _wait_for_message(self) -> OutboxMessage | None:
         wake = self.outbox.waiter(self.lane)
-        while True:
+        while not self._stopping:
             wake.clear()  # before the query: a commit after it sets the event again
             msg = await self.outbox.claim(self.lane)
             self._progress = time.monotonic()
@@ -202,6 +225,7 @@ class MllpSender:
                     await wake.wait()
             except TimeoutError:
                 pass  # periodic check: rows requeued by the operator CLI, watchdog progress
+        return None
 
     async def _deliver(self, msg: OutboxMessage) -> Ack:
         """Send until an accept or error ACK; AR/CR and link failures retry with backoff."""
@@ -253,6 +277,7 @@ class MllpSender:
             await self._connect()
         self.state = "sending"
         msg.attempts += 1
+        sent_at = time.monotonic()
         try:
             async with asyncio.timeout(self.ack_timeout_s):
                 self._writer.write(frame(msg.payload))
@@ -263,10 +288,13 @@ class MllpSender:
             raise DeliveryError(f"no ACK within {self.ack_timeout_s:g} s for {msg.control_id}") from None
         except (OSError, EOFError) as exc:
             self._disconnect()
-            raise DeliveryError(f"connection lost while sending {msg.control_id}: {exc!r}") from None
+            what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+            raise DeliveryError(f"connection lost while sending {msg.control_id}: {what}") from None
         except DeliveryError:
             self._disconnect()
             raise
+        if self.metrics is not None:
+            self.metrics.ack_received(self.lane, ack.code, time.monotonic() - sent_at)
         if ack.rejected:
             raise _Rejected(ack)
         return ack
@@ -389,7 +417,7 @@ def make_client_ssl_context(
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {exc}") from None
+        raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {getattr(exc, 'strerror', None) or exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if crl_file:  # the receiver's certificate is checked against the site's CRL (leaf)
         try:
@@ -403,5 +431,5 @@ def make_client_ssl_context(
         try:
             ctx.load_cert_chain(str(cert_file), str(key_file), password=passphrase)
         except (OSError, ssl.SSLError) as exc:
-            raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {exc}") from None
+            raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {getattr(exc, 'strerror', None) or exc}") from None
     return ctx

@@ -182,10 +182,30 @@ class Outbox:
         self._conn.close()
 
     async def aclose(self) -> None:
-        """Let the scheduled group commit run, then close."""
+        """Let the scheduled group commit run, put in-flight rows back to pending, then close.
+
+        On a clean stop the senders have finished or abandoned the message in hand; rows
+        still marked in flight (claimed in memory, or on the wire when a sender was cancelled)
+        go back to pending in one durable commit, so the next start is not a crash recovery.
+        """
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+        if not self._closed:
+            self._release_in_flight()
         self.close()
+
+    def _release_in_flight(self) -> None:
+        try:
+            self._set_sync("FULL")
+            back = self._conn.execute(
+                "UPDATE messages SET state='pending', state_at=? WHERE state='in_flight'", (time.time(),)
+            ).rowcount
+        except sqlite3.Error as exc:  # the next start does the same (crash recovery)
+            log.error("outbox %s: in-flight rows not returned to pending at stop: %s", self.path, exc)
+            return
+        self._claimed.clear()
+        if back:
+            log.info("outbox %s: %d in-flight message(s) returned to pending at stop", self.path, back)
 
     # -- producing ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from drivers.base import PumpDriver
-from drivers.errors import DriverError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.errors import DriverError, FrameError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
 from drivers.model import Alarm, PumpIdentity, PumpSnapshot
 from drivers.registry import driver_class
 from drivers.transport import Link, open_serial, open_tcp
@@ -31,9 +31,17 @@ from gateway.config.model import TcpLink as TcpLinkConfig
 from gateway.log import get_logger
 
 IDENTITY_RECHECK_S = 300.0  # re-identify to catch a pump swapped on the same port
+REPEAT_SUMMARY_EVERY = 20  # while a link stays down: one WARNING per this many attempts
 DEAD_LINK_TIMEOUTS = 3
 """Consecutive timeouts of *every* pump on a link after which the link itself is taken as dead
 (a half-open TCP connection after a rack reboot behind NAT stays "open" for ~15 min)."""
+
+
+class PollMetrics(Protocol):
+    """What a poller reports for ``/metrics`` (gateway.health.metrics implements it)."""
+
+    def poll_done(self, pump: str, outcome: str) -> None: ...
+    def link_reopened(self, link: str) -> None: ...
 
 
 class SnapshotSink(Protocol):
@@ -42,6 +50,21 @@ class SnapshotSink(Protocol):
     async def on_identity_unreadable(self, pump_id: str, reason: str) -> None: ...
     async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None: ...
     async def on_comm_restored(self, pump_id: str, at: datetime) -> None: ...
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, without the pump and link (they are fields of the log line already)
+    and without Python reprs of raw bytes (those are for the WIRE trace, and may carry
+    patient data)."""
+    if isinstance(exc, LinkError):
+        return exc.reason
+    if isinstance(exc, ReplyTimeout):
+        return f"no reply to {exc.command} within {exc.timeout_s:g} s"
+    if isinstance(exc, FrameError):
+        return f"{exc.reason} at byte offset {exc.offset}"
+    if isinstance(exc, PumpRefused):
+        return f"refused {exc.command}: {exc.code} ({exc.meaning})"
+    return str(exc) or type(exc).__name__
 
 
 def driver_address(link: SerialLink | TcpLinkConfig) -> int | None:
@@ -85,6 +108,7 @@ class _PumpState:
     lost: bool = False
     failures: int = 0
     timeouts: int = 0  # consecutive reply timeouts (any answer resets it)
+    last_poll_at: datetime | None = None  # wall clock of the last good poll (status page)
     carried_alarms: tuple[Alarm, ...] = ()  # acknowledged at the pump, not yet in a snapshot
     sink_failures: int = 0  # consecutive snapshots the pipeline could not process for this pump
 
@@ -101,9 +125,13 @@ class LinkPoller:
         opener: Callable[[PumpConfig, str], Awaitable[Link]] = open_link,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        metrics: PollMetrics | None = None,
         alert: Callable[[str, Mapping[str, object]], None] | None = None,
     ) -> None:
         self.key = key
+        self.metrics = metrics
+        self.link_up = False
+        self.last_link_error = ""
         self.sink = sink
         self.alert = alert
         self.opener = opener
@@ -132,7 +160,15 @@ class LinkPoller:
             error: LinkError | None = None
             try:
                 link = await self.opener(self.pumps[0].config, self.key)
-                self.log.info("link open", pumps=[p.config.id for p in self.pumps])
+                self.link_up = True
+                if self._attempt:
+                    # the recovery, with the failures it ends (they were logged once, at the first)
+                    self.log.info("link open again", pumps=[p.config.id for p in self.pumps],
+                                  failed_attempts=self._attempt, last_error=self.last_link_error)
+                    if self.metrics is not None:
+                        self.metrics.link_reopened(self.key)
+                else:
+                    self.log.info("link open", pumps=[p.config.id for p in self.pumps])
                 for state in self.pumps:
                     cls = driver_class(state.config.protocol)
                     state.driver = cls(
@@ -157,6 +193,7 @@ class LinkPoller:
                     if state.driver is not None:
                         state.carried_alarms = state.carried_alarms + state.driver.unreported_alarms
                     state.driver = None
+                self.link_up = False
                 if link is not None:
                     await link.close()
             # The attempt counter is reset by a successful poll, not by an open: a device
@@ -165,9 +202,18 @@ class LinkPoller:
             self.reconnects += 1
             delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._attempt, 16))
             delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
-            self.log.warning("link down; reconnecting", error=str(error), attempt=self._attempt,
-                             backoff_s=round(delay, 2))
-            await self._mark_lost_if_silent(str(error))
+            # The first failure at WARNING; repeats at DEBUG (the recovery line counts them), and
+            # one WARNING summary every REPEAT_SUMMARY_EVERY attempts while it stays down.
+            self.last_link_error = reason(error) if error is not None else "closed"
+            if self._attempt == 1:
+                self.log.warning("link down; reconnecting", error=self.last_link_error, backoff_s=round(delay, 2))
+            elif self._attempt % REPEAT_SUMMARY_EVERY == 0:
+                self.log.warning("link still down", error=self.last_link_error, failed_attempts=self._attempt,
+                                 backoff_s=round(delay, 2))
+            else:
+                self.log.debug("link down; reconnecting", error=self.last_link_error, attempt=self._attempt,
+                               backoff_s=round(delay, 2))
+            await self._mark_lost_if_silent(self.last_link_error)
             await self._sleep_with_progress(delay)
 
     def _hand_over_alarms(self, state: _PumpState) -> None:
@@ -211,29 +257,34 @@ class LinkPoller:
         except LinkError:
             raise  # the whole link is gone: reconnect
         except ReplyTimeout as exc:
+            self._count(pump_id, "timeout")
             state.timeouts += 1
             if all(p.timeouts >= DEAD_LINK_TIMEOUTS for p in self.pumps):
                 raise LinkError(self.key, f"no pump answered {DEAD_LINK_TIMEOUTS} polls in a row "
-                                          f"(last: {exc}); taking the link as dead") from exc
+                                          f"(last: {reason(exc)}); taking the link as dead") from exc
             await self._poll_failed(state, exc)
             return
         except PumpRefused as exc:
             # The pump answered "no" (or is in a mode we must not poll): the link is fine, but
             # there is no usable state -- after comm_lost_after_s it is reported lost, with
             # the refusal as the reason, rather than shown "online" with stale data.
+            self._count(pump_id, "refused")
             state.timeouts = 0  # it answered: the link is alive
             state.failures += 1
             if state.failures == 1:
                 level = self.log.error if isinstance(exc, SafeModeActive) else self.log.warning
-                level("pump refused a query", pump=pump_id, error=str(exc), error_type=type(exc).__name__)
-            await self._check_silence(state, f"pump refuses queries: {exc}")
+                level("pump refused a query", pump=pump_id, error=reason(exc), error_type=type(exc).__name__)
+            await self._check_silence(state, f"pump refuses queries: {reason(exc)}")
             return
         except DriverError as exc:
+            self._count(pump_id, "error")
             state.timeouts = 0  # something answered: the link is alive
             await self._poll_failed(state, exc)
             return
         state.timeouts = 0
         self.polls += 1
+        self._count(pump_id, "ok")
+        state.last_poll_at = datetime.now(UTC)
         self._attempt = 0
         if state.failures:
             self.log.info("poll recovered", pump=pump_id, failed_polls=state.failures)
@@ -289,8 +340,12 @@ class LinkPoller:
     async def _poll_failed(self, state: _PumpState, exc: DriverError) -> None:
         state.failures += 1
         if state.failures == 1:  # log the first failure and the recovery, not every poll
-            self.log.warning("poll failed", pump=state.config.id, error=str(exc), error_type=type(exc).__name__)
-        await self._check_silence(state, str(exc))
+            self.log.warning("poll failed", pump=state.config.id, error=reason(exc), error_type=type(exc).__name__)
+        await self._check_silence(state, reason(exc))
+
+    def _count(self, pump_id: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.poll_done(pump_id, outcome)
 
     def _mark_alive(self, state: _PumpState) -> None:
         state.last_ok = time.monotonic()

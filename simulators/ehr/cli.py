@@ -77,7 +77,10 @@ async def _serve(receiver: EhrReceiver) -> int:
     try:
         port = await receiver.start()
     except OSError as exc:
-        print(f"ehr-sim: cannot listen on {receiver.host}:{receiver.port}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.filename:  # the --log file, not the socket
+            print(f"ehr-sim: cannot open the log {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        else:
+            print(f"ehr-sim: cannot listen on {receiver.host}:{receiver.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"listening on {receiver.host}:{port} (mode {receiver.mode.spec})", flush=True)
     try:

@@ -20,6 +20,10 @@ site = "s"
 ward = "w"
 gateway_id = "g"
 eui64 = "001BC50C0000AA07"
+incomplete_reason = "library drop-folder test: no pumps, no destinations"
+
+[health]
+enabled = false
 
 [outbox]
 path = "{tmp / 'outbox.sqlite'}"

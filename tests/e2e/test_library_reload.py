@@ -21,6 +21,10 @@ site = "s"
 ward = "w"
 gateway_id = "g"
 eui64 = "001BC50C0000AA02"
+incomplete_reason = "library reload test: no pumps, no destinations"
+
+[health]
+enabled = false
 
 [outbox]
 path = "{outbox}"
@@ -90,6 +94,10 @@ site = "s"
 ward = "w"
 gateway_id = "g"
 eui64 = "001BC50C0000AA04"
+incomplete_reason = "library reload test: no pumps, no destinations"
+
+[health]
+enabled = false
 
 [outbox]
 path = "{tmp_path / 'outbox.sqlite'}"

@@ -12,17 +12,18 @@ from gateway.resources import config_dir
 pytestmark = pytest.mark.slow
 
 
-def check_config(path, env) -> subprocess.CompletedProcess[str]:
+def check_config(path, env, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "check-config", str(path)],
+        [sys.executable, "-m", "gateway", "check-config", str(path), *options],
         env=env, capture_output=True, text=True, timeout=60,
     )
 
 
 def test_valid_ward_file_prints_pumps_grouped_by_wiring_and_exits_0(subprocess_env):
-    result = check_config(config_dir() / "ward-example.toml", subprocess_env)
+    result = check_config(config_dir() / "ward-example.toml", subprocess_env, "--file-only")
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert "host checks   skipped (--file-only)" in out
     assert "ward-example.toml: OK" in out
     assert "pumps         21 on 3 link(s)" in out
     server_a = out.index("serial device server 10.42.16.21 (RFC 2217)")

@@ -80,3 +80,35 @@ def test_import_csv_maps_validation_problems_back_to_csv_lines(pumpgw_cmd, subpr
     done = run(pumpgw_cmd, subprocess_env, "import-csv", str(tmp_path / "entries.csv"), "--care-areas", str(tmp_path / "areas.csv"),
                "--name", "Test", "--version", "t1", "--released", "2024-02-14", "-o", str(tmp_path / "out.json"))
     assert done.returncode == 1 and "line 3: entries.csv: entries[1].dose_limits" in done.stderr and "never 0" in done.stderr
+
+
+def _import(pumpgw_cmd, env, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run(pumpgw_cmd, env, "import-csv", str(tmp_path / "entries.csv"), "--care-areas", str(tmp_path / "areas.csv"),
+               "--name", "Test", "--version", "t1", "--released", "2024-02-14", "-o", str(tmp_path / "out.json"), *extra)
+
+
+def test_import_csv_reports_header_cell_and_rule_problems_in_one_run(pumpgw_cmd, subprocess_env, tmp_path: Path):
+    """An unknown column, a malformed number on one row and a rule broken on another row: all
+    three in the same run (it used to take three rounds of fixing)."""
+    (tmp_path / "areas.csv").write_text(AREAS)
+    broken = (ENTRIES.replace("source,unsourced", "source,unsourced,colour")
+              .replace("400,mg,250", "400,mg,\"1,000\"")  # dopamine row (line 2): not a number
+              .replace("1,41,60", "1,41,0"))  # oxytocin row (line 3): hard max below soft max
+    (tmp_path / "entries.csv").write_text(broken)
+    done = _import(pumpgw_cmd, subprocess_env, tmp_path)
+    assert done.returncode == 1
+    assert "entries.csv column colour: unknown column" in done.stderr
+    assert "line 2: entries.csv column conc_volume_ml: not a number: '1,000'" in done.stderr
+    assert any(line.strip().startswith("- line 3: entries.csv: entries[1]") for line in done.stderr.splitlines())
+    assert "Traceback" not in done.stderr
+
+
+def test_import_csv_refuses_to_overwrite_without_force(pumpgw_cmd, subprocess_env, tmp_path: Path):
+    (tmp_path / "areas.csv").write_text(AREAS)
+    (tmp_path / "entries.csv").write_text(ENTRIES)
+    (tmp_path / "out.json").write_text("the library in force\n")
+    done = _import(pumpgw_cmd, subprocess_env, tmp_path)
+    assert done.returncode == 1 and "exists; not overwritten (give --force" in done.stderr
+    assert (tmp_path / "out.json").read_text() == "the library in force\n"
+    assert _import(pumpgw_cmd, subprocess_env, tmp_path, "--force").returncode == 0
+    assert load_library(tmp_path / "out.json").library.version == "t1"

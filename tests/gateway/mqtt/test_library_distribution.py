@@ -29,12 +29,17 @@ class GatewayProc:
         self.db = tmp / name / "outbox.sqlite"
         self.log = tmp / f"{name}.log"
         self.config = tmp / f"{name}.toml"
+        self.db.parent.mkdir(parents=True, exist_ok=True)  # pumpgw never creates the outbox folder
         self.config.write_text(f"""
 [gateway]
 site = "site1"
 ward = "w-{name}"
 gateway_id = "{name}"
 eui64 = "001BC50C0000AB{abs(hash(name)) % 100:02d}"
+incomplete_reason = "library distribution test: no pumps, no destinations"
+
+[health]
+enabled = false
 
 [outbox]
 path = "{tmp / name / 'outbox.sqlite'}"
