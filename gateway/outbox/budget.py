@@ -120,7 +120,9 @@ def enforce(conn: sqlite3.Connection, *, used: int, max_bytes: int, now: float |
     if used <= max_bytes:
         return outcome
     now = time.time() if now is None else now
-    n, freed = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE state='delivered'").fetchone()
+    n, freed = conn.execute(
+        "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM message_totals WHERE state='delivered'"
+    ).fetchone()
     if n:
         conn.execute("DELETE FROM messages WHERE state='delivered'")
         used -= freed + n * ROW_OVERHEAD
@@ -154,8 +156,10 @@ def enforce(conn: sqlite3.Connection, *, used: int, max_bytes: int, now: float |
 
 
 def pending_bytes(conn: sqlite3.Connection) -> int:
-    """Bytes the pending backlog occupies (estimate; a scan, so at most once a minute)."""
-    n, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE state='pending'").fetchone()
+    """Bytes the pending backlog occupies (estimate, from the totals table: no scan)."""
+    n, size = conn.execute(
+        "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM message_totals WHERE state='pending'"
+    ).fetchone()
     return size + n * ROW_OVERHEAD
 
 
