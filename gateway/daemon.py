@@ -23,6 +23,7 @@ from gateway.log import get_logger
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
 from gateway.lanes import lanes
+from gateway.looplag import LoopLagMonitor
 from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
@@ -41,6 +42,8 @@ class Daemon:
     pollers: list[LinkPoller] = field(default_factory=list)
     senders: list[MllpSender] = field(default_factory=list)
     releases: ReleaseApplier | None = None  # signed drug-library releases ([library] trusted_keys)
+    # how late the event loop runs (last_s, max_s, exceeded; on_sample for a metrics exporter)
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
     async def run(self) -> None:
         await self.supervisor.run()
@@ -56,6 +59,7 @@ def build_daemon(
     audit trail's append); by default they are logged at INFO."""
     config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
     alerts = GatewayAlerts(publish=config.mqtt.enabled)
+    _extend_start_timeout_for_upgrade(config.outbox.path, notifier)
     outbox = Outbox.open(
         config.outbox.path,
         max_bytes=config.outbox.max_bytes,
@@ -103,6 +107,9 @@ def build_daemon(
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases)
     supervisor.add("outbox maintenance", outbox.maintain)
+    # After READY, on a worker thread: a full read of a large cold file takes minutes.
+    supervisor.add("outbox integrity check", outbox.check_integrity)
+    supervisor.add("loop lag", daemon.loop_lag.run)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(
             key, pumps, pipeline,
@@ -132,6 +139,27 @@ def build_daemon(
             supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
     supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
     return daemon
+
+
+UPGRADE_READ_BYTES_S = 20e6  # a slow SD card reading cold; the estimate errs long
+
+
+def _extend_start_timeout_for_upgrade(path: Path, notifier: Notifier | None) -> None:
+    """The one start-up step whose length grows with the outbox: a schema upgrade that reads
+    every row once. Tell systemd honestly how long it may take (EXTEND_TIMEOUT_USEC) instead
+    of letting TimeoutStartSec kill it and restart into the same upgrade. Everything else
+    before READY is bounded (docs/operations.md, "Start-up time")."""
+    from gateway.outbox import schema
+
+    if not schema.migration_pending(path):
+        return
+    size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    seconds = 60 + size / UPGRADE_READ_BYTES_S
+    sender = notifier if notifier is not None else Notifier()
+    sender.extend_timeout(seconds, status=f"upgrading the outbox file ({size >> 20} MiB, up to {seconds:.0f} s)")
+    log.info("outbox schema upgrade before READY", bytes=size, extend_timeout_s=round(seconds))
+    if notifier is None:
+        sender.close()
 
 
 def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_path: Path | None):

@@ -181,6 +181,23 @@ def connect(path: Path, *, create: bool = True, check: bool = False) -> sqlite3.
     return conn
 
 
+def migration_pending(path: Path) -> bool:
+    """Whether opening ``path`` will run a schema step (an upgrade may read every row once,
+    e.g. step 9 counting the totals). Reads the header only."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # connect() names the problem
+    return 0 < version < SCHEMA_VERSION
+
+
 def set_synchronous(conn: sqlite3.Connection, level: str) -> None:
     conn.execute(f"PRAGMA synchronous={level}")
 

@@ -637,6 +637,22 @@ class Outbox:
             if n:
                 log.info("outbox compacted %d delivered row(s)", n)
 
+    async def check_integrity(self) -> list[str]:
+        """``PRAGMA quick_check`` on a worker thread with its own read-only connection (the
+        loop keeps running; the check reads every page, minutes for a large cold file). Run
+        once after READY (the daemon) instead of before it; a problem is an ERROR and an
+        alert -- the outbox keeps working, the operator decides (docs/operations.md)."""
+        started = time.monotonic()
+        problems = await asyncio.to_thread(schema.integrity_check, self.path)
+        took = round(time.monotonic() - started, 1)
+        if problems:
+            details = {"path": str(self.path), "problems": problems[:5], "seconds": took}
+            log.error("outbox integrity check found problems %s", details)
+            self._alert("outbox_corrupt", details)
+        else:
+            log.info("outbox integrity check ok (%.1f s)", took)
+        return problems
+
     def stats(self) -> dict[str, LaneStats]:
         """Per lane figures (a read on its own connection; safe from the event loop)."""
         return queries.lane_stats(self._reader)
