@@ -31,6 +31,7 @@ lifted. A write that still fails raises :class:`OutboxFull` (the caller retries)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -99,6 +100,7 @@ class Outbox:
         self._bytes = queries.total_bytes(conn)  # the totals table: no scan at start-up
         self._over_budget = False  # alert on crossing the budget, not on every commit
         self._recheck_at = 0  # while over budget with nothing to thin: look again past this size
+        self._thin = budget.ThinCursor()  # a thinning episode in progress (sliced across commits)
         self._closed = False
         self._reserve = reserve
         self.disk_full = False  # degraded: no room on the file system (reserve released)
@@ -279,6 +281,7 @@ class Outbox:
 
     def _commit(self, batch: list) -> tuple[list[list[int]], budget.BudgetOutcome]:
         conn = self._conn
+        thin = dataclasses.replace(self._thin)  # restored if the transaction rolls back
         self._set_sync("FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -304,16 +307,17 @@ class Outbox:
             used = budget.used_bytes(conn, self.path)
             if self.disk_full:  # the budget is what the file system still has, less headroom
                 self._disk_cap = used + self._room() - self._headroom
-            if self._over_budget and used < self._recheck_at:  # nothing was left to thin: no scan per commit
+            if self._over_budget and used < self._recheck_at and not self._thin.active:  # nothing left to thin
                 outcome = budget.BudgetOutcome(used=used, still_over=used > self.budget_bytes)
             else:
-                outcome = budget.enforce(conn, used=used, max_bytes=self.budget_bytes, now=self.clock())
+                outcome = budget.enforce(conn, used=used, max_bytes=self.budget_bytes, now=self.clock(), cursor=self._thin)
             if outcome.still_over:
                 self._recheck_at = used + self.budget_bytes // 20
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # after e.g. SQLITE_FULL SQLite may have rolled back already
                 conn.execute("ROLLBACK")
+            self._thin = thin
             raise
         self._bytes += added - outcome.thinned_bytes - outcome.compacted_bytes
         if outcome.thinned or self.disk_full:
