@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from gateway.mllp.sender import MllpSender  # noqa: E402
+from gateway.looplag import LoopLagMonitor  # noqa: E402
 from gateway.outbox import Outbox, schema  # noqa: E402
 from mllp_bench import bare_loop, payload  # noqa: E402
 from simulators.ehr import EhrReceiver  # noqa: E402
@@ -74,8 +75,13 @@ def reset(path: Path) -> None:
     conn.close()
 
 
+LAG = LoopLagMonitor(tick_s=0.01, log_every_s=1e9)  # worst event-loop lag seen during the drains
+
+
 async def drain(path: Path | None, count: int, alarms: int, tmpdir: Path) -> tuple[float, list[float]]:
     """Deliver ``count`` messages from the head of ``path`` (None: no backlog, alarms only)."""
+    lag = asyncio.create_task(LAG.run())
+    LAG.max_s = 0.0
     ob = Outbox.open(path if path is not None else tmpdir / "empty.db", delivered_retention_s=10**9)
     rx = EhrReceiver()
     port = await rx.start()
@@ -104,7 +110,42 @@ async def drain(path: Path | None, count: int, alarms: int, tmpdir: Path) -> tup
     await asyncio.gather(*tasks, return_exceptions=True)
     await rx.stop()
     ob.close()
+    lag.cancel()
+    await asyncio.gather(lag, return_exceptions=True)
     return rate, latencies
+
+
+async def keep_pace(tmpdir: Path, pumps: int, seconds: float) -> list[tuple[float, int]]:
+    """``pumps`` PCD-01s a second (one per pump, each its own commit, as the pipeline does)
+    for ``seconds``, drained by the MllpSender at the same time: the pending count sampled
+    every 10 s. Bounded = it does not grow from sample to sample."""
+    path = tmpdir / "pace.db"
+    for p in tmpdir.glob("pace.db*"):
+        p.unlink()
+    ob = Outbox.open(path, delivered_retention_s=60)
+    rx = EhrReceiver()
+    port = await rx.start()
+    kw = dict(host="127.0.0.1", port=port, ack_timeout_s=5, connect_timeout_s=5, initial_backoff_s=0.1, max_backoff_s=1)
+    sender = MllpSender(ob, lane="doc", **kw)
+    tasks = [asyncio.create_task(sender.run()), asyncio.create_task(ob.maintain(interval_s=30))]
+    samples: list[tuple[float, int]] = []
+    start = time.monotonic()
+    second = 0
+    produced = 0
+    while (now := time.monotonic()) - start < seconds:
+        await asyncio.gather(*(ob.enqueue(lane="doc", kind="pcd01", control_id=f"P{second:05d}{k:04d}",
+                                          payload=payload(f"P{second:05d}{k:04d}"), ttl_s=3600) for k in range(pumps)))
+        produced += pumps
+        second += 1
+        if second % 10 == 0:
+            samples.append((round(time.monotonic() - start), produced - sender.delivered))
+        await asyncio.sleep(max(0.0, start + second - time.monotonic()))  # on a fixed grid
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await rx.stop()
+    ob.close()
+    return samples
 
 
 READY_PROBE = """
@@ -153,6 +194,8 @@ def main() -> None:
     ap.add_argument("--alarms", type=int, default=100)
     ap.add_argument("--cache", type=Path, default=Path("/var/tmp/pumpgw-bench"))
     ap.add_argument("--json", action="store_true", help="print one JSON object (bench/run_all.py)")
+    ap.add_argument("--pace-s", type=float, default=0, help="also run the keep-pace test this long (goal: 300)")
+    ap.add_argument("--pace-pumps", type=int, default=1000)
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
@@ -177,8 +220,11 @@ def main() -> None:
         rate, lat = asyncio.run(drain(path, min(args.drain, n), args.alarms, tmpdir))
         reset(path)
         results["sizes"][n] = {"drain": rate, "ratio": rate / base, "ready_warm_s": warm, "ready_cold_s": cold,
+                               "max_lag_ms": LAG.max_s * 1000,
                                "alarm_ms": [pct(lat, q) * 1000 for q in (0.5, 0.99, 1.0)],
                                "file_mb": path.stat().st_size / 1e6}
+    if args.pace_s:
+        results["pace"] = asyncio.run(keep_pace(tmpdir, args.pace_pumps, args.pace_s))
     if args.json:
         print(json.dumps(results))
         return
@@ -187,16 +233,24 @@ def main() -> None:
     print(f"alarms, no backlog: p50 {q[0]:.1f} ms  p99 {q[1]:.1f} ms  max {q[2]:.1f} ms; "
           f"READY empty file warm {results['ready_empty_s'][0]:.2f} s cold {results['ready_empty_s'][1]:.2f} s")
     print(f"{'backlog':>9} {'file MB':>8} {'drain/s':>8} {'x bare':>7} {'ready warm':>10} {'ready cold':>10} "
-          f"{'alarm p50/p99/max ms':>22}")
+          f"{'alarm p50/p99/max ms':>22} {'loop lag max':>12}")
     for n, r in results["sizes"].items():
         a = r["alarm_ms"]
         print(f"{n:>9} {r['file_mb']:>8.0f} {r['drain']:>8.0f} {r['ratio']:>7.2f} {r['ready_warm_s']:>9.2f}s "
-              f"{r['ready_cold_s']:>9.2f}s {a[0]:>8.1f}/{a[1]:.1f}/{a[2]:.1f}")
+              f"{r['ready_cold_s']:>9.2f}s {a[0]:>8.1f}/{a[1]:.1f}/{a[2]:.1f} {r['max_lag_ms']:>10.1f}ms")
     sizes = results["sizes"]
     if 1000 in sizes and 1_000_000 in sizes:
         print(f"rate at 1k / rate at head of 1M: {sizes[1000]['drain'] / sizes[1_000_000]['drain']:.2f} (goal <= 1.5)")
     if 100_000 in sizes:
         print(f"drain at 100k: {sizes[100_000]['ratio']:.2f}x bare loop (goal >= 0.8x)")
+    big = max(sizes) if sizes else None
+    if big is not None:
+        print(f"READY at {big} cold: {sizes[big]['ready_cold_s']:.2f} s (goal < 2 s at 1M); "
+              f"alarm p99 {sizes[big]['alarm_ms'][1]:.1f} ms vs {q[1]:.1f} ms without backlog")
+    if "pace" in results:
+        pace = results["pace"]
+        print(f"keep pace, {args.pace_pumps} PCD-01/s for {args.pace_s:.0f} s: backlog every 10 s "
+              f"{[b for _, b in pace]} (goal: bounded, not growing)")
 
 
 if __name__ == "__main__":
