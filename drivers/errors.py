@@ -62,14 +62,14 @@ class FrameError(DriverError):
         self.pump_id = pump_id
         self.link = link
         where = f"pump {pump_id} on {link}: " if pump_id or link else ""
-        super().__init__(f"{where}{reason} at byte offset {offset} ({self.data[:32]!r})")
+        super().__init__(f"{where}{reason} at byte offset {offset} ({byte_shape(self.data)})")
 
     def located(self, *, pump_id: str, link: str) -> FrameError:
         """The same error (same subclass and attributes), naming the pump and port."""
         located = type(self).__new__(type(self))
         located.__dict__.update(self.__dict__)
         located.pump_id, located.link = pump_id, link
-        located.args = (f"pump {pump_id} on {link}: {self.reason} at byte offset {self.offset} ({self.data[:32]!r})",)
+        located.args = (f"pump {pump_id} on {link}: {self.reason} at byte offset {self.offset} ({byte_shape(self.data)})",)
         return located
 
 
@@ -116,3 +116,10 @@ class UnknownProtocol(DriverError):
         self.protocol = protocol
         self.known = known
         super().__init__(f"unknown pump protocol {protocol!r}; expected one of {', '.join(known)}")
+
+
+def byte_shape(data: bytes) -> str:
+    """Length and the first 4 bytes in hex: enough to see a start byte or command code, too
+    little to carry a patient name a pump reports (design.md §2 inv. 7). The full bytes are on
+    the ``pumpgw.wire.*`` loggers (``logging.wire_trace``)."""
+    return f"{len(data)} byte(s): {data[:4].hex(' ')}" + (" ..." if len(data) > 4 else "")

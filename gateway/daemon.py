@@ -121,7 +121,9 @@ def build_daemon(
         supervisor.add(f"poll {key}", poller.run, progress=poller.progress, stale_after_s=poller.stale_after_s)
     for dest in config.destinations:
         ssl_context = (
-            make_client_ssl_context(dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file)
+            make_client_ssl_context(
+                dest.tls.ca_file, dest.tls.cert_file, dest.tls.key_file, dest.tls.key_passphrase_file, dest.tls.crl_file
+            )
             if dest.tls.enabled
             else None
         )

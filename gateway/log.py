@@ -23,10 +23,13 @@ from typing import Any, TextIO
 
 import structlog
 
+from gateway.lograte import RateLimitFilter
+
 PHI_KEYS = frozenset(
     {"patient_id", "patient_name", "patient", "mrn", "pid", "date_of_birth", "birth_date", "visit_number"}
 )
-_PID_SEGMENT = re.compile(r"(?:^|\r|\n)PID\|")
+# Also the escaped forms: a repr() of bytes shows a segment end as the two characters "\r".
+_PID_SEGMENT = re.compile(r"(?:^|\r|\n|\\r|\\n|\\x0b)PID\|")
 _MSH = re.compile(r"MSH\|[^|]*\|(?:[^|]*\|){6}([^|]*)\|([^|]*)\|")
 WIRE = 5  # below DEBUG: raw bytes per direction (loggers pumpgw.wire.<name>.rx/tx)
 logging.addLevelName(WIRE, "WIRE")
@@ -51,7 +54,7 @@ class PhiFilter:
         self.allow_at_debug = allow_at_debug
 
     def __call__(self, _logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        if self.allow_at_debug and method == "debug":
+        if self.allow_at_debug and method in ("debug", "wire"):
             return event
         for key, value in list(event.items()):
             if key in PHI_KEYS and value not in (None, ""):
@@ -64,7 +67,8 @@ class PhiFilter:
 
 
 def configure_logging(
-    *, level: str = "info", fmt: str = "auto", wire_trace: bool = False, stream: TextIO | None = None
+    *, level: str = "info", fmt: str = "auto", wire_trace: bool = False, stream: TextIO | None = None,
+    rate_limit_window_s: float = 60.0,
 ) -> None:
     """Configure structlog and the stdlib root logger once, from the ``[logging]`` section."""
     stream = stream if stream is not None else sys.stderr
@@ -96,6 +100,9 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    limiter = RateLimitFilter(rate_limit_window_s)
+    limiter.bind(handler.handle)
+    handler.addFilter(limiter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -32,7 +32,7 @@ from drivers.alaris import codec
 from drivers.alaris.alarms import KNOWN_KINDS
 from drivers.alaris.framing import DroppedBytes, Frame, FrameDecoder, encode_body, encode_frame
 from drivers.base import StreamDriver
-from drivers.errors import FrameError
+from drivers.errors import FrameError, byte_shape
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, PumpIdentity, PumpSnapshot, Quantity
 from drivers.transport.link import Link
 from drivers.values import ValueWarnings
@@ -171,6 +171,6 @@ class AlarisDriver(StreamDriver[Frame]):
     def _discard_late_reply(self, frame: Frame) -> None:
         self.dropped_bytes += len(frame.body)
         log.warning(
-            "pump %s on %s: discarded a late reply %r while resynchronising",
-            self.pump_id, self.link.name, frame.body[:40],
+            "pump %s on %s: discarded a late reply (%s) while resynchronising",
+            self.pump_id, self.link.name, byte_shape(frame.body),  # pump text stays out of the log
         )

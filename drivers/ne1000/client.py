@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from drivers.base import StreamDriver
-from drivers.errors import FrameError, PumpRefused, SafeModeActive
+from drivers.errors import FrameError, PumpRefused, SafeModeActive, byte_shape
 from drivers.model import (
     Alarm,
     AlarmPriority,
@@ -256,8 +256,8 @@ class Ne1000Driver(StreamDriver[Frame]):
         """Count and log it; an alarm in it was acknowledged by the pump, so keep that (§0 rule 4)."""
         self.dropped_bytes += len(frame.data)
         log.warning(
-            "pump %s on %s: discarded a late reply %r while resynchronising",
-            self.pump_id, self.link.name, frame.data,
+            "pump %s on %s: discarded a late reply (%s) while resynchronising",
+            self.pump_id, self.link.name, byte_shape(frame.data),  # pump text stays out of the log
         )
         try:
             reply = codec.parse_reply(frame.data)

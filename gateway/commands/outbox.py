@@ -80,7 +80,9 @@ def parse_duration(text: str) -> float:
 def _handle(args: argparse.Namespace) -> int:
     try:
         path = args.db if args.db is not None else _db_from_config(args.config)
-        conn = schema.connect(path, create=False)
+        # Read-only actions open the file read-only: an operator in the service's group may
+        # look without being able to write (and without being told the file is corrupt).
+        conn = schema.connect(path, create=False, readonly=args.action in _READ_ONLY)
     except (OutboxError, ConfigError, FileNotFoundError) as exc:
         print(f"pumpgw outbox: {exc}", file=sys.stderr)
         return 1
@@ -88,6 +90,13 @@ def _handle(args: argparse.Namespace) -> int:
         return _ACTIONS[args.action](conn, args)
     except MessageNotFound as exc:
         print(f"pumpgw outbox: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc).lower() or "read-only" in str(exc).lower():
+            print(f"pumpgw outbox: {path}: cannot write ({exc}); the file is not damaged -- run this as the "
+                  "service user, e.g. `sudo -u pumpgw pumpgw outbox ...`", file=sys.stderr)
+        else:
+            print(f"pumpgw outbox: {path}: {exc}", file=sys.stderr)
         return 1
     except sqlite3.Error as exc:
         print(f"pumpgw outbox: {path}: {exc}", file=sys.stderr)
@@ -229,4 +238,5 @@ def _check(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+_READ_ONLY = frozenset({"stats", "list", "show", "check"})
 _ACTIONS = {"check": _check, "stats": _stats, "list": _list, "show": _show, "requeue": _requeue, "purge": _purge}

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.config import security_checks
 from gateway.config.problems import KeyPath, Severity, format_key
 
 if TYPE_CHECKING:
@@ -205,4 +206,5 @@ def warnings(config: GatewayConfig) -> list[Finding]:
     if config.logging.wire_trace:
         out.append(Finding(("logging", "wire_trace"), "raw pump and HL7 traffic is logged; the logs will contain "
                            "patient data", "warning"))
+    out += security_checks.security_findings(config)  # file modes, plaintext credentials, outbox place
     return out

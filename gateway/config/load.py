@@ -27,6 +27,7 @@ from gateway.config.describe import describe
 from gateway.config.model import DEFER_CROSS_CHECKS, GatewayConfig, PumpConfig, TlsConfig
 from gateway.config.positions import key_lines
 from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath, Severity
+from gateway.credentials import is_credential
 from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -199,10 +200,11 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     """Relative file paths in a config file are relative to that file, not to the cwd."""
 
     def fix(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else (base_dir / p)
+        return p if p is None or p.is_absolute() or is_credential(p) else (base_dir / p)
 
     def fix_tls(tls: TlsConfig) -> TlsConfig:
-        return tls.model_copy(update={n: fix(getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")})
+        names = ("ca_file", "cert_file", "key_file", "key_passphrase_file", "crl_file")
+        return tls.model_copy(update={n: fix(getattr(tls, n)) for n in names})
 
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
     library = config.library.model_copy(update={
@@ -248,7 +250,8 @@ def _missing_files(config: GatewayConfig) -> Iterator[tuple[KeyPath, str]]:
     tls_sets += [(("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)]
     for prefix, tls in tls_sets:
         if tls.enabled:
-            wanted += [(prefix + (n,), getattr(tls, n)) for n in ("ca_file", "cert_file", "key_file")]
+            names = ("ca_file", "cert_file", "key_file", "key_passphrase_file", "crl_file")
+            wanted += [(prefix + (n,), getattr(tls, n)) for n in names]
     for key, path in wanted:
-        if path is not None and not path.exists():
+        if path is not None and not is_credential(path) and not path.exists():
             yield key, f"file not found on this host: {path}"

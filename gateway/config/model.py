@@ -194,8 +194,20 @@ class TlsConfig(_Strict):
     enabled: bool = Field(default=False, description="Use TLS for this connection.")
     ca_file: Path | None = Field(default=None, description="CA bundle to verify the server; system CAs if empty.")
     cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS.")
-    key_file: Path | None = Field(default=None, description="Private key of the client certificate.")
+    key_file: Path | None = Field(
+        default=None, description="Private key of the client certificate; 'credential:NAME' reads a systemd credential."
+    )
+    key_passphrase_file: Path | None = Field(
+        default=None,
+        description="File holding the passphrase of an encrypted key_file; "
+        "'credential:NAME' reads a systemd credential.",
+    )
     server_hostname: str | None = Field(default=None, description="Name to verify instead of the host.")
+    crl_file: Path | None = Field(
+        default=None,
+        description="PEM certificate revocation list(s) of the CA; the peer's certificate is checked against it "
+        "(a CRL past its next update fails every connection). The site keeps it current (docs/security.md).",
+    )
 
     @model_validator(mode="after")
     def _key_with_cert(self) -> TlsConfig:
@@ -290,7 +302,11 @@ class MqttConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     client_id: str = Field(default="", description="Empty: derived from site and gateway id.")
     username: str = Field(default="", description="Broker user name; empty for none.")
-    password_file: Path | None = Field(default=None, description="File holding the password (kept out of config).")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password (kept out of config); "
+        "'credential:NAME' reads the systemd credential NAME.",
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
     topic_prefix: str = Field(
         default="pumpgw/v1", pattern=r"^[^#+]+$", description="Start of every topic: {prefix}/{site}/{gateway_id}/... (the ward is not a topic level)."
@@ -309,6 +325,30 @@ class MqttConfig(_Strict):
     event_ttl_s: float = Field(default=7 * 86400.0, gt=0, description="Queued MQTT events expire after this.")
     alarm_ttl_s: float = Field(
         default=300.0, gt=0, description="Queued MQTT alarms expire after this (MQTT 5 message expiry too)."
+    )
+    heartbeat_interval_s: float = Field(
+        default=30.0, ge=1, le=3600,
+        description="Retained status (and pump availability) is republished this often with a fresh heartbeat_at.",
+    )
+    stale_after_intervals: int = Field(
+        default=3, ge=2, le=100,
+        description="Retained online status and availability expire (MQTT 5) after this many heartbeat intervals; "
+        "dashboards treat a status older than that as stale.",
+    )
+    session_expiry_s: int = Field(
+        default=300, ge=0, le=86400,
+        description="MQTT 5 session expiry: the broker keeps the session and its Last Will this long after the "
+        "connection drops (a broker that restores sessions then still sends the will after a restart).",
+    )
+    max_packet_bytes: int = Field(
+        default=16 << 20, ge=1024, le=256 << 20,
+        description="MQTT 5 Maximum Packet Size sent on connect: the broker must not send the gateway anything "
+        "larger (hostile or mistaken publishes on subscribed topics). Keep it well above "
+        "library.max_release_bytes, so an oversized release still arrives and is refused with an audit row.",
+    )
+    rebirth_min_interval_s: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="Rebirth requests closer together than this are coalesced into one republish.",
     )
 
 

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from gateway.fileperms import open_private
 from gateway.hl7.errors import ControlIdStateError
 
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -147,7 +148,7 @@ class ControlIdGenerator:
         tmp = self._state_path.with_name(self._state_path.name + ".tmp")
         try:
             try:
-                with open(tmp, "w", encoding="ascii") as fh:
+                with os.fdopen(open_private(tmp), "w", encoding="ascii") as fh:  # 0640 whatever the umask
                     fh.write(line)
                     fh.flush()
                     os.fsync(fh.fileno())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.mllp.errors import AckError
+from gateway.peertext import token
 
 ACCEPT_CODES = frozenset({"AA", "CA"})
 ERROR_CODES = frozenset({"AE", "CE"})
@@ -61,7 +62,7 @@ def parse_ack(data: bytes) -> Ack:
         raise AckError("no MSA segment", data)
     code = msa[1].upper() if len(msa) > 1 else ""
     if code not in ACK_CODES:
-        raise AckError(f"MSA-1 is {code!r}, expected one of {sorted(ACK_CODES)}", data)
+        raise AckError(f"MSA-1 is {token(code)!r}, expected one of {sorted(ACK_CODES)}", data)
     control_id = msa[2] if len(msa) > 2 else ""
     if not control_id:
         raise AckError("MSA-2 (acknowledged control id) is empty", data)

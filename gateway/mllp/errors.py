@@ -58,7 +58,8 @@ class AckError(PumpgwError):
     def __init__(self, reason: str, data: bytes) -> None:
         self.reason = reason
         self.data = data
-        super().__init__(f"not an HL7 ACK: {reason} (got {data[:80]!r})")
+        # Never the bytes themselves in the message: they are peer text (patient data).
+        super().__init__(f"not an HL7 ACK: {reason} ({len(data)} bytes)")
 
 
 class DeliveryError(PumpgwError):

@@ -25,10 +25,13 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
+from gateway.credentials import CredentialError, read_secret, resolve
+from gateway.log import WIRE
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
 from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
 from gateway.outbox import Outbox, OutboxClosed, OutboxError, OutboxMessage
+from gateway.peertext import bound_text, err_codes, summarise_reply, token
 
 log = logging.getLogger("pumpgw.mllp")
 
@@ -51,7 +54,14 @@ class _Rejected(Exception):
 
     def __init__(self, ack: Ack) -> None:
         self.ack = ack
-        super().__init__(f"{ack.code}: {ack.text}")
+        super().__init__(ack_summary(ack))
+
+
+def ack_summary(ack: Ack) -> str:
+    """What logs may say about an ACK: code, error codes, text length -- never its text,
+    which receivers fill with echoes of the message (patient identifiers included)."""
+    codes = err_codes(ack.errors)
+    return f"{ack.code} (text {len(ack.text)} chars" + (f", ERR codes {','.join(codes)})" if codes else ")")
 
 
 class _Expired(Exception):
@@ -104,6 +114,10 @@ class MllpSender:
         self._progress = time.monotonic()
         self._wait_exp = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
         self._where = f"lane {lane} ({host}:{port})"
+        # Full replies only here, at WIRE level: enabled by logging.wire_trace at debug (PHI).
+        self._wire_rx = logging.getLogger(f"pumpgw.wire.mllp.{lane}.rx")
+        self._rx_since_connect = 0  # bytes read on this connection (0 + EOF on TLS: see below)
+        self._refusal_reported = False
 
     def progress(self) -> float:
         """Monotonic time of the last successful step, attempt or idle check (watchdog).
@@ -139,7 +153,8 @@ class MllpSender:
                     msg = await self._record(lambda: self.outbox.finish(done, "delivered", ack_text=ack.code))
                 else:  # AE / CE
                     msg = await self._record(lambda: self.outbox.finish(
-                        done, "quarantined", reason=f"{ack.code} from receiver", ack_text=ack.text or ack.code
+                        done, "quarantined", reason=f"{ack.code} from receiver",
+                        ack_text=bound_text(ack.text or ack.code),
                     ))
         finally:
             self.state = "stopped"
@@ -260,30 +275,59 @@ class MllpSender:
         while True:
             data = await self._reader.read(65536)
             if not data:
+                if self.ssl_context is not None and self._rx_since_connect == 0:
+                    self._tls_closed_silently(msg)
                 raise DeliveryError(f"receiver closed the connection before the ACK for {msg.control_id}")
+            self._rx_since_connect += len(data)
             for item in self._decoder.feed(data):
-                if isinstance(item, MllpGarbage) and not item.sample.strip():
-                    log.log(logging.WARNING if not self._whitespace_warned else logging.DEBUG,
-                            "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
-                            self._where, item)
-                    self._whitespace_warned = True
-                    continue
+                if isinstance(item, MllpGarbage):
+                    # The sample is peer bytes: only at WIRE level; logs get count and offset.
+                    self._wire_rx.log(WIRE, "%s: bytes outside a frame: %r", self._where, item.sample)
+                    what = f"{item.byte_count} byte(s) outside an MLLP frame at offset {item.offset}"
+                    if not item.sample.strip():
+                        log.log(logging.WARNING if not self._whitespace_warned else logging.DEBUG,
+                                "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
+                                self._where, what)
+                        self._whitespace_warned = True
+                        continue
+                    raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {what}")
                 if isinstance(item, Exception):
                     raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {item}")
+                self._wire_rx.log(WIRE, "%s: reply %r", self._where, item)
                 try:
                     ack = parse_ack(item)
                 except AckError as exc:
-                    raise DeliveryError(f"reply to {msg.control_id} is not an ACK: {exc}") from None
+                    raise DeliveryError(
+                        f"reply to {msg.control_id} is not an ACK: {exc.reason} ({summarise_reply(item)})"
+                    ) from None
                 if ack.control_id != msg.control_id and ack.control_id == self._last_acked and ack.accepted:
                     # the receiver ACKed the previous message twice: that ACK is spent, the
                     # answer to this message is still to come (resending would duplicate it)
-                    log.debug("%s: duplicate ACK for %s ignored", self._where, ack.control_id)
+                    log.debug("%s: duplicate ACK for %s ignored", self._where, token(ack.control_id))
                     continue
                 if ack.control_id != msg.control_id:
                     raise DeliveryError(
-                        f"ACK answers {ack.control_id!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; treated as no ACK"
+                        f"ACK answers {token(ack.control_id)!r}, expected MSA-2 = MSH-10 = {msg.control_id!r}; "
+                        "treated as no ACK"
                     )
+                self._refusal_reported = False
                 return ack
+
+    def _tls_closed_silently(self, msg: OutboxMessage) -> None:
+        """A TLS receiver that closes right after the handshake, before any reply, has almost
+        always refused our client certificate: with TLS 1.3 the client finishes its side of
+        the handshake before the server checks the certificate, and asyncio reports the
+        server's alert as a plain end of stream. Said at ERROR, once per streak, because a
+        person has to act (certificate, key, or the receiver's trusted CA)."""
+        if self._refusal_reported:
+            return
+        self._refusal_reported = True
+        log.error(
+            "%s: receiver closed the TLS connection right after the handshake without a reply to %s: it "
+            "probably refused our client certificate (expired, wrong CA, or none configured: check "
+            "tls.cert_file/key_file and the receiver's trusted CAs); retrying with backoff",
+            self._where, msg.control_id,
+        )
 
     async def _connect(self) -> None:
         self.state = "connecting"
@@ -304,6 +348,7 @@ class MllpSender:
         except OSError as exc:
             raise DeliveryError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._decoder = MllpDecoder(self.max_frame_bytes)
+        self._rx_since_connect = 0
         self._whitespace_warned = False
         sock = self._writer.get_extra_info("socket")
         if sock is not None:
@@ -324,23 +369,39 @@ def _enable_keepalive(sock: socket.socket) -> None:
 
 
 def make_client_ssl_context(
-    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None
+    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None,
+    key_passphrase_file: str | Path | None = None, crl_file: str | Path | None = None,
 ) -> ssl.SSLContext:
     """A verifying client context (server certificate and host name always checked).
 
     ``ca_file`` None means the system CAs; ``cert_file``/``key_file`` add a client
-    certificate for mutual TLS. Unreadable files raise :class:`TlsConfigError`.
+    certificate for mutual TLS, the key possibly encrypted with the passphrase in
+    ``key_passphrase_file``. Any path may be ``credential:NAME`` (a systemd credential,
+    :mod:`gateway.credentials`). Unreadable files raise :class:`TlsConfigError`.
     """
+    try:
+        ca_file = resolve(ca_file) if ca_file else None
+        cert_file = resolve(cert_file) if cert_file else None
+        key_file = resolve(key_file) if key_file else None
+        passphrase = read_secret(key_passphrase_file) if key_passphrase_file else None
+    except CredentialError as exc:
+        raise TlsConfigError(exc.name, exc.reason) from None
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
         raise TlsConfigError(str(ca_file), f"cannot load CA bundle: {exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if crl_file:  # the receiver's certificate is checked against the site's CRL (leaf)
+        try:
+            ctx.load_verify_locations(cafile=str(resolve(crl_file)))
+        except (OSError, ssl.SSLError, CredentialError) as exc:
+            raise TlsConfigError(str(crl_file), f"cannot load CRL: {exc}") from None
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if (cert_file is None) != (key_file is None):
         raise TlsConfigError(str(cert_file or key_file), "cert_file and key_file must be given together")
     if cert_file is not None:
         try:
-            ctx.load_cert_chain(str(cert_file), str(key_file))
+            ctx.load_cert_chain(str(cert_file), str(key_file), password=passphrase)
         except (OSError, ssl.SSLError) as exc:
             raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {exc}") from None
     return ctx

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
+import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -46,6 +47,7 @@ from gateway.mqtt.errors import (
 
 # CONNACK reason codes that mean "your credentials": MQTT 5 §3.2.2.2 (0x86, 0x87); paho maps
 # MQTT 3.1.1 return codes 4 and 5 (§3.2.2.3) onto the same values.
+log = structlog.get_logger("pumpgw.mqtt")
 _AUTH_REASONS = frozenset({0x86, 0x87})
 _MISC_INTERVAL_S = 1.0
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -75,6 +77,8 @@ class ConnectSettings:
     protocol: Literal["3.1.1", "5"] = "5"
     connect_timeout_s: float = 10.0
     max_inflight: int = 20
+    session_expiry_s: int = 0  # MQTT 5: how long the broker keeps the session (and its will)
+    max_packet_bytes: int | None = None  # MQTT 5 Maximum Packet Size we accept (None: no limit)
 
 
 def _paho_error(rc: int, settings: ConnectSettings, doing: str) -> MqttError:
@@ -99,6 +103,7 @@ class MqttConnection:
         self._sock: Any = None
         self._writing = False
         self._tick: asyncio.TimerHandle | None = None
+        self.inbound_refused = 0
         protocol = MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -152,7 +157,17 @@ class MqttConnection:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         kwargs: dict[str, Any] = {}
         if s.protocol == "5":
+            # A fresh session each time (the durable queue above resends), kept by the broker
+            # for session_expiry_s after a drop so its Last Will outlives a broker restart on
+            # brokers that restore wills; Maximum Packet Size bounds what the broker may send
+            # us (MQTT 5 §3.1.2.11.3-4). MQTT 3.1.1 has neither: docs/security.md.
             kwargs["clean_start"] = True
+            props = Properties(PacketTypes.CONNECT)
+            if s.session_expiry_s:
+                props.SessionExpiryInterval = s.session_expiry_s
+            if s.max_packet_bytes:
+                props.MaximumPacketSize = s.max_packet_bytes
+            kwargs["properties"] = props
         call = functools.partial(self._client.connect, s.host, s.port, s.keepalive_s, **kwargs)
         work = self._loop.run_in_executor(None, call)
         try:
@@ -347,6 +362,13 @@ class MqttConnection:
             fut.set_result(None)
 
     def _on_paho_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        # MQTT 3.1.1 cannot announce a Maximum Packet Size, so enforce it here too: nothing
+        # larger is handed on to be parsed (it was read, but it goes no further).
+        limit = self.settings.max_packet_bytes
+        if limit and len(message.payload) > limit:
+            self.inbound_refused += 1
+            log.warning("mqtt.inbound_refused", topic=message.topic, bytes=len(message.payload), limit=limit)
+            return
         if self._on_message is not None:
             self._on_message(message.topic, bytes(message.payload), bool(message.retain))
 

@@ -185,6 +185,14 @@ class StatusPayload(_Payload):
 
     ``session`` is the same in a connection's birth and its Last Will, so a consumer drops an
     "offline" whose session is not the current one (a late will overtaking a new birth).
+
+    "online" is republished every ``heartbeat_interval_s`` with a fresh ``heartbeat_at`` and
+    an MQTT 5 message expiry of ``stale_after_intervals`` intervals: a gateway that died
+    without its will reaching anyone stops looking alive (docs/mqtt.md, "Gateway status").
+    ``since`` is when the state began: the birth for "online", the stop for a clean
+    "offline"; in the Last Will it is null, because the will is written at connect time and
+    the time of death is only known to the broker -- it is when the will arrives, at most
+    1.5 keep-alives after the last heartbeat_at.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -194,7 +202,11 @@ class StatusPayload(_Payload):
     version: str
     config_hash: str
     session: str
-    since: AwareDatetime
+    since: AwareDatetime | None
+    ward: str | None = None
+    heartbeat_interval_s: float | None = None
+    heartbeat_at: AwareDatetime | None = None
+    cause: Literal["birth", "heartbeat", "stop", "will"] | None = None
 
 
 class GatewayAlertPayload(_Payload):
@@ -420,7 +432,11 @@ def status_payload(
     version: str,
     config_hash: str,
     session: str,
-    since: datetime,
+    since: datetime | None,
+    ward: str | None = None,
+    heartbeat_interval_s: float | None = None,
+    heartbeat_at: datetime | None = None,
+    cause: Literal["birth", "heartbeat", "stop", "will"] | None = None,
 ) -> bytes:
     return _build(
         gateway,
@@ -433,6 +449,10 @@ def status_payload(
             config_hash=config_hash,
             session=session,
             since=since,
+            ward=ward,
+            heartbeat_interval_s=heartbeat_interval_s,
+            heartbeat_at=heartbeat_at,
+            cause=cause,
         ),
     )
 

@@ -63,6 +63,9 @@ log = structlog.get_logger("pumpgw.mqtt")
 # Re-claim even without a wake-up, so a missed notification costs latency, not messages.
 _RECLAIM_S = 5.0
 _STOP_TIMEOUT_S = 2.0
+# A rebirth request carries no data we use; anything longer than this is not one (refused
+# before any parsing, counted and logged).
+MAX_REBIRTH_PAYLOAD_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,9 @@ class PublisherStats:
     delivered: int = 0
     retained_published: int = 0
     rebirths: int = 0
+    rebirths_coalesced: int = 0  # requests within rebirth_min_interval_s of the last rebirth
+    inbound_refused: int = 0  # inbound payloads over their size limit
+    heartbeats: int = 0
 
 
 class _Stopping(Exception):
@@ -146,6 +152,10 @@ class MqttPublisher:
         self._online = asyncio.Event()
         self._session = ""
         self._started_at = _utcnow()
+        self._expiring: set[str] = set()  # retained topics published with MQTT 5 message expiry
+        self._birth_at: datetime | None = None
+        self._last_rebirth = -math.inf
+        self._rebirth_timer: asyncio.TimerHandle | None = None
 
     # ---- producer side (called by the router; never blocks on the broker) ----------------
 
@@ -161,7 +171,12 @@ class MqttPublisher:
         if self._availability.get(pump_id) == availability:
             return
         self._availability[pump_id] = availability
-        self._set(self.topics.availability(pump_id), availability_payload(pump_id, availability, since=since or _utcnow()))
+        # "offline" stays retained for good; anything else expires unless the heartbeat
+        # refreshes it, so a dead gateway's pumps stop looking online (docs/mqtt.md).
+        self._set(
+            self.topics.availability(pump_id), availability_payload(pump_id, availability, since=since or _utcnow()),
+            expires=availability != "offline",
+        )
 
     def update_state(
         self,
@@ -262,6 +277,14 @@ class MqttPublisher:
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns after :meth:`stop`. Owns its tasks."""
+        try:
+            await self._run()
+        finally:
+            if self._rebirth_timer is not None:
+                self._rebirth_timer.cancel()
+                self._rebirth_timer = None
+
+    async def _run(self) -> None:
         backoff = Backoff(self.config.retry.initial_backoff_s, self.config.retry.max_backoff_s)
         failing_since: str | None = None
         while not self._stop.is_set():
@@ -297,7 +320,8 @@ class MqttPublisher:
         settings = connect_settings(
             self.config, default_client_id=f"pumpgw-{self.topics.site}-{self.topics.gateway}"
         )
-        will = Will(self.topics.status, self._status("offline"), qos=1, retain=True)
+        # since=None: the time of death is not known when the will is written (StatusPayload).
+        will = Will(self.topics.status, self._status("offline", since=None, cause="will"), qos=1, retain=True)
         return await MqttConnection.open(
             settings,
             will=will,
@@ -336,14 +360,19 @@ class MqttPublisher:
 
     async def _serve(self, conn: MqttConnection) -> None:
         # Birth first (Sparkplug's NBIRTH-before-DBIRTH), then everything retained again.
-        self._retained[self.topics.status] = self._status("online")
-        await conn.publish(self.topics.status, self._retained[self.topics.status], qos=1, retain=True)
+        self._birth_at = _utcnow()
+        self._retained[self.topics.status] = self._status("online", since=self._birth_at, cause="birth")
+        self._expiring.add(self.topics.status)
+        await conn.publish(
+            self.topics.status, self._retained[self.topics.status], qos=1, retain=True, expiry_s=self._expiry_s
+        )
         self._online.set()
         log.info("mqtt.online", host=self.config.host, port=self.config.port, session=self._session)
         self._mark_all_dirty(include_status=False)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._watch(conn), name="mqtt-watch")
             tg.create_task(self._retained_loop(conn), name="mqtt-retained")
+            tg.create_task(self._heartbeat_loop(), name="mqtt-heartbeat")
             tg.create_task(self._lane_loop(conn, self.lanes.alarms, self.config.alarm_ttl_s), name="mqtt-alarms")
             tg.create_task(self._lane_loop(conn, self.lanes.events, None), name="mqtt-events")
 
@@ -362,11 +391,21 @@ class MqttPublisher:
         if not self._stop.is_set():
             await conn.wait_closed()  # raises MqttConnectionLost
             raise MqttConnectionLost("session closed", host=self.config.host, port=self.config.port)
-        # Clean shutdown: the broker discards the Last Will on DISCONNECT, so say it ourselves.
-        self._retained[self.topics.status] = self._status("offline")
+        # Clean shutdown: the broker discards the Last Will on DISCONNECT, so say it ourselves:
+        # every pump goes offline with the gateway, then the gateway (retained, no expiry).
+        stopped_at = _utcnow()
+        final = {
+            self.topics.availability(p): availability_payload(p, "offline", since=stopped_at)
+            for p in self._availability
+        }
+        final[self.topics.status] = self._status("offline", since=stopped_at, cause="stop")
+        self._retained.update(final)
+        self._expiring.difference_update(final)
         with contextlib.suppress(MqttError, TimeoutError):
             async with asyncio.timeout(_STOP_TIMEOUT_S):
-                await conn.publish(self.topics.status, self._retained[self.topics.status], qos=1, retain=True)
+                futures = [conn.publish(t, body, qos=1, retain=True) for t, body in final.items()]
+                for fut in futures:
+                    await fut
         await conn.disconnect(_STOP_TIMEOUT_S)
         log.info("mqtt.offline", reason="stop requested")
         raise _Stopping()
@@ -378,7 +417,11 @@ class MqttPublisher:
             topics = list(self._dirty)
             self._dirty.clear()
             try:
-                futures = [conn.publish(t, self._retained[t], qos=1, retain=True) for t in topics]
+                futures = [
+                    conn.publish(t, self._retained[t], qos=1, retain=True,
+                                 expiry_s=self._expiry_s if t in self._expiring else None)
+                    for t in topics
+                ]
                 for fut in futures:
                     await fut
             except BaseException:
@@ -386,6 +429,25 @@ class MqttPublisher:
                     self._dirty.setdefault(t, None)
                 raise
             self.stats.retained_published += len(topics)
+
+    async def _heartbeat_loop(self) -> None:
+        """Refresh the retained status (``heartbeat_at``) and every expiring availability.
+
+        Each refresh renews their MQTT 5 message expiry; when the gateway dies and no will
+        reaches the broker (broker down at the time), they expire within
+        ``stale_after_intervals`` intervals instead of showing "online" for ever.
+        """
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+            self.stats.heartbeats += 1
+            self._set(self.topics.status, self._status("online", since=self._birth_at, cause="heartbeat"), expires=True)
+            for topic in [t for t in self._expiring if t != self.topics.status]:
+                self._dirty[topic] = None
+            self._dirty_event.set()
+
+    @property
+    def _expiry_s(self) -> int:
+        return math.ceil(self.config.heartbeat_interval_s * self.config.stale_after_intervals)
 
     async def _lane_loop(self, conn: MqttConnection, lane: str, expiry_s: float | None) -> None:
         """Send one lane in order with a sliding window of ``max_inflight`` unacknowledged messages.
@@ -449,11 +511,29 @@ class MqttPublisher:
         # A retained rebirth request would fire on every reconnect; we republish then anyway.
         if retained or topic not in (self.topics.rebirth, self.topics.rebirth_all):
             return
+        if len(payload) > MAX_REBIRTH_PAYLOAD_BYTES:  # checked before anything looks inside
+            self.stats.inbound_refused += 1
+            log.warning("mqtt.inbound_refused", topic=topic, bytes=len(payload), limit=MAX_REBIRTH_PAYLOAD_BYTES)
+            return
+        # Rate limit: a consumer (or an attacker) asking in a loop gets one republish per
+        # rebirth_min_interval_s; requests in between are coalesced into one at its end.
+        wait = self._last_rebirth + self.config.rebirth_min_interval_s - time.monotonic()
+        if wait > 0:
+            self.stats.rebirths_coalesced += 1
+            if self._rebirth_timer is None:
+                self._rebirth_timer = asyncio.get_running_loop().call_later(wait, self._rebirth, topic)
+            return
+        self._rebirth(topic)
+
+    def _rebirth(self, topic: str) -> None:
+        self._rebirth_timer = None
+        self._last_rebirth = time.monotonic()
         self.stats.rebirths += 1
         log.info("mqtt.rebirth_requested", topic=topic)
         self._mark_all_dirty(include_status=True)
 
-    def _status(self, state: str) -> bytes:
+    def _status(self, state: str, *, since: datetime | None, cause: str) -> bytes:
+        online = state == "online"
         return status_payload(
             state=state,  # type: ignore[arg-type]
             site=self.topics.site,
@@ -461,10 +541,18 @@ class MqttPublisher:
             version=self._version,
             config_hash=self._config_hash,
             session=self._session,
-            since=_utcnow(),
+            since=since,
+            ward=self._ward,
+            heartbeat_interval_s=self.config.heartbeat_interval_s,
+            heartbeat_at=_utcnow() if online else None,
+            cause=cause,  # type: ignore[arg-type]
         )
 
-    def _set(self, topic: str, payload: bytes) -> None:
+    def _set(self, topic: str, payload: bytes, *, expires: bool = False) -> None:
+        if expires:
+            self._expiring.add(topic)
+        else:
+            self._expiring.discard(topic)
         self._retained[topic] = payload
         self._dirty[topic] = None
         self._dirty_event.set()

@@ -12,19 +12,16 @@ import ssl
 from pathlib import Path
 
 from gateway.config.model import MqttConfig, TlsConfig
+from gateway.credentials import CredentialError, read_secret, resolve
 from gateway.mqtt.connection import ConnectSettings
 from gateway.mqtt.errors import MqttSetupError
 
 
 def read_password(path: Path, *, host: str, port: int) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MqttSetupError(f"cannot read mqtt.password_file {path}: {exc.strerror or exc}", host=host, port=port) from exc
-    password = text.rstrip("\r\n")
-    if not password:
-        raise MqttSetupError(f"mqtt.password_file {path} is empty", host=host, port=port)
-    return password
+        return read_secret(path)
+    except CredentialError as exc:
+        raise MqttSetupError(f"mqtt.password_file: {exc}", host=host, port=port) from exc
 
 
 class _PinnedNameContext(ssl.SSLContext):
@@ -48,11 +45,17 @@ def tls_context(tls: TlsConfig, *, host: str, port: int) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     try:
         if tls.ca_file is not None:
-            ctx.load_verify_locations(cafile=str(tls.ca_file))
+            ctx.load_verify_locations(cafile=str(resolve(tls.ca_file)))
         else:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if tls.crl_file is not None:  # revocation of the broker's certificate (leaf)
+            ctx.load_verify_locations(cafile=str(resolve(tls.crl_file)))
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         if tls.cert_file is not None and tls.key_file is not None:
-            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+            passphrase = read_secret(tls.key_passphrase_file) if tls.key_passphrase_file is not None else None
+            ctx.load_cert_chain(str(resolve(tls.cert_file)), str(resolve(tls.key_file)), password=passphrase)
+    except CredentialError as exc:
+        raise MqttSetupError(f"TLS secret unusable: {exc}", host=host, port=port) from exc
     except (OSError, ssl.SSLError) as exc:
         raise MqttSetupError(f"TLS files unusable ({tls.ca_file}, {tls.cert_file}): {exc}", host=host, port=port) from exc
     return ctx
@@ -74,4 +77,6 @@ def connect_settings(cfg: MqttConfig, *, default_client_id: str) -> ConnectSetti
         protocol=cfg.protocol,
         connect_timeout_s=cfg.connect_timeout_s,
         max_inflight=cfg.max_inflight,
+        session_expiry_s=cfg.session_expiry_s,
+        max_packet_bytes=cfg.max_packet_bytes,
     )

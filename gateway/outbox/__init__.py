@@ -1,6 +1,14 @@
 """Durable on-disk outbox (design.md §2 inv. 2-4, 8): nothing produced is lost."""
 
-from gateway.outbox.errors import MessageNotFound, OutboxClosed, OutboxCorrupt, OutboxError, OutboxFull, OutboxSchemaError
+from gateway.outbox.errors import (
+    MessageNotFound,
+    OutboxAccessError,
+    OutboxClosed,
+    OutboxCorrupt,
+    OutboxError,
+    OutboxFull,
+    OutboxSchemaError,
+)
 from gateway.outbox.model import THINNABLE_KINDS, LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.store import Outbox
 
@@ -10,6 +18,7 @@ __all__ = [
     "NewMessage",
     "Outbox",
     "OutboxClosed",
+    "OutboxAccessError",
     "OutboxFull",
     "OutboxCorrupt",
     "OutboxError",

@@ -19,6 +19,23 @@ class OutboxCorrupt(OutboxError):
         super().__init__(f"outbox {path} is corrupt: {detail} (move it aside and restart; its messages are not lost until you delete it)")
 
 
+class OutboxAccessError(OutboxError):
+    """The file exists but this user may not read (or write) it: a permission problem, not
+    corruption -- nothing must be moved aside."""
+
+    def __init__(self, path: str, detail: str, *, write: bool) -> None:
+        self.path = path
+        self.detail = detail
+        self.write = write
+        hint = (
+            "run this as the service user (e.g. `sudo -u pumpgw pumpgw outbox ...`); "
+            "stats, list and show only need read access (group pumpgw)"
+            if write
+            else "add your user to the service's group (pumpgw) or run as the service user"
+        )
+        super().__init__(f"outbox {path}: {detail}; the file is not damaged -- {hint}")
+
+
 class OutboxSchemaError(OutboxError):
     """The file's schema version is newer than this pumpgw, or the file is not an outbox."""
 

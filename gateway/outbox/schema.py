@@ -13,10 +13,12 @@ identical bytes (see docs/integration-engineer.md, "Delivery guarantees").
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
-from gateway.outbox.errors import OutboxCorrupt, OutboxFull, OutboxSchemaError
+from gateway.fileperms import create_private, tighten
+from gateway.outbox.errors import OutboxAccessError, OutboxCorrupt, OutboxFull, OutboxSchemaError
 from gateway.outbox.reserve import is_disk_full
 
 # Index = version reached after applying the statements. Each issue adds its own numbered,
@@ -149,16 +151,27 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def connect(path: Path, *, create: bool = True, check: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, create: bool = True, readonly: bool = False, check: bool = False
+) -> sqlite3.Connection:
     """Open (and if needed create or migrate) the outbox file; raise a named error if bad.
 
+    ``readonly`` opens it for reading only (``pumpgw outbox stats/list/show/check``): no WAL
+    switch, no migration, works for an operator who may read but not write the file. A
+    permission problem raises :class:`OutboxAccessError`, never "corrupt" -- the advice to
+    move a corrupt file aside would strand the queue if the file is merely unreadable.
     ``check`` also runs ``PRAGMA quick_check`` first (a full read of the file: never on the
-    daemon's start-up path, see the module docstring)."""
+    daemon's start-up path, see the module docstring).
+    """
     path = Path(path)
     if not create and not path.exists():
         raise FileNotFoundError(f"outbox {path} does not exist")
+    _check_access(path, write=not readonly)
+    if readonly:
+        return _connect_readonly(path)
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # 0640 whatever the umask: the file holds raw HL7 (patient data)
     # A short busy timeout: the outbox runs on the event loop, and a lock held by an operator's
     # `pumpgw outbox requeue` must not freeze polling and the watchdog for long.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=1.0)
@@ -174,6 +187,45 @@ def connect(path: Path, *, create: bool = True, check: bool = False) -> sqlite3.
         conn.close()
         if is_disk_full(exc):  # not corrupt: no room for the WAL or a migration
             raise OutboxFull(str(path), str(exc)) from None
+        if isinstance(exc, sqlite3.OperationalError) and _is_access_problem(exc):
+            raise OutboxAccessError(str(path), str(exc), write=True) from None
+        raise OutboxCorrupt(str(path), str(exc)) from None
+    except BaseException:
+        conn.close()
+        raise
+    for suffix in ("", "-wal", "-shm"):  # SQLite gives -wal/-shm the database's mode; a
+        tighten(Path(f"{path}{suffix}"))  # file from an older pumpgw may still be 0644
+    return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    try:
+        return _open_readonly(path, "mode=ro")
+    except OutboxAccessError:
+        # A WAL database read without the daemon: SQLite wants to create -shm, which a
+        # read-only operator cannot. With no -wal file every commit is in the main file, so
+        # reading it as immutable is exact (a snapshot; the CLI reads once and exits).
+        if Path(f"{path}-wal").exists():
+            raise
+        return _open_readonly(path, "immutable=1")
+
+
+def _open_readonly(path: Path, flags: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        # Not a quick_check (a full read: `pumpgw outbox stats` must answer at once at 1M rows);
+        # reading the schema page names a file that is not an outbox at all.
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise OutboxSchemaError(str(path), version, SCHEMA_VERSION)
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _is_access_problem(exc):
+            raise OutboxAccessError(str(path), str(exc), write=False) from None
+        raise OutboxCorrupt(str(path), str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
         raise OutboxCorrupt(str(path), str(exc)) from None
     except BaseException:
         conn.close()
@@ -196,6 +248,27 @@ def migration_pending(path: Path) -> bool:
     except sqlite3.Error:
         return False  # connect() names the problem
     return 0 < version < SCHEMA_VERSION
+
+
+def _check_access(path: Path, *, write: bool) -> None:
+    """Name a permission problem before SQLite reports it as an unusable database."""
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise OutboxAccessError(str(path), "permission denied (cannot read the file)", write=write)
+        if write and not os.access(path, os.W_OK):
+            raise OutboxAccessError(str(path), "permission denied (cannot write the file)", write=True)
+        # WAL needs to create or write path-wal and path-shm next to it.
+        if write and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise OutboxAccessError(str(path), f"permission denied (cannot write in {path.parent})", write=True)
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{path}{suffix}")
+            if side.exists() and not os.access(side, os.R_OK | (os.W_OK if write else 0)):
+                raise OutboxAccessError(str(path), f"permission denied on {side.name}", write=write)
+
+
+def _is_access_problem(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("readonly", "read-only", "unable to open", "permission", "access"))
 
 
 def set_synchronous(conn: sqlite3.Connection, level: str) -> None:

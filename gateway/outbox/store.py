@@ -43,6 +43,7 @@ from gateway.outbox import budget, queries, schema
 from gateway.outbox.errors import OutboxClosed, OutboxFull
 from gateway.outbox.model import LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
+from gateway.peertext import bound_text
 
 log = logging.getLogger("pumpgw.outbox")
 
@@ -58,7 +59,11 @@ CLAIM_SQL = (
     "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
 )
 MARK_IN_FLIGHT_SQL = "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
-FINISH_SQL = "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=? WHERE id=?"
+# size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
+FINISH_SQL = (
+    "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
+    "size=length(payload) + ? WHERE id=?"
+)
 EXPIRE_SQL = "UPDATE messages NOT INDEXED SET state='expired', state_at=?, reason=? WHERE id=?"
 COMPACT_SLICE_SQL = (
     "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE state='delivered' AND state_at <= ? LIMIT ?)"
@@ -501,8 +506,12 @@ class Outbox:
         lane's next message (claimed), unless ``claim_next`` is False."""
         if state not in ("delivered", "quarantined", "expired"):
             raise ValueError(f"finish() state must be delivered, quarantined or expired, got {state!r}")
+        # Peer text is bounded (a hostile receiver's 15 MiB AE must not land on disk whole)
+        # and counted in the byte budget with the payload (``size``, design.md §2 inv. 8).
+        reason, ack_text = bound_text(reason), bound_text(ack_text)
         msg.state, msg.reason, msg.ack_text = state, reason, ack_text  # type: ignore[assignment]
         next_msg, expired = await self._run(self._write, self._finish_and_claim, msg, msg.lane if claim_next else None)
+        self._bytes += _text_bytes(reason, ack_text)
         if state == "quarantined":
             # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
             # kept in the database (`pumpgw outbox show`), never in logs or alerts.
@@ -532,7 +541,8 @@ class Outbox:
             conn.execute("BEGIN IMMEDIATE")
         try:
             if done is not None:
-                conn.execute(FINISH_SQL, (done.state, now, done.reason, done.ack_text, done.attempts, done.id))
+                conn.execute(FINISH_SQL, (done.state, now, done.reason, done.ack_text, done.attempts,
+                                          _text_bytes(done.reason, done.ack_text), done.id))
             result = self._next(lane, now)
             if batched:
                 conn.execute("COMMIT")
@@ -674,3 +684,8 @@ class Outbox:
         if self._sync != level:
             schema.set_synchronous(self._conn, level)
             self._sync = level
+
+
+def _text_bytes(*texts: str) -> int:
+    """Bytes a row's stored texts add to its ``size`` (what the byte budget counts)."""
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)

@@ -18,7 +18,7 @@ from gateway.looplag import LoopLagMonitor
 @pytest.fixture
 def captured():
     stream = io.StringIO()
-    configure_logging(level="info", fmt="json", stream=stream)
+    configure_logging(level="info", fmt="json", stream=stream, rate_limit_window_s=1e-9)  # the monitor limits itself
     yield stream
     logging.getLogger().handlers.clear()
 

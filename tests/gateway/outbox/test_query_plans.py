@@ -47,7 +47,7 @@ def test_marking_a_claimed_batch_in_flight_looks_rows_up_by_rowid(conn):
 
 
 @pytest.mark.parametrize("sql, args", [
-    (store.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 7)),
+    (store.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
     (store.EXPIRE_SQL, (0.0, "ttl", 7)),
 ])
 def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
