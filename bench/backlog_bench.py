@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -34,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gateway.mllp.sender import MllpSender  # noqa: E402
-from gateway.looplag import LoopLagMonitor  # noqa: E402
-from gateway.outbox import Outbox, schema  # noqa: E402
 from mllp_bench import bare_loop, payload  # noqa: E402
+
+from gateway.looplag import LoopLagMonitor  # noqa: E402
+from gateway.mllp.sender import MllpSender  # noqa: E402
+from gateway.outbox import Outbox, schema  # noqa: E402
 from simulators.ehr import EhrReceiver  # noqa: E402
 
 
@@ -98,7 +98,8 @@ async def drain(path: Path | None, count: int, alarms: int, tmpdir: Path) -> tup
         if sent < alarms and (goal == 0 or doc.delivered >= sent * goal // (alarms + 1)):
             cid = f"ALARM{sent:05d}"
             t0 = time.perf_counter()
-            await ob.enqueue(lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"), ttl_s=300)
+            await ob.enqueue(lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"),
+                             ttl_s=300)
             while cid not in seen:
                 await asyncio.sleep(0)
             latencies.append(seen[cid] - t0)
@@ -132,7 +133,7 @@ async def keep_pace(tmpdir: Path, pumps: int, seconds: float) -> list[tuple[floa
     start = time.monotonic()
     second = 0
     produced = 0
-    while (now := time.monotonic()) - start < seconds:
+    while time.monotonic() - start < seconds:
         await asyncio.gather(*(ob.enqueue(lane="doc", kind="pcd01", control_id=f"P{second:05d}{k:04d}",
                                           payload=payload(f"P{second:05d}{k:04d}"), ttl_s=3600) for k in range(pumps)))
         produced += pumps

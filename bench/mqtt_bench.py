@@ -149,7 +149,8 @@ def main() -> None:
             proc.terminate()
             proc.wait()
     n = args.events
-    print(f"events: {n}, QoS 1, in-flight window {args.inflight}, best of {args.rounds}, payload ~{len(payloads[0])} B, "
+    print(f"events: {n}, QoS 1, in-flight window {args.inflight}, best of {args.rounds}, "
+          f"payload ~{len(payloads[0])} B, "
           f"{args.producers} producer(s)")
     print(f"bare paho (network thread):          {n / bare:10.0f} events/s")
     print(f"pumpgw enqueue -> queue -> broker:   {n / ours:10.0f} events/s")

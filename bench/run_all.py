@@ -45,7 +45,8 @@ def main() -> int:
             continue
         load = os.getloadavg()[0]
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}_bench.py"), *(quick if args.quick else full)],
+        script = str(ROOT / "bench" / f"{name}_bench.py")
+        proc = subprocess.run([sys.executable, script, *(quick if args.quick else full)],
                               cwd=ROOT, capture_output=True, text=True)
         took = time.monotonic() - started
         lines = [line.rstrip() for line in proc.stdout.splitlines() if KEEP.search(line)]

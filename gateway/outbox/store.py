@@ -58,7 +58,9 @@ CLAIM_SQL = (
     "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
     "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
 )
-MARK_IN_FLIGHT_SQL = "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
+MARK_IN_FLIGHT_SQL = (
+    "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
+)
 # size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
 FINISH_SQL = (
     "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
@@ -315,7 +317,9 @@ class Outbox:
             if self._over_budget and used < self._recheck_at and not self._thin.active:  # nothing left to thin
                 outcome = budget.BudgetOutcome(used=used, still_over=used > self.budget_bytes)
             else:
-                outcome = budget.enforce(conn, used=used, max_bytes=self.budget_bytes, now=self.clock(), cursor=self._thin)
+                outcome = budget.enforce(
+                    conn, used=used, max_bytes=self.budget_bytes, now=self.clock(), cursor=self._thin
+                )
             if outcome.still_over:
                 self._recheck_at = used + self.budget_bytes // 20
             conn.execute("COMMIT")
