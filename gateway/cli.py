@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulators.ehr.cli",
     "simulators.cli",
     "gateway.commands.hl7",
+    "fleet.cli",  # the central fleet service (own package; heavy imports only inside its handlers)
 )
 
 DESCRIPTION = """\

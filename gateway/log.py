@@ -31,8 +31,9 @@ PHI_KEYS = frozenset(
 # Also the escaped forms: a repr() of bytes shows a segment end as the two characters "\r".
 _PID_SEGMENT = re.compile(r"(?:^|\r|\n|\\r|\\n|\\x0b)PID\|")
 _MSH = re.compile(r"MSH\|[^|]*\|(?:[^|]*\|){6}([^|]*)\|([^|]*)\|")
-WIRE = 5  # below DEBUG: raw bytes per direction (loggers pumpgw.wire.<name>.rx/tx)
-logging.addLevelName(WIRE, "WIRE")
+# below DEBUG: raw bytes and peer text per direction (loggers pumpgw.wire.<name>.rx/tx);
+# one level, named once, in the transport layer
+from drivers.transport.link import TRACE as WIRE  # noqa: E402
 
 
 def _pseudonym(value: object) -> str:
@@ -54,7 +55,7 @@ class PhiFilter:
         self.allow_at_debug = allow_at_debug
 
     def __call__(self, _logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        if self.allow_at_debug and method in ("debug", "wire"):
+        if self.allow_at_debug and event.get("level", method) in ("debug", "wire"):
             return event
         for key, value in list(event.items()):
             if key in PHI_KEYS and value not in (None, ""):
@@ -64,6 +65,15 @@ class PhiFilter:
                 if _PID_SEGMENT.search(text):
                     event[key] = _summarise_hl7(text)
         return event
+
+
+def _name_wire_level(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Level 5 is "wire" in our logs whatever name a library registered for it (uvicorn calls
+    it TRACE), so readers and the PHI filter see one name."""
+    record = event.get("_record")
+    if record is not None and record.levelno == WIRE:
+        event["level"] = "wire"
+    return event
 
 
 def configure_logging(
@@ -83,6 +93,7 @@ def configure_logging(
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
+        _name_wire_level,
         structlog.stdlib.add_logger_name,
         PhiFilter(allow_at_debug=wire_trace),
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -18,15 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
-
-
 def pg_bin(name: str) -> str | None:
-    for d in PG_BIN_DIRS:
-        candidate = Path(d) / name
-        if candidate.exists():
-            return str(candidate)
-    return shutil.which(name)
+    """Debian installs the server binaries per major version, off PATH; the newest wins."""
+    from tests.fleet.pg import pg_bin as find
+
+    return find(name)
 
 
 def _free_port() -> int:

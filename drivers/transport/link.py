@@ -17,7 +17,7 @@ from drivers.errors import LinkClosed, LinkError
 
 TRACE = 5
 """Log level for raw wire bytes, below DEBUG (style.md: zigpy-znp's TRACE)."""
-logging.addLevelName(TRACE, "TRACE")
+logging.addLevelName(TRACE, "WIRE")  # shown as "wire" in logs: the pumpgw.wire.* loggers' level
 
 RX_LIMIT_BYTES = 64 * 1024
 """Unread bytes held per link before the producer is paused."""

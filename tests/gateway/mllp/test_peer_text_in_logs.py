@@ -179,3 +179,14 @@ async def test_a_receiver_answering_ar_forever_logs_one_warning_per_window_not_o
     outbox.close()
     warnings = [r for r in records(captured) if "not accepted" in r["event"]]
     assert len(warnings) == 1
+
+
+async def test_wire_records_keep_their_level_name_after_a_library_renames_level_5(tmp_path, captured):
+    """uvicorn (the fleet's server) registers level 5 as TRACE; our wire trace stays "wire"."""
+    import logging
+
+    logging.addLevelName(5, "TRACE")
+    try:
+        await test_wire_trace_at_debug_shows_the_full_reply_on_the_wire_logger(tmp_path, captured)
+    finally:
+        logging.addLevelName(5, "WIRE")

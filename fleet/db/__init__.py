@@ -1,0 +1,1 @@
+"""PostgreSQL side of the fleet: migrations, the batch writer, connections."""
