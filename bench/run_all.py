@@ -31,7 +31,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "hl7": ([], ["--seconds", "0.2"]),
     "poll": (["--sizes", "1000", "--seconds", "30"], ["--sizes", "100", "--seconds", "5"]),
 }
-KEEP = re.compile(r"goal|\d\.\d\dx|x bare|backlog|ready|alarm", re.I)
+KEEP = re.compile(r"goal|\d\.\d\dx|bare|baseline|backlog|ready|alarm|PCD|ACK|ratio", re.I)
 
 
 def main() -> int:
