@@ -146,6 +146,10 @@ def drain_phase(runner: RegionRunner, dsn: str, config: Path, log: Path, service
         sample = conn.execute("SELECT gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug,"
                               " care_area, detail, previous_identity FROM events LIMIT %s", (rows,)).fetchall()
     baseline(dsn, sample, published / elapsed, rows / elapsed)
+    service.send_signal(signal.SIGTERM)
+    service.wait(30)
+    stopped = [line for line in log.read_text().splitlines() if "stopped:" in line]
+    print(f"service  {stopped[-1].split('stopped: ', 1)[-1] if stopped else '(no stop line)'} (whole run)")
     return service
 
 
@@ -173,6 +177,86 @@ def baseline(dsn: str, sample: list[tuple], fleet_msgs_s: float, fleet_rows_s: f
     print(f"ratio    fleet event/alarm rows/s vs executemany: {fleet_rows_s / em:.2f}x, vs COPY: "
           f"{fleet_rows_s / cp:.2f}x; all messages (incl. state/inventory upserts) vs executemany: "
           f"{fleet_msgs_s / em:.2f}x (goal >= 0.3x)")
+
+
+EVENT_COLS = ("gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
+              "previous_identity")
+ALARM_COLS = "gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code, alarm_kind, priority, text"
+
+
+def bare_loops(dsn: str, since_id: tuple[int, int]) -> tuple[float, float, int]:
+    """executemany and COPY of the event and alarm rows with id above ``since_id`` (events,
+    alarms), re-inserted under other gateway ids into the same tables; rows/s of each."""
+    with psycopg.connect(dsn) as conn:
+        ev = conn.execute(f"SELECT {EVENT_COLS} FROM events WHERE id > %s ORDER BY id", (since_id[0],)).fetchall()
+        al = conn.execute(f"SELECT {ALARM_COLS} FROM alarms WHERE id > %s ORDER BY id", (since_id[1],)).fetchall()
+        conn.commit()
+
+        def shifted(rows: list[tuple], offset: int, json_cols: tuple[int, ...]) -> list[tuple]:
+            return [tuple(r[0] + offset if i == 0 else json.dumps(v) if i in json_cols and v is not None else v
+                          for i, v in enumerate(r)) for r in rows]
+
+        rates = []
+        for offset in (100_000, 200_000):
+            e_rows, a_rows = shifted(ev, offset, (9, 10)), shifted(al, offset, ())
+            t0 = time.perf_counter()
+            with conn.cursor() as cur:
+                if offset == 100_000:
+                    cur.executemany(f"INSERT INTO events ({EVENT_COLS}) VALUES ({', '.join(['%s'] * 11)})", e_rows)
+                    cur.executemany(f"INSERT INTO alarms ({ALARM_COLS}) VALUES ({', '.join(['%s'] * 11)})", a_rows)
+                else:
+                    with cur.copy(f"COPY events ({EVENT_COLS}) FROM STDIN") as copy:
+                        for r in e_rows:
+                            copy.write_row(r)
+                    with cur.copy(f"COPY alarms ({ALARM_COLS}) FROM STDIN") as copy:
+                        for r in a_rows:
+                            copy.write_row(r)
+            conn.commit()
+            rates.append((len(ev) + len(al)) / (time.perf_counter() - t0))
+        conn.execute("DELETE FROM events WHERE gateway_id >= 100000")
+        conn.execute("DELETE FROM alarms WHERE gateway_id >= 100000")
+        conn.commit()
+    return rates[0], rates[1], len(ev) + len(al)
+
+
+def writer_phase(pg: Postgres, gateways: int, pumps: int, steps: int, batch: int) -> None:
+    """The writer alone (no broker, no parsing in the timing): the same simulated messages
+    as the drain, already parsed, written in batches of ``batch``; then the bare loops of the same
+    event and alarm rows in the same database. Once with only the event and alarm messages,
+    once with every message (latest-state upserts, verdicts, inventory too)."""
+    from fleet.db.writer import Writer
+    from fleet.ingest.parse import parse_message
+    from fleet.ingest.records import AlarmMsg, Event
+
+    for label, only_rows in (("events+alarms only", True), ("all messages", False)):
+        region = Region(gateways, pumps, rounds=10_000, seed=2, realtime=True, activity=0.3)
+        birth = [m for g in range(gateways) for m in region.birth(g)]
+        body = [m for k in range(1, steps + 1) for _, m in region.step(k)]
+        parse = [parse_message(region.prefix, t, p) for t, p, _ in birth + body]
+        recs = [r for r in parse if r is not None]
+        head, tail = recs[:len(birth)], recs[len(birth):]
+        if only_rows:
+            tail = [r for r in tail if isinstance(r, Event | AlarmMsg)]
+        rows = sum(isinstance(r, Event | AlarmMsg) for r in tail)
+        dsn = pg.new_database()
+        with connect(dsn) as conn:
+            migrate(conn)
+            conn.commit()
+            writer = Writer()
+            for i in range(0, len(head), 1000):
+                writer.write(conn, head[i:i + 1000])  # births: gateways, pumps, caches warm
+            since = conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM events), "
+                                 "(SELECT coalesce(max(id), 0) FROM alarms)").fetchone()
+            conn.commit()
+            t0 = time.perf_counter()
+            for i in range(0, len(tail), batch):
+                writer.write(conn, tail[i:i + batch])
+            dt = time.perf_counter() - t0
+        em, cp, n = bare_loops(dsn, since)  # type: ignore[arg-type]
+        print(f"writer   {label:18}, batches of {batch}: {len(tail)} msgs ({n} event/alarm rows) in {dt:.2f} s = {n / dt:.0f} rows/s, "
+              f"{len(tail) / dt:.0f} msg/s; bare executemany {em:.0f} rows/s, bare COPY {cp:.0f} rows/s; "
+              f"ratio rows {n / dt / em:.2f}x executemany, {n / dt / cp:.2f}x COPY; all messages/s vs "
+              f"executemany rows/s {len(tail) / dt / em:.2f}x (goal >= 0.3x)")
 
 
 def fill_region_year(dsn: str, pumps: int, events_per_day: float, alarms_per_day: float) -> datetime:
@@ -275,6 +359,8 @@ def main() -> None:
     ap.add_argument("--alarms-per-day", type=float, default=0.5)
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-reports", action="store_true")
+    ap.add_argument("--skip-writer", action="store_true")
+    ap.add_argument("--writer-batch", type=int, default=1000, help="batch size of the writer-alone phase")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pumpgw-fleet-bench-"))
     pg = Postgres(Path(tempfile.mkdtemp(prefix="pumpgw-fleet-bench-pg-")))
@@ -301,6 +387,8 @@ def main() -> None:
             k = load_phase("typical", runner, dsn, service, args.seconds, args.typical_activity, 1)
             k = load_phase("burst10x", runner, dsn, service, args.seconds / 2, args.typical_activity * 10, k)
             service = drain_phase(runner, dsn, config, log, service, args.drain_steps, k)
+        if not args.skip_writer:
+            writer_phase(pg, args.gateways, args.pumps, args.drain_steps, args.writer_batch)
         if args.skip_reports:
             return
         report_dsn = pg.new_database()

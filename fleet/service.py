@@ -40,8 +40,9 @@ def run_service(settings: FleetSettings, *, http: bool = True) -> int:
     finally:
         stop.set()
         thread.join()
-    log.info("stopped: %d messages written in %d batches, %d rejected", collector.stats.written,
-             collector.stats.batches, collector.stats.rejected)
+    st = collector.stats
+    log.info("stopped: %d messages written in %d batches, %d rejected; time parsing %.1f s, writing %.1f s, "
+             "acknowledging %.1f s", st.written, st.batches, st.rejected, st.parse_s, st.write_s, st.ack_s)
     return 0
 
 

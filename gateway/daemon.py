@@ -44,6 +44,7 @@ class Daemon:
     releases: ReleaseApplier | None = None  # signed drug-library releases ([library] trusted_keys)
     # how late the event loop runs (last_s, max_s, exceeded; on_sample for a metrics exporter)
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    sources: list = field(default_factory=list)  # vendor-server listeners (gateway/sources)
 
     async def run(self) -> None:
         await self.supervisor.run()
@@ -76,9 +77,11 @@ def build_daemon(
         live = MqttPublisher(
             config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
             queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
-            ward=config.gateway.ward, beds={p.id: p.location for p in config.pumps},
+            ward=config.gateway.ward, beds={p.id: p.location for p in config.pumps}
+            | {d.id: d.location for src in config.sources for d in src.devices},
         )
         live.register_pumps(p.id for p in config.pumps)
+        live.register_pumps(d.id for src in config.sources for d in src.devices)
         supervisor.add("mqtt", live.run, stopper=live.stop)
         supervisor.add("mqtt alerts", lambda: alerts.forward(live))
     # first: its audit trail is what drug-library changes are recorded with
@@ -139,6 +142,8 @@ def build_daemon(
             # than a full backoff + connect + ACK wait.
             stale = dest.retry.max_backoff_s + dest.connect_timeout_s + dest.ack_timeout_s + 30
             supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale)
+    for source in config.sources:
+        daemon.sources.append(_source(source, config, supervisor, pipeline, outbox))
     supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
     return daemon
 
@@ -162,6 +167,26 @@ def _extend_start_timeout_for_upgrade(path: Path, notifier: Notifier | None) -> 
     log.info("outbox schema upgrade before READY", bytes=size, extend_timeout_s=round(seconds))
     if notifier is None:
         sender.close()
+
+
+def _source(source, config: GatewayConfig, supervisor: Supervisor, pipeline: Pipeline, outbox: Outbox):
+    """A vendor-server source: its listener, and the pruning of its dedup records."""
+    import asyncio
+
+    from gateway.sources.handler import InboundHandler
+    from gateway.sources.listener import SourceListener
+
+    listener = SourceListener(source, InboundHandler(source, pipeline, outbox),
+                              application=f"PUMPGW_{config.gateway.gateway_id}", facility=config.gateway.site)
+
+    async def prune() -> None:
+        while True:
+            await outbox.forget_receipts(source.dedup_retention_s)
+            await asyncio.sleep(3600)
+
+    supervisor.add(f"source {source.name}", listener.run)
+    supervisor.add(f"source {source.name} dedup pruning", prune)
+    return listener
 
 
 def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_path: Path | None):

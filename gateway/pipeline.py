@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from drivers.model import PumpIdentity, PumpSnapshot
-from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
+from drivers.model import PumpIdentity, PumpSnapshot, Quantity
+from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig, SourceDevice
 from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
@@ -43,8 +43,9 @@ from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
 from gateway.log import get_logger
+from gateway.hl7.context import PatientIdentity
 from gateway.outbox import Outbox, OutboxFull
-from gateway.outbox.model import NewMessage, PumpStateRow
+from gateway.outbox.model import InboundReceipt, NewMessage, PumpStateRow
 from gateway.rendering import Refusal, Renderer
 
 __all__ = ["ALARM_LANE_SUFFIX", "LivePublisher", "Pipeline", "lane_for", "lanes"]
@@ -72,11 +73,12 @@ class Uncommitted:
 
     messages: list[NewMessage]
     events: list[PumpEvent]
+    receipts: list[InboundReceipt] = field(default_factory=list)  # inbound messages answered for
 
 
 @dataclass
 class PumpRuntime:
-    config: PumpConfig
+    config: PumpConfig | SourceDevice
     tracker: PumpEventTracker
     last_pcd01: float = float("-inf")  # monotonic
     last_pcd01_at: str = ""  # wall clock (ISO), part of the durable state
@@ -85,6 +87,7 @@ class PumpRuntime:
     uncommitted: deque[Uncommitted] = field(default_factory=deque)
     stored_key: str | None = None  # the state last committed (without volatile fields)
     counters: dict[str, int] = field(default_factory=lambda: {"snapshots": 0, "events": 0, "messages": 0})
+    expected_weight: Quantity | None = None  # the patient record's weight (vendor-server sources)
 
 
 class Pipeline:
@@ -112,11 +115,16 @@ class Pipeline:
         self.trace = trace  # traceability (gateway/identity): durable identity, swap/firmware events
         self.log = get_logger("pumpgw.pipeline")
         self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
+        self._polled_ids = frozenset(self.pumps)  # traceability's registry knows the configured slots
         routes: dict[str, list[MllpDestination]] = {
             kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10", "dmc")
         }
         pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
                  for p in config.pumps}
+        self._pump_infos = pumps  # shared by every context: source devices admitted later join it
+        # Patient context per pump, from vendor-server sources (PID/PV1): patient data, it only
+        # reaches outgoing HL7 (and so the outbox), never a log above DEBUG or MQTT.
+        self.patients: dict[str, PatientIdentity] = {}
         g = config.gateway
         # One encoding context per destination: MSH-5/6 name the receiver.
         contexts = {
@@ -124,12 +132,52 @@ class Pipeline:
                 site=g.site, ward=g.ward, gateway_id=g.gateway_id, eui64=g.eui64, country=g.country,
                 control_ids=control_ids, receiving_application=d.receiving_application,
                 receiving_facility=d.receiving_facility, processing_id=processing_id, pumps=pumps,
+                patients=self.patients,
             )
             for d in config.destinations
         }
         self._routes, self._contexts = routes, contexts
         self.renderer = Renderer(routes, contexts, live)
+        for source in config.sources:
+            for device in source.devices:
+                self._add_runtime(device)
         self._restore()
+
+    def _add_runtime(self, device: SourceDevice) -> PumpRuntime:
+        rt = PumpRuntime(device, PumpEventTracker(device.id))
+        self.pumps[device.id] = rt
+        self._pump_infos[device.id] = PumpInfo(pump_id=device.id, location=device.location,
+                                               care_area=device.care_area, asset_tag=device.asset_tag)
+        return rt
+
+    def admit(self, device: SourceDevice) -> None:
+        """A device a source admits by rule (``admit = "any"``): a pump from now on, continuing
+        from its committed clinical state if it was admitted before a restart."""
+        if device.id in self.pumps:
+            return
+        rt = self._add_runtime(device)
+        row = self.outbox.load_states().get(device.id)
+        if row is not None:
+            try:
+                rt.tracker.restore_state(decode_state(device.id, *row))
+                rt.stored_key = self._state_key(rt)
+            except StateRowError as exc:
+                self.log.error("stored clinical state unusable; the pump starts from unknown (baseline)",
+                               pump=device.id, error=str(exc))
+        if self.live is not None and hasattr(self.live, "register_pumps"):
+            self.live.register_pumps([device.id])
+
+    async def on_inbound(self, pump_id: str, snapshot: PumpSnapshot, *, receipts: list[InboundReceipt],
+                         expected_weight: Quantity | None, patient: PatientIdentity | None) -> bool:
+        """A snapshot a vendor server reported: the polled path, plus the patient context and the
+        dedup records committed with what it caused. True once everything owed is committed."""
+        rt = self.pumps[pump_id]
+        rt.expected_weight = expected_weight
+        if patient is not None:
+            self.patients[pump_id] = patient
+        else:
+            self.patients.pop(pump_id, None)
+        return await self.on_snapshot(pump_id, snapshot, receipts=receipts)
 
     # -- restart ----------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -171,7 +219,8 @@ class Pipeline:
         return encode_state(state, with_last_time=False)
 
     # -- SnapshotSink -------------------------------------------------------------------
-    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
+    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot, *,
+                          receipts: list[InboundReceipt] | None = None) -> bool:
         rt = self.pumps[pump_id]
         rt.counters["snapshots"] += 1
         rt.last_snapshot = snapshot
@@ -180,7 +229,7 @@ class Pipeline:
             events = rt.tracker.on_snapshot(snapshot)
         except EventError as exc:  # e.g. a driver reported a time without UTC offset
             self.log.error("snapshot refused by the event tracker", pump=pump_id, error=str(exc))
-            return
+            return False
         messages = self._render_events(rt, events)
         now = time.monotonic()
         if now - rt.last_pcd01 >= self.pcd01_interval_s:
@@ -191,13 +240,14 @@ class Pipeline:
             )
             self._report_refusals(rt, None, refused)
             messages.extend(pcd01)
-        await self._commit(rt, messages, events)
-        if self.trace is not None:
+        committed = await self._commit(rt, messages, events, receipts or [])
+        if self.trace is not None and pump_id in self._polled_ids:
             await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
         if self.live is not None:
             self.live.update_state(
                 snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
             )
+        return committed
 
     def _check_programs(self, rt: PumpRuntime, snapshot: PumpSnapshot) -> None:
         """Check every reported program against the library in force; log verdict changes."""
@@ -208,6 +258,7 @@ class Pipeline:
                 program = program_from_channel(
                     channel, care_area=rt.config.care_area or None,
                     pump_library_version=snapshot.identity.drug_library_version,
+                    expected_weight=rt.expected_weight,
                 )
                 if program is not None:
                     verdicts[channel.channel_id] = evaluate(library, program)
@@ -307,33 +358,38 @@ class Pipeline:
             self.log.error("message not produced: cannot be encoded (dropped for this lane)", **details)
             self._alert("message_not_encoded", details)
 
-    async def _commit(self, rt: PumpRuntime, messages: list[NewMessage], events: list[PumpEvent]) -> None:
+    async def _commit(self, rt: PumpRuntime, messages: list[NewMessage], events: list[PumpEvent],
+                      receipts: list[InboundReceipt] | None = None) -> bool:
         """Commit what is owed for this pump (earlier failures first) with its state, once.
 
         The state row is written when what the outside world was told changed (events, a
         PCD-01 time, a new program) -- not for every poll's volume counter.
         """
-        if messages or events:
-            rt.uncommitted.append(Uncommitted(messages, events))
+        if messages or events or receipts:
+            rt.uncommitted.append(Uncommitted(messages, events, list(receipts or ())))
             self._bound(rt)
         state = rt.tracker.export_state()
         state.extra = {"last_pcd01_at": rt.last_pcd01_at} if rt.last_pcd01_at else {}
         key = encode_state(state, with_last_time=False)
         if not rt.uncommitted and key == rt.stored_key:
-            return
+            return True
         pending = list(rt.uncommitted)
         batch = [m for unit in pending for m in unit.messages]
         row = PumpStateRow(rt.config.id, STATE_VERSION, encode_state(state))
         try:
-            await self.outbox.commit(batch, [row])
+            receipts = [r for unit in pending for r in unit.receipts]
+            if receipts:  # inbound messages (gateway/sources) answered for by this commit
+                await self.outbox.commit(batch, [row], receipts)
+            else:
+                await self.outbox.commit(batch, [row])
         except OutboxFull as exc:  # the outbox logged the condition once at ERROR and alerted
             self.log.debug("commit refused, disk full; the same messages will be committed before newer ones",
                            pump=rt.config.id, messages=len(batch), error=str(exc))
-            return
+            return False
         except Exception as exc:  # storage: keep the same bytes for the next attempt
             self.log.error("commit failed; the same messages will be committed before newer ones",
                            pump=rt.config.id, messages=len(batch), error=str(exc), error_type=type(exc).__name__)
-            return
+            return False
         for _ in pending:
             rt.uncommitted.popleft()
         rt.stored_key = key
@@ -342,6 +398,7 @@ class Pipeline:
             for unit in pending:
                 for event in unit.events:
                     self.live.event_committed(event)
+        return True
 
     def _bound(self, rt: PumpRuntime) -> None:
         """A store failing for good: keep at most MAX_UNCOMMITTED messages, dropping loudly."""

@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "simulate", help="run simulated pumps from a scenario file (ptys and TCP racks, faults, timeline)",
         description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--scenario", required=True, type=Path, help="scenario file (TOML), e.g. config/scenarios/ward.toml")
+    p.add_argument("--scenario", type=Path, help="scenario file (TOML), e.g. config/scenarios/ward.toml")
+    p.add_argument("--vendor-server", metavar="HOST:PORT",
+                   help="also run a vendor pump server sending IHE PCD-01/10/04 to a pumpgw [[sources]] listener")
+    p.add_argument("--vendor-script", type=Path, metavar="FILE",
+                   help="vendor-server script (TOML, see simulators/vendor_server/script.py); default: the 12 verdict programs once")
     p.add_argument("--write-config", type=Path, metavar="OUT", help="write the matching gateway config here")
     p.add_argument("--ehr-port", type=int, default=2575, help="HL7 destination port in the written config (default 2575)")
     p.add_argument("--outbox", default="sim-outbox.sqlite", help="outbox path in the written config")
@@ -46,6 +50,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if args.vendor_server is not None:
+        from simulators.vendor_server.cli import parse_address
+        from simulators.vendor_server.script import ScriptError, load_script
+
+        try:
+            parse_address(args.vendor_server)
+            load_script(args.vendor_script)
+        except ValueError as exc:
+            print(f"simulate: {exc}", file=sys.stderr)
+            return 2
+        except ScriptError as exc:
+            print(f"{exc.path}: vendor-server script is invalid:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+    if args.scenario is None:
+        if args.vendor_server is None:
+            print("simulate: give --scenario and/or --vendor-server", file=sys.stderr)
+            return 2
+        from simulators.vendor_server.cli import run_vendor_server
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+        return run_vendor_server(args.vendor_server, args.vendor_script, args.duration)
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -72,6 +99,7 @@ async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: flo
         loop.add_signal_handler(sig, stop.set)
     try:
         endpoints = await runner.start()
+        vendor = None
     except OSError as exc:
         print(f"simulate: cannot start the simulators: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -83,6 +111,15 @@ async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: flo
             text = runner.gateway_config_toml(ehr_port=args.ehr_port, outbox_path=str(args.outbox))
             args.write_config.write_text(text, encoding="utf-8")
             print(f"gateway config written to {args.write_config}", flush=True)
+        vendor = None
+        if args.vendor_server:
+            from simulators.vendor_server.cli import parse_address
+            from simulators.vendor_server.client import VendorServer
+            from simulators.vendor_server.script import load_script, run_script
+
+            script = load_script(args.vendor_script)
+            server = VendorServer(*parse_address(args.vendor_server), id_prefix=script.server.id_prefix)
+            vendor = asyncio.get_running_loop().create_task(run_script(server, script, stop=stop))
         print("running (Ctrl-C to stop)", flush=True)
         if duration > 0:
             try:
@@ -93,6 +130,9 @@ async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: flo
         else:
             await stop.wait()
     finally:
+        if vendor is not None:
+            vendor.cancel()
+            await asyncio.gather(vendor, return_exceptions=True)
         await runner.stop()
     print(f"stopped; {len(runner.applied)} scripted action(s) applied", flush=True)
     return 0

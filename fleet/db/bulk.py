@@ -1,33 +1,11 @@
 """Set-based statements of the writer: one statement per kind and batch (fleet/db/writer.py).
 
-Each takes parallel arrays (``unnest``), so a batch of 1,000 events is one INSERT instead of
-1,000, and psycopg's per-statement cost is paid once. Rows are de-duplicated per key in Python
-before the latest-state upserts (``ON CONFLICT DO UPDATE`` may not touch a row twice in one
-statement); events and alarms keep arrival order (``WITH ORDINALITY ... ORDER BY``), so
-``id`` grows in the order the broker delivered them.
-"""
-
-EVENTS = """
-INSERT INTO events (gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area,
-                    detail, previous_identity)
-SELECT g, pump, mid, kind, at, ch, cs, drug, area, detail::jsonb, prev::jsonb
-FROM unnest(%(g)b::int[], %(pump)b::text[], %(mid)b::text[], %(kind)b::text[], %(at)b::timestamptz[],
-            %(ch)b::text[], %(cs)b::text[], %(drug)b::text[], %(area)b::text[], %(detail)b::text[], %(prev)b::text[])
-     WITH ORDINALITY AS t(g, pump, mid, kind, at, ch, cs, drug, area, detail, prev, ord)
-ORDER BY ord
-ON CONFLICT (gateway_id, message_id, occurred_at) DO NOTHING
-"""
-
-ALARMS = """
-INSERT INTO alarms (gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code,
-                    alarm_kind, priority, text)
-SELECT g, pump, mid, phase, aid, at, ch, code, kind, prio, txt
-FROM unnest(%(g)b::int[], %(pump)b::text[], %(mid)b::text[], %(phase)b::text[], %(aid)b::text[],
-            %(at)b::timestamptz[], %(ch)b::text[], %(code)b::text[], %(kind)b::text[], %(prio)b::text[],
-            %(txt)b::text[])
-     WITH ORDINALITY AS t(g, pump, mid, phase, aid, at, ch, code, kind, prio, txt, ord)
-ORDER BY ord
-ON CONFLICT (gateway_id, message_id, occurred_at) DO NOTHING
+Latest-state upserts take parallel arrays (``unnest``), so a batch of 1,000 pumps is one
+statement instead of 1,000, and psycopg's per-statement cost is paid once. Rows are
+de-duplicated per key in Python before them (``ON CONFLICT DO UPDATE`` may not touch a row
+twice in one statement). Events and alarms, the bulk of the rows, go through COPY into a
+temporary stage (cheaper to encode than arrays, measured by bench/fleet_bench.py) and keep
+arrival order (``ORDER BY seq``), so ``id`` grows in the order the broker delivered them.
 """
 
 PUMPS_SEEN = """
@@ -107,10 +85,62 @@ WHERE NOT EXISTS (SELECT 1 FROM pump_channels c WHERE c.gateway_id = t.g AND c.p
 ON CONFLICT DO NOTHING
 """
 
+# First verdict of a channel this collector has no cached verdict for: the database decides
+# (an equal stored verdict set or a newer one means no row).
+VERDICTS_UNKNOWN = """
+INSERT INTO verdicts (gateway_id, pump, channel, observed_at, drug, care_area, severity, kinds, library_version)
+SELECT g, pump, ch, at, drug, area, sev, ARRAY(SELECT jsonb_array_elements_text(kinds::jsonb)), lib
+FROM unnest(%(g)b::int[], %(pump)b::text[], %(ch)b::text[], %(at)b::timestamptz[], %(drug)b::text[],
+            %(area)b::text[], %(sev)b::text[], %(kinds)b::text[], %(lib)b::text[], %(key)b::text[])
+     AS t(g, pump, ch, at, drug, area, sev, kinds, lib, key)
+WHERE NOT EXISTS (SELECT 1 FROM pump_channels c WHERE c.gateway_id = t.g AND c.pump = t.pump AND c.channel = t.ch
+                    AND (c.verdict_key = t.key OR c.verdict_at >= t.at))
+ON CONFLICT DO NOTHING
+"""
+
 VERDICT_KEYS = """
 INSERT INTO pump_channels (gateway_id, pump, channel, verdict_key, verdict_at)
 SELECT * FROM unnest(%(g)b::int[], %(pump)b::text[], %(ch)b::text[], %(key)b::text[], %(at)b::timestamptz[])
 ON CONFLICT (gateway_id, pump, channel) DO UPDATE SET verdict_key = EXCLUDED.verdict_key,
     verdict_at = EXCLUDED.verdict_at
 WHERE pump_channels.verdict_at IS NULL OR pump_channels.verdict_at < EXCLUDED.verdict_at
+"""
+
+
+# Staging for events and alarms: the batch's rows are COPYed into these per-session temporary
+# tables (no WAL, no index, no conflict check), then moved with one statement per table that
+# empties the stage and inserts in arrival order (``seq``) with ON CONFLICT DO NOTHING, so a
+# redelivered row, or the same message twice in one batch, is written once. COPY rows are
+# rolled back with the batch's transaction like every other statement.
+STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS fleet_stage_events (
+    seq integer, gateway_id integer, pump text, message_id text, kind text, occurred_at timestamptz, channel text,
+    channel_state text, drug text, care_area text, detail jsonb, previous_identity jsonb
+);
+CREATE TEMP TABLE IF NOT EXISTS fleet_stage_alarms (
+    seq integer, gateway_id integer, pump text, message_id text, phase text, alert_instance_id text,
+    occurred_at timestamptz, channel text, code text, alarm_kind text, priority text, text text
+)
+"""
+
+EVENT_COLUMNS = ("gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
+                 "previous_identity")
+ALARM_COLUMNS = ("gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code, alarm_kind, "
+                 "priority, text")
+
+COPY_EVENTS = f"COPY fleet_stage_events (seq, {EVENT_COLUMNS}) FROM STDIN"
+COPY_ALARMS = f"COPY fleet_stage_alarms (seq, {ALARM_COLUMNS}) FROM STDIN"
+
+EVENTS_FROM_STAGE = f"""
+WITH staged AS (DELETE FROM fleet_stage_events RETURNING *)
+INSERT INTO events ({EVENT_COLUMNS})
+SELECT {EVENT_COLUMNS} FROM staged ORDER BY seq
+ON CONFLICT (gateway_id, message_id, occurred_at) DO NOTHING
+"""
+
+ALARMS_FROM_STAGE = f"""
+WITH staged AS (DELETE FROM fleet_stage_alarms RETURNING *)
+INSERT INTO alarms ({ALARM_COLUMNS})
+SELECT {ALARM_COLUMNS} FROM staged ORDER BY seq
+ON CONFLICT (gateway_id, message_id, occurred_at) DO NOTHING
 """

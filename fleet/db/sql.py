@@ -70,23 +70,6 @@ SET channel_states = EXCLUDED.channel_states, state_at = EXCLUDED.state_at,
 WHERE pumps.state_at IS NULL OR pumps.state_at < EXCLUDED.state_at
 """
 
-VERDICT = """
-INSERT INTO verdicts (gateway_id, pump, channel, observed_at, drug, care_area, severity, kinds, library_version)
-SELECT %(g)s, %(pump)s, %(ch)s::text, %(at)s::timestamptz, %(drug)s, %(area)s, %(sev)s, %(kinds)s, %(lib)s
-WHERE NOT EXISTS (
-    SELECT 1 FROM pump_channels c WHERE c.gateway_id = %(g)s AND c.pump = %(pump)s::text AND c.channel = %(ch)s::text
-      AND (c.verdict_key = %(key)s::text OR c.verdict_at >= %(at)s::timestamptz))
-ON CONFLICT DO NOTHING
-"""
-
-VERDICT_KEY = """
-INSERT INTO pump_channels (gateway_id, pump, channel, verdict_key, verdict_at)
-VALUES (%(g)s, %(pump)s, %(ch)s, %(key)s, %(at)s)
-ON CONFLICT (gateway_id, pump, channel) DO UPDATE SET verdict_key = EXCLUDED.verdict_key,
-    verdict_at = EXCLUDED.verdict_at
-WHERE pump_channels.verdict_at IS NULL OR pump_channels.verdict_at < EXCLUDED.verdict_at
-"""
-
 AVAILABILITY = """
 INSERT INTO pumps (gateway_id, pump, availability, availability_since) VALUES (%(g)s, %(pump)s, %(av)s, %(at)s)
 ON CONFLICT (gateway_id, pump) DO UPDATE

@@ -10,8 +10,11 @@ database unchanged:
   the message is newer than what is stored, so a late retained message never rolls back state;
 * identity and library history: one row per change, keyed by the observation time.
 
-Statements run in psycopg's pipeline mode in arrival order (order per pump is kept: ``events.id``
-grows in the order messages arrived) without one round trip per message.
+Statements run in psycopg's pipeline mode without one round trip per message; events and alarms
+are COPYed into a temporary stage first (COPY cannot run in a pipeline) and moved with one
+``INSERT ... SELECT ... ORDER BY seq ON CONFLICT DO NOTHING`` each (order per pump is kept:
+``events.id`` grows in the order messages arrived). Everything is in the batch's one
+transaction, so the broker is acknowledged only after all of it committed.
 """
 
 from __future__ import annotations
@@ -105,6 +108,10 @@ class Writer:
                 with conn.pipeline(), conn.cursor() as cur:
                     for rec in records:
                         batch.add(cur, rec, ids)
+                if batch.events or batch.alarms:
+                    with conn.cursor() as cur:  # COPY cannot run in pipeline mode
+                        batch.stage(cur)
+                with conn.pipeline(), conn.cursor() as cur:
                     batch.flush(cur)
         except BaseException:
             self.forget()
@@ -166,6 +173,7 @@ class _Batch:
         self.inventory: dict[Key, list[Any]] = {}
         self.gateways: set[int] = set()
         self.verdict_rows: list[tuple[Any, ...]] = []
+        self.verdict_unknown: list[tuple[Any, ...]] = []  # one per channel at most (then it is known)
 
     def add(self, cur: psycopg.Cursor, rec: Record, ids: dict[tuple[str, str], int]) -> None:
         if isinstance(rec, Rejected):
@@ -178,7 +186,7 @@ class _Batch:
         self.gateways.add(g)
         if isinstance(rec, Event):
             self.events.append((g, rec.pump, rec.message_id, rec.kind, rec.occurred_at, rec.channel,
-                                rec.channel_state, rec.drug, rec.care_area, json.dumps(rec.detail),
+                                rec.channel_state, rec.drug, rec.care_area, json.dumps(rec.detail) if rec.detail else "{}",
                                 json.dumps(_ident(rec.previous_identity)) if rec.previous_identity else None))
             self._seen(g, rec.pump, rec.occurred_at)
         elif isinstance(rec, AlarmMsg):
@@ -258,21 +266,24 @@ class _Batch:
         self.verdicts[vkey] = key
         row = (g, pump, v.channel, at, v.drug, v.care_area, v.severity, json.dumps(list(v.kinds)),
                v.library_version, key)
-        if before is None:  # not known to this collector: the database decides (statement by statement)
-            p = dict(zip(("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key"), row, strict=True))
-            p["kinds"] = list(v.kinds)
-            cur.execute(sql.VERDICT, p)
-            cur.execute(sql.VERDICT_KEY, p)
+        if before is None:  # not known to this collector: the database decides (set-based at flush)
+            self.verdict_unknown.append(row)
         else:  # a known change: set-based at flush
             self.verdict_rows.append(row)
 
+    def stage(self, cur: psycopg.Cursor) -> None:
+        cur.execute(bulk.STAGING)
+        for statement, rows in ((bulk.COPY_EVENTS, self.events), (bulk.COPY_ALARMS, self.alarms)):
+            if rows:
+                with cur.copy(statement) as copy:
+                    for seq, row in enumerate(rows):
+                        copy.write_row((seq, *row))
+
     def flush(self, cur: psycopg.Cursor) -> None:
         if self.events:
-            cur.execute(bulk.EVENTS, _columns(self.events, ("g", "pump", "mid", "kind", "at", "ch", "cs", "drug",
-                                                            "area", "detail", "prev")))
+            cur.execute(bulk.EVENTS_FROM_STAGE)
         if self.alarms:
-            cur.execute(bulk.ALARMS, _columns(self.alarms, ("g", "pump", "mid", "phase", "aid", "at", "ch", "code",
-                                                            "kind", "prio", "txt")))
+            cur.execute(bulk.ALARMS_FROM_STAGE)
         if self.observed:
             rows = [(g, pump, o["mf"], o["model"], o["sn"], o["fw"], o["lib"], o["iat"], o["ch"], o["sat"], o["seen"])
                     for (g, pump), o in self.observed.items()]
@@ -287,6 +298,11 @@ class _Batch:
         if self.inventory:
             rows = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
             cur.execute(bulk.INVENTORY, _columns(rows, ("g", "pump", "asset", "udi", "bed", "first", "last")))
+        names = ("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key")
+        if self.verdict_unknown:  # before the known changes: those may follow one of these in time
+            cur.execute(bulk.VERDICTS_UNKNOWN, _columns(self.verdict_unknown, names))
+            rows = [(r[0], r[1], r[2], r[9], r[3]) for r in self.verdict_unknown]
+            cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
         if self.verdict_rows:
             cur.execute(bulk.VERDICTS, _columns(self.verdict_rows, ("g", "pump", "ch", "at", "drug", "area", "sev",
                                                                     "kinds", "lib", "key")))

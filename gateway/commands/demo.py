@@ -107,6 +107,10 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
                   f"{resolved.gateway.gateway_id}/#")
         for pump in resolved.pumps:
             print(f"  pump {pump.id:<8} {pump.protocol} on {ptys[pump.id]}  ({pump.location})")
+        for listener in daemon.sources:
+            daemon.supervisor.add(f"demo vendor server {listener.config.name}", _vendor_server(listener))
+            print(f"  vendor pump server    simulated, sending IHE PCD to source {listener.config.name!r} "
+                  f"({len(_verdict_programs())} pumps, one per drug-library verdict kind)")
         print("  Ctrl-C to stop\n", flush=True)
 
         async def status() -> None:
@@ -128,6 +132,31 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
     finally:
         await fleet.stop()
         await receiver.stop()
+
+
+def _verdict_programs():
+    from simulators.vendor_server.messages import VERDICT_PROGRAMS
+
+    return VERDICT_PROGRAMS
+
+
+def _vendor_server(listener):
+    """The simulated vendor server: once the source listens, its twelve programs, then every
+    30 s again (the demo's simulators are loopback-only, like the EHR)."""
+
+    async def run() -> None:
+        from simulators.vendor_server.client import VendorServer
+        from simulators.vendor_server.script import Script, Server, run_script
+
+        await listener.ready.wait()
+        print(f"  source {listener.config.name!r} listening on {listener.config.bind}:{listener.port}", flush=True)
+        server = VendorServer(listener.config.bind, listener.port, id_prefix="DEMO")
+        try:
+            await run_script(server, Script(server=Server(id_prefix="DEMO", repeat_pcd01_s=30)))
+        finally:
+            await server.close()
+
+    return run
 
 
 def _status_lines(daemon, receiver) -> str:

@@ -469,6 +469,80 @@ class Hl7Config(_Strict):
     )
 
 
+class SourceTls(_Strict):
+    """TLS on an inbound source. When enabled there is never a plaintext fallback: a sender that
+    does not complete the TLS handshake is disconnected."""
+
+    enabled: bool = Field(default=False, description="Accept TLS connections only.")
+    cert_file: Path | None = Field(default=None, description="This listener's certificate (PEM).")
+    key_file: Path | None = Field(default=None, description="Private key of the listener's certificate.")
+    client_ca_file: Path | None = Field(
+        default=None, description="CA bundle verifying sender certificates; set: mutual TLS (a certificate is required)."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceTls:
+        if self.enabled and (self.cert_file is None or self.key_file is None):
+            raise rule_error("cert_file", "TLS on a source needs cert_file and key_file")
+        return self
+
+
+class SourceDevice(_Strict):
+    """A pump reported by a vendor server, mapped to a gateway pump id (bed, care area)."""
+
+    id: str = Field(pattern=_ID, description="Pump id used in topics, logs and HL7 (like [[pumps]] id).")
+    device: str = Field(
+        min_length=1, description="The device's entity identifier as the server sends it: OBX-18.1 of the MDS row "
+        "(usually the serial number)."
+    )
+    location: str = Field(default="", description="Bed/location label (PV1-3 of outgoing messages).")
+    care_area: str = Field(default="", description="Drug-library care area when the server reports none.")
+    asset_tag: str | None = Field(default=None, description="Hospital inventory number (MDC_ATTR_ID_SOFT).")
+
+
+class SourceConfig(_Strict):
+    """A vendor pump server (or an interface-engine copy of its feed) sending IHE PCD over MLLP.
+
+    Its PCD-01/PCD-10/PCD-04 become the gateway's own snapshots and events: the same
+    drug-library check, HL7 out, outbox and MQTT as polled pumps (docs/integration-engineer.md).
+    """
+
+    name: str = Field(pattern=_ID, description="Name of the source (logs, dedup records). Keep it stable.")
+    bind: str = Field(default="127.0.0.1", min_length=1, description="Address the listener binds to (only this one).")
+    port: int = Field(ge=0, le=65535, description="TCP port of the listener (0: any free port, tests).")
+    accept: list[Literal["pcd01", "pcd10", "pcd04"]] = Field(
+        default=["pcd01", "pcd10", "pcd04"], min_length=1, description="Message kinds accepted (others: AR)."
+    )
+    processing_ids: list[Literal["P", "D", "T"]] = Field(
+        default=["P"], min_length=1, description="MSH-11 values accepted (others: AR)."
+    )
+    devices: list[SourceDevice] = Field(default_factory=list, description="Devices mapped to pump ids.")
+    admit: Literal["listed", "any"] = Field(
+        default="listed",
+        description="listed: an unlisted device is refused (AE naming OBX-18); any: admitted as pump "
+        "'<name>-<device>' with default_care_area.",
+    )
+    default_care_area: str = Field(default="", description="Care area of devices admitted by rule.")
+    conformance: Literal["report", "refuse_errors"] = Field(
+        default="report",
+        description="report: checker findings are logged, usable messages are used; refuse_errors: a message "
+        "with an error-severity finding is answered AE naming its position.",
+    )
+    allow: list[str] = Field(
+        default_factory=list, description="Sender addresses or networks (CIDR) allowed; empty: any address."
+    )
+    allow_names: list[str] = Field(
+        default_factory=list, description="With mutual TLS: certificate names (CN or DNS SAN) allowed; empty: any verified."
+    )
+    tls: SourceTls = Field(default=SourceTls(), description="TLS / mutual TLS of the listener.")
+    max_frame_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20, description="Largest MLLP frame accepted.")
+    max_connections: int = Field(default=8, ge=1, le=1000, description="Open connections at most; more are refused.")
+    idle_timeout_s: float = Field(default=300.0, gt=0, le=86400, description="A connection silent this long is closed.")
+    dedup_retention_s: float = Field(
+        default=7 * 86400.0, gt=0, description="How long received control ids are remembered for duplicate detection."
+    )
+
+
 class GatewayConfig(_Strict):
     """The whole configuration of one gateway host."""
 
@@ -476,6 +550,9 @@ class GatewayConfig(_Strict):
     pumps: list[PumpConfig] = Field(default_factory=list, description="The pumps polled, one [[pumps]] table each.")
     destinations: list[MllpDestination] = Field(
         default_factory=list, description="HL7 receivers, one [[destinations]] table each."
+    )
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Vendor pump servers sending IHE PCD over MLLP, one [[sources]] table each."
     )
     hl7: Hl7Config = Field(default=Hl7Config(), description="What every HL7 message carries.")
     polling: PollingConfig = Field(default=PollingConfig(), description="Pump links: reconnect backoff.")
@@ -491,6 +568,7 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> GatewayConfig:
         """Unique names, shared serial lines, rack addresses (gateway.config.checks)."""
+        self._source_ids_unique()
         if isinstance(info.context, dict) and info.context.get(DEFER_CROSS_CHECKS):
             return self
         from gateway.config.checks import cross_check  # the checks need these models
@@ -499,3 +577,20 @@ class GatewayConfig(_Strict):
         if errors:
             raise ValueError("; ".join(f"{f.where}: {f.message}" for f in errors))
         return self
+
+    def _source_ids_unique(self) -> None:
+        """A source device's pump id keys topics and state like a polled pump's: unique overall."""
+        seen = {p.id: "pumps" for p in self.pumps}
+        names: set[str] = set()
+        for i, src in enumerate(self.sources):
+            if src.name in names:
+                raise ValueError(f"sources[{i}].name: duplicate source name {src.name!r}")
+            names.add(src.name)
+            devices: set[str] = set()
+            for j, d in enumerate(src.devices):
+                where = f"sources[{i}].devices[{j}]"
+                if d.id in seen:
+                    raise ValueError(f"{where}.id: pump id {d.id!r} is already used by {seen[d.id]}")
+                if d.device in devices:
+                    raise ValueError(f"{where}.device: device {d.device!r} is listed twice in this source")
+                seen[d.id], _ = f"sources[{i}]", devices.add(d.device)

@@ -12,6 +12,8 @@ and structure are checked (MSH-21 is required in non-ACK messages only, TF2-R10 
 
 from __future__ import annotations
 
+import re
+
 from gateway.hl7 import mdc
 from gateway.hl7.check_obx import check_observations
 from gateway.hl7.findings import DTM_RE, Finding, Findings
@@ -45,9 +47,12 @@ STRUCTURES: dict[str, dict[str, set[str]]] = {
 _ATTACHED = {"NTE", "PRT"}
 
 
-def check_message(raw: bytes | str) -> list[Finding]:
-    """Every violation of the implemented TF rules, in message order (empty list = conformant)."""
-    message = parse_message(raw)
+def check_message(raw: bytes | str | Message) -> list[Finding]:
+    """Every violation of the implemented TF rules, in message order (empty list = conformant).
+
+    Takes the raw bytes/text, or a message already parsed by :func:`parse_message` (a receiver
+    that parses once, gateway/sources)."""
+    message = raw if isinstance(raw, Message) else parse_message(raw)
     out = Findings()
     msh = message.msh
     if msh is None:
@@ -73,8 +78,13 @@ def _order(f: Finding) -> tuple[int, int]:
     return (f.segment, f.field or 0)
 
 
+_EDGE_BLANK = re.compile(r"[|^~&][ \t\u00a0]|[ \t\u00a0](?:[|^~&]|$)")
+
+
 def _check_blanks(seg: Segment, out: Findings) -> None:
     """Leading/trailing blanks inside a value (tolerated on receive, §2.2; still a defect)."""
+    if _EDGE_BLANK.search(seg.raw) is None:
+        return  # the common case, decided by one scan of the segment
     start = 3 if seg.name == "MSH" else 1
     for n in range(start, len(seg.fields)):
         raw = seg.fields[n]
@@ -110,8 +120,8 @@ def _check_msh(message: Message, msh: Segment, out: Findings) -> Transaction | N
                 f"got {msh.field(16)!r}")
     if not message.text.isascii() and not msh.field(18):
         out.add("MSH-18", msh, 18, "non-ASCII characters need a character set (e.g. UNICODE UTF-8)")
-    if transaction.is_ack:
-        return transaction
+    if transaction.is_ack and not transaction.oids:
+        return transaction  # a plain ACK: no profile (MSH-21 is for non-ACK messages, B.1)
     language = msh.components(19)
     if language and any(language) and (len(language) < 3 or language[2] != "ISO639"):
         out.add("MSH-19", msh, 19, f"language coding system must be ISO639, got {'^'.join(language)!r}")
@@ -166,6 +176,8 @@ def _check_mdc(message: Message, out: Findings) -> None:
         if seg.name == "MSH":
             continue
         for n in range(1, len(seg.fields)):
+            if "MDC" not in seg.fields[n]:
+                continue  # no MDC triplet in this field
             for comps in seg.repetitions(n):
                 problems = _mdc_problems(comps)
                 for rule, text in problems:

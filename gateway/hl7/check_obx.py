@@ -18,13 +18,17 @@ _PATIENT_CLASS = set("EIOPRBU")
 
 def check_observations(message: Message, transaction: Transaction, out: Findings) -> None:
     obxs = message.named("OBX")
+    piv = transaction.name.startswith("PCD-03")
     for seg in obxs:
         if not seg.field(4):
-            out.add("OBX-4", seg, 4, "OBX-4 (containment sub-id) is required (TF2-R10 B.8 OBX-4)")
+            if not piv:  # PIV (PCD-03) OBX-4 is RE: "required but may be empty" (§3.3.4.4)
+                out.add("OBX-4", seg, 4, "OBX-4 (containment sub-id) is required (TF2-R10 B.8 OBX-4)")
         elif obx4_key(seg.field(4)) is None:
             out.add("OBX-4", seg, 4, f"{seg.field(4)!r} is not <MDS>.<VMD>.<CHAN>.<METRIC>[.<FACET>[.<SUB>]]")
         if not seg.components(3)[2:3] or not seg.component(3, 3):
             out.add("OBX-3", seg, 3, f"{seg.field(3)!r} lacks its coding system (code^REFID^MDC, A.1)")
+    if piv:
+        _check_piv_steps(message, out)
     if transaction.name not in _RESULTS:
         return
     for pv1 in message.named("PV1"):
@@ -179,3 +183,27 @@ def _check_event_rows(message: Message, out: Findings) -> None:
             out.add("PCD10-EVENT", rows[0], 4, f"{refid} belongs at MDS level (1.0.0.n)")
         if refid == "MDC_ATTR_EVT_SOURCE" and rows[0].field(5) not in subs:
             out.add("PCD10-EVENT", rows[0], 5, f"event source {rows[0].field(5)!r} is no OBX-4 of this message")
+
+
+def _check_piv_steps(message: Message, out: Findings) -> None:
+    """PCD-03: one {RXG [TQ1] RXR OBX...} group per step, RXG-1 = step 1..n (§3.3.4.4.10.3);
+    OBX-4 unique within a step; a MDC_INFUS_TOTAL_NUM_STEPS row equals the number of steps."""
+    groups: list[tuple[Segment, list[Segment]]] = []
+    for seg in message.segments:
+        if seg.name == "RXG":
+            groups.append((seg, []))
+        elif seg.name == "OBX" and groups:
+            groups[-1][1].append(seg)
+    for expected, (rxg, obxs) in enumerate(groups, start=1):
+        if rxg.field(1) != str(expected):
+            out.add("RXG-1", rxg, 1, f"give sub-id counts the steps 1..n: expected {expected}, got {rxg.field(1)!r}")
+        seen: dict[str, Segment] = {}
+        for seg in obxs:
+            sub = seg.field(4)
+            if sub and sub in seen:
+                out.add("OBX-4-UNIQUE", seg, 4, f"{sub} repeats segment {seen[sub].number} in step {expected}")
+            seen.setdefault(sub, seg)
+    for seg in message.named("OBX"):
+        if seg.component(3, 2) == "MDC_INFUS_TOTAL_NUM_STEPS" and seg.field(5) != str(len(groups)):
+            out.add("RXG-STEPS", seg, 5, f"total number of steps {seg.field(5)!r} but the message has "
+                    f"{len(groups)} RXG step(s)")

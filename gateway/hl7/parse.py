@@ -9,7 +9,7 @@ outbox's (gateway/mllp/ack.py); this module only reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.hl7 import mdc
 from gateway.hl7.er7 import unescape
@@ -55,19 +55,28 @@ class Segment:
     name: str
     raw: str
     fields: tuple[str, ...]  # fields[n] == SEG-n (raw, escaped, untrimmed)
+    # field/components results, computed once: the checker and a source's mapping read the same
+    # fields many times (inbound throughput, bench/source_bench.py)
+    _cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def raw_field(self, n: int) -> str:
         return self.fields[n] if n < len(self.fields) else ""
 
     def field(self, n: int) -> str:
         """SEG-n, first repetition, trimmed and unescaped."""
-        return unescape(self.raw_field(n).split("~")[0].strip(_BLANKS))
+        value = self._cache.get(n)
+        if value is None:
+            value = self._cache[n] = unescape(self.raw_field(n).split("~")[0].strip(_BLANKS))
+        return value
 
     def components(self, n: int, repetition: int = 0) -> list[str]:
-        reps = self.raw_field(n).split("~")
-        if repetition >= len(reps):
-            return []
-        return [unescape(c.strip(_BLANKS)) for c in reps[repetition].split("^")]
+        key = (n, repetition)
+        cached = self._cache.get(key)
+        if cached is None:
+            reps = self.raw_field(n).split("~")
+            cached = () if repetition >= len(reps) else tuple(unescape(c.strip(_BLANKS)) for c in reps[repetition].split("^"))
+            self._cache[key] = cached
+        return list(cached)
 
     def repetitions(self, n: int) -> list[list[str]]:
         raw = self.raw_field(n)

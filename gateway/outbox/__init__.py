@@ -9,7 +9,7 @@ from gateway.outbox.errors import (
     OutboxFull,
     OutboxSchemaError,
 )
-from gateway.outbox.model import THINNABLE_KINDS, LaneStats, NewMessage, OutboxMessage, PumpStateRow
+from gateway.outbox.model import THINNABLE_KINDS, InboundReceipt, LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.store import Outbox
 
 __all__ = [

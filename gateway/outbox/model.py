@@ -69,3 +69,17 @@ class PumpStateRow:
     pump_id: str
     version: int
     state: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundReceipt:
+    """An inbound message (gateway/sources) answered for by a commit: the durable dedup record.
+
+    ``sender`` is MSH-3 as received, ``digest`` the SHA-256 of the message content; the same
+    sender and control id with the same digest is a resend, with another digest a reused id.
+    """
+
+    source: str
+    sender: str
+    control_id: str
+    digest: str

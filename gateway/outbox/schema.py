@@ -147,6 +147,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
              ON CONFLICT (lane, state) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
            END""",
     ),
+    # 8 (issue 13): inbound messages from vendor-server sources (gateway/sources) already
+    # committed, written in the transaction of what they caused: a resend is acknowledged and
+    # ignored, a reused control id with other content refused. No reference to other tables.
+    8: (
+        """CREATE TABLE inbound_receipts (
+            source TEXT NOT NULL,                   -- [[sources]] name
+            sender TEXT NOT NULL,                   -- MSH-3 as received
+            control_id TEXT NOT NULL,               -- MSH-10
+            digest TEXT NOT NULL,                   -- SHA-256 of the message content
+            received_at REAL NOT NULL,              -- wall clock of the commit
+            PRIMARY KEY (source, sender, control_id)
+        )""",
+        "CREATE INDEX inbound_receipts_at ON inbound_receipts (received_at)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

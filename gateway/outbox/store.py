@@ -41,7 +41,7 @@ from pathlib import Path
 
 from gateway.outbox import budget, queries, schema
 from gateway.outbox.errors import OutboxClosed, OutboxFull
-from gateway.outbox.model import LaneStats, NewMessage, OutboxMessage, PumpStateRow
+from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 from gateway.peertext import bound_text
 
@@ -222,9 +222,11 @@ class Outbox:
         return ids[0]
 
     async def commit(
-        self, messages: Sequence[NewMessage], states: Sequence[PumpStateRow] = ()
+        self, messages: Sequence[NewMessage], states: Sequence[PumpStateRow] = (),
+        receipts: Sequence[InboundReceipt] = (),
     ) -> list[int]:
-        """Commit ``messages`` (any lanes) and ``states`` (upserted per pump) atomically.
+        """Commit ``messages`` (any lanes), ``states`` (upserted per pump) and ``receipts``
+        (inbound messages this commit answers for, gateway/sources) atomically.
 
         All or nothing: either every row is in the file (synchronous=FULL) when this returns,
         or it raises and none is. The unit joins the current group commit; a failure of that
@@ -237,8 +239,9 @@ class Outbox:
         now = self.clock()
         rows = [self._row(m, now) for m in messages]
         state_rows = [(s.pump_id, s.version, s.state, now) for s in states]
+        receipt_rows = [(r.source, r.sender, r.control_id, r.digest, now) for r in receipts]
         fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._batch.append((rows, state_rows, fut))
+        self._batch.append((rows, (state_rows, receipt_rows), fut))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="pumpgw-outbox-commit")
         return await fut
@@ -255,6 +258,24 @@ class Outbox:
             raise ValueError(f"priority must be one of {sorted(PRIORITIES)}, got {m.priority!r}")
         payload = bytes(m.payload)
         return (m.lane, m.kind, m.priority, m.control_id, payload, len(payload), now, m.ttl_s, now + m.ttl_s, now)
+
+    def receipt(self, source: str, sender: str, control_id: str) -> str | None:
+        """The digest of the inbound message committed under this MSH-3 + MSH-10, if any."""
+        row = self._conn.execute(
+            "SELECT digest FROM inbound_receipts WHERE source=? AND sender=? AND control_id=?",
+            (source, sender, control_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    async def forget_receipts(self, older_than_s: float) -> int:
+        """Drop dedup records older than the retention (a sender's resend window is far shorter)."""
+        cutoff = self.clock() - older_than_s
+
+        def prune() -> int:
+            cur = self._conn.execute("DELETE FROM inbound_receipts WHERE received_at < ?", (cutoff,))
+            return cur.rowcount
+
+        return await self._run(prune)
 
     def load_states(self) -> dict[str, tuple[int, str]]:
         """Every pump's last committed state row: ``pump_id -> (version, JSON text)``."""
@@ -294,7 +315,7 @@ class Outbox:
         try:
             ids = []
             added = 0
-            for rows, state_rows, _ in batch:
+            for rows, (state_rows, receipt_rows), _ in batch:
                 ids.append([
                     conn.execute(
                         "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
@@ -310,6 +331,12 @@ class Outbox:
                         "ON CONFLICT(pump_id) DO UPDATE SET version=excluded.version, state=excluded.state, "
                         "updated_at=excluded.updated_at",
                         state_rows,
+                    )
+                if receipt_rows:  # a resend that raced its first copy keeps the first record
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO inbound_receipts (source, sender, control_id, digest, received_at) "
+                        "VALUES (?,?,?,?,?)",
+                        receipt_rows,
                     )
             used = budget.used_bytes(conn, self.path)
             if self.disk_full:  # the budget is what the file system still has, less headroom

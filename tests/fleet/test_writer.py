@@ -130,3 +130,24 @@ def test_a_last_will_with_a_null_since_marks_the_gateway_offline_at_its_arrival(
     ))
     state, since = db.execute("SELECT state, state_since FROM gateways").fetchone()
     assert state == "offline" and since >= before
+
+
+def test_a_message_twice_in_one_batch_is_written_once_and_rows_keep_arrival_order(db: psycopg.Connection) -> None:
+    """Events and alarms go through a COPY stage: duplicates inside one COPY must still collapse
+    on (gateway, message id, occurred_at), ids must follow arrival order, and the stage must be
+    empty after the batch (a later batch never re-sends it)."""
+    e1 = P.event(PFX, "h", "gw1", "p2", kind="delivery_start", at=T0 + timedelta(seconds=9), seq=1)
+    e2 = P.event(PFX, "h", "gw1", "p1", kind="delivery_start", at=T0, seq=1)
+    e3 = P.event(PFX, "h", "gw1", "p2", kind="delivery_stop", at=T0 + timedelta(seconds=1), seq=2)
+    a1 = P.alarm(PFX, "h", "gw1", "p1", phase="onset", at=T0, seq=2, instance="a1")
+    a2 = P.alarm(PFX, "h", "gw1", "p1", phase="end", at=T0 + timedelta(seconds=4), seq=3, instance="a1")
+    w = Writer()
+    w.write(db, records(e1, a1, e2, e1, a1, e3, a2))
+    pumps_kinds = db.execute("SELECT pump, kind FROM events ORDER BY id").fetchall()
+    assert pumps_kinds == [("p2", "delivery_start"), ("p1", "delivery_start"), ("p2", "delivery_stop")]
+    assert db.execute("SELECT phase FROM alarms ORDER BY id").fetchall() == [("onset",), ("end",)]
+    assert db.execute("SELECT (SELECT count(*) FROM fleet_stage_events) + "
+                      "(SELECT count(*) FROM fleet_stage_alarms)").fetchone() == (0,)
+    db.commit()
+    w.write(db, records(P.event(PFX, "h", "gw1", "p1", kind="delivery_stop", at=T0 + timedelta(seconds=5), seq=4)))
+    assert count(db, "events") == 4 and count(db, "alarms") == 2

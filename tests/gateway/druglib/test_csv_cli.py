@@ -29,7 +29,7 @@ def run(cmd: list[str], env: dict, *args: str) -> subprocess.CompletedProcess:
 def test_check_prints_summary_and_the_sha256_to_pin(pumpgw_cmd, subprocess_env):
     done = run(pumpgw_cmd, subprocess_env, "check", str(EXAMPLE))
     assert done.returncode == 0, done.stderr
-    assert sha256_of(EXAMPLE.read_bytes()) in done.stdout and "16 (" in done.stdout
+    assert sha256_of(EXAMPLE.read_bytes()) in done.stdout and "17 (" in done.stdout
 
 
 def test_check_with_a_wrong_pin_exits_1(pumpgw_cmd, subprocess_env):

@@ -76,7 +76,7 @@ CASES = [
     ("fluid-without-rate-limits", setp(f"entries.{FLUID}.rate_limits_ml_h", "-"), f"entries[{FLUID}].rate_limits_ml_h", "required"),
     ("unknown-care-area-reference", setp(f"entries.{HEPARIN}.care_areas", ["ICU", "NICU"]), f"entries[{HEPARIN}].care_areas[1]", "unknown care area 'NICU'"),
     ("duplicate-entry-id", setp("entries.1.id", "heparin-vte"), "entries[1].id", "duplicate entry id"),
-    ("duplicate-entry-key", dup_entry(DOPAMINE, "dopamine-again"), "entries[16]", "same drug, therapy, concentration and dose unit"),
+    ("duplicate-entry-key", dup_entry(DOPAMINE, "dopamine-again"), "entries[17]", "same drug, therapy, concentration and dose unit"),
     ("fixed-concentration-without-volume", setp(f"entries.{DOPAMINE}.concentration.volume_ml", "-"), f"entries[{DOPAMINE}].concentration", "needs 'amount' and 'volume_ml'"),
     ("custom-without-hard-min", setp(f"entries.{DOPAMINE}.concentration", CUSTOM), f"entries[{DOPAMINE}].concentration.limits.hard_min", "hard minimum"),
     ("custom-with-fixed-amount", setp(f"entries.{DOPAMINE}.concentration", {**CUSTOM, "amount": 400}), f"entries[{DOPAMINE}].concentration", "no fixed amount"),

@@ -58,15 +58,16 @@ EXPECTED: dict[str, list[tuple[str, int, int | None, str]]] = {
         ("STRAY-BLANK", 4, 7, "RXG-7 has a trailing space"),
         ("MDC-UCUM-CODE", 4, 16, "RXG-16 puts the partition-less MDC term code 3475 in the UCUM identifier"),
         ("MDC-UCUM-CODE", 4, 18, "RXG-18 ... 1746"),
-        ("OBX-4", 6, 4, "OBX-4 empty"),
         ("STRAY-BLANK", 6, 18, BEYOND),
-        ("OBX-4", 7, 4, "OBX-4 empty"),
+        # OBX-4 is empty in rows 6 and 7: listed by the .source.txt, but PIV's OBX-4 is RE (may be empty)
     ],
     "ihe-dev-tf10_E2.3_pcd03_ex1_rrg-o16-aa": [
         ("SEG-EMPTY", 0, None, "a final empty paragraph"),
         ("STRAY-BLANK", 1, 9, "a space before 'RRG^O16^RRG_O16' in MSH-9"),
         ("MSH-12", 1, 12, "MSH-12 '2.5'"),
         ("STRAY-BLANK", 1, 21, "a trailing non-breaking space (U+00A0) after MSH-21"),
+        ("MSH-19", 1, 19, "MSH-19 'ISO659' (sic), as in the RGV (checked since RRG's MSH-19..21 are)"),
+        ("MSH-21", 1, 21, "MSH-21 carries only 'IHE_PCD_PIV_001' (no OID; RRG's own is ...6.1.3.2)"),
     ],
     "ihe-dev-tf10_E3.1_pcd04_mindray_low-spo2_start": [
         ("MSH-21-ALT", 1, 21, "MSH-21 OID ...6.4.4.1 does NOT match the B.1 table"),
@@ -161,3 +162,31 @@ def test_cli_hl7apy_option_adds_its_strict_verdict_and_notes_structures_it_lacks
     assert "[HL7APY] ValidationError: Missing required child PID.PID_3" in proc.stdout
     assert "pcd04_occlusion_end.hl7: note: hl7apy 1.3.5 has no definition" in proc.stdout
     assert "pcd04_occlusion_end.hl7: OK (PCD-04)" in proc.stdout
+
+
+def test_severities_follow_the_tf_wording_tolerated_defects_are_warnings():
+    findings = check_message(_message_file("ihe-dev-tf10_E3.2_pcd04_bbraun-pump_occlusion_start").read_bytes())
+    severity = {f.rule: f.severity for f in findings}
+    assert severity == {"STRAY-BLANK": "warning", "MSH-21-ALT": "warning", "PCD04-FACET-OBX8": "warning",
+                        "OBX-3": "error", "OBX-11": "error"}
+    assert all(("warning: " in str(f)) == (f.severity == "warning") for f in findings)
+
+
+def test_piv_steps_are_counted_and_obx4_is_unique_within_a_step():
+    lines = _message_file("ihe-dev-tf10_E2.3_pcd03_ex1_dopamine_rgv-o15").read_text().replace("\n", "\r").split("\r")
+    lines = [line for line in lines if line]
+    step = [line for line in lines if line.startswith(("RXG", "RXR", "OBX"))]
+    # a second step numbered 3: RXG-1 counts the steps 1..n
+    misnumbered = [*lines, step[0].replace("RXG|1|", "RXG|3|", 1), *step[1:]]
+    assert [f.segment for f in check_message("\r".join(misnumbered)) if f.rule == "RXG-1"] == [len(lines) + 1]
+    # two OBX rows of one step with the same OBX-4
+    obx = [i for i, line in enumerate(lines) if line.startswith("OBX")]
+    same = list(lines)
+    for i in obx:
+        parts = same[i].split("|")
+        parts[4] = "1.1.1.1"
+        same[i] = "|".join(parts)
+    assert [f.segment for f in check_message("\r".join(same)) if f.rule == "OBX-4-UNIQUE"] == [obx[1] + 1]
+    # a declared total of 2 steps in a one-step order
+    total = [*lines, "OBX|3|NM|158033^MDC_INFUS_TOTAL_NUM_STEPS^MDC||2|1^1^UCUM|||||R"]
+    assert [f.rule for f in check_message("\r".join(total)) if f.rule == "RXG-STEPS"] == ["RXG-STEPS"]
