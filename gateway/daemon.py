@@ -26,6 +26,7 @@ from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
 from gateway.lanes import lanes
 from gateway.outbox.lock import InstanceLock
+from gateway.looplag import LoopLagMonitor
 from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
@@ -44,6 +45,8 @@ class Daemon:
     pollers: list[LinkPoller] = field(default_factory=list)
     senders: list[MllpSender] = field(default_factory=list)
     releases: ReleaseApplier | None = None  # signed drug-library releases ([library] trusted_keys)
+    # how late the event loop runs (last_s, max_s, exceeded; on_sample for a metrics exporter)
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     sources: list = field(default_factory=list)  # vendor-server listeners (gateway/sources)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     status_sources: StatusSources | None = None
@@ -75,6 +78,7 @@ def build_daemon(
     lock = InstanceLock.acquire(config.outbox.path)
     alerts = GatewayAlerts(publish=config.mqtt.enabled)
     try:
+        _extend_start_timeout_for_upgrade(config.outbox.path, notifier)
         outbox = Outbox.open(
             config.outbox.path,
             max_bytes=config.outbox.max_bytes,
@@ -129,6 +133,10 @@ def build_daemon(
     )
     daemon = Daemon(config, supervisor, outbox, pipeline, alerts, releases=releases, metrics=metrics, lock=lock)
     supervisor.add("outbox maintenance", outbox.maintain)
+    # After READY, on a worker thread: a full read of a large cold file takes minutes.
+    supervisor.add("outbox integrity check", outbox.check_integrity)
+    daemon.loop_lag.on_sample = metrics.loop_lag_sampled
+    supervisor.add("loop lag", daemon.loop_lag.run)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(
             key, pumps, pipeline,
@@ -171,6 +179,27 @@ def build_daemon(
     if config.health.enabled:
         _health_service(daemon)
     return daemon
+
+
+UPGRADE_READ_BYTES_S = 20e6  # a slow SD card reading cold; the estimate errs long
+
+
+def _extend_start_timeout_for_upgrade(path: Path, notifier: Notifier | None) -> None:
+    """The one start-up step whose length grows with the outbox: a schema upgrade that reads
+    every row once. Tell systemd honestly how long it may take (EXTEND_TIMEOUT_USEC) instead
+    of letting TimeoutStartSec kill it and restart into the same upgrade. Everything else
+    before READY is bounded (docs/operations.md, "Start-up time")."""
+    from gateway.outbox import schema
+
+    if not schema.migration_pending(path):
+        return
+    size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    seconds = 60 + size / UPGRADE_READ_BYTES_S
+    sender = notifier if notifier is not None else Notifier()
+    sender.extend_timeout(seconds, status=f"upgrading the outbox file ({size >> 20} MiB, up to {seconds:.0f} s)")
+    log.info("outbox schema upgrade before READY", bytes=size, extend_timeout_s=round(seconds))
+    if notifier is None:
+        sender.close()
 
 
 def _source(source, config: GatewayConfig, supervisor: Supervisor, pipeline: Pipeline, outbox: Outbox):

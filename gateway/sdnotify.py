@@ -46,6 +46,15 @@ class Notifier:
     def ready(self, status: str = "") -> bool:
         return self.notify(READY=1, **({"STATUS": status} if status else {}))
 
+    def extend_timeout(self, seconds: float, status: str = "") -> bool:
+        """Ask systemd for ``seconds`` more before READY (``EXTEND_TIMEOUT_USEC``, systemd
+        >= 236): for start-up work whose length depends on the data, so a slow but healthy
+        start is not killed by ``TimeoutStartSec`` and restarted into the same work."""
+        fields: dict[str, str | int] = {"EXTEND_TIMEOUT_USEC": int(seconds * 1_000_000)}
+        if status:
+            fields["STATUS"] = status
+        return self.notify(**fields)
+
     def watchdog(self) -> bool:
         return self.notify(WATCHDOG=1)
 

@@ -19,6 +19,7 @@ from gateway.outbox.model import STATES
 # ACK latency of a healthy interface engine is milliseconds; a slow one seconds; the
 # configured ack timeout (30 s by default) is the end of the scale.
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+LAG_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # the goal: under 20 ms
 
 
 class GatewayMetrics:
@@ -34,6 +35,9 @@ class GatewayMetrics:
                             ["lane", "code"], registry=self.registry)
         self.ack_latency = Histogram("pumpgw_hl7_ack_latency_seconds", "Time from sending an HL7 message to its ACK.",
                                      ["lane"], buckets=ACK_BUCKETS, registry=self.registry)
+        self.loop_lag = Histogram("pumpgw_event_loop_lag_seconds",
+                                  "How late the event loop ran its periodic tick (gateway/looplag.py).",
+                                  buckets=LAG_BUCKETS, registry=self.registry)
 
     # -- what the components call ---------------------------------------------------------
     def poll_done(self, pump: str, outcome: str) -> None:
@@ -41,6 +45,9 @@ class GatewayMetrics:
 
     def link_reopened(self, link: str) -> None:
         self.link_reconnects.labels(link).inc()
+
+    def loop_lag_sampled(self, lag_s: float) -> None:
+        self.loop_lag.observe(lag_s)
 
     def ack_received(self, lane: str, code: str, latency_s: float) -> None:
         self.acks.labels(lane, code).inc()

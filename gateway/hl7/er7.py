@@ -78,6 +78,9 @@ def dtm(moment: datetime, *, what: str) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise Hl7EncodeError(f"{what}: timestamp {moment.isoformat()} has no UTC offset", field=what)
+    cached = _last_dtm.get(moment)  # a message writes the same moment 2-3 times (MSH-7, OBR-7, OBX)
+    if cached is not None:
+        return cached
     try:
         utc = moment.astimezone(UTC)
     except OverflowError as exc:
@@ -85,7 +88,14 @@ def dtm(moment: datetime, *, what: str) -> str:
     text = _digits(utc)
     if utc.microsecond:
         text += f".{utc.microsecond // 100:04d}"
-    return text + "+0000"
+    text += "+0000"
+    if len(_last_dtm) >= 64:
+        _last_dtm.clear()
+    _last_dtm[moment] = text
+    return text
+
+
+_last_dtm: dict[datetime, str] = {}  # the few latest moments formatted (bounded, cleared when full)
 
 
 def _digits(m: datetime) -> str:

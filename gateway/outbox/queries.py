@@ -22,16 +22,24 @@ def row_to_message(row: tuple) -> OutboxMessage:
 
 
 def lane_stats(conn: sqlite3.Connection, now: float | None = None) -> dict[str, LaneStats]:
+    """Per lane figures from the totals table (schema step 9) plus one index probe per lane
+    for the oldest pending message: cost independent of the backlog."""
     now = time.time() if now is None else now
     out: dict[str, LaneStats] = {}
-    for lane, state, count, size, oldest in conn.execute(
-        "SELECT lane, state, COUNT(*), COALESCE(SUM(size), 0), MIN(created_at) FROM messages GROUP BY lane, state"
+    for lane, state, count, size in conn.execute(
+        "SELECT lane, state, count, bytes FROM message_totals WHERE count != 0 ORDER BY lane, state"
     ):
         stats = out.setdefault(lane, LaneStats())
         setattr(stats, state, count)
         stats.bytes += size
         if state == "pending":
-            stats.oldest_pending_age_s = max(0.0, now - oldest)
+            # the lane's lowest pending id is its oldest (ids follow creation; requeued rows
+            # keep their id and their created_at), found through (lane, state, id)
+            oldest = conn.execute(
+                "SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT 1", (lane,)
+            ).fetchone()
+            if oldest is not None:
+                stats.oldest_pending_age_s = max(0.0, now - oldest[0])
     for lane, thinned in conn.execute("SELECT lane, thinned FROM lane_counters"):
         out.setdefault(lane, LaneStats()).thinned = thinned
     return out
@@ -97,4 +105,12 @@ def purge_expired(conn: sqlite3.Connection, *, older_than_s: float) -> int:
 
 
 def total_bytes(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0]
+    """Payload bytes of every row (the totals table: a few rows, not a scan)."""
+    return conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM message_totals").fetchone()[0]
+
+
+def state_totals(conn: sqlite3.Connection, state: str) -> tuple[int, int]:
+    """(rows, payload bytes) in ``state`` over every lane, from the totals table."""
+    return conn.execute(
+        "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM message_totals WHERE state = ?", (state,)
+    ).fetchone()

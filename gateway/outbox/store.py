@@ -31,6 +31,7 @@ lifted. A write that still fails raises :class:`OutboxFull` (the caller retries)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -48,11 +49,29 @@ log = logging.getLogger("pumpgw.outbox")
 
 AlertHook = Callable[[str, dict], None]
 PRIORITIES = frozenset({"normal", "high"})
-_CLAIM_SQL = (
+# Every statement of the sender's hot path touches only the rows it changes, through an index
+# that fits: the claim reads the lane's head through (lane, state, id); updates find their
+# rows by rowid. NOT INDEXED keeps the planner off the (state, state_at) index, through which
+# "state='pending' AND id IN (...)" walked every pending row (13.8 ms a batch at 100k
+# pending, ~200 ms at 1M). tests/gateway/outbox/test_query_plans.py pins these plans.
+CLAIM_SQL = (
     "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
     "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
 )
+MARK_IN_FLIGHT_SQL = (
+    "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
+)
+# size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
+FINISH_SQL = (
+    "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
+    "size=length(payload) + ? WHERE id=?"
+)
+EXPIRE_SQL = "UPDATE messages NOT INDEXED SET state='expired', state_at=?, reason=? WHERE id=?"
+COMPACT_SLICE_SQL = (
+    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE state='delivered' AND state_at <= ? LIMIT ?)"
+)
 CLAIM_BATCH = 32  # rows marked in_flight per query; served from memory one at a time
+COMPACT_SLICE = 2000  # delivered rows deleted per transaction (a few ms; the loop runs between)
 DEFAULT_RESERVE_BYTES = 4 << 20
 SUMMARY_INTERVAL_S = 60.0  # at most one thinning summary per minute
 RECOVERY_CHECK_S = 5.0  # how often maintain() looks for free space while degraded
@@ -85,9 +104,10 @@ class Outbox:
         self._flusher: asyncio.Task | None = None
         self._wake: dict[str, asyncio.Event] = {}
         self._claimed: dict[str, deque[OutboxMessage]] = {}
-        self._bytes = queries.total_bytes(conn)
+        self._bytes = queries.total_bytes(conn)  # the totals table: no scan at start-up
         self._over_budget = False  # alert on crossing the budget, not on every commit
         self._recheck_at = 0  # while over budget with nothing to thin: look again past this size
+        self._thin = budget.ThinCursor()  # a thinning episode in progress (sliced across commits)
         self._closed = False
         self._reserve = reserve
         self.disk_full = False  # degraded: no room on the file system (reserve released)
@@ -124,7 +144,7 @@ class Outbox:
         released = False
         while True:
             try:
-                conn, reader, back, compacted = cls._open_files(path, delivered_retention_s)
+                conn, reader, back = cls._open_files(path)
                 break
             except Exception as exc:
                 if not (isinstance(exc, OutboxFull) or is_disk_full(exc)) or released or reserve is None:
@@ -140,23 +160,24 @@ class Outbox:
         )
         if back:
             log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
-        log.info("outbox %s opened (compacted %d delivered row(s))", path, compacted)
+        log.info("outbox %s opened", path)
         if released or (reserve is not None and not reserve.ensure()):
             outbox._enter_disk_full("at start-up" + (": the reserve was released to open the outbox" if released
                                                      else ": no room for the reserve file"))
         return outbox
 
     @staticmethod
-    def _open_files(path: Path, delivered_retention_s: float):
+    def _open_files(path: Path):
+        """Nothing here grows with the backlog (READY waits for it): no integrity check (after
+        READY, :func:`schema.integrity_check`), no byte sum (the totals table), no compaction
+        (the first :meth:`maintain` round, in slices); the in-flight rows are found through
+        the (state, state_at) index and are at most a claim batch per lane."""
         conn = schema.connect(path)
         try:
             now = time.time()
             conn.execute("BEGIN IMMEDIATE")
             back = conn.execute(
                 "UPDATE messages SET state='pending', state_at=? WHERE state='in_flight'", (now,)
-            ).rowcount
-            compacted = conn.execute(
-                "DELETE FROM messages WHERE state='delivered' AND state_at <= ?", (now - delivered_retention_s,)
             ).rowcount
             conn.execute("COMMIT")
             reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0)
@@ -165,7 +186,7 @@ class Outbox:
                 conn.execute("ROLLBACK")
             conn.close()
             raise
-        return conn, reader, back, compacted
+        return conn, reader, back
 
     def close(self) -> None:
         """Close the file. Enqueues still waiting for their commit fail with OutboxClosed."""
@@ -308,6 +329,7 @@ class Outbox:
 
     def _commit(self, batch: list) -> tuple[list[list[int]], budget.BudgetOutcome]:
         conn = self._conn
+        thin = dataclasses.replace(self._thin)  # restored if the transaction rolls back
         self._set_sync("FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -339,16 +361,19 @@ class Outbox:
             used = budget.used_bytes(conn, self.path)
             if self.disk_full:  # the budget is what the file system still has, less headroom
                 self._disk_cap = used + self._room() - self._headroom
-            if self._over_budget and used < self._recheck_at:  # nothing was left to thin: no scan per commit
+            if self._over_budget and used < self._recheck_at and not self._thin.active:  # nothing left to thin
                 outcome = budget.BudgetOutcome(used=used, still_over=used > self.budget_bytes)
             else:
-                outcome = budget.enforce(conn, used=used, max_bytes=self.budget_bytes, now=self.clock())
+                outcome = budget.enforce(
+                    conn, used=used, max_bytes=self.budget_bytes, now=self.clock(), cursor=self._thin
+                )
             if outcome.still_over:
                 self._recheck_at = used + self.budget_bytes // 20
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # after e.g. SQLITE_FULL SQLite may have rolled back already
                 conn.execute("ROLLBACK")
+            self._thin = thin
             raise
         self._bytes += added - outcome.thinned_bytes - outcome.compacted_bytes
         if outcome.thinned or self.disk_full:
@@ -559,13 +584,27 @@ class Outbox:
         conn = self._conn
         self._set_sync("NORMAL")
         now = time.time()
-        if done is not None:
-            conn.execute(
-                "UPDATE messages SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
-                "size=length(payload) + ? WHERE id=?",
-                (done.state, now, done.reason, done.ack_text, done.attempts,
-                 _text_bytes(done.reason, done.ack_text), done.id),
-            )
+        # One transaction for the finish and a batch claim (or expiries) when the lane's
+        # claimed rows ran out; otherwise the finish alone is one single-row commit (a
+        # delivered message must not be resent after a crash: design.md §2 inv. 2).
+        batched = lane is not None and not self._claimed.get(lane)
+        if batched:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            if done is not None:
+                conn.execute(FINISH_SQL, (done.state, now, done.reason, done.ack_text, done.attempts,
+                                          _text_bytes(done.reason, done.ack_text), done.id))
+            result = self._next(lane, now)
+            if batched:
+                conn.execute("COMMIT")
+        except BaseException:
+            if batched:
+                self._claimed.pop(lane, None)  # type: ignore[arg-type]  # rolled back: claim again
+                self._rollback()
+            raise
+        return result
+
+    def _next(self, lane: str | None, now: float) -> tuple[OutboxMessage | None, list[OutboxMessage]]:
         expired: list[OutboxMessage] = []
         while lane is not None:
             queue = self._claimed.get(lane)
@@ -576,9 +615,7 @@ class Outbox:
             msg = queue.popleft()
             if msg.expires_at <= now:
                 msg.state, msg.reason = "expired", f"TTL of {msg.ttl_s:g} s passed before sending"
-                conn.execute(
-                    "UPDATE messages SET state='expired', state_at=?, reason=? WHERE id=?", (now, msg.reason, msg.id)
-                )
+                self._conn.execute(EXPIRE_SQL, (now, msg.reason, msg.id))
                 expired.append(msg)
                 continue
             return msg, expired
@@ -586,7 +623,7 @@ class Outbox:
 
     def _claim_batch(self, lane: str) -> deque[OutboxMessage]:
         conn = self._conn
-        rows = conn.execute(_CLAIM_SQL, (lane, CLAIM_BATCH)).fetchall()
+        rows = conn.execute(CLAIM_SQL, (lane, CLAIM_BATCH)).fetchall()
         queue: deque[OutboxMessage] = deque(
             OutboxMessage(
                 id=r[0], lane=lane, kind=r[1], control_id=r[2], payload=bytes(r[3]), priority=r[4],
@@ -597,11 +634,7 @@ class Outbox:
         if queue:
             # exactly the rows read above: a row requeued meanwhile by the CLI stays pending
             ids = [m.id for m in queue]
-            conn.execute(
-                f"UPDATE messages SET state='in_flight', state_at=? WHERE state='pending' AND id IN "
-                f"({','.join('?' * len(ids))})",
-                (time.time(), *ids),
-            )
+            conn.execute(MARK_IN_FLIGHT_SQL.format(",".join("?" * len(ids))), (time.time(), *ids))
             self._claimed[lane] = queue
         return queue
 
@@ -616,35 +649,43 @@ class Outbox:
     # -- maintenance and figures ----------------------------------------------------------
 
     async def compact(self) -> int:
-        """Delete delivered rows older than the retention; returns rows deleted."""
-        return await self._run(self._write, self._compact)
+        """Delete delivered rows older than the retention; returns rows deleted.
 
-    def _compact(self) -> int:
+        In slices of :data:`COMPACT_SLICE` rows, one short transaction each, yielding to the
+        loop between them: a day of deliveries never stalls polling or alarms."""
+        cutoff = time.time() - self.delivered_retention_s
+        total = 0
+        while True:
+            n = await self._run(self._write, self._compact_slice, cutoff)
+            total += n
+            if n < COMPACT_SLICE:
+                break
+            await asyncio.sleep(0)
+        if total and not self._closed:
+            try:  # give the WAL back too (checkpoint policy, gateway.outbox.budget)
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+        return total
+
+    def _compact_slice(self, cutoff: float) -> int:
         self._set_sync("NORMAL")
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            n = conn.execute(
-                "DELETE FROM messages WHERE state='delivered' AND state_at <= ?",
-                (time.time() - self.delivered_retention_s,),
-            ).rowcount
-            total = queries.total_bytes(conn)  # also picks up changes made by the operator CLI
+            n = conn.execute(COMPACT_SLICE_SQL, (cutoff, COMPACT_SLICE)).rowcount
+            self._bytes = queries.total_bytes(conn)  # totals table; also sees the operator CLI's changes
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
             raise
-        if n:
-            try:  # give the WAL back too (checkpoint policy, gateway.outbox.budget)
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
-        self._bytes = total
         return n
 
     async def maintain(self, *, interval_s: float = 60.0) -> None:
-        """Compact periodically and, while the disk is full, look for room every few
-        seconds; runs until cancelled (the supervisor owns this task)."""
-        last = time.monotonic()
+        """Compact periodically (first right after start-up: opening does not compact) and,
+        while the disk is full, look for room every few seconds; runs until cancelled (the
+        supervisor owns this task)."""
+        last = time.monotonic() - interval_s
         while True:
             await asyncio.sleep(min(interval_s, RECOVERY_CHECK_S))
             if self.disk_full and not self._closed:
@@ -660,6 +701,22 @@ class Outbox:
                 continue  # counted; the next round tries again
             if n:
                 log.info("outbox compacted %d delivered row(s)", n)
+
+    async def check_integrity(self) -> list[str]:
+        """``PRAGMA quick_check`` on a worker thread with its own read-only connection (the
+        loop keeps running; the check reads every page, minutes for a large cold file). Run
+        once after READY (the daemon) instead of before it; a problem is an ERROR and an
+        alert -- the outbox keeps working, the operator decides (docs/operations.md)."""
+        started = time.monotonic()
+        problems = await asyncio.to_thread(schema.integrity_check, self.path)
+        took = round(time.monotonic() - started, 1)
+        if problems:
+            details = {"path": str(self.path), "problems": problems[:5], "seconds": took}
+            log.error("outbox integrity check found problems %s", details)
+            self._alert("outbox_corrupt", details)
+        else:
+            log.info("outbox integrity check ok (%.1f s)", took)
+        return problems
 
     def stats(self) -> dict[str, LaneStats]:
         """Per lane figures (a read on its own connection; safe from the event loop)."""

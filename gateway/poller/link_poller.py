@@ -243,7 +243,7 @@ class LinkPoller:
             if due.next_poll > now:
                 await self._sleep_with_progress(due.next_poll - now)
                 continue
-            due.next_poll = max(now, due.next_poll) + due.config.poll_interval_s
+            due.next_poll = next_slot(due.next_poll, now, due.config.poll_interval_s)
             await self._poll_one(due)
             self._progress = time.monotonic()
 
@@ -368,3 +368,17 @@ class LinkPoller:
             self._progress = time.monotonic()
             if self.pumps[0].driver is None:  # link down: keep silence accounting running
                 await self._mark_lost_if_silent("link down")
+
+
+def next_slot(scheduled: float, now: float, interval: float) -> float:
+    """When to poll next after a poll due at ``scheduled`` ran at ``now``: on a fixed grid.
+
+    A poll that ran late (the loop was busy, the link slow) is late, not lost: the next one
+    stays on the grid (``scheduled + interval``), so the rate over a minute is the configured
+    one. Only when the poll is a whole interval or more behind (the first poll, after a
+    reconnect, a link slower than its interval) does the grid restart from now -- catching up
+    several polls in a burst would only load the serial line.
+    """
+    if now - scheduled < interval:
+        return scheduled + interval
+    return now + interval

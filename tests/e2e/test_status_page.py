@@ -113,7 +113,7 @@ def test_healthz_metrics_and_status_command_agree_with_the_page(demo, pumpgw_cmd
     metrics = get(demo + "/metrics")[1].decode()
     for name in ("pumpgw_polls_total", "pumpgw_hl7_ack_latency_seconds_bucket", "pumpgw_outbox_messages",
                  "pumpgw_outbox_oldest_pending_age_seconds", "pumpgw_events_total", "pumpgw_drug_library_info",
-                 "pumpgw_link_up", "pumpgw_gateway_info"):
+                 "pumpgw_link_up", "pumpgw_gateway_info", "pumpgw_event_loop_lag_seconds_count"):
         assert name in metrics, name
     assert 'pumpgw_drug_library_info{status="in force",version="example-2024.1"} 1.0' in metrics
     result = subprocess.run([*pumpgw_cmd, "status", "--url", demo, "--json"], env=subprocess_env,

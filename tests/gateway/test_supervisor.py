@@ -167,3 +167,21 @@ def test_notifier_reaches_abstract_namespace_socket(monkeypatch):
         n.close()
     finally:
         sock.close()
+
+
+def test_an_outbox_upgrade_before_ready_extends_the_start_timeout(notify_socket, tmp_path):
+    from gateway.daemon import _extend_start_timeout_for_upgrade
+    from gateway.outbox import schema
+
+    path = tmp_path / "o.db"
+    _extend_start_timeout_for_upgrade(path, None)  # no file yet: nothing long to do
+    schema.connect(path).close()
+    _extend_start_timeout_for_upgrade(path, None)  # current schema: nothing to upgrade
+    assert drain(notify_socket) == []
+    conn = schema.connect(path)
+    conn.execute("PRAGMA user_version=5")  # a file written by the previous release
+    conn.close()
+    _extend_start_timeout_for_upgrade(path, None)
+    [message] = drain(notify_socket)
+    fields = dict(line.split("=", 1) for line in message.split("\n"))
+    assert int(fields["EXTEND_TIMEOUT_USEC"]) >= 60_000_000 and "upgrading the outbox" in fields["STATUS"]

@@ -72,3 +72,50 @@ def test_show_unknown_id_and_missing_file_fail_with_exit_1(tmp_path, pumpgw_cmd,
 def test_bad_duration_is_a_usage_error(tmp_path, pumpgw_cmd, subprocess_env):
     r = run(pumpgw_cmd, subprocess_env, "--db", str(tmp_path / "o.db"), "purge", "--expired", "--older-than", "soon")
     assert r.returncode == 2 and "30s, 15m, 12h or 7d" in r.stderr
+
+
+def _damaged_outbox(path) -> None:
+    """An outbox whose page 1 (schema) is sound but one data page is overwritten."""
+    async def fill() -> None:
+        ob = Outbox.open(path)
+        for i in range(300):
+            await ob.enqueue(lane="doc", kind="pcd01", control_id=f"C{i}", payload=hl7(f"C{i}") * 20, ttl_s=60)
+        await ob.aclose()
+    asyncio.run(fill())
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    with open(path, "r+b") as f:
+        f.seek(page_size * (pages // 2) + 16)
+        f.write(b"\x55" * (page_size - 32))
+
+
+def test_check_reports_a_damaged_page_and_exits_non_zero(tmp_path, pumpgw_cmd, subprocess_env):
+    db = tmp_path / "o.db"
+    asyncio.run(make_outbox(db))
+    r = run(pumpgw_cmd, subprocess_env, "--db", str(db), "check", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"] is True
+    _damaged_outbox(db)
+    r = run(pumpgw_cmd, subprocess_env, "--db", str(db), "check")
+    assert r.returncode == 1 and "FAILED" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_the_daemon_outbox_checks_integrity_after_opening_and_alerts(tmp_path):
+    db = tmp_path / "o.db"
+    _damaged_outbox(db)
+    alerts = []
+
+    async def check() -> list[str]:
+        ob = Outbox.open(db, on_alert=lambda name, details: alerts.append((name, details)))  # reads no data page
+        try:
+            return await ob.check_integrity()
+        finally:
+            ob.close()
+
+    problems = asyncio.run(check())
+    assert problems and alerts and alerts[0][0] == "outbox_corrupt"

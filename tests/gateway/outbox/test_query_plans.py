@@ -1,0 +1,77 @@
+"""The sender's statements touch only the rows they change: their query plans are pinned
+(``EXPLAIN QUERY PLAN`` text, not timings), on a file with a backlog so the planner has
+statistics to be tempted by the (state, state_at) index."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from gateway.outbox import schema, store
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture
+def conn(tmp_path):
+    conn = schema.connect(tmp_path / "o.db")
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO messages (lane, kind, control_id, payload, size, state, created_at, ttl_s, expires_at, state_at) "
+        "VALUES (?, 'pcd01', ?, x'00', 1, ?, 0, 1, 1, 0)",
+        ((("doc" if i % 3 else "alarm"), f"C{i}", ("pending" if i % 5 else "delivered")) for i in range(5000)),
+    )
+    conn.execute("COMMIT")
+    # no ANALYZE: the daemon's file has no statistics, so the planner guesses ~10 rows per
+    # equality on an index column and the (state, state_at) index looks cheaper than 32
+    # rowid lookups -- the plan that walked every pending row
+    yield conn
+    conn.close()
+
+
+def plan(conn: sqlite3.Connection, sql: str, args: tuple) -> str:
+    return "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def test_the_claim_reads_the_lane_head_through_the_lane_state_id_index(conn):
+    text = plan(conn, store.CLAIM_SQL, ("doc", store.CLAIM_BATCH))
+    assert text == "SEARCH messages USING INDEX messages_lane_state (lane=? AND state=?)"  # no sort, no scan
+
+
+def test_marking_a_claimed_batch_in_flight_looks_rows_up_by_rowid(conn):
+    ids = tuple(range(1, store.CLAIM_BATCH + 1))
+    text = plan(conn, store.MARK_IN_FLIGHT_SQL.format(",".join("?" * len(ids))), (0.0, *ids))
+    assert text.startswith("SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)")
+    assert "state_at" not in text and "SCAN" not in text
+
+
+@pytest.mark.parametrize("sql, args", [
+    (store.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
+    (store.EXPIRE_SQL, (0.0, "ttl", 7)),
+])
+def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
+    assert plan(conn, sql, args) == "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)"
+
+
+def test_a_compaction_slice_finds_delivered_rows_through_the_state_index(conn):
+    text = plan(conn, store.COMPACT_SLICE_SQL, (0.0, store.COMPACT_SLICE))
+    assert "USING INTEGER PRIMARY KEY (rowid=?)" in text
+    assert "USING INDEX messages_state_at (state=? AND state_at<?)" in text or \
+        "USING COVERING INDEX messages_state_at (state=? AND state_at<?)" in text
+    assert "SCAN messages" not in text
+
+
+def test_the_totals_that_start_up_and_stats_read_are_not_a_scan_of_messages(conn):
+    from gateway.outbox import queries
+
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    queries.total_bytes(conn)
+    queries.lane_stats(conn)
+    conn.set_trace_callback(None)
+    for sql in seen:
+        bound = sql.replace("'doc'", "?").replace("'alarm'", "?")  # the trace shows bound values
+        text = plan(conn, bound, ("doc",) * bound.count("?"))
+        assert "SCAN messages" not in text and "USE TEMP B-TREE" not in text, (sql, text)
+    assert sum("FROM messages" in sql for sql in seen) == 2  # one probe per lane with pending rows
