@@ -64,10 +64,12 @@ def test_the_simulator_publishes_payloads_the_gateways_own_models_accept() -> No
     additions = set().union(*AGREED_ADDITIONS.values())
     for name, (_, raw, _) in samples.items():
         doc = {k: v for k, v in json.loads(raw).items() if k not in additions}
-        PAYLOAD_MODELS[name].model_validate(doc)
-    LibraryInForcePayload.model_validate_json(P.gateway_library(PFX, "h", "g", version="L8", applied_at=T0)[1])
+        assert PAYLOAD_MODELS[name].model_validate(doc).schema_version == doc["schema_version"], name
+    in_force = LibraryInForcePayload.model_validate_json(
+        P.gateway_library(PFX, "h", "g", version="L8", applied_at=T0)[1])
+    assert in_force.version == "L8"
     # The release's signature is a placeholder: its shape (not its validity) must match.
-    LibraryReleasePayload.model_validate_json(P.release(PFX, version="L8", released_at=T0)[1])
+    assert LibraryReleasePayload.model_validate_json(P.release(PFX, version="L8", released_at=T0)[1])
 
 
 def test_the_fleet_package_never_imports_the_gateway() -> None:

@@ -33,7 +33,8 @@ def test_a_signed_library_verifies_and_carries_its_release_metadata(pharmacy):
 def test_reformatting_the_file_keeps_the_signature_valid(pharmacy):
     sig = sign(library("2026.12", indent=2), pharmacy, 7, signed_at=NOW)
     trust = TrustList.from_config([pharmacy.trusted()])
-    trust.verify(library("2026.12", indent=None), sig, where="lib.json", now=NOW)
+    verified = trust.verify(library("2026.12", indent=None), sig, where="lib.json", now=NOW)
+    assert (verified.metadata.version, verified.metadata.signer_key_id) == ("2026.12", pharmacy.key_id)
 
 
 def test_one_changed_byte_in_a_limit_breaks_the_signature(pharmacy):

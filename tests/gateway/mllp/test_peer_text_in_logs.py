@@ -130,7 +130,8 @@ async def test_pid_bearing_replies_never_reach_a_log_record_above_debug(tmp_path
     assert not any(secret in captured.getvalue() for secret in SECRETS)
 
 
-async def test_wire_trace_at_debug_shows_the_full_reply_on_the_wire_logger(tmp_path, captured):
+async def _records_of_a_wire_traced_ae(tmp_path, captured) -> list[dict]:
+    """Every log record of one AE reply (carrying a PID) received with wire_trace on."""
     configure_logging(level="debug", fmt="json", wire_trace=True, stream=captured)
     outbox = Outbox.open(tmp_path / "o.db")
     peer = ScriptedPeer(lambda n, cid: ack(cid, "AE", f"unknown patient {PID}"))
@@ -140,11 +141,18 @@ async def test_wire_trace_at_debug_shows_the_full_reply_on_the_wire_logger(tmp_p
         await until(lambda: outbox.stats()["doc"].quarantined == 1)
     await peer.stop()
     outbox.close()
-    recs = records(captured)
+    return records(captured)
+
+
+def assert_full_reply_only_on_the_wire_logger(recs: list[dict]) -> None:
     wire = [r for r in recs if r["logger"] == "pumpgw.wire.mllp.doc.rx"]
     assert wire and all(r["level"] == "wire" for r in wire)
     assert "MRN4711" in wire[0]["event"]
     assert not any("MRN4711" in json.dumps(r) for r in recs if r["level"] not in ("debug", "wire"))
+
+
+async def test_wire_trace_at_debug_shows_the_full_reply_on_the_wire_logger(tmp_path, captured):
+    assert_full_reply_only_on_the_wire_logger(await _records_of_a_wire_traced_ae(tmp_path, captured))
 
 
 async def test_a_15_mib_ae_for_every_message_is_stored_bounded_and_counted(tmp_path):
@@ -187,6 +195,6 @@ async def test_wire_records_keep_their_level_name_after_a_library_renames_level_
 
     logging.addLevelName(5, "TRACE")
     try:
-        await test_wire_trace_at_debug_shows_the_full_reply_on_the_wire_logger(tmp_path, captured)
+        assert_full_reply_only_on_the_wire_logger(await _records_of_a_wire_traced_ae(tmp_path, captured))
     finally:
         logging.addLevelName(5, "WIRE")
