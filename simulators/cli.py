@@ -50,29 +50,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    vendor = None
     if args.vendor_server is not None:
-        from simulators.vendor_server.cli import parse_address
-        from simulators.vendor_server.script import ScriptError, load_script
+        from simulators.vendor_server.cli import load_vendor_server
 
-        try:
-            parse_address(args.vendor_server)
-            load_script(args.vendor_script)
-        except ValueError as exc:
-            print(f"simulate: {exc}", file=sys.stderr)
-            return 2
-        except ScriptError as exc:
-            print(f"{exc.path}: vendor-server script is invalid:", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
-            return 1
+        vendor = load_vendor_server(args.vendor_server, args.vendor_script)
+        if isinstance(vendor, int):
+            return vendor
     if args.scenario is None:
-        if args.vendor_server is None:
+        if vendor is None:
             print("simulate: give --scenario and/or --vendor-server", file=sys.stderr)
             return 2
         from simulators.vendor_server.cli import run_vendor_server
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-        return run_vendor_server(args.vendor_server, args.vendor_script, args.duration)
+        return run_vendor_server(vendor, args.duration)
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -86,20 +78,21 @@ def _handle(args: argparse.Namespace) -> int:
     pty_dir.mkdir(parents=True, exist_ok=True)
     duration = args.duration if args.duration is not None else scenario.simulation.duration_s
     try:
-        return asyncio.run(_serve(ScenarioRunner(scenario, pty_dir=pty_dir), args, duration))
+        return asyncio.run(_serve(ScenarioRunner(scenario, pty_dir=pty_dir), args, duration, vendor))
     finally:
         if own_dir:
             shutil.rmtree(pty_dir, ignore_errors=True)
 
 
-async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: float) -> int:
+async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: float, vendor=None) -> int:
+    """``vendor``: a checked VendorSetup (simulators.vendor_server.cli) to run beside the pumps."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    vendor_task = None
     try:
         endpoints = await runner.start()
-        vendor = None
     except OSError as exc:
         print(f"simulate: cannot start the simulators: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -111,15 +104,12 @@ async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: flo
             text = runner.gateway_config_toml(ehr_port=args.ehr_port, outbox_path=str(args.outbox))
             args.write_config.write_text(text, encoding="utf-8")
             print(f"gateway config written to {args.write_config}", flush=True)
-        vendor = None
-        if args.vendor_server:
-            from simulators.vendor_server.cli import parse_address
+        if vendor is not None:
             from simulators.vendor_server.client import VendorServer
-            from simulators.vendor_server.script import load_script, run_script
+            from simulators.vendor_server.script import run_script
 
-            script = load_script(args.vendor_script)
-            server = VendorServer(*parse_address(args.vendor_server), id_prefix=script.server.id_prefix)
-            vendor = asyncio.get_running_loop().create_task(run_script(server, script, stop=stop))
+            server = VendorServer(vendor.host, vendor.port, id_prefix=vendor.script.server.id_prefix)
+            vendor_task = loop.create_task(run_script(server, vendor.script, stop=stop))
         print("running (Ctrl-C to stop)", flush=True)
         if duration > 0:
             try:
@@ -130,9 +120,10 @@ async def _serve(runner: ScenarioRunner, args: argparse.Namespace, duration: flo
         else:
             await stop.wait()
     finally:
-        if vendor is not None:
-            vendor.cancel()
-            await asyncio.gather(vendor, return_exceptions=True)
+        if vendor_task is not None:
+            vendor_task.cancel()
+            await asyncio.gather(vendor_task, return_exceptions=True)
+            await server.close()
         await runner.stop()
     print(f"stopped; {len(runner.applied)} scripted action(s) applied", flush=True)
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from simulators.vendor_server.client import VendorServer
-from simulators.vendor_server.script import ScriptError, load_script, run_script
+from simulators.vendor_server.script import Script, ScriptError, load_script, run_script
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -18,7 +19,17 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def run_vendor_server(address: str, script_path: Path | None, duration: float | None) -> int:
+@dataclass(frozen=True, slots=True)
+class VendorSetup:
+    """A vendor server to simulate: where to send, and what (read and checked once)."""
+
+    host: str
+    port: int
+    script: Script
+
+
+def load_vendor_server(address: str, script_path: Path | None) -> VendorSetup | int:
+    """The parsed address and script, or the exit code after saying what is wrong."""
     try:
         host, port = parse_address(address)
         script = load_script(script_path)
@@ -30,7 +41,11 @@ def run_vendor_server(address: str, script_path: Path | None, duration: float | 
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    return asyncio.run(_run(host, port, script, duration))
+    return VendorSetup(host, port, script)
+
+
+def run_vendor_server(setup: VendorSetup, duration: float | None) -> int:
+    return asyncio.run(_run(setup.host, setup.port, setup.script, duration))
 
 
 async def _run(host: str, port: int, script, duration: float | None) -> int:
