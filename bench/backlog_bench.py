@@ -56,8 +56,11 @@ def build(path: Path, n: int) -> Path:
         conn.executemany(
             "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, created_at, ttl_s, "
             "expires_at, state_at) VALUES ('doc', 'pcd01', 'normal', ?, ?, ?, 'pending', ?, 864000, ?, ?)",
-            ((f"C{i:08d}", p, len(p), now, now + 864000, now)
-             for i in range(start, min(n, start + 50_000)) for p in (payload(f"C{i:08d}"),)),
+            (
+                (f"C{i:08d}", p, len(p), now, now + 864000, now)
+                for i in range(start, min(n, start + 50_000))
+                for p in (payload(f"C{i:08d}"),)
+            ),
         )
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -98,8 +101,9 @@ async def drain(path: Path | None, count: int, alarms: int, tmpdir: Path) -> tup
         if sent < alarms and (goal == 0 or doc.delivered >= sent * goal // (alarms + 1)):
             cid = f"ALARM{sent:05d}"
             t0 = time.perf_counter()
-            await ob.enqueue(lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"),
-                             ttl_s=300)
+            await ob.enqueue(
+                lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"), ttl_s=300
+            )
             while cid not in seen:
                 await asyncio.sleep(0)
             latencies.append(seen[cid] - t0)
@@ -134,8 +138,18 @@ async def keep_pace(tmpdir: Path, pumps: int, seconds: float) -> list[tuple[floa
     second = 0
     produced = 0
     while time.monotonic() - start < seconds:
-        await asyncio.gather(*(ob.enqueue(lane="doc", kind="pcd01", control_id=f"P{second:05d}{k:04d}",
-                                          payload=payload(f"P{second:05d}{k:04d}"), ttl_s=3600) for k in range(pumps)))
+        await asyncio.gather(
+            *(
+                ob.enqueue(
+                    lane="doc",
+                    kind="pcd01",
+                    control_id=f"P{second:05d}{k:04d}",
+                    payload=payload(f"P{second:05d}{k:04d}"),
+                    ttl_s=3600,
+                )
+                for k in range(pumps)
+            )
+        )
         produced += pumps
         second += 1
         if second % 10 == 0:
@@ -178,8 +192,14 @@ def ready(path: Path, cold: bool) -> float:
         with open(path, "rb") as f:  # warm: the file in the page cache
             while f.read(1 << 22):
                 pass
-    out = subprocess.run([sys.executable, "-c", READY_PROBE, str(path)], capture_output=True, text=True,
-                         cwd=ROOT, check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", READY_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
     return float(out.stdout.strip())
 
 
@@ -220,10 +240,15 @@ def main() -> None:
         warm, cold = ready(path, False), ready(path, True)
         rate, lat = asyncio.run(drain(path, min(args.drain, n), args.alarms, tmpdir))
         reset(path)
-        results["sizes"][n] = {"drain": rate, "ratio": rate / base, "ready_warm_s": warm, "ready_cold_s": cold,
-                               "max_lag_ms": LAG.max_s * 1000,
-                               "alarm_ms": [pct(lat, q) * 1000 for q in (0.5, 0.99, 1.0)],
-                               "file_mb": path.stat().st_size / 1e6}
+        results["sizes"][n] = {
+            "drain": rate,
+            "ratio": rate / base,
+            "ready_warm_s": warm,
+            "ready_cold_s": cold,
+            "max_lag_ms": LAG.max_s * 1000,
+            "alarm_ms": [pct(lat, q) * 1000 for q in (0.5, 0.99, 1.0)],
+            "file_mb": path.stat().st_size / 1e6,
+        }
     if args.pace_s:
         results["pace"] = asyncio.run(keep_pace(tmpdir, args.pace_pumps, args.pace_s))
     if args.json:
@@ -231,14 +256,20 @@ def main() -> None:
         return
     print(f"load average (1 min) at start: {load:.2f}; bare asyncio MLLP loop: {base:.0f} msgs/s")
     q = results["alarm_no_backlog_ms"]
-    print(f"alarms, no backlog: p50 {q[0]:.1f} ms  p99 {q[1]:.1f} ms  max {q[2]:.1f} ms; "
-          f"READY empty file warm {results['ready_empty_s'][0]:.2f} s cold {results['ready_empty_s'][1]:.2f} s")
-    print(f"{'backlog':>9} {'file MB':>8} {'drain/s':>8} {'x bare':>7} {'ready warm':>10} {'ready cold':>10} "
-          f"{'alarm p50/p99/max ms':>22} {'loop lag max':>12}")
+    print(
+        f"alarms, no backlog: p50 {q[0]:.1f} ms  p99 {q[1]:.1f} ms  max {q[2]:.1f} ms; "
+        f"READY empty file warm {results['ready_empty_s'][0]:.2f} s cold {results['ready_empty_s'][1]:.2f} s"
+    )
+    print(
+        f"{'backlog':>9} {'file MB':>8} {'drain/s':>8} {'x bare':>7} {'ready warm':>10} {'ready cold':>10} "
+        f"{'alarm p50/p99/max ms':>22} {'loop lag max':>12}"
+    )
     for n, r in results["sizes"].items():
         a = r["alarm_ms"]
-        print(f"{n:>9} {r['file_mb']:>8.0f} {r['drain']:>8.0f} {r['ratio']:>7.2f} {r['ready_warm_s']:>9.2f}s "
-              f"{r['ready_cold_s']:>9.2f}s {a[0]:>8.1f}/{a[1]:.1f}/{a[2]:.1f} {r['max_lag_ms']:>10.1f}ms")
+        print(
+            f"{n:>9} {r['file_mb']:>8.0f} {r['drain']:>8.0f} {r['ratio']:>7.2f} {r['ready_warm_s']:>9.2f}s "
+            f"{r['ready_cold_s']:>9.2f}s {a[0]:>8.1f}/{a[1]:.1f}/{a[2]:.1f} {r['max_lag_ms']:>10.1f}ms"
+        )
     sizes = results["sizes"]
     if 1000 in sizes and 1_000_000 in sizes:
         print(f"rate at 1k / rate at head of 1M: {sizes[1000]['drain'] / sizes[1_000_000]['drain']:.2f} (goal <= 1.5)")
@@ -246,12 +277,16 @@ def main() -> None:
         print(f"drain at 100k: {sizes[100_000]['ratio']:.2f}x bare loop (goal >= 0.8x)")
     big = max(sizes) if sizes else None
     if big is not None:
-        print(f"READY at {big} cold: {sizes[big]['ready_cold_s']:.2f} s (goal < 2 s at 1M); "
-              f"alarm p99 {sizes[big]['alarm_ms'][1]:.1f} ms vs {q[1]:.1f} ms without backlog")
+        print(
+            f"READY at {big} cold: {sizes[big]['ready_cold_s']:.2f} s (goal < 2 s at 1M); "
+            f"alarm p99 {sizes[big]['alarm_ms'][1]:.1f} ms vs {q[1]:.1f} ms without backlog"
+        )
     if "pace" in results:
         pace = results["pace"]
-        print(f"keep pace, {args.pace_pumps} PCD-01/s for {args.pace_s:.0f} s: backlog every 10 s "
-              f"{[b for _, b in pace]} (goal: bounded, not growing)")
+        print(
+            f"keep pace, {args.pace_pumps} PCD-01/s for {args.pace_s:.0f} s: backlog every 10 s "
+            f"{[b for _, b in pace]} (goal: bounded, not growing)"
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from drivers.model import Quantity  # noqa: E402
 from gateway.druglib import ProgramUnderCheck, evaluate, load_library  # noqa: E402
 
-UNITS = [("ug/kg/min", "mg", True), ("ug/min", "mg", False), ("mg/h", "mg", False), ("[iU]/h", "[iU]", False),
-         ("[iU]/kg/h", "[iU]", True), ("m[iU]/min", "[iU]", False), ("meq/h", "meq", False), ("g/h", "g", False)]
+UNITS = [
+    ("ug/kg/min", "mg", True),
+    ("ug/min", "mg", False),
+    ("mg/h", "mg", False),
+    ("[iU]/h", "[iU]", False),
+    ("[iU]/kg/h", "[iU]", True),
+    ("m[iU]/min", "[iU]", False),
+    ("meq/h", "meq", False),
+    ("g/h", "g", False),
+]
 AREAS = ["ICU", "MED-SURG", "OB"]
 
 
@@ -39,16 +47,38 @@ def generate(n: int, rng: random.Random) -> dict:
     for i in range(n):
         unit, amount_unit, _ = UNITS[i % len(UNITS)]
         soft_max = Decimal(rng.randint(5, 500))
-        entries.append({
-            "id": f"e{i:05d}", "drug": f"Drug {i:05d}", "aliases": [f"D{i:05d}"], "care_areas": [AREAS[i % 3]],
-            "kind": "continuous",
-            "concentration": {"amount": rng.randint(1, 500), "amount_unit": amount_unit, "volume_ml": rng.choice([50, 100, 250, 500])},
-            "dose_unit": unit,
-            "dose_limits": {"soft_min": str(soft_max / 100), "soft_max": str(soft_max), "hard_max": str(soft_max * 2)},
-        })
-    return {"format": "pumpgw-drug-library/1", "name": "bench", "version": "b1", "released": "2024-01-01", "status": "released",
-            "care_areas": [{"id": a, "weight_kg": {"soft_min": 30, "soft_max": 200, "hard_max": 500}, "max_rate_ml_h": 999} for a in AREAS],
-            "entries": entries}
+        entries.append(
+            {
+                "id": f"e{i:05d}",
+                "drug": f"Drug {i:05d}",
+                "aliases": [f"D{i:05d}"],
+                "care_areas": [AREAS[i % 3]],
+                "kind": "continuous",
+                "concentration": {
+                    "amount": rng.randint(1, 500),
+                    "amount_unit": amount_unit,
+                    "volume_ml": rng.choice([50, 100, 250, 500]),
+                },
+                "dose_unit": unit,
+                "dose_limits": {
+                    "soft_min": str(soft_max / 100),
+                    "soft_max": str(soft_max),
+                    "hard_max": str(soft_max * 2),
+                },
+            }
+        )
+    return {
+        "format": "pumpgw-drug-library/1",
+        "name": "bench",
+        "version": "b1",
+        "released": "2024-01-01",
+        "status": "released",
+        "care_areas": [
+            {"id": a, "weight_kg": {"soft_min": 30, "soft_max": 200, "hard_max": 500}, "max_rate_ml_h": 999}
+            for a in AREAS
+        ],
+        "entries": entries,
+    }
 
 
 def programs(data: dict, count: int, rng: random.Random, by_rate: bool) -> list[ProgramUnderCheck]:
@@ -58,10 +88,21 @@ def programs(data: dict, count: int, rng: random.Random, by_rate: bool) -> list[
         c = e["concentration"]
         conc = Quantity(Decimal(c["amount"]) / Decimal(c["volume_ml"]), f"{c['amount_unit']}/mL")
         dose = Decimal(e["dose_limits"]["soft_max"]) * Decimal(rng.randint(1, 250)) / 100
-        field = {"rate": Quantity(Decimal(rng.randint(1, 9000)) / 10, "mL/h")} if by_rate else {"dose_rate": Quantity(dose, e["dose_unit"])}
-        out.append(ProgramUnderCheck(drug=rng.choice([e["drug"], e["aliases"][0].lower()]), care_area=e["care_areas"][0],
-                                     concentration=conc, patient_weight=Quantity(Decimal(rng.randint(40, 120)), "kg"),
-                                     pump_library_version="b1", **field))
+        field = (
+            {"rate": Quantity(Decimal(rng.randint(1, 9000)) / 10, "mL/h")}
+            if by_rate
+            else {"dose_rate": Quantity(dose, e["dose_unit"])}
+        )
+        out.append(
+            ProgramUnderCheck(
+                drug=rng.choice([e["drug"], e["aliases"][0].lower()]),
+                care_area=e["care_areas"][0],
+                concentration=conc,
+                patient_weight=Quantity(Decimal(rng.randint(40, 120)), "kg"),
+                pump_library_version="b1",
+                **field,
+            )
+        )
     return out
 
 
@@ -103,10 +144,16 @@ def main() -> None:
 
     print(f"library: {args.entries} entries, {len(AREAS)} care areas; programs: {args.programs} per kind")
     print(f"load + validate:            {load_s * 1000:8.1f} ms")
-    print(f"evaluate, dose reported:    {args.programs / dose_s:10.0f} verdict sets/s ({dose_s / args.programs * 1e6:6.1f} us each)")
-    print(f"evaluate, rate only:        {args.programs / rate_s:10.0f} verdict sets/s ({rate_s / args.programs * 1e6:6.1f} us each)")
+    print(
+        f"evaluate, dose reported:    {args.programs / dose_s:10.0f} verdict sets/s ({dose_s / args.programs * 1e6:6.1f} us each)"
+    )
+    print(
+        f"evaluate, rate only:        {args.programs / rate_s:10.0f} verdict sets/s ({rate_s / args.programs * 1e6:6.1f} us each)"
+    )
     print(f"plain dict lookup:          {dict_s / n_lookups * 1e9:8.0f} ns (baseline)")
-    print(f"library lookup (normalise): {lookup_s / n_lookups * 1e9:8.0f} ns = {lookup_s / dict_s:5.1f}x the plain dict")
+    print(
+        f"library lookup (normalise): {lookup_s / n_lookups * 1e9:8.0f} ns = {lookup_s / dict_s:5.1f}x the plain dict"
+    )
     print(f"one evaluate (dose):        {dose_s / args.programs / (dict_s / n_lookups):8.0f}x a plain dict lookup")
 
 

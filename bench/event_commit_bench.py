@@ -82,22 +82,30 @@ def snapshots(pump_id: str, count: int) -> list[PumpSnapshot]:
             ChannelSnapshot("A", ChannelState.INFUSING, rate=Quantity(Decimal("5"), "mL/h"), alarms=alarms_a),
             ChannelSnapshot("B", ChannelState.INFUSING, rate=Quantity(Decimal("7"), "mL/h"), alarms=alarms_b),
         )
-        out.append(PumpSnapshot(pump_id, PumpIdentity("BD", "Alaris GP", serial_number=f"S-{pump_id}"), channels,
-                                received_at=T0 + timedelta(seconds=i)))
+        out.append(
+            PumpSnapshot(
+                pump_id,
+                PumpIdentity("BD", "Alaris GP", serial_number=f"S-{pump_id}"),
+                channels,
+                received_at=T0 + timedelta(seconds=i),
+            )
+        )
     return out
 
 
 def publisher(config, outbox: Outbox) -> MqttPublisher:
-    return MqttPublisher(config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="bench",
-                         config_hash="0")
+    return MqttPublisher(
+        config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="bench", config_hash="0"
+    )
 
 
 async def baseline(path: Path, pumps: int, count: int) -> tuple[float, int]:
     """Round 1: encode per destination and ``enqueue`` each message on its own, in turn."""
     config = load_config_text(config_text(pumps))
     outbox = Outbox.open(path)
-    pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"),
-                        live=publisher(config, outbox))
+    pipeline = Pipeline(
+        config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), live=publisher(config, outbox)
+    )
     renderer = pipeline.renderer  # the same encoders and MQTT payload
     events = 0
 
@@ -110,8 +118,9 @@ async def baseline(path: Path, pumps: int, count: int) -> tuple[float, int]:
                 events += 1
                 messages, _ = renderer.event(event, identity=tracker.identity, verdicts=None)
                 for m in messages:
-                    await outbox.enqueue(lane=m.lane, kind=m.kind, control_id=m.control_id, payload=m.payload,
-                                         ttl_s=m.ttl_s)
+                    await outbox.enqueue(
+                        lane=m.lane, kind=m.kind, control_id=m.control_id, payload=m.payload, ttl_s=m.ttl_s
+                    )
 
     t = time.perf_counter()
     await asyncio.gather(*(pump(n) for n in range(pumps)))
@@ -123,8 +132,9 @@ async def baseline(path: Path, pumps: int, count: int) -> tuple[float, int]:
 async def now(path: Path, pumps: int, count: int) -> tuple[float, int]:
     config = load_config_text(config_text(pumps))
     outbox = Outbox.open(path)
-    pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"),
-                        live=publisher(config, outbox))
+    pipeline = Pipeline(
+        config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), live=publisher(config, outbox)
+    )
 
     async def pump(n: int) -> None:
         for snap in snapshots(f"p{n}", count):
@@ -152,11 +162,15 @@ def main() -> None:
             new_rate, new_events = asyncio.run(now(Path(d) / f"new{r}.db", args.pumps, args.snapshots))
             assert old_events == new_events, (old_events, new_events)
             best_old, best_new = max(best_old, old_rate), max(best_new, new_rate)
-    print(f"{args.pumps} pumps x {args.snapshots} snapshots, {new_events} alarm events, 3 lanes each "
-          f"(best of {args.rounds})")
+    print(
+        f"{args.pumps} pumps x {args.snapshots} snapshots, {new_events} alarm events, 3 lanes each "
+        f"(best of {args.rounds})"
+    )
     print(f"baseline: enqueue per message, no state : {best_old:9.0f} events/s")
-    print(f"now: one commit per event + state row   : {best_new:9.0f} events/s  = {best_new / best_old:.2f}x "
-          f"baseline (goal >= 0.8x)")
+    print(
+        f"now: one commit per event + state row   : {best_new:9.0f} events/s  = {best_new / best_old:.2f}x "
+        f"baseline (goal >= 0.8x)"
+    )
 
 
 if __name__ == "__main__":

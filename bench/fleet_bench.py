@@ -48,16 +48,22 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
-                    "max_inflight_messages 1000\nset_tcp_nodelay true\nuser root\n")
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
+        "max_inflight_messages 1000\nset_tcp_nodelay true\nuser root\n"
+    )
     proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return proc, port
 
 
 def start_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "fleet", "run", "--no-http", "--config", str(config)], cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet", "run", "--no-http", "--config", str(config)],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while log.read_text().count("collector: subscribed") < 1 + start_service.count:  # type: ignore[attr-defined]
         if time.monotonic() > deadline:
@@ -91,8 +97,15 @@ def wait_rows(dsn: str, want: int, timeout: float = 300) -> float:
     return time.monotonic() - t0
 
 
-def load_phase(name: str, runner: RegionRunner, dsn: str, service: subprocess.Popen[bytes], seconds: float,
-               activity: float, first_step: int) -> int:
+def load_phase(
+    name: str,
+    runner: RegionRunner,
+    dsn: str,
+    service: subprocess.Popen[bytes],
+    seconds: float,
+    activity: float,
+    first_step: int,
+) -> int:
     runner.region.activity = activity
     before = count_rows(dsn)
     committed_before = len(runner.committed())
@@ -116,15 +129,25 @@ def load_phase(name: str, runner: RegionRunner, dsn: str, service: subprocess.Po
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag)"
             " FROM (SELECT extract(epoch FROM received_at - occurred_at) AS lag FROM events WHERE occurred_at >= %s"
             " UNION ALL SELECT extract(epoch FROM received_at - occurred_at) FROM alarms WHERE occurred_at >= %s) l",
-            (since, since)).fetchone()  # type: ignore[misc]
-    print(f"{name:8} published {published / elapsed:8.0f} msg/s ({published} msgs), events+alarms stored "
-          f"{want - before}, drained {drain:.1f} s after the last publish; lag p50 {p50:.3f} s, p99 {p99:.3f} s "
-          f"(goal < 2 s); service RSS max {rss:.0f} MB")
+            (since, since),
+        ).fetchone()  # type: ignore[misc]
+    print(
+        f"{name:8} published {published / elapsed:8.0f} msg/s ({published} msgs), events+alarms stored "
+        f"{want - before}, drained {drain:.1f} s after the last publish; lag p50 {p50:.3f} s, p99 {p99:.3f} s "
+        f"(goal < 2 s); service RSS max {rss:.0f} MB"
+    )
     return k
 
 
-def drain_phase(runner: RegionRunner, dsn: str, config: Path, log: Path, service: subprocess.Popen[bytes],
-                steps: int, first_step: int) -> subprocess.Popen[bytes]:
+def drain_phase(
+    runner: RegionRunner,
+    dsn: str,
+    config: Path,
+    log: Path,
+    service: subprocess.Popen[bytes],
+    steps: int,
+    first_step: int,
+) -> subprocess.Popen[bytes]:
     service.send_signal(signal.SIGTERM)
     service.wait(30)
     before = count_rows(dsn)
@@ -140,11 +163,16 @@ def drain_phase(runner: RegionRunner, dsn: str, config: Path, log: Path, service
     wait_rows(dsn, want)
     elapsed = time.monotonic() - t0
     rows = want - before
-    print(f"drain    {published} queued messages ({rows} events+alarms) ingested in {elapsed:.1f} s: "
-          f"{published / elapsed:.0f} msg/s, {rows / elapsed:.0f} event/alarm rows/s")
+    print(
+        f"drain    {published} queued messages ({rows} events+alarms) ingested in {elapsed:.1f} s: "
+        f"{published / elapsed:.0f} msg/s, {rows / elapsed:.0f} event/alarm rows/s"
+    )
     with psycopg.connect(dsn) as conn:
-        sample = conn.execute("SELECT gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug,"
-                              " care_area, detail, previous_identity FROM events LIMIT %s", (rows,)).fetchall()
+        sample = conn.execute(
+            "SELECT gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug,"
+            " care_area, detail, previous_identity FROM events LIMIT %s",
+            (rows,),
+        ).fetchall()
     baseline(dsn, sample, published / elapsed, rows / elapsed)
     service.send_signal(signal.SIGTERM)
     service.wait(30)
@@ -154,10 +182,26 @@ def drain_phase(runner: RegionRunner, dsn: str, config: Path, log: Path, service
 
 
 def baseline(dsn: str, sample: list[tuple], fleet_msgs_s: float, fleet_rows_s: float) -> None:
-    cols = "gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, " \
-           "previous_identity"
-    rows = [(g + 100_000, p, f"{m}-{uuid.uuid4().hex[:6]}", k, t, ch, cs, d, ca, json.dumps(de),
-             json.dumps(pi) if pi else None) for g, p, m, k, t, ch, cs, d, ca, de, pi in sample]
+    cols = (
+        "gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
+        "previous_identity"
+    )
+    rows = [
+        (
+            g + 100_000,
+            p,
+            f"{m}-{uuid.uuid4().hex[:6]}",
+            k,
+            t,
+            ch,
+            cs,
+            d,
+            ca,
+            json.dumps(de),
+            json.dumps(pi) if pi else None,
+        )
+        for g, p, m, k, t, ch, cs, d, ca, de, pi in sample
+    ]
     with psycopg.connect(dsn) as conn:
         t0 = time.perf_counter()
         with conn.cursor() as cur:
@@ -174,14 +218,20 @@ def baseline(dsn: str, sample: list[tuple], fleet_msgs_s: float, fleet_rows_s: f
         conn.execute("DELETE FROM events WHERE gateway_id >= 100000")
         conn.commit()
     print(f"baseline bare executemany {em:.0f} rows/s, bare COPY {cp:.0f} rows/s (same table, same rows)")
-    print(f"ratio    fleet event/alarm rows/s vs executemany: {fleet_rows_s / em:.2f}x, vs COPY: "
-          f"{fleet_rows_s / cp:.2f}x; all messages (incl. state/inventory upserts) vs executemany: "
-          f"{fleet_msgs_s / em:.2f}x (goal >= 0.3x)")
+    print(
+        f"ratio    fleet event/alarm rows/s vs executemany: {fleet_rows_s / em:.2f}x, vs COPY: "
+        f"{fleet_rows_s / cp:.2f}x; all messages (incl. state/inventory upserts) vs executemany: "
+        f"{fleet_msgs_s / em:.2f}x (goal >= 0.3x)"
+    )
 
 
-EVENT_COLS = ("gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
-              "previous_identity")
-ALARM_COLS = "gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code, alarm_kind, priority, text"
+EVENT_COLS = (
+    "gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
+    "previous_identity"
+)
+ALARM_COLS = (
+    "gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code, alarm_kind, priority, text"
+)
 
 
 def bare_loops(dsn: str, since_id: tuple[int, int]) -> tuple[float, float, int]:
@@ -193,8 +243,13 @@ def bare_loops(dsn: str, since_id: tuple[int, int]) -> tuple[float, float, int]:
         conn.commit()
 
         def shifted(rows: list[tuple], offset: int, json_cols: tuple[int, ...]) -> list[tuple]:
-            return [tuple(r[0] + offset if i == 0 else json.dumps(v) if i in json_cols and v is not None else v
-                          for i, v in enumerate(r)) for r in rows]
+            return [
+                tuple(
+                    r[0] + offset if i == 0 else json.dumps(v) if i in json_cols and v is not None else v
+                    for i, v in enumerate(r)
+                )
+                for r in rows
+            ]
 
         rates = []
         for offset in (100_000, 200_000):
@@ -234,29 +289,31 @@ def writer_phase(pg: Postgres, gateways: int, pumps: int, steps: int, batch: int
         body = [m for k in range(1, steps + 1) for _, m in region.step(k)]
         parse = [parse_message(region.prefix, t, p) for t, p, _ in birth + body]
         recs = [r for r in parse if r is not None]
-        head, tail = recs[:len(birth)], recs[len(birth):]
+        head, tail = recs[: len(birth)], recs[len(birth) :]
         if only_rows:
             tail = [r for r in tail if isinstance(r, Event | AlarmMsg)]
-        rows = sum(isinstance(r, Event | AlarmMsg) for r in tail)
         dsn = pg.new_database()
         with connect(dsn) as conn:
             migrate(conn)
             conn.commit()
             writer = Writer()
             for i in range(0, len(head), 1000):
-                writer.write(conn, head[i:i + 1000])  # births: gateways, pumps, caches warm
-            since = conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM events), "
-                                 "(SELECT coalesce(max(id), 0) FROM alarms)").fetchone()
+                writer.write(conn, head[i : i + 1000])  # births: gateways, pumps, caches warm
+            since = conn.execute(
+                "SELECT (SELECT coalesce(max(id), 0) FROM events), (SELECT coalesce(max(id), 0) FROM alarms)"
+            ).fetchone()
             conn.commit()
             t0 = time.perf_counter()
             for i in range(0, len(tail), batch):
-                writer.write(conn, tail[i:i + batch])
+                writer.write(conn, tail[i : i + batch])
             dt = time.perf_counter() - t0
         em, cp, n = bare_loops(dsn, since)  # type: ignore[arg-type]
-        print(f"writer   {label:18}, batches of {batch}: {len(tail)} msgs ({n} event/alarm rows) in {dt:.2f} s = {n / dt:.0f} rows/s, "
-              f"{len(tail) / dt:.0f} msg/s; bare executemany {em:.0f} rows/s, bare COPY {cp:.0f} rows/s; "
-              f"ratio rows {n / dt / em:.2f}x executemany, {n / dt / cp:.2f}x COPY; all messages/s vs "
-              f"executemany rows/s {len(tail) / dt / em:.2f}x (goal >= 0.3x)")
+        print(
+            f"writer   {label:18}, batches of {batch}: {len(tail)} msgs ({n} event/alarm rows) in {dt:.2f} s = {n / dt:.0f} rows/s, "
+            f"{len(tail) / dt:.0f} msg/s; bare executemany {em:.0f} rows/s, bare COPY {cp:.0f} rows/s; "
+            f"ratio rows {n / dt / em:.2f}x executemany, {n / dt / cp:.2f}x COPY; all messages/s vs "
+            f"executemany rows/s {len(tail) / dt / em:.2f}x (goal >= 0.3x)"
+        )
 
 
 def fill_region_year(dsn: str, pumps: int, events_per_day: float, alarms_per_day: float) -> datetime:
@@ -273,29 +330,40 @@ def fill_region_year(dsn: str, pumps: int, events_per_day: float, alarms_per_day
                 d = date(d.year + (d.month == 12), d.month % 12 + 1, 1)
         gws = (pumps + 29) // 30
         t0 = time.perf_counter()
-        conn.execute("INSERT INTO gateways (site, gateway, ward, state, state_since, heartbeat_at, heartbeat_interval_s,"
-                     " library_version, central_library_version) SELECT 'region', 'gw' || g, 'ward-' || (g %% 120),"
-                     " 'online', %s, %s, 60, 'L8', 'L8' FROM generate_series(1, %s) g", (start, end, gws))
-        conn.execute("""INSERT INTO pumps (gateway_id, pump, manufacturer, model, serial_number, firmware,
+        conn.execute(
+            "INSERT INTO gateways (site, gateway, ward, state, state_since, heartbeat_at, heartbeat_interval_s,"
+            " library_version, central_library_version) SELECT 'region', 'gw' || g, 'ward-' || (g %% 120),"
+            " 'online', %s, %s, 60, 'L8', 'L8' FROM generate_series(1, %s) g",
+            (start, end, gws),
+        )
+        conn.execute(
+            """INSERT INTO pumps (gateway_id, pump, manufacturer, model, serial_number, firmware,
                         library_version, identity_at, asset_tag, bed, availability, first_seen, last_seen)
                         SELECT 1 + (i / 30), 'p' || (i %% 30), 'Maker' || (i %% 3), 'Model' || (i %% 7), 'SN' || i,
                                '1.' || (i %% 5), CASE WHEN i %% 10 < 8 THEN 'L8' ELSE 'L7' END, %(s)s, 'A-' || i,
                                'bed' || (i %% 30), 'online', %(s)s,
                                %(e)s - make_interval(hours => (i %% 500))
-                        FROM generate_series(0, %(n)s - 1) i""", {"s": start, "e": end, "n": pumps})
+                        FROM generate_series(0, %(n)s - 1) i""",
+            {"s": start, "e": end, "n": pumps},
+        )
         conn.execute("""INSERT INTO pump_identity_history (gateway_id, pump, observed_at, manufacturer, model,
                         serial_number, firmware, library_version, source)
                         SELECT gateway_id, pump, first_seen, manufacturer, model, serial_number, firmware, 'L7', 'state'
                         FROM pumps""")
-        conn.execute("""INSERT INTO pump_identity_history (gateway_id, pump, observed_at, manufacturer, model,
+        conn.execute(
+            """INSERT INTO pump_identity_history (gateway_id, pump, observed_at, manufacturer, model,
                         serial_number, firmware, library_version, source)
                         SELECT gateway_id, pump, %s + make_interval(hours => (hashtext(pump || gateway_id) & 1023)),
                                manufacturer, model, serial_number, firmware, 'L8', 'state'
-                        FROM pumps WHERE library_version = 'L8'""", (end - timedelta(days=60),))
-        conn.execute("INSERT INTO library_releases (version, released_at) VALUES ('L8', %s)",
-                     (end - timedelta(days=60),))
+                        FROM pumps WHERE library_version = 'L8'""",
+            (end - timedelta(days=60),),
+        )
+        conn.execute(
+            "INSERT INTO library_releases (version, released_at) VALUES ('L8', %s)", (end - timedelta(days=60),)
+        )
         n_events = int(365 * events_per_day)
-        conn.execute("""INSERT INTO events (gateway_id, pump, message_id, kind, occurred_at, channel, drug, care_area,
+        conn.execute(
+            """INSERT INTO events (gateway_id, pump, message_id, kind, occurred_at, channel, drug, care_area,
                         detail)
                         SELECT p.gateway_id, p.pump, md5(p.gateway_id || p.pump || i),
                                CASE WHEN (i + p.gateway_id) %% 211 = 0 THEN 'device_swapped'
@@ -304,9 +372,11 @@ def fill_region_year(dsn: str, pumps: int, events_per_day: float, alarms_per_day
                                %(s)s + make_interval(secs => i * 86400.0 / %(epd)s + (p.gateway_id %% 600)),
                                '1', CASE WHEN i %% 5 = 0 THEN NULL ELSE 'drug' || (i %% 40) END, 'ICU', '{}'
                         FROM pumps p CROSS JOIN generate_series(0, %(n)s - 1) i""",
-                     {"s": start, "epd": events_per_day, "n": n_events})
+            {"s": start, "epd": events_per_day, "n": n_events},
+        )
         n_alarms = int(365 * alarms_per_day)
-        conn.execute("""INSERT INTO alarms (gateway_id, pump, message_id, phase, alert_instance_id, occurred_at,
+        conn.execute(
+            """INSERT INTO alarms (gateway_id, pump, message_id, phase, alert_instance_id, occurred_at,
                         channel, code, alarm_kind, priority)
                         SELECT p.gateway_id, p.pump, md5('a' || p.gateway_id || p.pump || i || ph), ph,
                                p.pump || '-' || i,
@@ -315,22 +385,28 @@ def fill_region_year(dsn: str, pumps: int, events_per_day: float, alarms_per_day
                                                            'door_open','upstream_occlusion'])[1 + i %% 6],
                                CASE WHEN i %% 3 = 0 THEN 'high' ELSE 'medium' END
                         FROM pumps p CROSS JOIN generate_series(0, %(n)s - 1) i CROSS JOIN unnest(ARRAY['onset','end']) ph""",
-                     {"s": start, "apd": alarms_per_day, "n": n_alarms})
-        conn.execute("""INSERT INTO verdicts (gateway_id, pump, channel, observed_at, drug, care_area, severity, kinds,
+            {"s": start, "apd": alarms_per_day, "n": n_alarms},
+        )
+        conn.execute(
+            """INSERT INTO verdicts (gateway_id, pump, channel, observed_at, drug, care_area, severity, kinds,
                         library_version)
                         SELECT p.gateway_id, p.pump, '1', %(s)s + make_interval(days => i),
                                'drug' || (i %% 40), 'ICU', 'ok',
                                ARRAY[(ARRAY['within_limits','within_limits','above_soft_max','below_soft_min'])[1 + i %% 4]],
                                'L8'
-                        FROM pumps p CROSS JOIN generate_series(0, 364, 2) i""", {"s": start})
+                        FROM pumps p CROSS JOIN generate_series(0, 364, 2) i""",
+            {"s": start},
+        )
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
         with conn.cursor() as cur:
             n_ev = cur.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
             n_al = cur.execute("SELECT count(*) FROM alarms").fetchone()[0]  # type: ignore[index]
-        print(f"reports  generated {pumps} pumps, {n_ev} events, {n_al} alarm messages over a year "
-              f"in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"reports  generated {pumps} pumps, {n_ev} events, {n_al} alarm messages over a year "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
     return end
 
 
@@ -373,12 +449,15 @@ def main() -> None:
         if not args.skip_load:
             dsn = pg.new_database()
             config = work / "fleet.toml"
-            config.write_text(f'[database]\ndsn = "{dsn}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
-                              f'client_id = "fleet-bench"\n[collector]\nbatch_max = 1000\nbatch_wait_ms = 50\n')
+            config.write_text(
+                f'[database]\ndsn = "{dsn}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+                f'client_id = "fleet-bench"\n[collector]\nbatch_max = 1000\nbatch_wait_ms = 50\n'
+            )
             log = work / "fleet.log"
             service = start_service(config, log)
-            region = Region(args.gateways, args.pumps, rounds=10_000, seed=1, realtime=True,
-                            activity=args.typical_activity)
+            region = Region(
+                args.gateways, args.pumps, rounds=10_000, seed=1, realtime=True, activity=args.typical_activity
+            )
             runner = RegionRunner("127.0.0.1", port, region, client_prefix="bench")
             runner.start(timeout=60)
             runner.wait_acked(120)

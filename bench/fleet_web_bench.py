@@ -39,10 +39,17 @@ from fleet.web.mount import build_fleet_app
 from fleet.web.sample import Shape, fill
 from fleet.web.settings import WebSettings
 
-PAGES = [("/", "/api/gateways"), ("/ward?name=W07", "/api/inventory?ward=W07"), ("/uptake", "/api/uptake"),
-         ("/firmware", "/api/firmware"), ("/swaps", "/api/swaps"), ("/not-seen", "/api/not_seen"),
-         ("/alarms", "/api/alarm_conditions?days=7"), ("/ders", "/api/limit_verdicts"),
-         ("/pumps/region/w00-gw1/pump1", "/api/inventory?ward=W00")]
+PAGES = [
+    ("/", "/api/gateways"),
+    ("/ward?name=W07", "/api/inventory?ward=W07"),
+    ("/uptake", "/api/uptake"),
+    ("/firmware", "/api/firmware"),
+    ("/swaps", "/api/swaps"),
+    ("/not-seen", "/api/not_seen"),
+    ("/alarms", "/api/alarm_conditions?days=7"),
+    ("/ders", "/api/limit_verdicts"),
+    ("/pumps/region/w00-gw1/pump1", "/api/inventory?ward=W00"),
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -83,20 +90,36 @@ def main() -> int:
         per_gateway = max(1, args.pumps // (len(wards) * 5))
         t0 = time.perf_counter()
         with connect(dsn) as conn:
-            fill(conn, shape=Shape(wards=wards, gateways_per_ward=5, pumps_per_gateway=per_gateway,
-                                   alarms_per_pump=6, verdicts_per_pump=4))
+            fill(
+                conn,
+                shape=Shape(
+                    wards=wards,
+                    gateways_per_ward=5,
+                    pumps_per_gateway=per_gateway,
+                    alarms_per_pump=6,
+                    verdicts_per_pump=4,
+                ),
+            )
             conn.commit()
             pumps = conn.execute("SELECT count(*) FROM pumps").fetchone()[0]
             alarms = conn.execute("SELECT count(*) FROM alarms").fetchone()[0]
             events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         print(f"sample fleet: {pumps} pumps, {alarms} alarms, {events} events in {time.perf_counter() - t0:.1f} s")
 
-        settings = WebSettings(session_secret="b" * 40,
-                               users=[{"name": "bench", "role": "admin",  # type: ignore[list-item]
-                                       "password_hash": hash_password("bench-pass")}])
+        settings = WebSettings(
+            session_secret="b" * 40,
+            users=[
+                {
+                    "name": "bench",
+                    "role": "admin",  # type: ignore[list-item]
+                    "password_hash": hash_password("bench-pass"),
+                }
+            ],
+        )
         pool = ConnectionPool(dsn, min_size=2, max_size=8, open=True, kwargs={"options": "-c timezone=UTC"})
-        server = uvicorn.Server(uvicorn.Config(build_fleet_app(None, settings, pool), host="127.0.0.1", port=0,
-                                               log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(build_fleet_app(None, settings, pool), host="127.0.0.1", port=0, log_level="warning")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:
@@ -118,8 +141,10 @@ def main() -> int:
                     worst = max(worst, p95)
                     print(f"{api + ' (baseline: api)':34} {statistics.median(a):8.1f} {a95:8.1f}  {a95 / s95:12.1f}")
                     print(f"{page:34} {statistics.median(p):8.1f} {p95:8.1f}  {p95 / s95:12.1f}  {p95 / a95:9.2f}")
-                print(f"\nworst page p95: {worst:.0f} ms at {pumps} pumps (goal < 300 ms): "
-                      f"{'OK' if worst < 300 else 'ABOVE GOAL'}")
+                print(
+                    f"\nworst page p95: {worst:.0f} ms at {pumps} pumps (goal < 300 ms): "
+                    f"{'OK' if worst < 300 else 'ABOVE GOAL'}"
+                )
         finally:
             server.should_exit = True
             thread.join(10)

@@ -40,18 +40,49 @@ def q(value: str, unit: str) -> Quantity:
 
 
 def inputs() -> tuple[EncodeContext, PumpSnapshot, PumpEvent]:
-    ctx = EncodeContext(site="stmarys", ward="icu-3", gateway_id="gw1", eui64=EUI,
-                        control_ids=ControlIdGenerator(EUI), receiving_application="DOC_VENDOR",
-                        pumps={"bed07": PumpInfo("bed07", location="ICU-3 bed 7", care_area="Crit Care")})
-    dopamine = ChannelSnapshot("A", ChannelState.INFUSING, rate=q("15.4", "mL/h"), vtbi=q("250.0", "mL"),
-                               volume_infused=q("0.0", "mL"), drug="Dopamine", concentration=q("1.6", "mg/mL"),
-                               dose_rate=q("5.00", "ug/kg/min"), patient_weight=q("82.0", "kg"))
-    heparin = ChannelSnapshot("B", ChannelState.PAUSED, rate=q("12", "mL/h"), vtbi=q("50", "mL"),
-                              volume_infused=q("7.25", "mL"), drug="Heparin", concentration=q("100", "[iU]/mL"))
-    snap = PumpSnapshot("bed07", PumpIdentity("B. Braun", "Space", "SP-1", drug_library_version="DL1"),
-                        (dopamine, heparin), datetime.now(UTC), device_time=datetime.now())
-    event = PumpEvent(EventKind.DELIVERY_START, "bed07", datetime.now(UTC), channel_id="A",
-                      snapshot=PumpSnapshot("bed07", snap.identity, (dopamine,), snap.received_at))
+    ctx = EncodeContext(
+        site="stmarys",
+        ward="icu-3",
+        gateway_id="gw1",
+        eui64=EUI,
+        control_ids=ControlIdGenerator(EUI),
+        receiving_application="DOC_VENDOR",
+        pumps={"bed07": PumpInfo("bed07", location="ICU-3 bed 7", care_area="Crit Care")},
+    )
+    dopamine = ChannelSnapshot(
+        "A",
+        ChannelState.INFUSING,
+        rate=q("15.4", "mL/h"),
+        vtbi=q("250.0", "mL"),
+        volume_infused=q("0.0", "mL"),
+        drug="Dopamine",
+        concentration=q("1.6", "mg/mL"),
+        dose_rate=q("5.00", "ug/kg/min"),
+        patient_weight=q("82.0", "kg"),
+    )
+    heparin = ChannelSnapshot(
+        "B",
+        ChannelState.PAUSED,
+        rate=q("12", "mL/h"),
+        vtbi=q("50", "mL"),
+        volume_infused=q("7.25", "mL"),
+        drug="Heparin",
+        concentration=q("100", "[iU]/mL"),
+    )
+    snap = PumpSnapshot(
+        "bed07",
+        PumpIdentity("B. Braun", "Space", "SP-1", drug_library_version="DL1"),
+        (dopamine, heparin),
+        datetime.now(UTC),
+        device_time=datetime.now(),
+    )
+    event = PumpEvent(
+        EventKind.DELIVERY_START,
+        "bed07",
+        datetime.now(UTC),
+        channel_id="A",
+        snapshot=PumpSnapshot("bed07", snap.identity, (dopamine,), snap.received_at),
+    )
     return ctx, snap, event
 
 
@@ -70,11 +101,15 @@ def plain_assembly(message: bytes):
         rows.append((f[2], f[3], f[4], f[5], f[6], f[11], f[14], f[17], f[18]))
 
     def build(control_id: str, now: str) -> bytes:
-        out = [f"MSH|^~\\&|{msh[2]}|{msh[3]}|{msh[4]}|{msh[5]}|{now}||{msh[8]}|{control_id}|{msh[10]}|2.6|||AL|"
-               f"{msh[15]}|{msh[16]}|{msh[17]}|{msh[18]}||{msh[20]}", *head]
+        out = [
+            f"MSH|^~\\&|{msh[2]}|{msh[3]}|{msh[4]}|{msh[5]}|{now}||{msh[8]}|{control_id}|{msh[10]}|2.6|||AL|"
+            f"{msh[15]}|{msh[16]}|{msh[17]}|{msh[18]}||{msh[20]}",
+            *head,
+        ]
         for n, (vt, code, sub, value, unit, status, when, category, equipment) in enumerate(rows, start=1):
-            out.append(f"OBX|{n}|{vt}|{code}|{sub}|{value}|{unit}|||||{status}|||{when}|||{category}|{equipment}"
-                       .rstrip("|"))
+            out.append(
+                f"OBX|{n}|{vt}|{code}|{sub}|{value}|{unit}|||||{status}|||{when}|||{category}|{equipment}".rstrip("|")
+            )
         return ("\r".join(out) + "\r").encode()
 
     return build
@@ -111,18 +146,22 @@ def main() -> int:
     args = parser.parse_args()
     ctx, snap, event = inputs()
     print(f"{'what':44} {'msgs/s':>12} {'vs baseline':>12}")
-    for name, encode in (("PCD-01, 2 channels", lambda: encode_pcd01(snap, ctx, pump_id="bed07")),
-                         ("PCD-10, delivery start", lambda: encode_pcd10(event, ctx))):
+    for name, encode in (
+        ("PCD-01, 2 channels", lambda: encode_pcd01(snap, ctx, pump_id="bed07")),
+        ("PCD-10, delivery start", lambda: encode_pcd10(event, ctx)),
+    ):
         _cid, sample = encode()
         base = plain_assembly(sample)
         msh = sample.decode().split("|")
         if base(_cid, msh[6]) != sample:  # the baseline must write the very same bytes
             raise SystemExit(f"{name}: the plain-assembly baseline does not reproduce the encoder's bytes")
-        base_rate = rate(lambda: base("390000010IFSJYKAG00", "20240101120000+0000"), args.seconds)
+        base_rate = rate(lambda base=base: base("390000010IFSJYKAG00", "20240101120000+0000"), args.seconds)
         ours = rate(encode, args.seconds)
         apy_build = rate(hl7apy_build(sample), max(args.seconds, 1.0))
         text = sample.decode()
-        apy_parse = rate(lambda: hl7apy_parse(text, validation_level=VALIDATION_LEVEL.TOLERANT), max(args.seconds, 1.0))
+        apy_parse = rate(
+            lambda text=text: hl7apy_parse(text, validation_level=VALIDATION_LEVEL.TOLERANT), max(args.seconds, 1.0)
+        )
         rows = sample.count(b"\rOBX|")
         print(f"{name + f' ({rows} OBX)':44}")
         print(f"{'  plain assembly (baseline)':44} {base_rate:12,.0f} {1.0:11.2f}x")

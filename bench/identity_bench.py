@@ -37,8 +37,17 @@ def snapshots(pumps: int, rounds: int) -> list[list[PumpSnapshot]]:
     out = []
     for r in range(rounds):
         at = T0 + timedelta(seconds=r)
-        out.append([PumpSnapshot(f"p{i:04d}", PumpIdentity("BD", "Asena GH", f"8002-{i:05d}", "Rev 2.1.5"),
-                                 (channel,), received_at=at) for i in range(pumps)])
+        out.append(
+            [
+                PumpSnapshot(
+                    f"p{i:04d}",
+                    PumpIdentity("BD", "Asena GH", f"8002-{i:05d}", "Rev 2.1.5"),
+                    (channel,),
+                    received_at=at,
+                )
+                for i in range(pumps)
+            ]
+        )
     return out
 
 
@@ -71,8 +80,10 @@ def main() -> None:
         n = args.pumps * (args.rounds - 1)
         print(f"snapshots: {n}")
         print(f"event tracker (baseline): {n / tracker_s:10.0f} snapshots/s")
-        print(f"traceability:             {n / trace_s:10.0f} snapshots/s   "
-              f"cost ratio vs tracker: {trace_s / tracker_s:.2f}x")
+        print(
+            f"traceability:             {n / trace_s:10.0f} snapshots/s   "
+            f"cost ratio vs tracker: {trace_s / tracker_s:.2f}x"
+        )
 
         start = time.perf_counter()
         for i in range(args.appends):
@@ -90,8 +101,10 @@ def main() -> None:
         plain_s = time.perf_counter() - start
         raw.close()
         print(f"plain insert+commit (baseline): {args.appends / plain_s:8.0f} rows/s")
-        print(f"audit append (chained):         {args.appends / audit_s:8.0f} rows/s   "
-              f"ratio vs plain: {plain_s / audit_s:.2f}x")
+        print(
+            f"audit append (chained):         {args.appends / audit_s:8.0f} rows/s   "
+            f"ratio vs plain: {plain_s / audit_s:.2f}x"
+        )
         trail.close()
 
 

@@ -101,9 +101,19 @@ def verification(tmp: Path, entries: int, repeats: int) -> None:
     rows = [
         ("canonical bytes + SHA-256", best_of(repeats, lambda: canonical_sha256(lib))),
         ("Ed25519 verify alone", best_of(repeats, lambda: key.verify(raw, message))),
-        ("trust check (sig file, key, canonical, Ed25519)", best_of(repeats, lambda: trust.verify(lib, sig, where="b", now=now))),
-        ("for scale: today's pinned load (pin + validation)", best_of(max(3, repeats // 4), lambda: load_library_bytes(
-            lib, path=Path("b"), expected_sha256=hashlib.sha256(lib).hexdigest(), require_released=True))),
+        (
+            "trust check (sig file, key, canonical, Ed25519)",
+            best_of(repeats, lambda: trust.verify(lib, sig, where="b", now=now)),
+        ),
+        (
+            "for scale: today's pinned load (pin + validation)",
+            best_of(
+                max(3, repeats // 4),
+                lambda: load_library_bytes(
+                    lib, path=Path("b"), expected_sha256=hashlib.sha256(lib).hexdigest(), require_released=True
+                ),
+            ),
+        ),
         ("whole offer (trust + schema validation + commit)", best_of(max(3, repeats // 4), offer)),
     ]
     print(f"library: {entries} entries, {len(lib) / 1024:.0f} KiB; best of {repeats}")
@@ -179,7 +189,7 @@ ward = "w"
 gateway_id = "gw{i:02d}"
 eui64 = "001BC50C0000B{i:03X}"
 [outbox]
-path = "{tmp / f'gw{i}' / 'outbox.sqlite'}"
+path = "{tmp / f"gw{i}" / "outbox.sqlite"}"
 [mqtt]
 enabled = true
 host = "127.0.0.1"
@@ -190,8 +200,11 @@ trusted_keys = [{{ file = "{pub}", valid_from = "2020-01-01T00:00:00Z" }}]
 level = "warning"
 format = "json"
 """)
-            procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(cfg)], env=env,
-                                          stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gateway", "run", "--config", str(cfg)], env=env, stderr=subprocess.DEVNULL
+                )
+            )
         online: set[str] = set()
         while len(online) < n:
             _t, topic, body, _r = reports.get(timeout=120)
@@ -204,11 +217,19 @@ format = "json"
             if topic.endswith("/library") and json.loads(body)["version"] == "fleet-1":
                 applied[topic] = t - start
         times = sorted(applied.values())
-        print(f"publish -> in force, {n} gateway processes, library {entries} entries ({len(payload) / 1024:.0f} KiB payload)")
+        print(
+            f"publish -> in force, {n} gateway processes, library {entries} entries ({len(payload) / 1024:.0f} KiB payload)"
+        )
         print(f"  baseline: payload delivered to {n} plain subscribers  {baseline * 1e3:8.1f} ms   1.0x")
-        print(f"  first gateway in force                               {times[0] * 1e3:8.1f} ms {times[0] / baseline:6.1f}x")
-        print(f"  median gateway in force                              {times[n // 2] * 1e3:8.1f} ms {times[n // 2] / baseline:6.1f}x")
-        print(f"  last (all {n}) in force                               {times[-1] * 1e3:8.1f} ms {times[-1] / baseline:6.1f}x")
+        print(
+            f"  first gateway in force                               {times[0] * 1e3:8.1f} ms {times[0] / baseline:6.1f}x"
+        )
+        print(
+            f"  median gateway in force                              {times[n // 2] * 1e3:8.1f} ms {times[n // 2] / baseline:6.1f}x"
+        )
+        print(
+            f"  last (all {n}) in force                               {times[-1] * 1e3:8.1f} ms {times[-1] / baseline:6.1f}x"
+        )
     finally:
         for p in procs:
             p.terminate()

@@ -26,8 +26,10 @@ from simulators.ehr import EhrReceiver  # noqa: E402
 
 
 def payload(cid: str, kind: str = "ORU^R01^ORU_R01") -> bytes:
-    return (f"MSH|^~\\&|PUMPGW|W|EHR|H|20240101000000+0000||{kind}|{cid}|P|2.6\r"
-            f"OBX|1|NM|158775^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|12.5|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R\r").encode()
+    return (
+        f"MSH|^~\\&|PUMPGW|W|EHR|H|20240101000000+0000||{kind}|{cid}|P|2.6\r"
+        f"OBX|1|NM|158775^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|12.5|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R\r"
+    ).encode()
 
 
 async def bare_loop(n: int) -> float:
@@ -53,9 +55,12 @@ async def bare_loop(n: int) -> float:
 async def drain(path: Path, n: int, alarms: int) -> tuple[float, list[float]]:
     ob = Outbox.open(path)
     for start in range(0, n, 1000):
-        await asyncio.gather(*(ob.enqueue(lane="doc", kind="pcd01", control_id=f"C{i:08d}",
-                                          payload=payload(f"C{i:08d}"), ttl_s=86400)
-                               for i in range(start, min(n, start + 1000))))
+        await asyncio.gather(
+            *(
+                ob.enqueue(lane="doc", kind="pcd01", control_id=f"C{i:08d}", payload=payload(f"C{i:08d}"), ttl_s=86400)
+                for i in range(start, min(n, start + 1000))
+            )
+        )
     rx = EhrReceiver()
     port = await rx.start()
     seen: dict[str, float] = {}
@@ -71,7 +76,9 @@ async def drain(path: Path, n: int, alarms: int) -> tuple[float, list[float]]:
             if sent < alarms and doc.delivered >= sent * n // (alarms + 1):
                 cid = f"ALARM{sent:05d}"
                 t0 = time.perf_counter()
-                await ob.enqueue(lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"), ttl_s=300)
+                await ob.enqueue(
+                    lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"), ttl_s=300
+                )
                 while cid not in seen:
                     await asyncio.sleep(0)
                 latencies.append(seen[cid] - t0)
@@ -96,9 +103,13 @@ def main() -> None:
     lat_ms = sorted(x * 1000 for x in lat)
     p99 = lat_ms[min(len(lat_ms) - 1, int(len(lat_ms) * 0.99))]
     print(f"bare asyncio MLLP loop (1 in flight, str.split ACK): {base:8.0f} msgs/s")
-    print(f"outbox drain of {args.backlog} messages via MllpSender: {rate:8.0f} msgs/s = {rate / base:.2f}x (goal >= 0.5x)")
-    print(f"alarm latency while draining ({len(lat_ms)} alarms, enqueue -> received): "
-          f"p50 {statistics.median(lat_ms):.2f} ms, p99 {p99:.2f} ms, max {lat_ms[-1]:.2f} ms")
+    print(
+        f"outbox drain of {args.backlog} messages via MllpSender: {rate:8.0f} msgs/s = {rate / base:.2f}x (goal >= 0.5x)"
+    )
+    print(
+        f"alarm latency while draining ({len(lat_ms)} alarms, enqueue -> received): "
+        f"p50 {statistics.median(lat_ms):.2f} ms, p99 {p99:.2f} ms, max {lat_ms[-1]:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

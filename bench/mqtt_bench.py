@@ -37,10 +37,10 @@ from datetime import timedelta  # noqa: E402
 from gateway.config.model import MqttConfig, RetryPolicy  # noqa: E402
 from gateway.events.model import EventKind, PumpEvent  # noqa: E402
 from gateway.mqtt import MqttPublisher  # noqa: E402
-from gateway.mqtt.payloads import event_payload  # noqa: E402
-from tests.gateway.mqtt.conftest import T0  # noqa: E402
 from gateway.mqtt.outbox_queue import OutboxQueue  # noqa: E402
+from gateway.mqtt.payloads import event_payload  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
+from tests.gateway.mqtt.conftest import T0  # noqa: E402
 from tests.gateway.mqtt.memory_queue import MemoryQueue  # noqa: E402
 
 
@@ -62,7 +62,9 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def events(n: int) -> list[PumpEvent]:
     return [
-        PumpEvent(EventKind.DELIVERY_START, "bed07-a", T0 + timedelta(microseconds=i), channel_id="1", detail={"seq": str(i)})
+        PumpEvent(
+            EventKind.DELIVERY_START, "bed07-a", T0 + timedelta(microseconds=i), channel_id="1", detail={"seq": str(i)}
+        )
         for i in range(n)
     ]
 
@@ -109,6 +111,7 @@ async def pumpgw_path(port: int, evs: list[PumpEvent], inflight: int, db: Path |
         tg.create_task(pub.run())
         await pub.wait_online()
         t0 = time.perf_counter()
+
         async def produce(k: int) -> None:  # one producer per pump, as the pipeline runs
             for ev in evs[k::producers]:
                 await pub.enqueue_event(ev)
@@ -129,9 +132,13 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=5000)
     ap.add_argument("--inflight", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--producers", type=int, default=50,
-                    help="concurrent producers (pumps); their commits share group commits as in the daemon. "
-                         "1 = one producer awaiting each commit (the figure issue 20 started from)")
+    ap.add_argument(
+        "--producers",
+        type=int,
+        default=50,
+        help="concurrent producers (pumps); their commits share group commits as in the daemon. "
+        "1 = one producer awaiting each commit (the figure issue 20 started from)",
+    )
     ap.add_argument("--memory-queue", action="store_true", help="use the in-memory test double, not the outbox")
     args = ap.parse_args()
     evs = events(args.events)
@@ -141,21 +148,28 @@ def main() -> None:
         try:
             bare = min(bare_paho(port, payloads, args.inflight) for _ in range(args.rounds))
             ours = min(
-                asyncio.run(pumpgw_path(port, evs, args.inflight, None if args.memory_queue else Path(tmp) / f"o{i}.db",
-                                        args.producers))
+                asyncio.run(
+                    pumpgw_path(
+                        port, evs, args.inflight, None if args.memory_queue else Path(tmp) / f"o{i}.db", args.producers
+                    )
+                )
                 for i in range(args.rounds)
             )
         finally:
             proc.terminate()
             proc.wait()
     n = args.events
-    print(f"events: {n}, QoS 1, in-flight window {args.inflight}, best of {args.rounds}, "
-          f"payload ~{len(payloads[0])} B, "
-          f"{args.producers} producer(s)")
+    print(
+        f"events: {n}, QoS 1, in-flight window {args.inflight}, best of {args.rounds}, "
+        f"payload ~{len(payloads[0])} B, "
+        f"{args.producers} producer(s)"
+    )
     print(f"bare paho (network thread):          {n / bare:10.0f} events/s")
     print(f"pumpgw enqueue -> queue -> broker:   {n / ours:10.0f} events/s")
     print(f"ratio pumpgw / bare paho:            {bare / ours:10.2f}x (goal >= 0.5x on the durable path)")
-    print("queue:", "in-memory test double (no commit cost)" if args.memory_queue else "SQLite outbox (durable commits)")
+    print(
+        "queue:", "in-memory test double (no commit cost)" if args.memory_queue else "SQLite outbox (durable commits)"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ from gateway.outbox import Outbox  # noqa: E402
 
 
 def payload(i: int) -> bytes:
-    return (f"MSH|^~\\&|PUMPGW|W|EHR|H|20240101000000+0000||ORU^R01^ORU_R01|C{i:08d}|P|2.6\r"
-            f"OBX|1|NM|158775^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|{i % 500}.5|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R\r").encode()
+    return (
+        f"MSH|^~\\&|PUMPGW|W|EHR|H|20240101000000+0000||ORU^R01^ORU_R01|C{i:08d}|P|2.6\r"
+        f"OBX|1|NM|158775^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|{i % 500}.5|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R\r"
+    ).encode()
 
 
 def bare(path: Path, n: int, batch: int) -> float:
@@ -70,7 +72,9 @@ def main() -> None:
         seq = asyncio.run(outbox_burst(d / "seq.db", args.n // 4, 1))
     print(f"bare SQLite FULL, 1 row/commit : {single:10.0f} rows/s")
     print(f"bare SQLite FULL, 10 rows/commit: {batched:10.0f} rows/s")
-    print(f"outbox enqueue, burst (200 producers): {burst:10.0f} msgs/s  = {burst / batched:.2f}x batched-10 (goal >= 0.5x)")
+    print(
+        f"outbox enqueue, burst (200 producers): {burst:10.0f} msgs/s  = {burst / batched:.2f}x batched-10 (goal >= 0.5x)"
+    )
     print(f"outbox enqueue, one producer         : {seq:10.0f} msgs/s  = {seq / single:.2f}x single-row")
 
 

@@ -65,8 +65,9 @@ class AlarmProbe:
         port = await rx.start()
         seen: dict[str, float] = {}
         rx.checker = lambda raw: (seen.__setitem__(raw.split(b"|")[9].decode(), time.monotonic()), [])[1]
-        kw = dict(host="127.0.0.1", port=port, ack_timeout_s=5, connect_timeout_s=5, initial_backoff_s=0.1,
-                  max_backoff_s=1)
+        kw = dict(
+            host="127.0.0.1", port=port, ack_timeout_s=5, connect_timeout_s=5, initial_backoff_s=0.1, max_backoff_s=1
+        )
         senders = [MllpSender(ob, lane="doc", **kw), MllpSender(ob, lane="am", **kw)]
         tasks = [asyncio.create_task(s.run()) for s in senders]
         try:
@@ -104,8 +105,16 @@ def scenario_text(n: int, mix: str) -> str:
     for protocol, count in counts.items():
         if count:
             prefix = {"ne1000": "ne-", "alaris": "al-", "bbraun-bcc": "bb-"}[protocol]
-            out += ["[[groups]]", f"count = {count}", f'id_prefix = "{prefix}"', f'protocol = "{protocol}"',
-                    "rate_ml_h = 5", "rate_step_ml_h = 0.01", "poll_interval_s = 1", ""]
+            out += [
+                "[[groups]]",
+                f"count = {count}",
+                f'id_prefix = "{prefix}"',
+                f'protocol = "{protocol}"',
+                "rate_ml_h = 5",
+                "rate_step_ml_h = 0.01",
+                "poll_interval_s = 1",
+                "",
+            ]
     return "\n".join(out)
 
 
@@ -146,8 +155,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(config_path: Path, n: int, seconds: float, warmup: float,
-                  probe: AlarmProbe | None = None) -> dict[str, float]:
+async def measure(
+    config_path: Path, n: int, seconds: float, warmup: float, probe: AlarmProbe | None = None
+) -> dict[str, float]:
     config = load_config(config_path)
     sink = Sink()
     base_rss = rss_kib()
@@ -186,22 +196,44 @@ async def measure(config_path: Path, n: int, seconds: float, warmup: float,
         "cpu_pct": 100 * cpu_s / (t1 - t0),
         "rss_kib_per_pump": (rss - base_rss) / n,
         "base_rss_mib": base_rss / 1024,
-        **({"alarm_p50_ms": percentile(probe.latencies, 0.5) * 1000, "alarm_p99_ms": percentile(probe.latencies, 0.99)
-            * 1000, "alarm_max_ms": max(probe.latencies, default=float("nan")) * 1000, "alarms": len(probe.latencies),
-            "drained": probe.delivered} if probe is not None else {}),
+        **(
+            {
+                "alarm_p50_ms": percentile(probe.latencies, 0.5) * 1000,
+                "alarm_p99_ms": percentile(probe.latencies, 0.99) * 1000,
+                "alarm_max_ms": max(probe.latencies, default=float("nan")) * 1000,
+                "alarms": len(probe.latencies),
+                "drained": probe.delivered,
+            }
+            if probe is not None
+            else {}
+        ),
     }
 
 
-def run_size(n: int, mix: str, seconds: float, warmup: float, backlog: Path | None = None,
-             alarms: bool = False) -> dict[str, float]:
+def run_size(
+    n: int, mix: str, seconds: float, warmup: float, backlog: Path | None = None, alarms: bool = False
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="pumpgw-bench-") as tmp:
         tmp_path = Path(tmp)
         (tmp_path / "scenario.toml").write_text(scenario_text(n, mix), encoding="utf-8")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         sim = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "simulate", "--scenario", str(tmp_path / "scenario.toml"),
-             "--write-config", str(tmp_path / "gw.toml"), "--pty-dir", str(tmp_path / "ptys")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "simulate",
+                "--scenario",
+                str(tmp_path / "scenario.toml"),
+                "--write-config",
+                str(tmp_path / "gw.toml"),
+                "--pty-dir",
+                str(tmp_path / "ptys"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         try:
             assert sim.stdout is not None
@@ -237,30 +269,46 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement window per size")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds before the window opens")
     parser.add_argument("--mix", default="mixed", choices=["mixed", "ne1000", "alaris", "bbraun-bcc"])
-    parser.add_argument("--backlog", type=Path, default=None,
-                        help="an outbox file with a backlog (bench/backlog_bench.py cache) drained while polling; "
-                             "alarm latency is measured with it and, in the same run, without any backlog")
+    parser.add_argument(
+        "--backlog",
+        type=Path,
+        default=None,
+        help="an outbox file with a backlog (bench/backlog_bench.py cache) drained while polling; "
+        "alarm latency is measured with it and, in the same run, without any backlog",
+    )
     args = parser.parse_args()
     configure_logging(level="error", fmt="console")  # power-up alarms etc. are expected here
-    print(f"poll_bench: mix={args.mix}, poll interval 1 s, window {args.seconds:g} s after {args.warmup:g} s warm-up;"
-          f" {os.cpu_count()} CPUs; pty max {Path('/proc/sys/kernel/pty/max').read_text().strip()}")
-    print(f"{'N':>6} {'links':>6} {'polls/s':>9} {'ideal':>7} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'gw CPU%':>8} {'CPU%/100':>9} {'sim CPU%':>9} {'RSS KiB/pump':>13}")
+    print(
+        f"poll_bench: mix={args.mix}, poll interval 1 s, window {args.seconds:g} s after {args.warmup:g} s warm-up;"
+        f" {os.cpu_count()} CPUs; pty max {Path('/proc/sys/kernel/pty/max').read_text().strip()}"
+    )
+    print(
+        f"{'N':>6} {'links':>6} {'polls/s':>9} {'ideal':>7} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'gw CPU%':>8} {'CPU%/100':>9} {'sim CPU%':>9} {'RSS KiB/pump':>13}"
+    )
     for n in args.sizes:
         runs = [("", None, False)] if args.backlog is None else [("quiet", None, True), ("drain", args.backlog, True)]
         for label, backlog, alarms in runs:
             r = run_size(n, args.mix, args.seconds, args.warmup, backlog, alarms)
-            print(f"{n:>6} {r['links']:>6} {r['polls_per_s']:>9.1f} {r['ideal']:>7.0f} "
-                  f"{r['polls_per_s'] / r['ideal']:>6.2f} "
-                  f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['cpu_pct']:>8.1f} {100 * r['cpu_pct'] / n:>9.2f} "
-                  f"{r['sim_cpu_pct']:>9.1f} {r['rss_kib_per_pump']:>13.1f}", flush=True)
+            print(
+                f"{n:>6} {r['links']:>6} {r['polls_per_s']:>9.1f} {r['ideal']:>7.0f} "
+                f"{r['polls_per_s'] / r['ideal']:>6.2f} "
+                f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['cpu_pct']:>8.1f} {100 * r['cpu_pct'] / n:>9.2f} "
+                f"{r['sim_cpu_pct']:>9.1f} {r['rss_kib_per_pump']:>13.1f}",
+                flush=True,
+            )
             if alarms:
-                print(f"       alarms ({label}: {'no backlog' if backlog is None else f'draining {backlog.name}'}, "
-                      f"{r['drained']} drained): {r['alarms']} alarms p50 {r['alarm_p50_ms']:.1f} ms "
-                      f"p99 {r['alarm_p99_ms']:.1f} ms max {r['alarm_max_ms']:.1f} ms "
-                      f"(goal: p99 <= poll interval + 100 ms = 1100 ms, <= 1.2x no backlog)", flush=True)
-    print("ratio = achieved / ideal polls per second (1.00: every pump polled every second); "
-          "RSS per pump over this process's baseline measured before the pollers started.")
+                print(
+                    f"       alarms ({label}: {'no backlog' if backlog is None else f'draining {backlog.name}'}, "
+                    f"{r['drained']} drained): {r['alarms']} alarms p50 {r['alarm_p50_ms']:.1f} ms "
+                    f"p99 {r['alarm_p99_ms']:.1f} ms max {r['alarm_max_ms']:.1f} ms "
+                    f"(goal: p99 <= poll interval + 100 ms = 1100 ms, <= 1.2x no backlog)",
+                    flush=True,
+                )
+    print(
+        "ratio = achieved / ideal polls per second (1.00: every pump polled every second); "
+        "RSS per pump over this process's baseline measured before the pollers started."
+    )
 
 
 if __name__ == "__main__":

@@ -38,25 +38,40 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--dir", type=Path, default=None, help="keep the run here (default: a temp dir)")
     args = ap.parse_args()
-    plan = StoryPlan(ne1000=args.ne1000, alaris=args.alaris, bbraun=args.bbraun, kills=args.kills, sigterms=0,
-                     phase_s=tuple(args.phase_s), actions_per_phase=args.actions,
-                     poll_interval_s=args.poll_interval_s, settle_timeout_s=180.0, seed=args.seed)
+    plan = StoryPlan(
+        ne1000=args.ne1000,
+        alaris=args.alaris,
+        bbraun=args.bbraun,
+        kills=args.kills,
+        sigterms=0,
+        phase_s=tuple(args.phase_s),
+        actions_per_phase=args.actions,
+        poll_interval_s=args.poll_interval_s,
+        settle_timeout_s=180.0,
+        seed=args.seed,
+    )
     with tempfile.TemporaryDirectory() as d:
         workdir = args.dir if args.dir else Path(d)
         result = asyncio.run(run_restart_story(workdir, plan, progress=lambda m: print(m, flush=True)))
     r = result.report
     total = args.ne1000 + args.alaris + args.bbraun
-    print(f"{total} pumps, {args.kills} SIGKILLs, seed {args.seed}: phases {', '.join(result.phases)}; "
-          f"{result.actions} ward changes; {result.received} messages received in {result.seconds:.0f} s")
-    print(f"told: {r.messages} distinct messages ({r.duplicates} resent duplicates), {r.onsets} alarm onsets, "
-          f"{r.starts} delivery starts, {r.offline} offline reports")
+    print(
+        f"{total} pumps, {args.kills} SIGKILLs, seed {args.seed}: phases {', '.join(result.phases)}; "
+        f"{result.actions} ward changes; {result.received} messages received in {result.seconds:.0f} s"
+    )
+    print(
+        f"told: {r.messages} distinct messages ({r.duplicates} resent duplicates), {r.onsets} alarm onsets, "
+        f"{r.starts} delivery starts, {r.offline} offline reports"
+    )
     print(f"orphaned onsets    : {len(r.orphaned_onsets)}")
     print(f"start-after-start  : {len(r.start_after_start)}")
     print(f"lost online        : {len(r.lost_online)}")
-    print(f"double ends {len(r.double_ends)}, unknown parents {len(r.unknown_parents)}, "
-          f"online without offline {len(r.online_without_offline)}, "
-          f"beds with more than one identified OBX-18 "
-          f"{sum(len({i for i in v if '^' in i}) > 1 for v in r.devices_per_location.values())}")
+    print(
+        f"double ends {len(r.double_ends)}, unknown parents {len(r.unknown_parents)}, "
+        f"online without offline {len(r.online_without_offline)}, "
+        f"beds with more than one identified OBX-18 "
+        f"{sum(len({i for i in v if '^' in i}) > 1 for v in r.devices_per_location.values())}"
+    )
     return 0 if r.ok else 1
 
 

@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
     # name: (full arguments, --quick arguments)
-    "backlog": (["--sizes", "1000", "100000", "1000000", "--drain", "20000"],
-                ["--sizes", "1000", "100000", "--drain", "5000", "--alarms", "30"]),
+    "backlog": (
+        ["--sizes", "1000", "100000", "1000000", "--drain", "20000"],
+        ["--sizes", "1000", "100000", "--drain", "5000", "--alarms", "30"],
+    ),
     "outbox": (["--n", "20000"], ["--n", "5000"]),
     "mllp": (["--backlog", "100000"], ["--backlog", "10000", "--alarms", "50"]),
     "mqtt": (["--events", "5000"], ["--events", "2000", "--rounds", "1"]),
@@ -46,8 +48,9 @@ def main() -> int:
         load = os.getloadavg()[0]
         started = time.monotonic()
         script = str(ROOT / "bench" / f"{name}_bench.py")
-        proc = subprocess.run([sys.executable, script, *(quick if args.quick else full)],
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, script, *(quick if args.quick else full)], cwd=ROOT, capture_output=True, text=True
+        )
         took = time.monotonic() - started
         lines = [line.rstrip() for line in proc.stdout.splitlines() if KEEP.search(line)]
         if proc.returncode != 0:

@@ -46,12 +46,22 @@ def scenario_text(n: int, poll_interval_s: float) -> str:
     out = ["[simulation]", "acceleration = 10", ""]
     for protocol, count in counts.items():
         prefix = {"ne1000": "ne-", "alaris": "al-", "bbraun-bcc": "bb-"}[protocol]
-        out += ["[[groups]]", f"count = {count}", f'id_prefix = "{prefix}"', f'protocol = "{protocol}"',
-                "rate_ml_h = 5", "rate_step_ml_h = 0.1", "vtbi_ml = 100000", f"poll_interval_s = {poll_interval_s}", ""]
+        out += [
+            "[[groups]]",
+            f"count = {count}",
+            f'id_prefix = "{prefix}"',
+            f'protocol = "{protocol}"',
+            "rate_ml_h = 5",
+            "rate_step_ml_h = 0.1",
+            "vtbi_ml = 100000",
+            f"poll_interval_s = {poll_interval_s}",
+            "",
+        ]
     return "\n".join(out)
 
 
 # -- the ward (child process) ---------------------------------------------------------------
+
 
 def _patch_hostile_values(hostile: dict[int, str]) -> None:
     """Let the fault loop make a pump report a hostile number (simulators have no such fault)."""
@@ -66,8 +76,10 @@ def _patch_hostile_values(hostile: dict[int, str]) -> None:
         value = hostile.get(id(pump))
         if value is None:
             return records
-        return [bcc_codec.Record(r.seconds, r.pillar, r.slot, r.parameter, value if r.parameter == "INRT" else r.value)
-                for r in records]
+        return [
+            bcc_codec.Record(r.seconds, r.pillar, r.slot, r.parameter, value if r.parameter == "INRT" else r.value)
+            for r in records
+        ]
 
     alaris_inf = AlarisLine._inf
 
@@ -85,10 +97,11 @@ def _patch_hostile_values(hostile: dict[int, str]) -> None:
 
 
 async def ward(workdir: Path, n: int, poll_interval_s: float, seed: int) -> None:
-    from simulators.ehr import EhrReceiver
-    from simulators.scenario import Action, ScenarioFile, Scenario
-    from simulators.scenario_runner import ScenarioRunner
     import tomllib
+
+    from simulators.ehr import EhrReceiver
+    from simulators.scenario import Action, Scenario, ScenarioFile
+    from simulators.scenario_runner import ScenarioRunner
 
     rng = random.Random(seed)
     hostile: dict[int, str] = {}
@@ -135,6 +148,7 @@ async def ward(workdir: Path, n: int, poll_interval_s: float, seed: int) -> None
 
 # -- the gateway (this process) -------------------------------------------------------------
 
+
 class Counter(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -166,15 +180,20 @@ async def gateway(workdir: Path, minutes: float, report_s: float, retention_s: f
     config = load_config(workdir / "gw.toml")
     # Delivered rows are kept for a day by default; a shorter retention shows within the run
     # that the outbox is bounded (compaction runs every minute).
-    config = config.model_copy(update={"outbox": config.outbox.model_copy(update={"delivered_retention_s": retention_s})})
+    config = config.model_copy(
+        update={"outbox": config.outbox.model_copy(update={"delivered_retention_s": retention_s})}
+    )
     daemon = build_daemon(config)
     counter = Counter()
     logging.getLogger().addHandler(counter)
     task = asyncio.create_task(daemon.supervisor.run(), name="daemon")
     rows: list[tuple[float, ...]] = []
     t0 = time.monotonic()
-    print(f"{'min':>5} {'RSS MiB':>8} {'fds':>5} {'tasks':>6} {'outbox KiB':>11} {'pending':>8} {'delivered':>10} "
-          f"{'warn':>6} {'error':>6}", flush=True)
+    print(
+        f"{'min':>5} {'RSS MiB':>8} {'fds':>5} {'tasks':>6} {'outbox KiB':>11} {'pending':>8} {'delivered':>10} "
+        f"{'warn':>6} {'error':>6}",
+        flush=True,
+    )
     try:
         while time.monotonic() - t0 < minutes * 60:
             await asyncio.sleep(report_s)
@@ -182,11 +201,21 @@ async def gateway(workdir: Path, minutes: float, report_s: float, retention_s: f
             stats = daemon.outbox.stats()
             pending = sum(s.pending for s in stats.values())
             delivered = sum(s.delivered for s in stats.values())
-            row = ((time.monotonic() - t0) / 60, proc_status("VmRSS") / 1024, len(os.listdir("/proc/self/fd")),
-                   len(asyncio.all_tasks()), outbox_bytes(config.outbox.path) / 1024, pending, delivered)
+            row = (
+                (time.monotonic() - t0) / 60,
+                proc_status("VmRSS") / 1024,
+                len(os.listdir("/proc/self/fd")),
+                len(asyncio.all_tasks()),
+                outbox_bytes(config.outbox.path) / 1024,
+                pending,
+                delivered,
+            )
             rows.append(row)
-            print(f"{row[0]:>5.1f} {row[1]:>8.1f} {row[2]:>5d} {row[3]:>6d} {row[4]:>11.0f} {row[5]:>8d} {row[6]:>10d} "
-                  f"{counter.warnings:>6d} {counter.errors:>6d}", flush=True)
+            print(
+                f"{row[0]:>5.1f} {row[1]:>8.1f} {row[2]:>5d} {row[3]:>6d} {row[4]:>11.0f} {row[5]:>8d} {row[6]:>10d} "
+                f"{counter.warnings:>6d} {counter.errors:>6d}",
+                flush=True,
+            )
             counter.warnings = counter.errors = 0
             if task.done():
                 raise SystemExit(f"daemon stopped: {task.exception()!r}")
@@ -218,15 +247,32 @@ def main() -> None:
         workdir = Path(tmp)
         (workdir / "ptys").mkdir()
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        sim = subprocess.Popen([sys.executable, __file__, "--ward", str(workdir), "--pumps", str(args.pumps),
-                                "--poll-interval", str(args.poll_interval), "--seed", str(args.seed)],
-                               stdout=subprocess.PIPE, text=True, env=env)
+        sim = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--ward",
+                str(workdir),
+                "--pumps",
+                str(args.pumps),
+                "--poll-interval",
+                str(args.poll_interval),
+                "--seed",
+                str(args.seed),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         try:
             assert sim.stdout is not None
             if sim.stdout.readline().strip() != "ready":
                 raise SystemExit("the simulated ward did not start")
-            print(f"soak: {args.pumps} pumps, poll every {args.poll_interval:g} s, random faults every 1 s, "
-                  f"receiver down 30 s of every 120 s, {args.minutes:g} min; {os.cpu_count()} CPUs", flush=True)
+            print(
+                f"soak: {args.pumps} pumps, poll every {args.poll_interval:g} s, random faults every 1 s, "
+                f"receiver down 30 s of every 120 s, {args.minutes:g} min; {os.cpu_count()} CPUs",
+                flush=True,
+            )
             rows = asyncio.run(gateway(workdir, args.minutes, args.report_s, args.retention_s))
         finally:
             sim.send_signal(signal.SIGINT)
@@ -237,8 +283,10 @@ def main() -> None:
                 sim.wait()
     if len(rows) >= 3:
         first, last = rows[1], rows[-1]  # rows[0] is warm-up
-        print(f"last / first after warm-up: RSS {last[1] / first[1]:.2f}, fds {last[2] / first[2]:.2f}, "
-              f"tasks {last[3] / first[3]:.2f}, outbox {last[4] / max(first[4], 1):.2f}")
+        print(
+            f"last / first after warm-up: RSS {last[1] / first[1]:.2f}, fds {last[2] / first[2]:.2f}, "
+            f"tasks {last[3] / first[3]:.2f}, outbox {last[4] / max(first[4], 1):.2f}"
+        )
 
 
 if __name__ == "__main__":

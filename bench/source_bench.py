@@ -59,8 +59,10 @@ async def client(port: int, payloads: list[bytes]) -> int:
 
 def workload(n: int, connections: int) -> list[list[bytes]]:
     programs = list(messages.VERDICT_PROGRAMS.values())
-    return [[messages.pcd01(programs[(c + i) % len(programs)], f"B{c}-{i:07d}") for i in range(n // connections)]
-            for c in range(connections)]
+    return [
+        [messages.pcd01(programs[(c + i) % len(programs)], f"B{c}-{i:07d}") for i in range(n // connections)]
+        for c in range(connections)
+    ]
 
 
 async def run_clients(port: int, work: list[list[bytes]]) -> float:
@@ -89,8 +91,10 @@ async def echo_rate(work) -> float:
 
 
 def gateway_config(state: Path, ehr_port: int) -> str:
-    devices = "".join(f'\n[[sources.devices]]\nid = "vs-{n:02d}"\ndevice = "{p.device}"\ncare_area = "ICU"\n'
-                      for n, p in enumerate(messages.VERDICT_PROGRAMS.values(), 1))
+    devices = "".join(
+        f'\n[[sources.devices]]\nid = "vs-{n:02d}"\ndevice = "{p.device}"\ncare_area = "ICU"\n'
+        for n, p in enumerate(messages.VERDICT_PROGRAMS.values(), 1)
+    )
     return f"""
 [gateway]
 site = "bench"
@@ -100,9 +104,9 @@ eui64 = "001BC50C0000AA01"
 [hl7]
 pcd01_interval_s = 1
 [outbox]
-path = "{state / 'outbox.sqlite'}"
+path = "{state / "outbox.sqlite"}"
 [library]
-path = "{config_dir() / 'drug-library.example.json'}"
+path = "{config_dir() / "drug-library.example.json"}"
 [logging]
 level = "error"
 [[destinations]]
@@ -157,8 +161,11 @@ async def main(args) -> dict:
         await task
         await ehr.stop()
     return {
-        "messages": sum(len(w) for w in work), "connections": args.connections,
-        "echo_msgs_per_s": round(echo), "source_msgs_per_s": round(source), "ratio": round(source / echo, 3),
+        "messages": sum(len(w) for w in work),
+        "connections": args.connections,
+        "echo_msgs_per_s": round(echo),
+        "source_msgs_per_s": round(source),
+        "ratio": round(source / echo, 3),
         "idle_connections": args.idle,
         "heap_bytes_per_connection": round((heap1 - heap0) / args.idle),
         "rss_kib_per_connection": round((rss1 - rss0) / args.idle, 1),

@@ -22,9 +22,8 @@ import logging
 import time
 import weakref
 from abc import ABC, abstractmethod
-from typing import ClassVar, Generic, TypeVar
-
 from dataclasses import dataclass, field
+from typing import ClassVar, Generic, TypeVar
 
 from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
 from drivers.framing_common import StreamDecoder
@@ -253,17 +252,37 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
             self._noise_first, self._noise_unreported = now, (0, 0)
             self._log.warning(
                 "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d (repeats are summarised every %g s)",
-                self.pump_id, self.link.name, size, where, error.reason, error.offset, NOISE_SUMMARY_S,
+                self.pump_id,
+                self.link.name,
+                size,
+                where,
+                error.reason,
+                error.offset,
+                NOISE_SUMMARY_S,
             )
         else:
             runs, total = self._noise_unreported
             self._noise_unreported = (runs + 1, total + size)
-            self._log.debug("pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
-                            self.pump_id, self.link.name, size, where, error.reason, error.offset)
+            self._log.debug(
+                "pump %s on %s: skipped %d byte(s) %s: %s at stream offset %d",
+                self.pump_id,
+                self.link.name,
+                size,
+                where,
+                error.reason,
+                error.offset,
+            )
             if now - self._noise_first >= NOISE_SUMMARY_S:
-                self._log.warning("pump %s on %s: still skipping noise: %d more run(s), %d byte(s) in the last %.0f s "
-                                  "(%d byte(s) skipped on this link in all)", self.pump_id, self.link.name,
-                                  runs + 1, total + size, now - self._noise_first, self.dropped_bytes)
+                self._log.warning(
+                    "pump %s on %s: still skipping noise: %d more run(s), %d byte(s) in the last %.0f s "
+                    "(%d byte(s) skipped on this link in all)",
+                    self.pump_id,
+                    self.link.name,
+                    runs + 1,
+                    total + size,
+                    now - self._noise_first,
+                    self.dropped_bytes,
+                )
                 self._noise_first, self._noise_unreported = now, (0, 0)
         self._noise_last = now
 

@@ -41,9 +41,7 @@ class ReplyTimeout(DriverError):
         self.link = link
         self.command = command
         self.timeout_s = timeout_s
-        super().__init__(
-            f"pump {pump_id} on {link}: no reply to {command!r} within {timeout_s:g} s"
-        )
+        super().__init__(f"pump {pump_id} on {link}: no reply to {command!r} within {timeout_s:g} s")
 
 
 class FrameError(DriverError):
@@ -53,9 +51,7 @@ class FrameError(DriverError):
     of the frame's data (for reply-content errors); ``data`` holds the offending bytes.
     """
 
-    def __init__(
-        self, reason: str, *, offset: int, data: bytes = b"", pump_id: str = "", link: str = ""
-    ) -> None:
+    def __init__(self, reason: str, *, offset: int, data: bytes = b"", pump_id: str = "", link: str = "") -> None:
         self.reason = reason
         self.offset = offset
         self.data = bytes(data)
@@ -69,7 +65,9 @@ class FrameError(DriverError):
         located = type(self).__new__(type(self))
         located.__dict__.update(self.__dict__)
         located.pump_id, located.link = pump_id, link
-        located.args = (f"pump {pump_id} on {link}: {self.reason} at byte offset {self.offset} ({byte_shape(self.data)})",)
+        located.args = (
+            f"pump {pump_id} on {link}: {self.reason} at byte offset {self.offset} ({byte_shape(self.data)})",
+        )
         return located
 
 

@@ -114,6 +114,9 @@ class ValueWarnings:
         repeats = self._suppressed.pop(key, 0)
         self._log.warning(
             "pump %s: field %s unknown: %s (raw %s)%s",
-            pump_id, error.field, error.reason, shown(error.raw),
+            pump_id,
+            error.field,
+            error.reason,
+            shown(error.raw),
             f"; {repeats} similar value(s) suppressed since the last warning" if repeats else "",
         )

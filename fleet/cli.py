@@ -16,19 +16,28 @@ DEFAULT_CONFIG = os.environ.get("PUMPGW_FLEET_CONFIG", "/etc/pumpgw/fleet.toml")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("fleet", help="the region's central view: collect every gateway into PostgreSQL, reports",
-                       description="Central fleet service (docs/fleet.md).")
+    p = sub.add_parser(
+        "fleet",
+        help="the region's central view: collect every gateway into PostgreSQL, reports",
+        description="Central fleet service (docs/fleet.md).",
+    )
     fsub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND")
     # issue 22: `pumpgw fleet --demo` (no sub-command) and `pumpgw fleet passwd`
-    p.add_argument("--demo", action="store_true", help="simulated region in the local PostgreSQL + Mosquitto, "
-                   "shown in the web UI on 127.0.0.1 (docs/fleet.md)")
-    from fleet.web import demo as _demo, passwd as _passwd
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulated region in the local PostgreSQL + Mosquitto, shown in the web UI on 127.0.0.1 (docs/fleet.md)",
+    )
+    from fleet.web import demo as _demo
+    from fleet.web import passwd as _passwd
 
     _demo.add_arguments(p)
     p.set_defaults(handler=_demo_or_usage, fleet_parser=p)
-    pw = fsub.add_parser("passwd", help="hash a web UI password (argon2id) for [[web.users]]",
-                         description="Hash a web UI password with argon2id and print the [[web.users]] entry "
-                         "to paste into fleet.toml.")
+    pw = fsub.add_parser(
+        "passwd",
+        help="hash a web UI password (argon2id) for [[web.users]]",
+        description="Hash a web UI password with argon2id and print the [[web.users]] entry to paste into fleet.toml.",
+    )
     _passwd.add_arguments(pw)
     pw.set_defaults(handler=_passwd_cmd)
 
@@ -36,33 +45,46 @@ def register(sub: Any) -> None:
         q.add_argument("--config", default=DEFAULT_CONFIG, help=f"fleet.toml (default {DEFAULT_CONFIG})")
         q.add_argument("--dsn", help="PostgreSQL connection string (overrides [database] dsn)")
 
-    run = fsub.add_parser("run", help="collect the gateways' MQTT tree into PostgreSQL (and serve the API)",
-                          description="Collect every gateway's MQTT tree into PostgreSQL and serve the fleet API; "
-                          "runs until stopped (SIGTERM/Ctrl-C).")
+    run = fsub.add_parser(
+        "run",
+        help="collect the gateways' MQTT tree into PostgreSQL (and serve the API)",
+        description="Collect every gateway's MQTT tree into PostgreSQL and serve the fleet API; "
+        "runs until stopped (SIGTERM/Ctrl-C).",
+    )
     common(run)
     run.add_argument("--no-http", action="store_true", help="collector only, no HTTP API")
     run.set_defaults(handler=_run)
 
-    mig = fsub.add_parser("migrate", help="create or upgrade the database schema",
-                          description="Create the fleet database schema, or upgrade it to this version.")
+    mig = fsub.add_parser(
+        "migrate",
+        help="create or upgrade the database schema",
+        description="Create the fleet database schema, or upgrade it to this version.",
+    )
     common(mig)
     mig.set_defaults(handler=_migrate)
 
-    rep = fsub.add_parser("report", help="print a report (text table, --json or --csv)",
-                          description="Print one fleet report as a text table, JSON or CSV "
-                          "(`pumpgw fleet report list` lists the reports).")
+    rep = fsub.add_parser(
+        "report",
+        help="print a report (text table, --json or --csv)",
+        description="Print one fleet report as a text table, JSON or CSV "
+        "(`pumpgw fleet report list` lists the reports).",
+    )
     common(rep)
     rep.add_argument("name", help="report name; `pumpgw fleet report list` lists them")
     fmt = rep.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
-    rep.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="report parameter, e.g. --param days=14")
+    rep.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="report parameter, e.g. --param days=14"
+    )
     rep.set_defaults(handler=_report)
 
-    sim = fsub.add_parser("simulate", help="publish a simulated region (N gateways x M pumps) to a broker",
-                          description="Publish a simulated region (N gateways x M pumps) to an MQTT broker, "
-                          "as the gateways would, for trying the fleet service.")
+    sim = fsub.add_parser(
+        "simulate",
+        help="publish a simulated region (N gateways x M pumps) to a broker",
+        description="Publish a simulated region (N gateways x M pumps) to an MQTT broker, "
+        "as the gateways would, for trying the fleet service.",
+    )
     sim.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT")
     sim.add_argument("--gateways", type=int, default=5, help="simulated gateways (default 5)")
     sim.add_argument("--pumps", type=int, default=10, help="pumps per gateway (default 10)")

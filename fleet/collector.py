@@ -100,8 +100,13 @@ class Collector:
     # -- MQTT side (paho's network thread) ---------------------------------------------------
     def _client(self) -> paho.Client:
         m = self.settings.mqtt
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=m.client_id, clean_session=False,
-                             protocol=MQTTProtocolVersion.MQTTv311, manual_ack=True)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=m.client_id,
+            clean_session=False,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(1, 30)
@@ -139,8 +144,13 @@ class Collector:
         self.stats.connected = True
         filters = topic_filters(self.settings)
         client.subscribe([(f, 1) for f in filters])
-        log.info("connected to %s:%s (session present: %s), subscribing to %s", self.settings.mqtt.host,
-                 self.settings.mqtt.port, getattr(flags, "session_present", "?"), filters)
+        log.info(
+            "connected to %s:%s (session present: %s), subscribing to %s",
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
+            getattr(flags, "session_present", "?"),
+            filters,
+        )
 
     def _on_subscribe(self, _c: paho.Client, _u: object, _mid: int, codes: list[object], _p: object = None) -> None:
         failed = [str(c) for c in codes if getattr(c, "is_failure", False)]
@@ -215,15 +225,19 @@ class Collector:
                 self.stats.db_failures += 1
                 self.stats.last_error = str(exc).strip()[:300]
                 if self.stats.db_failures == 1 or delay >= self.settings.collector.retry_max_s:
-                    log.error("PostgreSQL unavailable, batch of %d kept for retry: %s", len(batch),
-                              self.stats.last_error)
+                    log.error(
+                        "PostgreSQL unavailable, batch of %d kept for retry: %s", len(batch), self.stats.last_error
+                    )
                 self._drop_connection()
                 if stop.wait(random.uniform(0, delay)):  # noqa: S311 - jitter, not crypto
                     return  # shutting down: nothing acknowledged, the broker redelivers
                 delay = min(delay * 2, self.settings.collector.retry_max_s)
             except psycopg.Error as exc:
-                log.error("PostgreSQL refused a batch of %d (%s); writing its messages one by one", len(batch),
-                          str(exc).strip()[:200])
+                log.error(
+                    "PostgreSQL refused a batch of %d (%s); writing its messages one by one",
+                    len(batch),
+                    str(exc).strip()[:200],
+                )
                 self._drop_connection()
                 self._write_one_by_one(records, stop)
                 break

@@ -41,8 +41,16 @@ def run_service(settings: FleetSettings, *, http: bool = True) -> int:
         stop.set()
         thread.join()
     st = collector.stats
-    log.info("stopped: %d messages written in %d batches, %d rejected; time parsing %.1f s, writing %.1f s, "
-             "acknowledging %.1f s", st.written, st.batches, st.rejected, st.parse_s, st.write_s, st.ack_s)
+    log.info(
+        "stopped: %d messages written in %d batches, %d rejected; time parsing %.1f s, writing %.1f s, "
+        "acknowledging %.1f s",
+        st.written,
+        st.batches,
+        st.rejected,
+        st.parse_s,
+        st.write_s,
+        st.ack_s,
+    )
     return 0
 
 
@@ -68,6 +76,7 @@ def _serve_http(settings: FleetSettings, stop: threading.Event) -> None:
         serve_fleet_app(settings, settings.web)
         return
     app = build_app(settings, settings.database.dsn)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http.host, port=settings.http.port, log_level="warning", lifespan="off")
+    )
     server.run()  # returns on SIGTERM/SIGINT (uvicorn's own handlers)

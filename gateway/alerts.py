@@ -46,8 +46,13 @@ class GatewayAlerts:
 
     def raise_alert(self, name: str, details: Mapping[str, object]) -> None:
         self.raised += 1
-        self.recent.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "alert": name,
-                            "details": {k: str(v) for k, v in details.items()}})
+        self.recent.append(
+            {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "alert": name,
+                "details": {k: str(v) for k, v in details.items()},
+            }
+        )
         log.error("gateway alert", alert=name, **{k: str(v) for k, v in details.items()})
         if not self.publish:
             return  # the journal is the record; no MQTT to publish to

@@ -41,15 +41,16 @@ def resolve(path: Path | str, env: Mapping[str, str] | None = None) -> Path:
     text = str(path)
     if not text.startswith(CREDENTIAL_PREFIX):
         return Path(path)
-    name = text[len(CREDENTIAL_PREFIX):]
+    name = text[len(CREDENTIAL_PREFIX) :]
     if not name or "/" in name or name in (".", ".."):
         raise CredentialError(text, "a credential name is a plain file name, e.g. credential:mqtt-password")
     env = os.environ if env is None else env
     directory = env.get("CREDENTIALS_DIRECTORY")
     if not directory:
         raise CredentialError(
-            text, "$CREDENTIALS_DIRECTORY is not set: run under systemd with LoadCredential="
-            f"{name}:/etc/pumpgw/secrets/{name} (see docs/security.md)"
+            text,
+            "$CREDENTIALS_DIRECTORY is not set: run under systemd with LoadCredential="
+            f"{name}:/etc/pumpgw/secrets/{name} (see docs/security.md)",
         )
     return Path(directory) / name
 

@@ -7,26 +7,26 @@ pointing the configuration at them, not by replacing components.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway import __version__
 from gateway.alerts import GatewayAlerts
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
-from gateway.errors import ConfigError
 from gateway.druglib import LibraryHolder
 from gateway.druglib.releases import AuditHook, ReleaseApplier
 from gateway.druglib.wiring import build_signed_library
+from gateway.errors import ConfigError
 from gateway.health.metrics import GatewayMetrics
 from gateway.health.status import StatusSources, snapshot
 from gateway.hl7 import ControlIdGenerator
+from gateway.lanes import lanes
 from gateway.log import get_logger
+from gateway.looplag import LoopLagMonitor
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
 from gateway.outbox import Outbox
-from gateway.lanes import lanes
 from gateway.outbox.lock import InstanceLock
-from gateway.looplag import LoopLagMonitor
 from gateway.pipeline import Pipeline
 from gateway.poller import LinkPoller, group_by_link
 from gateway.sdnotify import Notifier
@@ -63,7 +63,10 @@ class Daemon:
 
 
 def build_daemon(
-    config: GatewayConfig, *, notifier: Notifier | None = None, config_path: Path | None = None,
+    config: GatewayConfig,
+    *,
+    notifier: Notifier | None = None,
+    config_path: Path | None = None,
     audit: AuditHook | None = None,
 ) -> Daemon:
     """Build every component; ``config_path`` lets SIGHUP re-read the library path and pin.
@@ -98,9 +101,14 @@ def build_daemon(
         from gateway.mqtt.publisher import MqttPublisher
 
         live = MqttPublisher(
-            config.mqtt, site=config.gateway.site, gateway_id=config.gateway.gateway_id,
-            queue=OutboxQueue(outbox), version=__version__, config_hash=config_hash(config),
-            ward=config.gateway.ward, beds={p.id: p.location for p in config.pumps}
+            config.mqtt,
+            site=config.gateway.site,
+            gateway_id=config.gateway.gateway_id,
+            queue=OutboxQueue(outbox),
+            version=__version__,
+            config_hash=config_hash(config),
+            ward=config.gateway.ward,
+            beds={p.id: p.location for p in config.pumps}
             | {d.id: d.location for src in config.sources for d in src.devices},
         )
         live.register_pumps(p.id for p in config.pumps)
@@ -139,7 +147,9 @@ def build_daemon(
     supervisor.add("loop lag", daemon.loop_lag.run)
     for key, pumps in group_by_link(config.pumps).items():
         poller = LinkPoller(
-            key, pumps, pipeline,
+            key,
+            pumps,
+            pipeline,
             backoff_initial_s=config.polling.reconnect.initial_backoff_s,
             backoff_max_s=config.polling.reconnect.max_backoff_s,
             metrics=metrics,
@@ -157,23 +167,39 @@ def build_daemon(
         )
         for lane in lanes(dest):
             sender = MllpSender(
-                outbox, lane=lane, host=dest.host, port=dest.port,
-                ack_timeout_s=dest.ack_timeout_s, connect_timeout_s=dest.connect_timeout_s,
-                initial_backoff_s=dest.retry.initial_backoff_s, max_backoff_s=dest.retry.max_backoff_s,
-                ssl_context=ssl_context, server_hostname=dest.tls.server_hostname, metrics=metrics,
+                outbox,
+                lane=lane,
+                host=dest.host,
+                port=dest.port,
+                ack_timeout_s=dest.ack_timeout_s,
+                connect_timeout_s=dest.connect_timeout_s,
+                initial_backoff_s=dest.retry.initial_backoff_s,
+                max_backoff_s=dest.retry.max_backoff_s,
+                ssl_context=ssl_context,
+                server_hostname=dest.tls.server_hostname,
+                metrics=metrics,
             )
             daemon.senders.append(sender)
             # progress() advances at every attempt; a stuck sender is one silent for longer
             # than a full backoff + connect + ACK wait.
             stale = dest.retry.max_backoff_s + dest.connect_timeout_s + dest.ack_timeout_s + 30
-            supervisor.add(f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale,
-                           stopper=sender.stop)
+            supervisor.add(
+                f"send {lane}", sender.run, progress=sender.progress, stale_after_s=stale, stopper=sender.stop
+            )
     for source in config.sources:
         daemon.sources.append(_source(source, config, supervisor, pipeline, outbox))
     supervisor.on_close("outbox", outbox.aclose)  # waits for a group commit under way
     daemon.status_sources = StatusSources(
-        config=config, version=__version__, outbox=outbox, pipeline=pipeline, pollers=daemon.pollers,
-        senders=daemon.senders, supervisor=supervisor, alerts=alerts, library=library, mqtt=live,
+        config=config,
+        version=__version__,
+        outbox=outbox,
+        pipeline=pipeline,
+        pollers=daemon.pollers,
+        senders=daemon.senders,
+        supervisor=supervisor,
+        alerts=alerts,
+        library=library,
+        mqtt=live,
     )
     metrics.observe(daemon.status)
     if config.health.enabled:
@@ -209,8 +235,12 @@ def _source(source, config: GatewayConfig, supervisor: Supervisor, pipeline: Pip
     from gateway.sources.handler import InboundHandler
     from gateway.sources.listener import SourceListener
 
-    listener = SourceListener(source, InboundHandler(source, pipeline, outbox),
-                              application=f"PUMPGW_{config.gateway.gateway_id}", facility=config.gateway.site)
+    listener = SourceListener(
+        source,
+        InboundHandler(source, pipeline, outbox),
+        application=f"PUMPGW_{config.gateway.gateway_id}",
+        facility=config.gateway.site,
+    )
 
     async def prune() -> None:
         while True:
@@ -227,8 +257,12 @@ def _health_service(daemon: Daemon) -> None:
     from gateway.health.server import HealthServer, build_app
 
     h = daemon.config.health
-    app = build_app(daemon.status, daemon.metrics.render, username=h.username,
-                    password=read_secret(h.password_file) if h.password_file else "")
+    app = build_app(
+        daemon.status,
+        daemon.metrics.render,
+        username=h.username,
+        password=read_secret(h.password_file) if h.password_file else "",
+    )
     server = HealthServer(app, host=h.listen, port=h.port, cert_file=h.cert_file, key_file=h.key_file)
     daemon.health_server = server
     daemon.supervisor.add("health", server.run, stopper=server.stop)
@@ -258,8 +292,13 @@ def config_hash(config: GatewayConfig) -> str:
 
 
 def _drug_library(
-    config: GatewayConfig, supervisor: Supervisor, live, alerts: GatewayAlerts, config_path: Path | None,
-    *, audit: AuditHook | None = None,
+    config: GatewayConfig,
+    supervisor: Supervisor,
+    live,
+    alerts: GatewayAlerts,
+    config_path: Path | None,
+    *,
+    audit: AuditHook | None = None,
 ) -> LibraryHolder | None:
     """Load the pinned library and keep it current: file watch and SIGHUP both reload.
 
@@ -286,8 +325,11 @@ def _drug_library(
     async def reload() -> None:
         _repin(holder, config_path)
         result = await holder.reload_async()
-        log.info("drug library reload (SIGHUP)", status=str(result.status),
-                 version=holder.current.version if holder.current else None)
+        log.info(
+            "drug library reload (SIGHUP)",
+            status=str(result.status),
+            version=holder.current.version if holder.current else None,
+        )
         publish_version()
 
     async def watch() -> None:
@@ -312,7 +354,12 @@ def _repin(holder: LibraryHolder, config_path: Path | None) -> None:
     if fresh.library is not None and fresh.library.trusted_keys:
         log.error("SIGHUP: switching to signed releases (trusted_keys) needs a restart; library pin unchanged")
         return
-    if fresh.library is not None and fresh.library.path is not None and (
-        fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256):
-        log.info("SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256)
+    if (
+        fresh.library is not None
+        and fresh.library.path is not None
+        and (fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256)
+    ):
+        log.info(
+            "SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256
+        )
         holder.path, holder.expected_sha256 = fresh.library.path, fresh.library.sha256

@@ -77,7 +77,11 @@ def _name_wire_level(_logger: Any, _method: str, event: dict[str, Any]) -> dict[
 
 
 def configure_logging(
-    *, level: str = "info", fmt: str = "auto", wire_trace: bool = False, stream: TextIO | None = None,
+    *,
+    level: str = "info",
+    fmt: str = "auto",
+    wire_trace: bool = False,
+    stream: TextIO | None = None,
     rate_limit_window_s: float = 60.0,
 ) -> None:
     """Configure structlog and the stdlib root logger once, from the ``[logging]`` section."""

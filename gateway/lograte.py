@@ -66,7 +66,10 @@ class RateLimitFilter(logging.Filter):
     """First occurrence plus a periodic summary per source; never limits ERROR and above."""
 
     def __init__(
-        self, window_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
+        self,
+        window_s: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
         emit: Callable[[logging.LogRecord], None] | None = None,
     ) -> None:
         super().__init__()
@@ -133,9 +136,13 @@ class RateLimitFilter(logging.Filter):
             return
         where = f" from {group.source}" if group.source else ""
         record = logging.LogRecord(
-            group.name, group.level, __file__, 0,
+            group.name,
+            group.level,
+            __file__,
+            0,
             "%d more like the previous line%s in the last %g s (rate limited)",
-            (group.suppressed, where, self.window_s), None,
+            (group.suppressed, where, self.window_s),
+            None,
         )
         record._pumpgw_summary = True  # type: ignore[attr-defined]
         self._emit(record)

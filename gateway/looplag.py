@@ -64,8 +64,12 @@ class LoopLagMonitor:
         self._window_max = max(self._window_max, lag_s)
         now = self.clock()
         if now - self._logged_at >= self.log_every_s:
-            self.log.warning("event loop ran late", worst_ms=round(self._window_max * 1000, 1),
-                        times=self._window_count, threshold_ms=round(self.threshold_s * 1000, 1))
+            self.log.warning(
+                "event loop ran late",
+                worst_ms=round(self._window_max * 1000, 1),
+                times=self._window_count,
+                threshold_ms=round(self.threshold_s * 1000, 1),
+            )
             self._logged_at, self._window_max, self._window_count = now, 0.0, 0
 
     async def run(self) -> None:

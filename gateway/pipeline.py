@@ -39,11 +39,11 @@ from gateway.events.model import PumpEvent
 from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_state, encode_state
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo
+from gateway.hl7.context import PatientIdentity
 from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
 from gateway.log import get_logger
-from gateway.hl7.context import PatientIdentity
 from gateway.outbox import Outbox, OutboxFull
 from gateway.outbox.model import InboundReceipt, NewMessage, PumpStateRow
 from gateway.rendering import Refusal, Renderer
@@ -119,8 +119,10 @@ class Pipeline:
         routes: dict[str, list[MllpDestination]] = {
             kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10", "dmc")
         }
-        pumps = {p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
-                 for p in config.pumps}
+        pumps = {
+            p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
+            for p in config.pumps
+        }
         self._pump_infos = pumps  # shared by every context: source devices admitted later join it
         # Patient context per pump, from vendor-server sources (PID/PV1): patient data, it only
         # reaches outgoing HL7 (and so the outbox), never a log above DEBUG or MQTT.
@@ -129,9 +131,16 @@ class Pipeline:
         # One encoding context per destination: MSH-5/6 name the receiver.
         contexts = {
             d.name: EncodeContext(
-                site=g.site, ward=g.ward, gateway_id=g.gateway_id, eui64=g.eui64, country=g.country,
-                control_ids=control_ids, receiving_application=d.receiving_application,
-                receiving_facility=d.receiving_facility, processing_id=processing_id, pumps=pumps,
+                site=g.site,
+                ward=g.ward,
+                gateway_id=g.gateway_id,
+                eui64=g.eui64,
+                country=g.country,
+                control_ids=control_ids,
+                receiving_application=d.receiving_application,
+                receiving_facility=d.receiving_facility,
+                processing_id=processing_id,
+                pumps=pumps,
                 patients=self.patients,
             )
             for d in config.destinations
@@ -146,8 +155,9 @@ class Pipeline:
     def _add_runtime(self, device: SourceDevice) -> PumpRuntime:
         rt = PumpRuntime(device, PumpEventTracker(device.id))
         self.pumps[device.id] = rt
-        self._pump_infos[device.id] = PumpInfo(pump_id=device.id, location=device.location,
-                                               care_area=device.care_area, asset_tag=device.asset_tag)
+        self._pump_infos[device.id] = PumpInfo(
+            pump_id=device.id, location=device.location, care_area=device.care_area, asset_tag=device.asset_tag
+        )
         return rt
 
     def admit(self, device: SourceDevice) -> None:
@@ -162,13 +172,23 @@ class Pipeline:
                 rt.tracker.restore_state(decode_state(device.id, *row))
                 rt.stored_key = self._state_key(rt)
             except StateRowError as exc:
-                self.log.error("stored clinical state unusable; the pump starts from unknown (baseline)",
-                               pump=device.id, error=str(exc))
+                self.log.error(
+                    "stored clinical state unusable; the pump starts from unknown (baseline)",
+                    pump=device.id,
+                    error=str(exc),
+                )
         if self.live is not None and hasattr(self.live, "register_pumps"):
             self.live.register_pumps([device.id])
 
-    async def on_inbound(self, pump_id: str, snapshot: PumpSnapshot, *, receipts: list[InboundReceipt],
-                         expected_weight: Quantity | None, patient: PatientIdentity | None) -> bool:
+    async def on_inbound(
+        self,
+        pump_id: str,
+        snapshot: PumpSnapshot,
+        *,
+        receipts: list[InboundReceipt],
+        expected_weight: Quantity | None,
+        patient: PatientIdentity | None,
+    ) -> bool:
         """A snapshot a vendor server reported: the polled path, plus the patient context and the
         dedup records committed with what it caused. True once everything owed is committed."""
         rt = self.pumps[pump_id]
@@ -192,8 +212,11 @@ class Pipeline:
             try:
                 state = decode_state(pump_id, *row)
             except StateRowError as exc:
-                self.log.error("stored clinical state unusable; the pump starts from unknown (baseline)",
-                               pump=pump_id, error=str(exc))
+                self.log.error(
+                    "stored clinical state unusable; the pump starts from unknown (baseline)",
+                    pump=pump_id,
+                    error=str(exc),
+                )
                 self._alert("pump_state_refused", {"pump": pump_id, "reason": exc.reason})
                 continue
             rt.tracker.restore_state(state)
@@ -206,8 +229,13 @@ class Pipeline:
                 except ValueError:
                     pass  # the next PCD-01 is simply due now
             restored, alarms, lost = restored + 1, alarms + len(state.alarms), lost + (state.lost is not None)
-            self.log.debug("clinical state restored", pump=pump_id, alarms=len(state.alarms),
-                           channels=len(state.known), comm_lost=state.lost is not None)
+            self.log.debug(
+                "clinical state restored",
+                pump=pump_id,
+                alarms=len(state.alarms),
+                channels=len(state.known),
+                comm_lost=state.lost is not None,
+            )
         if stored:
             self.log.info("clinical state restored", pumps=restored, active_alarms=alarms, comm_lost=lost)
 
@@ -219,8 +247,9 @@ class Pipeline:
         return encode_state(state, with_last_time=False)
 
     # -- SnapshotSink -------------------------------------------------------------------
-    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot, *,
-                          receipts: list[InboundReceipt] | None = None) -> bool:
+    async def on_snapshot(
+        self, pump_id: str, snapshot: PumpSnapshot, *, receipts: list[InboundReceipt] | None = None
+    ) -> bool:
         rt = self.pumps[pump_id]
         rt.counters["snapshots"] += 1
         rt.last_snapshot = snapshot
@@ -256,7 +285,8 @@ class Pipeline:
         if library is not None:
             for channel in snapshot.channels:
                 program = program_from_channel(
-                    channel, care_area=rt.config.care_area or None,
+                    channel,
+                    care_area=rt.config.care_area or None,
                     pump_library_version=snapshot.identity.drug_library_version,
                     expected_weight=rt.expected_weight,
                 )
@@ -266,8 +296,14 @@ class Pipeline:
             before = rt.verdicts.get(cid)
             if before is None or before.kinds != vs.kinds:
                 level = self.log.warning if vs.severity.value in ("warning", "critical") else self.log.info
-                level("drug-library verdict", pump=rt.config.id, channel=cid, severity=vs.severity.value,
-                      verdicts=[v.text for v in vs], library_version=vs.library_version)
+                level(
+                    "drug-library verdict",
+                    pump=rt.config.id,
+                    channel=cid,
+                    severity=vs.severity.value,
+                    verdicts=[v.text for v in vs],
+                    library_version=vs.library_version,
+                )
         rt.verdicts = verdicts
 
     @staticmethod
@@ -275,8 +311,13 @@ class Pipeline:
         return {cid: verdict_observations(vs) for cid, vs in rt.verdicts.items()}
 
     async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None:
-        self.log.info("pump identified", pump=pump_id, serial=identity.serial_number, firmware=identity.firmware,
-                      library=identity.drug_library_version)
+        self.log.info(
+            "pump identified",
+            pump=pump_id,
+            serial=identity.serial_number,
+            firmware=identity.firmware,
+            library=identity.drug_library_version,
+        )
         if self.trace is not None:
             await self._traced(self.pumps[pump_id], lambda: self.trace.observe_identify(pump_id, identity))
 
@@ -293,8 +334,12 @@ class Pipeline:
         try:
             events, obs = observe()
         except Exception as exc:
-            self.log.error("identity not compared with the registry", pump=rt.config.id, error=str(exc),
-                           error_type=type(exc).__name__)
+            self.log.error(
+                "identity not compared with the registry",
+                pump=rt.config.id,
+                error=str(exc),
+                error_type=type(exc).__name__,
+            )
             return
         messages = self._render_events(rt, events)
         if self._routes["dmc"] and (obs.changes or obs.comparison.new_device):
@@ -303,8 +348,9 @@ class Pipeline:
         try:
             self.trace.commit(obs)
         except Exception as exc:
-            self.log.error("identity record not stored", pump=rt.config.id, error=str(exc),
-                           error_type=type(exc).__name__)
+            self.log.error(
+                "identity record not stored", pump=rt.config.id, error=str(exc), error_type=type(exc).__name__
+            )
 
     def _render_dmc(self, rt: PumpRuntime, obs: Observation) -> list[NewMessage]:
         from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
@@ -315,11 +361,21 @@ class Pipeline:
         out = []
         for dest in self._routes["dmc"]:
             try:
-                control_id, payload = encode_dmc(record, obs.changes, self._contexts[dest.name],
-                                                 ward=self.config.gateway.ward, bed=rt.config.location)
+                control_id, payload = encode_dmc(
+                    record,
+                    obs.changes,
+                    self._contexts[dest.name],
+                    ward=self.config.gateway.ward,
+                    bed=rt.config.location,
+                )
             except Exception as exc:  # a device report: logged loudly, never holds pump data back
-                self.log.error("device-management report not queued", pump=rt.config.id, destination=dest.name,
-                               error=str(exc), error_type=type(exc).__name__)
+                self.log.error(
+                    "device-management report not queued",
+                    pump=rt.config.id,
+                    destination=dest.name,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
                 continue
             out.append(NewMessage(lane_for(dest, "dmc"), "dmc", control_id, payload, dest.ttl_s["dmc"]))
         return out
@@ -351,15 +407,25 @@ class Pipeline:
 
     def _report_refusals(self, rt: PumpRuntime, event: PumpEvent | None, refused: list[Refusal]) -> None:
         for r in refused:
-            details = {"pump": rt.config.id, "lane": r.lane, "kind": r.kind,
-                       "event_kind": event.kind.value if event is not None else "pcd01",
-                       "alert_instance_id": (event.alert_instance_id if event is not None else None) or "",
-                       "error_type": type(r.error).__name__, "error": str(r.error)}
+            details = {
+                "pump": rt.config.id,
+                "lane": r.lane,
+                "kind": r.kind,
+                "event_kind": event.kind.value if event is not None else "pcd01",
+                "alert_instance_id": (event.alert_instance_id if event is not None else None) or "",
+                "error_type": type(r.error).__name__,
+                "error": str(r.error),
+            }
             self.log.error("message not produced: cannot be encoded (dropped for this lane)", **details)
             self._alert("message_not_encoded", details)
 
-    async def _commit(self, rt: PumpRuntime, messages: list[NewMessage], events: list[PumpEvent],
-                      receipts: list[InboundReceipt] | None = None) -> bool:
+    async def _commit(
+        self,
+        rt: PumpRuntime,
+        messages: list[NewMessage],
+        events: list[PumpEvent],
+        receipts: list[InboundReceipt] | None = None,
+    ) -> bool:
         """Commit what is owed for this pump (earlier failures first) with its state, once.
 
         The state row is written when what the outside world was told changed (events, a
@@ -383,12 +449,21 @@ class Pipeline:
             else:
                 await self.outbox.commit(batch, [row])
         except OutboxFull as exc:  # the outbox logged the condition once at ERROR and alerted
-            self.log.debug("commit refused, disk full; the same messages will be committed before newer ones",
-                           pump=rt.config.id, messages=len(batch), error=str(exc))
+            self.log.debug(
+                "commit refused, disk full; the same messages will be committed before newer ones",
+                pump=rt.config.id,
+                messages=len(batch),
+                error=str(exc),
+            )
             return False
         except Exception as exc:  # storage: keep the same bytes for the next attempt
-            self.log.error("commit failed; the same messages will be committed before newer ones",
-                           pump=rt.config.id, messages=len(batch), error=str(exc), error_type=type(exc).__name__)
+            self.log.error(
+                "commit failed; the same messages will be committed before newer ones",
+                pump=rt.config.id,
+                messages=len(batch),
+                error=str(exc),
+                error_type=type(exc).__name__,
+            )
             return False
         for _ in pending:
             rt.uncommitted.popleft()
@@ -404,9 +479,12 @@ class Pipeline:
         """A store failing for good: keep at most MAX_UNCOMMITTED messages, dropping loudly."""
         while sum(len(u.messages) for u in rt.uncommitted) > MAX_UNCOMMITTED and len(rt.uncommitted) > 1:
             unit = rt.uncommitted.popleft()
-            details = {"pump": rt.config.id, "messages": len(unit.messages),
-                       "events": ",".join(e.kind.value for e in unit.events),
-                       "alert_instance_ids": ",".join(e.alert_instance_id or "" for e in unit.events if e.is_alarm)}
+            details = {
+                "pump": rt.config.id,
+                "messages": len(unit.messages),
+                "events": ",".join(e.kind.value for e in unit.events),
+                "alert_instance_ids": ",".join(e.alert_instance_id or "" for e in unit.events if e.is_alarm),
+            }
             self.log.error("messages given up: the outbox has refused every commit", **details)
             self._alert("messages_not_committed", details)
 

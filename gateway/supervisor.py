@@ -225,9 +225,7 @@ class Supervisor:
     def stale_services(self) -> list[str]:
         now = time.monotonic()
         return sorted(
-            s.name
-            for s in self.services.values()
-            if s.progress is not None and now - s.progress() > s.stale_after_s
+            s.name for s in self.services.values() if s.progress is not None and now - s.progress() > s.stale_after_s
         )
 
     async def _run_closers(self) -> None:

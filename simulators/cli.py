@@ -32,20 +32,35 @@ docs/tester.md; examples: config/scenarios/.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "simulate", help="run simulated pumps from a scenario file (ptys and TCP racks, faults, timeline)",
-        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "simulate",
+        help="run simulated pumps from a scenario file (ptys and TCP racks, faults, timeline)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--scenario", type=Path, help="scenario file (TOML), e.g. config/scenarios/ward.toml")
-    p.add_argument("--vendor-server", metavar="HOST:PORT",
-                   help="also run a vendor pump server sending IHE PCD-01/10/04 to a pumpgw [[sources]] listener")
-    p.add_argument("--vendor-script", type=Path, metavar="FILE",
-                   help="vendor-server script (TOML, see simulators/vendor_server/script.py); default: the 12 verdict programs once")
+    p.add_argument(
+        "--vendor-server",
+        metavar="HOST:PORT",
+        help="also run a vendor pump server sending IHE PCD-01/10/04 to a pumpgw [[sources]] listener",
+    )
+    p.add_argument(
+        "--vendor-script",
+        type=Path,
+        metavar="FILE",
+        help="vendor-server script (TOML, see simulators/vendor_server/script.py); default: the 12 verdict programs once",
+    )
     p.add_argument("--write-config", type=Path, metavar="OUT", help="write the matching gateway config here")
-    p.add_argument("--ehr-port", type=int, default=2575, help="HL7 destination port in the written config (default 2575)")
+    p.add_argument(
+        "--ehr-port", type=int, default=2575, help="HL7 destination port in the written config (default 2575)"
+    )
     p.add_argument("--outbox", default="sim-outbox.sqlite", help="outbox path in the written config")
     p.add_argument("--pty-dir", type=Path, help="directory for the pty symlinks (default: a new temporary one)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds; 0: run until Ctrl-C (default: the scenario's duration_s, "
-                   "or run until interrupted)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="stop after this many seconds; 0: run until Ctrl-C (default: the scenario's duration_s, "
+        "or run until interrupted)",
+    )
     p.set_defaults(handler=_handle)
 
 

@@ -63,14 +63,40 @@ class StoryResult:
 def _scenario(plan: StoryPlan) -> Scenario:
     groups = []
     if plan.ne1000:
-        groups.append(GroupSpec(count=plan.ne1000, id_prefix="ne-", protocol="ne1000", rate_ml_h=5,
-                                rate_step_ml_h=0.5, poll_interval_s=plan.poll_interval_s))
+        groups.append(
+            GroupSpec(
+                count=plan.ne1000,
+                id_prefix="ne-",
+                protocol="ne1000",
+                rate_ml_h=5,
+                rate_step_ml_h=0.5,
+                poll_interval_s=plan.poll_interval_s,
+            )
+        )
     if plan.alaris:
-        groups.append(GroupSpec(count=plan.alaris, id_prefix="al-", protocol="alaris", serial_prefix="8002-",
-                                rate_ml_h=10, rate_step_ml_h=0.25, vtbi_ml=5000, poll_interval_s=plan.poll_interval_s))
+        groups.append(
+            GroupSpec(
+                count=plan.alaris,
+                id_prefix="al-",
+                protocol="alaris",
+                serial_prefix="8002-",
+                rate_ml_h=10,
+                rate_step_ml_h=0.25,
+                vtbi_ml=5000,
+                poll_interval_s=plan.poll_interval_s,
+            )
+        )
     if plan.bbraun:
-        groups.append(GroupSpec(count=plan.bbraun, id_prefix="bb-", protocol="bbraun-bcc", rate_ml_h=3,
-                                rate_step_ml_h=0.1, poll_interval_s=max(plan.poll_interval_s, 1.0)))
+        groups.append(
+            GroupSpec(
+                count=plan.bbraun,
+                id_prefix="bb-",
+                protocol="bbraun-bcc",
+                rate_ml_h=3,
+                rate_step_ml_h=0.1,
+                poll_interval_s=max(plan.poll_interval_s, 1.0),
+            )
+        )
     return Scenario(ScenarioFile(simulation=Simulation(acceleration=1.0), groups=groups, racks=[]))
 
 
@@ -79,9 +105,14 @@ def _gateway_config(runner: ScenarioRunner, *, ehr_port: int, outbox: Path, plan
     text = runner.gateway_config_toml(ehr_port=ehr_port, outbox_path=str(outbox))
     text = text.replace('processing_id = "D"', 'processing_id = "D"\npcd01_interval_s = 30')
     lost_after = max(2.0, 3 * plan.poll_interval_s)
-    text = re.sub(r'^id = "([^"]+)"$', rf'id = "\1"\nlocation = "\1"\ncomm_lost_after_s = {lost_after}\n'
-                  r'request_timeout_s = 0.5', text, flags=re.M)
-    text = text.replace("[[destinations]]", "[logging]\nformat = \"json\"\n\n[[destinations]]", 1)
+    text = re.sub(
+        r'^id = "([^"]+)"$',
+        rf'id = "\1"\nlocation = "\1"\ncomm_lost_after_s = {lost_after}\n'
+        r"request_timeout_s = 0.5",
+        text,
+        flags=re.M,
+    )
+    text = text.replace("[[destinations]]", '[logging]\nformat = "json"\n\n[[destinations]]', 1)
     return text + "\n"
 
 
@@ -101,8 +132,11 @@ class _Ward:
         self.count = 0
 
     async def act(self) -> None:
-        choices = ["alarm", "titrate", "unplug"] + (["clear"] * 2 if self.alarmed else []) + (
-            ["plug"] if self.unplugged else [])
+        choices = (
+            ["alarm", "titrate", "unplug"]
+            + (["clear"] * 2 if self.alarmed else [])
+            + (["plug"] if self.unplugged else [])
+        )
         what = self.rng.choice(choices)
         if what == "plug":
             pid = self.rng.choice(sorted(self.unplugged))
@@ -197,8 +231,15 @@ async def run_restart_story(workdir: Path, plan: StoryPlan, *, progress=None) ->
             try:
                 for n, ending in enumerate(endings, 1):
                     proc = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "gateway", "run", "--config", str(config), env=env,
-                        stdout=asyncio.subprocess.DEVNULL, stderr=daemon_log,
+                        sys.executable,
+                        "-m",
+                        "gateway",
+                        "run",
+                        "--config",
+                        str(config),
+                        env=env,
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=daemon_log,
                     )
                     length = rng.uniform(*plan.phase_s)
                     moments = sorted(rng.uniform(0.3, length) for _ in range(plan.actions_per_phase))
@@ -209,12 +250,21 @@ async def run_restart_story(workdir: Path, plan: StoryPlan, *, progress=None) ->
                     await asyncio.sleep(max(0.0, t0 + length - time.monotonic()))
                     await _stop(proc, signal.SIGKILL if ending == "kill" else signal.SIGTERM)
                     result.phases.append(f"{ending}@{length:.1f}s")
-                    say(f"phase {n}/{len(endings)}: {ending} after {length:.1f} s "
-                        f"({ward.count} actions so far, {len(receiver.received)} messages received)")
+                    say(
+                        f"phase {n}/{len(endings)}: {ending} after {length:.1f} s "
+                        f"({ward.count} actions so far, {len(receiver.received)} messages received)"
+                    )
                 await ward.quiet()
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "gateway", "run", "--config", str(config), env=env,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=daemon_log,
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "run",
+                    "--config",
+                    str(config),
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=daemon_log,
                 )
                 try:
                     deadline = time.monotonic() + plan.settle_timeout_s
@@ -224,7 +274,8 @@ async def run_restart_story(workdir: Path, plan: StoryPlan, *, progress=None) ->
                         if time.monotonic() > deadline or proc.returncode is not None:
                             raise AssertionError(
                                 f"the ward did not settle within {plan.settle_timeout_s} s "
-                                f"(daemon exit code {proc.returncode}; see {workdir / 'daemon.log'})")
+                                f"(daemon exit code {proc.returncode}; see {workdir / 'daemon.log'})"
+                            )
                         await asyncio.sleep(0.25)
                     await asyncio.sleep(2 * plan.poll_interval_s)  # a late change would show now
                     while not _settled(outbox, pumps, pty_pumps):

@@ -20,9 +20,26 @@ from simulators.pump_model import ALARM_KINDS
 
 Protocol = Literal["ne1000", "alaris", "bbraun-bcc"]
 ACTIONS = (
-    "alarm", "clear_alarm", "start", "stop", "pause", "resume", "titrate", "set_vtbi",
-    "fault", "clear_faults", "disconnect", "reconnect", "swap_identity", "firmware",
-    "clock_jump", "remove", "insert", "library", "identity_unreadable", "identity_readable",
+    "alarm",
+    "clear_alarm",
+    "start",
+    "stop",
+    "pause",
+    "resume",
+    "titrate",
+    "set_vtbi",
+    "fault",
+    "clear_faults",
+    "disconnect",
+    "reconnect",
+    "swap_identity",
+    "firmware",
+    "clock_jump",
+    "remove",
+    "insert",
+    "library",
+    "identity_unreadable",
+    "identity_readable",
 )
 # Identity facts each protocol front-end reports (pump-protocols.md: NE-1000 has no serial
 # command; BCC's GNNEW/GNMODEL give model and software id; Alaris answers INST_SERIALNO and
@@ -55,7 +72,9 @@ class FaultSpec(_Strict):
     """Reply faults of one pump (see :class:`simulators.faults.Faults`)."""
 
     corrupt_checksum: bool = False
-    garbage_before_reply: str = Field(default="", description="Sent before each reply (latin-1; \\xNN escapes allowed).")
+    garbage_before_reply: str = Field(
+        default="", description="Sent before each reply (latin-1; \\xNN escapes allowed)."
+    )
     silent: bool = False
     reply_delay_s: float = Field(default=0.0, ge=0)
 
@@ -80,9 +99,16 @@ class Action(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Action:
-        required = {"alarm": "kind", "clear_alarm": "kind", "titrate": "rate_ml_h", "set_vtbi": "vtbi_ml",
-                    "swap_identity": "serial", "firmware": "firmware", "clock_jump": "seconds",
-                    "library": "library_version"}
+        required = {
+            "alarm": "kind",
+            "clear_alarm": "kind",
+            "titrate": "rate_ml_h",
+            "set_vtbi": "vtbi_ml",
+            "swap_identity": "serial",
+            "firmware": "firmware",
+            "clock_jump": "seconds",
+            "library": "library_version",
+        }
         key = required.get(self.action)
         if key and getattr(self, key) is None:
             raise ValueError(f"action {self.action!r} needs {key!r}")
@@ -126,9 +152,11 @@ class PumpSpec(_Strict):
             needed = _NEEDS_FIELD.get(step.action)
             if needed and needed not in IDENTITY_FIELDS_CARRIED[self.protocol]:
                 carriers = sorted(p for p, f in IDENTITY_FIELDS_CARRIED.items() if needed in f) or ["none yet"]
-                raise ValueError(f"action {step.action!r} at t_s={step.t_s:g}: protocol {self.protocol} does not "
-                                 f"report the pump's {needed.replace('_', ' ')} (protocols that do: "
-                                 f"{', '.join(carriers)})")
+                raise ValueError(
+                    f"action {step.action!r} at t_s={step.t_s:g}: protocol {self.protocol} does not "
+                    f"report the pump's {needed.replace('_', ' ')} (protocols that do: "
+                    f"{', '.join(carriers)})"
+                )
         return self
 
 
@@ -161,7 +189,9 @@ class GroupSpec(_Strict):
     faults: FaultSpec = FaultSpec()
     at: list[Action] = Field(default_factory=list)
     stride: int = Field(default=1, ge=1, description="Timeline applies to every stride-th pump.")
-    stagger_s: float = Field(default=0.0, ge=0, description="Each selected pump acts this much later than the previous.")
+    stagger_s: float = Field(
+        default=0.0, ge=0, description="Each selected pump acts this much later than the previous."
+    )
 
 
 class Simulation(_Strict):
@@ -207,13 +237,25 @@ class Scenario:
             shift = group.stagger_s * ((n - 1) // group.stride)
             timeline = [a.model_copy(update={"t_s": a.t_s + shift}) for a in group.at] if selected else []
             serial = f"{group.serial_prefix}{n:05d}" if group.serial_prefix else None
-            out.append(PumpSpec(
-                id=f"{group.id_prefix}{n:04d}", protocol=group.protocol, serial=serial, model=group.model,
-                firmware=group.firmware, rate_ml_h=group.rate_ml_h + group.rate_step_ml_h * (n - 1),
-                vtbi_ml=group.vtbi_ml, drug=group.drug, running=group.running, acceleration=group.acceleration,
-                poll_interval_s=group.poll_interval_s, care_area=group.care_area, faults=group.faults, at=timeline,
-                **placement,
-            ))
+            out.append(
+                PumpSpec(
+                    id=f"{group.id_prefix}{n:04d}",
+                    protocol=group.protocol,
+                    serial=serial,
+                    model=group.model,
+                    firmware=group.firmware,
+                    rate_ml_h=group.rate_ml_h + group.rate_step_ml_h * (n - 1),
+                    vtbi_ml=group.vtbi_ml,
+                    drug=group.drug,
+                    running=group.running,
+                    acceleration=group.acceleration,
+                    poll_interval_s=group.poll_interval_s,
+                    care_area=group.care_area,
+                    faults=group.faults,
+                    at=timeline,
+                    **placement,
+                )
+            )
         return out
 
     def _check(self) -> None:
@@ -231,12 +273,16 @@ class Scenario:
                     continue
                 assert pump.pillar is not None and pump.slot is not None
                 if pump.pillar > rack.pillars or pump.slot > rack.slots:
-                    problems.append(f"pumps[{index}] ({pump.id}): pillar {pump.pillar} slot {pump.slot} is outside "
-                                    f"rack {rack.id} ({rack.pillars} x {rack.slots})")
+                    problems.append(
+                        f"pumps[{index}] ({pump.id}): pillar {pump.pillar} slot {pump.slot} is outside "
+                        f"rack {rack.id} ({rack.pillars} x {rack.slots})"
+                    )
                 key = (pump.rack, pump.pillar, pump.slot)
                 if key in positions:
-                    problems.append(f"pumps[{index}] ({pump.id}): rack {pump.rack} pillar {pump.pillar} slot "
-                                    f"{pump.slot} already holds {positions[key]}")
+                    problems.append(
+                        f"pumps[{index}] ({pump.id}): rack {pump.rack} pillar {pump.pillar} slot "
+                        f"{pump.slot} already holds {positions[key]}"
+                    )
                 positions[key] = pump.id
         if problems:
             raise ScenarioError(self.path, problems)

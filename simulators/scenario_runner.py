@@ -49,7 +49,9 @@ class Endpoint:
     def describe(self) -> str:
         if self.path:
             return f"{self.pump_id:<16} {self.protocol:<10} pty {self.path}"
-        return f"{self.pump_id:<16} {self.protocol:<10} tcp {self.host}:{self.port} pillar {self.pillar} slot {self.slot}"
+        return (
+            f"{self.pump_id:<16} {self.protocol:<10} tcp {self.host}:{self.port} pillar {self.pillar} slot {self.slot}"
+        )
 
 
 @dataclass
@@ -74,8 +76,11 @@ def build_pump(spec: PumpSpec, *, acceleration: float, clock: Callable[[], float
     program = None
     if spec.rate_ml_h > 0 or spec.drug:
         program = Program(
-            rate_ml_h=decimal(spec.rate_ml_h), vtbi_ml=decimal(spec.vtbi_ml), drug=spec.drug,
-            concentration=decimal(spec.concentration), concentration_unit=spec.concentration_unit,
+            rate_ml_h=decimal(spec.rate_ml_h),
+            vtbi_ml=decimal(spec.vtbi_ml),
+            drug=spec.drug,
+            concentration=decimal(spec.concentration),
+            concentration_unit=spec.concentration_unit,
         )
     lab = spec.protocol == "ne1000"  # syringe pumps stop at the end, no KVO (§2)
     return SimulatedPump(
@@ -108,8 +113,12 @@ class ScenarioRunner:
         sim = self.scenario.simulation
         try:
             for rack_spec in self.scenario.racks.values():
-                rack = BccRack(pillars=rack_spec.pillars, slots=rack_spec.slots, bed_id=rack_spec.bed_id,
-                               stuffing=rack_spec.stuffing)
+                rack = BccRack(
+                    pillars=rack_spec.pillars,
+                    slots=rack_spec.slots,
+                    bed_id=rack_spec.bed_id,
+                    stuffing=rack_spec.stuffing,
+                )
                 server = BccRackServer(rack, host=sim.rack_host, port=rack_spec.port)
                 self.racks[rack_spec.id] = (rack, server)
                 await server.start()
@@ -132,11 +141,16 @@ class ScenarioRunner:
             rack, server = self.racks[spec.rack]
             rack.insert(spec.pillar, spec.slot, pump, faults)
             handle.rack, handle.rack_server = rack, server
-            self.endpoints.append(Endpoint(spec.id, spec.protocol, host=server.host, port=server.port,
-                                           pillar=spec.pillar, slot=spec.slot))
+            self.endpoints.append(
+                Endpoint(spec.id, spec.protocol, host=server.host, port=server.port, pillar=spec.pillar, slot=spec.slot)
+            )
             return
-        line = Ne1000Line({0: pump}, faults={0: faults}) if spec.protocol == "ne1000" else AlarisLine(pump, faults=faults)
-        server = PtyServer(line, link_path=str(self.pty_dir / spec.id), name=spec.id, tick_s=self.scenario.simulation.tick_s)
+        line = (
+            Ne1000Line({0: pump}, faults={0: faults}) if spec.protocol == "ne1000" else AlarisLine(pump, faults=faults)
+        )
+        server = PtyServer(
+            line, link_path=str(self.pty_dir / spec.id), name=spec.id, tick_s=self.scenario.simulation.tick_s
+        )
         handle.pty = server
         await server.start()
         self.endpoints.append(Endpoint(spec.id, spec.protocol, path=server.path))
@@ -220,8 +234,11 @@ class ScenarioRunner:
             case "disconnect":
                 await self._disconnect(h)
                 if a.duration_s:
-                    self._reconnects.append(asyncio.create_task(self._reconnect_after(h, a.duration_s),
-                                                                name=f"scenario reconnect {h.spec.id}"))
+                    self._reconnects.append(
+                        asyncio.create_task(
+                            self._reconnect_after(h, a.duration_s), name=f"scenario reconnect {h.spec.id}"
+                        )
+                    )
             case "reconnect":
                 await self._reconnect(h)
             case "swap_identity":
@@ -321,8 +338,10 @@ class ScenarioRunner:
             if endpoint.path:
                 link = f'{{ type = "serial", url = {_q(endpoint.path)}, baudrate = {_DEFAULTS[spec.protocol][3]} }}'
             else:
-                link = (f'{{ type = "tcp", host = {_q(endpoint.host or "")}, port = {endpoint.port}, '
-                        f"pillar = {endpoint.pillar}, slot = {endpoint.slot} }}")
+                link = (
+                    f'{{ type = "tcp", host = {_q(endpoint.host or "")}, port = {endpoint.port}, '
+                    f"pillar = {endpoint.pillar}, slot = {endpoint.slot} }}"
+                )
             lines += [
                 "[[pumps]]",
                 f"id = {_q(endpoint.pump_id)}",
@@ -337,4 +356,3 @@ class ScenarioRunner:
 
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+
 def pg_bin(name: str) -> str | None:
     """Debian installs the server binaries per major version, off PATH; the newest wins."""
     from tests.fleet.pg import pg_bin as find
@@ -66,20 +67,29 @@ def pg_cluster(tmp: Path) -> Iterator[PgCluster]:
     data = tmp / "pgdata"
     port = _free_port()
     try:
-        subprocess.run([*prefix, initdb, "-D", str(data), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [*prefix, initdb, "-D", str(data), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     except subprocess.CalledProcessError as exc:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {exc.stderr.decode(errors='replace')[-500:]}") from None
     opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' -c fsync=off"
-    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(tmp / "pg.log"), "-w", "-t", "60",
-                    "start"], check=True, capture_output=True, timeout=90)
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(tmp / "pg.log"), "-w", "-t", "60", "start"],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
     try:
         yield PgCluster("127.0.0.1", port, user)
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60
+        )
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
 

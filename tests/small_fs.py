@@ -18,11 +18,14 @@ import pytest
 @contextlib.contextmanager
 def mounted_tmpfs(where: Path, size: str = "4m"):
     where.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a {size} tmpfs here ({result.stderr.strip() or result.returncode}); "
-                    f"full-disk tests need CAP_SYS_ADMIN")
+        pytest.skip(
+            f"cannot mount a {size} tmpfs here ({result.stderr.strip() or result.returncode}); "
+            f"full-disk tests need CAP_SYS_ADMIN"
+        )
     try:
         yield where
     finally:

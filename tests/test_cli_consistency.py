@@ -61,10 +61,20 @@ async def test_outbox_options_work_before_and_after_the_action(tmp_path, pumpgw_
     ob = Outbox.open(db)
     await ob.enqueue(lane="ehr", kind="pcd10", control_id="C1", payload=b"MSH|", ttl_s=60)
     ob.close()
-    before = subprocess.run([*pumpgw_cmd, "outbox", "--db", str(db), "stats", "--json"], env=subprocess_env,
-                            capture_output=True, text=True, timeout=60)
-    after = subprocess.run([*pumpgw_cmd, "outbox", "stats", "--json", "--db", str(db)], env=subprocess_env,
-                           capture_output=True, text=True, timeout=60)
+    before = subprocess.run(
+        [*pumpgw_cmd, "outbox", "--db", str(db), "stats", "--json"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    after = subprocess.run(
+        [*pumpgw_cmd, "outbox", "stats", "--json", "--db", str(db)],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert before.returncode == after.returncode == 0, after.stderr
     first, second = json.loads(before.stdout), json.loads(after.stdout)
     for stats in (first, second):
@@ -77,9 +87,23 @@ def test_demo_duration_0_runs_until_stopped_like_simulate(tmp_path, pumpgw_cmd, 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([*pumpgw_cmd, "demo", "--duration", "0", "--no-story", "--health-port", str(port),
-                             "--state-dir", str(tmp_path)], env=subprocess_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *pumpgw_cmd,
+            "demo",
+            "--duration",
+            "0",
+            "--no-story",
+            "--health-port",
+            str(port),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        env=subprocess_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:  # its health listener answering means it did not stop at once ("0 seconds")
@@ -103,9 +127,19 @@ def test_demo_duration_0_runs_until_stopped_like_simulate(tmp_path, pumpgw_cmd, 
 
 def test_audit_options_work_after_the_action_too(tmp_path, pumpgw_cmd, subprocess_env):
     """Same convention as `outbox`: --db/--config before or after the action."""
-    before = subprocess.run([*pumpgw_cmd, "audit", "--db", str(tmp_path / "absent.sqlite"), "verify"],
-                            env=subprocess_env, capture_output=True, text=True, timeout=60)
-    after = subprocess.run([*pumpgw_cmd, "audit", "verify", "--db", str(tmp_path / "absent.sqlite")],
-                           env=subprocess_env, capture_output=True, text=True, timeout=60)
+    before = subprocess.run(
+        [*pumpgw_cmd, "audit", "--db", str(tmp_path / "absent.sqlite"), "verify"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    after = subprocess.run(
+        [*pumpgw_cmd, "audit", "verify", "--db", str(tmp_path / "absent.sqlite")],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert before.returncode == after.returncode == 1
     assert before.stderr == after.stderr and "absent.sqlite" in after.stderr

@@ -50,11 +50,36 @@ def commands(p, tmp_path):
         "schema --docs": ["schema", "--out", str(tmp_path / "schemas"), "--docs", p],
         "library check": ["library", "check", p],
         "library show": ["library", "show", p, "--care-area", "ICU"],
-        "library import-csv -o": ["library", "import-csv", str(_csv(tmp_path, "entries.csv", ENTRIES)), "--care-areas",
-                                  str(_csv(tmp_path, "areas.csv", AREAS)), "--name", "n", "--version",
-                                  "v", "--released", "2024-01-01", "-o", p],
-        "library import-csv input": ["library", "import-csv", p, "--care-areas", p, "--name", "n", "--version",
-                                     "v", "--released", "2024-01-01", "-o", str(tmp_path / "o.json")],
+        "library import-csv -o": [
+            "library",
+            "import-csv",
+            str(_csv(tmp_path, "entries.csv", ENTRIES)),
+            "--care-areas",
+            str(_csv(tmp_path, "areas.csv", AREAS)),
+            "--name",
+            "n",
+            "--version",
+            "v",
+            "--released",
+            "2024-01-01",
+            "-o",
+            p,
+        ],
+        "library import-csv input": [
+            "library",
+            "import-csv",
+            p,
+            "--care-areas",
+            p,
+            "--name",
+            "n",
+            "--version",
+            "v",
+            "--released",
+            "2024-01-01",
+            "-o",
+            str(tmp_path / "o.json"),
+        ],
         "outbox --db": ["outbox", "stats", "--db", p],
         "outbox --config": ["outbox", "--config", p, "stats"],
         "hl7 check": ["hl7", "check", p],
@@ -72,7 +97,9 @@ NAMES = sorted(commands("P", __import__("pathlib").Path("T")))
 
 @pytest.mark.parametrize("kind", ["under-a-file", "a-folder", "missing"])
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "demo (control)"])
-def test_an_unusable_path_gives_one_line_naming_it_and_no_traceback(name, kind, places, tmp_path, pumpgw_cmd, subprocess_env):
+def test_an_unusable_path_gives_one_line_naming_it_and_no_traceback(
+    name, kind, places, tmp_path, pumpgw_cmd, subprocess_env
+):
     path = places[kind]
     argv = commands(str(path), tmp_path)[name]
     result = subprocess.run([*pumpgw_cmd, *argv], env=subprocess_env, capture_output=True, text=True, timeout=90)
@@ -80,8 +107,13 @@ def test_an_unusable_path_gives_one_line_naming_it_and_no_traceback(name, kind, 
     if kind == "a-folder" and name in ("simulate --pty-dir", "schema --out", "demo --state-dir"):
         assert result.returncode == 0  # a folder is what these options want
         return
-    if kind == "missing" and name in ("simulate --pty-dir", "schema --out", "schema --docs", "demo --state-dir",
-                                      "library import-csv -o"):
+    if kind == "missing" and name in (
+        "simulate --pty-dir",
+        "schema --out",
+        "schema --docs",
+        "demo --state-dir",
+        "library import-csv -o",
+    ):
         # output locations that may be created: the command creates the folder or says why not
         assert result.returncode in (0, 1), result.stderr
         return

@@ -12,8 +12,12 @@ from tests.conftest import REPO
 
 
 def test_sbom_of_the_installed_environment_lists_pumpgw_and_every_runtime_dependency(tmp_path):
-    result = subprocess.run([str(REPO / ".ci" / "sbom"), "--python", sys.executable, str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(REPO / ".ci" / "sbom"), "--python", sys.executable, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     bom = json.loads((tmp_path / f"pumpgw-{project['version']}.cdx.json").read_text())

@@ -65,9 +65,7 @@ class AlarisDriver(StreamDriver[Frame]):
     NOISE = DroppedBytes
     _log = log
 
-    def __init__(
-        self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0
-    ) -> None:
+    def __init__(self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0) -> None:
         super().__init__(
             link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s, decoder=FrameDecoder()
         )
@@ -93,7 +91,10 @@ class AlarisDriver(StreamDriver[Frame]):
         if inf.serial_number != identity.serial_number:
             log.warning(
                 "pump %s on %s: INF reports serial %r, identified %r; identifying again",
-                self.pump_id, self.link.name, inf.serial_number, identity.serial_number,
+                self.pump_id,
+                self.link.name,
+                inf.serial_number,
+                identity.serial_number,
             )
             identity = await self.identify()
         vtbi = await self._ask("vtbi", codec.parse_vtbi)
@@ -139,7 +140,9 @@ class AlarisDriver(StreamDriver[Frame]):
         if alarm.active:
             codes.append((alarm.code, alarm.text.strip()))
         notification = inf.alarm_notification
-        if notification not in ("", codec.NO_NOTIFICATION, codec.NO_ALARM) and notification not in {c for c, _ in codes}:
+        if notification not in ("", codec.NO_NOTIFICATION, codec.NO_ALARM) and notification not in {
+            c for c, _ in codes
+        }:
             codes.append((notification, ""))
         out = []
         for code, text in codes:
@@ -172,5 +175,7 @@ class AlarisDriver(StreamDriver[Frame]):
         self.dropped_bytes += len(frame.body)
         log.warning(
             "pump %s on %s: discarded a late reply (%s) while resynchronising",
-            self.pump_id, self.link.name, byte_shape(frame.body),  # pump text stays out of the log
+            self.pump_id,
+            self.link.name,
+            byte_shape(frame.body),  # pump text stays out of the log
         )

@@ -22,7 +22,8 @@ from decimal import Decimal
 from drivers.alaris.alarms import KNOWN_KINDS
 from drivers.errors import FrameError
 from drivers.model import ChannelState, Quantity
-from drivers.values import NumberSpec, ValueRejected, parse_number as parse_strict
+from drivers.values import NumberSpec, ValueRejected
+from drivers.values import parse_number as parse_strict
 
 MANUFACTURER = "BD/CareFusion (Alaris-style)"
 INF_FIELDS = 14
@@ -87,8 +88,9 @@ def parse_quantity(value: str, unit: str, what: str, body: bytes, spec: NumberSp
     return Quantity(parse_number(value, what, body, spec), UNITS[unit])
 
 
-def _lenient(value: str, unit: str, what: str, body: bytes, spec: NumberSpec,
-             rejected: list[ValueRejected]) -> Quantity | None:
+def _lenient(
+    value: str, unit: str, what: str, body: bytes, spec: NumberSpec, rejected: list[ValueRejected]
+) -> Quantity | None:
     try:
         return parse_quantity(value, unit, what, body, spec)
     except ValueRejected as exc:
@@ -121,7 +123,21 @@ def parse_inf(body: bytes) -> InfRecord:
     fields = reply_fields(body, "INF")
     if len(fields) != INF_FIELDS - 1:
         raise _fail(f"INF record has {len(fields) + 1} fields, expected {INF_FIELDS}", body)
-    serial, notification, mode, rate, rate_unit, _unused, volume, volume_unit, pressure, pressure_unit, remaining, log_type, log_entry = fields
+    (
+        serial,
+        notification,
+        mode,
+        rate,
+        rate_unit,
+        _unused,
+        volume,
+        volume_unit,
+        pressure,
+        pressure_unit,
+        remaining,
+        log_type,
+        log_entry,
+    ) = fields
     rejected: list[ValueRejected] = []
     return InfRecord(
         serial_number=serial,

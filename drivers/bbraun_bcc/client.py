@@ -46,9 +46,7 @@ class BccDriver(PumpDriver):
     protocol = "bbraun-bcc"
     ALLOWED_COMMANDS = ALLOWED_REQUESTS
 
-    def __init__(
-        self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0
-    ) -> None:
+    def __init__(self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0) -> None:
         super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
         if address is None:
             raise ValueError(f"pump {pump_id}: a bbraun-bcc pump needs its rack position (pillar * 100 + slot)")

@@ -134,12 +134,16 @@ class FrameDecoder(StreamDecoder[Frame | LinkControl]):
         if len(raw) < _OVERHEAD + len(HEADER_TAIL) + 1 or not raw[1:6].isdigit():
             return FrameError("frame too short or length field not 5 digits", offset=offset, data=wire)
         if int(raw[1:6]) != len(raw):
-            return LengthError(f"length field says {int(raw[1:6])} bytes, frame has {len(raw)}", offset=offset, data=wire)
+            return LengthError(
+                f"length field says {int(raw[1:6])} bytes, frame has {len(raw)}", offset=offset, data=wire
+            )
         if raw[6] != STX:
             return FrameError(f"expected STX after the length field, got 0x{raw[6]:02X}", offset=offset, data=wire)
         end_byte = raw[-7]
         if end_byte not in (ETX, ETB):
-            return FrameError(f"expected ETX or ETB before the checksum, got 0x{end_byte:02X}", offset=offset, data=wire)
+            return FrameError(
+                f"expected ETX or ETB before the checksum, got 0x{end_byte:02X}", offset=offset, data=wire
+            )
         digits = raw[-6:-1]
         if not digits.isdigit():
             return FrameError(f"checksum field is not 5 digits: {digits!r}", offset=offset, data=wire)
@@ -161,12 +165,18 @@ class FrameDecoder(StreamDecoder[Frame | LinkControl]):
             if byte in (0x65, 0x45):  # 'e', 'E'
                 nxt = wire[i + 1] if i + 1 < len(wire) else None
                 if nxt not in _UNSTUFF or (byte == 0x65) != (nxt in (0x78, 0x65)):
-                    return FrameError(f"invalid stuffing sequence at frame position {i}", offset=self._offset - len(wire) + i, data=wire)
+                    return FrameError(
+                        f"invalid stuffing sequence at frame position {i}",
+                        offset=self._offset - len(wire) + i,
+                        data=wire,
+                    )
                 out.append(_UNSTUFF[nxt])
                 i += 2
                 continue
             if byte in (0x64, 0x44):  # a bare 'd'/'D' cannot occur in a stuffed frame
-                return FrameError(f"unstuffed {chr(byte)!r} at frame position {i}", offset=self._offset - len(wire) + i, data=wire)
+                return FrameError(
+                    f"unstuffed {chr(byte)!r} at frame position {i}", offset=self._offset - len(wire) + i, data=wire
+                )
             out.append(byte)
             i += 1
         return bytes(out)

@@ -129,8 +129,13 @@ class RackSession:
         frame = await self._request(codec.ALIVE, pump_id, timeout_s)
         records = self._records(frame, pump_id)
         if not any(r.parameter == "GNACK" for r in records):
-            raise FrameError("ADMIN:ALIVE answer has no GNACK record", offset=frame.offset, data=frame.data,
-                             pump_id=pump_id, link=self.link.name)
+            raise FrameError(
+                "ADMIN:ALIVE answer has no GNACK record",
+                offset=frame.offset,
+                data=frame.data,
+                pump_id=pump_id,
+                link=self.link.name,
+            )
         self.bed_id = frame.bed_id  # §6.4: later requests use the rack's bed ID
 
     def _records(self, frame: Frame, pump_id: str) -> list[codec.Record]:
@@ -217,8 +222,13 @@ class RackSession:
         if isinstance(item, LinkControl):
             return  # the rack's own ACK/NAK of our requests: nothing to do (§6.3)
         self.dropped_bytes += len(item.data)
-        log.warning("rack on %s: dropped %d byte(s): %s at stream offset %d",
-                    self.link.name, len(item.data), item.reason, item.offset)
+        log.warning(
+            "rack on %s: dropped %d byte(s): %s at stream offset %d",
+            self.link.name,
+            len(item.data),
+            item.reason,
+            item.offset,
+        )
 
     async def _drain(self) -> None:
         for _ in range(64):
@@ -229,7 +239,9 @@ class RackSession:
                 break
             for item in self._decoder.feed(data):
                 if isinstance(item, Frame):
-                    item = DroppedBytes("late frame discarded while resynchronising", offset=item.offset, data=item.data)
+                    item = DroppedBytes(
+                        "late frame discarded while resynchronising", offset=item.offset, data=item.data
+                    )
                 self._note(item)
         for item in self._decoder.flush():
             self._note(item)

@@ -203,7 +203,11 @@ class Ne1000Driver(StreamDriver[Frame]):
             self._identity = None  # a power cycle can hide a swapped pump: read VER again
         log.warning(
             "pump %s on %s reported alarm %s (%s) in reply to %s; the reply acknowledged it",
-            self.pump_id, self.link.name, alarm.code, alarm.kind, context,
+            self.pump_id,
+            self.link.name,
+            alarm.code,
+            alarm.kind,
+            context,
         )
 
     async def _exchange(self, command: str) -> codec.Reply:
@@ -257,7 +261,9 @@ class Ne1000Driver(StreamDriver[Frame]):
         self.dropped_bytes += len(frame.data)
         log.warning(
             "pump %s on %s: discarded a late reply (%s) while resynchronising",
-            self.pump_id, self.link.name, byte_shape(frame.data),  # pump text stays out of the log
+            self.pump_id,
+            self.link.name,
+            byte_shape(frame.data),  # pump text stays out of the log
         )
         try:
             reply = codec.parse_reply(frame.data)
@@ -270,7 +276,9 @@ class Ne1000Driver(StreamDriver[Frame]):
             log.error(
                 "alarm A?%s from address %d on %s cannot be attributed: no pump with that address is "
                 "polled on this line (it was acknowledged at the pump; reported here instead of lost)",
-                reply.alarm, reply.address, self.link.name,
+                reply.alarm,
+                reply.address,
+                self.link.name,
             )
             return
         self._note_alarm(reply, "an earlier request (late reply)")

@@ -91,7 +91,9 @@ def parse_reply(data: bytes) -> Reply:
     if status == ALARM_STATUS:
         # nesp-lib reads only the character after "A?" and ignores the rest (§2.7).
         if len(rest) < 2 or rest[0] != "?" or rest[1] not in ALARM_TYPES:
-            raise _fail(f"expected A?<{'|'.join(ALARM_TYPES)}> after the address, got {text[status_at:]!r}", data, status_at)
+            raise _fail(
+                f"expected A?<{'|'.join(ALARM_TYPES)}> after the address, got {text[status_at:]!r}", data, status_at
+            )
         return Reply(address, status, alarm=rest[1], data=rest[2:])
     if status not in STATUS_MEANINGS:
         raise _fail(f"unknown status character {status!r}", data, status_at)

@@ -110,9 +110,7 @@ class FdLink:
         self._port.close()
 
 
-def open_fd_port(
-    path: str, *, name: str, baudrate: int, bytesize: int, parity: str, stopbits: int
-) -> FdLink:
+def open_fd_port(path: str, *, name: str, baudrate: int, bytesize: int, parity: str, stopbits: int) -> FdLink:
     """Open a device or pty path; pyserial programs termios, the loop does the I/O."""
     try:
         port = serial.Serial(

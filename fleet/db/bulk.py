@@ -123,10 +123,13 @@ CREATE TEMP TABLE IF NOT EXISTS fleet_stage_alarms (
 )
 """
 
-EVENT_COLUMNS = ("gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
-                 "previous_identity")
-ALARM_COLUMNS = ("gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code, alarm_kind, "
-                 "priority, text")
+EVENT_COLUMNS = (
+    "gateway_id, pump, message_id, kind, occurred_at, channel, channel_state, drug, care_area, detail, "
+    "previous_identity"
+)
+ALARM_COLUMNS = (
+    "gateway_id, pump, message_id, phase, alert_instance_id, occurred_at, channel, code, alarm_kind, priority, text"
+)
 
 COPY_EVENTS = f"COPY fleet_stage_events (seq, {EVENT_COLUMNS}) FROM STDIN"
 COPY_ALARMS = f"COPY fleet_stage_alarms (seq, {ALARM_COLUMNS}) FROM STDIN"

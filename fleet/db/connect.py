@@ -9,8 +9,13 @@ from fleet import FleetError
 
 def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 5.0) -> psycopg.Connection:
     try:
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=max(1, int(timeout_s)),
-                               options="-c timezone=UTC", application_name="pumpgw-fleet")
+        return psycopg.connect(
+            dsn,
+            autocommit=autocommit,
+            connect_timeout=max(1, int(timeout_s)),
+            options="-c timezone=UTC",
+            application_name="pumpgw-fleet",
+        )
     except psycopg.OperationalError as exc:
         raise FleetError(f"cannot connect to PostgreSQL ({_redacted(dsn)}): {str(exc).strip()[:300]}") from None
 

@@ -178,8 +178,10 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def current_version(conn: psycopg.Connection) -> int:
-    conn.execute("CREATE TABLE IF NOT EXISTS fleet_schema_version (version integer PRIMARY KEY, "
-                 "applied_at timestamptz NOT NULL DEFAULT now())")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS fleet_schema_version (version integer PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL DEFAULT now())"
+    )
     row = conn.execute("SELECT coalesce(max(version), 0) FROM fleet_schema_version").fetchone()
     return int(row[0]) if row else 0
 

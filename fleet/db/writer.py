@@ -26,8 +26,8 @@ from typing import Any
 
 import psycopg
 
-from fleet.db.migrations import ensure_month
 from fleet.db import bulk, sql
+from fleet.db.migrations import ensure_month
 from fleet.ingest.records import (
     AlarmMsg,
     Availability,
@@ -45,8 +45,7 @@ from fleet.ingest.records import (
 
 
 def _ident(i: Identity) -> dict[str, Any]:
-    return {"mf": i.manufacturer, "model": i.model, "sn": i.serial_number, "fw": i.firmware,
-            "lib": i.library_version}
+    return {"mf": i.manufacturer, "model": i.model, "sn": i.serial_number, "fw": i.firmware, "lib": i.library_version}
 
 
 Key = tuple[int, str]
@@ -80,11 +79,13 @@ class Writer:
         batches are set-based too instead of one statement per pump."""
         with conn.transaction():
             for g, pump, *ident in conn.execute(
-                    "SELECT gateway_id, pump, manufacturer, model, serial_number, firmware, library_version "
-                    "FROM pumps WHERE identity_at IS NOT NULL"):
+                "SELECT gateway_id, pump, manufacturer, model, serial_number, firmware, library_version "
+                "FROM pumps WHERE identity_at IS NOT NULL"
+            ):
                 self._identities[(g, pump)] = tuple(ident)
             for g, pump, ch, key in conn.execute(
-                    "SELECT gateway_id, pump, channel, verdict_key FROM pump_channels WHERE verdict_key IS NOT NULL"):
+                "SELECT gateway_id, pump, channel, verdict_key FROM pump_channels WHERE verdict_key IS NOT NULL"
+            ):
                 self._verdicts[(g, pump, ch)] = key
         self._warm = True
 
@@ -124,8 +125,9 @@ class Writer:
             self._identities.clear()
             self._verdicts.clear()
 
-    def _gateways(self, conn: psycopg.Connection, records: Sequence[Record],
-                  new: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    def _gateways(
+        self, conn: psycopg.Connection, records: Sequence[Record], new: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], int]:
         ids = dict(self._gateway_ids)
         for key in sorted({(getattr(r, "site", ""), getattr(r, "gateway", "")) for r in records}):
             if not key[1] or key in ids:
@@ -159,8 +161,9 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
 class _Batch:
     """Collects one batch: rare kinds are executed at once, frequent ones flushed set-based."""
 
-    def __init__(self, identities: dict[Key, tuple[str | None, ...]],
-                 verdicts: dict[tuple[int, str, str], str]) -> None:
+    def __init__(
+        self, identities: dict[Key, tuple[str | None, ...]], verdicts: dict[tuple[int, str, str], str]
+    ) -> None:
         self._known_identities = identities
         self._known_verdicts = verdicts
         self.identities: dict[Key, tuple[str | None, ...]] = {}
@@ -185,13 +188,38 @@ class _Batch:
         g = ids[(rec.site, rec.gateway)]
         self.gateways.add(g)
         if isinstance(rec, Event):
-            self.events.append((g, rec.pump, rec.message_id, rec.kind, rec.occurred_at, rec.channel,
-                                rec.channel_state, rec.drug, rec.care_area, json.dumps(rec.detail) if rec.detail else "{}",
-                                json.dumps(_ident(rec.previous_identity)) if rec.previous_identity else None))
+            self.events.append(
+                (
+                    g,
+                    rec.pump,
+                    rec.message_id,
+                    rec.kind,
+                    rec.occurred_at,
+                    rec.channel,
+                    rec.channel_state,
+                    rec.drug,
+                    rec.care_area,
+                    json.dumps(rec.detail) if rec.detail else "{}",
+                    json.dumps(_ident(rec.previous_identity)) if rec.previous_identity else None,
+                )
+            )
             self._seen(g, rec.pump, rec.occurred_at)
         elif isinstance(rec, AlarmMsg):
-            self.alarms.append((g, rec.pump, rec.message_id, rec.phase, rec.alert_instance_id, rec.occurred_at,
-                                rec.channel, rec.code, rec.alarm_kind, rec.priority, rec.text))
+            self.alarms.append(
+                (
+                    g,
+                    rec.pump,
+                    rec.message_id,
+                    rec.phase,
+                    rec.alert_instance_id,
+                    rec.occurred_at,
+                    rec.channel,
+                    rec.code,
+                    rec.alarm_kind,
+                    rec.priority,
+                    rec.text,
+                )
+            )
             self._seen(g, rec.pump, rec.occurred_at)
         elif isinstance(rec, State):
             self._identity(cur, g, rec.pump, rec.identity, rec.received_at, "state")
@@ -206,8 +234,10 @@ class _Batch:
             if prev is None or rec.since >= prev[1]:
                 self.availability[(g, rec.pump)] = (rec.availability, rec.since)
         elif isinstance(rec, Inventory):
-            cur.execute(sql.GATEWAY_INVENTORY, {"g": g, "at": rec.generated_at, "lib": rec.central_library_version,
-                                                "ward": rec.ward})
+            cur.execute(
+                sql.GATEWAY_INVENTORY,
+                {"g": g, "at": rec.generated_at, "lib": rec.central_library_version, "ward": rec.ward},
+            )
             for p in rec.pumps:
                 if any(_ident(p.identity).values()):
                     self._identity(cur, g, p.pump, p.identity, p.last_seen or rec.generated_at, "inventory")
@@ -218,17 +248,42 @@ class _Batch:
                 row[3] = _earlier(row[3], p.first_seen)
                 row[4] = _later(row[4], p.last_seen)
         elif isinstance(rec, Status):
-            cur.execute(sql.STATUS, {
-                "g": g, "state": rec.state, "session": rec.session, "version": rec.version,
-                "hash": rec.config_hash, "since": rec.since, "ward": rec.ward, "hb": rec.heartbeat_at,
-                "hbi": rec.heartbeat_interval_s, "depth": rec.outbox_depth, "age": rec.outbox_oldest_age_s,
-            })
+            cur.execute(
+                sql.STATUS,
+                {
+                    "g": g,
+                    "state": rec.state,
+                    "session": rec.session,
+                    "version": rec.version,
+                    "hash": rec.config_hash,
+                    "since": rec.since,
+                    "ward": rec.ward,
+                    "hb": rec.heartbeat_at,
+                    "hbi": rec.heartbeat_interval_s,
+                    "depth": rec.outbox_depth,
+                    "age": rec.outbox_oldest_age_s,
+                },
+            )
         elif isinstance(rec, GatewayAlert):
-            cur.execute(sql.ALERT, {"g": g, "mid": rec.message_id, "alert": rec.alert, "at": rec.occurred_at,
-                                    "details": json.dumps(rec.details)})
+            cur.execute(
+                sql.ALERT,
+                {
+                    "g": g,
+                    "mid": rec.message_id,
+                    "alert": rec.alert,
+                    "at": rec.occurred_at,
+                    "details": json.dumps(rec.details),
+                },
+            )
         elif isinstance(rec, GatewayLibrary):
-            p = {"g": g, "v": rec.version, "sha": rec.sha256, "signer": rec.signer_key_id, "at": rec.applied_at,
-                 "src": rec.source}
+            p = {
+                "g": g,
+                "v": rec.version,
+                "sha": rec.sha256,
+                "signer": rec.signer_key_id,
+                "at": rec.applied_at,
+                "src": rec.source,
+            }
             cur.execute(sql.GATEWAY_LIBRARY_HISTORY, p)
             cur.execute(sql.GATEWAY_LIBRARY, p)
 
@@ -246,8 +301,9 @@ class _Batch:
         as_tuple = tuple(values.values())
         if key in self.identities:  # a second observation in this batch
             if self.identities[key] != as_tuple:
-                cur.execute(bulk.IDENTITY_HISTORY_AFTER_CHANGE, {"g": g, "pump": pump, "at": at, "src": source,
-                                                                 **values})
+                cur.execute(
+                    bulk.IDENTITY_HISTORY_AFTER_CHANGE, {"g": g, "pump": pump, "at": at, "src": source, **values}
+                )
         elif self._known_identities.get(key) != as_tuple:
             cur.execute(sql.IDENTITY_HISTORY, {"g": g, "pump": pump, "at": at, "src": source, **values})
         self.identities[key] = as_tuple
@@ -264,8 +320,18 @@ class _Batch:
         if before == key:
             return
         self.verdicts[vkey] = key
-        row = (g, pump, v.channel, at, v.drug, v.care_area, v.severity, json.dumps(list(v.kinds)),
-               v.library_version, key)
+        row = (
+            g,
+            pump,
+            v.channel,
+            at,
+            v.drug,
+            v.care_area,
+            v.severity,
+            json.dumps(list(v.kinds)),
+            v.library_version,
+            key,
+        )
         if before is None:  # not known to this collector: the database decides (set-based at flush)
             self.verdict_unknown.append(row)
         else:  # a known change: set-based at flush
@@ -285,10 +351,14 @@ class _Batch:
         if self.alarms:
             cur.execute(bulk.ALARMS_FROM_STAGE)
         if self.observed:
-            rows = [(g, pump, o["mf"], o["model"], o["sn"], o["fw"], o["lib"], o["iat"], o["ch"], o["sat"], o["seen"])
-                    for (g, pump), o in self.observed.items()]
-            cur.execute(bulk.PUMPS_OBSERVED, _columns(rows, ("g", "pump", "mf", "model", "sn", "fw", "lib", "iat",
-                                                             "ch", "sat", "seen")))
+            rows = [
+                (g, pump, o["mf"], o["model"], o["sn"], o["fw"], o["lib"], o["iat"], o["ch"], o["sat"], o["seen"])
+                for (g, pump), o in self.observed.items()
+            ]
+            cur.execute(
+                bulk.PUMPS_OBSERVED,
+                _columns(rows, ("g", "pump", "mf", "model", "sn", "fw", "lib", "iat", "ch", "sat", "seen")),
+            )
         if self.seen:
             rows = [(g, pump, first, last) for (g, pump), (first, last) in self.seen.items()]
             cur.execute(bulk.PUMPS_SEEN, _columns(rows, ("g", "pump", "first", "last")))
@@ -304,8 +374,10 @@ class _Batch:
             rows = [(r[0], r[1], r[2], r[9], r[3]) for r in self.verdict_unknown]
             cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
         if self.verdict_rows:
-            cur.execute(bulk.VERDICTS, _columns(self.verdict_rows, ("g", "pump", "ch", "at", "drug", "area", "sev",
-                                                                    "kinds", "lib", "key")))
+            cur.execute(
+                bulk.VERDICTS,
+                _columns(self.verdict_rows, ("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key")),
+            )
             latest: dict[tuple[int, str, str], tuple[Any, ...]] = {}
             for r in self.verdict_rows:
                 latest[(r[0], r[1], r[2])] = r

@@ -41,7 +41,9 @@ def parse_params(spec: ReportSpec, query: dict[str, str]) -> dict[str, Any]:
             try:
                 value = float(raw)
             except ValueError:
-                raise BadParameter(f"parameter {key!r} of report {spec.name!r} must be a number, got {raw[:40]!r}") from None
+                raise BadParameter(
+                    f"parameter {key!r} of report {spec.name!r} must be a number, got {raw[:40]!r}"
+                ) from None
             if not 0 <= value < 1e6:
                 raise BadParameter(f"parameter {key!r} of report {spec.name!r} is out of range: {raw[:40]!r}")
             out[key] = value
@@ -81,14 +83,28 @@ def build_app(settings: FleetSettings | None, pool_or_dsn: Any) -> Starlette:
         except (FleetError, psycopg.OperationalError) as exc:
             return JSONResponse({"error": f"database unavailable: {str(exc)[:200]}"}, status_code=503)
         if as_csv:
-            return Response(to_csv(rows, spec.row), media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+            return Response(
+                to_csv(rows, spec.row),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
         return JSONResponse({"report": name, "title": spec.title, "rows": to_dicts(rows)})
 
     async def index(request: Request) -> Response:
-        return JSONResponse({"reports": [{"name": s.name, "title": s.title, "params": sorted(s.params),
-                                          "json": f"/api/{s.name}", "csv": f"/api/{s.name}.csv"}
-                                         for s in REPORTS.values()]})
+        return JSONResponse(
+            {
+                "reports": [
+                    {
+                        "name": s.name,
+                        "title": s.title,
+                        "params": sorted(s.params),
+                        "json": f"/api/{s.name}",
+                        "csv": f"/api/{s.name}.csv",
+                    }
+                    for s in REPORTS.values()
+                ]
+            }
+        )
 
     async def health(request: Request) -> Response:
         def ping() -> None:
@@ -101,9 +117,13 @@ def build_app(settings: FleetSettings | None, pool_or_dsn: Any) -> Starlette:
             return JSONResponse({"database": "unavailable", "error": str(exc)[:200]}, status_code=503)
         return JSONResponse({"database": "ok"})
 
-    app = Starlette(routes=[
-        Route("/api", index), Route("/api/health", health), Route("/api/{name}", report),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/api", index),
+            Route("/api/health", health),
+            Route("/api/{name}", report),
+        ]
+    )
     app.state.settings = settings
     app.state.connection = connection
     return app

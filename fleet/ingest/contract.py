@@ -79,15 +79,37 @@ CONTRACTS: dict[str, PayloadContract] = {
     "events": PayloadContract(
         "mqtt-event.schema.json",
         frozenset({1, 2}),
-        frozenset({"schema_version", "message_id", "pump", "kind", "occurred_at", "channel", "channel_state",
-                   "previous_identity", "detail"}),
+        frozenset(
+            {
+                "schema_version",
+                "message_id",
+                "pump",
+                "kind",
+                "occurred_at",
+                "channel",
+                "channel_state",
+                "previous_identity",
+                "detail",
+            }
+        ),
         frozenset({"message_id", "kind", "occurred_at"}),
     ),
     "alarms": PayloadContract(
         "mqtt-alarm.schema.json",
         frozenset({1}),
-        frozenset({"schema_version", "message_id", "pump", "phase", "alert_instance_id", "occurred_at", "channel",
-                   "alarm", "detail"}),
+        frozenset(
+            {
+                "schema_version",
+                "message_id",
+                "pump",
+                "phase",
+                "alert_instance_id",
+                "occurred_at",
+                "channel",
+                "alarm",
+                "detail",
+            }
+        ),
         frozenset({"message_id", "phase", "occurred_at"}),
     ),
     "alerts": PayloadContract(
@@ -120,8 +142,9 @@ CONTRACTS: dict[str, PayloadContract] = {
 # asset_tag, udi, first_seen, bed; the gateway's ward. Version 1 of both is still accepted.
 
 AGREED_ADDITIONS: dict[str, frozenset[str]] = {
-    "status": frozenset({"ward", "heartbeat_at", "heartbeat_interval_s", "outbox_depth", "outbox_oldest_age_s",
-                         "health"}),
+    "status": frozenset(
+        {"ward", "heartbeat_at", "heartbeat_interval_s", "outbox_depth", "outbox_oldest_age_s", "health"}
+    ),
     "inventory": frozenset({"ward"}),
     "inventory.pump": frozenset({"asset_tag", "udi", "first_seen", "bed"}),
 }
@@ -129,15 +152,31 @@ AGREED_ADDITIONS: dict[str, frozenset[str]] = {
 
 EVENT_KINDS_KNOWN = frozenset(
     {
-        "delivery_start", "delivery_stop", "delivery_complete", "program_cleared", "comm_lost", "comm_restored",
-        "device_time_changed", "identity_changed",
+        "delivery_start",
+        "delivery_stop",
+        "delivery_complete",
+        "program_cleared",
+        "comm_lost",
+        "comm_restored",
+        "device_time_changed",
+        "identity_changed",
         # traceability (agreed): swaps, firmware and pump-library changes, returns
-        "device_swapped", "firmware_changed", "pump_library_changed", "device_returned", "identity_unreadable",
+        "device_swapped",
+        "firmware_changed",
+        "pump_library_changed",
+        "device_returned",
+        "identity_unreadable",
     }
 )
 """Event kinds the reports interpret. Other kinds are still stored (a newer gateway's kind is data)."""
 
 IDENTITY_EVENT_KINDS = frozenset(
-    {"identity_changed", "device_swapped", "firmware_changed", "pump_library_changed", "device_returned",
-     "identity_unreadable"}
+    {
+        "identity_changed",
+        "device_swapped",
+        "firmware_changed",
+        "pump_library_changed",
+        "device_returned",
+        "identity_unreadable",
+    }
 )

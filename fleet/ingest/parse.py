@@ -151,8 +151,9 @@ def _verdicts(raw: Any) -> tuple[ChannelVerdict, ...]:
 def _check_version(kind: str, doc: Mapping[str, Any]) -> None:
     version = doc.get("schema_version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version not in CONTRACTS[kind].versions:
-        raise Invalid(f"schema_version {repr(version)[:20]} is not one the fleet understands "
-                      f"({sorted(CONTRACTS[kind].versions)})")
+        raise Invalid(
+            f"schema_version {repr(version)[:20]} is not one the fleet understands ({sorted(CONTRACTS[kind].versions)})"
+        )
 
 
 def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
@@ -167,14 +168,20 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
         if state not in ("online", "offline"):
             raise Invalid(f"field 'state' must be online or offline, got {state[:20]!r}")
         return Status(
-            t.site, t.gateway, state, _text(doc, "session", required=True) or "", _text(doc, "version"),
+            t.site,
+            t.gateway,
+            state,
+            _text(doc, "session", required=True) or "",
+            _text(doc, "version"),
             _text(doc, "config_hash"),
             # A Last Will is written at connect, so its "since" is null: the time of death is
             # when the will arrives here (docs/fleet.md, "PostgreSQL: data model").
             _time(doc, "since") or datetime.now(UTC),
-            ward=_text(doc, "ward"), heartbeat_at=_time(doc, "heartbeat_at"),
+            ward=_text(doc, "ward"),
+            heartbeat_at=_time(doc, "heartbeat_at"),
             heartbeat_interval_s=_number(doc, "heartbeat_interval_s"),
-            outbox_depth=int(depth) if depth is not None else None, outbox_oldest_age_s=age,
+            outbox_depth=int(depth) if depth is not None else None,
+            outbox_oldest_age_s=age,
         )
     if kind == "inventory":
         pumps_raw = doc.get("pumps")
@@ -184,51 +191,99 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
         for entry in pumps_raw:
             if not isinstance(entry, Mapping):
                 raise Invalid("an entry of 'pumps' is not an object")
-            pumps.append(InventoryPump(
-                pump=_text(entry, "pump", required=True) or "", identity=_identity(entry),
-                last_seen=_time(entry, "last_seen"), first_seen=_time(entry, "first_seen"),
-                asset_tag=_text(entry, "asset_tag"), udi=_text(entry, "udi"), bed=_text(entry, "bed"),
-            ))
-        return Inventory(t.site, t.gateway, _time(doc, "generated_at", required=True),  # type: ignore[arg-type]
-                         _text(doc, "central_library_version"), _text(doc, "ward"), tuple(pumps))
+            pumps.append(
+                InventoryPump(
+                    pump=_text(entry, "pump", required=True) or "",
+                    identity=_identity(entry),
+                    last_seen=_time(entry, "last_seen"),
+                    first_seen=_time(entry, "first_seen"),
+                    asset_tag=_text(entry, "asset_tag"),
+                    udi=_text(entry, "udi"),
+                    bed=_text(entry, "bed"),
+                )
+            )
+        return Inventory(
+            t.site,
+            t.gateway,
+            _time(doc, "generated_at", required=True),  # type: ignore[arg-type]
+            _text(doc, "central_library_version"),
+            _text(doc, "ward"),
+            tuple(pumps),
+        )
     if kind == "state":
         channels = []
         for ch in _list(doc, "channels"):
             if isinstance(ch, Mapping) and ch.get("channel") is not None:
                 channels.append((str(ch["channel"])[:MAX_TEXT], _text(ch, "state") or "unknown", _text(ch, "drug")))
-        return State(t.site, t.gateway, t.pump, _time(doc, "received_at", required=True),  # type: ignore[arg-type]
-                     _identity(_map(doc, "identity")), tuple(channels), _verdicts(doc.get("verdicts")))
+        return State(
+            t.site,
+            t.gateway,
+            t.pump,
+            _time(doc, "received_at", required=True),  # type: ignore[arg-type]
+            _identity(_map(doc, "identity")),
+            tuple(channels),
+            _verdicts(doc.get("verdicts")),
+        )
     if kind == "availability":
-        return Availability(t.site, t.gateway, t.pump, _text(doc, "availability", required=True) or "",
-                            _time(doc, "since", required=True))  # type: ignore[arg-type]
+        return Availability(
+            t.site,
+            t.gateway,
+            t.pump,
+            _text(doc, "availability", required=True) or "",
+            _time(doc, "since", required=True),
+        )  # type: ignore[arg-type]
     if kind == "events":
         cs = _map(doc, "channel_state")
         prev = doc.get("previous_identity")
         return Event(
-            t.site, t.gateway, t.pump, _text(doc, "message_id", required=True) or "",
-            _text(doc, "kind", required=True) or "", _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
-            channel=_text(doc, "channel"), channel_state=_text(cs, "state"), drug=_text(cs, "drug"),
-            care_area=_text(cs, "care_area"), detail=device_detail(doc, "detail"),
+            t.site,
+            t.gateway,
+            t.pump,
+            _text(doc, "message_id", required=True) or "",
+            _text(doc, "kind", required=True) or "",
+            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
+            channel=_text(doc, "channel"),
+            channel_state=_text(cs, "state"),
+            drug=_text(cs, "drug"),
+            care_area=_text(cs, "care_area"),
+            detail=device_detail(doc, "detail"),
             previous_identity=_identity(prev) if isinstance(prev, Mapping) else None,
         )
     if kind == "alarms":
         alarm = _map(doc, "alarm")
         return AlarmMsg(
-            t.site, t.gateway, t.pump, _text(doc, "message_id", required=True) or "",
-            _text(doc, "phase", required=True) or "", _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
-            alert_instance_id=_text(doc, "alert_instance_id"), channel=_text(doc, "channel"),
-            code=_text(alarm, "code"), alarm_kind=_text(alarm, "kind"), priority=_text(alarm, "priority"),
+            t.site,
+            t.gateway,
+            t.pump,
+            _text(doc, "message_id", required=True) or "",
+            _text(doc, "phase", required=True) or "",
+            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
+            alert_instance_id=_text(doc, "alert_instance_id"),
+            channel=_text(doc, "channel"),
+            code=_text(alarm, "code"),
+            alarm_kind=_text(alarm, "kind"),
+            priority=_text(alarm, "priority"),
             text=_text(alarm, "text"),
         )
     if kind == "alerts":
-        return GatewayAlert(t.site, t.gateway, _text(doc, "message_id", required=True) or "",
-                            _text(doc, "alert", required=True) or "",
-                            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
-                            device_detail(doc, "details"))
+        return GatewayAlert(
+            t.site,
+            t.gateway,
+            _text(doc, "message_id", required=True) or "",
+            _text(doc, "alert", required=True) or "",
+            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
+            device_detail(doc, "details"),
+        )
     if kind == "library":
-        return GatewayLibrary(t.site, t.gateway, _text(doc, "version", required=True) or "", _text(doc, "sha256"),
-                              _text(doc, "signer_key_id"), _time(doc, "applied_at", required=True),  # type: ignore[arg-type]
-                              _text(doc, "source"))
+        return GatewayLibrary(
+            t.site,
+            t.gateway,
+            _text(doc, "version", required=True) or "",
+            _text(doc, "sha256"),
+            _text(doc, "signer_key_id"),
+            _time(doc, "applied_at", required=True),  # type: ignore[arg-type]
+            _text(doc, "source"),
+        )
     if kind == "release":
         return _release(doc)
     raise Invalid(f"no parser for topic kind {kind!r}")

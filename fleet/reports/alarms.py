@@ -56,18 +56,24 @@ WITH onset AS (
 )
 """
 
-_LOAD = _SPANS + """
+_LOAD = (
+    _SPANS
+    + """
 SELECT ward, site, gateway, pump, count(*)::int AS onsets,
        count(*) FILTER (WHERE priority = 'high')::int AS high_priority,
        coalesce(sum(seconds), 0)::float AS alarm_seconds,
        mode() WITHIN GROUP (ORDER BY condition) AS top_condition
 FROM spans GROUP BY ward, site, gateway, pump ORDER BY onsets DESC, ward, pump
 """
+)
 
-_CONDITIONS = _SPANS + """
+_CONDITIONS = (
+    _SPANS
+    + """
 SELECT ward, condition, count(*)::int AS onsets, coalesce(sum(seconds), 0)::float AS alarm_seconds
 FROM spans GROUP BY ward, condition ORDER BY ward, onsets DESC, condition
 """
+)
 
 
 def _window(days: float, now: datetime | None) -> dict[str, datetime]:
@@ -80,7 +86,8 @@ def alarm_load(conn: psycopg.Connection, *, days: float = 30, now: datetime | No
     return fetch(conn, AlarmLoadRow, _LOAD, _window(days, now))
 
 
-def alarm_conditions(conn: psycopg.Connection, *, days: float = 30,
-                     now: datetime | None = None) -> list[AlarmConditionRow]:
+def alarm_conditions(
+    conn: psycopg.Connection, *, days: float = 30, now: datetime | None = None
+) -> list[AlarmConditionRow]:
     """Per ward, each alarm condition with its onsets and alarm time, most frequent first."""
     return fetch(conn, AlarmConditionRow, _CONDITIONS, _window(days, now))

@@ -60,7 +60,9 @@ WITH rel AS (
 )
 """.replace("{ward}", WARD)
 
-_UPTAKE = _RELEASE + """
+_UPTAKE = (
+    _RELEASE
+    + """
 , ranked AS (
     SELECT *, row_number() OVER (PARTITION BY ward ORDER BY adopted_at NULLS LAST) AS rn,
            count(*) OVER (PARTITION BY ward) AS n
@@ -74,8 +76,11 @@ SELECT ward, version, t0 AS released_at, n::int AS pumps, count(*) FILTER (WHERE
        (extract(epoch FROM min(adopted_at) FILTER (WHERE rn = n) - t0) / 3600.0)::float AS hours_to_100
 FROM ranked GROUP BY ward, version, t0, n ORDER BY ward
 """
+)
 
-_TIMELINE = _RELEASE + """
+_TIMELINE = (
+    _RELEASE
+    + """
 , steps AS (
     SELECT generate_series((SELECT min(t0) FROM adopt), %(until)s::timestamptz,
                            make_interval(secs => %(step)s)) AS at
@@ -84,6 +89,7 @@ SELECT a.ward, s.at, count(*)::int AS pumps, count(*) FILTER (WHERE a.adopted_at
        (count(*) FILTER (WHERE a.adopted_at <= s.at))::float / count(*) AS share
 FROM adopt a CROSS JOIN steps s GROUP BY a.ward, s.at ORDER BY a.ward, s.at
 """
+)
 
 
 def uptake(conn: psycopg.Connection, *, version: str | None = None) -> list[UptakeRow]:
@@ -91,10 +97,12 @@ def uptake(conn: psycopg.Connection, *, version: str | None = None) -> list[Upta
     return fetch(conn, UptakeRow, _UPTAKE, {"version": version})
 
 
-def uptake_timeline(conn: psycopg.Connection, *, version: str | None = None, step_hours: float = 24,
-                    until: datetime | None = None) -> list[UptakePoint]:
+def uptake_timeline(
+    conn: psycopg.Connection, *, version: str | None = None, step_hours: float = 24, until: datetime | None = None
+) -> list[UptakePoint]:
     """Per ward, the share of pumps on ``version`` every ``step_hours`` from the release to ``until``."""
     if step_hours <= 0:
         raise ValueError("step_hours must be positive")
-    return fetch(conn, UptakePoint, _TIMELINE, {"version": version, "until": now_or(until),
-                                                "step": step_hours * 3600.0})
+    return fetch(
+        conn, UptakePoint, _TIMELINE, {"version": version, "until": now_or(until), "step": step_hours * 3600.0}
+    )

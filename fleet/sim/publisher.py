@@ -23,10 +23,19 @@ from fleet.sim.payloads import Message
 
 
 class SimPublisher:
-    def __init__(self, host: str, port: int, client_id: str, will: Message, *, log_path: Path | None = None,
-                 births: list[Message] | None = None) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                                  protocol=MQTTProtocolVersion.MQTTv311)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        will: Message,
+        *,
+        log_path: Path | None = None,
+        births: list[Message] | None = None,
+    ) -> None:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=MQTTProtocolVersion.MQTTv311
+        )
         self.client.max_inflight_messages_set(50)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # paho accepts floats

@@ -18,13 +18,19 @@ from fleet.sim.world import Region
 class RegionRunner:
     """One :class:`SimPublisher` per gateway of ``region``; publish steps, wait for the broker."""
 
-    def __init__(self, host: str, port: int, region: Region, *, log_dir: Path | None = None,
-                 client_prefix: str = "sim") -> None:
+    def __init__(
+        self, host: str, port: int, region: Region, *, log_dir: Path | None = None, client_prefix: str = "sim"
+    ) -> None:
         self.region = region
         self.publishers = [
-            SimPublisher(host, port, f"{client_prefix}-{gw.gateway}", region.will(g),
-                         log_path=(log_dir / f"{gw.gateway}.puback.jsonl") if log_dir else None,
-                         births=region.birth(g))
+            SimPublisher(
+                host,
+                port,
+                f"{client_prefix}-{gw.gateway}",
+                region.will(g),
+                log_path=(log_dir / f"{gw.gateway}.puback.jsonl") if log_dir else None,
+                births=region.birth(g),
+            )
             for g, gw in enumerate(region.gateways)
         ]
 
@@ -79,6 +85,8 @@ def simulate_cli(args: argparse.Namespace) -> int:
         return 1
     finally:
         runner.stop()
-    print(f"published {sent} messages from {args.gateways} gateways x {args.pumps} pumps"
-          f"{'' if ok else ' (some not acknowledged by the broker)'}")
+    print(
+        f"published {sent} messages from {args.gateways} gateways x {args.pumps} pumps"
+        f"{'' if ok else ' (some not acknowledged by the broker)'}"
+    )
     return 0 if ok else 1

@@ -26,8 +26,14 @@ from fleet.sim import payloads as P
 
 MODELS = (("New Era", "NE-1000", "3.9"), ("Fresenius", "Agilia SP", "2.2"), ("B. Braun", "Space", "1.7"))
 DRUGS = ("heparin", "insulin", "noradrenaline", "morphine", "propofol", None)  # None: basic infusion
-VERDICTS = ("within_limits", "within_limits", "within_limits", "above_soft_max", "below_soft_min",
-            "drug_not_in_library")
+VERDICTS = (
+    "within_limits",
+    "within_limits",
+    "within_limits",
+    "above_soft_max",
+    "below_soft_min",
+    "drug_not_in_library",
+)
 
 
 @dataclass
@@ -60,9 +66,20 @@ class SimGatewayState:
 
 
 class Region:
-    def __init__(self, gateways: int, pumps: int, *, rounds: int = 20, seed: int = 1, prefix: str = "pumpgw/v1",
-                 start: datetime | None = None, step: timedelta = timedelta(hours=1), realtime: bool = False,
-                 site: str = "region", activity: float = 0.3) -> None:
+    def __init__(
+        self,
+        gateways: int,
+        pumps: int,
+        *,
+        rounds: int = 20,
+        seed: int = 1,
+        prefix: str = "pumpgw/v1",
+        start: datetime | None = None,
+        step: timedelta = timedelta(hours=1),
+        realtime: bool = False,
+        site: str = "region",
+        activity: float = 0.3,
+    ) -> None:
         self.prefix = prefix
         self.rounds = max(1, rounds)
         self.step_size = step
@@ -71,11 +88,21 @@ class Region:
         self.rng = random.Random(seed)
         self.start = start or (datetime.now(UTC) - (timedelta(0) if realtime else step * self.rounds))
         self.gateways = [
-            SimGatewayState(site, f"gw{g:03d}", f"ward-{g:03d}", f"s{seed}-{g}", [
-                SimPump(f"p{p:02d}", *MODELS[(g + p) % len(MODELS)][:2], f"SN{seed}{g:03d}{p:03d}",
-                        MODELS[(g + p) % len(MODELS)][2])
-                for p in range(pumps)
-            ])
+            SimGatewayState(
+                site,
+                f"gw{g:03d}",
+                f"ward-{g:03d}",
+                f"s{seed}-{g}",
+                [
+                    SimPump(
+                        f"p{p:02d}",
+                        *MODELS[(g + p) % len(MODELS)][:2],
+                        f"SN{seed}{g:03d}{p:03d}",
+                        MODELS[(g + p) % len(MODELS)][2],
+                    )
+                    for p in range(pumps)
+                ],
+            )
             for g in range(gateways)
         ]
         self.released = False
@@ -86,10 +113,20 @@ class Region:
     def birth(self, g: int, k: int = 0) -> list[P.Message]:
         gw = self.gateways[g]
         at = self.time(k)
-        out = [P.status(self.prefix, gw.site, gw.gateway, state="online", session=gw.session, since=at, ward=gw.ward,
-                        heartbeat_at=at),
-               P.gateway_library(self.prefix, gw.site, gw.gateway, version=gw.library, applied_at=at),
-               self._inventory(gw, at)]
+        out = [
+            P.status(
+                self.prefix,
+                gw.site,
+                gw.gateway,
+                state="online",
+                session=gw.session,
+                since=at,
+                ward=gw.ward,
+                heartbeat_at=at,
+            ),
+            P.gateway_library(self.prefix, gw.site, gw.gateway, version=gw.library, applied_at=at),
+            self._inventory(gw, at),
+        ]
         for p in gw.pumps:
             if not p.gone:
                 out.append(P.availability(self.prefix, gw.site, gw.gateway, p.pump, value="online", since=at))
@@ -98,22 +135,50 @@ class Region:
 
     def will(self, g: int, at: datetime | None = None) -> P.Message:
         gw = self.gateways[g]
-        return P.status(self.prefix, gw.site, gw.gateway, state="offline", session=gw.session,
-                        since=at or self.time(0), ward=gw.ward)
+        return P.status(
+            self.prefix,
+            gw.site,
+            gw.gateway,
+            state="offline",
+            session=gw.session,
+            since=at or self.time(0),
+            ward=gw.ward,
+        )
 
     def release(self, k: int) -> P.Message:
         return P.release(self.prefix, version="L8", released_at=self.time(k))
 
     def _inventory(self, gw: SimGatewayState, at: datetime) -> P.Message:
-        pumps = [{"pump": p.pump, **p.ident(), "last_seen": at.isoformat(), "asset_tag": f"A-{p.serial}",
-                  "bed": f"bed-{i + 1:02d}", "udi": f"(01)0{p.serial}"} for i, p in enumerate(gw.pumps) if not p.gone]
-        return P.inventory(self.prefix, gw.site, gw.gateway, ward=gw.ward, at=at, central_library=gw.library,
-                           pumps=pumps)
+        pumps = [
+            {
+                "pump": p.pump,
+                **p.ident(),
+                "last_seen": at.isoformat(),
+                "asset_tag": f"A-{p.serial}",
+                "bed": f"bed-{i + 1:02d}",
+                "udi": f"(01)0{p.serial}",
+            }
+            for i, p in enumerate(gw.pumps)
+            if not p.gone
+        ]
+        return P.inventory(
+            self.prefix, gw.site, gw.gateway, ward=gw.ward, at=at, central_library=gw.library, pumps=pumps
+        )
 
     def _state(self, gw: SimGatewayState, p: SimPump, at: datetime) -> P.Message:
         verdict = self.rng.choice(VERDICTS) if p.running and p.drug else None
-        return P.state(self.prefix, gw.site, gw.gateway, p.pump, at=at, ident=p.ident(),
-                       running="infusing" if p.running else "idle", drug=p.drug, verdict=verdict, library=gw.library)
+        return P.state(
+            self.prefix,
+            gw.site,
+            gw.gateway,
+            p.pump,
+            at=at,
+            ident=p.ident(),
+            running="infusing" if p.running else "idle",
+            drug=p.drug,
+            verdict=verdict,
+            library=gw.library,
+        )
 
     def _event(self, gw: SimGatewayState, p: SimPump, kind: str, at: datetime, **kw: Any) -> P.Message:
         p.seq += 1
@@ -125,6 +190,7 @@ class Region:
         at = self.time(k)
         frac = k / self.rounds
         for g, gw in enumerate(self.gateways):
+
             def emit(m: P.Message, g: int = g) -> None:
                 out.append((g, m))
 
@@ -148,9 +214,22 @@ class Region:
                 if g == 0 and i == 0 and k == int(self.rounds * 0.35):
                     previous = p.ident()
                     p.serial = p.serial + "X"
-                    emit(self._event(gw, p, "device_swapped", at, previous=previous, detail={
-                        "previous_serial": previous["serial_number"], "serial": p.serial, "model": p.model,
-                        "previous_model": previous["model"], "asset_tag": f"A-{previous['serial_number']}"}))
+                    emit(
+                        self._event(
+                            gw,
+                            p,
+                            "device_swapped",
+                            at,
+                            previous=previous,
+                            detail={
+                                "previous_serial": previous["serial_number"],
+                                "serial": p.serial,
+                                "model": p.model,
+                                "previous_model": previous["model"],
+                                "asset_tag": f"A-{previous['serial_number']}",
+                            },
+                        )
+                    )
                     changed = True
                 if p.model == "NE-1000" and p.firmware != "3.10" and k == int(self.rounds * 0.5):
                     previous = p.ident()
@@ -170,8 +249,18 @@ class Region:
                 if changed:
                     emit(self._state(gw, p, at))
             if k % 6 == 0:
-                emit(P.status(self.prefix, gw.site, gw.gateway, state="online", session=gw.session,
-                              since=self.time(0), ward=gw.ward, heartbeat_at=at))
+                emit(
+                    P.status(
+                        self.prefix,
+                        gw.site,
+                        gw.gateway,
+                        state="online",
+                        session=gw.session,
+                        since=self.time(0),
+                        ward=gw.ward,
+                        heartbeat_at=at,
+                    )
+                )
                 emit(self._inventory(gw, at))
         if not self.released and frac >= 0.2:
             self.released = True
@@ -195,8 +284,18 @@ class Region:
         instance = f"{gw.gateway}-{p.pump}-{gw.alarm_seq}"
         p.seq += 1
         gw.open_alarms[p.pump] = (instance, p.seq)
-        return P.alarm(self.prefix, gw.site, gw.gateway, p.pump, phase="onset", at=at, seq=p.seq, instance=instance,
-                       condition=condition, priority="high" if condition == "occlusion" else "medium")
+        return P.alarm(
+            self.prefix,
+            gw.site,
+            gw.gateway,
+            p.pump,
+            phase="onset",
+            at=at,
+            seq=p.seq,
+            instance=instance,
+            condition=condition,
+            priority="high" if condition == "occlusion" else "medium",
+        )
 
     def _alarm_end(self, gw: SimGatewayState, p: SimPump, at: datetime) -> P.Message:
         instance, _ = gw.open_alarms.pop(p.pump)

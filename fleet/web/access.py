@@ -85,8 +85,10 @@ class Access:
 
     def proxy_forged(self, request: Request) -> bool:
         proxy = self.settings.proxy
-        return proxy is not None and proxy.user_header in request.headers and (
-            self.client(request) not in proxy.trusted_proxies
+        return (
+            proxy is not None
+            and proxy.user_header in request.headers
+            and (self.client(request) not in proxy.trusted_proxies)
         )
 
     # -- CSRF ------------------------------------------------------------------------

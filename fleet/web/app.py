@@ -47,8 +47,13 @@ SECURITY_HEADERS = {
 }
 
 NAV = [
-    ("/", "Region"), ("/uptake", "Library uptake"), ("/firmware", "Firmware"), ("/swaps", "Swaps"),
-    ("/not-seen", "Not seen"), ("/alarms", "Alarm load"), ("/ders", "DERS"),
+    ("/", "Region"),
+    ("/uptake", "Library uptake"),
+    ("/firmware", "Firmware"),
+    ("/swaps", "Swaps"),
+    ("/not-seen", "Not seen"),
+    ("/alarms", "Alarm load"),
+    ("/ders", "DERS"),
 ]
 
 
@@ -114,7 +119,9 @@ def _env() -> Environment:
 
 
 class WebUI:
-    def __init__(self, settings: WebSettings, pool: ConnectionPool, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, settings: WebSettings, pool: ConnectionPool, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -141,8 +148,11 @@ class WebUI:
             if text is None:
                 return PlainTextResponse("404: no such table on this page", status_code=404)
             name = request.url.path.strip("/").replace("/", "-") or "region"
-            return Response(text, media_type="text/csv", headers={
-                **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}.csv"'})
+            return Response(
+                text,
+                media_type="text/csv",
+                headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
         return self.render(request, template, who, page=page, **ctx)
 
     def _days(self, request: Request, default: int) -> int:
@@ -169,11 +179,19 @@ class WebUI:
             if post:
                 form = await self.access.form(request)
                 if not same_token(form.get("csrf_token", ""), who.csrf):
-                    await run_in_threadpool(self.access.audit, "csrf_refused", who.user, self.access.client(request),
-                                            {"path": request.url.path})
+                    await run_in_threadpool(
+                        self.access.audit,
+                        "csrf_refused",
+                        who.user,
+                        self.access.client(request),
+                        {"path": request.url.path},
+                    )
                     return PlainTextResponse("403 Forbidden: missing or invalid CSRF token", status_code=403)
-            return await run_in_threadpool(handler, request, who, form) if post else await run_in_threadpool(
-                handler, request, who)
+            return (
+                await run_in_threadpool(handler, request, who, form)
+                if post
+                else await run_in_threadpool(handler, request, who)
+            )
 
         return endpoint
 
@@ -199,17 +217,28 @@ class WebUI:
     def uptake(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
             page = queries.uptake(conn, self.clock(), request.query_params.get("version") or None)
-        chart = Markup(line_chart(page.series, title=page.title, x_label="hours after release",
-                                  y_label="% of pumps", y_max=100, markers=(80, 100)))
+        chart = Markup(
+            line_chart(
+                page.series,
+                title=page.title,
+                x_label="hours after release",
+                y_label="% of pumps",
+                y_max=100,
+                markers=(80, 100),
+            )
+        )
         return self.respond(request, who, page, "uptake.html", chart=chart)
 
     def firmware(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
             page = queries.firmware(conn)
-        bars = [(f"{r['manufacturer']} {r['model']} fw {r['firmware']}", float(r["pumps"]))
-                for r in page.tables["firmware"].as_dicts()]
-        return self.respond(request, who, page, "firmware.html",
-                            chart=Markup(bar_chart(bars, title="Pumps per model and firmware")))
+        bars = [
+            (f"{r['manufacturer']} {r['model']} fw {r['firmware']}", float(r["pumps"]))
+            for r in page.tables["firmware"].as_dicts()
+        ]
+        return self.respond(
+            request, who, page, "firmware.html", chart=Markup(bar_chart(bars, title="Pumps per model and firmware"))
+        )
 
     def swaps(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
@@ -227,7 +256,9 @@ class WebUI:
         rows = page.tables["ward_hour"].rows
         wards = sorted({r[0] for r in rows})
         cells = {(w, f"{h:02d}"): float(n) for w, h, n in rows}
-        chart = heat_map(wards, [f"{h:02d}" for h in range(24)], cells, title="Alarm onsets per ward and hour (UTC)", cell=28)
+        chart = heat_map(
+            wards, [f"{h:02d}" for h in range(24)], cells, title="Alarm onsets per ward and hour (UTC)", cell=28
+        )
         return self.respond(request, who, page, "alarms.html", chart=Markup(chart))
 
     def ders(self, request: Request, who: Who) -> Response:
@@ -245,8 +276,10 @@ class WebUI:
     def ack_alert(self, request: Request, who: Who, form: dict[str, str]) -> Response:
         alert_id = request.path_params["alert_id"]
         with self.pool.connection() as conn:
-            conn.execute("INSERT INTO web_alert_ack (alert_id, acked_by) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                         (alert_id, who.user))
+            conn.execute(
+                "INSERT INTO web_alert_ack (alert_id, acked_by) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (alert_id, who.user),
+            )
             conn.commit()
         self.access.audit("alert_acknowledged", who.user, self.access.client(request), {"alert_id": alert_id})
         back = form.get("next", "/")
@@ -272,8 +305,15 @@ class WebUI:
                 return response
         cookie, token = self.access.login_form_token(request)
         nxt = request.query_params.get("next", "/")
-        response = self.render(request, "login.html", None, status=200 if error is None else 401,
-                               csrf=token, error=error, next=nxt if nxt.startswith("/") else "/")
+        response = self.render(
+            request,
+            "login.html",
+            None,
+            status=200 if error is None else 401,
+            csrf=token,
+            error=error,
+            next=nxt if nxt.startswith("/") else "/",
+        )
         self.access.set_cookie(response, PRE_COOKIE, cookie, 3600)
         return response
 
@@ -301,7 +341,9 @@ class WebUI:
         ]
 
 
-def build_web_app(settings: WebSettings, pool: ConnectionPool, clock: Callable[[], datetime] | None = None) -> Starlette:
+def build_web_app(
+    settings: WebSettings, pool: ConnectionPool, clock: Callable[[], datetime] | None = None
+) -> Starlette:
     ui = WebUI(settings, pool, clock)
     app = Starlette(routes=ui.routes())
     app.state.web = ui

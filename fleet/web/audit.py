@@ -59,7 +59,14 @@ def append(conn: psycopg.Connection, kind: str, user: str, client: str, detail: 
         prev = row[0] if row else GENESIS
         conn.execute(
             "INSERT INTO web_audit (kind, username, client, detail, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s)",
-            (kind, user[:64], client[:64], json.dumps(detail), prev, _digest(prev, kind, user[:64], client[:64], detail)),
+            (
+                kind,
+                user[:64],
+                client[:64],
+                json.dumps(detail),
+                prev,
+                _digest(prev, kind, user[:64], client[:64], detail),
+            ),
         )
 
 

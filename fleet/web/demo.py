@@ -25,14 +25,21 @@ from typing import Any
 DEMO_DB = "pumpgw_fleet_demo"
 DEMO_PREFIX = "pumpgw-demo/v1"
 
-PG_HINT = ("start one: `sudo systemctl start postgresql` (Debian: `sudo apt-get install postgresql`); the demo "
-           "connects as user 'postgres' with trust or peer-less local auth, or pass --pg 'host=... user=...'")
-MQTT_HINT = "start one: `sudo systemctl start mosquitto` or `mosquitto -p 1883` (Debian: `sudo apt-get install mosquitto`)"
+PG_HINT = (
+    "start one: `sudo systemctl start postgresql` (Debian: `sudo apt-get install postgresql`); the demo "
+    "connects as user 'postgres' with trust or peer-less local auth, or pass --pg 'host=... user=...'"
+)
+MQTT_HINT = (
+    "start one: `sudo systemctl start mosquitto` or `mosquitto -p 1883` (Debian: `sudo apt-get install mosquitto`)"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pg", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-                   help="demo: libpq DSN of a PostgreSQL server to create the demo database in")
+    p.add_argument(
+        "--pg",
+        default="host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        help="demo: libpq DSN of a PostgreSQL server to create the demo database in",
+    )
     p.add_argument("--broker", default="127.0.0.1:1883", help="demo: MQTT broker HOST:PORT")
     p.add_argument("--port", type=int, default=8470, help="demo: web UI port on 127.0.0.1")
     p.add_argument("--wards", type=int, default=4, help="demo: simulated ward gateways")
@@ -143,8 +150,18 @@ def rollout(region: Any, released_at: datetime) -> list[tuple[int, Any]]:
 
     out: list[tuple[int, Any]] = [(0, P.release(region.prefix, version=SECOND_RELEASE, released_at=released_at))]
     for g, gw in enumerate(region.gateways):
-        out.append((g, P.gateway_library(region.prefix, gw.site, gw.gateway, version=SECOND_RELEASE,
-                                         applied_at=released_at + timedelta(minutes=5))))
+        out.append(
+            (
+                g,
+                P.gateway_library(
+                    region.prefix,
+                    gw.site,
+                    gw.gateway,
+                    version=SECOND_RELEASE,
+                    applied_at=released_at + timedelta(minutes=5),
+                ),
+            )
+        )
         share = (0.95, 0.8, 0.6, 0.3)[g % 4]
         for i, pump in enumerate(p for p in gw.pumps if not p.gone):
             if i >= round(share * len(gw.pumps)):
@@ -196,11 +213,12 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
         print(f"cleared {cleared} retained topics of an earlier demo", flush=True)
     with connect(dsn) as conn:
         migrate(conn)
-    settings = FleetSettings.model_validate({
-        "database": {"dsn": dsn},
-        "mqtt": {"host": bhost, "port": int(bport), "client_id": DEMO_CLIENT_ID,
-                 "topic_prefix": DEMO_PREFIX},
-    })
+    settings = FleetSettings.model_validate(
+        {
+            "database": {"dsn": dsn},
+            "mqtt": {"host": bhost, "port": int(bport), "client_id": DEMO_CLIENT_ID, "topic_prefix": DEMO_PREFIX},
+        }
+    )
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: Any) -> None:
@@ -216,18 +234,35 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
     # Hourly steps; two weeks by default, so "not seen for 7 days" has a pump to show.
     rounds = max(2, args.days) * 24
     # The scripted history ends 36 h ago; the last 36 h are a second release still rolling out.
-    region = Region(args.wards, args.pumps, rounds=rounds, seed=22, prefix=DEMO_PREFIX,
-                    start=datetime.now(UTC) - timedelta(hours=rounds + ROLLOUT_H), activity=0.15)
+    region = Region(
+        args.wards,
+        args.pumps,
+        rounds=rounds,
+        seed=22,
+        prefix=DEMO_PREFIX,
+        start=datetime.now(UTC) - timedelta(hours=rounds + ROLLOUT_H),
+        activity=0.15,
+    )
     runner = RegionRunner(bhost, int(bport), region, client_prefix=f"demo-{secrets.token_hex(3)}")
     password = secrets.token_urlsafe(9)
-    web = WebSettings(port=args.port, users=[{"name": "demo", "role": "admin",  # type: ignore[list-item]
-                                               "password_hash": hash_password(password)}])
+    web = WebSettings(
+        port=args.port,
+        users=[
+            {
+                "name": "demo",
+                "role": "admin",  # type: ignore[list-item]
+                "password_hash": hash_password(password),
+            }
+        ],
+    )
     pool = ConnectionPool(dsn, min_size=1, max_size=8, open=True, kwargs={"options": "-c timezone=UTC"})
     heartbeat: threading.Thread | None = None
     try:
         runner.start()
-        print(f"simulating {args.wards} ward gateways x {args.pumps} pumps, {rounds // 24} days of history ...",
-              flush=True)
+        print(
+            f"simulating {args.wards} ward gateways x {args.pumps} pumps, {rounds // 24} days of history ...",
+            flush=True,
+        )
         # Paced by the collector: a broker queues only so much for one subscriber (Mosquitto's
         # max_queued_messages defaults to 1000) and would drop the rest of a burst.
         sent = 0
@@ -242,14 +277,30 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
             runner.publishers[g].publish(message)
         last = len(region.gateways) - 1
         for seq, name in enumerate(("outbox_budget_reached", "messages_expired"), start=1):
-            runner.publishers[last].publish(P.alert(DEMO_PREFIX, region.gateways[last].site,
-                                                    region.gateways[last].gateway, name=name,
-                                                    at=datetime.now(UTC) - timedelta(hours=seq), seq=seq))
+            runner.publishers[last].publish(
+                P.alert(
+                    DEMO_PREFIX,
+                    region.gateways[last].site,
+                    region.gateways[last].gateway,
+                    name=name,
+                    at=datetime.now(UTC) - timedelta(hours=seq),
+                    seq=seq,
+                )
+            )
         now = datetime.now(UTC)
         for g, gw in enumerate(region.gateways):  # alive now, before the UI opens
-            runner.publishers[g].publish(P.status(DEMO_PREFIX, gw.site, gw.gateway, state="online",
-                                                  session=gw.session, since=region.start, ward=gw.ward,
-                                                  heartbeat_at=now))
+            runner.publishers[g].publish(
+                P.status(
+                    DEMO_PREFIX,
+                    gw.site,
+                    gw.gateway,
+                    state="online",
+                    session=gw.session,
+                    since=region.start,
+                    ward=gw.ward,
+                    heartbeat_at=now,
+                )
+            )
         runner.wait_acked(60)
         # Open the UI only once the collector has written what it got (bounded wait).
         deadline = time.monotonic() + 30
@@ -264,17 +315,29 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
             while not stop.wait(30):
                 now = datetime.now(UTC)
                 for g, gw in enumerate(region.gateways):
-                    runner.publishers[g].publish(P.status(DEMO_PREFIX, gw.site, gw.gateway, state="online",
-                                                          session=gw.session, since=region.start, ward=gw.ward,
-                                                          heartbeat_at=now))
+                    runner.publishers[g].publish(
+                        P.status(
+                            DEMO_PREFIX,
+                            gw.site,
+                            gw.gateway,
+                            state="online",
+                            session=gw.session,
+                            since=region.start,
+                            ward=gw.ward,
+                            heartbeat_at=now,
+                        )
+                    )
 
         if stop.is_set():
             return 0
         heartbeat = threading.Thread(target=beat, name="fleet-demo-heartbeat")
         heartbeat.start()
         app = build_fleet_app(settings, web, pool)
-        print(f"\nThe fleet UI: http://127.0.0.1:{args.port}/   user: demo   password: {password}\n"
-              f"(database {DEMO_DB}, topics {DEMO_PREFIX}/#; Ctrl-C stops)", flush=True)
+        print(
+            f"\nThe fleet UI: http://127.0.0.1:{args.port}/   user: demo   password: {password}\n"
+            f"(database {DEMO_DB}, topics {DEMO_PREFIX}/#; Ctrl-C stops)",
+            flush=True,
+        )
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning"))
         server.run()  # returns on SIGINT/SIGTERM
     except TimeoutError as exc:

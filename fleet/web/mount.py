@@ -51,14 +51,26 @@ def serve_fleet_app(fleet_settings: Any, web: WebSettings) -> None:
     import uvicorn
     from psycopg_pool import ConnectionPool
 
-    pool = ConnectionPool(fleet_settings.database.dsn, min_size=1, max_size=8, open=True,
-                          kwargs={"options": "-c timezone=UTC", "application_name": "pumpgw-fleet-web"})
+    pool = ConnectionPool(
+        fleet_settings.database.dsn,
+        min_size=1,
+        max_size=8,
+        open=True,
+        kwargs={"options": "-c timezone=UTC", "application_name": "pumpgw-fleet-web"},
+    )
     try:
         app = build_fleet_app(fleet_settings, web, pool)
-        server = uvicorn.Server(uvicorn.Config(
-            app, host=web.host, port=web.port, log_level="warning", lifespan="off",
-            ssl_certfile=str(web.tls_cert) if web.tls_cert else None,
-            ssl_keyfile=str(web.tls_key) if web.tls_key else None))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=web.host,
+                port=web.port,
+                log_level="warning",
+                lifespan="off",
+                ssl_certfile=str(web.tls_cert) if web.tls_cert else None,
+                ssl_keyfile=str(web.tls_key) if web.tls_key else None,
+            )
+        )
         server.run()  # returns on SIGTERM/SIGINT (uvicorn's own handlers)
     finally:
         pool.close()

@@ -14,8 +14,12 @@ import sys
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stdin", action="store_true", help="read the password from stdin (one line)")
     p.add_argument("--user", default="NAME", help="user name for the printed TOML snippet")
-    p.add_argument("--role", default="viewer", choices=["viewer", "pharmacy", "admin"],
-                   help="what the user may do in the web UI (default viewer)")
+    p.add_argument(
+        "--role",
+        default="viewer",
+        choices=["viewer", "pharmacy", "admin"],
+        help="what the user may do in the web UI (default viewer)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -152,30 +152,58 @@ def pump(conn: psycopg.Connection, site: str, gateway: str, name: str) -> Page |
     ).fetchone()
     if head is None:
         return None
-    keys = ["site", "gateway", "ward", "bed", "manufacturer", "model", "serial_number", "asset_tag", "udi",
-            "firmware", "library_version", "availability", "first_seen", "last_seen"]
+    keys = [
+        "site",
+        "gateway",
+        "ward",
+        "bed",
+        "manufacturer",
+        "model",
+        "serial_number",
+        "asset_tag",
+        "udi",
+        "firmware",
+        "library_version",
+        "availability",
+        "first_seen",
+        "last_seen",
+    ]
     page = Page(f"Pump {name} on {gateway}")
     page.numbers = dict(zip(keys, head[1:], strict=True))
     args = (head[0], name)
     page.tables["identity"] = Table(
         ["observed_at", "manufacturer", "model", "serial_number", "firmware", "library_version", "source"],
-        [list(r) for r in conn.execute(
-            """SELECT observed_at, manufacturer, model, serial_number, firmware, library_version, source
+        [
+            list(r)
+            for r in conn.execute(
+                """SELECT observed_at, manufacturer, model, serial_number, firmware, library_version, source
                FROM pump_identity_history WHERE gateway_id = %s AND pump = %s ORDER BY observed_at DESC LIMIT 200""",
-            args)],
+                args,
+            )
+        ],
     )
     page.tables["alarms"] = Table(
         ["occurred_at", "phase", "channel", "condition", "priority"],
-        [list(r) for r in conn.execute(
-            """SELECT occurred_at, phase, channel, coalesce(alarm_kind, code), priority FROM alarms
-               WHERE gateway_id = %s AND pump = %s ORDER BY occurred_at DESC LIMIT 200""", args)],
+        [
+            list(r)
+            for r in conn.execute(
+                """SELECT occurred_at, phase, channel, coalesce(alarm_kind, code), priority FROM alarms
+               WHERE gateway_id = %s AND pump = %s ORDER BY occurred_at DESC LIMIT 200""",
+                args,
+            )
+        ],
     )
     # Infusion events carry drug and care area only: the fleet never stores patient data.
     page.tables["events"] = Table(
         ["occurred_at", "kind", "channel", "drug", "care_area"],
-        [list(r) for r in conn.execute(
-            """SELECT occurred_at, kind, channel, drug, care_area FROM events
-               WHERE gateway_id = %s AND pump = %s ORDER BY occurred_at DESC LIMIT 200""", args)],
+        [
+            list(r)
+            for r in conn.execute(
+                """SELECT occurred_at, kind, channel, drug, care_area FROM events
+               WHERE gateway_id = %s AND pump = %s ORDER BY occurred_at DESC LIMIT 200""",
+                args,
+            )
+        ],
     )
     return page
 
@@ -198,23 +226,30 @@ def uptake(conn: psycopg.Connection, now: datetime, version: str | None = None) 
     page.api["uptake_timeline"] = ("uptake_timeline", {"version": version, "step_hours": step_h})
     if released is not None:
         page.series = _curves(conn, version, released, now, rows)  # type: ignore[arg-type]
-    stragglers = conn.execute(
-        f"""SELECT {WARD} AS ward, g.site, g.gateway, p.pump, p.library_version, p.last_seen
+    stragglers = (
+        conn.execute(
+            f"""SELECT {WARD} AS ward, g.site, g.gateway, p.pump, p.library_version, p.last_seen
             FROM pumps p JOIN gateways g ON g.id = p.gateway_id
             WHERE p.library_version IS DISTINCT FROM %s ORDER BY 1, 2, 3, 4 LIMIT 2000""",
-        (version,),
-    ).fetchall() if version else []
-    page.tables["stragglers"] = Table(["ward", "site", "gateway", "pump", "library_version", "last_seen"],
-                                      [list(r) for r in stragglers])
-    page.numbers = {"version": version, "released_at": released,
-                    "stragglers": sum(r.pumps - r.on_version for r in rows),
-                    "wards_at_80": sum(1 for r in rows if r.reached_80_at is not None),
-                    "wards_at_100": sum(1 for r in rows if r.reached_100_at is not None)}
+            (version,),
+        ).fetchall()
+        if version
+        else []
+    )
+    page.tables["stragglers"] = Table(
+        ["ward", "site", "gateway", "pump", "library_version", "last_seen"], [list(r) for r in stragglers]
+    )
+    page.numbers = {
+        "version": version,
+        "released_at": released,
+        "stragglers": sum(r.pumps - r.on_version for r in rows),
+        "wards_at_80": sum(1 for r in rows if r.reached_80_at is not None),
+        "wards_at_100": sum(1 for r in rows if r.reached_100_at is not None),
+    }
     return page
 
 
-def _curves(conn: psycopg.Connection, version: str, released: datetime, now: datetime,
-            rows: list[Any]) -> list[Series]:
+def _curves(conn: psycopg.Connection, version: str, released: datetime, now: datetime, rows: list[Any]) -> list[Series]:
     adoption = conn.execute(
         f"""WITH first AS (
                 SELECT gateway_id, pump, min(observed_at) AS at FROM pump_identity_history
@@ -294,8 +329,10 @@ def alarm_load(conn: psycopg.Connection, now: datetime, days: int = 7) -> Page:
            GROUP BY GROUPING SETS ((gateway_id, hour), (gateway_id, condition), (gateway_id, pump))""",
         {"since": now - timedelta(days=days), "until": now},
     ).fetchall()
-    gws = {gid: (ward, site, gw) for gid, ward, site, gw in conn.execute(
-        f"SELECT g.id, {WARD}, g.site, g.gateway FROM gateways g")}
+    gws = {
+        gid: (ward, site, gw)
+        for gid, ward, site, gw in conn.execute(f"SELECT g.id, {WARD}, g.site, g.gateway FROM gateways g")
+    }
     by_hour: dict[tuple[str, int], int] = defaultdict(int)
     by_condition: dict[tuple[str, str], int] = defaultdict(int)
     per_pump = []
@@ -325,8 +362,12 @@ def alarm_load(conn: psycopg.Connection, now: datetime, days: int = 7) -> Page:
 
 
 VERDICT_COLUMNS = {
-    "within_limits": "within_limits", "below_soft_min": "soft_limit", "above_soft_max": "soft_limit",
-    "below_hard_min": "hard_limit", "above_hard_max": "hard_limit", "drug_not_in_library": "not_in_library",
+    "within_limits": "within_limits",
+    "below_soft_min": "soft_limit",
+    "above_soft_max": "soft_limit",
+    "below_hard_min": "hard_limit",
+    "above_hard_max": "hard_limit",
+    "drug_not_in_library": "not_in_library",
 }
 VERDICT_ORDER = ("within_limits", "soft_limit", "hard_limit", "not_in_library", "other")
 
@@ -349,6 +390,9 @@ def ders(conn: psycopg.Connection, now: datetime, days: int = 30) -> Page:
     page.api["limit_verdicts"] = ("limit_verdicts", {"days": days})
     library = sum(r.library_starts for r in use)
     total = library + sum(r.basic_starts for r in use)
-    page.numbers = {"days": days, "starts": total,
-                    "library_share_pct": round(100.0 * library / total, 1) if total else None}
+    page.numbers = {
+        "days": days,
+        "starts": total,
+        "library_share_pct": round(100.0 * library / total, 1) if total else None,
+    }
     return page

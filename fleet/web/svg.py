@@ -113,8 +113,10 @@ def line_chart(
     x_min, x_max = min(xs), max(xs)
     if x_max == x_min:
         x_max = x_min + 1
-    top_y = y_max if y_max is not None and _finite(y_max) and y_max > 0 else _nice_max(
-        max([y for s in clean for _, y in s.points] + [m for m in markers if _finite(m)] + [0.0])
+    top_y = (
+        y_max
+        if y_max is not None and _finite(y_max) and y_max > 0
+        else _nice_max(max([y for s in clean for _, y in s.points] + [m for m in markers if _finite(m)] + [0.0]))
     )
 
     def px(x: float) -> float:
@@ -154,8 +156,15 @@ def line_chart(
     if x_label:
         body.append(_text(left + plot_w / 2, height - 4, x_label, anchor="middle"))
     if y_label:
-        body.append(_text(12, top + plot_h / 2, y_label, anchor="middle",
-                          extra=f"transform='rotate(-90 12 {_num(top + plot_h / 2)})'"))
+        body.append(
+            _text(
+                12,
+                top + plot_h / 2,
+                y_label,
+                anchor="middle",
+                extra=f"transform='rotate(-90 12 {_num(top + plot_h / 2)})'",
+            )
+        )
     return _frame(width, height, title, body)
 
 

@@ -10,6 +10,14 @@ from gateway.audit.trail import (
 )
 
 __all__ = [
-    "AuditError", "AuditRow", "AuditSink", "AuditTrail", "DEFAULT_RETENTION_DAYS", "Finding", "GENESIS",
-    "MIN_RETENTION_DAYS", "RETENTION_KIND", "verify_rows",
+    "AuditError",
+    "AuditRow",
+    "AuditSink",
+    "AuditTrail",
+    "DEFAULT_RETENTION_DAYS",
+    "Finding",
+    "GENESIS",
+    "MIN_RETENTION_DAYS",
+    "RETENTION_KIND",
+    "verify_rows",
 ]

@@ -59,8 +59,16 @@ class AuditRow:
         return value if isinstance(value, dict) else {"value": value}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": self.at, "kind": self.kind, "subject": self.subject, "actor": self.actor,
-                "detail": self.detail_dict, "prev_hash": self.prev_hash, "hash": self.hash}
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "kind": self.kind,
+            "subject": self.subject,
+            "actor": self.actor,
+            "detail": self.detail_dict,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +102,13 @@ def verify_rows(rows: Iterable[AuditRow], *, highest_seq: int) -> list[Finding]:
                 if row.prev_hash != GENESIS:
                     findings.append(Finding(row.seq, "first row does not start from the genesis hash"))
             elif anchors.get(row.seq - 1) != row.prev_hash:
-                findings.append(Finding(row.seq, f"rows 1..{row.seq - 1} are missing and no retention "
-                                                 "checkpoint accounts for them (rows deleted)"))
+                findings.append(
+                    Finding(
+                        row.seq,
+                        f"rows 1..{row.seq - 1} are missing and no retention "
+                        "checkpoint accounts for them (rows deleted)",
+                    )
+                )
         else:
             if row.seq != previous.seq + 1:
                 findings.append(Finding(row.seq, f"rows {previous.seq + 1}..{row.seq - 1} are missing (rows deleted)"))
@@ -104,6 +117,7 @@ def verify_rows(rows: Iterable[AuditRow], *, highest_seq: int) -> list[Finding]:
         previous = row
     last = previous.seq if previous is not None else 0
     if highest_seq > last:
-        findings.append(Finding(last + 1, f"rows {last + 1}..{highest_seq} were issued but are missing "
-                                          "(newest rows deleted)"))
+        findings.append(
+            Finding(last + 1, f"rows {last + 1}..{highest_seq} were issued but are missing (newest rows deleted)")
+        )
     return findings

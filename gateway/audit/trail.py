@@ -129,17 +129,27 @@ class AuditTrail:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            old = conn.execute("SELECT seq, hash FROM audit WHERE at < ? ORDER BY seq DESC LIMIT 1",
-                               (cutoff,)).fetchone()
+            old = conn.execute(
+                "SELECT seq, hash FROM audit WHERE at < ? ORDER BY seq DESC LIMIT 1", (cutoff,)
+            ).fetchone()
             if old is None:
                 conn.execute("ROLLBACK")
                 return 0
             anchor_seq, anchor_hash = old
             count = conn.execute("SELECT COUNT(*) FROM audit WHERE seq <= ?", (anchor_seq,)).fetchone()[0]
-            self._append(RETENTION_KIND, "audit", {
-                "anchor_seq": anchor_seq, "anchor_hash": anchor_hash, "deleted": count,
-                "older_than": cutoff, "retention_days": retention_days,
-            }, "pumpgw", begun=True)
+            self._append(
+                RETENTION_KIND,
+                "audit",
+                {
+                    "anchor_seq": anchor_seq,
+                    "anchor_hash": anchor_hash,
+                    "deleted": count,
+                    "older_than": cutoff,
+                    "retention_days": retention_days,
+                },
+                "pumpgw",
+                begun=True,
+            )
             conn.execute("DELETE FROM audit WHERE seq <= ?", (anchor_seq,))
             conn.execute("COMMIT")
         except BaseException:
@@ -149,8 +159,9 @@ class AuditTrail:
 
     # -- reading ------------------------------------------------------------------------
 
-    def rows(self, *, since: str | None = None, subject: str | None = None, kind: str | None = None,
-             limit: int | None = None) -> list[AuditRow]:
+    def rows(
+        self, *, since: str | None = None, subject: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[AuditRow]:
         where, args = [], []
         if since:
             where.append("at >= ?")

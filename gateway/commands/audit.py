@@ -24,21 +24,35 @@ edited or deleted. Opens the database read-only; safe while the daemon runs.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="list and verify the audit trail", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "audit",
+        help="list and verify the audit trail",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_database_options(p, suppress=False)  # before or after the action (gateway.commands.common)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = actions.add_parser("list", help="audit rows, oldest first", description=(
-        "List the audit trail's rows, oldest first, optionally since a time, about one pump or of one "
-        "kind. Give the database with --config FILE or --db PATH (before or after the action)."))
+    ls = actions.add_parser(
+        "list",
+        help="audit rows, oldest first",
+        description=(
+            "List the audit trail's rows, oldest first, optionally since a time, about one pump or of one "
+            "kind. Give the database with --config FILE or --db PATH (before or after the action)."
+        ),
+    )
     add_database_options(ls, suppress=True)
     ls.add_argument("--since", type=parse_since, help="ISO date/time or an age like 12h, 7d")
     ls.add_argument("--pump", help="rows about this pump id")
     ls.add_argument("--kind", help="a kind or its prefix (identity, config, operator ...)")
     ls.add_argument("--json", action="store_true", help="print JSON")
-    vf = actions.add_parser("verify", help="check the hash chain; exit 1 on any break", description=(
-        "Check the audit trail's hash chain row by row: exit 0 when intact, 1 naming the first row "
-        "that breaks it. Give the database with --config FILE or --db PATH (before or after the action)."))
+    vf = actions.add_parser(
+        "verify",
+        help="check the hash chain; exit 1 on any break",
+        description=(
+            "Check the audit trail's hash chain row by row: exit 0 when intact, 1 naming the first row "
+            "that breaks it. Give the database with --config FILE or --db PATH (before or after the action)."
+        ),
+    )
     add_database_options(vf, suppress=True)
     vf.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_handle)
@@ -86,8 +100,16 @@ def _handle(args: argparse.Namespace) -> int:
         findings = trail.verify()
         count = len(trail.rows())
         if args.json:
-            print(json.dumps({"rows": count, "intact": not findings, "findings": [
-                {"seq": f.seq, "problem": f.problem} for f in findings]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "rows": count,
+                        "intact": not findings,
+                        "findings": [{"seq": f.seq, "problem": f.problem} for f in findings],
+                    },
+                    indent=2,
+                )
+            )
         elif findings:
             print(f"audit trail {path}: NOT intact ({len(findings)} break(s) in {count} rows)")
             for f in findings:

@@ -34,12 +34,17 @@ problem listed on stderr; 2 usage error. See docs/biomedical-engineer.md.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "check-config", help="validate a configuration file and this host; print a summary",
-        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check-config",
+        help="validate a configuration file and this host; print a summary",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_argument(p)
-    p.add_argument("--file-only", action="store_true",
-                   help="check the file only, not this host (library, TLS files, outbox folder, devices)")
+    p.add_argument(
+        "--file-only",
+        action="store_true",
+        help="check the file only, not this host (library, TLS files, outbox folder, devices)",
+    )
     p.set_defaults(handler=_handle)
 
 
@@ -73,6 +78,9 @@ def _handle(args: argparse.Namespace) -> int:
     if errors:
         return print_gate_errors(str(path), errors)
     print(summarise(report.config, source=str(path), warnings=warnings))
-    print("host checks   skipped (--file-only)" if args.file_only else
-          "host checks   passed: drug library, TLS and secret files, outbox folder, serial devices")
+    print(
+        "host checks   skipped (--file-only)"
+        if args.file_only
+        else "host checks   passed: drug library, TLS and secret files, outbox folder, serial devices"
+    )
     return 0

@@ -37,16 +37,18 @@ def config_path(args: argparse.Namespace) -> Path | None:
     return given[0]
 
 
-def add_database_options(parser: argparse.ArgumentParser, *, suppress: bool, db_help: str = "gateway database "
-                         "(the outbox file)") -> None:
+def add_database_options(
+    parser: argparse.ArgumentParser, *, suppress: bool, db_help: str = "gateway database (the outbox file)"
+) -> None:
     """``--db PATH`` / ``--config FILE`` for commands with actions (``outbox``, ``audit``): add them
     to the group parser and (``suppress=True``) to each action's parser too, so they are
     accepted before or after the action; the actions' defaults are suppressed so a value given
     before the action is not overwritten. Read with :func:`database_option`."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--db", type=Path, default=default, help=db_help)
-    parser.add_argument("--config", type=Path, default=default, metavar="FILE",
-                        help="gateway configuration; uses its [outbox] path")
+    parser.add_argument(
+        "--config", type=Path, default=default, metavar="FILE", help="gateway configuration; uses its [outbox] path"
+    )
 
 
 def database_option(args: argparse.Namespace) -> tuple[Path | None, Path | None]:

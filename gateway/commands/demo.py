@@ -18,8 +18,8 @@ from pathlib import Path
 
 from gateway.commands.check_config import print_config_error
 from gateway.config import load_config
-from gateway.errors import ConfigError
 from gateway.config.model import GatewayConfig
+from gateway.errors import ConfigError
 from gateway.log import configure_logging
 from gateway.resources import config_dir
 
@@ -35,26 +35,61 @@ The pumps, destinations and intervals come from the embedded config/demo.toml; g
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run simulated pumps + local EHR receiver + gateway", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "demo",
+        help="run simulated pumps + local EHR receiver + gateway",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", default=None, metavar="FILE", help="demo configuration (default: embedded demo.toml)")
-    p.add_argument("--state-dir", default=None, metavar="DIR",
-                   help="where the outbox and the received-message log go (default: a new temporary directory)")
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="stop by itself after this many seconds; 0 or absent: run until Ctrl-C "
-                   "(as for `pumpgw simulate` and a scenario's duration_s)")
-    p.add_argument("--mqtt", default=None, metavar="HOST:PORT",
-                   help="also publish live state, alarms and availability to this MQTT broker "
-                   "(e.g. 127.0.0.1:1883; watch with: mosquitto_sub -t 'pumpgw/#' -v)")
-    p.add_argument("--status-every", type=float, default=15.0, metavar="SECONDS",
-                   help="how often to print the per-pump lines (default: 15)")
-    p.add_argument("--story-pace", type=float, default=1.0, metavar="FACTOR",
-                   help="time scale of the story: 0.6 plays it in 36 s (default 1: one minute)")
-    p.add_argument("--no-story", action="store_true",
-                   help="do not run the one-minute story (infusion start, titration, occlusion, drug-library "
-                   "warning, a pump offline and back): the pumps just infuse")
-    p.add_argument("--health-port", type=int, default=0, metavar="PORT",
-                   help="port of the status page, /healthz and /metrics on 127.0.0.1 (default: a free port, printed)")
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="where the outbox and the received-message log go (default: a new temporary directory)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after this many seconds; 0 or absent: run until Ctrl-C "
+        "(as for `pumpgw simulate` and a scenario's duration_s)",
+    )
+    p.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="HOST:PORT",
+        help="also publish live state, alarms and availability to this MQTT broker "
+        "(e.g. 127.0.0.1:1883; watch with: mosquitto_sub -t 'pumpgw/#' -v)",
+    )
+    p.add_argument(
+        "--status-every",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how often to print the per-pump lines (default: 15)",
+    )
+    p.add_argument(
+        "--story-pace",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="time scale of the story: 0.6 plays it in 36 s (default 1: one minute)",
+    )
+    p.add_argument(
+        "--no-story",
+        action="store_true",
+        help="do not run the one-minute story (infusion start, titration, occlusion, drug-library "
+        "warning, a pump offline and back): the pumps just infuse",
+    )
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of the status page, /healthz and /metrics on 127.0.0.1 (default: a free port, printed)",
+    )
     p.set_defaults(handler=_handle)
 
 
@@ -86,12 +121,14 @@ def _handle(args: argparse.Namespace) -> int:
             return 2
         mqtt = config.mqtt.model_copy(update={"enabled": True, "host": host, "port": int(port)})
         config = config.model_copy(update={"mqtt": mqtt})
-    health = config.health.model_copy(update={"enabled": True, "listen": "127.0.0.1",
-                                              "port": args.health_port or _free_port()})
+    health = config.health.model_copy(
+        update={"enabled": True, "listen": "127.0.0.1", "port": args.health_port or _free_port()}
+    )
     config = config.model_copy(update={"health": health})
     try:
-        asyncio.run(_demo(config, state, args.duration, args.status_every, story=not args.no_story,
-                          pace=args.story_pace))
+        asyncio.run(
+            _demo(config, state, args.duration, args.status_every, story=not args.no_story, pace=args.story_pace)
+        )
     finally:
         if own_state:  # a temporary folder of our own: leave nothing behind
             import shutil
@@ -116,8 +153,15 @@ def resolve(config: GatewayConfig, state: Path, ptys: dict[str, str], ehr_port: 
     return config.model_copy(update={"pumps": pumps, "destinations": destinations, "outbox": outbox})
 
 
-async def _demo(config: GatewayConfig, state: Path, duration: float | None, status_every: float,
-                *, story: bool = True, pace: float = 1.0) -> None:
+async def _demo(
+    config: GatewayConfig,
+    state: Path,
+    duration: float | None,
+    status_every: float,
+    *,
+    story: bool = True,
+    pace: float = 1.0,
+) -> None:
     from gateway.daemon import build_daemon
     from gateway.hl7.check import conformance_findings
     from simulators.ehr import EhrReceiver
@@ -130,9 +174,8 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
     missing = [p.id for p in config.pumps if p.id not in sim_pumps]
     if missing:
         raise SystemExit(f"demo: no simulated pump for {missing}; demo pumps are {sorted(sim_pumps)}")
-    from simulators.faults import Faults
-
     from gateway.commands import demo_story
+    from simulators.faults import Faults
 
     pumps = {p.id: sim_pumps[p.id] for p in config.pumps}
     faults = {pump_id: Faults() for pump_id in pumps}
@@ -147,20 +190,26 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
         print(f"  EHR receiver (MLLP)   127.0.0.1:{port}")
         print(f"  received-message log  {log_path}")
         print(f"  outbox                {resolved.outbox.path}")
-        print(f"  status page           http://127.0.0.1:{resolved.health.port}/  (also /healthz, /metrics; "
-              f"pumpgw status --url http://127.0.0.1:{resolved.health.port}/)")
+        print(
+            f"  status page           http://127.0.0.1:{resolved.health.port}/  (also /healthz, /metrics; "
+            f"pumpgw status --url http://127.0.0.1:{resolved.health.port}/)"
+        )
         if resolved.library is not None:
             print(f"  drug library          {resolved.library.path}")
         if resolved.mqtt.enabled:
             m = resolved.mqtt
-            print(f"  MQTT                  {m.host}:{m.port}  topics {m.topic_prefix}/{resolved.gateway.site}/"
-                  f"{resolved.gateway.gateway_id}/#")
+            print(
+                f"  MQTT                  {m.host}:{m.port}  topics {m.topic_prefix}/{resolved.gateway.site}/"
+                f"{resolved.gateway.gateway_id}/#"
+            )
         for pump in resolved.pumps:
             print(f"  pump {pump.id:<8} {pump.protocol} on {ptys[pump.id]}  ({pump.location})")
         for listener in daemon.sources:
             daemon.supervisor.add(f"demo vendor server {listener.config.name}", _vendor_server(listener))
-            print(f"  vendor pump server    simulated, sending IHE PCD to source {listener.config.name!r} "
-                  f"({len(_verdict_programs())} pumps, one per drug-library verdict kind)")
+            print(
+                f"  vendor pump server    simulated, sending IHE PCD to source {listener.config.name!r} "
+                f"({len(_verdict_programs())} pumps, one per drug-library verdict kind)"
+            )
         print("  Ctrl-C to stop\n", flush=True)
 
         async def status() -> None:
@@ -174,8 +223,9 @@ async def _demo(config: GatewayConfig, state: Path, duration: float | None, stat
 
         daemon.supervisor.add("demo status", status)
         if story:
-            teller = demo_story.Story(daemon, receiver, pumps, faults, out=lambda line: print(line, flush=True),
-                                      pace=pace)
+            teller = demo_story.Story(
+                daemon, receiver, pumps, faults, out=lambda line: print(line, flush=True), pace=pace
+            )
             daemon.supervisor.add("demo story", teller.script)
             daemon.supervisor.add("demo announcer", teller.announce)
         # closers run in reverse order: this one runs before the outbox is closed

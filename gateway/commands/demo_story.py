@@ -41,14 +41,19 @@ def _silent(on: bool) -> Callable[[object, object], None]:
             faults.silent = True
         else:
             faults.clear()
+
     return act
 
 
 STEPS: tuple[Step, ...] = (
     Step(4, "bed02", "nurse starts sodium chloride 0.9 % at 100 mL/h (infusion start)", lambda p, _f: p.start()),
     Step(12, "bed01", "nurse titrates dopamine from 15.4 to 22 mL/h", _titrate("22")),
-    Step(20, "bed03", "the heparin line kinks: occlusion (an NE-1000 reports it as a motor stall)",
-         lambda p, _f: p.set_alarm("occlusion")),
+    Step(
+        20,
+        "bed03",
+        "the heparin line kinks: occlusion (an NE-1000 reports it as a motor stall)",
+        lambda p, _f: p.set_alarm("occlusion"),
+    ),
     Step(28, "bed03", "nurse clears the occlusion and restarts", _restart_after_occlusion),
     Step(34, "bed01", "1200 mL/h keyed in by mistake (the drug library should object)", _titrate("1200")),
     Step(40, "bed01", "nurse corrects the rate to 22 mL/h", _titrate("22")),
@@ -70,8 +75,9 @@ def prepare(pumps: dict) -> None:
 class Story:
     """Owned by the demo's supervisor as two services: the script and the announcer."""
 
-    def __init__(self, daemon, receiver, pumps: dict, faults: dict, *, out: Callable[[str], None] = print,
-                 pace: float = 1.0) -> None:
+    def __init__(
+        self, daemon, receiver, pumps: dict, faults: dict, *, out: Callable[[str], None] = print, pace: float = 1.0
+    ) -> None:
         self.daemon = daemon
         self.receiver = receiver
         self.pumps = pumps
@@ -126,8 +132,12 @@ class Story:
             if before is None:
                 continue
             if now["lost"] != before["lost"]:
-                self.say(pump_id, "gateway: COMMUNICATION LOST (reported to the EHR and MQTT)" if now["lost"]
-                         else "gateway: communication restored")
+                self.say(
+                    pump_id,
+                    "gateway: COMMUNICATION LOST (reported to the EHR and MQTT)"
+                    if now["lost"]
+                    else "gateway: communication restored",
+                )
             if now["state"] != before["state"] and before["state"] is not None:
                 self.say(pump_id, f"gateway: {before['state']} -> {now['state']}")
             if now["rate"] != before["rate"] and before["rate"] is not None:
@@ -142,7 +152,7 @@ class Story:
 
     def _diff_ehr(self) -> None:
         received = self.receiver.received
-        for record in received[self._seen_ehr:]:
+        for record in received[self._seen_ehr :]:
             text = _describe_hl7(record.raw)
             if text:
                 self.say("EHR", text)

@@ -30,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("hl7", help="HL7 tools (conformance checker)", description="HL7 tools.")
     hl7_sub = group.add_subparsers(dest="hl7_command", metavar="SUBCOMMAND", required=True)
     check = hl7_sub.add_parser(
-        "check", help="check IHE PCD messages (files or - for stdin)",
-        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check",
+        help="check IHE PCD messages (files or - for stdin)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="message file, or - for standard input")
     check.add_argument("--hl7apy", action="store_true", help="also run hl7apy's strict v2.6 validation")

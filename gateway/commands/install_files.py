@@ -47,8 +47,12 @@ class Item:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("install-files", help="install the unit, sysusers, example config and docs from the wheel",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "install-files",
+        help="install the unit, sysusers, example config and docs from the wheel",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--prefix", type=Path, default=Path("/"), help="root to install under (default /)")
     p.add_argument("--dry-run", action="store_true", help="list what would be installed; change nothing")
     p.set_defaults(handler=_handle)
@@ -67,10 +71,14 @@ def items() -> list[Item]:
         Item(config / "ward-example.toml", Path("usr/share/doc/pumpgw/examples/ward-example.toml"), 0o644),
         Item(config / "demo.toml", Path("usr/share/doc/pumpgw/examples/demo.toml"), 0o644),
     ]
-    out += [Item(f, Path("usr/share/pumpgw/schema") / f.name, 0o644) for f in sorted((config / "schema").glob("*.json"))]
+    out += [
+        Item(f, Path("usr/share/pumpgw/schema") / f.name, 0o644) for f in sorted((config / "schema").glob("*.json"))
+    ]
     out += [Item(f, Path("usr/share/doc/pumpgw") / f.name, 0o644) for f in sorted(docs.glob("*.md"))]
-    out += [Item(shipped_file(n), Path("usr/share/doc/pumpgw") / n, 0o644)
-            for n in ("LICENSE", "CHANGELOG.md", "README.md", "constraints.txt")]
+    out += [
+        Item(shipped_file(n), Path("usr/share/doc/pumpgw") / n, 0o644)
+        for n in ("LICENSE", "CHANGELOG.md", "README.md", "constraints.txt")
+    ]
     return out
 
 
@@ -94,13 +102,15 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"installed  {target}")
     if not args.dry_run:
         etc = prefix / "etc/pumpgw"
-        print("\nnext (as root):\n"
-              "  systemd-sysusers                               # creates the pumpgw user\n"
-              "  systemd-tmpfiles --create pumpgw.conf          # /etc/pumpgw/credentials for secrets\n"
-              "  udevadm control --reload && udevadm trigger --subsystem-match=tty\n"
-              f"  chgrp -R pumpgw {etc} && chmod 0750 {etc}\n"
-              "  systemctl edit pumpgw                          # the site's IPAddressAllow= (see examples)\n"
-              f"  $EDITOR {etc}/gateway.toml                     # your ward; see docs/install.md\n"
-              f"  /opt/pumpgw/bin/pumpgw check-config {etc}/gateway.toml\n"
-              "  systemctl daemon-reload && systemctl enable --now pumpgw")
+        print(
+            "\nnext (as root):\n"
+            "  systemd-sysusers                               # creates the pumpgw user\n"
+            "  systemd-tmpfiles --create pumpgw.conf          # /etc/pumpgw/credentials for secrets\n"
+            "  udevadm control --reload && udevadm trigger --subsystem-match=tty\n"
+            f"  chgrp -R pumpgw {etc} && chmod 0750 {etc}\n"
+            "  systemctl edit pumpgw                          # the site's IPAddressAllow= (see examples)\n"
+            f"  $EDITOR {etc}/gateway.toml                     # your ward; see docs/install.md\n"
+            f"  /opt/pumpgw/bin/pumpgw check-config {etc}/gateway.toml\n"
+            "  systemctl daemon-reload && systemctl enable --now pumpgw"
+        )
     return 0

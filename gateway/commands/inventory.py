@@ -14,10 +14,24 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 
-CSV_COLUMNS = ("asset_tag", "serial_number", "model", "manufacturer", "firmware", "library_version", "ward", "bed",
-               "last_seen", "pump_id", "first_seen", "udi")
-_SELECT = ("SELECT pump_id, manufacturer, model, serial_number, firmware, drug_library_version, udi, asset_tag, "
-           "first_seen, last_seen, unreadable_since FROM pump_identity ORDER BY pump_id")
+CSV_COLUMNS = (
+    "asset_tag",
+    "serial_number",
+    "model",
+    "manufacturer",
+    "firmware",
+    "library_version",
+    "ward",
+    "bed",
+    "last_seen",
+    "pump_id",
+    "first_seen",
+    "udi",
+)
+_SELECT = (
+    "SELECT pump_id, manufacturer, model, serial_number, firmware, drug_library_version, udi, asset_tag, "
+    "first_seen, last_seen, unreadable_since FROM pump_identity ORDER BY pump_id"
+)
 
 HELP = """\
 The pumps this gateway has identified, one row per configured slot: asset tag, serial
@@ -31,8 +45,12 @@ last seen. Opens the database read-only; safe while the daemon runs.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inventory", help="pump identities, firmware, library versions, asset tags",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "inventory",
+        help="pump identities, firmware, library versions, asset tags",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--config", type=Path, help="gateway configuration (database path, ward, beds)")
     where.add_argument("--db", type=Path, help="gateway database (the outbox file)")
@@ -49,15 +67,27 @@ def inventory_rows(conn, config) -> list[dict[str, str]]:
     rows = {}
     for r in conn.execute(_SELECT):
         rows[r[0]] = {
-            "pump_id": r[0], "manufacturer": r[1] or "", "model": r[2] or "", "serial_number": r[3] or "",
-            "firmware": r[4] or "", "library_version": r[5] or "", "udi": r[6] or "", "asset_tag": r[7] or "",
-            "first_seen": r[8] or "", "last_seen": r[9] or "", "identity_unreadable_since": r[10] or "",
-            "ward": ward, "bed": beds.get(r[0], ""),
+            "pump_id": r[0],
+            "manufacturer": r[1] or "",
+            "model": r[2] or "",
+            "serial_number": r[3] or "",
+            "firmware": r[4] or "",
+            "library_version": r[5] or "",
+            "udi": r[6] or "",
+            "asset_tag": r[7] or "",
+            "first_seen": r[8] or "",
+            "last_seen": r[9] or "",
+            "identity_unreadable_since": r[10] or "",
+            "ward": ward,
+            "bed": beds.get(r[0], ""),
         }
     for pump_id in configured:  # configured but never identified: listed, empty
         if pump_id not in rows:
             rows[pump_id] = {k: "" for k in (*CSV_COLUMNS, "identity_unreadable_since")} | {
-                "pump_id": pump_id, "ward": ward, "bed": beds.get(pump_id, "")}
+                "pump_id": pump_id,
+                "ward": ward,
+                "bed": beds.get(pump_id, ""),
+            }
     if config is not None:
         tags = {p.id: p.asset_tag for p in config.pumps}
         for pump_id, row in rows.items():
@@ -87,13 +117,25 @@ def _handle(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        cols = ("pump_id", "bed", "asset_tag", "manufacturer", "model", "serial_number", "firmware",
-                "library_version", "last_seen")
+        cols = (
+            "pump_id",
+            "bed",
+            "asset_tag",
+            "manufacturer",
+            "model",
+            "serial_number",
+            "firmware",
+            "library_version",
+            "last_seen",
+        )
         widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in cols}
         print("  ".join(c.ljust(widths[c]) for c in cols))
         for r in rows:
-            flag = "  (identity unreadable since " + r["identity_unreadable_since"] + ")" \
-                if r["identity_unreadable_since"] else ""
+            flag = (
+                "  (identity unreadable since " + r["identity_unreadable_since"] + ")"
+                if r["identity_unreadable_since"]
+                else ""
+            )
             print("  ".join(r[c].ljust(widths[c]) for c in cols) + flag)
         if not rows:
             print("(no pump identified yet)")

@@ -34,34 +34,57 @@ Exit codes: 0 valid, 1 invalid or refused, 2 usage error.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("library", help="validate, show and import drug library files", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "library",
+        help="validate, show and import drug library files",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     lsub = p.add_subparsers(dest="library_command", metavar="ACTION", required=True)
-    c = lsub.add_parser("check", help="validate a library file and summarise it", description=(
-        "Validate a drug library file (schema and clinical rules, every problem with its line) and print "
-        "a summary with the SHA-256 to pin in gateway.toml [library] sha256. Exit 0 valid, 1 invalid."))
+    c = lsub.add_parser(
+        "check",
+        help="validate a library file and summarise it",
+        description=(
+            "Validate a drug library file (schema and clinical rules, every problem with its line) and print "
+            "a summary with the SHA-256 to pin in gateway.toml [library] sha256. Exit 0 valid, 1 invalid."
+        ),
+    )
     c.add_argument("file", type=Path, help="drug library JSON file")
     c.add_argument("--sha256", default="", help="expected SHA-256 (as pinned in the gateway config)")
     c.set_defaults(handler=_check)
-    s = lsub.add_parser("show", help="list the entries of a care area", description=(
-        "List the entries of one care area with every limit (dose, rate, duration, bolus, loading, "
-        "concentration), marking limits without a cited source."))
+    s = lsub.add_parser(
+        "show",
+        help="list the entries of a care area",
+        description=(
+            "List the entries of one care area with every limit (dose, rate, duration, bolus, loading, "
+            "concentration), marking limits without a cited source."
+        ),
+    )
     s.add_argument("file", type=Path, help="drug library JSON file")
     s.add_argument("--care-area", required=True, help="care area id or alias")
     s.add_argument("--drug", default="", help="only this drug (name or alias)")
     s.set_defaults(handler=_show)
-    i = lsub.add_parser("import-csv", help="build a library JSON from CSV exports", description=(
-        "Turn the pharmacy's spreadsheet exports (one CSV row per entry, one per care area; columns in "
-        "docs/drug-library.md) into a library JSON file, validated like the gateway validates it. Every "
-        "problem of both files is listed in one run, with file and line. An existing output file is "
-        "kept unless --force is given."))
+    i = lsub.add_parser(
+        "import-csv",
+        help="build a library JSON from CSV exports",
+        description=(
+            "Turn the pharmacy's spreadsheet exports (one CSV row per entry, one per care area; columns in "
+            "docs/drug-library.md) into a library JSON file, validated like the gateway validates it. Every "
+            "problem of both files is listed in one run, with file and line. An existing output file is "
+            "kept unless --force is given."
+        ),
+    )
     i.add_argument("entries", type=Path, help="CSV, one row per entry")
     i.add_argument("--care-areas", type=Path, required=True, help="CSV, one row per care area")
     i.add_argument("--name", required=True, help="library name, e.g. 'St. Example adult ICU'")
     i.add_argument("--version", required=True, dest="lib_version", help="the version pumps will report")
     i.add_argument("--released", required=True, help="release date, YYYY-MM-DD")
-    i.add_argument("--status", default="draft", choices=("draft", "approved", "released"),
-                   help="default draft: the gateway puts only released libraries in force")
+    i.add_argument(
+        "--status",
+        default="draft",
+        choices=("draft", "approved", "released"),
+        help="default draft: the gateway puts only released libraries in force",
+    )
     i.add_argument("-o", "--output", type=Path, required=True, help="library JSON to write")
     i.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     i.set_defaults(handler=_import)
@@ -94,8 +117,10 @@ def summarise(loaded: LoadedLibrary) -> str:
     lines = [
         f"{loaded.path}: valid drug library",
         f"  name      {lib.name}",
-        f"  version   {lib.version}" + (f" (pumps may report: {', '.join(lib.pump_library_ids)})" if lib.pump_library_ids else ""),
-        f"  status    {lib.status}" + ("" if lib.status == "released" else "  -- NOT put in force by the gateway until released"),
+        f"  version   {lib.version}"
+        + (f" (pumps may report: {', '.join(lib.pump_library_ids)})" if lib.pump_library_ids else ""),
+        f"  status    {lib.status}"
+        + ("" if lib.status == "released" else "  -- NOT put in force by the gateway until released"),
         f"  released  {lib.released.isoformat()}",
         f"  sha256    {loaded.sha256}",
         f"  care areas ({len(lib.care_areas)}):",
@@ -119,7 +144,14 @@ def summarise(loaded: LoadedLibrary) -> str:
 
 
 def _limit_sets(e: Entry) -> list[LimitSet]:
-    sets = [e.dose_limits, e.rate_limits_ml_h, e.duration_limits_min, e.bolus_limits, e.bolus_rate_limits, e.loading_limits]
+    sets = [
+        e.dose_limits,
+        e.rate_limits_ml_h,
+        e.duration_limits_min,
+        e.bolus_limits,
+        e.bolus_rate_limits,
+        e.loading_limits,
+    ]
     if e.concentration and e.concentration.limits:
         sets.append(e.concentration.limits)
     sets += [n.limits for n in e.other_limits]
@@ -154,12 +186,18 @@ def _show(args: argparse.Namespace) -> int:
     print(f"{area.id} ({area.name or 'no name'}), library {loaded.version}, {len(entries)} entries")
     for e in entries:
         c = e.concentration
-        conc = "rate only" if c is None else ("custom" if c.custom else f"{c.amount} {c.amount_unit} / {c.volume_ml} mL")
-        print(f"- {e.drug}{' (' + e.therapy + ')' if e.therapy else ''} [{e.id}, {e.kind}] {conc}, dose unit {e.dose_unit}")
+        conc = (
+            "rate only" if c is None else ("custom" if c.custom else f"{c.amount} {c.amount_unit} / {c.volume_ml} mL")
+        )
+        print(
+            f"- {e.drug}{' (' + e.therapy + ')' if e.therapy else ''} [{e.id}, {e.kind}] {conc}, dose unit {e.dose_unit}"
+        )
         print(f"    dose: {_limits_text(e.dose_limits, e.dose_unit)}")
         for label, limits, unit in (
-            ("rate", e.rate_limits_ml_h, "mL/h"), ("duration", e.duration_limits_min, "min"),
-            ("bolus", e.bolus_limits, e.bolus_unit or ""), ("bolus rate", e.bolus_rate_limits, e.bolus_rate_unit or ""),
+            ("rate", e.rate_limits_ml_h, "mL/h"),
+            ("duration", e.duration_limits_min, "min"),
+            ("bolus", e.bolus_limits, e.bolus_unit or ""),
+            ("bolus rate", e.bolus_rate_limits, e.bolus_rate_unit or ""),
             ("loading", e.loading_limits, e.loading_unit or ""),
             ("concentration", c.limits if c else None, (c.limits_unit or "") if c else ""),
         ):
@@ -177,8 +215,15 @@ def _import(args: argparse.Namespace) -> int:
         print(f"{args.output} exists; not overwritten (give --force to replace it)", file=sys.stderr)
         return 1
     try:
-        text, loaded = import_csv(args.entries, args.care_areas, name=args.name, version=args.lib_version,
-                                  released=args.released, status=args.status, out_path=args.output)
+        text, loaded = import_csv(
+            args.entries,
+            args.care_areas,
+            name=args.name,
+            version=args.lib_version,
+            released=args.released,
+            status=args.status,
+            out_path=args.output,
+        )
     except LibraryError as exc:
         return _refused(exc)
     except OSError as exc:

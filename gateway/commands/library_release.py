@@ -30,32 +30,62 @@ from gateway.druglib.signing import (
 
 
 def register(lsub: argparse._SubParsersAction) -> None:
-    k = lsub.add_parser("keygen", help="create a pharmacy signing key pair (Ed25519)", description=(
-        "Create an Ed25519 key pair for signing drug-library releases: NAME.key (private, mode 0600; keep it "
-        "offline) and NAME.pub (copy to every gateway); prints the key id to read aloud when handing it over."))
+    k = lsub.add_parser(
+        "keygen",
+        help="create a pharmacy signing key pair (Ed25519)",
+        description=(
+            "Create an Ed25519 key pair for signing drug-library releases: NAME.key (private, mode 0600; keep it "
+            "offline) and NAME.pub (copy to every gateway); prints the key id to read aloud when handing it over."
+        ),
+    )
     k.add_argument("--name", required=True, help="file name stem, e.g. pharmacy-2027 (writes NAME.key, NAME.pub)")
     k.add_argument("--out", type=Path, default=Path("."), help="directory (default: current)")
     k.set_defaults(handler=_keygen)
-    s = lsub.add_parser("sign", help="sign a released library: writes LIBRARY.sig", description=(
-        "Sign a released drug library with the pharmacy's private key; writes the signature beside it "
-        "(FILE.sig) with the release serial and signing time."))
+    s = lsub.add_parser(
+        "sign",
+        help="sign a released library: writes LIBRARY.sig",
+        description=(
+            "Sign a released drug library with the pharmacy's private key; writes the signature beside it "
+            "(FILE.sig) with the release serial and signing time."
+        ),
+    )
     s.add_argument("file", type=Path, help="released drug library JSON file")
     s.add_argument("--key", type=Path, required=True, help="private key file (NAME.key)")
-    s.add_argument("--serial", type=int, default=None,
-                   help="release serial, higher than every earlier release (default: UTC time YYYYMMDDhhmmss)")
+    s.add_argument(
+        "--serial",
+        type=int,
+        default=None,
+        help="release serial, higher than every earlier release (default: UTC time YYYYMMDDhhmmss)",
+    )
     s.add_argument("-o", "--output", type=Path, default=None, help="signature file (default: FILE.sig)")
     s.set_defaults(handler=_sign)
-    v = lsub.add_parser("verify", help="check a library's signature and content", description=(
-        "Check a signed release as a gateway would: signature by one of the given public keys, key validity "
-        "at the signing time, and the library's content. Exit 0 valid, 1 refused."))
+    v = lsub.add_parser(
+        "verify",
+        help="check a library's signature and content",
+        description=(
+            "Check a signed release as a gateway would: signature by one of the given public keys, key validity "
+            "at the signing time, and the library's content. Exit 0 valid, 1 refused."
+        ),
+    )
     v.add_argument("file", type=Path, help="drug library JSON file")
     v.add_argument("--signature", type=Path, default=None, help="signature file (default: FILE.sig)")
-    v.add_argument("--pubkey", type=Path, action="append", default=[], required=True,
-                   help="trusted public key (repeat for several)")
+    v.add_argument(
+        "--pubkey",
+        type=Path,
+        action="append",
+        default=[],
+        required=True,
+        help="trusted public key (repeat for several)",
+    )
     v.set_defaults(handler=_verify)
-    p = lsub.add_parser("publish", help="publish a signed release, retained, on {prefix}/library/current",
-                        description=("Publish a signed release (library and signature) retained on "
-                                     "{prefix}/library/current, where every gateway trusting the key picks it up."))
+    p = lsub.add_parser(
+        "publish",
+        help="publish a signed release, retained, on {prefix}/library/current",
+        description=(
+            "Publish a signed release (library and signature) retained on "
+            "{prefix}/library/current, where every gateway trusting the key picks it up."
+        ),
+    )
     p.add_argument("file", type=Path, help="signed drug library JSON file")
     p.add_argument("--signature", type=Path, default=None, help="signature file (default: FILE.sig)")
     p.add_argument("--broker", required=True, help="HOST:PORT of the MQTT broker")
@@ -93,8 +123,10 @@ def _keygen(args: argparse.Namespace) -> int:
     print(f"public key  {pub_path}  (copy to every gateway)")
     print(f"key id      {kid}")
     print("gateway.toml:")
-    print(f'  [[library.trusted_keys]]\n  file = "{pub_path.name}"\n  key_id = "{kid}"\n'
-          f'  valid_from = "{datetime.now(UTC).replace(microsecond=0).isoformat()}"')
+    print(
+        f'  [[library.trusted_keys]]\n  file = "{pub_path.name}"\n  key_id = "{kid}"\n'
+        f'  valid_from = "{datetime.now(UTC).replace(microsecond=0).isoformat()}"'
+    )
     return 0
 
 
@@ -130,8 +162,9 @@ def _verify(args: argparse.Namespace) -> int:
         keys = {key_id_of(k): k for k in (load_public_key(p) for p in args.pubkey)}
         key = keys.get(sig.metadata.signer_key_id)
         if key is None:
-            raise SignatureError(str(sig_path), f"signed by key {sig.metadata.signer_key_id}, not one of "
-                                 f"{', '.join(sorted(keys))}")
+            raise SignatureError(
+                str(sig_path), f"signed by key {sig.metadata.signer_key_id}, not one of {', '.join(sorted(keys))}"
+            )
         canon, digest = canonical_sha256(data, where=str(args.file))
         verify_with(key, sig, canon, where=str(args.file))
         loaded = load_library_bytes(data, path=args.file, require_released=True)
@@ -178,9 +211,18 @@ async def _send(args: argparse.Namespace, host: str, port: int, topic: str, payl
     from gateway.mqtt.settings import connect_settings
 
     cfg = MqttConfig(
-        enabled=True, host=host, port=port, username=args.username, password_file=args.password_file,
-        tls=TlsConfig(enabled=args.tls, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
-                      server_hostname=args.server_hostname),
+        enabled=True,
+        host=host,
+        port=port,
+        username=args.username,
+        password_file=args.password_file,
+        tls=TlsConfig(
+            enabled=args.tls,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            server_hostname=args.server_hostname,
+        ),
     )
     conn = await MqttConnection.open(connect_settings(cfg, default_client_id=f"pumpgw-library-publish-{os.getpid()}"))
     try:

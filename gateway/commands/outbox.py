@@ -40,28 +40,36 @@ machine-readable output.
 
 ACTION_HELP = {
     "stats": "Per lane: pending, age of the oldest pending message, in flight, delivered, quarantined, "
-             "expired, thinned by the byte budget, bytes on disk.",
+    "expired, thinned by the byte budget, bytes on disk.",
     "list": "Messages oldest first, without their HL7 content (default: every state but delivered).",
     "show": "One message in full: state, reason, the receiver's ACK text and the raw HL7. "
-            "CONTAINS PATIENT DATA: do not paste it into tickets.",
+    "CONTAINS PATIENT DATA: do not paste it into tickets.",
     "requeue": "Put a quarantined or expired message (or --quarantined: all quarantined ones) back to "
-               "pending with a fresh TTL; the running daemon sends it within seconds.",
+    "pending with a fresh TTL; the running daemon sends it within seconds.",
     "purge": "Delete expired messages recorded more than --older-than ago (30s, 15m, 12h, 7d).",
     "check": "Integrity check of the whole file (SQLite quick_check), read-only: safe while the daemon "
-             "runs, but it reads every page, so it takes minutes on a large outbox. Exit 0 when intact, "
-             "1 naming the damage.",
+    "runs, but it reads every page, so it takes minutes on a large outbox. Exit 0 when intact, "
+    "1 naming the damage.",
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("outbox", help="inspect the durable outbox; requeue or purge messages",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "outbox",
+        help="inspect the durable outbox; requeue or purge messages",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_database_options(p, suppress=False, db_help="outbox SQLite file")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
-        a = actions.add_parser(name, help=help_, description=ACTION_HELP[name] + " Give the outbox with "
-                               "--db PATH or --config FILE (before or after the action).")
+        a = actions.add_parser(
+            name,
+            help=help_,
+            description=ACTION_HELP[name] + " Give the outbox with "
+            "--db PATH or --config FILE (before or after the action).",
+        )
         add_database_options(a, suppress=True, db_help="outbox SQLite file")
         a.add_argument("--json", action="store_true", help="print JSON")
         return a
@@ -81,8 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     rq.add_argument("--reason", default="", help="why (recorded in the audit trail with your login name)")
     pg = action("purge", "delete expired messages")
     pg.add_argument("--expired", action="store_true", required=True, help="(required) purge expired messages")
-    pg.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION",
-                    help="age of the expiry, e.g. 30s, 15m, 12h, 7d")
+    pg.add_argument(
+        "--older-than",
+        required=True,
+        type=parse_duration,
+        metavar="DURATION",
+        help="age of the expiry, e.g. 30s, 15m, 12h, 7d",
+    )
     pg.add_argument("--reason", default="", help="why (recorded in the audit trail with your login name)")
     p.set_defaults(handler=_handle)
 
@@ -114,8 +127,11 @@ def _handle(args: argparse.Namespace) -> int:
         return 1
     except sqlite3.OperationalError as exc:
         if "readonly" in str(exc).lower() or "read-only" in str(exc).lower():
-            print(f"pumpgw outbox: {path}: cannot write ({exc}); the file is not damaged -- run this as the "
-                  "service user, e.g. `sudo -u pumpgw pumpgw outbox ...`", file=sys.stderr)
+            print(
+                f"pumpgw outbox: {path}: cannot write ({exc}); the file is not damaged -- run this as the "
+                "service user, e.g. `sudo -u pumpgw pumpgw outbox ...`",
+                file=sys.stderr,
+            )
         else:
             print(f"pumpgw outbox: {path}: {exc}", file=sys.stderr)
         return 1
@@ -158,8 +174,10 @@ def _list(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
         print(json.dumps([_summary(m) for m in msgs], indent=2))
         return 0
     for m in msgs:
-        print(f"{m.id:>8}  {m.lane:<16} {m.kind:<6} {m.state:<11} {m.control_id:<24} "
-              f"age {_age(time.time() - m.created_at):>7}  tries {m.attempts:<3} {m.reason}")
+        print(
+            f"{m.id:>8}  {m.lane:<16} {m.kind:<6} {m.state:<11} {m.control_id:<24} "
+            f"age {_age(time.time() - m.created_at):>7}  tries {m.attempts:<3} {m.reason}"
+        )
     return 0
 
 
@@ -183,8 +201,9 @@ def _requeue(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
         if args.quarantined:
             ids = conn.execute("SELECT id, control_id FROM messages WHERE state='quarantined' ORDER BY id").fetchall()
         else:
-            ids = conn.execute("SELECT id, control_id FROM messages WHERE id=? AND state IN ('quarantined','expired')",
-                               (args.id,)).fetchall()
+            ids = conn.execute(
+                "SELECT id, control_id FROM messages WHERE id=? AND state IN ('quarantined','expired')", (args.id,)
+            ).fetchall()
         n = queries.requeue(conn, msg_id=args.id, all_quarantined=args.quarantined)
         if n:
             _audit(conn, "operator.outbox_requeue", ids, args)
@@ -199,8 +218,9 @@ def _purge(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         cutoff = time.time() - args.older_than
-        ids = conn.execute("SELECT id, control_id FROM messages WHERE state='expired' AND state_at <= ? ORDER BY id",
-                           (cutoff,)).fetchall()
+        ids = conn.execute(
+            "SELECT id, control_id FROM messages WHERE state='expired' AND state_at <= ? ORDER BY id", (cutoff,)
+        ).fetchall()
         n = queries.purge_expired(conn, older_than_s=args.older_than)
         if n:
             _audit(conn, "operator.outbox_purge", ids, args, older_than_s=args.older_than)
@@ -211,14 +231,20 @@ def _purge(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     return _report(args, "purged", n, 0)
 
 
-def _audit(conn: sqlite3.Connection, kind: str, ids: list[tuple[int, str]], args: argparse.Namespace,
-           **extra: object) -> None:
+def _audit(
+    conn: sqlite3.Connection, kind: str, ids: list[tuple[int, str]], args: argparse.Namespace, **extra: object
+) -> None:
     """The operator action's audit row, in the same transaction as the action itself."""
     from gateway.audit import AuditTrail
     from gateway.audit.operator import login_name
 
-    detail = {"message_ids": [i for i, _ in ids], "control_ids": [c for _, c in ids], "count": len(ids),
-              "reason": args.reason, **extra}
+    detail = {
+        "message_ids": [i for i, _ in ids],
+        "control_ids": [c for _, c in ids],
+        "count": len(ids),
+        "reason": args.reason,
+        **extra,
+    }
     AuditTrail(conn, Path(args.db or args.config), writable=True).append_in(kind, "outbox", detail, actor=login_name())
 
 
@@ -226,15 +252,27 @@ def _report(args: argparse.Namespace, verb: str, n: int, rc: int) -> int:
     if args.json:
         print(json.dumps({verb: n}))
     else:
-        print(f"{verb} {n} message(s)" + ("" if n or not getattr(args, "id", None) else
-                                          f" (message {args.id} is not quarantined or expired)"))
+        print(
+            f"{verb} {n} message(s)"
+            + ("" if n or not getattr(args, "id", None) else f" (message {args.id} is not quarantined or expired)")
+        )
     return rc
 
 
 def _summary(m: OutboxMessage) -> dict:
-    return {"id": m.id, "lane": m.lane, "kind": m.kind, "priority": m.priority, "state": m.state,
-            "control_id": m.control_id, "created_at": m.created_at, "expires_at": m.expires_at,
-            "attempts": m.attempts, "reason": m.reason, "size": len(m.payload)}
+    return {
+        "id": m.id,
+        "lane": m.lane,
+        "kind": m.kind,
+        "priority": m.priority,
+        "state": m.state,
+        "control_id": m.control_id,
+        "created_at": m.created_at,
+        "expires_at": m.expires_at,
+        "attempts": m.attempts,
+        "reason": m.reason,
+        "size": len(m.payload),
+    }
 
 
 def _age(seconds: float) -> str:

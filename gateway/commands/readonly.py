@@ -33,6 +33,7 @@ def open_readonly(path: Path, table: str) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
         conn.execute(f"SELECT 1 FROM {table} LIMIT 1")
     except sqlite3.Error as exc:
-        raise DatabaseUnavailable(f"gateway database {path}: cannot read {table} ({exc}); "
-                                  "has a pumpgw with traceability run on it?") from None
+        raise DatabaseUnavailable(
+            f"gateway database {path}: cannot read {table} ({exc}); has a pumpgw with traceability run on it?"
+        ) from None
     return conn

@@ -31,8 +31,9 @@ be opened or is in use by another daemon; 2 usage error.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the gateway daemon", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "run", help="run the gateway daemon", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_config_argument(p)
     p.set_defaults(handler=_handle)
 
@@ -56,8 +57,12 @@ def _handle(args: argparse.Namespace) -> int:
     from gateway.daemon import build_daemon  # imported late: `--help` stays fast
 
     log = get_logger("pumpgw.run")
-    log.info("configuration loaded", file=str(path), pumps=len(config.pumps),
-             destinations=[d.name for d in config.destinations])
+    log.info(
+        "configuration loaded",
+        file=str(path),
+        pumps=len(config.pumps),
+        destinations=[d.name for d in config.destinations],
+    )
     for warning in warnings:
         log.warning("configuration warning", detail=str(warning))
 

@@ -14,8 +14,12 @@ from gateway.mqtt.library_payloads import PAYLOAD_MODELS as LIBRARY_PAYLOAD_MODE
 from gateway.mqtt.payloads import PAYLOAD_MODELS
 
 # file name -> model of every published schema.
-SCHEMAS = {"gateway.schema.json": GatewayConfig, "drug-library.schema.json": DrugLibrary, **PAYLOAD_MODELS,
-           **LIBRARY_PAYLOAD_MODELS}
+SCHEMAS = {
+    "gateway.schema.json": GatewayConfig,
+    "drug-library.schema.json": DrugLibrary,
+    **PAYLOAD_MODELS,
+    **LIBRARY_PAYLOAD_MODELS,
+}
 
 
 def schema_of(model: type) -> dict:
@@ -42,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "write the Markdown configuration reference generated from the same schema.",
     )
     p.add_argument("--out", default="config/schema", help="directory to write to (default: config/schema)")
-    p.add_argument("--docs", metavar="FILE", help="also write the configuration reference, e.g. docs/config-reference.md")
+    p.add_argument(
+        "--docs", metavar="FILE", help="also write the configuration reference, e.g. docs/config-reference.md"
+    )
     p.set_defaults(handler=_handle)
 
 

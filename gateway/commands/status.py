@@ -37,10 +37,15 @@ be reached or the configuration is invalid; 2 usage error.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="show the running daemon's pumps, lanes and health",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_argument(p, required=False,
-                        help_="gateway configuration, for the [health] address (default /etc/pumpgw/gateway.toml)")
+    p = sub.add_parser(
+        "status",
+        help="show the running daemon's pumps, lanes and health",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_argument(
+        p, required=False, help_="gateway configuration, for the [health] address (default /etc/pumpgw/gateway.toml)"
+    )
     p.add_argument("--url", help="base URL of the health listener, e.g. http://127.0.0.1:9180/")
     p.add_argument("--json", action="store_true", help="print the status as JSON (as /status.json)")
     p.set_defaults(handler=_handle)
@@ -60,8 +65,10 @@ def _handle(args: argparse.Namespace) -> int:
             return print_config_error(exc)
         h = config.health
         if not h.enabled and url is None:
-            print(f"pumpgw status: the health listener is disabled in {path or DEFAULT_CONFIG} ([health] enabled = false)",
-                  file=sys.stderr)
+            print(
+                f"pumpgw status: the health listener is disabled in {path or DEFAULT_CONFIG} ([health] enabled = false)",
+                file=sys.stderr,
+            )
             return 1
         if url is None:
             host = f"[{h.listen}]" if ":" in h.listen else h.listen
@@ -97,8 +104,11 @@ def _fetch(url: str, headers: dict[str, str], context: ssl.SSLContext | None) ->
         print(f"pumpgw status: {url}: HTTP {exc.code} {exc.reason}", file=sys.stderr)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"pumpgw status: cannot reach the daemon at {url}: {getattr(reason, 'strerror', None) or reason} "
-              "(is pumpgw running? see `systemctl status pumpgw`)", file=sys.stderr)
+        print(
+            f"pumpgw status: cannot reach the daemon at {url}: {getattr(reason, 'strerror', None) or reason} "
+            "(is pumpgw running? see `systemctl status pumpgw`)",
+            file=sys.stderr,
+        )
     except ValueError:
         print(f"pumpgw status: {url} did not answer with JSON (is that a pumpgw health listener?)", file=sys.stderr)
     return None
@@ -107,32 +117,52 @@ def _fetch(url: str, headers: dict[str, str], context: ssl.SSLContext | None) ->
 def render_text(s: dict) -> str:
     g = s["gateway"]
     h = s["health"]
-    lines = [f"pumpgw {s['version']}  gateway {g['gateway_id']}  site {g['site']}  ward {g['ward']}  up {int(s['uptime_s'])} s",
-             "health        " + ("READY" if h["ready"] else "NOT READY")]
+    lines = [
+        f"pumpgw {s['version']}  gateway {g['gateway_id']}  site {g['site']}  ward {g['ward']}  up {int(s['uptime_s'])} s",
+        "health        " + ("READY" if h["ready"] else "NOT READY"),
+    ]
     lines += [f"  - {r}" for r in h["reasons"]]
     lines.append(f"pumps         {len(s['pumps'])}")
     for p in s["pumps"]:
         age = "-" if p["last_poll_age_s"] is None else f"{p['last_poll_age_s']:.0f} s ago"
-        head = (f"  {p['id']:<14} {p['location'][:16]:<16} link {'up' if p['link_up'] else 'DOWN':<4} "
-                f"{p['communication']:<8} last poll {age:<10}")
+        head = (
+            f"  {p['id']:<14} {p['location'][:16]:<16} link {'up' if p['link_up'] else 'DOWN':<4} "
+            f"{p['communication']:<8} last poll {age:<10}"
+        )
         if not p["channels"]:
             lines.append(head)
         for i, ch in enumerate(p["channels"]):
             alarms = ",".join(a["kind"] for a in ch["alarms"]) or "-"
-            verdict = "-" if ch["verdict"] is None else f"{ch['verdict']['severity']}:{','.join(ch['verdict']['kinds'])}"
-            lines.append(f"{head if i == 0 else ' ' * len(head)} ch {ch['channel']} {ch['state']:<9} alarms {alarms:<12} "
-                         f"verdict {verdict}")
+            verdict = (
+                "-" if ch["verdict"] is None else f"{ch['verdict']['severity']}:{','.join(ch['verdict']['kinds'])}"
+            )
+            lines.append(
+                f"{head if i == 0 else ' ' * len(head)} ch {ch['channel']} {ch['state']:<9} alarms {alarms:<12} "
+                f"verdict {verdict}"
+            )
     lines.append("lanes")
     for lane in s["lanes"]:
         oldest = "-" if lane["oldest_pending_age_s"] is None else f"{lane['oldest_pending_age_s']:.0f} s"
-        lines.append(f"  {lane['lane']:<22} {lane['sender']:<9} backlog {lane['pending']:<6} oldest {oldest:<8} "
-                     f"delivered {lane['delivered']:<7} quarantined {lane['quarantined']} expired {lane['expired']}")
+        lines.append(
+            f"  {lane['lane']:<22} {lane['sender']:<9} backlog {lane['pending']:<6} oldest {oldest:<8} "
+            f"delivered {lane['delivered']:<7} quarantined {lane['quarantined']} expired {lane['expired']}"
+        )
     lib = s["library"]
-    lines.append("library       " + ("none configured" if not lib["configured"] else
-                                     f"{lib['version']} (sha256 {lib['sha256']}...)" if lib["version"] else "REFUSED"))
+    lines.append(
+        "library       "
+        + (
+            "none configured"
+            if not lib["configured"]
+            else f"{lib['version']} (sha256 {lib['sha256']}...)"
+            if lib["version"]
+            else "REFUSED"
+        )
+    )
     m = s["mqtt"]
-    lines.append("mqtt          " + ("disabled" if not m["enabled"] else
-                                     f"{'connected' if m['connected'] else 'NOT CONNECTED'} to {m['broker']}"))
+    lines.append(
+        "mqtt          "
+        + ("disabled" if not m["enabled"] else f"{'connected' if m['connected'] else 'NOT CONNECTED'} to {m['broker']}")
+    )
     lines.append(f"alerts        {s['alerts']['raised']} since start")
     lines += [f"  {a['at']} {a['alert']}" for a in s["alerts"]["recent"][:5]]
     return "\n".join(lines)

@@ -66,9 +66,7 @@ def cross_check(
     return duplicate_names([(i, p.id) for i, p in pumps], [(i, d.name) for i, d in destinations]) + shared_links(pumps)
 
 
-def duplicate_names(
-    pump_ids: Iterable[tuple[int, str]], destination_names: Iterable[tuple[int, str]]
-) -> list[Finding]:
+def duplicate_names(pump_ids: Iterable[tuple[int, str]], destination_names: Iterable[tuple[int, str]]) -> list[Finding]:
     """Pump ids and destination names must be unique: they key topics, logs and outbox lanes."""
     return _duplicates("pumps", "id", "pump id", pump_ids) + _duplicates(
         "destinations", "name", "destination name", destination_names
@@ -111,30 +109,58 @@ def _shared_serial_lines(pumps: Sequence[tuple[int, PumpConfig]]) -> list[Findin
         for index, pump in members[1:]:
             here, there = ("pumps", index, "link"), ("pumps", first_index, "link")
             if pump.protocol != first.protocol:
-                out.append(Finding(here + ("url",), f"{url} already carries {first.protocol} pump "
-                                   f"{first.id!r} (pumps[{first_index}]); one serial line speaks one "
-                                   f"protocol; got {pump.protocol}", related=(there + ("url",),)))
+                out.append(
+                    Finding(
+                        here + ("url",),
+                        f"{url} already carries {first.protocol} pump "
+                        f"{first.id!r} (pumps[{first_index}]); one serial line speaks one "
+                        f"protocol; got {pump.protocol}",
+                        related=(there + ("url",),),
+                    )
+                )
             elif _frame(pump) != _frame(first):
-                out.append(Finding(here, f"serial settings {_frame(pump)} differ from {_frame(first)} of "
-                                   f"pumps[{first_index}] ({first.id!r}) on the same line {url}; a port has "
-                                   "one baud rate and frame", related=(there,)))
+                out.append(
+                    Finding(
+                        here,
+                        f"serial settings {_frame(pump)} differ from {_frame(first)} of "
+                        f"pumps[{first_index}] ({first.id!r}) on the same line {url}; a port has "
+                        "one baud rate and frame",
+                        related=(there,),
+                    )
+                )
         for index, pump in members:
             here = ("pumps", index, "link")
             if pump.protocol not in MULTIDROP_PROTOCOLS:
                 if pump.protocol == first.protocol and index != first_index:
-                    out.append(Finding(here + ("url",), f"each {pump.protocol} pump needs a serial port of "
-                                       f"its own (its protocol has no address); {url} is also used by "
-                                       f"pumps[{first_index}] ({first.id!r})", related=(("pumps", first_index, "link", "url"),)))
+                    out.append(
+                        Finding(
+                            here + ("url",),
+                            f"each {pump.protocol} pump needs a serial port of "
+                            f"its own (its protocol has no address); {url} is also used by "
+                            f"pumps[{first_index}] ({first.id!r})",
+                            related=(("pumps", first_index, "link", "url"),),
+                        )
+                    )
                 continue
             address = pump.link.address  # type: ignore[union-attr]
             if address is None:
-                out.append(Finding(here, f"{len(members)} pumps share {url}: each needs a distinct "
-                                   "address (the pump's network address, 0-99)"))
+                out.append(
+                    Finding(
+                        here,
+                        f"{len(members)} pumps share {url}: each needs a distinct "
+                        "address (the pump's network address, 0-99)",
+                    )
+                )
             elif address in addresses:
                 other = addresses[address]
-                out.append(Finding(here + ("address",), f"address {address} on {url} is already used by "
-                                   f"pumps[{other}]; pumps sharing a line need distinct addresses",
-                                   related=(("pumps", other, "link", "address"),)))
+                out.append(
+                    Finding(
+                        here + ("address",),
+                        f"address {address} on {url} is already used by "
+                        f"pumps[{other}]; pumps sharing a line need distinct addresses",
+                        related=(("pumps", other, "link", "address"),),
+                    )
+                )
             else:
                 addresses[address] = index
     return out
@@ -159,13 +185,22 @@ def _shared_racks(pumps: Sequence[tuple[int, PumpConfig]]) -> list[Finding]:
             here = ("pumps", index, "link")
             position = (pump.link.pillar, pump.link.slot)  # type: ignore[union-attr]
             if position[0] is None:
-                out.append(Finding(here, f"{len(members)} pumps share {host}:{port}: each needs its rack "
-                                   "position (pillar and slot)"))
+                out.append(
+                    Finding(
+                        here,
+                        f"{len(members)} pumps share {host}:{port}: each needs its rack position (pillar and slot)",
+                    )
+                )
             elif position in taken:
                 other = taken[position]
-                out.append(Finding(here + ("slot",), f"pillar {position[0]} slot {position[1]} of rack "
-                                   f"{host}:{port} is already used by pumps[{other}]",
-                                   related=(("pumps", other, "link", "slot"),)))
+                out.append(
+                    Finding(
+                        here + ("slot",),
+                        f"pillar {position[0]} slot {position[1]} of rack "
+                        f"{host}:{port} is already used by pumps[{other}]",
+                        related=(("pumps", other, "link", "slot"),),
+                    )
+                )
             else:
                 taken[position] = index
     return out
@@ -180,31 +215,61 @@ def warnings(config: GatewayConfig) -> list[Finding]:
     elif config.pumps:
         for kind, purpose in KIND_PURPOSE.items():
             if kind not in routed:
-                out.append(Finding(("destinations",), f"{kind} is routed to no destination: {purpose} are not sent", "warning"))
+                out.append(
+                    Finding(("destinations",), f"{kind} is routed to no destination: {purpose} are not sent", "warning")
+                )
     for index, pump in enumerate(config.pumps):
         here = ("pumps", index)
         if pump.link.type == "serial" and pump.link.url in PLACEHOLDER_URLS:
-            out.append(Finding(here + ("link", "url"), f"{pump.link.url} is a placeholder (pumpgw demo replaces "
-                               "it); no pump answers there", "warning"))
+            out.append(
+                Finding(
+                    here + ("link", "url"),
+                    f"{pump.link.url} is a placeholder (pumpgw demo replaces it); no pump answers there",
+                    "warning",
+                )
+            )
         if pump.comm_lost_after_s <= pump.poll_interval_s:
-            out.append(Finding(here + ("comm_lost_after_s",), f"{pump.comm_lost_after_s:g} s is not longer than "
-                               f"poll_interval_s ({pump.poll_interval_s:g} s): the pump will be reported "
-                               "communication-lost between two polls", "warning"))
+            out.append(
+                Finding(
+                    here + ("comm_lost_after_s",),
+                    f"{pump.comm_lost_after_s:g} s is not longer than "
+                    f"poll_interval_s ({pump.poll_interval_s:g} s): the pump will be reported "
+                    "communication-lost between two polls",
+                    "warning",
+                )
+            )
         if config.library is not None and not pump.care_area:
-            out.append(Finding(here, f"pump {pump.id!r} has no care_area: its programs get the verdict "
-                               "'care area unknown'", "warning"))
+            out.append(
+                Finding(
+                    here,
+                    f"pump {pump.id!r} has no care_area: its programs get the verdict 'care area unknown'",
+                    "warning",
+                )
+            )
     if config.library is None:
         out.append(Finding((), "no [library]: programs are not checked against the drug library", "warning"))
     elif not config.library.sha256 and not config.library.trusted_keys:
         out.append(Finding(("library",), "sha256 is empty: whatever file is at library.path is accepted", "warning"))
     for index, dest in enumerate(config.destinations):
         if not dest.tls.enabled and dest.host not in ("127.0.0.1", "::1", "localhost"):
-            out.append(Finding(("destinations", index, "tls"), f"HL7 to {dest.name!r} ({dest.host}) is not "
-                               "encrypted; it carries patient data", "warning"))
+            out.append(
+                Finding(
+                    ("destinations", index, "tls"),
+                    f"HL7 to {dest.name!r} ({dest.host}) is not encrypted; it carries patient data",
+                    "warning",
+                )
+            )
     if config.mqtt.enabled and config.mqtt.include_patient_ids:
-        out.append(Finding(("mqtt", "include_patient_ids"), "patient identifiers will be published over MQTT", "warning"))
+        out.append(
+            Finding(("mqtt", "include_patient_ids"), "patient identifiers will be published over MQTT", "warning")
+        )
     if config.logging.wire_trace:
-        out.append(Finding(("logging", "wire_trace"), "raw pump and HL7 traffic is logged; the logs will contain "
-                           "patient data", "warning"))
+        out.append(
+            Finding(
+                ("logging", "wire_trace"),
+                "raw pump and HL7 traffic is logged; the logs will contain patient data",
+                "warning",
+            )
+        )
     out += security_checks.security_findings(config)  # file modes, plaintext credentials, outbox place
     return out

@@ -26,7 +26,7 @@ from gateway.config.problems import KeyPath
 PATTERN_WORDS = {
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$": "an identifier: 1-64 letters, digits, '_', '.' or '-', "
     "starting with a letter or digit (no spaces)",
-    r"^([A-Z]{3})?$": "an ISO 3166 alpha-3 country code in capitals, e.g. \"DEU\", or empty",
+    r"^([A-Z]{3})?$": 'an ISO 3166 alpha-3 country code in capitals, e.g. "DEU", or empty',
     r"^([0-9a-f]{64})?$": "a SHA-256 as 64 lower-case hex digits (the output of sha256sum), or empty",
     r"^[^#+]+$": "an MQTT topic prefix without the wildcards '#' and '+'",
 }
@@ -128,7 +128,11 @@ def show(value: Any) -> str:
 
 def _got_type(value: Any) -> str:
     return {
-        bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
     }.get(type(value), "an empty array" if value == [] else "an array" if isinstance(value, list) else "a value")
 
 

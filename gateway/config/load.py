@@ -97,7 +97,9 @@ def load_config_report(path: str | Path) -> ConfigReport:
 def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> ConfigReport:
     """Like :func:`load_config_text`, also returning warnings (for ``check-config``)."""
     if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigFileError(source, [ConfigProblem(source, (), f"configuration text larger than {MAX_CONFIG_BYTES // 1024} KiB")])
+        raise ConfigFileError(
+            source, [ConfigProblem(source, (), f"configuration text larger than {MAX_CONFIG_BYTES // 1024} KiB")]
+        )
     deep = toml_too_deep(text)
     if deep is not None:  # tomllib would recurse until RecursionError
         raise ConfigFileError(source, [ConfigProblem(source, (), f"TOML {deep}", deep.line, deep.column)])
@@ -109,8 +111,14 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
         raise ConfigFileError(source, [ConfigProblem(source, (), "TOML nested too deeply")]) from None
     positions = key_lines(text)
 
-    def problem(key: KeyPath, message: str, *, line_key: KeyPath | None = None, severity: Severity = "error",
-                related: tuple[KeyPath, ...] = ()) -> ConfigProblem:
+    def problem(
+        key: KeyPath,
+        message: str,
+        *,
+        line_key: KeyPath | None = None,
+        severity: Severity = "error",
+        related: tuple[KeyPath, ...] = (),
+    ) -> ConfigProblem:
         see = [n for n in (_line(positions, r) for r in related) if n is not None]
         if see:
             message += f" (line {', '.join(map(str, see))})"
@@ -211,15 +219,27 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
         return tls.model_copy(update={n: fix(getattr(tls, n)) for n in names})
 
     outbox = config.outbox.model_copy(update={"path": fix(config.outbox.path)})
-    library = config.library.model_copy(update={
-        "path": fix(config.library.path), "watch_dir": fix(config.library.watch_dir),
-        "trusted_keys": [k.model_copy(update={"file": fix(k.file)}) for k in config.library.trusted_keys],
-    }) if config.library else None
-    mqtt = config.mqtt.model_copy(update={"password_file": fix(config.mqtt.password_file), "tls": fix_tls(config.mqtt.tls)})
+    library = (
+        config.library.model_copy(
+            update={
+                "path": fix(config.library.path),
+                "watch_dir": fix(config.library.watch_dir),
+                "trusted_keys": [k.model_copy(update={"file": fix(k.file)}) for k in config.library.trusted_keys],
+            }
+        )
+        if config.library
+        else None
+    )
+    mqtt = config.mqtt.model_copy(
+        update={"password_file": fix(config.mqtt.password_file), "tls": fix_tls(config.mqtt.tls)}
+    )
     destinations = [d.model_copy(update={"tls": fix_tls(d.tls)}) for d in config.destinations]
-    health = config.health.model_copy(update={n: fix(getattr(config.health, n)) for n in ("cert_file", "key_file", "password_file")})
-    return config.model_copy(update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations,
-                                     "health": health})
+    health = config.health.model_copy(
+        update={n: fix(getattr(config.health, n)) for n in ("cert_file", "key_file", "password_file")}
+    )
+    return config.model_copy(
+        update={"outbox": outbox, "library": library, "mqtt": mqtt, "destinations": destinations, "health": health}
+    )
 
 
 def _file_paths(config: GatewayConfig) -> Iterator[tuple[KeyPath, Path | None]]:
@@ -227,8 +247,10 @@ def _file_paths(config: GatewayConfig) -> Iterator[tuple[KeyPath, Path | None]]:
     if config.library is not None:
         yield ("library", "path"), config.library.path
     yield ("mqtt", "password_file"), config.mqtt.password_file
-    for prefix, tls in [(("mqtt", "tls"), config.mqtt.tls),
-                        *((("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations))]:
+    for prefix, tls in [
+        (("mqtt", "tls"), config.mqtt.tls),
+        *((("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)),
+    ]:
         for name in ("ca_file", "cert_file", "key_file"):
             yield prefix + (name,), getattr(tls, name)
 

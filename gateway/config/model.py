@@ -153,12 +153,16 @@ class PumpConfig(_Strict):
         default=30.0, gt=0, description="Silence after which the pump is reported communication-lost."
     )
     identify_interval_s: float = Field(
-        default=300.0, ge=5, le=86400,
+        default=300.0,
+        ge=5,
+        le=86400,
         description="Seconds between two identity reads (serial number, firmware): a swap or a firmware update "
         "that the status replies do not reveal is found within this time. Identity is always read at connect.",
     )
     asset_tag: str | None = Field(
-        default=None, min_length=1, max_length=64,
+        default=None,
+        min_length=1,
+        max_length=64,
         description="The hospital's inventory number (asset tag) of the pump in this slot, from the region's "
         "register; sent as MDC_ATTR_ID_SOFT, shown by `pumpgw inventory`. A pump with another serial "
         "number in this slot is then reported as a swap that contradicts the register (ERROR).",
@@ -181,11 +185,13 @@ class PumpConfig(_Strict):
                 else "a device path, or an rfc2217:// or socket:// URL of a serial device server"
             )
             raise rule_error(
-                "link", f"protocol \"{self.protocol}\" needs a {wanted} link ({how}); got type = \"{self.link.type}\""
+                "link", f'protocol "{self.protocol}" needs a {wanted} link ({how}); got type = "{self.link.type}"'
             )
         if self.protocol == "bbraun-bcc" and isinstance(self.link, TcpLink):
             if self.link.pillar is None:
-                raise rule_error("link", "a bbraun-bcc pump is addressed by its rack position: link needs pillar and slot")
+                raise rule_error(
+                    "link", "a bbraun-bcc pump is addressed by its rack position: link needs pillar and slot"
+                )
             if self.link.pillar not in BBRAUN_PILLARS:
                 raise rule_error("link", f"a SpaceCom rack has pillars 1-3; got pillar = {self.link.pillar}")
             if self.link.slot not in BBRAUN_SLOTS:
@@ -285,8 +291,6 @@ class MllpDestination(_Strict):
                 raise rule_error(kind, f"must be > 0 seconds (there is no 'never expires' value); got {ttl:g}")
         return {**_default_ttl(), **value}
 
-
-
     @field_validator("name")
     @classmethod
     def _lane_name_free(cls, value: str) -> str:
@@ -298,6 +302,7 @@ class MllpDestination(_Strict):
                 "are outbox lanes of their own"
             )
         return value
+
 
 class MqttConfig(_Strict):
     """The MQTT broker for live pump state, alarms and availability (ward dashboards)."""
@@ -314,7 +319,9 @@ class MqttConfig(_Strict):
     )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval in seconds.")
     topic_prefix: str = Field(
-        default="pumpgw/v1", pattern=r"^[^#+]+$", description="Start of every topic: {prefix}/{site}/{gateway_id}/... (the ward is not a topic level)."
+        default="pumpgw/v1",
+        pattern=r"^[^#+]+$",
+        description="Start of every topic: {prefix}/{site}/{gateway_id}/... (the ward is not a topic level).",
     )
     include_patient_ids: bool = Field(default=False, description="Put patient identifiers into payloads.")
     tls: TlsConfig = Field(default=TlsConfig(), description="TLS towards the broker.")
@@ -332,27 +339,37 @@ class MqttConfig(_Strict):
         default=300.0, gt=0, description="Queued MQTT alarms expire after this (MQTT 5 message expiry too)."
     )
     heartbeat_interval_s: float = Field(
-        default=30.0, ge=1, le=3600,
+        default=30.0,
+        ge=1,
+        le=3600,
         description="Retained status (and pump availability) is republished this often with a fresh heartbeat_at.",
     )
     stale_after_intervals: int = Field(
-        default=3, ge=2, le=100,
+        default=3,
+        ge=2,
+        le=100,
         description="Retained online status and availability expire (MQTT 5) after this many heartbeat intervals; "
         "dashboards treat a status older than that as stale.",
     )
     session_expiry_s: int = Field(
-        default=300, ge=0, le=86400,
+        default=300,
+        ge=0,
+        le=86400,
         description="MQTT 5 session expiry: the broker keeps the session and its Last Will this long after the "
         "connection drops (a broker that restores sessions then still sends the will after a restart).",
     )
     max_packet_bytes: int = Field(
-        default=16 << 20, ge=1024, le=256 << 20,
+        default=16 << 20,
+        ge=1024,
+        le=256 << 20,
         description="MQTT 5 Maximum Packet Size sent on connect: the broker must not send the gateway anything "
         "larger (hostile or mistaken publishes on subscribed topics). Keep it well above "
         "library.max_release_bytes, so an oversized release still arrives and is refused with an audit row.",
     )
     rebirth_min_interval_s: float = Field(
-        default=10.0, ge=0, le=3600,
+        default=10.0,
+        ge=0,
+        le=3600,
         description="Rebirth requests closer together than this are coalesced into one republish.",
     )
 
@@ -364,9 +381,10 @@ class OutboxConfig(_Strict):
     max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Byte budget; beyond it observations thin.")
     delivered_retention_s: float = Field(default=86400.0, ge=0, description="Keep delivered rows this long.")
     reserve_bytes: int = Field(
-        default=4 << 20, ge=0,
+        default=4 << 20,
+        ge=0,
         description="Disk space held back in a reserve file beside the outbox and released when the disk is full, "
-                    "so alarms and events still commit (0 = no reserve).",
+        "so alarms and events still commit (0 = no reserve).",
     )
 
 
@@ -375,7 +393,8 @@ class TrustedKeyConfig(_Strict):
 
     file: Path = Field(description="Ed25519 public key, PEM (written by `pumpgw library keygen`).")
     key_id: str = Field(
-        default="", pattern=r"^([0-9a-f]{16})?$",
+        default="",
+        pattern=r"^([0-9a-f]{16})?$",
         description="Expected key id (16 hex digits); if set, a key file with another id is refused.",
     )
     valid_from: AwareDatetime = Field(description="ISO 8601 time with offset; releases signed earlier are refused.")
@@ -408,16 +427,21 @@ class LibraryConfig(_Strict):
         description="Public keys of the pharmacy; if any, only releases signed by one of them are put in force.",
     )
     allow_downgrade: bool = Field(
-        default=False, description="Accept a signed release older than the one in force (recall); audited.",
+        default=False,
+        description="Accept a signed release older than the one in force (recall); audited.",
     )
     watch_dir: Path | None = Field(
-        default=None, description="Folder watched for signed releases (FILE.json + FILE.json.sig), e.g. /etc/pumpgw/library.",
+        default=None,
+        description="Folder watched for signed releases (FILE.json + FILE.json.sig), e.g. /etc/pumpgw/library.",
     )
     from_mqtt: bool = Field(
-        default=True, description="With trusted_keys and [mqtt] enabled: take releases from {prefix}/library/current.",
+        default=True,
+        description="With trusted_keys and [mqtt] enabled: take releases from {prefix}/library/current.",
     )
     max_release_bytes: int = Field(
-        default=2 * 1024 * 1024, ge=4096, le=64 * 1024 * 1024,
+        default=2 * 1024 * 1024,
+        ge=4096,
+        le=64 * 1024 * 1024,
         description="Largest release accepted (MQTT payload or dropped file); larger ones are refused unread.",
     )
 
@@ -434,7 +458,8 @@ class AuditConfig(_Strict):
     """The append-only audit trail in the gateway database (docs/biomedical-engineer.md)."""
 
     retention_days: int = Field(
-        default=3650, ge=365,
+        default=3650,
+        ge=365,
         description="Audit rows older than this many days are deleted (after a checkpoint row that keeps the "
         "chain verifiable). At least 365; the default, ten years, follows the MDR's record-keeping period.",
     )
@@ -482,7 +507,8 @@ class SourceTls(_Strict):
     cert_file: Path | None = Field(default=None, description="This listener's certificate (PEM).")
     key_file: Path | None = Field(default=None, description="Private key of the listener's certificate.")
     client_ca_file: Path | None = Field(
-        default=None, description="CA bundle verifying sender certificates; set: mutual TLS (a certificate is required)."
+        default=None,
+        description="CA bundle verifying sender certificates; set: mutual TLS (a certificate is required).",
     )
 
     @model_validator(mode="after")
@@ -497,8 +523,9 @@ class SourceDevice(_Strict):
 
     id: str = Field(pattern=_ID, description="Pump id used in topics, logs and HL7 (like [[pumps]] id).")
     device: str = Field(
-        min_length=1, description="The device's entity identifier as the server sends it: OBX-18.1 of the MDS row "
-        "(usually the serial number)."
+        min_length=1,
+        description="The device's entity identifier as the server sends it: OBX-18.1 of the MDS row "
+        "(usually the serial number).",
     )
     location: str = Field(default="", description="Bed/location label (PV1-3 of outgoing messages).")
     care_area: str = Field(default="", description="Drug-library care area when the server reports none.")
@@ -537,7 +564,8 @@ class SourceConfig(_Strict):
         default_factory=list, description="Sender addresses or networks (CIDR) allowed; empty: any address."
     )
     allow_names: list[str] = Field(
-        default_factory=list, description="With mutual TLS: certificate names (CN or DNS SAN) allowed; empty: any verified."
+        default_factory=list,
+        description="With mutual TLS: certificate names (CN or DNS SAN) allowed; empty: any verified.",
     )
     tls: SourceTls = Field(default=SourceTls(), description="TLS / mutual TLS of the listener.")
     max_frame_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20, description="Largest MLLP frame accepted.")
@@ -574,8 +602,11 @@ class HealthConfig(_Strict):
         if bool(self.username) != (self.password_file is not None):
             raise rule_error("username", "username and password_file must be given together")
         if self.enabled and self.listen not in LOOPBACK_HOSTS and (self.cert_file is None or not self.username):
-            raise rule_error("listen", f"listening on {self.listen} (not loopback) needs TLS (cert_file, key_file) "
-                             "and basic authentication (username, password_file)")
+            raise rule_error(
+                "listen",
+                f"listening on {self.listen} (not loopback) needs TLS (cert_file, key_file) "
+                "and basic authentication (username, password_file)",
+            )
         return self
 
 

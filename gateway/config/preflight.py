@@ -33,11 +33,16 @@ def structure(config: GatewayConfig) -> Iterator[Finding]:
     if config.gateway.incomplete_reason.strip():
         return
     if not config.pumps and not config.sources:  # a vendor-server source brings its own pumps
-        yield Finding(("pumps",), "no [[pumps]] and no [[sources]]: nothing is monitored (set "
-                      "gateway.incomplete_reason to say why, e.g. while draining the outbox)")
+        yield Finding(
+            ("pumps",),
+            "no [[pumps]] and no [[sources]]: nothing is monitored (set "
+            "gateway.incomplete_reason to say why, e.g. while draining the outbox)",
+        )
     if not config.destinations:
-        yield Finding(("destinations",), "no [[destinations]]: nothing reaches the patient record (set "
-                      "gateway.incomplete_reason to say why)")
+        yield Finding(
+            ("destinations",),
+            "no [[destinations]]: nothing reaches the patient record (set gateway.incomplete_reason to say why)",
+        )
 
 
 def library(config: GatewayConfig) -> Iterator[Finding]:
@@ -78,8 +83,10 @@ def library(config: GatewayConfig) -> Iterator[Finding]:
     except LibraryInvalid as exc:
         shown = "; ".join(str(p) for p in exc.problems[:5])
         more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
-        yield Finding(("library", "path"), f"{lib.path} is not a valid drug library: {shown}{more} "
-                      f"(details: pumpgw library check {lib.path})")
+        yield Finding(
+            ("library", "path"),
+            f"{lib.path} is not a valid drug library: {shown}{more} (details: pumpgw library check {lib.path})",
+        )
     except LibraryError as exc:
         yield Finding(("library", "sha256") if "pin mismatch" in str(exc) else ("library", "path"), str(exc))
 
@@ -90,7 +97,9 @@ def tls_and_secrets(config: GatewayConfig) -> Iterator[Finding]:
     from gateway.mllp.errors import TlsConfigError
     from gateway.mllp.sender import make_client_ssl_context
 
-    client_tls: list[tuple[KeyPath, TlsConfig]] = [(("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)]
+    client_tls: list[tuple[KeyPath, TlsConfig]] = [
+        (("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)
+    ]
     if config.mqtt.enabled:
         client_tls.append((("mqtt", "tls"), config.mqtt.tls))
         if config.mqtt.password_file is not None:
@@ -110,8 +119,10 @@ def tls_and_secrets(config: GatewayConfig) -> Iterator[Finding]:
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(health.cert_file, health.key_file)
         except (OSError, ssl.SSLError) as exc:
-            yield Finding(("health", "cert_file"), f"cannot load server certificate/key {health.cert_file}: "
-                          f"{getattr(exc, 'strerror', None) or exc}")
+            yield Finding(
+                ("health", "cert_file"),
+                f"cannot load server certificate/key {health.cert_file}: {getattr(exc, 'strerror', None) or exc}",
+            )
     if health.enabled and health.password_file is not None:
         yield from _readable(("health", "password_file"), health.password_file)
 
@@ -123,9 +134,13 @@ def serial_devices(config: GatewayConfig) -> Iterator[Finding]:
         if link.type != "serial" or "://" in link.url or link.url in PLACEHOLDER_URLS:
             continue
         if not Path(link.url).exists():
-            yield Finding(("pumps", index, "link", "url"), f"serial device {link.url} of pump {pump.id!r} is absent "
-                          "now (a warning, not an error: a USB adapter may be plugged in later; the poller "
-                          "keeps trying and reports the pump communication-lost meanwhile)", "warning")
+            yield Finding(
+                ("pumps", index, "link", "url"),
+                f"serial device {link.url} of pump {pump.id!r} is absent "
+                "now (a warning, not an error: a USB adapter may be plugged in later; the poller "
+                "keeps trying and reports the pump communication-lost meanwhile)",
+                "warning",
+            )
 
 
 def outbox(config: GatewayConfig) -> Iterator[Finding]:
@@ -133,8 +148,11 @@ def outbox(config: GatewayConfig) -> Iterator[Finding]:
     path = config.outbox.path
     folder = path.parent
     if not folder.is_dir():
-        yield Finding(("outbox", "path"), f"folder {folder} does not exist (pumpgw does not create it, so a typo "
-                      "cannot start a new, empty outbox; under systemd StateDirectory=pumpgw creates /var/lib/pumpgw)")
+        yield Finding(
+            ("outbox", "path"),
+            f"folder {folder} does not exist (pumpgw does not create it, so a typo "
+            "cannot start a new, empty outbox; under systemd StateDirectory=pumpgw creates /var/lib/pumpgw)",
+        )
         return
     if not os.access(folder, os.W_OK | os.X_OK):
         yield Finding(("outbox", "path"), f"folder {folder} is not writable by this user ({_user()})")
@@ -175,8 +193,12 @@ def _credentials_unavailable(*paths: Path | None) -> bool:
 
 
 def _credential_warning(key: KeyPath) -> Finding:
-    return Finding(key, "uses systemd credentials (credential:NAME), which only the service sees; not checked "
-                   "here (the unit's ExecStartPre checks them)", "warning")
+    return Finding(
+        key,
+        "uses systemd credentials (credential:NAME), which only the service sees; not checked "
+        "here (the unit's ExecStartPre checks them)",
+        "warning",
+    )
 
 
 def _user() -> str:
@@ -186,7 +208,6 @@ def _user() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except (KeyError, ImportError):
         return f"uid {os.geteuid()}"
-
 
 
 def gate(report: ConfigReport, *, host_checks: bool = True) -> tuple[list[ConfigProblem], list[ConfigProblem]]:

@@ -68,10 +68,10 @@ def _visit(root: dict, node: dict, title: str, prefix: str, sections: list[_Sect
         description = prop.get("description", target.get("description", "") if target else "")
         if variants:
             tag = prop.get("discriminator", {}).get("propertyName", "type")
-            kinds = ", ".join(f'`{_tag(v, tag)}`' for v in variants)
+            kinds = ", ".join(f"`{_tag(v, tag)}`" for v in variants)
             section.rows.append((key, "inline table", default, f"`{tag}` = {kinds}", description))
             for variant in variants:
-                nested.append((variant, f"`{full}` when {tag} = \"{_tag(variant, tag)}\"", f"{full}."))
+                nested.append((variant, f'`{full}` when {tag} = "{_tag(variant, tag)}"', f"{full}."))
         elif target is not None and prop.get("type") == "array":
             section.rows.append((key, "array of tables", default, "", description))
             nested.append((target, f"`[[{full}]]`", f"{full}."))

@@ -41,29 +41,52 @@ def security_findings(config: GatewayConfig) -> list[Finding]:
     for key, path in _secret_files(config):
         problem = _exposed(path)
         if problem:
-            out.append(Finding(key, f"{path} is {problem}: it holds a secret; chmod 0600 (or 0640 for the "
-                               "service's group) or use a systemd credential (docs/security.md)", "warning"))
+            out.append(
+                Finding(
+                    key,
+                    f"{path} is {problem}: it holds a secret; chmod 0600 (or 0640 for the "
+                    "service's group) or use a systemd credential (docs/security.md)",
+                    "warning",
+                )
+            )
     mqtt = config.mqtt
     if mqtt.enabled and not mqtt.tls.enabled and (mqtt.username or mqtt.password_file) and not _loopback(mqtt.host):
-        out.append(Finding(("mqtt", "tls"), f"MQTT credentials go to {mqtt.host} in plain text: anyone on the "
-                           "network path can read the password; enable mqtt.tls", "warning"))
+        out.append(
+            Finding(
+                ("mqtt", "tls"),
+                f"MQTT credentials go to {mqtt.host} in plain text: anyone on the "
+                "network path can read the password; enable mqtt.tls",
+                "warning",
+            )
+        )
     outbox = PurePosixPath(str(config.outbox.path))
-    for roots, what in ((VOLATILE_DIRS, "volatile: the unit's PrivateTmp/RAM loses queued messages at a "
-                         "restart"), (READ_ONLY_DIRS, "read-only under the unit (ProtectSystem=strict, "
-                                      "ReadOnlyPaths=/etc/pumpgw): the daemon cannot write it")):
+    for roots, what in (
+        (VOLATILE_DIRS, "volatile: the unit's PrivateTmp/RAM loses queued messages at a restart"),
+        (
+            READ_ONLY_DIRS,
+            "read-only under the unit (ProtectSystem=strict, ReadOnlyPaths=/etc/pumpgw): the daemon cannot write it",
+        ),
+    ):
         if any(outbox == PurePosixPath(r) or PurePosixPath(r) in outbox.parents for r in roots):
             out.append(Finding(("outbox", "path"), f"{outbox} is {what}; use /var/lib/pumpgw/", "warning"))
     problem = _exposed(Path(config.outbox.path), secret=False)
     if problem:
-        out.append(Finding(("outbox", "path"), f"{config.outbox.path} is {problem}: it holds raw HL7 with "
-                           "patient data (the daemon tightens it to 0640 when it owns it)", "warning"))
+        out.append(
+            Finding(
+                ("outbox", "path"),
+                f"{config.outbox.path} is {problem}: it holds raw HL7 with "
+                "patient data (the daemon tightens it to 0640 when it owns it)",
+                "warning",
+            )
+        )
     return out
 
 
 def _secret_files(config: GatewayConfig) -> list[tuple[KeyPath, Path]]:
     files: list[tuple[KeyPath, Path | None]] = []
-    tls_sets: list[tuple[KeyPath, TlsConfig]] = [(("destinations", i, "tls"), d.tls) for i, d in
-                                                  enumerate(config.destinations)]
+    tls_sets: list[tuple[KeyPath, TlsConfig]] = [
+        (("destinations", i, "tls"), d.tls) for i, d in enumerate(config.destinations)
+    ]
     if config.mqtt.enabled:
         files.append((("mqtt", "password_file"), config.mqtt.password_file))
         tls_sets.append((("mqtt", "tls"), config.mqtt.tls))

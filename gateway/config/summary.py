@@ -37,7 +37,9 @@ def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigPr
             f"ack timeout {d.ack_timeout_s:g} s; expire after {ttl}"
         )
     hl7 = config.hl7
-    lines.append(f"hl7           PCD-01 every {_duration(hl7.pcd01_interval_s)} per pump; processing id {hl7.processing_id}")
+    lines.append(
+        f"hl7           PCD-01 every {_duration(hl7.pcd01_interval_s)} per pump; processing id {hl7.processing_id}"
+    )
     if config.mqtt.enabled:
         m = config.mqtt
         lines.append(f"mqtt          {m.host}:{m.port} ({'TLS' if m.tls.enabled else 'plain'}) prefix {m.topic_prefix}")
@@ -52,8 +54,10 @@ def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigPr
         if lib.trusted_keys:
             pin = f"signed releases, {len(lib.trusted_keys)} trusted key(s)" + (f", {pin}" if lib.sha256 else "")
         lines.append(f"library       {lib.path or '(no local file)'} ({pin})")
-    lines.append(f"logging       {config.logging.level}, {config.logging.format}"
-                 + (", WIRE TRACE ON (contains patient data)" if config.logging.wire_trace else ""))
+    lines.append(
+        f"logging       {config.logging.level}, {config.logging.format}"
+        + (", WIRE TRACE ON (contains patient data)" if config.logging.wire_trace else "")
+    )
     if warnings:
         lines.append(f"warnings      {len(warnings)}")
         lines += [f"  - {w}" for w in warnings]
@@ -92,8 +96,13 @@ def _pump_row(label: str, pump: PumpConfig) -> list[str]:
     link = pump.link
     frame = f"{link.baudrate} {link.bytesize}{link.parity}{link.stopbits}" if isinstance(link, SerialLink) else "tcp"
     return [
-        label, pump.id, pump.protocol, frame, pump.location or "(no location)",
-        pump.care_area or "(no care area)", f"every {pump.poll_interval_s:g} s",
+        label,
+        pump.id,
+        pump.protocol,
+        frame,
+        pump.location or "(no location)",
+        pump.care_area or "(no care area)",
+        f"every {pump.poll_interval_s:g} s",
     ]
 
 

@@ -21,8 +21,8 @@ import hashlib
 import json
 from typing import Any
 
-from gateway.textlimits import json_too_deep
 from gateway.druglib.errors import LibraryUnreadable
+from gateway.textlimits import json_too_deep
 
 
 class _Number(str):
@@ -59,7 +59,9 @@ def _parse(data: bytes, where: str) -> Any:
     except RecursionError:
         raise LibraryUnreadable(where, "JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
-        raise LibraryUnreadable(where, f"JSON syntax error: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        raise LibraryUnreadable(
+            where, f"JSON syntax error: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     except ValueError as exc:
         raise LibraryUnreadable(where, str(exc)) from None
 

@@ -61,13 +61,18 @@ def evaluate(library: LoadedLibrary, program: ProgramUnderCheck) -> VerdictSet:
     clean, dropped = finite_program(program)
     check = _Check(library, clean)
     for name in dropped:
-        check.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"{name} reported by the pump is not a usable number", limit_name=name)
+        check.add(
+            VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"{name} reported by the pump is not a usable number", limit_name=name
+        )
     try:
         return check.run()
     except ArithmeticError as exc:  # decimal.InvalidOperation / Overflow / DivisionByZero
         fallback = _Check(library, clean)
-        fallback.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"the program's numbers cannot be checked ({type(exc).__name__})",
-                     limit_name="program")
+        fallback.add(
+            VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+            f"the program's numbers cannot be checked ({type(exc).__name__})",
+            limit_name="program",
+        )
         return fallback.finish([])
 
 
@@ -76,8 +81,7 @@ MAX_MAGNITUDE = Decimal("1e12")
 
 
 def _usable(q: Quantity | None) -> bool:
-    return q is None or (q.value.is_finite() and abs(q.value) <= MAX_MAGNITUDE
-                         and q.value.as_tuple().exponent >= -12)  # type: ignore[operator]
+    return q is None or (q.value.is_finite() and abs(q.value) <= MAX_MAGNITUDE and q.value.as_tuple().exponent >= -12)  # type: ignore[operator]
 
 
 def finite_program(program: ProgramUnderCheck) -> tuple[ProgramUnderCheck, list[str]]:
@@ -100,12 +104,19 @@ class _Check:
         self.area: CareArea | None = None
 
     # -- assembly -------------------------------------------------------------------------
-    def verdict(self, kind: VerdictKind, text: str, *, severity: Severity | None = None, entry: Entry | None = None, **kw) -> Verdict:
+    def verdict(
+        self, kind: VerdictKind, text: str, *, severity: Severity | None = None, entry: Entry | None = None, **kw
+    ) -> Verdict:
         return Verdict(
-            kind=kind, severity=severity or DEFAULT_SEVERITY[kind], text=text,
-            library_version=self.lib.version, library_sha256=self.lib.sha256,
-            care_area=self.area.id if self.area else self.p.care_area, drug=self.p.drug,
-            entry_id=entry.id if entry else None, **kw,
+            kind=kind,
+            severity=severity or DEFAULT_SEVERITY[kind],
+            text=text,
+            library_version=self.lib.version,
+            library_sha256=self.lib.sha256,
+            care_area=self.area.id if self.area else self.p.care_area,
+            drug=self.p.drug,
+            entry_id=entry.id if entry else None,
+            **kw,
         )
 
     def add(self, kind: VerdictKind, text: str, **kw) -> None:
@@ -116,27 +127,43 @@ class _Check:
         if within and not any(v.kind in LIMIT_KINDS for v in verdicts):
             verdicts.append(within[0])
         if not verdicts:
-            verdicts.append(self.verdict(VerdictKind.NO_DOSE_CHECK_POSSIBLE, "nothing reported that the library could check"))
+            verdicts.append(
+                self.verdict(VerdictKind.NO_DOSE_CHECK_POSSIBLE, "nothing reported that the library could check")
+            )
         return VerdictSet(tuple(verdicts), self.lib.version, self.lib.sha256)
 
     # -- the checks -----------------------------------------------------------------------
     def run(self) -> VerdictSet:
         p = self.p
         if p.pump_library_version and not self.lib.is_current(p.pump_library_version):
-            self.add(VerdictKind.LIBRARY_OUTDATED,
-                     f"pump runs drug library {p.pump_library_version!r}; the library in force is {self.lib.version!r}",
-                     limit_name="library_version")
+            self.add(
+                VerdictKind.LIBRARY_OUTDATED,
+                f"pump runs drug library {p.pump_library_version!r}; the library in force is {self.lib.version!r}",
+                limit_name="library_version",
+            )
         self.area = self.lib.care_area(p.care_area)
         if self.area is None:
             known = ", ".join(a.id for a in self.lib.library.care_areas)
-            what = f"care area {p.care_area!r} is not in the library" if p.care_area else "no care area reported or configured"
-            self.add(VerdictKind.CARE_AREA_UNKNOWN, f"{what} (known: {known}); limits cannot be looked up", limit_name="care_area")
+            what = (
+                f"care area {p.care_area!r} is not in the library"
+                if p.care_area
+                else "no care area reported or configured"
+            )
+            self.add(
+                VerdictKind.CARE_AREA_UNKNOWN,
+                f"{what} (known: {known}); limits cannot be looked up",
+                limit_name="care_area",
+            )
             return self.finish([])
         rate = self.rate_ml_h()
         self.device_limits(rate)
         weight = self.weight_kg()
         if not p.drug:
-            self.add(VerdictKind.DRUG_NOT_IN_LIBRARY, "no drug selected: basic infusion outside the library", limit_name="drug")
+            self.add(
+                VerdictKind.DRUG_NOT_IN_LIBRARY,
+                "no drug selected: basic infusion outside the library",
+                limit_name="drug",
+            )
             return self.finish([])
         candidates = self.lib.candidates(self.area.id, p.drug)
         if p.therapy:
@@ -145,13 +172,19 @@ class _Check:
         if not candidates:
             elsewhere = self.lib.drug_known_elsewhere(p.drug)
             hint = f" (it is in care area(s) {', '.join(elsewhere)})" if elsewhere else ""
-            self.add(VerdictKind.DRUG_NOT_IN_LIBRARY, f"{p.drug!r} is not in the library for care area {self.area.id}{hint}", limit_name="drug")
+            self.add(
+                VerdictKind.DRUG_NOT_IN_LIBRARY,
+                f"{p.drug!r} is not in the library for care area {self.area.id}{hint}",
+                limit_name="drug",
+            )
             return self.finish([])
         matched = self.match_concentration(candidates)
         if not matched:
             return self.finish([])
         outcomes = [self.check_entry(entry, conc, weight, rate) for entry, conc in matched]
-        best_verdicts, best_within = min(outcomes, key=lambda o: (max((v.severity.rank for v in o[0]), default=0), len(o[0])))
+        best_verdicts, best_within = min(
+            outcomes, key=lambda o: (max((v.severity.rank for v in o[0]), default=0), len(o[0]))
+        )
         self.out += best_verdicts
         return self.finish(best_within)
 
@@ -162,7 +195,11 @@ class _Check:
         try:
             return convert_for_entry(r.value, dose_unit(r.unit), dose_unit("mL/h"), None, None)
         except (UnitError, ValueError) as exc:
-            self.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"rate unit {r.unit!r} is not a volume rate: {exc}", limit_name="rate")
+            self.add(
+                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                f"rate unit {r.unit!r} is not a volume rate: {exc}",
+                limit_name="rate",
+            )
             return None
 
     def device_limits(self, rate: Decimal | None) -> None:
@@ -177,8 +214,13 @@ class _Check:
             checks.append(("care_area.max_vtbi_ml", "VTBI", vtbi.value, self.area.max_vtbi_ml, "mL"))
         for name, label, value, limit, unit in checks:
             if value is not None and limit is not None and value > limit:
-                self.add(VerdictKind.ABOVE_HARD_MAX, f"{label} {fmt(value)} {unit} is above the care area's maximum {fmt(limit)} {unit}",
-                         limit_name=name, value=Quantity(value, unit), limit=Quantity(limit, unit))
+                self.add(
+                    VerdictKind.ABOVE_HARD_MAX,
+                    f"{label} {fmt(value)} {unit} is above the care area's maximum {fmt(limit)} {unit}",
+                    limit_name=name,
+                    value=Quantity(value, unit),
+                    limit=Quantity(limit, unit),
+                )
 
     def weight_kg(self) -> Decimal | None:
         assert self.area is not None
@@ -188,7 +230,9 @@ class _Check:
         try:
             kg = weight_to_kg(w.value, w.unit)
         except UnitError as exc:
-            self.add(VerdictKind.WEIGHT_MISSING, f"weight {w} has an unknown unit: {exc.reason}", limit_name="weight_kg")
+            self.add(
+                VerdictKind.WEIGHT_MISSING, f"weight {w} has an unknown unit: {exc.reason}", limit_name="weight_kg"
+            )
             return None
         if kg <= 0:
             self.add(VerdictKind.WEIGHT_MISSING, f"weight {w} is not a weight", limit_name="weight_kg")
@@ -197,10 +241,14 @@ class _Check:
             kind, name, limit = compare(kg, self.area.weight_kg.values(), Decimal(0))
             if kind is not VerdictKind.WITHIN_LIMITS:
                 hard = name.startswith("hard")
-                self.add(VerdictKind.WEIGHT_OUTSIDE_LIMITS,
-                         f"weight {fmt(kg)} kg is {'above' if 'max' in name else 'below'} the care area's {name.replace('_', ' ')} {fmt(limit)} kg",
-                         severity=Severity.CRITICAL if hard else Severity.WARNING,
-                         limit_name=f"weight_kg.{name}", value=Quantity(kg, "kg"), limit=Quantity(limit, "kg"))
+                self.add(
+                    VerdictKind.WEIGHT_OUTSIDE_LIMITS,
+                    f"weight {fmt(kg)} kg is {'above' if 'max' in name else 'below'} the care area's {name.replace('_', ' ')} {fmt(limit)} kg",
+                    severity=Severity.CRITICAL if hard else Severity.WARNING,
+                    limit_name=f"weight_kg.{name}",
+                    value=Quantity(kg, "kg"),
+                    limit=Quantity(limit, "kg"),
+                )
         self.expected_weight(kg)
         return kg
 
@@ -218,12 +266,19 @@ class _Check:
         lo, hi = LB_KG_BAND
         common = dict(limit_name="weight_kg.expected", value=Quantity(kg, "kg"), limit=Quantity(expected, "kg"))
         if lo <= ratio <= hi or lo <= 1 / ratio <= hi:
-            self.add(VerdictKind.WEIGHT_SUSPICIOUS,
-                     f"weight {fmt(kg)} kg is {fmt(ratio.quantize(Decimal('0.01')))}x the expected {fmt(expected)} kg: "
-                     f"pounds entered as kilograms? (1 kg = {LB_PER_KG} lb)", **common)
+            self.add(
+                VerdictKind.WEIGHT_SUSPICIOUS,
+                f"weight {fmt(kg)} kg is {fmt(ratio.quantize(Decimal('0.01')))}x the expected {fmt(expected)} kg: "
+                f"pounds entered as kilograms? (1 kg = {LB_PER_KG} lb)",
+                **common,
+            )
         elif abs(ratio - 1) > WEIGHT_MISMATCH:
-            self.add(VerdictKind.WEIGHT_SUSPICIOUS, f"weight {fmt(kg)} kg differs from the expected {fmt(expected)} kg by more than 10 %",
-                     severity=Severity.WARNING, **common)
+            self.add(
+                VerdictKind.WEIGHT_SUSPICIOUS,
+                f"weight {fmt(kg)} kg differs from the expected {fmt(expected)} kg by more than 10 %",
+                severity=Severity.WARNING,
+                **common,
+            )
 
     def match_concentration(self, candidates: tuple[Entry, ...]) -> list[tuple[Entry, Decimal | None]]:
         """Entries whose concentration fits the reported one, with that concentration per mL."""
@@ -233,7 +288,11 @@ class _Check:
         try:
             cu = concentration_unit(pc.unit)
         except UnitError as exc:
-            self.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"concentration unit {pc.unit!r}: {exc.reason}", limit_name="concentration")
+            self.add(
+                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                f"concentration unit {pc.unit!r}: {exc.reason}",
+                limit_name="concentration",
+            )
             return []
         out: list[tuple[Entry, Decimal | None]] = []
         offered: list[str] = []
@@ -257,12 +316,18 @@ class _Check:
                 out.append((e, per_ml))
         if not out:
             assert self.area is not None
-            self.add(VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                     f"concentration {pc} matches no {self.p.drug} entry in {self.area.id} (library: {', '.join(offered)})",
-                     severity=Severity.WARNING, limit_name="concentration", value=pc)
+            self.add(
+                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                f"concentration {pc} matches no {self.p.drug} entry in {self.area.id} (library: {', '.join(offered)})",
+                severity=Severity.WARNING,
+                limit_name="concentration",
+                value=pc,
+            )
         return out
 
-    def check_entry(self, e: Entry, conc: Decimal | None, weight: Decimal | None, rate: Decimal | None) -> tuple[list[Verdict], list[Verdict]]:
+    def check_entry(
+        self, e: Entry, conc: Decimal | None, weight: Decimal | None, rate: Decimal | None
+    ) -> tuple[list[Verdict], list[Verdict]]:
         out: list[Verdict] = []
         within: list[Verdict] = []
         unit = dose_unit(e.dose_unit)
@@ -273,24 +338,52 @@ class _Check:
             label = f"{self.p.drug}{' (' + e.therapy + ')' if e.therapy else ''}: {what.replace('_', ' ')} {fmt(value)} {unit_text}"
             if kind is VerdictKind.WITHIN_LIMITS:
                 shown = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in limits.items())
-                within.append(self.verdict(kind, f"{label} within limits ({shown} {unit_text})", entry=e,
-                                           limit_name=what, value=Quantity(value, unit_text), tolerance=tq))
+                within.append(
+                    self.verdict(
+                        kind,
+                        f"{label} within limits ({shown} {unit_text})",
+                        entry=e,
+                        limit_name=what,
+                        value=Quantity(value, unit_text),
+                        tolerance=tq,
+                    )
+                )
             else:
-                word = {"hard_max": "above the hard maximum", "soft_max": "above the soft maximum",
-                        "hard_min": "below the hard minimum", "soft_min": "below the soft minimum"}[name]
-                out.append(self.verdict(kind, f"{label} is {word} {fmt(limit)} {unit_text}", entry=e,
-                                        limit_name=f"{what}.{name}", value=Quantity(value, unit_text),
-                                        limit=Quantity(limit, unit_text), tolerance=tq))
+                word = {
+                    "hard_max": "above the hard maximum",
+                    "soft_max": "above the soft maximum",
+                    "hard_min": "below the hard minimum",
+                    "soft_min": "below the soft minimum",
+                }[name]
+                out.append(
+                    self.verdict(
+                        kind,
+                        f"{label} is {word} {fmt(limit)} {unit_text}",
+                        entry=e,
+                        limit_name=f"{what}.{name}",
+                        value=Quantity(value, unit_text),
+                        limit=Quantity(limit, unit_text),
+                        tolerance=tq,
+                    )
+                )
 
         def note(kind: VerdictKind, text: str, **kw) -> None:
             out.append(self.verdict(kind, text, entry=e, **kw))
 
         if e.kind == "pca":
-            note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"{e.drug} is a PCA entry: demand dose and lockout are not reported, only the library match is checked", limit_name="dose")
+            note(
+                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                f"{e.drug} is a PCA entry: demand dose and lockout are not reported, only the library match is checked",
+                limit_name="dose",
+            )
             return out, within
         if unit.family is Family.VOLUME:
             if e.kind != "fluid":
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"{e.drug} entry {e.id} is rate only (mL/h): no dose can be computed", limit_name="dose")
+                note(
+                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                    f"{e.drug} entry {e.id} is rate only (mL/h): no dose can be computed",
+                    limit_name="dose",
+                )
             if e.rate_limits_ml_h is not None and rate is not None:
                 limit_check("rate", rate, "mL/h", e.rate_limits_ml_h.values(), Decimal(0))
             elif rate is None:
@@ -298,16 +391,28 @@ class _Check:
             return out, within
         bsa = self.p.bsa.value if self.p.bsa is not None and self.p.bsa.unit in ("m2", "m^2") else None
         if unit.per_kg and weight is None:
-            note(VerdictKind.WEIGHT_MISSING, f"{e.drug} is dosed in {unit.ucum} but the pump reports no patient weight", limit_name="weight_kg")
+            note(
+                VerdictKind.WEIGHT_MISSING,
+                f"{e.drug} is dosed in {unit.ucum} but the pump reports no patient weight",
+                limit_name="weight_kg",
+            )
         c = e.concentration
         assert c is not None
         amount = amount_unit(c.amount_unit)
         per_ml_unit = ConcentrationUnit(amount, _ML)
         if c.custom:
             if conc is None:
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"custom concentration of {e.drug} not reported: the dose cannot be recomputed", limit_name="concentration")
+                note(
+                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                    f"custom concentration of {e.drug} not reported: the dose cannot be recomputed",
+                    limit_name="concentration",
+                )
             elif c.limits is None:
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"custom concentration {fmt(conc)} {amount.ucum}/mL of {e.drug} has no concentration limits in the library", limit_name="concentration")
+                note(
+                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                    f"custom concentration {fmt(conc)} {amount.ucum}/mL of {e.drug} has no concentration limits in the library",
+                    limit_name="concentration",
+                )
             else:
                 lcu = concentration_unit(c.limits_unit or "")
                 in_limit_unit = concentration_per_ml(conc, per_ml_unit, lcu.amount) * lcu.volume.factor
@@ -329,9 +434,17 @@ class _Check:
                 dose = dose_from_rate(rate, unit, **kw)
                 tol = dose_tolerance(self.p.rate_step_ml_h or rate_step(self.p.rate.value), unit, **kw)  # type: ignore[union-attr]
             else:
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, "neither a dose nor a rate with a known concentration is reported", limit_name="dose")
+                note(
+                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                    "neither a dose nor a rate with a known concentration is reported",
+                    limit_name="dose",
+                )
         except UnitError as exc:
-            note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"pump dose unit does not match the library entry ({unit.ucum}): {exc}", limit_name="dose")
+            note(
+                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
+                f"pump dose unit does not match the library entry ({unit.ucum}): {exc}",
+                limit_name="dose",
+            )
         except ValueError as exc:
             note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"dose cannot be computed: {exc}", limit_name="dose")
         if dose is not None:
@@ -344,11 +457,13 @@ class _Check:
         volume = self.p.vtbi.value if self.p.vtbi is not None and self.p.vtbi.unit in ("mL", "ml") else c.volume_ml
         if conc is not None and volume is not None:
             try:
-                total = intermittent_dose(volume, unit, concentration=conc, concentration_unit=per_ml_unit, weight_kg=weight, bsa_m2=bsa)
+                total = intermittent_dose(
+                    volume, unit, concentration=conc, concentration_unit=per_ml_unit, weight_kg=weight, bsa_m2=bsa
+                )
                 limit_check("dose", total, unit.ucum, e.dose_limits.values(), Decimal(0))
             except ValueError as exc:
                 note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"total dose cannot be computed: {exc}", limit_name="dose")
         if rate is not None and e.duration_limits_min is not None and c.volume_ml is not None:
-            limit_check("rate_from_duration", rate, "mL/h", duration_rate_limits(c.volume_ml, e.duration_limits_min), Decimal(0))
-
-
+            limit_check(
+                "rate_from_duration", rate, "mL/h", duration_rate_limits(c.volume_ml, e.duration_limits_min), Decimal(0)
+            )

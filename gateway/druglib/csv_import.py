@@ -22,17 +22,54 @@ from gateway.druglib.load import LoadedLibrary, load_library_bytes
 from gateway.druglib.model import FORMAT, LIMIT_NAMES
 
 LIMIT_GROUPS = {
-    "dose": "dose_limits", "rate": "rate_limits_ml_h", "duration": "duration_limits_min",
-    "bolus": "bolus_limits", "bolus_rate": "bolus_rate_limits", "loading": "loading_limits",
+    "dose": "dose_limits",
+    "rate": "rate_limits_ml_h",
+    "duration": "duration_limits_min",
+    "bolus": "bolus_limits",
+    "bolus_rate": "bolus_rate_limits",
+    "loading": "loading_limits",
 }
-ENTRY_TEXT = ("id", "drug", "therapy", "kind", "dose_unit", "bolus_unit", "bolus_rate_unit", "loading_unit", "advisory", "note")
+ENTRY_TEXT = (
+    "id",
+    "drug",
+    "therapy",
+    "kind",
+    "dose_unit",
+    "bolus_unit",
+    "bolus_rate_unit",
+    "loading_unit",
+    "advisory",
+    "note",
+)
 ENTRY_COLUMNS = frozenset(
-    {*ENTRY_TEXT, "aliases", "care_areas", "initial_dose", "source", "unsourced",
-     "conc_amount", "conc_amount_unit", "conc_volume_ml", "conc_custom", "conc_limits_unit", "conc_source",
-     *(f"conc_{n}" for n in LIMIT_NAMES), *(f"{g}_{n}" for g in LIMIT_GROUPS for n in LIMIT_NAMES)}
+    {
+        *ENTRY_TEXT,
+        "aliases",
+        "care_areas",
+        "initial_dose",
+        "source",
+        "unsourced",
+        "conc_amount",
+        "conc_amount_unit",
+        "conc_volume_ml",
+        "conc_custom",
+        "conc_limits_unit",
+        "conc_source",
+        *(f"conc_{n}" for n in LIMIT_NAMES),
+        *(f"{g}_{n}" for g in LIMIT_GROUPS for n in LIMIT_NAMES),
+    }
 )
 AREA_COLUMNS = frozenset(
-    {"id", "name", "aliases", "max_rate_ml_h", "max_vtbi_ml", "source", "note", *(f"weight_{n}_kg" for n in LIMIT_NAMES)}
+    {
+        "id",
+        "name",
+        "aliases",
+        "max_rate_ml_h",
+        "max_vtbi_ml",
+        "source",
+        "note",
+        *(f"weight_{n}_kg" for n in LIMIT_NAMES),
+    }
 )
 
 
@@ -96,7 +133,11 @@ def _entry(rows: _Rows, line: int, row: dict) -> dict:
         unsourced.setdefault(group, []).append(name)
     for group, key in LIMIT_GROUPS.items():
         if (lim := rows.limits(line, row, group)) is not None:
-            entry[key] = {**lim, **({"source": source} if source else {}), **({"unsourced": unsourced[group]} if group in unsourced else {})}
+            entry[key] = {
+                **lim,
+                **({"source": source} if source else {}),
+                **({"unsourced": unsourced[group]} if group in unsourced else {}),
+            }
     custom = (row.get("conc_custom") or "").strip().lower()
     if custom not in ("", "yes", "no", "true", "false", "1", "0"):
         rows.problem(line, "conc_custom", f"expected yes or no (got {custom!r})")
@@ -106,7 +147,11 @@ def _entry(rows: _Rows, line: int, row: dict) -> dict:
     for column, key in (("conc_amount", "amount"), ("conc_volume_ml", "volume_ml")):
         if (value := rows.number(line, row, column)) is not None:
             conc[key] = value
-    for column, key in (("conc_amount_unit", "amount_unit"), ("conc_limits_unit", "limits_unit"), ("conc_source", "source")):
+    for column, key in (
+        ("conc_amount_unit", "amount_unit"),
+        ("conc_limits_unit", "limits_unit"),
+        ("conc_source", "source"),
+    ):
         if (row.get(column) or "").strip():
             conc[key] = row[column].strip()
     if (lim := rows.limits(line, row, "conc")) is not None:
@@ -121,7 +166,10 @@ def _area(rows: _Rows, line: int, row: dict) -> dict:
     if row.get("aliases"):
         area["aliases"] = _list(row["aliases"])
     if (weight := rows.limits(line, row, "weight", "_kg")) is not None:
-        area["weight_kg"] = {**weight, **({"source": row["source"].strip()} if (row.get("source") or "").strip() else {})}
+        area["weight_kg"] = {
+            **weight,
+            **({"source": row["source"].strip()} if (row.get("source") or "").strip() else {}),
+        }
     for column in ("max_rate_ml_h", "max_vtbi_ml"):
         if (value := rows.number(line, row, column)) is not None:
             area[column] = value
@@ -129,7 +177,14 @@ def _area(rows: _Rows, line: int, row: dict) -> dict:
 
 
 def import_csv(
-    entries_csv: Path, care_areas_csv: Path, *, name: str, version: str, released: str, status: str = "draft", out_path: Path
+    entries_csv: Path,
+    care_areas_csv: Path,
+    *,
+    name: str,
+    version: str,
+    released: str,
+    status: str = "draft",
+    out_path: Path,
 ) -> tuple[str, LoadedLibrary]:
     """Build and validate a library from two CSV files; return (JSON text, validated library)."""
     entries = _Rows(Path(entries_csv), ENTRY_COLUMNS, ("id", "drug", "care_areas", "dose_unit"))
@@ -141,9 +196,14 @@ def import_csv(
         # every row would repeat "missing" for that column: the header problem says it once
         raise LibraryInvalid(f"{entries_csv}, {care_areas_csv}", problems)
     data = {
-        "format": FORMAT, "name": name, "version": version, "released": released, "status": status,
+        "format": FORMAT,
+        "name": name,
+        "version": version,
+        "released": released,
+        "status": status,
         "note": f"imported from {Path(entries_csv).name} and {Path(care_areas_csv).name}",
-        "care_areas": [a for _, a in area_list], "entries": [e for _, e in entry_list],
+        "care_areas": [a for _, a in area_list],
+        "entries": [e for _, e in entry_list],
     }
     text = dump_json(data)
     try:
@@ -164,7 +224,7 @@ def _to_csv(p: LibraryProblem, entries_csv: Path, entry_list: list, areas_csv: P
     """Point a JSON-path problem back at the CSV row it came from."""
     for prefix, csv_path, rows in (("entries[", entries_csv, entry_list), ("care_areas[", areas_csv, area_list)):
         if p.json_path.startswith(prefix):
-            index = int(p.json_path[len(prefix):].split("]")[0])
+            index = int(p.json_path[len(prefix) :].split("]")[0])
             return LibraryProblem(f"{Path(csv_path).name}: {p.json_path}", p.message, rows[index][0])
     return LibraryProblem(p.json_path, p.message, None)
 

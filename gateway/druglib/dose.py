@@ -161,8 +161,12 @@ def dose_tolerance(
 ) -> Decimal:
     """The dose one rate step is worth: the allowance for a dose back-calculated from a rate."""
     return dose_from_rate(
-        step_ml_h, unit, concentration=concentration, concentration_unit=concentration_unit,
-        weight_kg=weight_kg, bsa_m2=bsa_m2,
+        step_ml_h,
+        unit,
+        concentration=concentration,
+        concentration_unit=concentration_unit,
+        weight_kg=weight_kg,
+        bsa_m2=bsa_m2,
     )
 
 

@@ -45,18 +45,23 @@ class DropFolder:
     async def scan(self) -> int:
         """Offer every new or changed release; return how many were offered."""
         changed = await asyncio.to_thread(self._changed)
-        for path, stamp, serial in sorted(changed, key=lambda c: (c[2], c[0].name)):
+        for path, stamp, _serial in sorted(changed, key=lambda c: (c[2], c[0].name)):
             self._seen[path] = stamp
             where = str(path)
             if stamp[0] > self.max_bytes:
-                self.applier.refuse(LibraryTooLarge(where, stamp[0], self.max_bytes), source="watch_dir",
-                                    where=where, digest=hashlib.sha256(f"{path}{stamp}".encode()).hexdigest())
+                self.applier.refuse(
+                    LibraryTooLarge(where, stamp[0], self.max_bytes),
+                    source="watch_dir",
+                    where=where,
+                    digest=hashlib.sha256(f"{path}{stamp}".encode()).hexdigest(),
+                )
                 continue
             try:
                 library, signature = await asyncio.to_thread(_read_pair, path)
             except LibraryUnreadable as exc:
-                self.applier.refuse(exc, source="watch_dir", where=where,
-                                    digest=hashlib.sha256(f"{path}{stamp}".encode()).hexdigest())
+                self.applier.refuse(
+                    exc, source="watch_dir", where=where, digest=hashlib.sha256(f"{path}{stamp}".encode()).hexdigest()
+                )
                 continue
             await self.applier.offer_async(library, signature, source="watch_dir", where=where)
         return len(changed)

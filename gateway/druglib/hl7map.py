@@ -62,10 +62,22 @@ def verdict_observations(verdicts: Iterable[Verdict]) -> list[VerdictObservation
     for index, v in enumerate(verdicts, start=1):
         flag = FLAGS.get(v.kind, "A")
 
-        def row(term: tuple[str, str, str], facet: int, value, unit: str | None = None) -> None:
+        def row(
+            term: tuple[str, str, str], facet: int, value, unit: str | None = None, index: int = index, flag: str = flag
+        ) -> None:
             code, mnemonic, value_type = term
-            rows.append(VerdictObservation(code, mnemonic, CODING_SYSTEM, f"{index}.{facet}" if facet else str(index),
-                                           value_type, value, unit, flag))
+            rows.append(
+                VerdictObservation(
+                    code,
+                    mnemonic,
+                    CODING_SYSTEM,
+                    f"{index}.{facet}" if facet else str(index),
+                    value_type,
+                    value,
+                    unit,
+                    flag,
+                )
+            )
 
         row(VERDICT, 0, (v.kind.value, v.text, CODING_SYSTEM))
         facet = 0

@@ -54,7 +54,11 @@ class LibraryHolder:
     """Owns the library in force for the daemon. ``current`` is ``None`` until a load succeeds."""
 
     def __init__(
-        self, path: Path, *, expected_sha256: str = "", on_alert: AlertHook | None = None,
+        self,
+        path: Path,
+        *,
+        expected_sha256: str = "",
+        on_alert: AlertHook | None = None,
         audit: Callable[[str, str, dict, str], None] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -123,12 +127,16 @@ class LibraryHolder:
         except OSError as exc:
             return None, LibraryUnreadable(str(self.path), f"cannot read file: {exc.strerror or exc}")
         digest = sha256_of(data)
-        if self._current is not None and digest == self._current.sha256 and (
-            not self.expected_sha256 or digest == self.expected_sha256
+        if (
+            self._current is not None
+            and digest == self._current.sha256
+            and (not self.expected_sha256 or digest == self.expected_sha256)
         ):
             return digest, self._current
         try:
-            return digest, load_library_bytes(data, path=self.path, expected_sha256=self.expected_sha256, require_released=True)
+            return digest, load_library_bytes(
+                data, path=self.path, expected_sha256=self.expected_sha256, require_released=True
+            )
         except LibraryError as exc:
             return digest, exc
         except Exception as exc:  # noqa: BLE001 -- a loader bug must refuse the file, not kill the watch
@@ -141,13 +149,25 @@ class LibraryHolder:
             previous = self._current
             self._current = outcome
             self._last_refused_sha = None
-            log.info("drug library in force", path=str(self.path), version=outcome.version, sha256=outcome.sha256,
-                     previous=previous.version if previous else None)
-            self._audit(AUDIT_APPLIED, outcome.version, {
-                "version": outcome.version, "sha256": outcome.sha256, "source": "file", "path": str(self.path),
-                "previous_version": previous.version if previous else None,
-                "previous_sha256": previous.sha256 if previous else None,
-            })
+            log.info(
+                "drug library in force",
+                path=str(self.path),
+                version=outcome.version,
+                sha256=outcome.sha256,
+                previous=previous.version if previous else None,
+            )
+            self._audit(
+                AUDIT_APPLIED,
+                outcome.version,
+                {
+                    "version": outcome.version,
+                    "sha256": outcome.sha256,
+                    "source": "file",
+                    "path": str(self.path),
+                    "previous_version": previous.version if previous else None,
+                    "previous_sha256": previous.sha256 if previous else None,
+                },
+            )
             return ReloadResult(ReloadStatus.LOADED, outcome)
         repeat = digest is not None and digest == self._last_refused_sha
         self._last_refused_sha = digest

@@ -39,10 +39,14 @@ class _BadNumber(ValueError):
 def _number(literal: str) -> Decimal:
     value = Decimal(literal)
     # adjusted() and the exponent are read without arithmetic: abs() itself overflows on 1e1000000
-    if not value.is_finite() or (value and (value.adjusted() >= MAX_NUMBER.adjusted()
-                                            or value.as_tuple().exponent < MIN_EXPONENT)):  # type: ignore[operator]
-        raise _BadNumber(literal, f"number {literal[:40]!r} is outside what a drug library may contain "
-                                  f"(at most {MAX_NUMBER:.0E}, at most {-MIN_EXPONENT} decimals)")
+    if not value.is_finite() or (
+        value and (value.adjusted() >= MAX_NUMBER.adjusted() or value.as_tuple().exponent < MIN_EXPONENT)
+    ):  # type: ignore[operator]
+        raise _BadNumber(
+            literal,
+            f"number {literal[:40]!r} is outside what a drug library may contain "
+            f"(at most {MAX_NUMBER:.0E}, at most {-MIN_EXPONENT} decimals)",
+        )
     return value
 
 
@@ -147,7 +151,9 @@ def load_library_bytes(
     try:
         raw = json.loads(text, parse_float=_number, parse_int=_integer, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise LibraryInvalid(str(path), [LibraryProblem("(file)", f"JSON syntax error: {exc.msg} (column {exc.colno})", exc.lineno)]) from None
+        raise LibraryInvalid(
+            str(path), [LibraryProblem("(file)", f"JSON syntax error: {exc.msg} (column {exc.colno})", exc.lineno)]
+        ) from None
     except _BadNumber as exc:
         line, column = _position(text, exc.literal)
         where = f" (column {column})" if column else ""
@@ -162,9 +168,17 @@ def load_library_bytes(
         problems = [_describe(err, lines) for err in exc.errors()]
         raise LibraryInvalid(str(path), problems) from None
     except (ArithmeticError, RecursionError) as exc:  # belt and braces: the number limits should prevent it
-        raise LibraryInvalid(str(path), [LibraryProblem("(file)", f"numbers cannot be checked: {type(exc).__name__}")]) from None
+        raise LibraryInvalid(
+            str(path), [LibraryProblem("(file)", f"numbers cannot be checked: {type(exc).__name__}")]
+        ) from None
     if require_released and library.status != "released":
-        found.append(LibraryProblem("status", f"is {library.status!r}: only a released library is put in force", line_for(lines, ("status",))))
+        found.append(
+            LibraryProblem(
+                "status",
+                f"is {library.status!r}: only a released library is put in force",
+                line_for(lines, ("status",)),
+            )
+        )
     if found:
         raise LibraryInvalid(str(path), found)
     return LoadedLibrary.build(library, digest, path)
@@ -198,7 +212,9 @@ def _loc(path: str) -> tuple:
 def _describe(err: dict, lines: dict[tuple, int]) -> LibraryProblem:
     # pydantic appends the failing union member or validator name to loc for some errors;
     # keep only the parts that exist in the file.
-    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "decimal", "is-instance")))
+    loc = tuple(
+        p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "decimal", "is-instance"))
+    )
     where = _path(loc)
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -58,7 +58,9 @@ class LimitSet(_Strict):
                 )
         for (low_name, low), (high_name, high) in zip(present, present[1:]):
             if low > high:
-                raise ValueError(f"{low_name} {low} is above {high_name} {high} (order: hard_min <= soft_min <= soft_max <= hard_max)")
+                raise ValueError(
+                    f"{low_name} {low} is above {high_name} {high} (order: hard_min <= soft_min <= soft_max <= hard_max)"
+                )
         for name in self.unsourced:
             if getattr(self, name) is None:
                 raise ValueError(f"unsourced lists {name}, which is not set")
@@ -129,7 +131,9 @@ class Entry(_Strict):
     dose_limits: LimitSet | None = None
     initial_dose: Decimal | None = Field(default=None, gt=0)
     rate_limits_ml_h: LimitSet | None = Field(default=None, description="Fluid / rate-only entries: limits in mL/h.")
-    duration_limits_min: LimitSet | None = Field(default=None, description="Intermittent: infusion duration in minutes.")
+    duration_limits_min: LimitSet | None = Field(
+        default=None, description="Intermittent: infusion duration in minutes."
+    )
     bolus_unit: str | None = None
     bolus_limits: LimitSet | None = None
     bolus_rate_unit: str | None = Field(default=None, description="Bolus dose administration rate (BDAR) unit.")

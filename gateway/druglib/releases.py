@@ -128,10 +128,15 @@ class ReleaseApplier:
         stored = self.state.load()
         if stored is None:
             return None
-        result = self._evaluate(stored.library, stored.signature, where="stored release (database)",
-                                source=stored.source, restoring=stored)
-        self._after(result, source="restart", where="stored release (database)",
-                    digest=_digest(stored.library, stored.signature))
+        result = self._evaluate(
+            stored.library, stored.signature, where="stored release (database)", source=stored.source, restoring=stored
+        )
+        self._after(
+            result,
+            source="restart",
+            where="stored release (database)",
+            digest=_digest(stored.library, stored.signature),
+        )
         return result
 
     def offer(self, library: bytes, signature: bytes, *, source: str, where: str) -> OfferResult:
@@ -163,8 +168,14 @@ class ReleaseApplier:
         try:
             trust.verify(stored.library, stored.signature, where="release in force", now=self.clock())
         except LibraryError as exc:
-            detail = {"version": current.version, "serial": current.serial, "signer_key_id": current.signer_key_id,
-                      "reason": type(exc).__name__, "message": str(exc), "still_in_force": True}
+            detail = {
+                "version": current.version,
+                "serial": current.serial,
+                "signer_key_id": current.signer_key_id,
+                "reason": type(exc).__name__,
+                "message": str(exc),
+                "still_in_force": True,
+            }
             log.error("drug library in force is no longer trusted", **detail)
             self._audit(AUDIT_REFUSED, current.version, detail)
             self._alert({**detail, "source": "reload"})
@@ -191,8 +202,11 @@ class ReleaseApplier:
                 downgrade = True
             loaded = load_library_bytes(library, path=Path(where), require_released=True)
             if loaded.version != meta.version or loaded.library.released != meta.released:
-                raise SignatureError(where, f"signed metadata names version {meta.version} released {meta.released}, "
-                                     f"the library says {loaded.version} released {loaded.library.released}")
+                raise SignatureError(
+                    where,
+                    f"signed metadata names version {meta.version} released {meta.released}, "
+                    f"the library says {loaded.version} released {loaded.library.released}",
+                )
         except LibraryError as exc:
             return OfferResult(Outcome.REFUSED, current, exc)
         loaded = replace(loaded, sha256=verified.sha256)  # the release's identity: canonical bytes
@@ -201,11 +215,24 @@ class ReleaseApplier:
         else:
             applied_at, src = self.clock(), source
             try:
-                self.state.save(StoredRelease(meta.serial, meta.version, verified.sha256, meta.signer_key_id,
-                                              applied_at.isoformat(), src, library, signature))
+                self.state.save(
+                    StoredRelease(
+                        meta.serial,
+                        meta.version,
+                        verified.sha256,
+                        meta.signer_key_id,
+                        applied_at.isoformat(),
+                        src,
+                        library,
+                        signature,
+                    )
+                )
             except sqlite3.Error as exc:  # not stored = not applied: a restart must not forget it
-                return OfferResult(Outcome.REFUSED, current, LibraryError(f"{where}: cannot store the release "
-                                                                           f"in the gateway database: {exc}"))
+                return OfferResult(
+                    Outcome.REFUSED,
+                    current,
+                    LibraryError(f"{where}: cannot store the release in the gateway database: {exc}"),
+                )
         new = InForce(loaded, meta.serial, meta.version, verified.sha256, meta.signer_key_id, applied_at, src)
         return OfferResult(Outcome.APPLIED, new, None, downgrade=downgrade)
 
@@ -213,8 +240,11 @@ class ReleaseApplier:
 
     def _after(self, result: OfferResult, *, source: str, where: str, digest: str) -> None:
         if result.outcome is Outcome.UNCHANGED:
-            log.debug("drug library release already in force", source=source, version=result.in_force.version
-                      if result.in_force else None)
+            log.debug(
+                "drug library release already in force",
+                source=source,
+                version=result.in_force.version if result.in_force else None,
+            )
             return
         if result.outcome is Outcome.APPLIED:
             self._apply(result, source=source, where=where)
@@ -229,9 +259,15 @@ class ReleaseApplier:
         self.holder.put_in_force(new.loaded)
         downgrade = result.downgrade
         detail = {
-            "version": new.version, "serial": new.serial, "sha256": new.sha256, "signer_key_id": new.signer_key_id,
-            "source": source, "where": where, "previous_version": previous.version if previous else None,
-            "previous_serial": previous.serial if previous else None, "downgrade": downgrade,
+            "version": new.version,
+            "serial": new.serial,
+            "sha256": new.sha256,
+            "signer_key_id": new.signer_key_id,
+            "source": source,
+            "where": where,
+            "previous_version": previous.version if previous else None,
+            "previous_serial": previous.serial if previous else None,
+            "downgrade": downgrade,
         }
         if downgrade:
             log.warning("drug library DOWNGRADED (allow_downgrade is set: recall)", **detail)
@@ -252,7 +288,10 @@ class ReleaseApplier:
             self._refused.popitem(last=False)
         current = self.in_force
         detail = {
-            "source": source, "where": where, "reason": type(error).__name__, "message": str(error),
+            "source": source,
+            "where": where,
+            "reason": type(error).__name__,
+            "message": str(error),
             "in_force_version": current.version if current else None,
             "in_force_serial": current.serial if current else None,
         }
@@ -261,8 +300,12 @@ class ReleaseApplier:
         if isinstance(error, SignatureError) and error.key_id:
             detail["signer_key_id"] = error.key_id
         if repeat:
-            log.info("drug library release refused again (already reported)", source=source, where=where,
-                     reason=type(error).__name__)
+            log.info(
+                "drug library release refused again (already reported)",
+                source=source,
+                where=where,
+                reason=type(error).__name__,
+            )
             return
         log.error("drug library release refused", **detail)
         self._audit(AUDIT_REFUSED, str(detail.get("version") or where), detail)

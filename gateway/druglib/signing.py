@@ -92,6 +92,7 @@ class SignatureFile(BaseModel):
 
 # ---- keys -----------------------------------------------------------------------------
 
+
 def key_id_of(public: Ed25519PublicKey) -> str:
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
@@ -140,6 +141,7 @@ def _read_key(path: Path) -> bytes:
 
 # ---- signing and verifying ------------------------------------------------------------
 
+
 def signed_message(metadata: ReleaseMetadata, canonical_library: bytes) -> bytes:
     """The bytes an Ed25519 signature covers. The metadata is written field by field with
     fixed formats (ISO 8601 via ``isoformat``), never by a library's serialiser, so a signature
@@ -157,15 +159,23 @@ def signed_message(metadata: ReleaseMetadata, canonical_library: bytes) -> bytes
 
 
 def sign_library(
-    library: bytes, key: Ed25519PrivateKey, *, version: str, released: date, serial: int,
+    library: bytes,
+    key: Ed25519PrivateKey,
+    *,
+    version: str,
+    released: date,
+    serial: int,
     signed_at: datetime | None = None,
 ) -> bytes:
     """The detached signature file for ``library`` (bytes of the JSON file)."""
     canon, digest = canonical_sha256(library)
     metadata = ReleaseMetadata(
-        version=version, serial=serial, released=released,
+        version=version,
+        serial=serial,
+        released=released,
         signed_at=(signed_at or datetime.now(UTC)).replace(microsecond=0),
-        signer_key_id=key_id_of(key.public_key()), library_sha256=digest,
+        signer_key_id=key_id_of(key.public_key()),
+        library_sha256=digest,
     )
     signature = key.sign(signed_message(metadata, canon))
     sig = SignatureFile(format=SIGNATURE_FORMAT, metadata=metadata, signature=base64.b64encode(signature).decode())
@@ -198,8 +208,11 @@ def verify_with(public: Ed25519PublicKey, sig: SignatureFile, canonical_library:
     """Raise :class:`SignatureError` unless ``sig`` is ``public``'s signature over this library."""
     raw = signature_bytes(sig, where=where)
     if hashlib.sha256(canonical_library).hexdigest() != sig.metadata.library_sha256:
-        raise SignatureError(where, "library content does not match the signed SHA-256 (altered after signing)",
-                             key_id=sig.metadata.signer_key_id)
+        raise SignatureError(
+            where,
+            "library content does not match the signed SHA-256 (altered after signing)",
+            key_id=sig.metadata.signer_key_id,
+        )
     try:
         public.verify(raw, signed_message(sig.metadata, canonical_library))
     except InvalidSignature:

@@ -45,8 +45,16 @@ class ReleaseState:
         if row is None:
             return None
         serial, version, sha256, key_id, applied_at, source, library, signature = row
-        return StoredRelease(int(serial), str(version), str(sha256), str(key_id), str(applied_at), str(source),
-                             bytes(library), bytes(signature))
+        return StoredRelease(
+            int(serial),
+            str(version),
+            str(sha256),
+            str(key_id),
+            str(applied_at),
+            str(source),
+            bytes(library),
+            bytes(signature),
+        )
 
     def save(self, release: StoredRelease) -> None:
         r = release

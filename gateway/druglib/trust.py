@@ -89,15 +89,25 @@ class TrustList:
         meta = sig.metadata
         key = self.keys.get(meta.signer_key_id)
         if key is None:
-            raise SignatureError(where, f"signed by key {meta.signer_key_id}, which is not a trusted key of this gateway",
-                                 key_id=meta.signer_key_id)
+            raise SignatureError(
+                where,
+                f"signed by key {meta.signer_key_id}, which is not a trusted key of this gateway",
+                key_id=meta.signer_key_id,
+            )
         if meta.signed_at > now + CLOCK_SKEW:
-            raise SignatureError(where, f"signed_at {meta.signed_at.isoformat()} is in the future (gateway clock "
-                                 f"{now.isoformat()})", key_id=key.key_id)
+            raise SignatureError(
+                where,
+                f"signed_at {meta.signed_at.isoformat()} is in the future (gateway clock {now.isoformat()})",
+                key_id=key.key_id,
+            )
         if not key.valid_at(meta.signed_at):
             until = key.valid_until.isoformat() if key.valid_until else "open"
-            raise SignatureError(where, f"key {key.key_id} was not valid at signed_at {meta.signed_at.isoformat()} "
-                                 f"(valid {key.valid_from.isoformat()} .. {until})", key_id=key.key_id)
+            raise SignatureError(
+                where,
+                f"key {key.key_id} was not valid at signed_at {meta.signed_at.isoformat()} "
+                f"(valid {key.valid_from.isoformat()} .. {until})",
+                key_id=key.key_id,
+            )
         canon, digest = canonical_sha256(library, where=where)
         verify_with(key.public, sig, canon, where=where)
         return VerifiedRelease(meta, canon, digest)

@@ -50,10 +50,17 @@ def problems_of(library: DrugLibrary) -> list[tuple[str, str]]:
         seen_ids.add(entry.id)
         for j, area in enumerate(entry.care_areas):
             if area not in known_areas:
-                out.append((f"{base}.care_areas[{j}]", f"unknown care area {area!r} (known: {', '.join(sorted(known_areas))})"))
+                out.append(
+                    (f"{base}.care_areas[{j}]", f"unknown care area {area!r} (known: {', '.join(sorted(known_areas))})")
+                )
             key = entry_key(area, entry)
             if key in seen_keys:
-                out.append((base, f"same drug, therapy, concentration and dose unit as entry {seen_keys[key]!r} in care area {area!r}"))
+                out.append(
+                    (
+                        base,
+                        f"same drug, therapy, concentration and dose unit as entry {seen_keys[key]!r} in care area {area!r}",
+                    )
+                )
             seen_keys.setdefault(key, entry.id)
         if len(set(entry.care_areas)) != len(entry.care_areas):
             out.append((f"{base}.care_areas", "a care area is listed twice"))
@@ -65,7 +72,12 @@ def _need(out: list, path: str, limits: LimitSet | None, what: str) -> None:
     if limits is None:
         out.append((path, f"{what} are required"))
     elif not (limits.has_min() and limits.has_max()):
-        out.append((path, f"{what} need at least one minimum and one maximum (Alaris rule; set soft_min or hard_min, and soft_max or hard_max)"))
+        out.append(
+            (
+                path,
+                f"{what} need at least one minimum and one maximum (Alaris rule; set soft_min or hard_min, and soft_max or hard_max)",
+            )
+        )
 
 
 def _entry_problems(base: str, e: Entry) -> list[tuple[str, str]]:
@@ -88,28 +100,46 @@ def _entry_problems(base: str, e: Entry) -> list[tuple[str, str]]:
             out.append((f"{base}.dose_unit", f"a {e.kind} entry needs an amount dose unit, not mL/h"))
     else:
         if e.rate_limits_ml_h is not None:
-            out.append((f"{base}.rate_limits_ml_h", "rate limits belong to fluid or rate-only (mL/h) entries; limit the dose instead"))
+            out.append(
+                (
+                    f"{base}.rate_limits_ml_h",
+                    "rate limits belong to fluid or rate-only (mL/h) entries; limit the dose instead",
+                )
+            )
         _need(out, f"{base}.dose_limits", e.dose_limits, "dose limits")
         if e.kind == "continuous" and unit.time is None:
-            out.append((f"{base}.dose_unit", f"a continuous dose needs a time base, e.g. {unit.ucum}/h (got {e.dose_unit!r})"))
+            out.append(
+                (f"{base}.dose_unit", f"a continuous dose needs a time base, e.g. {unit.ucum}/h (got {e.dose_unit!r})")
+            )
         if e.kind in ("intermittent", "pca") and unit.time is not None:
-            out.append((f"{base}.dose_unit", f"an {e.kind} dose is a total amount without a time base (got {e.dose_unit!r})"))
+            out.append(
+                (f"{base}.dose_unit", f"an {e.kind} dose is a total amount without a time base (got {e.dose_unit!r})")
+            )
         if e.concentration is None:
             out.append((f"{base}.concentration", "required unless the entry is rate only (dose_unit mL/h)"))
     if e.kind == "intermittent":
         _need(out, f"{base}.duration_limits_min", e.duration_limits_min, "duration limits")
         if e.concentration is not None and e.concentration.volume_ml is None:
-            out.append((f"{base}.concentration.volume_ml", "an intermittent entry needs the diluent volume (duration limits are enforced as rates from it)"))
+            out.append(
+                (
+                    f"{base}.concentration.volume_ml",
+                    "an intermittent entry needs the diluent volume (duration limits are enforced as rates from it)",
+                )
+            )
     elif e.duration_limits_min is not None:
         out.append((f"{base}.duration_limits_min", "duration limits apply to intermittent entries only"))
     if e.concentration is not None:
         out.extend(_concentration_problems(f"{base}.concentration", e, unit))
     if e.initial_dose is not None and e.dose_limits is not None:
         lim = e.dose_limits
-        if (lim.hard_max is not None and e.initial_dose > lim.hard_max) or (lim.hard_min is not None and e.initial_dose < lim.hard_min):
+        if (lim.hard_max is not None and e.initial_dose > lim.hard_max) or (
+            lim.hard_min is not None and e.initial_dose < lim.hard_min
+        ):
             out.append((f"{base}.initial_dose", f"initial dose {e.initial_dose} is outside the hard limits"))
     for field, limits_field, timed in (
-        ("bolus_unit", "bolus_limits", False), ("loading_unit", "loading_limits", False), ("bolus_rate_unit", "bolus_rate_limits", True),
+        ("bolus_unit", "bolus_limits", False),
+        ("loading_unit", "loading_limits", False),
+        ("bolus_rate_unit", "bolus_rate_limits", True),
     ):
         out.extend(_side_unit(base, e, unit, field, limits_field, timed))
     return out
@@ -126,7 +156,12 @@ def _concentration_problems(path: str, e: Entry, unit) -> list[tuple[str, str]]:
     if amount.family is Family.VOLUME:
         out.append((f"{path}.amount_unit", f"a drug amount cannot be a volume (got {c.amount_unit!r})"))
     elif unit.family is not Family.VOLUME and amount.family is not unit.family:
-        out.append((f"{path}.amount_unit", f"{c.amount_unit!r} ({amount.family}) and dose unit {e.dose_unit!r} ({unit.family}) are different unit families"))
+        out.append(
+            (
+                f"{path}.amount_unit",
+                f"{c.amount_unit!r} ({amount.family}) and dose unit {e.dose_unit!r} ({unit.family}) are different unit families",
+            )
+        )
     if c.custom and c.limits is not None and c.limits_unit is not None:
         try:
             cu = concentration_unit(c.limits_unit)
@@ -135,7 +170,12 @@ def _concentration_problems(path: str, e: Entry, unit) -> list[tuple[str, str]]:
         except UnitError as exc:
             out.append((f"{path}.limits_unit", exc.reason))
         if c.limits.hard_min is None:
-            out.append((f"{path}.limits.hard_min", "a custom concentration's limits need a hard minimum (a too-low programmed concentration over-infuses)"))
+            out.append(
+                (
+                    f"{path}.limits.hard_min",
+                    "a custom concentration's limits need a hard minimum (a too-low programmed concentration over-infuses)",
+                )
+            )
         if not c.limits.has_max():
             out.append((f"{path}.limits", "a custom concentration's limits need a maximum (soft_max or hard_max)"))
     return out
@@ -153,7 +193,12 @@ def _side_unit(base: str, e: Entry, unit, field: str, limits_field: str, timed: 
         return [(f"{base}.{field}", exc.reason)]
     out: list[tuple[str, str]] = []
     if side.family is not unit.family:
-        out.append((f"{base}.{field}", f"{text!r} ({side.family}) and dose unit {e.dose_unit!r} ({unit.family}) are different unit families"))
+        out.append(
+            (
+                f"{base}.{field}",
+                f"{text!r} ({side.family}) and dose unit {e.dose_unit!r} ({unit.family}) are different unit families",
+            )
+        )
     if timed and side.time is None:
         out.append((f"{base}.{field}", f"a bolus rate needs a time base, e.g. {side.ucum}/min"))
     if not timed and side.time is not None:

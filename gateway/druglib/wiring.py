@@ -46,9 +46,15 @@ def build_signed_library(
             report(in_force)
 
     applier = ReleaseApplier(
-        trust=_trust(lib, on_alert), state=ReleaseState(config.outbox.path), holder=holder,
-        audit=audit or log_audit, on_alert=on_alert, on_change=changed, allow_downgrade=lib.allow_downgrade,
-        expected_sha256=lib.sha256, max_bytes=lib.max_release_bytes,
+        trust=_trust(lib, on_alert),
+        state=ReleaseState(config.outbox.path),
+        holder=holder,
+        audit=audit or log_audit,
+        on_alert=on_alert,
+        on_change=changed,
+        allow_downgrade=lib.allow_downgrade,
+        expected_sha256=lib.sha256,
+        max_bytes=lib.max_release_bytes,
     )
     if live is not None:
         from gateway.mqtt.library_feed import LibraryFeed, report_in_force
@@ -72,16 +78,24 @@ def build_signed_library(
                 return
             if loaded.library is not None and loaded.library.trusted_keys:
                 fresh = loaded.library
-        applier.update_trust(_trust(fresh, on_alert), allow_downgrade=fresh.allow_downgrade,
-                             expected_sha256=fresh.sha256)
-        log.info("SIGHUP: drug library trust list reloaded", keys=sorted(applier.trust.keys),
-                 allow_downgrade=fresh.allow_downgrade)
+        applier.update_trust(
+            _trust(fresh, on_alert), allow_downgrade=fresh.allow_downgrade, expected_sha256=fresh.sha256
+        )
+        log.info(
+            "SIGHUP: drug library trust list reloaded",
+            keys=sorted(applier.trust.keys),
+            allow_downgrade=fresh.allow_downgrade,
+        )
         _offer_file(applier, fresh)
 
     supervisor.on_reload("drug library", reload)
     supervisor.on_close("drug library state", applier.state.close)
-    log.info("drug library", mode="signed releases", trusted_keys=sorted(applier.trust.keys),
-             version=applier.in_force.version if applier.in_force else None)
+    log.info(
+        "drug library",
+        mode="signed releases",
+        trusted_keys=sorted(applier.trust.keys),
+        version=applier.in_force.version if applier.in_force else None,
+    )
     return holder, applier
 
 
@@ -101,7 +115,9 @@ def _offer_file(applier: ReleaseApplier, lib: LibraryConfig) -> None:
         library = lib.path.read_bytes()
         signature = Path(str(lib.path) + ".sig").read_bytes()
     except OSError as exc:
-        error: LibraryError = LibraryUnreadable(str(lib.path), f"cannot read the library or its .sig: {exc.strerror or exc}")
+        error: LibraryError = LibraryUnreadable(
+            str(lib.path), f"cannot read the library or its .sig: {exc.strerror or exc}"
+        )
         applier.refuse(error, source="file", where=str(lib.path), digest=f"unreadable:{lib.path}")
         return
     applier.offer(library, signature, source="file", where=str(lib.path))

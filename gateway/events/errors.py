@@ -35,6 +35,4 @@ class NaiveTimestampError(EventError):
         self.pump_id = pump_id
         self.field_name = field_name
         self.value = value
-        super().__init__(
-            f"pump {pump_id}: {field_name} must be timezone-aware, got naive {value.isoformat()}"
-        )
+        super().__init__(f"pump {pump_id}: {field_name} must be timezone-aware, got naive {value.isoformat()}")

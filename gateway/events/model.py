@@ -35,10 +35,15 @@ class EventKind(enum.StrEnum):
 
 
 ALARM_KINDS = frozenset({EventKind.ALARM_ONSET, EventKind.ALARM_CONTINUE, EventKind.ALARM_END})
-TRACE_KINDS = frozenset({
-    EventKind.DEVICE_SWAPPED, EventKind.FIRMWARE_CHANGED, EventKind.PUMP_LIBRARY_CHANGED,
-    EventKind.DEVICE_RETURNED, EventKind.IDENTITY_UNREADABLE,
-})
+TRACE_KINDS = frozenset(
+    {
+        EventKind.DEVICE_SWAPPED,
+        EventKind.FIRMWARE_CHANGED,
+        EventKind.PUMP_LIBRARY_CHANGED,
+        EventKind.DEVICE_RETURNED,
+        EventKind.IDENTITY_UNREADABLE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,9 +79,16 @@ def state_dict(state: TrackerState) -> dict[str, Any]:
         "channels": [_channel(ch) for ch in state.known.values()],
         "alarms": [
             {
-                "channel": key[0], "code": key[1], "kind": a.alarm.kind, "text": a.alarm.text,
-                "priority": a.alarm.priority.value, "latched": a.alarm.latched, "instance_id": a.instance_id,
-                "onset_at": a.onset_at.isoformat(), "reported_at": a.reported_at.isoformat(), "phase": a.phase,
+                "channel": key[0],
+                "code": key[1],
+                "kind": a.alarm.kind,
+                "text": a.alarm.text,
+                "priority": a.alarm.priority.value,
+                "latched": a.alarm.latched,
+                "instance_id": a.instance_id,
+                "onset_at": a.onset_at.isoformat(),
+                "reported_at": a.reported_at.isoformat(),
+                "phase": a.phase,
             }
             for key, a in state.alarms
         ],
@@ -146,21 +153,29 @@ def _decode(data: dict[str, Any]) -> TrackerState:
             raise ValueError("identity without manufacturer or model")
     for raw in data["channels"]:
         channel = ChannelSnapshot(
-            channel_id=str(raw["id"]), state=ChannelState(raw["state"]),
-            drug=_opt_str(raw.get("drug"), "drug"), care_area=_opt_str(raw.get("care_area"), "care_area"),
+            channel_id=str(raw["id"]),
+            state=ChannelState(raw["state"]),
+            drug=_opt_str(raw.get("drug"), "drug"),
+            care_area=_opt_str(raw.get("care_area"), "care_area"),
             **{name: _quantity(raw.get(name)) for name in _QUANTITIES},
         )
         state.known[channel.channel_id] = channel
     for raw in data["alarms"]:
         alarm = Alarm(
-            code=str(raw["code"]), kind=str(raw["kind"]), text=str(raw["text"]),
-            priority=AlarmPriority(raw["priority"]), latched=bool(raw["latched"]),
+            code=str(raw["code"]),
+            kind=str(raw["kind"]),
+            text=str(raw["text"]),
+            priority=AlarmPriority(raw["priority"]),
+            latched=bool(raw["latched"]),
         )
         if raw["phase"] not in ("start", "continue"):
             raise ValueError(f"alarm phase {raw['phase']!r}")
         active = ActiveAlarm(
-            str(raw["instance_id"]), alarm, onset_at=_time(raw["onset_at"]),
-            reported_at=_time(raw["reported_at"]), phase=raw["phase"],
+            str(raw["instance_id"]),
+            alarm,
+            onset_at=_time(raw["onset_at"]),
+            reported_at=_time(raw["reported_at"]),
+            phase=raw["phase"],
         )
         state.alarms.append(((str(raw["channel"]), alarm.code), active))
     lost = data["lost"]

@@ -238,8 +238,10 @@ class PumpEventTracker:
         for channel_id in [cid for cid in self._known if cid not in channels]:
             ordinal = self._ordinal(channel_id)
             previous = self._known.pop(channel_id)
-            changes = [replace(c, detail={**c.detail, "ordinal": ordinal})
-                       for c in closing_delivery(previous, REASON_CHANNEL_REMOVED)]
+            changes = [
+                replace(c, detail={**c.detail, "ordinal": ordinal})
+                for c in closing_delivery(previous, REASON_CHANNEL_REMOVED)
+            ]
             events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
 
         self._ordinals = {}
@@ -295,9 +297,7 @@ class PumpEventTracker:
         detail: dict[str, str],
         previous_identity: PumpIdentity | None = None,
     ) -> PumpEvent:
-        return PumpEvent(
-            kind, self.pump_id, at, snapshot=snapshot, detail=detail, previous_identity=previous_identity
-        )
+        return PumpEvent(kind, self.pump_id, at, snapshot=snapshot, detail=detail, previous_identity=previous_identity)
 
     def _alarm_event(self, change: AlarmChange, at: datetime, snapshot: PumpSnapshot) -> PumpEvent:
         return PumpEvent(

@@ -27,17 +27,37 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.polls = Counter("pumpgw_polls", "Pump polls by outcome (ok, timeout, refused, error).",
-                             ["pump", "outcome"], registry=self.registry)
-        self.link_reconnects = Counter("pumpgw_link_reconnects", "Times a pump link was reopened after a failure.",
-                                       ["link"], registry=self.registry)
-        self.acks = Counter("pumpgw_hl7_acks", "HL7 acknowledgements received, by lane and MSA-1 code.",
-                            ["lane", "code"], registry=self.registry)
-        self.ack_latency = Histogram("pumpgw_hl7_ack_latency_seconds", "Time from sending an HL7 message to its ACK.",
-                                     ["lane"], buckets=ACK_BUCKETS, registry=self.registry)
-        self.loop_lag = Histogram("pumpgw_event_loop_lag_seconds",
-                                  "How late the event loop ran its periodic tick (gateway/looplag.py).",
-                                  buckets=LAG_BUCKETS, registry=self.registry)
+        self.polls = Counter(
+            "pumpgw_polls",
+            "Pump polls by outcome (ok, timeout, refused, error).",
+            ["pump", "outcome"],
+            registry=self.registry,
+        )
+        self.link_reconnects = Counter(
+            "pumpgw_link_reconnects",
+            "Times a pump link was reopened after a failure.",
+            ["link"],
+            registry=self.registry,
+        )
+        self.acks = Counter(
+            "pumpgw_hl7_acks",
+            "HL7 acknowledgements received, by lane and MSA-1 code.",
+            ["lane", "code"],
+            registry=self.registry,
+        )
+        self.ack_latency = Histogram(
+            "pumpgw_hl7_ack_latency_seconds",
+            "Time from sending an HL7 message to its ACK.",
+            ["lane"],
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "pumpgw_event_loop_lag_seconds",
+            "How late the event loop ran its periodic tick (gateway/looplag.py).",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
 
     # -- what the components call ---------------------------------------------------------
     def poll_done(self, pump: str, outcome: str) -> None:
@@ -72,33 +92,49 @@ class _StatusCollector(Collector):
     def collect(self) -> Iterator:
         s = self._snapshot()
         info = InfoMetricFamily("pumpgw_gateway", "This gateway and the pumpgw version it runs.")
-        info.add_metric([], {"version": s["version"], "site": s["gateway"]["site"], "ward": s["gateway"]["ward"],
-                             "gateway_id": s["gateway"]["gateway_id"]})
+        info.add_metric(
+            [],
+            {
+                "version": s["version"],
+                "site": s["gateway"]["site"],
+                "ward": s["gateway"]["ward"],
+                "gateway_id": s["gateway"]["gateway_id"],
+            },
+        )
         yield info
         ready = GaugeMetricFamily("pumpgw_ready", "1 when /healthz reports ready.")
         ready.add_metric([], 1.0 if s["health"]["ready"] else 0.0)
         yield ready
         msgs = GaugeMetricFamily("pumpgw_outbox_messages", "Outbox rows per lane and state.", labels=["lane", "state"])
-        oldest = GaugeMetricFamily("pumpgw_outbox_oldest_pending_age_seconds",
-                                   "Age of the oldest pending message per lane (0 when none).", labels=["lane"])
+        oldest = GaugeMetricFamily(
+            "pumpgw_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending message per lane (0 when none).",
+            labels=["lane"],
+        )
         for lane in s["lanes"]:
             for state in STATES:
                 msgs.add_metric([lane["lane"], state], float(lane[state]))
             oldest.add_metric([lane["lane"]], float(lane["oldest_pending_age_s"] or 0.0))
         yield msgs
         yield oldest
-        events = CounterMetricFamily("pumpgw_events", "Pump events routed (infusion, alarm, communication).", labels=["pump"])
+        events = CounterMetricFamily(
+            "pumpgw_events", "Pump events routed (infusion, alarm, communication).", labels=["pump"]
+        )
         up = GaugeMetricFamily("pumpgw_pump_communicating", "1 while the pump answers polls.", labels=["pump"])
         for pump in s["pumps"]:
             events.add_metric([pump["id"]], float(pump["events"]))
             up.add_metric([pump["id"]], 0.0 if pump["communication"] == "lost" else 1.0)
         yield events
         yield up
-        links = GaugeMetricFamily("pumpgw_link_up", "1 while the pump link (serial line, rack) is open.", labels=["link"])
+        links = GaugeMetricFamily(
+            "pumpgw_link_up", "1 while the pump link (serial line, rack) is open.", labels=["link"]
+        )
         for link in s["links"]:
             links.add_metric([link["link"]], 1.0 if link["up"] else 0.0)
         yield links
-        mqtt = GaugeMetricFamily("pumpgw_mqtt_connected", "1 while connected to the MQTT broker (absent when disabled).")
+        mqtt = GaugeMetricFamily(
+            "pumpgw_mqtt_connected", "1 while connected to the MQTT broker (absent when disabled)."
+        )
         if s["mqtt"]["enabled"]:
             mqtt.add_metric([], 1.0 if s["mqtt"]["connected"] else 0.0)
         yield mqtt

@@ -29,8 +29,8 @@ def render(status: dict, *, refresh_s: int = REFRESH_S) -> str:
         f'<meta http-equiv="refresh" content="{int(refresh_s)}">',
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<div class=muted>site {_e(g["site"])} &middot; pumpgw {_e(status["version"])} &middot; '
-        f'up {_duration(status["uptime_s"])} &middot; as of {_e(status["at"])} (refreshes every {int(refresh_s)} s)</div>',
+        f"<div class=muted>site {_e(g['site'])} &middot; pumpgw {_e(status['version'])} &middot; "
+        f"up {_duration(status['uptime_s'])} &middot; as of {_e(status['at'])} (refreshes every {int(refresh_s)} s)</div>",
         _health(status["health"]),
         _pumps(status["pumps"]),
         _lanes(status["lanes"]),
@@ -55,11 +55,15 @@ def _pumps(pumps: list[dict]) -> str:
         channels = p["channels"] or [None]
         for i, ch in enumerate(channels):
             head = (
-                f"<td>{_e(p['id'])}</td><td>{_e(p['location'])}</td><td>{_e(p['protocol'])}</td>"
-                f"<td class={'ok' if p['link_up'] else 'bad'}>{'up' if p['link_up'] else 'down'}</td>"
-                f"<td class={comm_cls}>{_e(p['communication'])}</td>"
-                f"<td>{_e(_age(p['last_poll_age_s']))}</td>"
-            ) if i == 0 else "<td></td>" * 6
+                (
+                    f"<td>{_e(p['id'])}</td><td>{_e(p['location'])}</td><td>{_e(p['protocol'])}</td>"
+                    f"<td class={'ok' if p['link_up'] else 'bad'}>{'up' if p['link_up'] else 'down'}</td>"
+                    f"<td class={comm_cls}>{_e(p['communication'])}</td>"
+                    f"<td>{_e(_age(p['last_poll_age_s']))}</td>"
+                )
+                if i == 0
+                else "<td></td>" * 6
+            )
             if ch is None:
                 rows.append(f"<tr>{head}<td class=muted>-</td><td>-</td><td>-</td><td>-</td></tr>")
                 continue
@@ -87,7 +91,9 @@ def _lanes(lanes: list[dict]) -> str:
     )
     return (
         "<h2>Outbox lanes</h2><table id=lanes><tr><th>lane</th><th>sender</th><th>backlog</th><th>oldest</th>"
-        "<th>in flight</th><th>delivered</th><th>quarantined</th><th>expired</th><th>last error</th></tr>" + rows + "</table>"
+        "<th>in flight</th><th>delivered</th><th>quarantined</th><th>expired</th><th>last error</th></tr>"
+        + rows
+        + "</table>"
     )
 
 
@@ -101,8 +107,10 @@ def _library_mqtt(lib: dict, mqtt: dict) -> str:
     if not mqtt["enabled"]:
         mtext = "<span class=muted>disabled</span>"
     else:
-        mtext = (f"<span class={'ok' if mqtt['connected'] else 'bad'}>{'connected' if mqtt['connected'] else 'not connected'}"
-                 f"</span> <span class=muted>{_e(mqtt['broker'])}</span>")
+        mtext = (
+            f"<span class={'ok' if mqtt['connected'] else 'bad'}>{'connected' if mqtt['connected'] else 'not connected'}"
+            f"</span> <span class=muted>{_e(mqtt['broker'])}</span>"
+        )
     return f"<h2>Drug library and MQTT</h2><p id=library>Drug library: {ltext}</p><p id=mqtt>MQTT: {mtext}</p>"
 
 
@@ -114,8 +122,10 @@ def _alerts(alerts: dict) -> str:
         f"{_e(', '.join(f'{k}={v}' for k, v in a['details'].items()))}</td></tr>"
         for a in alerts["recent"]
     )
-    return (f"<h2>Recent gateway alerts ({alerts['raised']} since start)</h2><table id=alerts>"
-            "<tr><th>at</th><th>alert</th><th>details</th></tr>" + rows + "</table>")
+    return (
+        f"<h2>Recent gateway alerts ({alerts['raised']} since start)</h2><table id=alerts>"
+        "<tr><th>at</th><th>alert</th><th>details</th></tr>" + rows + "</table>"
+    )
 
 
 def _e(value: object) -> str:

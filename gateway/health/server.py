@@ -30,8 +30,14 @@ log = get_logger("pumpgw.health")
 RETRY_BIND_S = 30.0
 
 
-def build_app(snapshot: Callable[[], dict], metrics_text: Callable[[], bytes], *,
-              username: str = "", password: str = "", refresh_s: int = 5):
+def build_app(
+    snapshot: Callable[[], dict],
+    metrics_text: Callable[[], bytes],
+    *,
+    username: str = "",
+    password: str = "",
+    refresh_s: int = 5,
+):
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -52,9 +58,14 @@ def build_app(snapshot: Callable[[], dict], metrics_text: Callable[[], bytes], *
     async def page(_request: Request) -> Response:
         return HTMLResponse(render(snapshot(), refresh_s=refresh_s))
 
-    app = Starlette(routes=[
-        Route("/", page), Route("/healthz", healthz), Route("/metrics", metrics), Route("/status.json", status_json),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics),
+            Route("/status.json", status_json),
+        ]
+    )
     if username:
         return _BasicAuth(app, username, password)
     return app
@@ -69,9 +80,16 @@ class _BasicAuth:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and not self._ok(scope):
-            await send({"type": "http.response.start", "status": 401,
-                        "headers": [(b"www-authenticate", b'Basic realm="pumpgw", charset="UTF-8"'),
-                                    (b"content-type", b"text/plain")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"www-authenticate", b'Basic realm="pumpgw", charset="UTF-8"'),
+                        (b"content-type", b"text/plain"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b"authentication required\n"})
             return
         await self.app(scope, receive, send)
@@ -91,7 +109,9 @@ class _BasicAuth:
 class HealthServer:
     """The supervised service: binds, serves until stopped, retries a busy port."""
 
-    def __init__(self, app, *, host: str, port: int, cert_file: Path | None = None, key_file: Path | None = None) -> None:
+    def __init__(
+        self, app, *, host: str, port: int, cert_file: Path | None = None, key_file: Path | None = None
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -118,14 +138,23 @@ class HealthServer:
                 sock = _bind(self.host, self.port)
             except OSError as exc:
                 if first_failure:
-                    log.error("health listener cannot bind; retrying", listen=self.host, port=self.port,
-                              error=exc.strerror or str(exc), retry_s=RETRY_BIND_S)
+                    log.error(
+                        "health listener cannot bind; retrying",
+                        listen=self.host,
+                        port=self.port,
+                        error=exc.strerror or str(exc),
+                        retry_s=RETRY_BIND_S,
+                    )
                     first_failure = False
                 await asyncio.sleep(RETRY_BIND_S)
                 continue
             self.bound_port = sock.getsockname()[1]
             config = uvicorn.Config(
-                self.app, log_config=None, access_log=False, lifespan="off", log_level="warning",
+                self.app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                log_level="warning",
                 ssl_certfile=str(self.cert_file) if self.cert_file else None,
                 ssl_keyfile=str(self.key_file) if self.key_file else None,
             )
@@ -162,4 +191,3 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-

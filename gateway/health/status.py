@@ -65,8 +65,15 @@ def _pumps_and_links(src: StatusSources) -> tuple[list[dict], list[dict]]:
     polled: dict[str, tuple[Any, Any]] = {}
     links = []
     for poller in src.pollers:
-        links.append({"link": poller.key, "up": bool(poller.link_up), "pumps": [p.config.id for p in poller.pumps],
-                      "reconnects": poller.reconnects, "last_error": "" if poller.link_up else poller.last_link_error})
+        links.append(
+            {
+                "link": poller.key,
+                "up": bool(poller.link_up),
+                "pumps": [p.config.id for p in poller.pumps],
+                "reconnects": poller.reconnects,
+                "last_error": "" if poller.link_up else poller.last_link_error,
+            }
+        )
         for state in poller.pumps:
             polled[state.config.id] = (poller, state)
     now = datetime.now(UTC)
@@ -81,29 +88,36 @@ def _pumps_and_links(src: StatusSources) -> tuple[list[dict], list[dict]]:
         else:
             communication = "lost" if state.lost else ("failing" if state.failures else "ok")
         channels = []
-        for ch in (snap.channels if snap is not None else ()):
+        for ch in snap.channels if snap is not None else ():
             verdict = rt.verdicts.get(ch.channel_id) if rt is not None else None
-            channels.append({
-                "channel": ch.channel_id,
-                "state": ch.state.value,
-                "alarms": [{"kind": a.kind, "code": a.code, "priority": a.priority.value} for a in ch.alarms],
-                "verdict": None if verdict is None else {
-                    "severity": verdict.severity.value, "kinds": [str(k) for k in verdict.kinds],
-                },
-            })
-        pumps.append({
-            "id": pump.id,
-            "location": pump.location,
-            "protocol": pump.protocol,
-            "link": poller.key if poller is not None else "",
-            "link_up": bool(poller.link_up) if poller is not None else False,
-            "communication": communication,
-            "last_poll": last.isoformat(timespec="seconds") if last is not None else None,
-            "last_poll_age_s": round((now - last).total_seconds(), 1) if last is not None else None,
-            "channels": channels,
-            "events": rt.counters.get("events", 0) if rt is not None else 0,
-            "messages": rt.counters.get("messages", 0) if rt is not None else 0,
-        })
+            channels.append(
+                {
+                    "channel": ch.channel_id,
+                    "state": ch.state.value,
+                    "alarms": [{"kind": a.kind, "code": a.code, "priority": a.priority.value} for a in ch.alarms],
+                    "verdict": None
+                    if verdict is None
+                    else {
+                        "severity": verdict.severity.value,
+                        "kinds": [str(k) for k in verdict.kinds],
+                    },
+                }
+            )
+        pumps.append(
+            {
+                "id": pump.id,
+                "location": pump.location,
+                "protocol": pump.protocol,
+                "link": poller.key if poller is not None else "",
+                "link_up": bool(poller.link_up) if poller is not None else False,
+                "communication": communication,
+                "last_poll": last.isoformat(timespec="seconds") if last is not None else None,
+                "last_poll_age_s": round((now - last).total_seconds(), 1) if last is not None else None,
+                "channels": channels,
+                "events": rt.counters.get("events", 0) if rt is not None else 0,
+                "messages": rt.counters.get("messages", 0) if rt is not None else 0,
+            }
+        )
     return pumps, links
 
 
@@ -111,21 +125,53 @@ def _lanes(src: StatusSources) -> list[dict]:
     try:
         stats = src.outbox.stats()
     except Exception as exc:  # a closed or locked file: show it, do not break the page
-        return [{"lane": "(outbox)", "error": f"{type(exc).__name__}: {exc}", "pending": 0, "in_flight": 0,
-                 "delivered": 0, "quarantined": 0, "expired": 0, "thinned": 0, "bytes": 0,
-                 "oldest_pending_age_s": None, "sender": "", "last_error": ""}]
+        return [
+            {
+                "lane": "(outbox)",
+                "error": f"{type(exc).__name__}: {exc}",
+                "pending": 0,
+                "in_flight": 0,
+                "delivered": 0,
+                "quarantined": 0,
+                "expired": 0,
+                "thinned": 0,
+                "bytes": 0,
+                "oldest_pending_age_s": None,
+                "sender": "",
+                "last_error": "",
+            }
+        ]
     senders = {s.lane: s for s in src.senders}
     names = sorted(set(stats) | set(senders))
     out = []
     for name in names:
         st = stats.get(name)
-        row = st.as_dict() if st is not None else {"pending": 0, "in_flight": 0, "delivered": 0, "quarantined": 0,
-                                                     "expired": 0, "thinned": 0, "bytes": 0, "oldest_pending_age_s": None}
+        row = (
+            st.as_dict()
+            if st is not None
+            else {
+                "pending": 0,
+                "in_flight": 0,
+                "delivered": 0,
+                "quarantined": 0,
+                "expired": 0,
+                "thinned": 0,
+                "bytes": 0,
+                "oldest_pending_age_s": None,
+            }
+        )
         sender = senders.get(name)
-        row["oldest_pending_age_s"] = None if row["oldest_pending_age_s"] is None else round(row["oldest_pending_age_s"], 1)
-        out.append({"lane": name, **row,
-                    "sender": sender.state if sender is not None else ("mqtt" if name.startswith("mqtt-") else "none"),
-                    "last_error": sender.last_error if sender is not None and sender.state == "backoff" else ""})
+        row["oldest_pending_age_s"] = (
+            None if row["oldest_pending_age_s"] is None else round(row["oldest_pending_age_s"], 1)
+        )
+        out.append(
+            {
+                "lane": name,
+                **row,
+                "sender": sender.state if sender is not None else ("mqtt" if name.startswith("mqtt-") else "none"),
+                "last_error": sender.last_error if sender is not None and sender.state == "backoff" else "",
+            }
+        )
     return out
 
 
@@ -164,7 +210,9 @@ def _health(src: StatusSources, links: list[dict], lanes: list[dict], mqtt: dict
             reasons.append(f"services making no progress: {', '.join(stale)}")
     for link in links:
         if not link["up"]:
-            reasons.append(f"pump link {link['link']} is down" + (f": {link['last_error']}" if link["last_error"] else ""))
+            reasons.append(
+                f"pump link {link['link']} is down" + (f": {link['last_error']}" if link["last_error"] else "")
+            )
     for lane in lanes:
         if lane.get("error"):
             reasons.append(f"outbox unreadable: {lane['error']}")

@@ -28,20 +28,59 @@ TIMESTAMP_FIELDS = (("MSH", 7), ("OBR", 7), ("OBR", 8), ("OBX", 14))
 
 # Allowed successor segments per message structure ("^" start, "$" end). NTE and PRT are
 # attachments (allowed after PID/OBR/OBX) and skipped in the order check.
-_ORU_R01 = {"^": {"MSH"}, "MSH": {"SFT", "UAC", "PID"}, "SFT": {"SFT", "UAC", "PID"}, "UAC": {"PID"},
-            "PID": {"NK1", "PV1"}, "NK1": {"NK1", "PV1"}, "PV1": {"OBR"}, "OBR": {"TQ1", "OBX"},
-            "TQ1": {"OBX"}, "OBX": {"OBX", "OBR", "$"}}
+_ORU_R01 = {
+    "^": {"MSH"},
+    "MSH": {"SFT", "UAC", "PID"},
+    "SFT": {"SFT", "UAC", "PID"},
+    "UAC": {"PID"},
+    "PID": {"NK1", "PV1"},
+    "NK1": {"NK1", "PV1"},
+    "PV1": {"OBR"},
+    "OBR": {"TQ1", "OBX"},
+    "TQ1": {"OBX"},
+    "OBX": {"OBX", "OBR", "$"},
+}
 STRUCTURES: dict[str, dict[str, set[str]]] = {
     "ORU_R01": _ORU_R01,  # TF2-R10 §3.1.4.1.1 (PCD-01) and §3.10 (PCD-10)
-    "ORU_R40": {"^": {"MSH"}, "MSH": {"SFT", "PID", "ORC", "OBR"}, "SFT": {"SFT", "PID", "ORC", "OBR"},
-                "PID": {"PV1", "ORC", "OBR"}, "PV1": {"ORC", "OBR"}, "ORC": {"OBR"}, "OBR": {"OBR", "OBX"},
-                "OBX": {"OBX", "ORC", "OBR", "$"}},  # §3.4.4.1.2
-    "ORA_R41": {"^": {"MSH"}, "MSH": {"MSA"}, "MSA": {"PID", "ORC", "OBR"}, "PID": {"PV1", "ORC", "OBR"},
-                "PV1": {"ORC", "OBR"}, "ORC": {"OBR"}, "OBR": {"OBX", "$"}, "OBX": {"OBX", "$"}},  # §3.5
-    "RGV_O15": {"^": {"MSH"}, "MSH": {"PID"}, "PID": {"PV1", "ORC"}, "PV1": {"ORC"}, "ORC": {"RXG"},
-                "RXG": {"TQ1", "RXR"}, "TQ1": {"RXR"}, "RXR": {"OBX"}, "OBX": {"OBX", "RXG", "$"}},  # Table 3.3.4.2-1
-    "RRG_O16": {"^": {"MSH"}, "MSH": {"MSA"}, "MSA": {"ERR", "PID", "ORC", "$"},
-                "ERR": {"ERR", "PID", "ORC", "$"}, "PID": {"ORC", "$"}, "ORC": {"$"}},  # §3.3.5
+    "ORU_R40": {
+        "^": {"MSH"},
+        "MSH": {"SFT", "PID", "ORC", "OBR"},
+        "SFT": {"SFT", "PID", "ORC", "OBR"},
+        "PID": {"PV1", "ORC", "OBR"},
+        "PV1": {"ORC", "OBR"},
+        "ORC": {"OBR"},
+        "OBR": {"OBR", "OBX"},
+        "OBX": {"OBX", "ORC", "OBR", "$"},
+    },  # §3.4.4.1.2
+    "ORA_R41": {
+        "^": {"MSH"},
+        "MSH": {"MSA"},
+        "MSA": {"PID", "ORC", "OBR"},
+        "PID": {"PV1", "ORC", "OBR"},
+        "PV1": {"ORC", "OBR"},
+        "ORC": {"OBR"},
+        "OBR": {"OBX", "$"},
+        "OBX": {"OBX", "$"},
+    },  # §3.5
+    "RGV_O15": {
+        "^": {"MSH"},
+        "MSH": {"PID"},
+        "PID": {"PV1", "ORC"},
+        "PV1": {"ORC"},
+        "ORC": {"RXG"},
+        "RXG": {"TQ1", "RXR"},
+        "TQ1": {"RXR"},
+        "RXR": {"OBX"},
+        "OBX": {"OBX", "RXG", "$"},
+    },  # Table 3.3.4.2-1
+    "RRG_O16": {
+        "^": {"MSH"},
+        "MSH": {"MSA"},
+        "MSA": {"ERR", "PID", "ORC", "$"},
+        "ERR": {"ERR", "PID", "ORC", "$"},
+        "PID": {"ORC", "$"},
+        "ORC": {"$"},
+    },  # §3.3.5
     "ACK": {"^": {"MSH"}, "MSH": {"MSA"}, "MSA": {"ERR", "$"}, "ERR": {"ERR", "$"}},
 }
 _ATTACHED = {"NTE", "PRT"}
@@ -56,8 +95,7 @@ def check_message(raw: bytes | str | Message) -> list[Finding]:
     out = Findings()
     msh = message.msh
     if msh is None:
-        out.add("MSG-NO-MSH", message.segments[0] if message.segments else None, None,
-                "a message starts with MSH")
+        out.add("MSG-NO-MSH", message.segments[0] if message.segments else None, None, "a message starts with MSH")
         return out
     for position in message.empty_lines:
         out.add("SEG-EMPTY", None, None, f"empty segment after segment {position - 1}")
@@ -106,18 +144,24 @@ def _check_msh(message: Message, msh: Segment, out: Findings) -> Transaction | N
         return None
     structure = msh9[2] if len(msh9) > 2 else ""
     if transaction.name != "ACK" and structure != transaction.structure:
-        out.add("MSH-9", msh, 9, f"{transaction.name} needs message structure {transaction.structure}, "
-                f"got {structure or 'none'!r}")
+        out.add(
+            "MSH-9",
+            msh,
+            9,
+            f"{transaction.name} needs message structure {transaction.structure}, got {structure or 'none'!r}",
+        )
     if not msh.field(10):
         out.add("MSH-10", msh, 10, "message control id is required")
     if msh.field(12) != "2.6":
         out.add("MSH-12", msh, 12, f"the DEV TF is based on HL7 v2.6, got {msh.field(12)!r}")
     if msh.field(15) not in transaction.msh15:
-        out.add("MSH-15", msh, 15, f"{transaction.name} needs {'/'.join(sorted(transaction.msh15))}, "
-                f"got {msh.field(15)!r}")
+        out.add(
+            "MSH-15", msh, 15, f"{transaction.name} needs {'/'.join(sorted(transaction.msh15))}, got {msh.field(15)!r}"
+        )
     if msh.field(16) not in transaction.msh16:
-        out.add("MSH-16", msh, 16, f"{transaction.name} needs {'/'.join(sorted(transaction.msh16))}, "
-                f"got {msh.field(16)!r}")
+        out.add(
+            "MSH-16", msh, 16, f"{transaction.name} needs {'/'.join(sorted(transaction.msh16))}, got {msh.field(16)!r}"
+        )
     if not message.text.isascii() and not msh.field(18):
         out.add("MSH-18", msh, 18, "non-ASCII characters need a character set (e.g. UNICODE UTF-8)")
     if transaction.is_ack and not transaction.oids:
@@ -130,8 +174,13 @@ def _check_msh(message: Message, msh: Segment, out: Findings) -> Transaction | N
         out.add("MSH-21", msh, 21, f"no profile OID (EI-3); {transaction.name} is {transaction.oids[0]}")
     elif transaction.oids[0] not in oids:
         if any(o in transaction.oids for o in oids):
-            out.add("MSH-21-ALT", msh, 21, f"alternative OID {oids[0]} (tolerated); TF2-R10 B.1 gives "
-                    f"{transaction.oids[0]} for {transaction.name}")
+            out.add(
+                "MSH-21-ALT",
+                msh,
+                21,
+                f"alternative OID {oids[0]} (tolerated); TF2-R10 B.1 gives "
+                f"{transaction.oids[0]} for {transaction.name}",
+            )
         else:
             out.add("MSH-21", msh, 21, f"OID {oids[0]} does not match {transaction.name} ({transaction.oids[0]})")
     return transaction
@@ -147,8 +196,12 @@ def _check_structure(message: Message, transaction: Transaction, out: Findings) 
             continue
         if seg.name not in table.get(previous, ()):
             allowed = ", ".join(sorted(table.get(previous, ())))
-            out.add("STRUCTURE", seg, None, f"{seg.name} cannot follow {previous} in {transaction.structure} "
-                    f"(allowed: {allowed or 'nothing'})")
+            out.add(
+                "STRUCTURE",
+                seg,
+                None,
+                f"{seg.name} cannot follow {previous} in {transaction.structure} (allowed: {allowed or 'nothing'})",
+            )
         previous = seg.name
     if "$" not in table.get(previous, ()):
         last = message.segments[-1]
@@ -185,7 +238,7 @@ def _check_mdc(message: Message, out: Findings) -> None:
 
 
 def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
-    triples = [comps[i:i + 3] for i in (0, 3) if len(comps) >= i + 3]
+    triples = [comps[i : i + 3] for i in (0, 3) if len(comps) >= i + 3]
     found = []
     mdc_code = None
     for code, refid, system in triples:
@@ -196,8 +249,13 @@ def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
         value = int(code)
         mdc_code = value
         if 0 < value < mdc.PARTITION_SIZE:
-            found.append(("MDC-PARTITION", f"{value} {refid}: a bare term code; context-free codes are "
-                          "partition * 65536 + term code (TF2-R10 A.1)"))
+            found.append(
+                (
+                    "MDC-PARTITION",
+                    f"{value} {refid}: a bare term code; context-free codes are "
+                    "partition * 65536 + term code (TF2-R10 A.1)",
+                )
+            )
         elif value and refid in mdc.KNOWN_CODES and mdc.KNOWN_CODES[refid] != value:
             found.append(("MDC-CODE", f"{refid} is {mdc.KNOWN_CODES[refid]}, got {value}"))
         elif value and refid and mdc.REFID_BY_CODE.get(value, refid) != refid:
@@ -205,8 +263,12 @@ def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
     if mdc_code is not None:
         for code, _text, system in triples:
             if system == "UCUM" and code.isdigit() and int(code) == mdc_code % mdc.PARTITION_SIZE:
-                found.append(("MDC-UCUM-CODE", f"UCUM identifier {code!r} is the partition-less MDC term "
-                              f"code of {mdc_code}, not a UCUM unit"))
+                found.append(
+                    (
+                        "MDC-UCUM-CODE",
+                        f"UCUM identifier {code!r} is the partition-less MDC term code of {mdc_code}, not a UCUM unit",
+                    )
+                )
     return found
 
 

@@ -39,8 +39,9 @@ def check_observations(message: Message, transaction: Transaction, out: Findings
             out.add("OBR-3", obr, 3, "filler order number is required (B.7 OBR-3)")
     for expected, seg in enumerate(obxs, start=1):
         if seg.field(1) != str(expected):
-            out.add("OBX-1", seg, 1, f"set id must run 1..n through the message: expected {expected}, "
-                    f"got {seg.field(1)!r}")
+            out.add(
+                "OBX-1", seg, 1, f"set id must run 1..n through the message: expected {expected}, got {seg.field(1)!r}"
+            )
         _check_row(seg, transaction, out)
     for group in _obr_groups(message):
         _check_order(group, out)
@@ -64,12 +65,20 @@ def _check_row(seg: Segment, transaction: Transaction, out: Findings) -> None:
         if value:
             out.add("DEVICE-ROW", seg, 5, "device-related rows (OBX-4 ending in .0) carry no OBX-5 (B.8)")
         if status and status != "X" and not seg.field(7):
-            out.add("DEVICE-ROW", seg, 11, f"device-related row needs OBX-11 'X' unless OBX-7 gives its "
-                    f"range, got {status!r}")
+            out.add(
+                "DEVICE-ROW",
+                seg,
+                11,
+                f"device-related row needs OBX-11 'X' unless OBX-7 gives its range, got {status!r}",
+            )
         return
     if status == "X" and value and not flags & _X_FLAGS:
-        out.add("METRIC-STATUS-X", seg, 11, "a metric row with a value takes OBX-11 'X' only when OBX-8 "
-                "flags INV, NAV or BUSY (Table B.8.5-6)")
+        out.add(
+            "METRIC-STATUS-X",
+            seg,
+            11,
+            "a metric row with a value takes OBX-11 'X' only when OBX-8 flags INV, NAV or BUSY (Table B.8.5-6)",
+        )
     if status and status != "X" and not vt:
         out.add("OBX-2", seg, 2, "value type is required when OBX-11 is not 'X' (B.8 OBX-2)")
     if transaction.name == "PCD-04" and status and status != "F":
@@ -85,8 +94,12 @@ def _check_row(seg: Segment, transaction: Transaction, out: Findings) -> None:
     if vt == "CWE" and value:
         c = seg.components(5)
         if c[0] and not (c[1:2] and c[1]) and not (c[2:3] and c[2]):
-            out.add("CWE-TEXT", seg, 5, f"CWE value {c[0]!r} has neither text nor coding system (plain text "
-                    "in a coded field)")
+            out.add(
+                "CWE-TEXT",
+                seg,
+                5,
+                f"CWE value {c[0]!r} has neither text nor coding system (plain text in a coded field)",
+            )
     if seg.field(13) and not seg.field(14) and DTM_RE.match(seg.field(13)):
         out.add("OBX-13-SHIFTED", seg, 13, "a timestamp in OBX-13 with OBX-14 empty: shifted one field left")
 
@@ -119,8 +132,12 @@ def _check_order(group: list[Segment], out: Findings) -> None:
         return  # B.8.4 "acceptable variation": device rows first, then metrics
     for (prev, _), (key, seg) in zip(keyed, keyed[1:], strict=False):
         if key < prev:
-            out.add("OBX-4-ORDER", seg, 4, f"{seg.field(4)} after {'.'.join(map(str, prev))}: not in "
-                    "dictionary order (B.8.4)")
+            out.add(
+                "OBX-4-ORDER",
+                seg,
+                4,
+                f"{seg.field(4)} after {'.'.join(map(str, prev))}: not in dictionary order (B.8.4)",
+            )
 
 
 def _check_alerts(message: Message, out: Findings) -> None:
@@ -133,39 +150,73 @@ def _check_alerts(message: Message, out: Findings) -> None:
     for seg in message.named("OBX"):
         key = obx4_key(seg.field(4))
         if key is not None and len(key) == 5 and key[:4] not in prefixes:
-            out.add("PCD04-FACET-ORPHAN", seg, 4, f"facet row {seg.field(4)} belongs to no alert (no facet 1 "
-                    f"at {'.'.join(map(str, key[:4]))})")
+            out.add(
+                "PCD04-FACET-ORPHAN",
+                seg,
+                4,
+                f"facet row {seg.field(4)} belongs to no alert (no facet 1 at {'.'.join(map(str, key[:4]))})",
+            )
     obr = message.named("OBR")[0] if message.named("OBR") else None
     for alert in alerts:
         event = alert.facets[1]
         missing = sorted(set(mdc.FACET_REFIDS) - set(alert.facets))
         if alert.priority_from_obx8 and {6, 7} & set(missing):
-            out.add("PCD04-FACET-OBX8", event, 8, "priority/type only in OBX-8 (deprecated, B.8.5): facet rows "
-                    "6 (MDC_ATTR_ALARM_PRIORITY) and 7 (MDC_ATTR_ALERT_TYPE) are required")
+            out.add(
+                "PCD04-FACET-OBX8",
+                event,
+                8,
+                "priority/type only in OBX-8 (deprecated, B.8.5): facet rows "
+                "6 (MDC_ATTR_ALARM_PRIORITY) and 7 (MDC_ATTR_ALERT_TYPE) are required",
+            )
             missing = [f for f in missing if f not in (6, 7)]
         if missing:
-            out.add("PCD04-FACET-MISSING", event, 4, f"alert {'.'.join(map(str, alert.prefix))} lacks facet(s) "
-                    f"{', '.join(map(str, missing))} (all seven are R, B.8.5)")
+            out.add(
+                "PCD04-FACET-MISSING",
+                event,
+                4,
+                f"alert {'.'.join(map(str, alert.prefix))} lacks facet(s) "
+                f"{', '.join(map(str, missing))} (all seven are R, B.8.5)",
+            )
         for number, seg in alert.facets.items():
             refid = mdc.FACET_REFIDS.get(number)
             if refid and number != 2 and seg.component(3, 2) != refid:
                 out.add("PCD04-FACET-CODE", seg, 3, f"facet {number} is {refid}, got {seg.field(3)!r}")
-        for value, allowed, facet in ((alert.phase, mdc.EVENT_PHASES, 3), (alert.state, mdc.ALARM_STATES, 4),
-                                      (alert.priority, mdc.PRIORITIES, 6), (alert.alert_type, mdc.ALERT_TYPES, 7)):
+        for value, allowed, facet in (
+            (alert.phase, mdc.EVENT_PHASES, 3),
+            (alert.state, mdc.ALARM_STATES, 4),
+            (alert.priority, mdc.PRIORITIES, 6),
+            (alert.alert_type, mdc.ALERT_TYPES, 7),
+        ):
             if value and value not in allowed and facet in alert.facets:
                 out.add("PCD04-FACET-VALUE", alert.facets[facet], 5, f"{value!r} not in {sorted(allowed)}")
-        if alert.alert_type in ("ST", "SA") and alert.event_code[:1] != ["196616"] \
-                and alert.event_code[1:2] != ["MDC_EVT_ALARM"]:
-            out.add("PCD04-EVENT-CODE", event, 3, "technical alarms and advisories identify the event as "
-                    f"196616^MDC_EVT_ALARM^MDC with the specific code in OBX-5 (B.8.5), got {event.field(3)!r}")
+        if (
+            alert.alert_type in ("ST", "SA")
+            and alert.event_code[:1] != ["196616"]
+            and alert.event_code[1:2] != ["MDC_EVT_ALARM"]
+        ):
+            out.add(
+                "PCD04-EVENT-CODE",
+                event,
+                3,
+                "technical alarms and advisories identify the event as "
+                f"196616^MDC_EVT_ALARM^MDC with the specific code in OBX-5 (B.8.5), got {event.field(3)!r}",
+            )
         source = alert.facets.get(2)
         if source is not None and source.component(3, 1).isdigit() and alert.prefix[3] == int(source.component(3, 1)):
-            out.add("PCD04-LEGACY-FACET-ID", event, 4, f"OBX-4 {event.field(4)} puts the source metric's code "
-                    "in the metric position (legacy facet sub-id)")
+            out.add(
+                "PCD04-LEGACY-FACET-ID",
+                event,
+                4,
+                f"OBX-4 {event.field(4)} puts the source metric's code in the metric position (legacy facet sub-id)",
+            )
         later_phase = alert.phase in mdc.EVENT_PHASES and alert.phase not in mdc.ONSET_PHASES
         if obr is not None and later_phase and not obr.component(29, 2):
-            out.add("PCD04-OBR-29", obr, 29, f"phase {alert.phase!r} needs OBR-29 pointing to the onset's "
-                    "OBR-3 (B.7.1, CP-151)")
+            out.add(
+                "PCD04-OBR-29",
+                obr,
+                29,
+                f"phase {alert.phase!r} needs OBR-29 pointing to the onset's OBR-3 (B.7.1, CP-151)",
+            )
 
 
 def _check_event_rows(message: Message, out: Findings) -> None:
@@ -175,8 +226,12 @@ def _check_event_rows(message: Message, out: Findings) -> None:
     for refid in ("MDC_ATTR_EVT_COND", "MDC_ATTR_EVT_SOURCE"):
         rows = [s for s in obxs if s.component(3, 2) == refid]
         if len(rows) != 1:
-            out.add("PCD10-EVENT", rows[1] if len(rows) > 1 else None, 3,
-                    f"PCD-10 carries exactly one {refid} row, found {len(rows)}")
+            out.add(
+                "PCD10-EVENT",
+                rows[1] if len(rows) > 1 else None,
+                3,
+                f"PCD-10 carries exactly one {refid} row, found {len(rows)}",
+            )
             continue
         key = obx4_key(rows[0].field(4))
         if key is None or key[1:4] != (0, 0, key[3]) or key[3] == 0:
@@ -205,5 +260,9 @@ def _check_piv_steps(message: Message, out: Findings) -> None:
             seen.setdefault(sub, seg)
     for seg in message.named("OBX"):
         if seg.component(3, 2) == "MDC_INFUS_TOTAL_NUM_STEPS" and seg.field(5) != str(len(groups)):
-            out.add("RXG-STEPS", seg, 5, f"total number of steps {seg.field(5)!r} but the message has "
-                    f"{len(groups)} RXG step(s)")
+            out.add(
+                "RXG-STEPS",
+                seg,
+                5,
+                f"total number of steps {seg.field(5)!r} but the message has {len(groups)} RXG step(s)",
+            )

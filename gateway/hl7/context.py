@@ -55,6 +55,8 @@ def _boot_id() -> str:
 
 def _boot_ms() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // 1_000_000
+
+
 _PAIRS = [a + b for a in _B36 for b in _B36]  # base-36 digit pairs 00..ZZ
 
 

@@ -34,8 +34,14 @@ OBR4_MEM = "69135^MDC_OBS_MEM^MDC"
 LOCAL = "99PUMPGW"
 
 
-def encode_dmc(record: SlotRecord, changes: Sequence[Change], ctx: EncodeContext, *, ward: str, bed: str,
-               ) -> tuple[str, bytes]:
+def encode_dmc(
+    record: SlotRecord,
+    changes: Sequence[Change],
+    ctx: EncodeContext,
+    *,
+    ward: str,
+    bed: str,
+) -> tuple[str, bytes]:
     control_id = ctx.control_ids.next_id()
     now = dtm(ctx.clock(), what="OBR-7")
     entity = escape(record.serial_number or record.pump_id)
@@ -55,8 +61,11 @@ def encode_dmc(record: SlotRecord, changes: Sequence[Change], ctx: EncodeContext
         segments.append(f"OBX|{n}|{vt}|{code}|1.0.0.{k}|{value}||||||F")
 
     if record.manufacturer or record.model:
-        row("ST", "67880^MDC_ATTR_ID_MODEL^MDC", escape(f"manufacturer={record.manufacturer or ''} "
-                                                          f"model={record.model or ''}"))
+        row(
+            "ST",
+            "67880^MDC_ATTR_ID_MODEL^MDC",
+            escape(f"manufacturer={record.manufacturer or ''} model={record.model or ''}"),
+        )
     if record.asset_tag:
         row("ST", "67886^MDC_ATTR_ID_SOFT^MDC", escape(record.asset_tag))
     if record.serial_number:

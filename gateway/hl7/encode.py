@@ -9,9 +9,8 @@ tests validate every shape with hl7apy and the independent ``hl7`` package.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from drivers.model import AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.events.model import EventKind, PumpEvent
@@ -57,8 +56,12 @@ ALARM_EVENTS: dict[str, str] = {
 # Conditions of the whole device, not of one delivery channel: reported on the MDS
 # (source 1.0.0.0, MDC_DEV_PUMP_INFUS*_MDS) even when a driver lists them under a channel.
 PUMP_LEVEL_ALARM_KINDS = frozenset({"battery_low", "battery_depleted", "pump_reset", "power_lost", "comm_timeout"})
-_PRIORITY = {AlarmPriority.HIGH: "PH", AlarmPriority.MEDIUM: "PM", AlarmPriority.LOW: "PL",
-             AlarmPriority.ADVISORY: "PN"}
+_PRIORITY = {
+    AlarmPriority.HIGH: "PH",
+    AlarmPriority.MEDIUM: "PM",
+    AlarmPriority.LOW: "PL",
+    AlarmPriority.ADVISORY: "PN",
+}
 _PHASE = {EventKind.ALARM_ONSET: "start", EventKind.ALARM_CONTINUE: "continue", EventKind.ALARM_END: "end"}
 
 
@@ -67,8 +70,7 @@ def _hd(text: str) -> str:
     return "^".join(escape(part) for part in text.split("^"))
 
 
-def _msh(ctx: EncodeContext, control_id: str, message_type: str, profile: str, msh16: str,
-         non_ascii: bool) -> str:
+def _msh(ctx: EncodeContext, control_id: str, message_type: str, profile: str, msh16: str, non_ascii: bool) -> str:
     charset = "UNICODE UTF-8" if non_ascii else ""
     return (
         f"MSH|^~\\&|{escape(ctx.sending_application)}^{ctx.eui64.upper()}^EUI-64|{escape(ctx.site)}"
@@ -95,8 +97,9 @@ def _patient(ctx: EncodeContext, pump_id: str) -> list[str]:
     return [pid, f"PV1||{patient_class}|{location}"]
 
 
-def _assemble(ctx: EncodeContext, control_id: str, pump_id: str, message_type: str, profile: str,
-              msh16: str, body: list[str]) -> tuple[str, bytes]:
+def _assemble(
+    ctx: EncodeContext, control_id: str, pump_id: str, message_type: str, profile: str, msh16: str, body: list[str]
+) -> tuple[str, bytes]:
     segments = _patient(ctx, pump_id) + body
     text = SEGMENT_SEP.join(segments)
     msh = _msh(ctx, control_id, message_type, profile, msh16, not (text.isascii() and _ctx_ascii(ctx)))
@@ -113,7 +116,11 @@ def _filler(ctx: EncodeContext, entity: str) -> str:
 
 
 def encode_pcd01(
-    snapshot: PumpSnapshot, ctx: EncodeContext, *, pump_id: str, verdicts: Mapping[str, Sequence[Any]] | None = None,
+    snapshot: PumpSnapshot,
+    ctx: EncodeContext,
+    *,
+    pump_id: str,
+    verdicts: Mapping[str, Sequence[Any]] | None = None,
     identity: PumpIdentity | None = None,
 ) -> tuple[str, bytes]:
     """PCD-01 ``ORU^R01^ORU_R01``: every channel of one pump, observed at ``received_at``.
@@ -135,7 +142,10 @@ def encode_pcd01(
 
 
 def encode_pcd10(
-    event: PumpEvent, ctx: EncodeContext, *, verdicts: Mapping[str, Sequence[Any]] | None = None,
+    event: PumpEvent,
+    ctx: EncodeContext,
+    *,
+    verdicts: Mapping[str, Sequence[Any]] | None = None,
     identity: PumpIdentity | None = None,
 ) -> tuple[str, bytes]:
     """PCD-10 ``ORU^R42^ORU_R01``: one infusion event, timed when it happened at the pump.
@@ -148,8 +158,9 @@ def encode_pcd10(
     """
     refid = PCD10_EVENTS.get(event.kind)
     if refid is None:
-        raise Hl7EncodeError(f"{event.kind} is not a PCD-10 event (alarms: PCD-04)", field="event.kind",
-                             pump_id=event.pump_id)
+        raise Hl7EncodeError(
+            f"{event.kind} is not a PCD-10 event (alarms: PCD-04)", field="event.kind", pump_id=event.pump_id
+        )
     code = mdc.cwe(refid, ctx.unpublished_codes == "pending")
     if code is None:
         raise UnpublishedCodeError(refid, event.pump_id)
@@ -170,12 +181,25 @@ def encode_pcd10(
         transitioning = event.kind is EventKind.DELIVERY_STOP and event.detail.get("reason") == "transitioning"
         if transitioning and event.previous_channel is not None:
             old = event.previous_channel
-            channel = replace(old, channel_id=channel.channel_id, state=ChannelState.INFUSING,
-                              volume_infused=channel.volume_infused or old.volume_infused, alarms=())
+            channel = replace(
+                old,
+                channel_id=channel.channel_id,
+                state=ChannelState.INFUSING,
+                volume_infused=channel.volume_infused or old.volume_infused,
+                alarms=(),
+            )
             verdicts = None  # the verdicts in hand are the new program's
         delivery_event = event.kind in (EventKind.DELIVERY_START, EventKind.DELIVERY_STOP, EventKind.DELIVERY_COMPLETE)
-        channel_rows(rows, n, channel, info, ctx, transitioning=transitioning, delivery_event=delivery_event,
-                     verdicts=(verdicts or {}).get(channel.channel_id, ()))
+        channel_rows(
+            rows,
+            n,
+            channel,
+            info,
+            ctx,
+            transitioning=transitioning,
+            delivery_event=delivery_event,
+            verdicts=(verdicts or {}).get(channel.channel_id, ()),
+        )
     drug = escape(channel.drug) if channel is not None and channel.drug else ""
     service = f"^{drug}" if drug else "999999^Medication Unknown"  # B.7 OBR-4
     when = dtm(event.occurred_at, what="OBR-7")
@@ -202,8 +226,11 @@ def encode_pcd04(event: PumpEvent, ctx: EncodeContext, *, identity: PumpIdentity
     """
     phase = _PHASE.get(event.kind)
     if phase is None or event.alarm is None or not event.alert_instance_id:
-        raise Hl7EncodeError(f"{event.kind}: PCD-04 needs an alarm event with alarm and alert_instance_id",
-                             field="event", pump_id=event.pump_id)
+        raise Hl7EncodeError(
+            f"{event.kind}: PCD-04 needs an alarm event with alarm and alert_instance_id",
+            field="event",
+            pump_id=event.pump_id,
+        )
     alarm = event.alarm
     info = ctx.pump(event.pump_id)
     n, channel = _find_channel(event.snapshot, event.channel_id)
@@ -211,8 +238,11 @@ def encode_pcd04(event: PumpEvent, ctx: EncodeContext, *, identity: PumpIdentity
     if pump_level:
         n, channel = 0, None
     prefix = f"1.{n}.2.0" if channel is not None else "1.0.0.0"
-    subsystem = ("MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY" if channel is not None
-                 else ("MDC_DEV_PUMP_INFUS_LVP_MDS" if info.pump_type == "lvp" else "MDC_DEV_PUMP_INFUS_MDS"))
+    subsystem = (
+        "MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY"
+        if channel is not None
+        else ("MDC_DEV_PUMP_INFUS_LVP_MDS" if info.pump_type == "lvp" else "MDC_DEV_PUMP_INFUS_MDS")
+    )
     refid = ALARM_EVENTS.get(alarm.kind, "MDC_EVT_ALARM")
     text = escape(alarm.text) or escape(alarm.kind)
     if event.channel_id and channel is None and not pump_level:
@@ -237,7 +267,7 @@ def encode_pcd04(event: PumpEvent, ctx: EncodeContext, *, identity: PumpIdentity
         obr = f"OBR|1||{_filler(ctx, event.alert_instance_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}"
     else:
         parent = "&".join(_filler(ctx, event.alert_instance_id).split("^"))
-        obr = (f"OBR|1||{_filler(ctx, control_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}"
-               + "|" * 22 + f"^{parent}")
-    return _assemble(ctx, control_id, event.pump_id, "ORU^R40^ORU_R40", PROFILE_PCD04, ctx.pcd04_msh16,
-                     [obr, *rows.segments])
+        obr = f"OBR|1||{_filler(ctx, control_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}" + "|" * 22 + f"^{parent}"
+    return _assemble(
+        ctx, control_id, event.pump_id, "ORU^R40^ORU_R40", PROFILE_PCD04, ctx.pcd04_msh16, [obr, *rows.segments]
+    )

@@ -9,9 +9,9 @@ TF prescribes (TF2-R10 B.1 MSH-1/2).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from gateway.hl7.errors import Hl7EncodeError
 

@@ -15,14 +15,16 @@ DTM_RE = re.compile(r"^\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4}
 # element broken is an error; what the TF tolerates, deprecates or leaves as a recommendation
 # is a warning -- a receiver reads such a message correctly (stray blanks are trimmed, the
 # alternative ACM OID and OBX-8 priority are understood).
-WARNING_RULES = frozenset({
-    "STRAY-BLANK",  # B.1/§2.2: values are read trimmed; a defect of the sender, not of the data
-    "MSH-21-ALT",  # the OID printed in the TF's own B.1 example and E.3: tolerated
-    "PCD04-FACET-OBX8",  # B.8.5: the OBX-8 style is deprecated, still understood
-    "PCD04-LEGACY-FACET-ID",  # legacy facet sub-id: deprecated numbering, alert still identified
-    "MDC-UCUM-CODE",  # the MDC triplet beside it is correct and preferred (A.1)
-    "SEG-EMPTY",  # an empty line between segments: skipped by every receiver
-})
+WARNING_RULES = frozenset(
+    {
+        "STRAY-BLANK",  # B.1/§2.2: values are read trimmed; a defect of the sender, not of the data
+        "MSH-21-ALT",  # the OID printed in the TF's own B.1 example and E.3: tolerated
+        "PCD04-FACET-OBX8",  # B.8.5: the OBX-8 style is deprecated, still understood
+        "PCD04-LEGACY-FACET-ID",  # legacy facet sub-id: deprecated numbering, alert still identified
+        "MDC-UCUM-CODE",  # the MDC triplet beside it is correct and preferred (A.1)
+        "SEG-EMPTY",  # an empty line between segments: skipped by every receiver
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,7 @@ def identity_rows(rows, snapshot: PumpSnapshot | None, info: PumpInfo, start: in
     identity = snapshot.identity if snapshot is not None else None
     if identity is not None and (identity.manufacturer or identity.model):
         k += 1
-        rows.simple("ST", _MODEL, f"1.0.0.{k}",
-                    escape(f"manufacturer={identity.manufacturer} model={identity.model}"))
+        rows.simple("ST", _MODEL, f"1.0.0.{k}", escape(f"manufacturer={identity.manufacturer} model={identity.model}"))
     if identity is not None and (identity.serial_number or identity.firmware):
         k += 1
         parts = []

@@ -159,7 +159,15 @@ FACET_REFIDS: Final[dict[int, str]] = {
 }
 ONSET_PHASES: Final = frozenset({"start", "start_only", "tpoint", "present"})
 EVENT_PHASES: Final = ONSET_PHASES | {
-    "continue", "end", "update", "escalate", "inactivate", "acknowledged", "deescalate", "reset", "stop",
+    "continue",
+    "end",
+    "update",
+    "escalate",
+    "inactivate",
+    "acknowledged",
+    "deescalate",
+    "reset",
+    "stop",
 }
 ALARM_STATES: Final = frozenset({"inactive", "active", "latched"})
 PRIORITIES: Final = frozenset({"PN", "PL", "PM", "PH"})

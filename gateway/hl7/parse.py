@@ -41,8 +41,9 @@ TRANSACTIONS: dict[tuple[str, str], Transaction] = {
     ("ORU", "R42"): Transaction("PCD-10", "ORU_R01", (OID_PCD10,), frozenset({"AL"}), frozenset({"NE"})),
     ("ORA", "R41"): Transaction("PCD-05", "ORA_R41", (OID_PCD05,), frozenset({"AL"}), frozenset({"NE"})),
     ("RGV", "O15"): Transaction("PCD-03", "RGV_O15", (OID_PCD03,), frozenset({"AL"}), frozenset({"AL"})),
-    ("RRG", "O16"): Transaction("PCD-03 answer", "RRG_O16", (OID_PCD03_ANSWER,), frozenset({"AL"}),
-                                frozenset({"NE"}), is_ack=True),
+    ("RRG", "O16"): Transaction(
+        "PCD-03 answer", "RRG_O16", (OID_PCD03_ANSWER,), frozenset({"AL"}), frozenset({"NE"}), is_ack=True
+    ),
 }
 ACK_TRANSACTION = Transaction("ACK", "ACK", (), frozenset({"NE"}), frozenset({"NE"}), is_ack=True)
 
@@ -74,7 +75,11 @@ class Segment:
         cached = self._cache.get(key)
         if cached is None:
             reps = self.raw_field(n).split("~")
-            cached = () if repetition >= len(reps) else tuple(unescape(c.strip(_BLANKS)) for c in reps[repetition].split("^"))
+            cached = (
+                ()
+                if repetition >= len(reps)
+                else tuple(unescape(c.strip(_BLANKS)) for c in reps[repetition].split("^"))
+            )
             self._cache[key] = cached
         return list(cached)
 
@@ -193,10 +198,17 @@ def read_alerts(message: Message) -> list[AlertView]:
         flags = [rep[0] for rep in event.repetitions(8)]
         priority = facets[6].field(5) if 6 in facets else next((f for f in flags if f in mdc.PRIORITIES), "")
         alert_type = facets[7].field(5) if 7 in facets else next((f for f in flags if f in mdc.ALERT_TYPES), "")
-        alerts.append(AlertView(
-            prefix=prefix, event_code=event.components(3), event_value=event.components(5), facets=facets,
-            phase=facets[3].field(5) if 3 in facets else "", state=facets[4].field(5) if 4 in facets else "",
-            priority=priority, alert_type=alert_type,
-            priority_from_obx8=(6 not in facets or 7 not in facets) and bool(flags),
-        ))
+        alerts.append(
+            AlertView(
+                prefix=prefix,
+                event_code=event.components(3),
+                event_value=event.components(5),
+                facets=facets,
+                phase=facets[3].field(5) if 3 in facets else "",
+                state=facets[4].field(5) if 4 in facets else "",
+                priority=priority,
+                alert_type=alert_type,
+                priority_from_obx8=(6 not in facets or 7 not in facets) and bool(flags),
+            )
+        )
     return alerts

@@ -19,10 +19,9 @@ order by construction (B.8.4).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
-
-from datetime import datetime
 
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.hl7 import mdc
@@ -78,8 +77,19 @@ class ObxRows:
         tail = f"|||||||{equipment}" if equipment else ""
         self.segments.append(f"OBX|{self.n}||{code}|{sub}|||||||X{tail}")
 
-    def metric(self, vt: str, code: str, sub: str, value: str, unit: str = "", *,
-               status: str = "R", time: str = "", category: str = "", equipment: str = "") -> None:
+    def metric(
+        self,
+        vt: str,
+        code: str,
+        sub: str,
+        value: str,
+        unit: str = "",
+        *,
+        status: str = "R",
+        time: str = "",
+        category: str = "",
+        equipment: str = "",
+    ) -> None:
         self.n += 1
         seg = f"OBX|{self.n}|{vt}|{code}|{sub}|{value}|{unit}|||||{status}|||{time}|||{category}|{equipment}"
         self.segments.append(seg.rstrip("|"))
@@ -99,8 +109,9 @@ class ObxRows:
 
     def quantity(self, refid: str, sub: str, q: Quantity, category: str) -> None:
         self.n += 1
-        self.segments.append(f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{number(q.value, what=refid)}"
-                             f"|{unit_cwe(q.unit)}|||||R||||||{category}")
+        self.segments.append(
+            f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{number(q.value, what=refid)}|{unit_cwe(q.unit)}|||||R||||||{category}"
+        )
 
 
 def device_identifier(
@@ -128,9 +139,16 @@ def device_identifier(
     return f"{entity}^{escape(identity.model)}^{escape(universal)}^{escape(kind)}"
 
 
-def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: EncodeContext,
-             event_rows: tuple[str, str] | None = None, *, identity: PumpIdentity | None = None,
-             observed_at: datetime | None = None) -> None:
+def mds_rows(
+    rows: ObxRows,
+    snapshot: PumpSnapshot | None,
+    info: PumpInfo,
+    ctx: EncodeContext,
+    event_rows: tuple[str, str] | None = None,
+    *,
+    identity: PumpIdentity | None = None,
+    observed_at: datetime | None = None,
+) -> None:
     """1.0.0.x: the MDS and its attributes; ``event_rows`` = (EVT_COND OBX-5, EVT_SOURCE OBX-5).
 
     The time-synchronisation row ``MDC_ATTR_TIME_ABS`` (B.8.8 "SHALL") is always sent: the
@@ -141,7 +159,8 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
     rows.device(_C[_MDS[info.pump_type]], "1.0.0.0", device_identifier(snapshot, info, ctx, identity))
     k = 0
     library = (snapshot.identity.drug_library_version if snapshot is not None else None) or (
-        identity.drug_library_version if identity is not None else None)
+        identity.drug_library_version if identity is not None else None
+    )
     if library:
         k += 1
         rows.simple("ST", _C["MDC_PUMP_DRUG_LIBRARY_VERSION"], f"1.0.0.{k}", escape(library))
@@ -161,9 +180,17 @@ def mds_rows(rows: ObxRows, snapshot: PumpSnapshot | None, info: PumpInfo, ctx: 
         identity_rows(rows, snapshot, info, k)
 
 
-def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx: EncodeContext,
-                 *, transitioning: bool = False, delivery_event: bool = False,
-                 verdicts: Sequence[Any] = ()) -> None:
+def channel_rows(
+    rows: ObxRows,
+    n: int,
+    ch: ChannelSnapshot,
+    info: PumpInfo,
+    ctx: EncodeContext,
+    *,
+    transitioning: bool = False,
+    delivery_event: bool = False,
+    verdicts: Sequence[Any] = (),
+) -> None:
     """1.n.x.x: one VMD with its delivery-info and primary-source channels.
 
     ``transitioning``: the stop half of a titration (Table M.1.2.1-4): the channel is the old
@@ -183,21 +210,32 @@ def channel_rows(rows: ObxRows, n: int, ch: ChannelSnapshot, info: PumpInfo, ctx
     m = 0
     if state is not ChannelState.UNKNOWN:
         m += 1
-        rows.simple("CWE", _C["MDC_PUMP_INFUSING_STATUS"], f"1.{n}.1.{m}",
-                    "^" + _INFUSING.get(state, "pump-status-not-infusing"))
+        rows.simple(
+            "CWE",
+            _C["MDC_PUMP_INFUSING_STATUS"],
+            f"1.{n}.1.{m}",
+            "^" + _INFUSING.get(state, "pump-status-not-infusing"),
+        )
         flow = ch.rate if state is ChannelState.INFUSING else None
         if state in _NOT_DELIVERING and ch.rate is not None:
             flow = Quantity(ch.rate.value * 0, ch.rate.unit)  # stopped: current flow is zero
         if flow is not None:
             m += 1
-            rows.metric("NM", _C["MDC_FLOW_FLUID_PUMP_CURRENT"], f"1.{n}.1.{m}",
-                        number(flow.value, what="MDC_FLOW_FLUID_PUMP_CURRENT"), unit_cwe(flow.unit),
-                        category=mdc.CATEGORY_AUTO_MEASUREMENT)
+            rows.metric(
+                "NM",
+                _C["MDC_FLOW_FLUID_PUMP_CURRENT"],
+                f"1.{n}.1.{m}",
+                number(flow.value, what="MDC_FLOW_FLUID_PUMP_CURRENT"),
+                unit_cwe(flow.unit),
+                category=mdc.CATEGORY_AUTO_MEASUREMENT,
+            )
         elif state is ChannelState.KVO and delivery_event:
             m += 1
             rows.n += 1
-            rows.segments.append(f"OBX|{rows.n}|NM|{_C['MDC_FLOW_FLUID_PUMP_CURRENT']}|1.{n}.1.{m}||||NAV|||X"
-                                 f"||||||{mdc.CATEGORY_AUTO_MEASUREMENT}")
+            rows.segments.append(
+                f"OBX|{rows.n}|NM|{_C['MDC_FLOW_FLUID_PUMP_CURRENT']}|1.{n}.1.{m}||||NAV|||X"
+                f"||||||{mdc.CATEGORY_AUTO_MEASUREMENT}"
+            )
         if state in _INFUSING or delivery_event:
             m += 1
             rows.simple("CWE", _C["MDC_DEV_PUMP_ACTIVE_SOURCES"], f"1.{n}.1.{m}", "^pump-source-info-primary")

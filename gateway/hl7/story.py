@@ -46,16 +46,30 @@ class StoryReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.orphaned_onsets or self.double_ends or self.unknown_parents or self.repeated_onsets
-                    or self.start_after_start or self.lost_online or self.online_without_offline)
+        return not (
+            self.orphaned_onsets
+            or self.double_ends
+            or self.unknown_parents
+            or self.repeated_onsets
+            or self.start_after_start
+            or self.lost_online
+            or self.online_without_offline
+        )
 
     def summary(self) -> dict[str, int]:
         return {
-            "messages": self.messages, "duplicates": self.duplicates, "onsets": self.onsets,
-            "orphaned_onsets": len(self.orphaned_onsets), "double_ends": len(self.double_ends),
-            "unknown_parents": len(self.unknown_parents), "repeated_onsets": len(self.repeated_onsets),
-            "starts": self.starts, "start_after_start": len(self.start_after_start), "offline": self.offline,
-            "lost_online": len(self.lost_online), "online_without_offline": len(self.online_without_offline),
+            "messages": self.messages,
+            "duplicates": self.duplicates,
+            "onsets": self.onsets,
+            "orphaned_onsets": len(self.orphaned_onsets),
+            "double_ends": len(self.double_ends),
+            "unknown_parents": len(self.unknown_parents),
+            "repeated_onsets": len(self.repeated_onsets),
+            "starts": self.starts,
+            "start_after_start": len(self.start_after_start),
+            "offline": self.offline,
+            "lost_online": len(self.lost_online),
+            "online_without_offline": len(self.online_without_offline),
         }
 
 

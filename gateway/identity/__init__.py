@@ -4,5 +4,14 @@ from gateway.identity.compare import Change, Comparison, compare
 from gateway.identity.model import FIELDS, DeviceRecord, SlotRecord
 from gateway.identity.registry import IdentityRegistry, Observation, load_slots
 
-__all__ = ["Change", "Comparison", "DeviceRecord", "FIELDS", "IdentityRegistry", "Observation", "SlotRecord",
-           "compare", "load_slots"]
+__all__ = [
+    "Change",
+    "Comparison",
+    "DeviceRecord",
+    "FIELDS",
+    "IdentityRegistry",
+    "Observation",
+    "SlotRecord",
+    "compare",
+    "load_slots",
+]

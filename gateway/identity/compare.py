@@ -58,30 +58,53 @@ def compare(
     if known is None:
         return Comparison([], SlotRecord.first(pump_id, reported, at, asset_tag), new_device=True)
     changes: list[Change] = []
-    missing = [name for name in ("serial_number", "firmware")
-               if complete and getattr(known, name) is not None and getattr(reported, name) is None]
-    serial_changed = (known.serial_number is not None and reported.serial_number is not None
-                      and known.serial_number != reported.serial_number)
-    model_changed = reported.serial_number is None and known.serial_number is None and (
-        (known.model or "") != reported.model or (known.manufacturer or "") != reported.manufacturer)
+    missing = [
+        name
+        for name in ("serial_number", "firmware")
+        if complete and getattr(known, name) is not None and getattr(reported, name) is None
+    ]
+    serial_changed = (
+        known.serial_number is not None
+        and reported.serial_number is not None
+        and known.serial_number != reported.serial_number
+    )
+    model_changed = (
+        reported.serial_number is None
+        and known.serial_number is None
+        and ((known.model or "") != reported.model or (known.manufacturer or "") != reported.manufacturer)
+    )
     if serial_changed or model_changed:
         contradicts = bool(known.asset_tag and known.asset_serial and known.asset_serial != reported.serial_number)
         detail = {
-            "previous_serial": _s(known.serial_number), "serial": _s(reported.serial_number),
-            "previous_model": _s(known.model), "model": reported.model,
-            "previous_manufacturer": _s(known.manufacturer), "manufacturer": reported.manufacturer,
-            "previous_firmware": _s(known.firmware), "firmware": _s(reported.firmware),
-            "asset_tag": _s(known.asset_tag), "asset_tag_serial": _s(known.asset_serial),
+            "previous_serial": _s(known.serial_number),
+            "serial": _s(reported.serial_number),
+            "previous_model": _s(known.model),
+            "model": reported.model,
+            "previous_manufacturer": _s(known.manufacturer),
+            "manufacturer": reported.manufacturer,
+            "previous_firmware": _s(known.firmware),
+            "firmware": _s(reported.firmware),
+            "asset_tag": _s(known.asset_tag),
+            "asset_tag_serial": _s(known.asset_serial),
             "contradicts_asset_tag": "true" if contradicts else "false",
-            "previous_first_seen": known.first_seen.isoformat(), "previous_last_seen": known.last_seen.isoformat(),
+            "previous_first_seen": known.first_seen.isoformat(),
+            "previous_last_seen": known.last_seen.isoformat(),
         }
         changes.append(Change(EventKind.DEVICE_SWAPPED, detail, "error" if contradicts else "warning"))
         if seen_before is not None:
-            changes.append(Change(EventKind.DEVICE_RETURNED, {
-                "serial": seen_before.serial_number, "model": _s(seen_before.model),
-                "last_seen": seen_before.last_seen.isoformat(), "last_slot": seen_before.last_pump_id,
-                "first_seen": seen_before.first_seen.isoformat(),
-            }, "info"))
+            changes.append(
+                Change(
+                    EventKind.DEVICE_RETURNED,
+                    {
+                        "serial": seen_before.serial_number,
+                        "model": _s(seen_before.model),
+                        "last_seen": seen_before.last_seen.isoformat(),
+                        "last_slot": seen_before.last_pump_id,
+                        "first_seen": seen_before.first_seen.isoformat(),
+                    },
+                    "info",
+                )
+            )
         record = SlotRecord.first(pump_id, reported, at, known.asset_tag)
         if known.asset_tag and known.asset_serial:  # the tag stays bound to the device it was registered with
             record = replace(record, asset_serial=known.asset_serial)
@@ -89,17 +112,38 @@ def compare(
     if missing:
         record = known if known.unreadable_since else replace(known, unreadable_since=at)
         if known.unreadable_since is None:
-            changes.append(Change(EventKind.IDENTITY_UNREADABLE, {
-                "missing": ",".join(missing), "serial": _s(known.serial_number), "firmware": _s(known.firmware),
-                "reason": "identify reply without " + " and ".join(missing),
-            }, "warning"))
+            changes.append(
+                Change(
+                    EventKind.IDENTITY_UNREADABLE,
+                    {
+                        "missing": ",".join(missing),
+                        "serial": _s(known.serial_number),
+                        "firmware": _s(known.firmware),
+                        "reason": "identify reply without " + " and ".join(missing),
+                    },
+                    "warning",
+                )
+            )
         return Comparison(changes, replace(record, last_seen=at))
-    for name, kind, severity in (("firmware", EventKind.FIRMWARE_CHANGED, "warning"),
-                                 ("drug_library_version", EventKind.PUMP_LIBRARY_CHANGED, "info")):
+    for name, kind, severity in (
+        ("firmware", EventKind.FIRMWARE_CHANGED, "warning"),
+        ("drug_library_version", EventKind.PUMP_LIBRARY_CHANGED, "info"),
+    ):
         before, now = getattr(known, name), getattr(reported, name)
         if before is not None and now is not None and before != now:
-            changes.append(Change(kind, {"previous": before, "current": now, "serial": _s(reported.serial_number),
-                                         "model": reported.model, "asset_tag": _s(known.asset_tag)}, severity))
+            changes.append(
+                Change(
+                    kind,
+                    {
+                        "previous": before,
+                        "current": now,
+                        "serial": _s(reported.serial_number),
+                        "model": reported.model,
+                        "asset_tag": _s(known.asset_tag),
+                    },
+                    severity,
+                )
+            )
     record = known.merged(reported, at)
     if complete and record.unreadable_since is not None:
         record = replace(record, unreadable_since=None)

@@ -30,13 +30,29 @@ class SlotRecord:
 
     @classmethod
     def first(cls, pump_id: str, identity: PumpIdentity, at: datetime, asset_tag: str | None) -> SlotRecord:
-        return cls(pump_id, identity.manufacturer, identity.model, identity.serial_number, identity.firmware,
-                   identity.drug_library_version, identity.udi, asset_tag,
-                   identity.serial_number if asset_tag else None, at, at)
+        return cls(
+            pump_id,
+            identity.manufacturer,
+            identity.model,
+            identity.serial_number,
+            identity.firmware,
+            identity.drug_library_version,
+            identity.udi,
+            asset_tag,
+            identity.serial_number if asset_tag else None,
+            at,
+            at,
+        )
 
     def identity(self) -> PumpIdentity:
-        return PumpIdentity(self.manufacturer or "", self.model or "", self.serial_number, self.firmware,
-                            self.drug_library_version, self.udi)
+        return PumpIdentity(
+            self.manufacturer or "",
+            self.model or "",
+            self.serial_number,
+            self.firmware,
+            self.drug_library_version,
+            self.udi,
+        )
 
     def merged(self, identity: PumpIdentity, at: datetime) -> SlotRecord:
         """Same device: reported fields replace known ones, unreported (None) are kept."""
@@ -45,10 +61,16 @@ class SlotRecord:
 
     def to_dict(self) -> dict[str, str | None]:
         return {
-            "pump": self.pump_id, "manufacturer": self.manufacturer, "model": self.model,
-            "serial_number": self.serial_number, "firmware": self.firmware,
-            "drug_library_version": self.drug_library_version, "udi": self.udi, "asset_tag": self.asset_tag,
-            "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+            "pump": self.pump_id,
+            "manufacturer": self.manufacturer,
+            "model": self.model,
+            "serial_number": self.serial_number,
+            "firmware": self.firmware,
+            "drug_library_version": self.drug_library_version,
+            "udi": self.udi,
+            "asset_tag": self.asset_tag,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
             "unreadable_since": self.unreadable_since.isoformat() if self.unreadable_since else None,
         }
 

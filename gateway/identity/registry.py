@@ -30,8 +30,10 @@ from gateway.identity.model import DeviceRecord, SlotRecord
 
 log = logging.getLogger("pumpgw.identity")
 
-_SLOT_COLUMNS = ("pump_id, manufacturer, model, serial_number, firmware, drug_library_version, udi, asset_tag, "
-                 "asset_serial, first_seen, last_seen, unreadable_since")
+_SLOT_COLUMNS = (
+    "pump_id, manufacturer, model, serial_number, firmware, drug_library_version, udi, asset_tag, "
+    "asset_serial, first_seen, last_seen, unreadable_since"
+)
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -67,8 +69,9 @@ class Observation:
 
 
 class IdentityRegistry:
-    def __init__(self, trail: AuditTrail, asset_tags: Mapping[str, str | None], *,
-                 flush_interval_s: float = 60.0) -> None:
+    def __init__(
+        self, trail: AuditTrail, asset_tags: Mapping[str, str | None], *, flush_interval_s: float = 60.0
+    ) -> None:
         self.trail = trail
         self._conn = trail.connection
         self.flush_interval_s = flush_interval_s
@@ -92,10 +95,20 @@ class IdentityRegistry:
                 continue
             changed.append((pump_id, record.asset_tag, tag))
             new = replace(record, asset_tag=tag, asset_serial=None)
-            self._transaction(new, [("identity.asset_tag", {
-                "previous": record.asset_tag or "", "asset_tag": tag or "",
-                "serial": record.serial_number or "", "model": record.model or "",
-            })])
+            self._transaction(
+                new,
+                [
+                    (
+                        "identity.asset_tag",
+                        {
+                            "previous": record.asset_tag or "",
+                            "asset_tag": tag or "",
+                            "serial": record.serial_number or "",
+                            "model": record.model or "",
+                        },
+                    )
+                ],
+            )
         return changed
 
     # -- observations ---------------------------------------------------------------------
@@ -106,8 +119,9 @@ class IdentityRegistry:
         seen = None
         if identity.serial_number and (known is None or known.serial_number != identity.serial_number):
             seen = self._device(identity.manufacturer, identity.serial_number)
-        result = compare(pump_id, known, identity, at, asset_tag=self._asset_tags.get(pump_id),
-                         complete=complete, seen_before=seen)
+        result = compare(
+            pump_id, known, identity, at, asset_tag=self._asset_tags.get(pump_id), complete=complete, seen_before=seen
+        )
         return Observation(pump_id, at, result, identity, known, changes=list(result.changes))
 
     def unreadable(self, pump_id: str, at: datetime, reason: str) -> Observation:
@@ -116,14 +130,28 @@ class IdentityRegistry:
         changes: list[Change] = []
         record = known
         if known is not None and known.unreadable_since is None:
-            changes.append(Change(EventKind.IDENTITY_UNREADABLE, {
-                "missing": "identity", "serial": known.serial_number or "", "firmware": known.firmware or "",
-                "reason": reason}, "warning"))
+            changes.append(
+                Change(
+                    EventKind.IDENTITY_UNREADABLE,
+                    {
+                        "missing": "identity",
+                        "serial": known.serial_number or "",
+                        "firmware": known.firmware or "",
+                        "reason": reason,
+                    },
+                    "warning",
+                )
+            )
             record = replace(known, unreadable_since=at)
         elif known is None and pump_id not in self._unreadable_unknown:
             self._unreadable_unknown.add(pump_id)
-            changes.append(Change(EventKind.IDENTITY_UNREADABLE, {
-                "missing": "identity", "serial": "", "firmware": "", "reason": reason}, "warning"))
+            changes.append(
+                Change(
+                    EventKind.IDENTITY_UNREADABLE,
+                    {"missing": "identity", "serial": "", "firmware": "", "reason": reason},
+                    "warning",
+                )
+            )
         return Observation(pump_id, at, Comparison(changes, record), None, known, reason, changes)
 
     def needs_commit(self, obs: Observation) -> bool:
@@ -141,12 +169,25 @@ class IdentityRegistry:
             return
         audits = [(f"identity.{c.kind.value}", c.detail) for c in obs.changes]
         if obs.comparison.new_device and obs.previous is None:
-            audits.append(("identity.registered", {k: v or "" for k, v in record.to_dict().items()
-                                                   if k not in ("pump", "last_seen", "unreadable_since")}))
-        elif (not obs.changes and obs.previous is not None and obs.previous.unreadable_since
-              and not record.unreadable_since):
-            audits.append(("identity.readable_again", {"serial": record.serial_number or "",
-                                                       "firmware": record.firmware or ""}))
+            audits.append(
+                (
+                    "identity.registered",
+                    {
+                        k: v or ""
+                        for k, v in record.to_dict().items()
+                        if k not in ("pump", "last_seen", "unreadable_since")
+                    },
+                )
+            )
+        elif (
+            not obs.changes
+            and obs.previous is not None
+            and obs.previous.unreadable_since
+            and not record.unreadable_since
+        ):
+            audits.append(
+                ("identity.readable_again", {"serial": record.serial_number or "", "firmware": record.firmware or ""})
+            )
         device = (record.manufacturer or "", record.serial_number) if record.serial_number else None
         self._transaction(record, audits, device=device)
 
@@ -158,17 +199,29 @@ class IdentityRegistry:
 
     # -- persistence ----------------------------------------------------------------------
 
-    def _transaction(self, record: SlotRecord, audits: list[tuple[str, dict]],
-                     device: tuple[str, str] | None = None) -> None:
+    def _transaction(
+        self, record: SlotRecord, audits: list[tuple[str, dict]], device: tuple[str, str] | None = None
+    ) -> None:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(
                     f"INSERT OR REPLACE INTO pump_identity ({_SLOT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (record.pump_id, record.manufacturer, record.model, record.serial_number, record.firmware,
-                     record.drug_library_version, record.udi, record.asset_tag, record.asset_serial,
-                     _iso(record.first_seen), _iso(record.last_seen), _iso(record.unreadable_since)),
+                    (
+                        record.pump_id,
+                        record.manufacturer,
+                        record.model,
+                        record.serial_number,
+                        record.firmware,
+                        record.drug_library_version,
+                        record.udi,
+                        record.asset_tag,
+                        record.asset_serial,
+                        _iso(record.first_seen),
+                        _iso(record.last_seen),
+                        _iso(record.unreadable_since),
+                    ),
                 )
                 if device is not None:
                     self._upsert_device(device, record)
@@ -203,11 +256,14 @@ class IdentityRegistry:
     def _device(self, manufacturer: str, serial: str) -> DeviceRecord | None:
         row = self._conn.execute(
             "SELECT manufacturer, serial_number, model, first_seen, last_seen, last_pump_id FROM pump_device "
-            "WHERE manufacturer=? AND serial_number=?", (manufacturer, serial)).fetchone()
+            "WHERE manufacturer=? AND serial_number=?",
+            (manufacturer, serial),
+        ).fetchone()
         if row is None:
             return None
-        return DeviceRecord(row[0], row[1], row[2], datetime.fromisoformat(row[3]), datetime.fromisoformat(row[4]),
-                            row[5])
+        return DeviceRecord(
+            row[0], row[1], row[2], datetime.fromisoformat(row[3]), datetime.fromisoformat(row[4]), row[5]
+        )
 
     def flush(self, *, force: bool = False) -> int:
         """Write pending ``last_seen`` values (at most every ``flush_interval_s`` unless forced)."""
@@ -220,12 +276,14 @@ class IdentityRegistry:
             try:
                 for pump_id in dirty:
                     record = self.slots[pump_id]
-                    self._conn.execute("UPDATE pump_identity SET last_seen=? WHERE pump_id=?",
-                                       (_iso(record.last_seen), pump_id))
+                    self._conn.execute(
+                        "UPDATE pump_identity SET last_seen=? WHERE pump_id=?", (_iso(record.last_seen), pump_id)
+                    )
                     if record.serial_number:
                         self._conn.execute(
                             "UPDATE pump_device SET last_seen=? WHERE manufacturer=? AND serial_number=?",
-                            (_iso(record.last_seen), record.manufacturer or "", record.serial_number))
+                            (_iso(record.last_seen), record.manufacturer or "", record.serial_number),
+                        )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

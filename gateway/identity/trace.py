@@ -54,8 +54,15 @@ class Traceability:
         self.registry.apply(obs)
         after = self.registry.slots.get(obs.pump_id)
         if obs.comparison.new_device and obs.previous is None and after is not None:
-            self.log.info("pump registered", pump=obs.pump_id, manufacturer=after.manufacturer, model=after.model,
-                          serial=after.serial_number, firmware=after.firmware, asset_tag=after.asset_tag)
+            self.log.info(
+                "pump registered",
+                pump=obs.pump_id,
+                manufacturer=after.manufacturer,
+                model=after.model,
+                serial=after.serial_number,
+                firmware=after.firmware,
+                asset_tag=after.asset_tag,
+            )
         if after is not None and self.on_record is not None and _inventory_view(before) != _inventory_view(after):
             self.on_record(after)
         self.registry.flush()
@@ -66,8 +73,16 @@ class Traceability:
         for change in obs.changes:
             level = {"error": self.log.error, "warning": self.log.warning}.get(change.severity, self.log.info)
             level(_MESSAGES[change.kind], pump=obs.pump_id, kind=change.kind.value, **change.detail)
-            events.append(PumpEvent(change.kind, obs.pump_id, obs.at, snapshot=snapshot,
-                                    previous_identity=previous, detail=dict(change.detail)))
+            events.append(
+                PumpEvent(
+                    change.kind,
+                    obs.pump_id,
+                    obs.at,
+                    snapshot=snapshot,
+                    previous_identity=previous,
+                    detail=dict(change.detail),
+                )
+            )
         return events
 
 
@@ -75,5 +90,14 @@ def _inventory_view(record: SlotRecord | None) -> tuple | None:
     """What the published inventory shows, minus last_seen (refreshed with the periodic state)."""
     if record is None:
         return None
-    return (record.manufacturer, record.model, record.serial_number, record.firmware, record.drug_library_version,
-            record.udi, record.asset_tag, record.first_seen, record.unreadable_since)
+    return (
+        record.manufacturer,
+        record.model,
+        record.serial_number,
+        record.firmware,
+        record.drug_library_version,
+        record.udi,
+        record.asset_tag,
+        record.first_seen,
+        record.unreadable_since,
+    )

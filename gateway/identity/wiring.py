@@ -33,9 +33,15 @@ def full_config_hash(config: GatewayConfig) -> str:
 def slot_fields(record: SlotRecord) -> dict[str, Any]:
     """What the retained MQTT inventory shows from the registry for one slot."""
     return {
-        "manufacturer": record.manufacturer, "model": record.model, "serial_number": record.serial_number,
-        "firmware": record.firmware, "drug_library_version": record.drug_library_version, "udi": record.udi,
-        "asset_tag": record.asset_tag, "first_seen": record.first_seen, "last_seen": record.last_seen,
+        "manufacturer": record.manufacturer,
+        "model": record.model,
+        "serial_number": record.serial_number,
+        "firmware": record.firmware,
+        "drug_library_version": record.drug_library_version,
+        "udi": record.udi,
+        "asset_tag": record.asset_tag,
+        "first_seen": record.first_seen,
+        "last_seen": record.last_seen,
     }
 
 
@@ -49,19 +55,28 @@ def audit_config(trail: AuditTrail, config: GatewayConfig, *, when: str, path: P
     new = full_config_hash(config)
     old = last_config_hash(trail)
     if new != old:
-        trail.append("config.changed", "config", {
-            "previous_hash": old or "", "hash": new, "when": when, "path": str(path) if path else "",
-        })
-        log.info("configuration change recorded in the audit trail", when=when, previous_hash=(old or "")[:16],
-                 hash=new[:16])
+        trail.append(
+            "config.changed",
+            "config",
+            {
+                "previous_hash": old or "",
+                "hash": new,
+                "when": when,
+                "path": str(path) if path else "",
+            },
+        )
+        log.info(
+            "configuration change recorded in the audit trail", when=when, previous_hash=(old or "")[:16], hash=new[:16]
+        )
     return new != old
 
 
 class TraceabilityParts:
     """The audit trail, registry and pipeline component of one daemon."""
 
-    def __init__(self, config: GatewayConfig, *, config_path: Path | None,
-                 on_record: Callable[[SlotRecord], None] | None) -> None:
+    def __init__(
+        self, config: GatewayConfig, *, config_path: Path | None, on_record: Callable[[SlotRecord], None] | None
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.trail = AuditTrail.open(config.outbox.path)
@@ -71,10 +86,15 @@ class TraceabilityParts:
     def start_up(self) -> None:
         """Record the start, configuration changes and asset-tag registrations; apply retention."""
         trail = self.trail
-        trail.append("gateway.start", self.config.gateway.gateway_id, {
-            "version": __version__, "config_hash": full_config_hash(self.config),
-            "pumps": len(self.config.pumps),
-        })
+        trail.append(
+            "gateway.start",
+            self.config.gateway.gateway_id,
+            {
+                "version": __version__,
+                "config_hash": full_config_hash(self.config),
+                "pumps": len(self.config.pumps),
+            },
+        )
         audit_config(trail, self.config, when="start-up", path=self.config_path)
         for pump_id, old, new in self.registry.sync_asset_tags():
             log.info("asset tag registered for slot", pump=pump_id, previous=old, asset_tag=new)
@@ -93,8 +113,11 @@ class TraceabilityParts:
         try:
             fresh = load_config(self.config_path)
         except ConfigError as exc:
-            self.trail.append("config.refused", "config", {"when": "SIGHUP", "path": str(self.config_path),
-                                                         "problems": exc.problems[:20]})
+            self.trail.append(
+                "config.refused",
+                "config",
+                {"when": "SIGHUP", "path": str(self.config_path), "problems": exc.problems[:20]},
+            )
             return
         changed = audit_config(self.trail, fresh, when="SIGHUP", path=self.config_path)
         # Only the drug-library pin takes effect on reload; every other key at the next restart.

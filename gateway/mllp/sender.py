@@ -21,6 +21,7 @@ import logging
 import socket
 import ssl
 import time
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -160,23 +161,35 @@ class MllpSender:
                     ack = await self._deliver(msg)
                 except _Expired:
                     done = msg
-                    msg = await self._record(lambda: self.outbox.finish(
-                        done, "expired", reason=f"TTL of {done.ttl_s:g} s passed after {done.attempts} attempt(s)",
-                        claim_next=not self._stopping,
-                    ))
+                    msg = await self._record(
+                        partial(
+                            self.outbox.finish,
+                            done,
+                            "expired",
+                            reason=f"TTL of {done.ttl_s:g} s passed after {done.attempts} attempt(s)",
+                            claim_next=not self._stopping,
+                        )
+                    )
                     continue
                 self._progress = time.monotonic()
                 done = msg
                 if ack.accepted:
                     self.delivered += 1
                     self._last_acked = msg.control_id
-                    msg = await self._record(lambda: self.outbox.finish(
-                        done, "delivered", ack_text=ack.code, claim_next=not self._stopping))
+                    msg = await self._record(
+                        partial(self.outbox.finish, done, "delivered", ack_text=ack.code, claim_next=not self._stopping)
+                    )
                 else:  # AE / CE
-                    msg = await self._record(lambda: self.outbox.finish(
-                        done, "quarantined", reason=f"{ack.code} from receiver",
-                        ack_text=bound_text(ack.text or ack.code), claim_next=not self._stopping,
-                    ))
+                    msg = await self._record(
+                        partial(
+                            self.outbox.finish,
+                            done,
+                            "quarantined",
+                            reason=f"{ack.code} from receiver",
+                            ack_text=bound_text(ack.text or ack.code),
+                            claim_next=not self._stopping,
+                        )
+                    )
                 if self._stopping:
                     return
         finally:
@@ -201,8 +214,12 @@ class MllpSender:
                 failures += 1
                 self.state = "backoff"
                 self.last_error = str(exc)
-                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                        "%s: outbox cannot record a state change (%s); retrying", self._where, exc)
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "%s: outbox cannot record a state change (%s); retrying",
+                    self._where,
+                    exc,
+                )
                 self._progress = time.monotonic()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -251,8 +268,16 @@ class MllpSender:
             level = logging.WARNING if failures == 1 else logging.DEBUG
             if isinstance(exc, _Rejected):
                 level = logging.WARNING
-            log.log(level, "%s: message %s (id %d) not accepted: %s; retry in %.2f s (attempt %d)",
-                    self._where, msg.control_id, msg.id, exc, retry_state.upcoming_sleep, retry_state.attempt_number)
+            log.log(
+                level,
+                "%s: message %s (id %d) not accepted: %s; retry in %.2f s (attempt %d)",
+                self._where,
+                msg.control_id,
+                msg.id,
+                exc,
+                retry_state.upcoming_sleep,
+                retry_state.attempt_number,
+            )
 
         async for attempt in AsyncRetrying(
             wait=wait,
@@ -313,9 +338,12 @@ class MllpSender:
                     self._wire_rx.log(WIRE, "%s: bytes outside a frame: %r", self._where, item.sample)
                     what = f"{item.byte_count} byte(s) outside an MLLP frame at offset {item.offset}"
                     if not item.sample.strip():
-                        log.log(logging.WARNING if not self._whitespace_warned else logging.DEBUG,
-                                "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
-                                self._where, what)
+                        log.log(
+                            logging.WARNING if not self._whitespace_warned else logging.DEBUG,
+                            "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
+                            self._where,
+                            what,
+                        )
                         self._whitespace_warned = True
                         continue
                     raise DeliveryError(f"garbage instead of an ACK for {msg.control_id}: {what}")
@@ -354,7 +382,8 @@ class MllpSender:
             "%s: receiver closed the TLS connection right after the handshake without a reply to %s: it "
             "probably refused our client certificate (expired, wrong CA, or none configured: check "
             "tls.cert_file/key_file and the receiver's trusted CAs); retrying with backoff",
-            self._where, msg.control_id,
+            self._where,
+            msg.control_id,
         )
 
     async def _connect(self) -> None:
@@ -369,7 +398,9 @@ class MllpSender:
                     limit=1 << 20,
                 )
         except TimeoutError:
-            raise DeliveryError(f"connect to {self.host}:{self.port} timed out after {self.connect_timeout_s:g} s") from None
+            raise DeliveryError(
+                f"connect to {self.host}:{self.port} timed out after {self.connect_timeout_s:g} s"
+            ) from None
         except ssl.SSLError as exc:  # includes certificate verification failures
             log.error("%s: TLS handshake failed: %s (no plaintext fallback)", self._where, exc)
             raise _TlsFailure(f"TLS handshake with {self.host}:{self.port} failed: {exc}") from None
@@ -397,8 +428,11 @@ def _enable_keepalive(sock: socket.socket) -> None:
 
 
 def make_client_ssl_context(
-    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None,
-    key_passphrase_file: str | Path | None = None, crl_file: str | Path | None = None,
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    key_passphrase_file: str | Path | None = None,
+    crl_file: str | Path | None = None,
 ) -> ssl.SSLContext:
     """A verifying client context (server certificate and host name always checked).
 
@@ -431,5 +465,7 @@ def make_client_ssl_context(
         try:
             ctx.load_cert_chain(str(cert_file), str(key_file), password=passphrase)
         except (OSError, ssl.SSLError) as exc:
-            raise TlsConfigError(str(cert_file), f"cannot load client certificate/key: {getattr(exc, 'strerror', None) or exc}") from None
+            raise TlsConfigError(
+                str(cert_file), f"cannot load client certificate/key: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
     return ctx

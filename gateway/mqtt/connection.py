@@ -180,7 +180,7 @@ class MqttConnection:
             raise MqttTlsError(f"server certificate rejected: {exc.verify_message}", host=s.host, port=s.port) from exc
         except ssl.SSLError as exc:
             raise MqttTlsError(f"TLS handshake failed: {exc.reason or exc}", host=s.host, port=s.port) from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise MqttConnectError(
                 f"no TCP/TLS connection within {s.connect_timeout_s} s", host=s.host, port=s.port, reason="timeout"
             ) from exc

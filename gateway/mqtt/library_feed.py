@@ -30,11 +30,19 @@ def report_in_force(publisher: MqttPublisher, in_force: InForce) -> None:
     """Publish the release in force on ``{base}/library`` (retained; again after reconnects),
     whichever way it arrived -- the uptake report needs drop-folder gateways too."""
     t = publisher.topics
-    publisher.set_retained(t.library, in_force_payload(
-        site=t.site, gateway=t.gateway, version=in_force.version, serial=in_force.serial,
-        sha256=in_force.sha256, signer_key_id=in_force.signer_key_id, applied_at=in_force.applied_at,
-        source=in_force.source,
-    ))
+    publisher.set_retained(
+        t.library,
+        in_force_payload(
+            site=t.site,
+            gateway=t.gateway,
+            version=in_force.version,
+            serial=in_force.serial,
+            sha256=in_force.sha256,
+            signer_key_id=in_force.signer_key_id,
+            applied_at=in_force.applied_at,
+            source=in_force.source,
+        ),
+    )
 
 
 class LibraryFeed:

@@ -91,8 +91,9 @@ def decode_release(payload: bytes, *, where: str, max_bytes: int) -> tuple[bytes
     except UnicodeDecodeError as exc:
         raise ReleaseMessageError(where, f"payload is not UTF-8 (byte offset {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise ReleaseMessageError(where, f"payload is not JSON: {exc.msg} at byte {exc.pos} of {len(payload)} "
-                                  "(truncated?)") from None
+        raise ReleaseMessageError(
+            where, f"payload is not JSON: {exc.msg} at byte {exc.pos} of {len(payload)} (truncated?)"
+        ) from None
     except RecursionError:
         raise ReleaseMessageError(where, "payload JSON nested too deeply") from None
     if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
@@ -109,13 +110,30 @@ def decode_release(payload: bytes, *, where: str, max_bytes: int) -> tuple[bytes
 
 
 def in_force_payload(
-    *, site: str, gateway: str, version: str, serial: int, sha256: str, signer_key_id: str,
-    applied_at: datetime, source: str,
+    *,
+    site: str,
+    gateway: str,
+    version: str,
+    serial: int,
+    sha256: str,
+    signer_key_id: str,
+    applied_at: datetime,
+    source: str,
 ) -> bytes:
-    return LibraryInForcePayload(
-        site=site, gateway=gateway, version=version, serial=serial, sha256=sha256,
-        signer_key_id=signer_key_id, applied_at=applied_at, source=source,
-    ).model_dump_json().encode("utf-8")
+    return (
+        LibraryInForcePayload(
+            site=site,
+            gateway=gateway,
+            version=version,
+            serial=serial,
+            sha256=sha256,
+            signer_key_id=signer_key_id,
+            applied_at=applied_at,
+            source=source,
+        )
+        .model_dump_json()
+        .encode("utf-8")
+    )
 
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {

@@ -31,7 +31,9 @@ class OutboxQueue:
         for message in [m for m in held if m.expires_at <= now]:
             held.remove(message)
             await self.outbox.finish(
-                message, "expired", reason=f"TTL of {message.ttl_s:g} s passed before the broker acknowledged it",
+                message,
+                "expired",
+                reason=f"TTL of {message.ttl_s:g} s passed before the broker acknowledged it",
                 claim_next=False,
             )
         while len(held) < limit:

@@ -464,7 +464,10 @@ def gateway_alert_payload(
         gateway,
         "alert",
         lambda: GatewayAlertPayload(
-            message_id=message_id, alert=alert, gateway=gateway, occurred_at=occurred_at,
+            message_id=message_id,
+            alert=alert,
+            gateway=gateway,
+            occurred_at=occurred_at,
             details={str(k): str(v) for k, v in details.items()},
         ),
     )

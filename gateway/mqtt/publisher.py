@@ -46,8 +46,8 @@ from gateway.mqtt.payloads import (
     Availability,
     alarm_payload,
     availability_payload,
-    event_payload,
     event_message_id,
+    event_payload,
     gateway_alert_payload,
     inventory_payload,
     state_payload,
@@ -55,8 +55,8 @@ from gateway.mqtt.payloads import (
 )
 from gateway.mqtt.queue import DurableQueue, EnvelopeError, decode_envelope, encode_envelope
 from gateway.mqtt.settings import connect_settings
-from gateway.outbox.model import NewMessage
 from gateway.mqtt.topics import Topics
+from gateway.outbox.model import NewMessage
 
 log = structlog.get_logger("pumpgw.mqtt")
 
@@ -174,7 +174,8 @@ class MqttPublisher:
         # "offline" stays retained for good; anything else expires unless the heartbeat
         # refreshes it, so a dead gateway's pumps stop looking online (docs/mqtt.md).
         self._set(
-            self.topics.availability(pump_id), availability_payload(pump_id, availability, since=since or _utcnow()),
+            self.topics.availability(pump_id),
+            availability_payload(pump_id, availability, since=since or _utcnow()),
             expires=availability != "offline",
         )
 
@@ -257,12 +258,18 @@ class MqttPublisher:
         """Commit a gateway technical alert to the durable events lane (topic ``.../alerts``)."""
         message_id = uuid.uuid4().hex
         body = gateway_alert_payload(
-            message_id=message_id, alert=alert, gateway=self.topics.gateway, occurred_at=occurred_at,
+            message_id=message_id,
+            alert=alert,
+            gateway=self.topics.gateway,
+            occurred_at=occurred_at,
             details=details,
         )
         await self._queue.enqueue(
-            lane=self.lanes.events, kind="mqtt-alert", control_id=message_id,
-            payload=encode_envelope(self.topics.alerts, body), ttl_s=self.config.event_ttl_s,
+            lane=self.lanes.events,
+            kind="mqtt-alert",
+            control_id=message_id,
+            payload=encode_envelope(self.topics.alerts, body),
+            ttl_s=self.config.event_ttl_s,
         )
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -317,9 +324,7 @@ class MqttPublisher:
                     await self._stop.wait()
 
     async def _open(self) -> MqttConnection:
-        settings = connect_settings(
-            self.config, default_client_id=f"pumpgw-{self.topics.site}-{self.topics.gateway}"
-        )
+        settings = connect_settings(self.config, default_client_id=f"pumpgw-{self.topics.site}-{self.topics.gateway}")
         # since=None: the time of death is not known when the will is written (StatusPayload).
         will = Will(self.topics.status, self._status("offline", since=None, cause="will"), qos=1, retain=True)
         return await MqttConnection.open(
@@ -349,9 +354,7 @@ class MqttPublisher:
             delay = backoff.next_delay()
             if not self._stop.is_set():  # at a stop, in-flight publishes fail by design
                 self._note_error(eg.exceptions[0])
-                log.warning(
-                    "mqtt.connection_lost", error=str(eg.exceptions[0]), retry_in_s=round(delay, 3)
-                )
+                log.warning("mqtt.connection_lost", error=str(eg.exceptions[0]), retry_in_s=round(delay, 3))
         finally:
             self.stats.connected = False
             self._online.clear()
@@ -418,8 +421,13 @@ class MqttPublisher:
             self._dirty.clear()
             try:
                 futures = [
-                    conn.publish(t, self._retained[t], qos=1, retain=True,
-                                 expiry_s=self._expiry_s if t in self._expiring else None)
+                    conn.publish(
+                        t,
+                        self._retained[t],
+                        qos=1,
+                        retain=True,
+                        expiry_s=self._expiry_s if t in self._expiring else None,
+                    )
                     for t in topics
                 ]
                 for fut in futures:

@@ -57,7 +57,9 @@ def tls_context(tls: TlsConfig, *, host: str, port: int) -> ssl.SSLContext:
     except CredentialError as exc:
         raise MqttSetupError(f"TLS secret unusable: {exc}", host=host, port=port) from exc
     except (OSError, ssl.SSLError) as exc:
-        raise MqttSetupError(f"TLS files unusable ({tls.ca_file}, {tls.cert_file}): {exc}", host=host, port=port) from exc
+        raise MqttSetupError(
+            f"TLS files unusable ({tls.ca_file}, {tls.cert_file}): {exc}", host=host, port=port
+        ) from exc
     return ctx
 
 

@@ -13,6 +13,7 @@ from gateway.outbox.model import THINNABLE_KINDS, InboundReceipt, LaneStats, New
 from gateway.outbox.store import Outbox
 
 __all__ = [
+    "InboundReceipt",
     "LaneStats",
     "MessageNotFound",
     "NewMessage",

@@ -128,8 +128,13 @@ class ThinCursor:
 
 
 def enforce(
-    conn: sqlite3.Connection, *, used: int, max_bytes: int, now: float | None = None,
-    cursor: ThinCursor | None = None, slice_rows: int = THIN_SLICE,
+    conn: sqlite3.Connection,
+    *,
+    used: int,
+    max_bytes: int,
+    now: float | None = None,
+    cursor: ThinCursor | None = None,
+    slice_rows: int = THIN_SLICE,
 ) -> BudgetOutcome:
     """Bring the counted bytes from ``used`` towards ``max_bytes`` (down to the low-water mark).
 

@@ -16,7 +16,9 @@ class OutboxCorrupt(OutboxError):
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
         self.detail = detail
-        super().__init__(f"outbox {path} is corrupt: {detail} (move it aside and restart; its messages are not lost until you delete it)")
+        super().__init__(
+            f"outbox {path} is corrupt: {detail} (move it aside and restart; its messages are not lost until you delete it)"
+        )
 
 
 class OutboxAccessError(OutboxError):

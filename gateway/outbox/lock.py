@@ -60,8 +60,11 @@ class InstanceLock:
         outbox = Path(outbox)
         folder = outbox.parent
         if not folder.is_dir():
-            raise OutboxPathError(outbox, f"folder {folder} does not exist (check outbox.path; "
-                                  "pumpgw does not create it, so a typo cannot start an empty outbox)")
+            raise OutboxPathError(
+                outbox,
+                f"folder {folder} does not exist (check outbox.path; "
+                "pumpgw does not create it, so a typo cannot start an empty outbox)",
+            )
         path = lock_path(outbox)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)

@@ -98,9 +98,7 @@ def requeue(conn: sqlite3.Connection, *, msg_id: int | None = None, all_quaranti
 
 def purge_expired(conn: sqlite3.Connection, *, older_than_s: float) -> int:
     """Delete expired rows whose expiry was recorded more than ``older_than_s`` ago."""
-    cur = conn.execute(
-        "DELETE FROM messages WHERE state='expired' AND state_at <= ?", (time.time() - older_than_s,)
-    )
+    cur = conn.execute("DELETE FROM messages WHERE state='expired' AND state_at <= ?", (time.time() - older_than_s,))
     return cur.rowcount
 
 

@@ -165,9 +165,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def connect(
-    path: Path, *, create: bool = True, readonly: bool = False, check: bool = False
-) -> sqlite3.Connection:
+def connect(path: Path, *, create: bool = True, readonly: bool = False, check: bool = False) -> sqlite3.Connection:
     """Open (and if needed create or migrate) the outbox file; raise a named error if bad.
 
     ``readonly`` opens it for reading only (``pumpgw outbox stats/list/show/check``): no WAL

@@ -155,15 +155,23 @@ class Outbox:
                 if not released:
                     raise OutboxFull(str(path), "cannot open the outbox and no reserve is left to release") from None
         outbox = cls(
-            path, conn, reader, max_bytes=max_bytes, delivered_retention_s=delivered_retention_s, on_alert=on_alert,
-            reserve=reserve, clock=clock,
+            path,
+            conn,
+            reader,
+            max_bytes=max_bytes,
+            delivered_retention_s=delivered_retention_s,
+            on_alert=on_alert,
+            reserve=reserve,
+            clock=clock,
         )
         if back:
             log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
         log.info("outbox %s opened", path)
         if released or (reserve is not None and not reserve.ensure()):
-            outbox._enter_disk_full("at start-up" + (": the reserve was released to open the outbox" if released
-                                                     else ": no room for the reserve file"))
+            outbox._enter_disk_full(
+                "at start-up"
+                + (": the reserve was released to open the outbox" if released else ": no room for the reserve file")
+            )
         return outbox
 
     @staticmethod
@@ -242,7 +250,9 @@ class Outbox:
         return ids[0]
 
     async def commit(
-        self, messages: Sequence[NewMessage], states: Sequence[PumpStateRow] = (),
+        self,
+        messages: Sequence[NewMessage],
+        states: Sequence[PumpStateRow] = (),
         receipts: Sequence[InboundReceipt] = (),
     ) -> list[int]:
         """Commit ``messages`` (any lanes), ``states`` (upserted per pump) and ``receipts``
@@ -336,14 +346,16 @@ class Outbox:
             ids = []
             added = 0
             for rows, (state_rows, receipt_rows), _ in batch:
-                ids.append([
-                    conn.execute(
-                        "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
-                        "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)",
-                        row,
-                    ).lastrowid
-                    for row in rows
-                ])
+                ids.append(
+                    [
+                        conn.execute(
+                            "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
+                            "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)",
+                            row,
+                        ).lastrowid
+                        for row in rows
+                    ]
+                )
                 added += sum(r[5] for r in rows)
                 if state_rows:
                     conn.executemany(
@@ -434,10 +446,17 @@ class Outbox:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             pass
-        details = {"path": str(self.path), "why": why, "reserve_released_bytes": self._reserve.size if released else 0,
-                   "outbox_bytes": self._disk_cap}
-        log.error("outbox: the disk is full; running degraded (alarms and events still commit, "
-                  "periodic observations are thinned to make room) %s", details)
+        details = {
+            "path": str(self.path),
+            "why": why,
+            "reserve_released_bytes": self._reserve.size if released else 0,
+            "outbox_bytes": self._disk_cap,
+        }
+        log.error(
+            "outbox: the disk is full; running degraded (alarms and events still commit, "
+            "periodic observations are thinned to make room) %s",
+            details,
+        )
         self._alert("outbox_disk_full", details)
 
     @property
@@ -464,8 +483,10 @@ class Outbox:
         self.disk_full = False
         self._disk_cap = None
         budget.configure_wal(self._conn, self.max_bytes)
-        log.warning("outbox: disk space available again; reserve restored, degraded mode ended %s",
-                    {"path": str(self.path), "free_bytes": room, "writes_refused_meanwhile": self._full_failures})
+        log.warning(
+            "outbox: disk space available again; reserve restored, degraded mode ended %s",
+            {"path": str(self.path), "free_bytes": room, "writes_refused_meanwhile": self._full_failures},
+        )
         return True
 
     def _report_budget(self, outcome: budget.BudgetOutcome) -> None:
@@ -477,15 +498,27 @@ class Outbox:
             self._summary_bytes += outcome.thinned_bytes
             if not self._thinning:
                 self._thinning = True
-                details = {"thinned": dict(outcome.thinned), "thinned_bytes": outcome.thinned_bytes,
-                           "level": outcome.level, "compacted_delivered": outcome.compacted,
-                           "bytes": outcome.used, "max_bytes": self.budget_bytes}
+                details = {
+                    "thinned": dict(outcome.thinned),
+                    "thinned_bytes": outcome.thinned_bytes,
+                    "level": outcome.level,
+                    "compacted_delivered": outcome.compacted,
+                    "bytes": outcome.used,
+                    "max_bytes": self.budget_bytes,
+                }
                 log.warning("outbox byte budget reached: thinning older periodic observations %s", details)
                 self._alert("outbox_budget_thinned", details)
                 self._summary, self._summary_bytes, self._summary_at = {}, 0, now
         if self._summary and now - self._summary_at >= SUMMARY_INTERVAL_S:
-            log.warning("outbox thinning summary %s", {"thinned": self._summary, "thinned_bytes": self._summary_bytes,
-                                                       "bytes": outcome.used, "max_bytes": self.budget_bytes})
+            log.warning(
+                "outbox thinning summary %s",
+                {
+                    "thinned": self._summary,
+                    "thinned_bytes": self._summary_bytes,
+                    "bytes": outcome.used,
+                    "max_bytes": self.budget_bytes,
+                },
+            )
             self._summary, self._summary_bytes, self._summary_at = {}, 0, now
         # Alert on the crossing only: an alert is itself committed (MQTT .../alerts), so alerting
         # on every commit while over budget would feed itself.
@@ -508,10 +541,14 @@ class Outbox:
         if backlog < self.budget_bytes * budget.RELEASE:
             self._thinning = False
             if self._summary:
-                log.warning("outbox thinning summary %s", {"thinned": self._summary, "thinned_bytes": self._summary_bytes})
+                log.warning(
+                    "outbox thinning summary %s", {"thinned": self._summary, "thinned_bytes": self._summary_bytes}
+                )
                 self._summary, self._summary_bytes = {}, 0
-            log.info("outbox backlog well under its byte budget again; thinning episode over %s",
-                     {"pending_bytes": backlog, "max_bytes": self.budget_bytes})
+            log.info(
+                "outbox backlog well under its byte budget again; thinning episode over %s",
+                {"pending_bytes": backlog, "max_bytes": self.budget_bytes},
+            )
 
     def _alert(self, name: str, details: dict) -> None:
         if self.on_alert is None:
@@ -566,8 +603,14 @@ class Outbox:
         if state == "quarantined":
             # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
             # kept in the database (`pumpgw outbox show`), never in logs or alerts.
-            details = {"lane": msg.lane, "id": msg.id, "kind": msg.kind, "control_id": msg.control_id,
-                       "reason": reason, "ack_text_chars": len(ack_text)}
+            details = {
+                "lane": msg.lane,
+                "id": msg.id,
+                "kind": msg.kind,
+                "control_id": msg.control_id,
+                "reason": reason,
+                "ack_text_chars": len(ack_text),
+            }
             log.error("outbox message quarantined %s", details)
             self._alert("message_quarantined", details)
         elif state == "expired":
@@ -592,8 +635,18 @@ class Outbox:
             conn.execute("BEGIN IMMEDIATE")
         try:
             if done is not None:
-                conn.execute(FINISH_SQL, (done.state, now, done.reason, done.ack_text, done.attempts,
-                                          _text_bytes(done.reason, done.ack_text), done.id))
+                conn.execute(
+                    FINISH_SQL,
+                    (
+                        done.state,
+                        now,
+                        done.reason,
+                        done.ack_text,
+                        done.attempts,
+                        _text_bytes(done.reason, done.ack_text),
+                        done.id,
+                    ),
+                )
             result = self._next(lane, now)
             if batched:
                 conn.execute("COMMIT")
@@ -626,8 +679,17 @@ class Outbox:
         rows = conn.execute(CLAIM_SQL, (lane, CLAIM_BATCH)).fetchall()
         queue: deque[OutboxMessage] = deque(
             OutboxMessage(
-                id=r[0], lane=lane, kind=r[1], control_id=r[2], payload=bytes(r[3]), priority=r[4],
-                created_at=r[5], expires_at=r[6], attempts=r[7], state="in_flight", ttl_s=r[8],
+                id=r[0],
+                lane=lane,
+                kind=r[1],
+                control_id=r[2],
+                payload=bytes(r[3]),
+                priority=r[4],
+                created_at=r[5],
+                expires_at=r[6],
+                attempts=r[7],
+                state="in_flight",
+                ttl_s=r[8],
             )
             for r in rows
         )
@@ -641,8 +703,12 @@ class Outbox:
     def _report_expired(self, lane: str, expired: list[OutboxMessage]) -> None:
         if not expired:
             return
-        details = {"lane": lane, "count": len(expired), "kinds": sorted({m.kind for m in expired}),
-                   "ids": [m.id for m in expired[:20]]}
+        details = {
+            "lane": lane,
+            "count": len(expired),
+            "kinds": sorted({m.kind for m in expired}),
+            "ids": [m.id for m in expired[:20]],
+        }
         log.warning("outbox message(s) expired before delivery (kept as expired) %s", details)
         self._alert("messages_expired", details)
 

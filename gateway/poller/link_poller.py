@@ -92,8 +92,12 @@ async def open_link(pump: PumpConfig, name: str) -> Link:
     link = pump.link
     if isinstance(link, SerialLink):
         return await open_serial(
-            link.url, name=name, baudrate=link.baudrate, bytesize=link.bytesize,
-            parity=link.parity, stopbits=link.stopbits,
+            link.url,
+            name=name,
+            baudrate=link.baudrate,
+            bytesize=link.bytesize,
+            parity=link.parity,
+            stopbits=link.stopbits,
         )
     return await open_tcp(link.host, link.port, name=name)
 
@@ -163,8 +167,12 @@ class LinkPoller:
                 self.link_up = True
                 if self._attempt:
                     # the recovery, with the failures it ends (they were logged once, at the first)
-                    self.log.info("link open again", pumps=[p.config.id for p in self.pumps],
-                                  failed_attempts=self._attempt, last_error=self.last_link_error)
+                    self.log.info(
+                        "link open again",
+                        pumps=[p.config.id for p in self.pumps],
+                        failed_attempts=self._attempt,
+                        last_error=self.last_link_error,
+                    )
                     if self.metrics is not None:
                         self.metrics.link_reopened(self.key)
                 else:
@@ -208,11 +216,19 @@ class LinkPoller:
             if self._attempt == 1:
                 self.log.warning("link down; reconnecting", error=self.last_link_error, backoff_s=round(delay, 2))
             elif self._attempt % REPEAT_SUMMARY_EVERY == 0:
-                self.log.warning("link still down", error=self.last_link_error, failed_attempts=self._attempt,
-                                 backoff_s=round(delay, 2))
+                self.log.warning(
+                    "link still down",
+                    error=self.last_link_error,
+                    failed_attempts=self._attempt,
+                    backoff_s=round(delay, 2),
+                )
             else:
-                self.log.debug("link down; reconnecting", error=self.last_link_error, attempt=self._attempt,
-                               backoff_s=round(delay, 2))
+                self.log.debug(
+                    "link down; reconnecting",
+                    error=self.last_link_error,
+                    attempt=self._attempt,
+                    backoff_s=round(delay, 2),
+                )
             await self._mark_lost_if_silent(self.last_link_error)
             await self._sleep_with_progress(delay)
 
@@ -222,19 +238,25 @@ class LinkPoller:
         carried, state.carried_alarms = state.carried_alarms, ()
         if not carried:
             return
-        self.log.warning("unreported alarms carried over to the new driver", pump=state.config.id,
-                         alarms=[a.code for a in carried])
+        self.log.warning(
+            "unreported alarms carried over to the new driver", pump=state.config.id, alarms=[a.code for a in carried]
+        )
         for alarm in state.driver.adopt_alarms(carried):
-            self.log.error("alarm dropped: the new driver cannot carry it", pump=state.config.id,
-                           alarm=alarm.code, kind=alarm.kind)
+            self.log.error(
+                "alarm dropped: the new driver cannot carry it", pump=state.config.id, alarm=alarm.code, kind=alarm.kind
+            )
 
     def _report_carried_alarms_on_stop(self) -> None:
         """The poller is being stopped: alarms not yet in a snapshot go no further."""
         for state in self.pumps:
             alarms = state.carried_alarms + (state.driver.unreported_alarms if state.driver else ())
             for alarm in alarms:
-                self.log.error("poller stopped before an acknowledged alarm was reported", pump=state.config.id,
-                               alarm=alarm.code, kind=alarm.kind)
+                self.log.error(
+                    "poller stopped before an acknowledged alarm was reported",
+                    pump=state.config.id,
+                    alarm=alarm.code,
+                    kind=alarm.kind,
+                )
 
     async def _poll_forever(self) -> None:
         while True:
@@ -260,8 +282,11 @@ class LinkPoller:
             self._count(pump_id, "timeout")
             state.timeouts += 1
             if all(p.timeouts >= DEAD_LINK_TIMEOUTS for p in self.pumps):
-                raise LinkError(self.key, f"no pump answered {DEAD_LINK_TIMEOUTS} polls in a row "
-                                          f"(last: {reason(exc)}); taking the link as dead") from exc
+                raise LinkError(
+                    self.key,
+                    f"no pump answered {DEAD_LINK_TIMEOUTS} polls in a row "
+                    f"(last: {reason(exc)}); taking the link as dead",
+                ) from exc
             await self._poll_failed(state, exc)
             return
         except PumpRefused as exc:
@@ -313,11 +338,17 @@ class LinkPoller:
         except Exception as exc:
             state.sink_failures += 1
             if state.sink_failures == 1:
-                self.log.exception("processing failed for one pump; snapshot skipped", pump=state.config.id,
-                                   stage=what, error_type=type(exc).__name__)
+                self.log.exception(
+                    "processing failed for one pump; snapshot skipped",
+                    pump=state.config.id,
+                    stage=what,
+                    error_type=type(exc).__name__,
+                )
                 if self.alert is not None:
-                    self.alert("pump_processing_failed", {"pump": state.config.id, "link": self.key, "stage": what,
-                                                          "error_type": type(exc).__name__})
+                    self.alert(
+                        "pump_processing_failed",
+                        {"pump": state.config.id, "link": self.key, "stage": what, "error_type": type(exc).__name__},
+                    )
             return False
 
     async def _identify(self, state: _PumpState) -> None:
@@ -331,8 +362,11 @@ class LinkPoller:
             raise
         except DriverError as exc:
             state.last_identify = time.monotonic()
-            await self._isolated(state, "identity unreadable",
-                                 self.sink.on_identity_unreadable(state.config.id, f"{type(exc).__name__}: {exc}"))
+            await self._isolated(
+                state,
+                "identity unreadable",
+                self.sink.on_identity_unreadable(state.config.id, f"{type(exc).__name__}: {exc}"),
+            )
             return
         state.last_identify = time.monotonic()
         await self._isolated(state, "identity", self.sink.on_identity(state.config.id, identity))

@@ -39,8 +39,9 @@ class Outcome:
         return self.code == "AA"
 
 
-def acknowledgements(msh: Segment | None, outcome: Outcome, *, application: str, facility: str,
-                     now: datetime | None = None) -> list[bytes]:
+def acknowledgements(
+    msh: Segment | None, outcome: Outcome, *, application: str, facility: str, now: datetime | None = None
+) -> list[bytes]:
     """The ACK message(s) to send, in order (possibly none in enhanced mode)."""
     accept = msh.field(15) if msh is not None else ""
     app = msh.field(16) if msh is not None else ""
@@ -58,8 +59,9 @@ def _wanted(mode: str, outcome: Outcome) -> bool:
     return mode == "AL" or (mode == "ER" and not outcome.ok) or (mode == "SU" and outcome.ok)
 
 
-def _ack(msh: Segment | None, code: str, outcome: Outcome, application: str, facility: str,
-         now: datetime | None) -> bytes:
+def _ack(
+    msh: Segment | None, code: str, outcome: Outcome, application: str, facility: str, now: datetime | None
+) -> bytes:
     now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%d%H%M%S") + "+0000"
     if msh is not None:
@@ -70,21 +72,31 @@ def _ack(msh: Segment | None, code: str, outcome: Outcome, application: str, fac
         sender_app = sender_fac = trigger = their_id = ""
         processing, version = "P", "2.6"
     segments = [
-        (f"MSH|^~\\&|{escape(application)}|{escape(facility)}|{sender_app}|{sender_fac}|{stamp}||ACK^{trigger}^ACK"
-         f"|{uuid.uuid4().hex[:20].upper()}|{processing}|{version}"),
+        (
+            f"MSH|^~\\&|{escape(application)}|{escape(facility)}|{sender_app}|{sender_fac}|{stamp}||ACK^{trigger}^ACK"
+            f"|{uuid.uuid4().hex[:20].upper()}|{processing}|{version}"
+        ),
         f"MSA|{code}|{their_id}",
     ]
     if not outcome.ok:
         where = f"{outcome.segment_id}^{outcome.sequence}^{outcome.field or ''}" if outcome.segment_id else ""
         text = escape(outcome.error_text)
-        segments.append(f"ERR||{where}|{outcome.error_code}^{_ERR_TEXT.get(outcome.error_code, '')}^HL70357|E||||{text}")
+        segments.append(
+            f"ERR||{where}|{outcome.error_code}^{_ERR_TEXT.get(outcome.error_code, '')}^HL70357|E||||{text}"
+        )
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
 # HL7 table 0357 (message error condition codes) used here.
 _ERR_TEXT = {
-    "100": "Segment sequence error", "101": "Required field missing", "102": "Data type error",
-    "200": "Unsupported message type", "201": "Unsupported event code", "202": "Unsupported processing id",
-    "203": "Unsupported version id", "204": "Unknown key identifier", "205": "Duplicate key identifier",
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing id",
+    "203": "Unsupported version id",
+    "204": "Unknown key identifier",
+    "205": "Duplicate key identifier",
     "207": "Application internal error",
 }

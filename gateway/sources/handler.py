@@ -68,11 +68,18 @@ class InboundHandler:
         tx = transaction_of(message)
         kind = _KIND.get(tx.name) if tx is not None else None
         if kind is None or kind not in self.config.accept:
-            return message, self._refuse("AR", "200", f"message type {msh.field(9)!r} is not accepted by this source",
-                                         "MSH", 1, 9)
+            return message, self._refuse(
+                "AR", "200", f"message type {msh.field(9)!r} is not accepted by this source", "MSH", 1, 9
+            )
         if msh.field(11) not in self.config.processing_ids:
-            return message, self._refuse("AR", "202", f"processing id {msh.field(11)!r} is not accepted "
-                                         f"(accepted: {', '.join(self.config.processing_ids)})", "MSH", 1, 11)
+            return message, self._refuse(
+                "AR",
+                "202",
+                f"processing id {msh.field(11)!r} is not accepted (accepted: {', '.join(self.config.processing_ids)})",
+                "MSH",
+                1,
+                11,
+            )
         control_id, sender = msh.field(10), msh.raw_field(3).strip()
         if not control_id:
             return message, self._refuse("AE", "101", "MSH-10 (message control id) is empty", "MSH", 1, 10)
@@ -86,8 +93,9 @@ class InboundHandler:
             del self._inflight[key]
             done.set()
 
-    async def _receive(self, message: Message, raw: bytes, kind: str, sender: str,
-                       control_id: str) -> tuple[Message, Outcome | None]:
+    async def _receive(
+        self, message: Message, raw: bytes, kind: str, sender: str, control_id: str
+    ) -> tuple[Message, Outcome | None]:
         digest = hashlib.sha256("\r".join(s.raw for s in message.segments).encode("utf-8")).hexdigest()
         known = self.outbox.receipt(self.config.name, sender, control_id)
         if known == digest:
@@ -95,30 +103,50 @@ class InboundHandler:
             self.log.info("duplicate message acknowledged and ignored", control_id=control_id, kind=kind)
             return message, Outcome("AA")
         if known is not None:
-            self.log.warning("message refused: control id reused with different content", control_id=control_id,
-                             kind=kind)
+            self.log.warning(
+                "message refused: control id reused with different content", control_id=control_id, kind=kind
+            )
             return message, self._refuse("AR", "205", "MSH-10 was already used for a different message", "MSH", 1, 10)
         findings = check_message(message)
         if findings:
-            self.log.info("inbound message has conformance findings", control_id=control_id, kind=kind,
-                          findings=len(findings), rules=sorted({f.rule for f in findings}))
+            self.log.info(
+                "inbound message has conformance findings",
+                control_id=control_id,
+                kind=kind,
+                findings=len(findings),
+                rules=sorted({f.rule for f in findings}),
+            )
             for f in findings:
                 self.log.debug("conformance finding", control_id=control_id, finding=str(f))
             errors = [f for f in findings if f.severity == "error"]
             if errors and self.config.conformance == "refuse_errors":
                 first = errors[0]
                 self.counters["unusable"] += 1
-                self.log.warning("message refused: conformance error", control_id=control_id, rule=first.rule,
-                                 segment=first.segment_id, sequence=first.segment, field=first.field)
-                return message, Outcome("AE", "207", f"[{first.rule}] {first.message}", first.segment_id,
-                                        first.segment, first.field)
+                self.log.warning(
+                    "message refused: conformance error",
+                    control_id=control_id,
+                    rule=first.rule,
+                    segment=first.segment_id,
+                    sequence=first.segment,
+                    field=first.field,
+                )
+                return message, Outcome(
+                    "AE", "207", f"[{first.rule}] {first.message}", first.segment_id, first.segment, first.field
+                )
         try:
             reports = read_devices(message)
             targets = [(self._pump_for(r), r) for r in reports]
         except UnusableMessage as exc:
             self.counters["unusable"] += 1
-            self.log.warning("message cannot be used", control_id=control_id, kind=kind, segment=exc.segment_id,
-                             sequence=exc.sequence, field=exc.field_no, error_code=exc.code)
+            self.log.warning(
+                "message cannot be used",
+                control_id=control_id,
+                kind=kind,
+                segment=exc.segment_id,
+                sequence=exc.sequence,
+                field=exc.field_no,
+                error_code=exc.code,
+            )
             self.log.debug("message cannot be used: detail", control_id=control_id, reason=exc.reason)
             return message, Outcome("AE", exc.code, exc.reason, exc.segment_id, exc.sequence, exc.field_no)
         receipt = InboundReceipt(self.config.name, sender, control_id, digest)
@@ -129,12 +157,18 @@ class InboundHandler:
             for i, (pump_id, report) in enumerate(targets):
                 snapshot = self._snapshot(pump_id, report, kind)
                 committed = await self.pipeline.on_inbound(
-                    pump_id, snapshot, receipts=[receipt] if i == len(targets) - 1 else [],
-                    expected_weight=report.record_weight, patient=report.patient,
+                    pump_id,
+                    snapshot,
+                    receipts=[receipt] if i == len(targets) - 1 else [],
+                    expected_weight=report.record_weight,
+                    patient=report.patient,
                 )
                 if not committed:
-                    self.log.error("inbound message not committed; no acknowledgement (the sender resends)",
-                                   control_id=control_id, pump=pump_id)
+                    self.log.error(
+                        "inbound message not committed; no acknowledgement (the sender resends)",
+                        control_id=control_id,
+                        pump=pump_id,
+                    )
                     return message, None
         self.counters["accepted"] += 1
         self.log.info("inbound message accepted", control_id=control_id, kind=kind, devices=len(targets))
@@ -172,9 +206,16 @@ class InboundHandler:
             v = ch.values
             old = previous.get(cid)
             channels[cid] = ChannelSnapshot(
-                channel_id=cid, state=ch.state, rate=v.get("rate"), vtbi=v.get("vtbi"),
-                volume_infused=v.get("volume_infused"), drug=ch.drug, concentration=v.get("concentration"),
-                dose_rate=v.get("dose_rate"), care_area=ch.care_area, patient_weight=v.get("patient_weight"),
+                channel_id=cid,
+                state=ch.state,
+                rate=v.get("rate"),
+                vtbi=v.get("vtbi"),
+                volume_infused=v.get("volume_infused"),
+                drug=ch.drug,
+                concentration=v.get("concentration"),
+                dose_rate=v.get("dose_rate"),
+                care_area=ch.care_area,
+                patient_weight=v.get("patient_weight"),
                 alarms=old.alarms if old is not None else (),
             )
         for alert in report.alerts:
@@ -188,11 +229,15 @@ class InboundHandler:
         if last is not None:
             known = last.identity
             identity = PumpIdentity(
-                manufacturer=report.manufacturer or known.manufacturer, model=report.model or known.model,
-                serial_number=identity.serial_number, firmware=known.firmware,
-                drug_library_version=report.library_version or known.drug_library_version, udi=known.udi,
+                manufacturer=report.manufacturer or known.manufacturer,
+                model=report.model or known.model,
+                serial_number=identity.serial_number,
+                firmware=known.firmware,
+                drug_library_version=report.library_version or known.drug_library_version,
+                udi=known.udi,
             )
         elif not report.manufacturer:
             identity = replace(identity, manufacturer=self.config.name)
-        return PumpSnapshot(pump_id=pump_id, identity=identity, channels=tuple(channels.values()),
-                            received_at=datetime.now(UTC))
+        return PumpSnapshot(
+            pump_id=pump_id, identity=identity, channels=tuple(channels.values()), received_at=datetime.now(UTC)
+        )

@@ -78,12 +78,20 @@ class SourceListener:
     async def run(self) -> None:
         """Serve until cancelled; open connections are closed with the listener."""
         self._server = await asyncio.start_server(
-            self._accept, host=self.config.bind, port=self.config.port, ssl=self._ssl,
+            self._accept,
+            host=self.config.bind,
+            port=self.config.port,
+            ssl=self._ssl,
             ssl_handshake_timeout=10.0 if self._ssl else None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        self.log.info("source listening", bind=self.config.bind, port=self.port, tls=self._ssl is not None,
-                      mutual_tls=self.config.tls.client_ca_file is not None)
+        self.log.info(
+            "source listening",
+            bind=self.config.bind,
+            port=self.port,
+            tls=self._ssl is not None,
+            mutual_tls=self.config.tls.client_ca_file is not None,
+        )
         self.ready.set()
         try:
             await asyncio.Future()
@@ -157,23 +165,29 @@ class SourceListener:
                 return
             if not data:
                 if decoder.buffered:
-                    self.log.warning("sender disconnected mid-frame; the partial message is discarded (no ACK)",
-                                     peer=address, bytes=decoder.buffered)
+                    self.log.warning(
+                        "sender disconnected mid-frame; the partial message is discarded (no ACK)",
+                        peer=address,
+                        bytes=decoder.buffered,
+                    )
                 return
             for item in decoder.feed(data):
                 if isinstance(item, MllpError):
                     self.counters["frame_errors"] += 1
-                    self.log.warning("framing error", peer=address, error=type(item).__name__,
-                                     offset=getattr(item, "offset", None))
+                    self.log.warning(
+                        "framing error", peer=address, error=type(item).__name__, offset=getattr(item, "offset", None)
+                    )
                     if isinstance(item, MllpFrameTooLarge):
-                        self.log.error("frame larger than max_frame_bytes; connection closed", peer=address,
-                                       max_frame_bytes=self.config.max_frame_bytes)
+                        self.log.error(
+                            "frame larger than max_frame_bytes; connection closed",
+                            peer=address,
+                            max_frame_bytes=self.config.max_frame_bytes,
+                        )
                         return
                     continue
                 message, outcome = await self.handler.handle(item)
                 if outcome is None:
                     return  # not committed: no answer, the sender resends
-                for ack in acknowledgements(message.msh, outcome, application=self.application,
-                                            facility=self.facility):
+                for ack in acknowledgements(message.msh, outcome, application=self.application, facility=self.facility):
                     writer.write(frame(ack))
                 await writer.drain()

@@ -40,14 +40,29 @@ _STATUS = {
     "pump-status-not-infusing": ChannelState.STOPPED,
 }
 _ALARM_KINDS = {
-    "MDC_EVT_FLUID_LINE_OCCL": "occlusion", "MDC_EVT_OCCL": "occlusion", "MDC_EVT_BATT_LO": "battery_low",
-    "MDC_EVT_BATT_FAIL": "battery_depleted", "MDC_EVT_STAT_DOOR_OPEN": "door_open", "MDC_EVT_EMPTY": "container_empty",
-    "MDC_EVT_PUMP_FLOW_FREE": "free_flow", "MDC_EVT_ADVIS_PUMP_SYRINGE_REPLACE_WARN": "syringe_near_empty",
+    "MDC_EVT_FLUID_LINE_OCCL": "occlusion",
+    "MDC_EVT_OCCL": "occlusion",
+    "MDC_EVT_BATT_LO": "battery_low",
+    "MDC_EVT_BATT_FAIL": "battery_depleted",
+    "MDC_EVT_STAT_DOOR_OPEN": "door_open",
+    "MDC_EVT_EMPTY": "container_empty",
+    "MDC_EVT_PUMP_FLOW_FREE": "free_flow",
+    "MDC_EVT_ADVIS_PUMP_SYRINGE_REPLACE_WARN": "syringe_near_empty",
 }
-_PRIORITY = {"PH": AlarmPriority.HIGH, "PM": AlarmPriority.MEDIUM, "PL": AlarmPriority.LOW, "PN": AlarmPriority.ADVISORY}
-_QUANTITIES = {"MDC_FLOW_FLUID_PUMP": "rate", "MDC_RATE_DOSE": "dose_rate", "MDC_VOL_FLUID_TBI": "vtbi",
-               "MDC_VOL_FLUID_DELIV_TOTAL": "volume_infused", "MDC_CONC_DRUG": "concentration",
-               "MDC_ATTR_PT_WEIGHT": "patient_weight"}
+_PRIORITY = {
+    "PH": AlarmPriority.HIGH,
+    "PM": AlarmPriority.MEDIUM,
+    "PL": AlarmPriority.LOW,
+    "PN": AlarmPriority.ADVISORY,
+}
+_QUANTITIES = {
+    "MDC_FLOW_FLUID_PUMP": "rate",
+    "MDC_RATE_DOSE": "dose_rate",
+    "MDC_VOL_FLUID_TBI": "vtbi",
+    "MDC_VOL_FLUID_DELIV_TOTAL": "volume_infused",
+    "MDC_CONC_DRUG": "concentration",
+    "MDC_ATTR_PT_WEIGHT": "patient_weight",
+}
 
 
 class UnusableMessage(Exception):
@@ -107,8 +122,12 @@ class DeviceReport:
     segment: Segment | None = None  # the row naming the device (OBX-18)
 
     def identity(self) -> PumpIdentity:
-        return PumpIdentity(manufacturer=self.manufacturer or "unknown", model=self.model or "unknown",
-                            serial_number=self.device, drug_library_version=self.library_version)
+        return PumpIdentity(
+            manufacturer=self.manufacturer or "unknown",
+            model=self.model or "unknown",
+            serial_number=self.device,
+            drug_library_version=self.library_version,
+        )
 
 
 def read_devices(message: Message) -> list[DeviceReport]:
@@ -124,8 +143,14 @@ def read_devices(message: Message) -> list[DeviceReport]:
         if seg.name == "PID":
             patient, current = _patient(seg), None
         elif seg.name == "PV1" and patient is not None:
-            patient = PatientIdentity(patient.identifier, patient.assigning_authority, patient.identifier_type,
-                                      patient.family_name, patient.given_name, seg.field(2) or "I")
+            patient = PatientIdentity(
+                patient.identifier,
+                patient.assigning_authority,
+                patient.identifier_type,
+                patient.family_name,
+                patient.given_name,
+                seg.field(2) or "I",
+            )
         elif seg.name == "OBX":
             key = obx4_key(seg.field(4))
             if key is None or len(key) < 4:
@@ -145,16 +170,21 @@ def read_devices(message: Message) -> list[DeviceReport]:
 def _patient(seg: Segment) -> PatientIdentity | None:
     if seg.field(31) == "Y" or not seg.component(3, 1):
         return None  # TF B.5 unknown patient
-    return PatientIdentity(identifier=seg.component(3, 1), assigning_authority=seg.component(3, 4),
-                           identifier_type=seg.component(3, 5) or "MR", family_name=seg.component(5, 1),
-                           given_name=seg.component(5, 2))
+    return PatientIdentity(
+        identifier=seg.component(3, 1),
+        assigning_authority=seg.component(3, 4),
+        identifier_type=seg.component(3, 5) or "MR",
+        family_name=seg.component(5, 1),
+        given_name=seg.component(5, 2),
+    )
 
 
 def _mds(seg: Segment, patient: PatientIdentity | None) -> DeviceReport:
     ident = seg.components(18)
     if not ident or not ident[0]:
-        raise UnusableMessage(seg, 18, "the MDS row names no device (OBX-18 equipment instance identifier empty)",
-                              code="101")
+        raise UnusableMessage(
+            seg, 18, "the MDS row names no device (OBX-18 equipment instance identifier empty)", code="101"
+        )
     report = DeviceReport(device=ident[0], patient=patient, segment=seg)
     if len(ident) >= 3 and ident[1]:  # legacy form serial^model^manufacturer^type
         report.model, report.manufacturer = ident[1], ident[2]
@@ -247,9 +277,16 @@ def _read_alerts(message: Message) -> list[DeviceReport]:
         if not code:
             raise UnusableMessage(first, 5, "the alert's event code (OBX-5) is empty", code="101")
         text = value[8] if len(value) > 8 and value[8] else code
-        dev.alerts.append(AlertReport(channel=view.prefix[1], code=code, kind=_ALARM_KINDS.get(code, "alarm"),
-                                      text=text, phase=view.phase or "start",
-                                      priority=_PRIORITY.get(view.priority, AlarmPriority.HIGH)))
+        dev.alerts.append(
+            AlertReport(
+                channel=view.prefix[1],
+                code=code,
+                kind=_ALARM_KINDS.get(code, "alarm"),
+                text=text,
+                phase=view.phase or "start",
+                priority=_PRIORITY.get(view.priority, AlarmPriority.HIGH),
+            )
+        )
     if not devices:
         msh = message.msh
         raise UnusableMessage(msh, None, "no alert (facet rows 1.n.c.m.f with facet 1) in the PCD-04", code="101")

@@ -37,7 +37,6 @@ from simulators.faults import Faults, Outgoing, faulty_reply
 from simulators.pump_model import SimulatedPump
 
 
-
 @dataclass
 class RackSlot:
     pump: SimulatedPump
@@ -137,8 +136,9 @@ class BccRack:
             live = [(rack_records, None)]
         out: list[Outgoing] = []
         for index, (records, faults) in enumerate(live):
-            wire = encode_frame(self.bed_id, codec.format_records(records), final=index == len(live) - 1,
-                                stuffing=self.stuffing)
+            wire = encode_frame(
+                self.bed_id, codec.format_records(records), final=index == len(live) - 1, stuffing=self.stuffing
+            )
             out.extend(faulty_reply(faults, wire, _corrupt) if faults else [Outgoing(wire)])
         return out
 
@@ -149,14 +149,18 @@ class BccRack:
         if len(where) != 2 or entry is None:
             address = (max(0, min(pillar, 3)), max(0, slot))
             return self._frames([[codec.Record(self.seconds(), *address, "GNERR", "811")]])
-        wire = encode_frame(self.bed_id, codec.format_records(self.pump_records((pillar, slot), entry.pump)),
-                            stuffing=self.stuffing)
+        wire = encode_frame(
+            self.bed_id, codec.format_records(self.pump_records((pillar, slot), entry.pump)), stuffing=self.stuffing
+        )
         return faulty_reply(entry.faults, wire, _corrupt)
 
     def _frames(self, groups: list[list[codec.Record]]) -> list[Outgoing]:
         return [
-            Outgoing(encode_frame(self.bed_id, codec.format_records(records), final=i == len(groups) - 1,
-                                  stuffing=self.stuffing))
+            Outgoing(
+                encode_frame(
+                    self.bed_id, codec.format_records(records), final=i == len(groups) - 1, stuffing=self.stuffing
+                )
+            )
             for i, records in enumerate(groups)
         ]
 

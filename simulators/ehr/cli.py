@@ -9,8 +9,8 @@ import ssl
 import sys
 from pathlib import Path
 
-from simulators.ehr.modes import __doc__ as MODES_DOC
 from simulators.ehr.modes import ModeError, parse_mode, parse_schedule
+from simulators.ehr.modes import __doc__ as MODES_DOC
 from simulators.ehr.receiver import EhrReceiver
 
 HELP = """\
@@ -25,20 +25,27 @@ Prints 'listening on HOST:PORT' when ready (use --port 0 for a free port). Stop 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ehr-sim", help="run a simulated EHR/alert manager (MLLP receiver with fault modes)",
-        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "ehr-sim",
+        help="run a simulated EHR/alert manager (MLLP receiver with fault modes)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=2575, help="TCP port (default 2575; 0 = any free port)")
     p.add_argument("--log", type=Path, help="append one JSON line per received message to this file")
-    p.add_argument("--mode", default="aa", help="how to answer, e.g. aa, ca, ae:3, ce:/ORU\\^R40/, slow:0.5 (see above)")
+    p.add_argument(
+        "--mode", default="aa", help="how to answer, e.g. aa, ca, ae:3, ce:/ORU\\^R40/, slow:0.5 (see above)"
+    )
     p.add_argument("--schedule", type=Path, help="file of 'SECONDS MODE' lines switching the mode over time")
     p.add_argument("--tls-cert", type=Path, help="serve MLLP over TLS with this certificate chain (PEM)")
     p.add_argument("--tls-key", type=Path, help="private key of --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA")
-    p.add_argument("--no-check", action="store_true",
-                   help="do not run the IHE PCD conformance checker on received messages (it is on by default;\n"
-                   "its findings go into each JSON line)")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not run the IHE PCD conformance checker on received messages (it is on by default;\n"
+        "its findings go into each JSON line)",
+    )
     p.set_defaults(handler=_handle)
 
 

@@ -83,7 +83,9 @@ def parse_mode(spec: str) -> Mode:
         elif name in ACTIONS:
             rules.append(_rule(spec, name, arg))
         else:
-            raise ModeError(spec, f"unknown term {term!r}; expected aa, ca, slow:S, down:T or one of {', '.join(ACTIONS)}")
+            raise ModeError(
+                spec, f"unknown term {term!r}; expected aa, ca, slow:S, down:T or one of {', '.join(ACTIONS)}"
+            )
     return Mode(base=base, rules=tuple(rules), slow_s=slow, down_s=down, spec=spec)
 
 
@@ -128,7 +130,9 @@ def parse_schedule(path: Path) -> list[tuple[float, Mode]]:
         try:
             seconds = float(at)
         except ValueError:
-            raise ModeError(line, f"expected 'SECONDS MODE', got {at!r} as seconds", where=f"{path}:{lineno}: ") from None
+            raise ModeError(
+                line, f"expected 'SECONDS MODE', got {at!r} as seconds", where=f"{path}:{lineno}: "
+            ) from None
         try:
             entries.append((seconds, parse_mode(spec.strip())))
         except ModeError as exc:

@@ -14,11 +14,11 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.mllp.framing import MllpDecoder, frame
 from gateway.mllp.errors import MllpError
+from gateway.mllp.framing import MllpDecoder, frame
 from simulators.ehr.modes import Mode, parse_mode
 
 log = logging.getLogger("pumpgw.sim.ehr")
@@ -41,7 +41,7 @@ class Received:
         return json.dumps(
             {
                 "index": self.index,
-                "time": datetime.fromtimestamp(self.time, timezone.utc).isoformat(),
+                "time": datetime.fromtimestamp(self.time, UTC).isoformat(),
                 "peer": self.peer,
                 "control_id": self.control_id,
                 "message_type": self.message_type,
@@ -66,7 +66,7 @@ def build_ack(raw: bytes, code: str, *, control_id: str | None = None, text: str
     get = lambda i: f[i] if len(f) > i else ""  # noqa: E731
     trigger = get(8).split("^")[1] if "^" in get(8) else ""
     cid = get(9) if control_id is None else control_id
-    ts = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S+0000")
+    ts = datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")
     segs = [
         f"MSH|^~\\&|EHR-SIM|PUMPGW-TEST|{get(2)}|{get(3)}|{ts}||ACK^{trigger}^ACK|ACK{n}|P|2.6",
         f"MSA|{code}|{cid}",
@@ -178,7 +178,7 @@ class EhrReceiver:
         self._handlers.add(task)
         self._writers.add(writer)
         self.connections += 1
-        peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])
         decoder = MllpDecoder()
         try:
             while True:
@@ -206,8 +206,13 @@ class EhrReceiver:
         action = mode.action_for(n, text)
         f = _msh_fields(raw)
         rec = Received(
-            index=n, time=time.time(), peer=peer, control_id=f[9] if len(f) > 9 else "",
-            message_type=f[8] if len(f) > 8 else "", answer=action.upper(), raw=raw,
+            index=n,
+            time=time.time(),
+            peer=peer,
+            control_id=f[9] if len(f) > 9 else "",
+            message_type=f[8] if len(f) > 8 else "",
+            answer=action.upper(),
+            raw=raw,
         )
         if self.checker is not None:
             try:

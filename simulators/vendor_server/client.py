@@ -61,9 +61,19 @@ def msa_code(ack: bytes) -> str:
 
 
 class VendorServer:
-    def __init__(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
-                 server_hostname: str | None = None, ack_timeout_s: float = 10.0, acks_per_message: int = 1,
-                 slow_chunk: int = 16, slow_pause_s: float = 0.05, id_prefix: str = "VS") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        ack_timeout_s: float = 10.0,
+        acks_per_message: int = 1,
+        slow_chunk: int = 16,
+        slow_pause_s: float = 0.05,
+        id_prefix: str = "VS",
+    ) -> None:
         self.host, self.port = host, port
         self.ssl_context, self.server_hostname = ssl_context, server_hostname
         self.ack_timeout_s = ack_timeout_s
@@ -83,8 +93,11 @@ class VendorServer:
     async def connect(self) -> None:
         await self.close()
         self._reader, self._writer = await asyncio.open_connection(
-            self.host, self.port, ssl=self.ssl_context,
-            server_hostname=self.server_hostname if self.ssl_context else None)
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            server_hostname=self.server_hostname if self.ssl_context else None,
+        )
         self._decoder = MllpDecoder()
 
     async def close(self) -> None:
@@ -135,7 +148,7 @@ class VendorServer:
             await self._writer.drain()
             return
         for i in range(0, len(wire), self.slow_chunk):
-            self._writer.write(wire[i:i + self.slow_chunk])
+            self._writer.write(wire[i : i + self.slow_chunk])
             await self._writer.drain()
             await asyncio.sleep(self.slow_pause_s)
 

@@ -69,10 +69,16 @@ def load_script(path: Path | None) -> Script:
         raise ScriptError(str(path), [str(exc)]) from None
     except ValidationError as exc:
         raise ScriptError(str(path), [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-    problems = [f"steps.{i}.program: unknown program {s.program!r} (known: {', '.join(VERDICT_PROGRAMS)})"
-                for i, s in enumerate(script.steps) if s.program not in VERDICT_PROGRAMS]
-    problems += [f"steps.{i}.fault: unknown fault {s.fault!r} (known: {', '.join(FAULTS)})"
-                 for i, s in enumerate(script.steps) if s.fault is not None and s.fault not in FAULTS]
+    problems = [
+        f"steps.{i}.program: unknown program {s.program!r} (known: {', '.join(VERDICT_PROGRAMS)})"
+        for i, s in enumerate(script.steps)
+        if s.program not in VERDICT_PROGRAMS
+    ]
+    problems += [
+        f"steps.{i}.fault: unknown fault {s.fault!r} (known: {', '.join(FAULTS)})"
+        for i, s in enumerate(script.steps)
+        if s.fault is not None and s.fault not in FAULTS
+    ]
     if problems:
         raise ScriptError(str(path), problems)
     return script

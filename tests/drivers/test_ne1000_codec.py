@@ -142,8 +142,14 @@ def test_reply_parser_raises_only_frame_error_on_any_bytes(data):
 
 @given(st.text(max_size=30))
 def test_value_parsers_raise_only_frame_error_on_any_text(text):
-    for parse in (codec.parse_rate, codec.parse_volume, codec.parse_dispensed, codec.parse_version,
-                  codec.parse_diameter, codec.parse_direction):
+    for parse in (
+        codec.parse_rate,
+        codec.parse_volume,
+        codec.parse_dispensed,
+        codec.parse_version,
+        codec.parse_diameter,
+        codec.parse_direction,
+    ):
         try:
             result = parse(text)
         except FrameError as exc:

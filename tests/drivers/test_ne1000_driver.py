@@ -15,7 +15,15 @@ from decimal import Decimal
 
 import pytest
 
-from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.errors import (
+    ForbiddenCommand,
+    FrameError,
+    LinkClosed,
+    LinkError,
+    PumpRefused,
+    ReplyTimeout,
+    SafeModeActive,
+)
 from drivers.model import ChannelState, Quantity
 from drivers.ne1000 import codec
 from drivers.ne1000.client import QUERIES, Ne1000Driver
@@ -283,7 +291,10 @@ async def test_every_command_the_driver_emits_is_an_allowlisted_query_without_pa
     assert commands == Ne1000Driver.ALLOWED_COMMANDS  # each query is actually exercised
 
 
-@pytest.mark.parametrize("command", ["RUN", "STP", "PUR", "SAF0", "SAF5", "SAF", "RAT15.4MH", "VOL250", "DIR WDR", "CLDINF", "VER ", "*RESET", "0VER"])
+@pytest.mark.parametrize(
+    "command",
+    ["RUN", "STP", "PUR", "SAF0", "SAF5", "SAF", "RAT15.4MH", "VOL250", "DIR WDR", "CLDINF", "VER ", "*RESET", "0VER"],
+)
 async def test_send_refuses_anything_off_the_allowlist_and_writes_nothing(command):
     async with raw_pump() as (master, driver):
         with pytest.raises(ForbiddenCommand):
@@ -393,7 +404,6 @@ async def test_late_alarm_from_an_address_nobody_polls_is_an_error_and_not_noted
     assert a.unreported_alarms == ()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("A?S" in m and "address 7" in m for m in errors)
-
 
 
 def _fill(fd: int) -> int:

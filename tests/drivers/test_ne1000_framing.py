@@ -149,7 +149,11 @@ def test_any_split_of_the_byte_stream_yields_the_same_frames(items, cuts):
 @given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=8))
 def test_arbitrary_bytes_are_all_accounted_for_and_never_raise(stream, cuts):
     out = _decode_in_chunks(stream, cuts)
-    accounted = sum(len(i.data) + (2 if isinstance(i, Frame) and not i.safe else 0) for i in out if isinstance(i, Frame | FrameError))
+    accounted = sum(
+        len(i.data) + (2 if isinstance(i, Frame) and not i.safe else 0)
+        for i in out
+        if isinstance(i, Frame | FrameError)
+    )
     safe_overhead = sum(5 for i in out if isinstance(i, Frame) and i.safe)
     assert accounted + safe_overhead == len(stream)
 
@@ -193,8 +197,10 @@ def test_single_bit_corruption_of_a_basic_reply_is_detected_or_changes_the_data(
     assert [i for i in out if isinstance(i, Frame) and i.data == text.encode()] == []
 
 
-@given(st.lists(st.tuples(st.from_regex(r"\A[0-9]{0,2}[A-Z]{0,3}[0-9.A-Z]{0,8}\Z"), st.booleans()), max_size=6),
-       st.lists(st.integers(min_value=0), max_size=8))
+@given(
+    st.lists(st.tuples(st.from_regex(r"\A[0-9]{0,2}[A-Z]{0,3}[0-9.A-Z]{0,8}\Z"), st.booleans()), max_size=6),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
 def test_pump_side_decoder_recovers_every_command_under_any_split(commands, cuts):
     stream = b"".join(encode_safe(c.encode()) if safe else encode_basic(c) for c, safe in commands)
     decoder = RequestDecoder()
@@ -203,4 +209,3 @@ def test_pump_side_decoder_recovers_every_command_under_any_split(commands, cuts
         out += decoder.feed(stream[last:cut])
         last = cut
     assert [(r.text, r.safe) for r in out] == commands
-

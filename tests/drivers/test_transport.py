@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import pty
+import socket
 import tty
 
 import pytest
@@ -119,7 +119,6 @@ async def test_tcp_connect_refused_is_a_link_error():
     await probe.wait_closed()
     with pytest.raises(LinkError):
         await open_tcp("127.0.0.1", port, name="rack", connect_timeout_s=2)
-
 
 
 async def test_tcp_link_probes_a_silent_peer_with_short_keepalives():

@@ -31,8 +31,10 @@ def test_every_documented_value_reads_back_exactly(value):
     assert parse_number(f"{value:f}", RATE) == value
 
 
-@pytest.mark.parametrize("raw", ["NaN", "Infinity", "1E+999999", "1e3", "1_000", "-5", "+5", " 5", "5 ", "٣", "",
-                                 ".", "10000", "1.234", "0x10"])
+@pytest.mark.parametrize(
+    "raw",
+    ["NaN", "Infinity", "1E+999999", "1e3", "1_000", "-5", "+5", " 5", "5 ", "٣", "", ".", "10000", "1.234", "0x10"],
+)
 def test_what_once_escaped_is_rejected(raw):
     with pytest.raises(ValueRejected):
         parse_number(raw, RATE)

@@ -6,8 +6,15 @@ from pathlib import Path
 
 
 def write_gateway_config(
-    path: Path, *, ptys: dict[str, str], ehr_port: int, outbox: Path, pcd01_interval_s: float = 1.0,
-    poll_interval_s: float = 0.5, extra: str = "", health_port: int | None = None,
+    path: Path,
+    *,
+    ptys: dict[str, str],
+    ehr_port: int,
+    outbox: Path,
+    pcd01_interval_s: float = 1.0,
+    poll_interval_s: float = 0.5,
+    extra: str = "",
+    health_port: int | None = None,
 ) -> Path:
     pumps = "".join(
         f"""
@@ -29,7 +36,7 @@ site = "test-site"
 ward = "icu-t"
 gateway_id = "gw-test"
 eui64 = "001BC50C0000AA01"
-{'incomplete_reason = "draining the outbox (test)"' if not ptys else ''}
+{'incomplete_reason = "draining the outbox (test)"' if not ptys else ""}
 
 [hl7]
 pcd01_interval_s = {pcd01_interval_s}
@@ -42,7 +49,7 @@ path = "{outbox}"
 format = "json"
 
 [health]
-{f'port = {health_port}' if health_port else 'enabled = false'}
+{f"port = {health_port}" if health_port else "enabled = false"}
 
 [[destinations]]
 name = "ehr"

@@ -26,14 +26,17 @@ async def _until(predicate, timeout_s: float, what: str) -> None:
 
 async def _start_daemon(pumpgw_cmd, env, config, stderr_path):
     return await asyncio.create_subprocess_exec(
-        *pumpgw_cmd, "run", "--config", str(config),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=open(stderr_path, "ab"),  # noqa: SIM115
+        *pumpgw_cmd,
+        "run",
+        "--config",
+        str(config),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=open(stderr_path, "ab"),  # noqa: SIM115
     )
 
 
-async def test_daemon_notifies_systemd_delivers_hl7_and_stops_cleanly_on_sigterm(
-    tmp_path, pumpgw_cmd, subprocess_env
-):
+async def test_daemon_notifies_systemd_delivers_hl7_and_stops_cleanly_on_sigterm(tmp_path, pumpgw_cmd, subprocess_env):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
     notify.setblocking(False)
@@ -59,8 +62,10 @@ async def test_daemon_notifies_systemd_delivers_hl7_and_stops_cleanly_on_sigterm
             await _until(lambda: "READY=1" in "".join(datagrams()), 20, "READY=1")
             await _until(lambda: any(m == "WATCHDOG=1" for m in datagrams()), 10, "a watchdog ping")
             await _until(
-                lambda: {r.message_type for r in receiver.received} >= {"ORU^R01^ORU_R01", "ORU^R42^ORU_R01"}
-                and len({r.raw.split(b"\r")[0] for r in receiver.received}) >= 6,
+                lambda: (
+                    {r.message_type for r in receiver.received} >= {"ORU^R01^ORU_R01", "ORU^R42^ORU_R01"}
+                    and len({r.raw.split(b"\r")[0] for r in receiver.received}) >= 6
+                ),
                 30,
                 "PCD-01 and PCD-10 from the pumps",
             )
@@ -93,8 +98,12 @@ async def test_daemon_killed_with_sigkill_loses_nothing_after_restart(tmp_path, 
     port = await receiver.start()
     async with PtyFleet(demo_pumps()) as fleet:
         config = write_gateway_config(
-            tmp_path / "gw.toml", ptys=fleet.paths, ehr_port=port, outbox=tmp_path / "outbox.sqlite",
-            pcd01_interval_s=1, poll_interval_s=0.2,
+            tmp_path / "gw.toml",
+            ptys=fleet.paths,
+            ehr_port=port,
+            outbox=tmp_path / "outbox.sqlite",
+            pcd01_interval_s=1,
+            poll_interval_s=0.2,
         )
         kills = 0
         for kill_after in (2.5, 1.7, 3.1, 2.2):
@@ -147,8 +156,9 @@ def test_run_refuses_an_invalid_config_with_exit_1_and_no_traceback(tmp_path, pu
 
     bad = tmp_path / "gw.toml"
     bad.write_text('[gateway]\nsite = "s"\nward = "w"\ngateway_id = "g"\neui64 = "nothex"\n')
-    result = subprocess.run([*pumpgw_cmd, "run", "--config", str(bad)], env=subprocess_env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*pumpgw_cmd, "run", "--config", str(bad)], env=subprocess_env, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert "gateway.eui64" in result.stderr and "outbox" in result.stderr
     assert "Traceback" not in result.stderr
@@ -160,8 +170,9 @@ def test_run_with_a_corrupt_outbox_file_exits_1_naming_it(tmp_path, pumpgw_cmd, 
     outbox = tmp_path / "outbox.sqlite"
     outbox.write_bytes(b"this is not a database" * 100)
     config = write_gateway_config(tmp_path / "gw.toml", ptys={}, ehr_port=9, outbox=outbox)
-    result = subprocess.run([*pumpgw_cmd, "run", "--config", str(config)], env=subprocess_env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*pumpgw_cmd, "run", "--config", str(config)], env=subprocess_env, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1, result.stderr
     assert "cannot start" in result.stderr and str(outbox) in result.stderr
     assert "Traceback" not in result.stderr

@@ -16,7 +16,10 @@ def test_demo_documents_every_pump_in_the_local_ehr_and_exits_0_on_sigterm(tmp_p
     log = tmp_path / "ehr-received.jsonl"
     proc = subprocess.Popen(
         [*pumpgw_cmd, "demo", "--state-dir", str(tmp_path), "--status-every", "1"],
-        env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 40
@@ -24,10 +27,18 @@ def test_demo_documents_every_pump_in_the_local_ehr_and_exits_0_on_sigterm(tmp_p
         while time.monotonic() < deadline:
             if log.exists():
                 records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-                pcd01_beds = {r["raw"].split("PV1|")[1].split("\r")[0].split("|")[2].split("^")[-1] for r in records
-                              if r["message_type"] == "ORU^R01^ORU_R01"}
-                kinds = {k for r in records if r["message_type"] == "ORU^R01^ORU_R01" for k in VERDICT_KINDS
-                         if f"|{k}^" in r["raw"]}
+                pcd01_beds = {
+                    r["raw"].split("PV1|")[1].split("\r")[0].split("|")[2].split("^")[-1]
+                    for r in records
+                    if r["message_type"] == "ORU^R01^ORU_R01"
+                }
+                kinds = {
+                    k
+                    for r in records
+                    if r["message_type"] == "ORU^R01^ORU_R01"
+                    for k in VERDICT_KINDS
+                    if f"|{k}^" in r["raw"]
+                }
                 if {"ICU-3 bed 1", "ICU-3 bed 2", "ICU-3 bed 3"} <= pcd01_beds and kinds == VERDICT_KINDS:
                     break
             time.sleep(0.2)
@@ -52,5 +63,8 @@ def test_demo_documents_every_pump_in_the_local_ehr_and_exits_0_on_sigterm(tmp_p
     assert {r["message_type"] for r in records} >= {"ORU^R01^ORU_R01", "ORU^R42^ORU_R01"}
     assert "Traceback" not in err
     # the drug library is in force: basic infusions (no drug reported) carry a verdict row
-    assert any("PUMPGW_DRUGLIB_VERDICT" in r["raw"] and "drug_not_in_library" in r["raw"]
-               for r in records if r["message_type"] == "ORU^R01^ORU_R01")
+    assert any(
+        "PUMPGW_DRUGLIB_VERDICT" in r["raw"] and "drug_not_in_library" in r["raw"]
+        for r in records
+        if r["message_type"] == "ORU^R01^ORU_R01"
+    )

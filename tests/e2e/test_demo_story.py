@@ -35,9 +35,22 @@ def test_demo_announces_each_step_of_its_story_and_cleans_up(tmp_path, pumpgw_cm
     env = {**subprocess_env, "TMPDIR": str(tmp_path)}
     try:
         result = subprocess.run(
-            [*pumpgw_cmd, "demo", "--story-pace", "0.6", "--duration", "40", "--status-every", "100",
-             "--mqtt", f"{broker.host}:{broker.port}"],
-            env=env, capture_output=True, text=True, timeout=120,
+            [
+                *pumpgw_cmd,
+                "demo",
+                "--story-pace",
+                "0.6",
+                "--duration",
+                "40",
+                "--status-every",
+                "100",
+                "--mqtt",
+                f"{broker.host}:{broker.port}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         watcher.client.loop_stop()

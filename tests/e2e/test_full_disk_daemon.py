@@ -22,8 +22,9 @@ async def test_the_daemon_starts_on_a_full_disk_says_so_once_and_delivers(tmp_pa
         port = await receiver.start()
         async with PtyFleet(demo_pumps()) as fleet:
             config = write_gateway_config(tmp_path / "gw.toml", ptys=fleet.paths, ehr_port=port, outbox=outbox)
-            config.write_text(config.read_text().replace(f'path = "{outbox}"',
-                                                         f'path = "{outbox}"\nreserve_bytes = 1048576'))
+            config.write_text(
+                config.read_text().replace(f'path = "{outbox}"', f'path = "{outbox}"\nreserve_bytes = 1048576')
+            )
             fill(fs)  # then the disk filled up (another process, a log ...)
             log = tmp_path / "daemon.log"
             proc = await _start_daemon(pumpgw_cmd, subprocess_env, config, log)

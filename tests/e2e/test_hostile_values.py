@@ -35,8 +35,28 @@ from simulators.ne1000.frontend import Ne1000Line
 from simulators.pty_server import PtyServer
 from simulators.pump_model import DeviceIdentity, Program, SimulatedPump
 
-HOSTILE = ["NaN", "sNaN", "-NaN", "Infinity", "-Infinity", "1E+999999", "1e1000000", "1_000", "-5", "+5",
-           "9" * 400, "0." + "0" * 300 + "1", " 5", "5 ", "٣", "0x10", "", ".", "-0", "1e3"]
+HOSTILE = [
+    "NaN",
+    "sNaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "1E+999999",
+    "1e1000000",
+    "1_000",
+    "-5",
+    "+5",
+    "9" * 400,
+    "0." + "0" * 300 + "1",
+    " 5",
+    "5 ",
+    "٣",
+    "0x10",
+    "",
+    ".",
+    "-0",
+    "1e3",
+]
 SEPARATORS = {"bbraun-bcc": ",\x1e", "alaris": "^|", "ne1000": ""}
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -70,8 +90,11 @@ link = { type = "serial", url = "/dev/ttyUSB0" }
 
 
 def pump() -> SimulatedPump:
-    return SimulatedPump(DeviceIdentity("Sim", "M", "8002-51740", "1.0"),
-                         program=Program(Decimal("15.4"), Decimal("250"), drug="Dopamine"), running=True)
+    return SimulatedPump(
+        DeviceIdentity("Sim", "M", "8002-51740", "1.0"),
+        program=Program(Decimal("15.4"), Decimal("250"), drug="Dopamine"),
+        running=True,
+    )
 
 
 class HostileRack(BccRack):
@@ -80,8 +103,10 @@ class HostileRack(BccRack):
     value = "1.0"
 
     def pump_records(self, position, pump):
-        return [bcc_codec.Record(r.seconds, r.pillar, r.slot, r.parameter, self.value if r.parameter == "INRT" else r.value)
-                for r in super().pump_records(position, pump)]
+        return [
+            bcc_codec.Record(r.seconds, r.pillar, r.slot, r.parameter, self.value if r.parameter == "INRT" else r.value)
+            for r in super().pump_records(position, pump)
+        ]
 
 
 class HostileAlaris(AlarisLine):
@@ -129,15 +154,18 @@ class Harness:
             self.sim = HostileAlaris(pump()) if self.protocol == "alaris" else HostileNe1000({0: pump()})
             self.server = PtyServer(self.sim)
             path = await self.server.start()
-            self.link = await open_serial(path, name=self.protocol, baudrate=9600 if self.protocol == "ne1000" else 38400)
+            self.link = await open_serial(
+                path, name=self.protocol, baudrate=9600 if self.protocol == "ne1000" else 38400
+            )
             cls = AlarisDriver if self.protocol == "alaris" else Ne1000Driver
             self.driver = cls(self.link, pump_id="bed01", address=None if self.protocol == "alaris" else 0)
         library = LibraryHolder(config_dir() / "drug-library.example.json")
         assert library.reload().in_force
         self.outbox_path = self.tmp_path / f"{self.protocol}.sqlite"
         self.outbox = Outbox.open(self.outbox_path)
-        self.pipeline = Pipeline(load_config_text(CONFIG), self.outbox,
-                                 control_ids=ControlIdGenerator("001BC50C0000AA03"), library=library)
+        self.pipeline = Pipeline(
+            load_config_text(CONFIG), self.outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), library=library
+        )
 
     async def _one(self, value: str):
         self.sim.value = value
@@ -156,6 +184,7 @@ class Harness:
             await self.link.close()
             await self.server.stop()
             await self.outbox.aclose()
+
         self.loop.run_until_complete(stop())
         self.loop.close()
 

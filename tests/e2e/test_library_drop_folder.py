@@ -25,11 +25,11 @@ incomplete_reason = "library drop-folder test: no pumps, no destinations"
 enabled = false
 
 [outbox]
-path = "{tmp / 'outbox.sqlite'}"
+path = "{tmp / "outbox.sqlite"}"
 
 [library]
 trusted_keys = [{trusted}]
-watch_dir = "{tmp / 'drop'}"
+watch_dir = "{tmp / "drop"}"
 
 [logging]
 format = "json"
@@ -55,22 +55,36 @@ def test_dropped_releases_apply_and_a_revoked_key_is_refused_after_reload(tmp_pa
         # the old key is revoked: removed from the trust list, then reload
         _config(config, tmp_path, [new.public_file])
         proc.send_signal(signal.SIGHUP)
-        wait_for_log(log, lambda r: r.get("event") == "SIGHUP: drug library trust list reloaded" and r["keys"] == [new.key_id])
+        wait_for_log(
+            log, lambda r: r.get("event") == "SIGHUP: drug library trust list reloaded" and r["keys"] == [new.key_id]
+        )
         wait_for_log(log, lambda r: r.get("event") == "drug library in force is no longer trusted")
         v2 = library("2027.01")
         (drop / "v2.json").write_bytes(v2)
         (drop / "v2.json.sig").write_bytes(sign(v2, old, 2))
-        refused = wait_for_log(log, lambda r: r.get("event") == "drug library release refused" and "v2.json" in r["where"])
+        refused = wait_for_log(
+            log, lambda r: r.get("event") == "drug library release refused" and "v2.json" in r["where"]
+        )
         assert refused["reason"] == "SignatureError" and refused["signer_key_id"] == old.key_id
         assert refused["in_force_version"] == "2026.12"
-        wait_audit_row(tmp_path / "outbox.sqlite", lambda row: row.kind == "drug_library.refused"
-                    and "v2.json" in row.detail_dict.get("where", ""))
-        wait_for_log(log, lambda r: r.get("event") == "gateway alert" and r.get("alert") == "drug_library_refused"
-              and "v2.json" in r.get("where", ""))
+        wait_audit_row(
+            tmp_path / "outbox.sqlite",
+            lambda row: row.kind == "drug_library.refused" and "v2.json" in row.detail_dict.get("where", ""),
+        )
+        wait_for_log(
+            log,
+            lambda r: (
+                r.get("event") == "gateway alert"
+                and r.get("alert") == "drug_library_refused"
+                and "v2.json" in r.get("where", "")
+            ),
+        )
         # the same release signed with the new key goes through
         (drop / "v2b.json").write_bytes(v2)
         (drop / "v2b.json.sig").write_bytes(sign(v2, new, 2))
-        second = wait_for_log(log, lambda r: r.get("event") == "drug library release in force" and r["version"] == "2027.01")
+        second = wait_for_log(
+            log, lambda r: r.get("event") == "drug library release in force" and r["version"] == "2027.01"
+        )
         assert second["signer_key_id"] == new.key_id
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -74,8 +74,9 @@ def test_sighup_pins_a_new_library_and_a_broken_file_is_refused_with_an_alert(tm
         alert = wait_for_log(log, lambda r: r.get("event") == "gateway alert")
         assert alert["alert"] == "drug_library_refused" and alert["level"] == "error"
         proc.send_signal(signal.SIGHUP)
-        second = wait_for_log(log, lambda r: r.get("event") == "drug library reload (SIGHUP)"
-                              and r.get("status") != "loaded")
+        second = wait_for_log(
+            log, lambda r: r.get("event") == "drug library reload (SIGHUP)" and r.get("status") != "loaded"
+        )
         assert second["version"] == "example-2024.2"  # the previous library stays in force
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -100,7 +101,7 @@ incomplete_reason = "library reload test: no pumps, no destinations"
 enabled = false
 
 [outbox]
-path = "{tmp_path / 'outbox.sqlite'}"
+path = "{tmp_path / "outbox.sqlite"}"
 
 [logging]
 format = "json"
@@ -111,8 +112,13 @@ format = "json"
     try:
         wait_for_log(log, lambda r: r.get("event") == "started")
         proc.send_signal(signal.SIGHUP)
-        wait_for_log(log, lambda r: "nothing to reload" in r.get("event", "")
-                     or r.get("event") == "SIGHUP: configuration file re-read for the audit trail")
+        wait_for_log(
+            log,
+            lambda r: (
+                "nothing to reload" in r.get("event", "")
+                or r.get("event") == "SIGHUP: configuration file re-read for the audit trail"
+            ),
+        )
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -20,9 +20,13 @@ async def test_the_story_at_the_receiver_survives_sigkill_and_sigterm_at_random_
     result = await run_restart_story(tmp_path, StoryPlan(seed=seed))
     report = result.report
     details = report.summary() | {
-        "orphaned": report.orphaned_onsets[:5], "start_after_start": report.start_after_start[:5],
-        "lost_online": report.lost_online[:5], "unknown_parents": report.unknown_parents[:5],
-        "phases": result.phases, "daemon_log": str(tmp_path / "daemon.log"), "PUMPGW_STORY_SEED": seed,
+        "orphaned": report.orphaned_onsets[:5],
+        "start_after_start": report.start_after_start[:5],
+        "lost_online": report.lost_online[:5],
+        "unknown_parents": report.unknown_parents[:5],
+        "phases": result.phases,
+        "daemon_log": str(tmp_path / "daemon.log"),
+        "PUMPGW_STORY_SEED": seed,
     }
     print(details)
     assert report.ok, details
@@ -34,5 +38,6 @@ async def test_the_story_at_the_receiver_survives_sigkill_and_sigterm_at_random_
     # identified is named by its configured id alone until it answers: docs/hl7.md)
     identified = {bed: {i for i in ids if "^" in i} for bed, ids in report.devices_per_location.items()}
     assert all(len(ids) <= 1 for ids in identified.values()), report.devices_per_location
-    assert all(ids <= {bed} for bed, all_ids in report.devices_per_location.items()
-               for ids in [all_ids - identified[bed]]), report.devices_per_location
+    assert all(
+        ids <= {bed} for bed, all_ids in report.devices_per_location.items() for ids in [all_ids - identified[bed]]
+    ), report.devices_per_location

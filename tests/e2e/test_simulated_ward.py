@@ -91,20 +91,42 @@ async def test_gateway_reports_what_the_simulated_ward_does_on_all_three_protoco
     receiver = EhrReceiver(port=0, log_path=tmp_path / "ehr.jsonl")
     port = await receiver.start()
     sim = await asyncio.create_subprocess_exec(
-        *pumpgw_cmd, "simulate", "--scenario", str(scenario), "--write-config", str(config),
-        "--ehr-port", str(port), "--outbox", str(tmp_path / "outbox.sqlite"), "--pty-dir", str(tmp_path),
-        env=subprocess_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *pumpgw_cmd,
+        "simulate",
+        "--scenario",
+        str(scenario),
+        "--write-config",
+        str(config),
+        "--ehr-port",
+        str(port),
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
+        "--pty-dir",
+        str(tmp_path),
+        env=subprocess_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     gw = None
     try:
         printed = await _line(sim.stdout, "running", 30)
         gw = await asyncio.create_subprocess_exec(
-            *pumpgw_cmd, "run", "--config", str(config), env=subprocess_env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp_path / "gw.log", "wb"),  # noqa: SIM115
+            *pumpgw_cmd,
+            "run",
+            "--config",
+            str(config),
+            env=subprocess_env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=open(tmp_path / "gw.log", "wb"),  # noqa: SIM115
         )
+
         def stalled(r) -> bool:
-            return (r.message_type == "ORU^R40^ORU_R40" and b"pump motor stalled" in r.raw
-                    and b"|ne-bed01^NE-1000^" in r.raw and b"|start|" in r.raw)
+            return (
+                r.message_type == "ORU^R40^ORU_R40"
+                and b"pump motor stalled" in r.raw
+                and b"|ne-bed01^NE-1000^" in r.raw
+                and b"|start|" in r.raw
+            )
 
         def titrated(r) -> bool:
             return r.message_type == "ORU^R42^ORU_R01" and b"8002-51740" in r.raw and pcd01_rate(r.raw) == "12.00"

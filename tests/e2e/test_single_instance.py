@@ -26,13 +26,19 @@ async def test_second_daemon_on_one_outbox_exits_1_naming_the_first_and_sigkill_
     outbox = tmp_path / "outbox.sqlite"
     config = write_gateway_config(tmp_path / "gw.toml", ptys={}, ehr_port=9, outbox=outbox)
     log = tmp_path / "first.log"
-    first = await asyncio.create_subprocess_exec(*pumpgw_cmd, "run", str(config), env=subprocess_env,
-                                                 stdout=asyncio.subprocess.DEVNULL, stderr=open(log, "ab"))  # noqa: SIM115
+    first = await asyncio.create_subprocess_exec(
+        *pumpgw_cmd, "run", str(config), env=subprocess_env, stdout=asyncio.subprocess.DEVNULL, stderr=open(log, "ab")
+    )  # noqa: SIM115
     try:
         await _wait_for_line(log, '"event": "started"')
         assert holder_pid(outbox) == first.pid
-        second = subprocess.run([*pumpgw_cmd, "run", "--config", str(config)], env=subprocess_env,
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [*pumpgw_cmd, "run", "--config", str(config)],
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 1
         assert f"in use by process {first.pid}" in second.stderr
         assert "Traceback" not in second.stderr
@@ -68,8 +74,9 @@ def test_the_lock_is_exclusive_between_two_opens_in_one_process(tmp_path):
 def test_run_never_creates_an_outbox_in_a_missing_folder(tmp_path, pumpgw_cmd, subprocess_env):
     outbox = tmp_path / "typo" / "outbox.sqlite"
     config = write_gateway_config(tmp_path / "gw.toml", ptys={}, ehr_port=9, outbox=outbox)
-    result = subprocess.run([*pumpgw_cmd, "run", str(config)], env=subprocess_env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*pumpgw_cmd, "run", str(config)], env=subprocess_env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert f"folder {tmp_path / 'typo'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
@@ -97,8 +104,9 @@ async def test_clean_stop_returns_the_unacknowledged_message_to_pending(tmp_path
     await ob.enqueue(lane="ehr", kind="pcd10", control_id="C1", payload=b"MSH|^~\\&|x\r", ttl_s=3600)
     ob.close()
     log = tmp_path / "daemon.log"
-    proc = await asyncio.create_subprocess_exec(*pumpgw_cmd, "run", str(config), env=subprocess_env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=open(log, "ab"))  # noqa: SIM115
+    proc = await asyncio.create_subprocess_exec(
+        *pumpgw_cmd, "run", str(config), env=subprocess_env, stdout=asyncio.subprocess.DEVNULL, stderr=open(log, "ab")
+    )  # noqa: SIM115
     try:
         async with asyncio.timeout(20):
             await got.wait()

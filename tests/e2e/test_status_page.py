@@ -17,8 +17,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")]
 
@@ -60,9 +67,20 @@ def wait_for(predicate, timeout_s: float, what: str):
 def demo(tmp_path, pumpgw_cmd, subprocess_env):
     port = free_port()
     proc = subprocess.Popen(
-        [*pumpgw_cmd, "demo", "--state-dir", str(tmp_path / "state"), "--health-port", str(port),
-         "--status-every", "30"],
-        env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *pumpgw_cmd,
+            "demo",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--health-port",
+            str(port),
+            "--status-every",
+            "30",
+        ],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -111,24 +129,39 @@ def test_healthz_metrics_and_status_command_agree_with_the_page(demo, pumpgw_cmd
     assert status == 200 and json.loads(body) == {"live": True, "ready": True, "reasons": []}
     wait_for(lambda: b'pumpgw_hl7_acks_total{code="AA",lane="ehr"}' in get(demo + "/metrics")[1], 30, "an ACK")
     metrics = get(demo + "/metrics")[1].decode()
-    for name in ("pumpgw_polls_total", "pumpgw_hl7_ack_latency_seconds_bucket", "pumpgw_outbox_messages",
-                 "pumpgw_outbox_oldest_pending_age_seconds", "pumpgw_events_total", "pumpgw_drug_library_info",
-                 "pumpgw_link_up", "pumpgw_gateway_info", "pumpgw_event_loop_lag_seconds_count"):
+    for name in (
+        "pumpgw_polls_total",
+        "pumpgw_hl7_ack_latency_seconds_bucket",
+        "pumpgw_outbox_messages",
+        "pumpgw_outbox_oldest_pending_age_seconds",
+        "pumpgw_events_total",
+        "pumpgw_drug_library_info",
+        "pumpgw_link_up",
+        "pumpgw_gateway_info",
+        "pumpgw_event_loop_lag_seconds_count",
+    ):
         assert name in metrics, name
     assert 'pumpgw_drug_library_info{status="in force",version="example-2024.1"} 1.0' in metrics
-    result = subprocess.run([*pumpgw_cmd, "status", "--url", demo, "--json"], env=subprocess_env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*pumpgw_cmd, "status", "--url", demo, "--json"], env=subprocess_env, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     snapshot = json.loads(result.stdout)
     assert [p["id"] for p in snapshot["pumps"]] == ["bed01", "bed02", "bed03"]
     assert snapshot["health"]["ready"] is True
-    text = subprocess.run([*pumpgw_cmd, "status", "--url", demo], env=subprocess_env,
-                          capture_output=True, text=True, timeout=30)
+    text = subprocess.run(
+        [*pumpgw_cmd, "status", "--url", demo], env=subprocess_env, capture_output=True, text=True, timeout=30
+    )
     assert text.returncode == 0 and "health        READY" in text.stdout and "bed02" in text.stdout
 
 
 def test_status_command_without_a_daemon_exits_1_with_a_hint(pumpgw_cmd, subprocess_env):
-    result = subprocess.run([*pumpgw_cmd, "status", "--url", f"http://127.0.0.1:{free_port()}/"],
-                            env=subprocess_env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*pumpgw_cmd, "status", "--url", f"http://127.0.0.1:{free_port()}/"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "cannot reach the daemon" in result.stderr and "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ import psycopg  # noqa: E402
 from fleet.db.connect import connect  # noqa: E402
 from fleet.db.migrations import migrate  # noqa: E402
 from tests.fleet.pg import Postgres, pg_bin  # noqa: E402
-from tests.gateway.mqtt.conftest import make_broker, broker  # noqa: E402,F401
+from tests.gateway.mqtt.conftest import broker, make_broker  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -70,8 +70,12 @@ class NatsCluster:
             except OSError:
                 time.sleep(0.1)
                 continue
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe{uuid.uuid4().hex[:8]}",
-                                 clean_session=True, protocol=MQTTProtocolVersion.MQTTv311)
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=f"probe{uuid.uuid4().hex[:8]}",
+                clean_session=True,
+                protocol=MQTTProtocolVersion.MQTTv311,
+            )
             try:
                 client.connect(node.host, node.mqtt_port, 10)
                 rc = None

@@ -71,23 +71,37 @@ class Postgres:
         if os.geteuid() == 0:
             owner = pwd.getpwnam(_server_user())
             os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
-        subprocess.run(self._as_owner([initdb, "-D", str(self.data), "-U", self.user, "-A", "trust", "--no-sync", "-E", "UTF8",
-                        "--locale=C"]), check=True, capture_output=True)
+        subprocess.run(
+            self._as_owner(
+                [initdb, "-D", str(self.data), "-U", self.user, "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
-                       f"unix_socket_directories = '{self.workdir}'\nfsync = off\nsynchronous_commit = on\n"
-                       "full_page_writes = off\nshared_buffers = 64MB\nmax_connections = 60\n")
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.workdir}'\nfsync = off\nsynchronous_commit = on\n"
+                "full_page_writes = off\nshared_buffers = 64MB\nmax_connections = 60\n"
+            )
 
     def start(self) -> None:
         pg_ctl = pg_bin("pg_ctl")
         assert pg_ctl
-        subprocess.run(self._as_owner([pg_ctl, "-D", str(self.data), "-l", str(self.workdir / "pg.log"), "-w",
-                                       "-t", "30", "start"]), check=True, capture_output=True)
+        subprocess.run(
+            self._as_owner(
+                [pg_ctl, "-D", str(self.data), "-l", str(self.workdir / "pg.log"), "-w", "-t", "30", "start"]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self, mode: str = "fast") -> None:
         pg_ctl = pg_bin("pg_ctl")
         assert pg_ctl
-        subprocess.run(self._as_owner([pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"]), check=False, capture_output=True)
+        subprocess.run(
+            self._as_owner([pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"]), check=False, capture_output=True
+        )
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user={self.user} dbname={dbname}"

@@ -22,23 +22,37 @@ def pumpgw(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*PUMPGW, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def test_report_uptake_json_answers_from_a_database_filled_by_simulated_gateways(make_broker, dsn: str,
-                                                                                  tmp_path: Path) -> None:
+def test_report_uptake_json_answers_from_a_database_filled_by_simulated_gateways(
+    make_broker, dsn: str, tmp_path: Path
+) -> None:
     broker = make_broker(["max_queued_messages 0"])
     http_port = free_port()
     config = tmp_path / "fleet.toml"
-    config.write_text(f'[database]\ndsn = "{dsn}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-                      f'client_id = "fleet-cli"\n[http]\nport = {http_port}\n')
+    config.write_text(
+        f'[database]\ndsn = "{dsn}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        f'client_id = "fleet-cli"\n[http]\nport = {http_port}\n'
+    )
     log = (tmp_path / "run.log").open("w")
-    service = subprocess.Popen([*PUMPGW, "fleet", "run", "--config", str(config)], cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)
+    service = subprocess.Popen(
+        [*PUMPGW, "fleet", "run", "--config", str(config)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 20
         while "subscribed" not in (tmp_path / "run.log").read_text():
             assert time.monotonic() < deadline and service.poll() is None, (tmp_path / "run.log").read_text()
             time.sleep(0.05)
-        sim = pumpgw("fleet", "simulate", "--broker", f"{broker.host}:{broker.port}", "--gateways", "3",
-                     "--pumps", "4", "--rounds", "30")
+        sim = pumpgw(
+            "fleet",
+            "simulate",
+            "--broker",
+            f"{broker.host}:{broker.port}",
+            "--gateways",
+            "3",
+            "--pumps",
+            "4",
+            "--rounds",
+            "30",
+        )
         assert sim.returncode == 0, sim.stderr
         deadline = time.monotonic() + 30
         while True:

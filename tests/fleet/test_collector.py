@@ -19,11 +19,13 @@ BROKER_EXTRA = ["max_queued_messages 0", "max_inflight_messages 200"]
 
 
 def settings(broker, dsn: str, **mqtt: object) -> FleetSettings:  # type: ignore[no-untyped-def]
-    return FleetSettings.model_validate({
-        "database": {"dsn": dsn},
-        "mqtt": {"host": broker.host, "port": broker.port, "client_id": "fleet-test", **mqtt},
-        "collector": {"batch_max": 200, "batch_wait_ms": 20},
-    })
+    return FleetSettings.model_validate(
+        {
+            "database": {"dsn": dsn},
+            "mqtt": {"host": broker.host, "port": broker.port, "client_id": "fleet-test", **mqtt},
+            "collector": {"batch_max": 200, "batch_wait_ms": 20},
+        }
+    )
 
 
 @contextmanager
@@ -62,8 +64,16 @@ def test_every_event_and_alarm_the_gateways_committed_is_stored_once(make_broker
         runner.run(30)
         assert runner.wait_acked(30)
         committed = runner.committed()
-        wait_until(lambda: rows(dsn, "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM alarms)"
-                                     " + (SELECT count(*) FROM gateway_alerts)")[0][0] >= len(committed))
+        wait_until(
+            lambda: (
+                rows(
+                    dsn,
+                    "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM alarms)"
+                    " + (SELECT count(*) FROM gateway_alerts)",
+                )[0][0]
+                >= len(committed)
+            )
+        )
     runner.stop()
     stored = {r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms")}
     assert stored == {c["message_id"] for c in committed}
@@ -87,10 +97,15 @@ def test_messages_arriving_while_the_collector_is_away_are_collected_after_its_r
     committed = {c["message_id"] for c in runner.committed()}
     runner.stop()
     with running(Collector(settings(broker, dsn))):
-        wait_until(lambda: len({r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL "
-                                                        "SELECT message_id FROM alarms")}) >= len(committed))
-    assert {r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms")} \
-        == committed
+        wait_until(
+            lambda: (
+                len({r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms")})
+                >= len(committed)
+            )
+        )
+    assert {
+        r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms")
+    } == committed
 
 
 def test_a_malformed_message_is_recorded_as_rejected_and_does_not_stop_collection(make_broker, dsn: str) -> None:
@@ -99,8 +114,13 @@ def test_a_malformed_message_is_recorded_as_rejected_and_does_not_stop_collectio
     broker = make_broker(BROKER_EXTRA)
     with running(Collector(settings(broker, dsn))) as c:
         publish.single("pumpgw/v1/h/gw1/pumps/p1/events", b"{not json", qos=1, hostname=broker.host, port=broker.port)
-        publish.single("pumpgw/v1/h/gw1/pumps/p1/events", b'{"schema_version": 9, "message_id": "x"}', qos=1,
-                       hostname=broker.host, port=broker.port)
+        publish.single(
+            "pumpgw/v1/h/gw1/pumps/p1/events",
+            b'{"schema_version": 9, "message_id": "x"}',
+            qos=1,
+            hostname=broker.host,
+            port=broker.port,
+        )
         wait_until(lambda: c.stats.rejected >= 2)
     reasons = [r[0] for r in rows(dsn, "SELECT reason FROM rejected_messages ORDER BY id")]
     assert "not JSON" in reasons[0] and "schema_version 9" in reasons[1]
@@ -117,8 +137,12 @@ def test_two_instances_sharing_a_subscription_store_every_message_once(make_brok
         runner.run(20)
         assert runner.wait_acked(30)
         committed = {c["message_id"] for c in runner.committed()}
-        wait_until(lambda: len(rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms"))
-                   >= len(committed))
+        wait_until(
+            lambda: (
+                len(rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms"))
+                >= len(committed)
+            )
+        )
         assert a.stats.written > 0 and b.stats.written > 0  # the broker shared the load ...
         published = sum(p.published + len(p.births) for p in runner.publishers)
         assert a.stats.received + b.stats.received < 1.2 * published  # ... instead of copying it
@@ -138,8 +162,12 @@ def test_instances_partitioned_by_site_each_collect_only_their_sites(make_broker
             r.run(10)
             assert r.wait_acked(30)
         want = {c["message_id"] for c in north.committed()}
-        wait_until(lambda: {r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL "
-                                                    "SELECT message_id FROM alarms")} >= want)
+        wait_until(
+            lambda: (
+                {r[0] for r in rows(dsn, "SELECT message_id FROM events UNION ALL SELECT message_id FROM alarms")}
+                >= want
+            )
+        )
     for r in (north, south):
         r.stop()
     assert {r[0] for r in rows(dsn, "SELECT DISTINCT site FROM gateways")} == {"north"}

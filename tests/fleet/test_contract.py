@@ -56,17 +56,35 @@ def test_the_simulator_publishes_payloads_the_gateways_own_models_accept() -> No
         "mqtt-alarm.schema.json": P.alarm(PFX, "h", "g", "p", phase="onset", at=T0, seq=1, instance="a"),
         "mqtt-availability.schema.json": P.availability(PFX, "h", "g", "p", value="online", since=T0),
         "mqtt-alert.schema.json": P.alert(PFX, "h", "g", name="x", at=T0, seq=1),
-        "mqtt-state.schema.json": P.state(PFX, "h", "g", "p", at=T0, ident=P.identity("a", "b", "c", "d", "L7"),
-                                          running="infusing", drug="heparin", verdict="above_soft_max", library="L7"),
-        "mqtt-inventory.schema.json": P.inventory(PFX, "h", "g", ward="w", at=T0, central_library="L7", pumps=[
-            {"pump": "p", **P.identity("a", "b", "c", "d", "L7"), "last_seen": T0.isoformat()}]),
+        "mqtt-state.schema.json": P.state(
+            PFX,
+            "h",
+            "g",
+            "p",
+            at=T0,
+            ident=P.identity("a", "b", "c", "d", "L7"),
+            running="infusing",
+            drug="heparin",
+            verdict="above_soft_max",
+            library="L7",
+        ),
+        "mqtt-inventory.schema.json": P.inventory(
+            PFX,
+            "h",
+            "g",
+            ward="w",
+            at=T0,
+            central_library="L7",
+            pumps=[{"pump": "p", **P.identity("a", "b", "c", "d", "L7"), "last_seen": T0.isoformat()}],
+        ),
     }
     additions = set().union(*AGREED_ADDITIONS.values())
     for name, (_, raw, _) in samples.items():
         doc = {k: v for k, v in json.loads(raw).items() if k not in additions}
         assert PAYLOAD_MODELS[name].model_validate(doc).schema_version == doc["schema_version"], name
     in_force = LibraryInForcePayload.model_validate_json(
-        P.gateway_library(PFX, "h", "g", version="L8", applied_at=T0)[1])
+        P.gateway_library(PFX, "h", "g", version="L8", applied_at=T0)[1]
+    )
     assert in_force.version == "L8"
     # The release's signature is a placeholder: its shape (not its validity) must match.
     assert LibraryReleasePayload.model_validate_json(P.release(PFX, version="L8", released_at=T0)[1])
@@ -81,8 +99,11 @@ def test_the_fleet_package_never_imports_the_gateway() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
-                          if n.split(".")[0] in ("gateway", "drivers", "simulators")]
+            offenders += [
+                f"{path.relative_to(ROOT)}: {n}"
+                for n in names
+                if n.split(".")[0] in ("gateway", "drivers", "simulators")
+            ]
     assert not offenders
 
 
@@ -135,16 +156,54 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
     max_leaves=20,
 )
-leaves = st.sampled_from(["status", "inventory", "alerts", "library", "pumps/p1/state", "pumps/p1/events",
-                          "pumps/p1/alarms", "pumps/p1/availability"])
+leaves = st.sampled_from(
+    [
+        "status",
+        "inventory",
+        "alerts",
+        "library",
+        "pumps/p1/state",
+        "pumps/p1/events",
+        "pumps/p1/alarms",
+        "pumps/p1/availability",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(leaf=leaves, doc=st.dictionaries(
-    st.sampled_from(["schema_version", "message_id", "kind", "occurred_at", "state", "session", "since", "pumps",
-                     "phase", "received_at", "identity", "channels", "verdicts", "detail", "alarm", "version",
-                     "applied_at", "availability", "generated_at", "alert", "details", "patient_id"]),
-    json_values, max_size=10))
+@given(
+    leaf=leaves,
+    doc=st.dictionaries(
+        st.sampled_from(
+            [
+                "schema_version",
+                "message_id",
+                "kind",
+                "occurred_at",
+                "state",
+                "session",
+                "since",
+                "pumps",
+                "phase",
+                "received_at",
+                "identity",
+                "channels",
+                "verdicts",
+                "detail",
+                "alarm",
+                "version",
+                "applied_at",
+                "availability",
+                "generated_at",
+                "alert",
+                "details",
+                "patient_id",
+            ]
+        ),
+        json_values,
+        max_size=10,
+    ),
+)
 def test_the_parser_never_raises_on_arbitrary_json(leaf: str, doc: dict) -> None:
     parse_message(PFX, f"pumpgw/v1/h/gw/{leaf}", json.dumps(doc).encode())
 
@@ -156,8 +215,11 @@ def test_the_parser_never_raises_on_arbitrary_bytes(topic: str, payload: bytes) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(key=st.sampled_from(sorted(PATIENT_KEYS)), case=st.sampled_from([str.lower, str.upper, str.title]),
-       value=st.text(min_size=1, max_size=20))
+@given(
+    key=st.sampled_from(sorted(PATIENT_KEYS)),
+    case=st.sampled_from([str.lower, str.upper, str.title]),
+    value=st.text(min_size=1, max_size=20),
+)
 def test_no_patient_key_survives_parsing_in_any_spelling(key: str, case, value: str) -> None:  # type: ignore[no-untyped-def]
     topic, raw, _ = P.event(PFX, "h", "gw", "p1", kind="delivery_start", at=T0, seq=1)
     doc = json.loads(raw)

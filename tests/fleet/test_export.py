@@ -26,9 +26,16 @@ class Row:
     details: dict[str, str]
 
 
-rows = st.lists(st.builds(Row, st.none() | st.text(max_size=30), st.integers(-10**9, 10**9),
-                          st.datetimes(timezones=st.just(UTC)),
-                          st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)), max_size=8)
+rows = st.lists(
+    st.builds(
+        Row,
+        st.none() | st.text(max_size=30),
+        st.integers(-(10**9), 10**9),
+        st.datetimes(timezones=st.just(UTC)),
+        st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+    ),
+    max_size=8,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -39,8 +46,11 @@ def test_csv_reads_back_cell_for_cell_and_never_starts_a_cell_with_a_formula(dat
     assert len(parsed) == len(data) + 1
     for row, cells in zip(data, parsed[1:], strict=True):
         name = cells[0]
-        if row.name and row.name[0] in "=+-@" and not re.fullmatch(r"[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?",
-                                                                     row.name):
+        if (
+            row.name
+            and row.name[0] in "=+-@"
+            and not re.fullmatch(r"[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", row.name)
+        ):
             assert name == "'" + row.name
         else:
             assert name == (row.name or "")
@@ -65,4 +75,5 @@ def test_every_fleet_toml_key_is_documented_for_operators() -> None:
         sub = next((a for a in typing.get_args(model.annotation) if hasattr(a, "model_fields")), model.annotation)
         for key in sub.model_fields:  # type: ignore[union-attr]
             assert f"{key} =" in doc or f"[{section}.{key}]" in doc or f"[[{section}.{key}]]" in doc, (
-                f"{section}.{key} is not in docs/fleet.md")
+                f"{section}.{key} is not in docs/fleet.md"
+            )

@@ -33,18 +33,21 @@ def run_collector(settings: FleetSettings, until: threading.Event) -> threading.
 
 @pytest.mark.slow
 def test_gateways_on_one_nats_node_reach_the_collector_on_another_across_a_collector_restart(
-        tmp_path: Path, dsn: str) -> None:
+    tmp_path: Path, dsn: str
+) -> None:
     if shutil.which(NATS) is None:
         pytest.skip("nats-server is not installed")
     cluster = NatsCluster(tmp_path)
     try:
         cluster.start()
         n1, n2 = cluster.nodes[0], cluster.nodes[1]
-        settings = FleetSettings.model_validate({
-            "database": {"dsn": dsn},
-            "mqtt": {"host": n1.host, "port": n1.mqtt_port, "client_id": "fleet-nats"},
-            "collector": {"batch_max": 100, "batch_wait_ms": 20},
-        })
+        settings = FleetSettings.model_validate(
+            {
+                "database": {"dsn": dsn},
+                "mqtt": {"host": n1.host, "port": n1.mqtt_port, "client_id": "fleet-nats"},
+                "collector": {"batch_max": 100, "batch_wait_ms": 20},
+            }
+        )
         stop = threading.Event()
         t = run_collector(settings, stop)
         runner = RegionRunner(n2.host, n2.mqtt_port, Region(3, 4, rounds=20, seed=7))

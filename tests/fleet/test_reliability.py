@@ -22,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "fleet", "run", "--no-http", "--config", str(config)], cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fleet", "run", "--no-http", "--config", str(config)],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_subscribed(log: Path, times: int) -> None:
@@ -41,14 +45,18 @@ def stored(dsn: str) -> list[tuple]:
         ).fetchall()
 
 
-def test_no_event_or_alarm_is_lost_or_doubled_across_kill_9_and_restarts(make_broker, postgres: Postgres, dsn: str,
-                                                                         tmp_path: Path) -> None:
-    broker = make_broker(["persistence true", "autosave_interval 1", "max_queued_messages 0",
-                          "max_inflight_messages 200"])
+def test_no_event_or_alarm_is_lost_or_doubled_across_kill_9_and_restarts(
+    make_broker, postgres: Postgres, dsn: str, tmp_path: Path
+) -> None:
+    broker = make_broker(
+        ["persistence true", "autosave_interval 1", "max_queued_messages 0", "max_inflight_messages 200"]
+    )
     config = tmp_path / "fleet.toml"
-    config.write_text(f'[database]\ndsn = "{dsn}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-                      f'client_id = "fleet-reliability"\n[collector]\nbatch_max = 100\nbatch_wait_ms = 20\n'
-                      f'retry_max_s = 0.5\n')
+    config.write_text(
+        f'[database]\ndsn = "{dsn}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        f'client_id = "fleet-reliability"\n[collector]\nbatch_max = 100\nbatch_wait_ms = 20\n'
+        f"retry_max_s = 0.5\n"
+    )
     log = tmp_path / "fleet.log"
     service = start_service(config, log)
     region = Region(20, 5, rounds=10_000, seed=11, realtime=True, activity=0.3)
@@ -82,7 +90,8 @@ def test_no_event_or_alarm_is_lost_or_doubled_across_kill_9_and_restarts(make_br
         while len(have := {r[3] for r in stored(dsn)}) < len(want):
             assert time.monotonic() < deadline, (
                 f"{len(want - have)} of {len(want)} committed messages missing after 60 s; "
-                f"service log:\n{log.read_text()[-3000:]}")
+                f"service log:\n{log.read_text()[-3000:]}"
+            )
             time.sleep(0.2)
     finally:
         stop.set()
@@ -95,7 +104,7 @@ def test_no_event_or_alarm_is_lost_or_doubled_across_kill_9_and_restarts(make_br
     assert {r[3] for r in rows} == {c["message_id"] for c in committed}  # nothing lost, nothing invented
     assert len(rows) == len({r[3] for r in rows})  # none twice
     per_pump: dict[tuple, list[int]] = {}
-    for table, gateway_id, pump, _mid, seq, row_id in sorted(rows, key=lambda r: r[5]):
+    for table, gateway_id, pump, _mid, seq, _row_id in sorted(rows, key=lambda r: r[5]):
         if table == "events":
             per_pump.setdefault((gateway_id, pump), []).append(seq)
     disordered = {k: v for k, v in per_pump.items() if v != sorted(v)}

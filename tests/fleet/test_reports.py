@@ -95,7 +95,8 @@ def test_ders_use_separates_library_drugs_from_basic_infusions(region_db: psycop
 def test_gateways_report_health_and_library_in_force(region_db: psycopg.Connection) -> None:
     rows = R.gateways(region_db, now=NOW)
     assert [(r.gateway, r.state, r.library_version, r.pumps) for r in rows] == [
-        (f"gw00{g}", "online", "L8", 4) for g in range(3)]
+        (f"gw00{g}", "online", "L8", 4) for g in range(3)
+    ]
     assert all(r.outbox_depth == 0 for r in rows)
     # The last heartbeat (every 6 h of the simulation) was 4 h before NOW, at a 60 s interval.
     assert all(r.stale for r in rows)

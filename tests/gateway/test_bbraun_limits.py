@@ -41,8 +41,9 @@ link = { type = "tcp", host = "127.0.0.1", port = 1, pillar = 1, slot = 1 }
 
 async def test_a_bbraun_alarm_and_titration_never_reach_pcd04_or_pcd10_only_the_rate_in_pcd01(tmp_path):
     outbox = Outbox.open(tmp_path / "o.sqlite")
-    pipeline = Pipeline(load_config_text(CONFIG), outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"),
-                        pcd01_interval_s=0)
+    pipeline = Pipeline(
+        load_config_text(CONFIG), outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), pcd01_interval_s=0
+    )
     async with bench({(1, 1): "20"}) as b:
         driver = b.drivers[(1, 1)]
         await pipeline.on_snapshot("p1s1", await driver.poll())

@@ -81,7 +81,8 @@ def test_a_quiet_source_gets_its_summary_when_any_later_line_is_logged():
     clock.now += 61
     limiter.filter(rec("unrelated %s", "x", name="pumpgw.other"))
     assert [r.getMessage() for r in out] == [
-        "4 more like the previous line from link-a in the last 60 s (rate limited)"]
+        "4 more like the previous line from link-a in the last 60 s (rate limited)"
+    ]
 
 
 def test_configured_logging_writes_the_first_line_and_the_summary_at_flush():

@@ -35,4 +35,7 @@ def test_summarise_reply_shows_only_shape_never_field_content(data):
 def test_codes_from_a_peer_are_shown_only_when_they_look_like_codes():
     assert token("AE") == "AE" and token("Doe, Jane (MRN 4711)") == "?"
     assert err_codes(["ERR|||207^Application internal error^HL70357|E", "ERR|^^^102|", "ERR|||John Doe"]) == [
-        "207", "102", "?"]
+        "207",
+        "102",
+        "?",
+    ]

@@ -39,7 +39,9 @@ OCCLUSION = Alarm(code="S", kind="occlusion", text="pump motor stalled")
 
 def snapshot(at: datetime, *, alarms: tuple[Alarm, ...] = ()) -> PumpSnapshot:
     channel = ChannelSnapshot(
-        "1", ChannelState.ALARM if alarms else ChannelState.INFUSING, rate=Quantity(Decimal("15.4"), "mL/h"),
+        "1",
+        ChannelState.ALARM if alarms else ChannelState.INFUSING,
+        rate=Quantity(Decimal("15.4"), "mL/h"),
         alarms=alarms,
     )
     return PumpSnapshot("bed01", PumpIdentity("New Era", "NE-1000", firmware="3.928"), (channel,), received_at=at)
@@ -80,7 +82,10 @@ async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tm
     await pipeline.on_snapshot("bed01", snapshot(T0 + timedelta(seconds=1), alarms=(OCCLUSION,)))
     # the failed start and PCD-01 are committed first, then the new alarm onset (its own lane) and the stop
     assert stored(tmp_path / "o.sqlite") == [
-        ("ehr", "pcd10"), ("ehr", "pcd01"), ("ehr.alarms", "pcd04"), ("ehr", "pcd10")
+        ("ehr", "pcd10"),
+        ("ehr", "pcd01"),
+        ("ehr.alarms", "pcd04"),
+        ("ehr", "pcd10"),
     ]
     assert "commit failed; the same messages will be committed before newer ones" in log.getvalue()
     outbox.close()
@@ -100,8 +105,12 @@ async def test_program_above_the_hard_limit_is_documented_with_its_verdict_in_pc
     outbox = Outbox.open(tmp_path / "o.sqlite")
     pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), library=library)
     channel = ChannelSnapshot(
-        "1", ChannelState.INFUSING, rate=Quantity(Decimal("107.6"), "mL/h"), drug="Dopamine",
-        concentration=Quantity(Decimal("1.6"), "mg/mL"), dose_rate=Quantity(Decimal("35"), "ug/kg/min"),
+        "1",
+        ChannelState.INFUSING,
+        rate=Quantity(Decimal("107.6"), "mL/h"),
+        drug="Dopamine",
+        concentration=Quantity(Decimal("1.6"), "mg/mL"),
+        dose_rate=Quantity(Decimal("35"), "ug/kg/min"),
         patient_weight=Quantity(Decimal("82"), "kg"),
     )
     await pipeline.on_snapshot(

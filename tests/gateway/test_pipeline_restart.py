@@ -53,8 +53,9 @@ OCCLUSION = Alarm(code="E40", kind="occlusion", text="Occlusion downstream")
 IDENTITY = PumpIdentity("CareFusion", "Alaris GP", serial_number="8002-51733", firmware="1.2")
 
 
-def snap(t: float, state: ChannelState = ChannelState.INFUSING, *, rate: str = "15.4",
-         alarms: tuple[Alarm, ...] = ()) -> PumpSnapshot:
+def snap(
+    t: float, state: ChannelState = ChannelState.INFUSING, *, rate: str = "15.4", alarms: tuple[Alarm, ...] = ()
+) -> PumpSnapshot:
     channel = ChannelSnapshot("1", state, rate=Quantity(Decimal(rate), "mL/h"), alarms=alarms)
     return PumpSnapshot("bed01", IDENTITY, (channel,), received_at=T0 + timedelta(seconds=t))
 
@@ -70,8 +71,12 @@ class Gateway:
     def _open(self) -> None:
         self.outbox = Outbox.open(self.path)
         self.pipeline = Pipeline(
-            load_config_text(CONFIG), self.outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"),
-            pcd01_interval_s=3600, on_alert=lambda name, details: self.alerts.append((name, details)), **self.kwargs,
+            load_config_text(CONFIG),
+            self.outbox,
+            control_ids=ControlIdGenerator("001BC50C0000AA03"),
+            pcd01_interval_s=3600,
+            on_alert=lambda name, details: self.alerts.append((name, details)),
+            **self.kwargs,
         )
 
     def restart(self) -> None:
@@ -159,18 +164,25 @@ async def test_a_pump_reported_offline_before_a_restart_is_reported_online_once_
     await gw.pipeline.on_snapshot("bed01", snap(30))
     await gw.pipeline.on_snapshot("bed01", snap(31))
     assert events(gw.rows("ehr")) == [
-        "MDC_EVT_PUMP_DELIV_START", "MDC_EVT_COMM_STATUS_CHANGE:comm-status-offline",
+        "MDC_EVT_PUMP_DELIV_START",
+        "MDC_EVT_COMM_STATUS_CHANGE:comm-status-offline",
         "MDC_EVT_COMM_STATUS_CHANGE:comm-status-online",
     ]
     assert gw.story().ok
 
 
-@pytest.mark.parametrize(("version", "text", "reason"), [
-    (STATE_VERSION + 1, "{}", "newer than this pumpgw"),
-    (STATE_VERSION, "{not json", "JSONDecodeError"),
-    (STATE_VERSION, json.dumps({"identity": None, "channels": [{"id": "1"}], "alarms": [], "lost": None}),
-     "KeyError"),
-])
+@pytest.mark.parametrize(
+    ("version", "text", "reason"),
+    [
+        (STATE_VERSION + 1, "{}", "newer than this pumpgw"),
+        (STATE_VERSION, "{not json", "JSONDecodeError"),
+        (
+            STATE_VERSION,
+            json.dumps({"identity": None, "channels": [{"id": "1"}], "alarms": [], "lost": None}),
+            "KeyError",
+        ),
+    ],
+)
 async def test_an_unusable_state_row_is_refused_naming_the_pump_which_then_starts_as_a_baseline(
     tmp_path, version, text, reason
 ):
@@ -244,10 +256,10 @@ async def test_the_mqtt_alarm_is_committed_in_the_same_transaction_as_the_hl7_al
 
     config = load_config_text(CONFIG + "\n[mqtt]\nenabled = true\n")
     outbox = Outbox.open(tmp_path / "o.sqlite")
-    live = MqttPublisher(config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="t",
-                         config_hash="0")
-    pipeline = Pipeline(config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), live=live,
-                        pcd01_interval_s=3600)
+    live = MqttPublisher(config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="t", config_hash="0")
+    pipeline = Pipeline(
+        config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), live=live, pcd01_interval_s=3600
+    )
     await pipeline.on_snapshot("bed01", snap(0))
     fail_inserts(outbox, 1, lane="mqtt-alarms")  # the MQTT row fails: no HL7 alarm either
     await pipeline.on_snapshot("bed01", snap(1, ChannelState.ALARM, alarms=(OCCLUSION,)))
@@ -255,8 +267,9 @@ async def test_the_mqtt_alarm_is_committed_in_the_same_transaction_as_the_hl7_al
         assert db.execute("SELECT count(*) FROM messages WHERE kind IN ('pcd04', 'mqtt-alarm')").fetchone() == (0,)
     await pipeline.on_snapshot("bed01", snap(2, ChannelState.ALARM, alarms=(OCCLUSION,)))
     with sqlite3.connect(tmp_path / "o.sqlite") as db:
-        rows = db.execute("SELECT lane, payload FROM messages WHERE kind IN ('pcd04', 'mqtt-alarm') "
-                          "ORDER BY id").fetchall()
+        rows = db.execute(
+            "SELECT lane, payload FROM messages WHERE kind IN ('pcd04', 'mqtt-alarm') ORDER BY id"
+        ).fetchall()
     assert [lane for lane, _ in rows] == ["ehr.alarms", "am2.alarms", "mqtt-alarms"]
     topic, body = decode_envelope(bytes(rows[2][1]))
     onset_id = phases([(None, None, bytes(rows[0][1]))])[0][1]
@@ -278,5 +291,8 @@ async def test_a_replaced_device_is_closed_under_its_own_identity_and_the_new_on
         if msg.msh.component(9, 2) == "R42":
             cond = next(o for o in msg.named("OBX") if o.component(3, 2) == "MDC_ATTR_EVT_COND")
             told.append((cond.component(5, 2), msg.named("OBX")[0].component(18, 1)))
-    assert told == [("MDC_EVT_PUMP_DELIV_START", "8002-51733"), ("MDC_EVT_PUMP_DELIV_STOP", "8002-51733"),
-                    ("MDC_EVT_PUMP_DELIV_START", "8002-99999")]
+    assert told == [
+        ("MDC_EVT_PUMP_DELIV_START", "8002-51733"),
+        ("MDC_EVT_PUMP_DELIV_STOP", "8002-51733"),
+        ("MDC_EVT_PUMP_DELIV_START", "8002-99999"),
+    ]

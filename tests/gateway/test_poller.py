@@ -50,7 +50,11 @@ async def test_pump_that_refuses_every_query_is_reported_lost_not_online(no_leak
 
     loop.add_reader(master, answer)
     pump = PumpConfig(
-        id="bed09", protocol="ne1000", poll_interval_s=0.2, request_timeout_s=0.3, comm_lost_after_s=1.0,
+        id="bed09",
+        protocol="ne1000",
+        poll_interval_s=0.2,
+        request_timeout_s=0.3,
+        comm_lost_after_s=1.0,
         link={"type": "serial", "url": path},
     )
     sink = Sink()
@@ -137,12 +141,17 @@ async def test_alarm_acknowledged_just_before_the_link_drops_is_carried_by_the_n
 ):
     pumps = PtyPump()
     pump = PumpConfig(
-        id="bed03", protocol="ne1000", poll_interval_s=0.2, request_timeout_s=0.5, comm_lost_after_s=30.0,
+        id="bed03",
+        protocol="ne1000",
+        poll_interval_s=0.2,
+        request_timeout_s=0.5,
+        comm_lost_after_s=30.0,
         link={"type": "serial", "url": "/dev/ttyUSB9"},
     )
     sink = SnapshotSink()
-    poller = LinkPoller("serial:/dev/ttyUSB9", [pump], sink, opener=pumps.open, backoff_initial_s=0.01,
-                        backoff_max_s=0.05)
+    poller = LinkPoller(
+        "serial:/dev/ttyUSB9", [pump], sink, opener=pumps.open, backoff_initial_s=0.01, backoff_max_s=0.05
+    )
     task = asyncio.create_task(poller.run())
     try:
         async with asyncio.timeout(10):
@@ -170,8 +179,12 @@ async def test_link_where_every_pump_times_out_round_after_round_is_reconnected(
     port = server.sockets[0].getsockname()[1]
     pumps = [
         PumpConfig(
-            id=f"rack-{slot}", protocol="bbraun-bcc", poll_interval_s=0.2, request_timeout_s=0.2,
-            comm_lost_after_s=30.0, link={"type": "tcp", "host": "127.0.0.1", "port": port, "pillar": 1, "slot": slot},
+            id=f"rack-{slot}",
+            protocol="bbraun-bcc",
+            poll_interval_s=0.2,
+            request_timeout_s=0.2,
+            comm_lost_after_s=30.0,
+            link={"type": "tcp", "host": "127.0.0.1", "port": port, "pillar": 1, "slot": slot},
         )
         for slot in (1, 2)
     ]

@@ -39,8 +39,11 @@ class OneBadPump:
 
 
 def rack_pump(rate: str) -> SimulatedPump:
-    return SimulatedPump(DeviceIdentity("B. Braun", "688F030006", "1", "688N030003"),
-                         program=Program(Decimal(rate), Decimal("50")), running=True)
+    return SimulatedPump(
+        DeviceIdentity("B. Braun", "688F030006", "1", "688N030003"),
+        program=Program(Decimal(rate), Decimal("50")),
+        running=True,
+    )
 
 
 async def test_a_pump_whose_processing_raises_is_skipped_alerted_once_and_neighbours_carry_on(no_leaked_fds_or_threads):
@@ -50,8 +53,13 @@ async def test_a_pump_whose_processing_raises_is_skipped_alerted_once_and_neighb
     alerts: list[tuple[str, dict]] = []
     async with BccRackServer(rack) as server:
         pumps = [
-            PumpConfig(id=f"slot{slot}", protocol="bbraun-bcc", poll_interval_s=0.2, request_timeout_s=1.0,
-                       link={"type": "tcp", "host": "127.0.0.1", "port": server.port, "pillar": 1, "slot": slot})
+            PumpConfig(
+                id=f"slot{slot}",
+                protocol="bbraun-bcc",
+                poll_interval_s=0.2,
+                request_timeout_s=1.0,
+                link={"type": "tcp", "host": "127.0.0.1", "port": server.port, "pillar": 1, "slot": slot},
+            )
             for slot in (1, 2, 3)
         ]
         sink = OneBadPump("slot2")
@@ -59,6 +67,7 @@ async def test_a_pump_whose_processing_raises_is_skipped_alerted_once_and_neighb
         async def opener(pump, name):
             link = await open_tcp("127.0.0.1", server.port, name=name)
             from drivers.bbraun_bcc.session import rack_session
+
             rack_session(link).min_gap_s = 0.0
             return link
 

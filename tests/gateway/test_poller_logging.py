@@ -41,8 +41,13 @@ async def test_a_link_failing_repeatedly_logs_first_failure_and_recovery_only():
     configure_logging(level="info", fmt="json", stream=stream)
     simulator = Ne1000PtySimulator(demo_pumps()["bed01"], name="bed01")
     path = await simulator.start()
-    pump = PumpConfig(id="bed01", protocol="ne1000", poll_interval_s=0.2, request_timeout_s=0.5,
-                      link={"type": "serial", "url": path, "baudrate": 19200})
+    pump = PumpConfig(
+        id="bed01",
+        protocol="ne1000",
+        poll_interval_s=0.2,
+        request_timeout_s=0.5,
+        link={"type": "serial", "url": path, "baudrate": 19200},
+    )
     attempts = 0
 
     async def flaky_opener(config, name):  # the device server refuses 6 connections, then accepts
@@ -53,8 +58,9 @@ async def test_a_link_failing_repeatedly_logs_first_failure_and_recovery_only():
         return await open_link(config, name)
 
     sink = Sink()
-    poller = LinkPoller("serial:" + path, [pump], sink, opener=flaky_opener, backoff_initial_s=0.001,
-                        backoff_max_s=0.01)
+    poller = LinkPoller(
+        "serial:" + path, [pump], sink, opener=flaky_opener, backoff_initial_s=0.001, backoff_max_s=0.01
+    )
     task = asyncio.create_task(poller.run())
     try:
         async with asyncio.timeout(20):
@@ -85,8 +91,13 @@ async def test_a_noisy_line_warns_once_per_spell_and_counts_every_byte(caplog):
     faults = Faults(garbage_before_reply=b"\x00\x7f~~")
     simulator = Ne1000PtySimulator(demo_pumps()["bed01"], faults=faults, name="bed01")
     path = await simulator.start()
-    pump = PumpConfig(id="bed01", protocol="ne1000", poll_interval_s=0.2, request_timeout_s=0.5,
-                      link={"type": "serial", "url": path, "baudrate": 19200})
+    pump = PumpConfig(
+        id="bed01",
+        protocol="ne1000",
+        poll_interval_s=0.2,
+        request_timeout_s=0.5,
+        link={"type": "serial", "url": path, "baudrate": 19200},
+    )
     sink = Sink()
     poller = LinkPoller("serial:" + path, [pump], sink)
     caplog.set_level(logging.DEBUG, logger="pumpgw.drivers")

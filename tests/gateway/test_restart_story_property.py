@@ -54,11 +54,18 @@ ALARMS = (
     Alarm("A?S", "motor_stalled", "pump motor stalled", latched=True),
     Alarm("BAT", "battery_low", "Battery low", AlarmPriority.LOW),
 )
-STATES = [ChannelState.INFUSING, ChannelState.STOPPED, ChannelState.ALARM, ChannelState.KVO,
-          ChannelState.PAUSED, ChannelState.UNKNOWN]
+STATES = [
+    ChannelState.INFUSING,
+    ChannelState.STOPPED,
+    ChannelState.ALARM,
+    ChannelState.KVO,
+    ChannelState.PAUSED,
+    ChannelState.UNKNOWN,
+]
 
-channel_st = st.tuples(st.sampled_from(STATES), st.sampled_from(["5", "10"]),
-                       st.lists(st.sampled_from(ALARMS), max_size=2))
+channel_st = st.tuples(
+    st.sampled_from(STATES), st.sampled_from(["5", "10"]), st.lists(st.sampled_from(ALARMS), max_size=2)
+)
 
 
 def snapshot(at: datetime, channels) -> PumpSnapshot:
@@ -121,8 +128,13 @@ class RestartStory(RuleBasedStateMachine):
     @invariant()
     def the_story_so_far_holds(self) -> None:
         report = check_story(self._stream())  # open alarms and offline pumps are fine mid-story
-        assert not (report.unknown_parents or report.double_ends or report.repeated_onsets
-                    or report.start_after_start or report.online_without_offline), report.summary()
+        assert not (
+            report.unknown_parents
+            or report.double_ends
+            or report.repeated_onsets
+            or report.start_after_start
+            or report.online_without_offline
+        ), report.summary()
         assert report.duplicates == 0
 
     def teardown(self) -> None:
@@ -134,7 +146,8 @@ class RestartStory(RuleBasedStateMachine):
                 self.loop.run_until_complete(self.pipeline.on_snapshot("p1", snapshot(self.now, quiet)))
             report = check_story(self._stream())
             assert report.ok, report.summary() | {
-                "orphaned": report.orphaned_onsets, "lost_online": report.lost_online,
+                "orphaned": report.orphaned_onsets,
+                "lost_online": report.lost_online,
             }
         finally:
             self.outbox.close()
@@ -142,6 +155,7 @@ class RestartStory(RuleBasedStateMachine):
             self.tmp.cleanup()
 
 
-RestartStory.TestCase.settings = settings(max_examples=80, stateful_step_count=20, deadline=None,
-                                          suppress_health_check=[HealthCheck.too_slow])
+RestartStory.TestCase.settings = settings(
+    max_examples=80, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_any_history_with_restarts_tells_a_true_story_on_the_hl7_stream = RestartStory.TestCase

@@ -10,8 +10,11 @@ from simulators.pump_model import DeviceIdentity, Program, SimulatedPump
 
 
 def line() -> AlarisLine:
-    pump = SimulatedPump(DeviceIdentity("BD", "Asena GH", "8002-51740", "Asena Rev 2.1.5"),
-                         program=Program(Decimal("5"), Decimal("10")), running=True)
+    pump = SimulatedPump(
+        DeviceIdentity("BD", "Asena GH", "8002-51740", "Asena Rev 2.1.5"),
+        program=Program(Decimal("5"), Decimal("10")),
+        running=True,
+    )
     return AlarisLine(pump)
 
 

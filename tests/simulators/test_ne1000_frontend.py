@@ -186,5 +186,7 @@ def test_values_set_by_command_are_read_back_by_the_drivers_parsers(rate, rate_u
     assert ask(line, f"0VOL{volume_text}") == [("00S", False)]
     ((rat, _),) = ask(line, "0RAT")
     ((vol, _),) = ask(line, "0VOL")
-    assert codec.parse_rate(codec.parse_reply(rat.encode()).data) == Quantity(Decimal(rate_text.rstrip(".")), codec.RATE_UNITS[rate_units])
+    assert codec.parse_rate(codec.parse_reply(rat.encode()).data) == Quantity(
+        Decimal(rate_text.rstrip(".")), codec.RATE_UNITS[rate_units]
+    )
     assert codec.parse_volume(codec.parse_reply(vol.encode()).data).value == Decimal(volume_text.rstrip("."))

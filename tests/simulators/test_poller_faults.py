@@ -69,8 +69,14 @@ class Sink:
 
 def pump_config(pump_id: str, protocol: str, link: dict, **fast: float) -> PumpConfig:
     config = PumpConfig.model_validate(
-        {"id": pump_id, "protocol": protocol, "link": link, "poll_interval_s": 0.2,
-         "request_timeout_s": 0.2, "comm_lost_after_s": 0.5}
+        {
+            "id": pump_id,
+            "protocol": protocol,
+            "link": link,
+            "poll_interval_s": 0.2,
+            "request_timeout_s": 0.2,
+            "comm_lost_after_s": 0.5,
+        }
     )
     # The schema's floor (0.2 s) protects real pumps; the poller's mechanics are tested faster.
     return config.model_copy(update=fast) if fast else config
@@ -79,7 +85,9 @@ def pump_config(pump_id: str, protocol: str, link: dict, **fast: float) -> PumpC
 @contextlib.asynccontextmanager
 async def running(pumps: list[PumpConfig], sink: Sink, **backoff: float) -> AsyncIterator[LinkPoller]:
     ((key, group),) = group_by_link(pumps).items()
-    poller = LinkPoller(key, group, sink, backoff_initial_s=backoff.get("initial", 0.01), backoff_max_s=backoff.get("max", 0.05))
+    poller = LinkPoller(
+        key, group, sink, backoff_initial_s=backoff.get("initial", 0.01), backoff_max_s=backoff.get("max", 0.05)
+    )
     task = asyncio.create_task(poller.run(), name=f"poller {key}")
     try:
         yield poller
@@ -187,8 +195,12 @@ async def rack_setup(monkeypatch, **fast: float) -> AsyncIterator[tuple[BccRack,
     async with BccRackServer(rack) as server:
         sink = Sink()
         configs = [
-            pump_config(f"p1s{slot}", "bbraun-bcc",
-                        {"type": "tcp", "host": "127.0.0.1", "port": server.port, "pillar": 1, "slot": slot}, **fast)
+            pump_config(
+                f"p1s{slot}",
+                "bbraun-bcc",
+                {"type": "tcp", "host": "127.0.0.1", "port": server.port, "pillar": 1, "slot": slot},
+                **fast,
+            )
             for slot in (1, 2)
         ]
         async with running(configs, sink, initial=0.001, max=0.002) as poller:

@@ -44,16 +44,24 @@ def test_load_500_has_500_pumps_with_racks_of_at_most_72_slots():
     assert len(scenario.racks) == 6
     timed = [p for p in scenario.pumps if p.at]
     assert len(timed) == 5 + 10 + 10
-    assert sorted({a.t_s for p in timed if p.protocol == "alaris" for a in p.at if a.action == "fault"})[:2] == [20.0, 22.0]
+    assert sorted({a.t_s for p in timed if p.protocol == "alaris" for a in p.at if a.action == "fault"})[:2] == [
+        20.0,
+        22.0,
+    ]
 
 
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ('[[pumps]]\nid = "a"\nprotocol = "alaris"\nfaults = { slient = true }\n',
-         ':4: pumps[0].faults.slient: unknown key "slient"; did you mean silent?'),
+        (
+            '[[pumps]]\nid = "a"\nprotocol = "alaris"\nfaults = { slient = true }\n',
+            ':4: pumps[0].faults.slient: unknown key "slient"; did you mean silent?',
+        ),
         ('[[pumps]]\nid = "a"\nprotocol = "bbraun-bcc"\n', "needs rack, pillar and slot"),
-        ('[[pumps]]\nid = "a"\nprotocol = "alaris"\n[[pumps.at]]\nt_s = 1\naction = "alarm"\nkind = "fire"\n', "unknown alarm kind"),
+        (
+            '[[pumps]]\nid = "a"\nprotocol = "alaris"\n[[pumps.at]]\nt_s = 1\naction = "alarm"\nkind = "fire"\n',
+            "unknown alarm kind",
+        ),
         ('[[pumps]]\nid = "a"\nprotocol = "alaris"\n[[pumps.at]]\nt_s = 1\naction = "titrate"\n', "needs 'rate_ml_h'"),
         ('[[pumps]]\nid = "a"\nprotocol = "alaris"\n[[pumps]]\nid = "a"\nprotocol = "ne1000"\n', "already used"),
         ('[[pumps]]\nid = "a"\nprotocol = "bbraun-bcc"\nrack = "r"\npillar = 1\nslot = 1\n', "no [[racks]]"),
@@ -69,23 +77,44 @@ def test_invalid_scenarios_name_the_file_and_the_key(tmp_path, text, needle):
 
 async def test_runner_serves_all_three_protocols_and_applies_the_timeline(tmp_path, monkeypatch):
     monkeypatch.setattr(bcc_session, "MIN_REQUEST_GAP_S", 0.0)
-    scenario = Scenario(ScenarioFile.model_validate({
-        "racks": [{"id": "r1", "pillars": 1, "slots": 4}],
-        "pumps": [
-            {"id": "ne", "protocol": "ne1000", "rate_ml_h": 15.4, "vtbi_ml": 250},
-            {"id": "al", "protocol": "alaris", "serial": "8002-51740", "rate_ml_h": 8,
-             "at": [{"t_s": 0.2, "action": "fault", "silent": True},
-                    {"t_s": 0.2, "action": "titrate", "rate_ml_h": 12}]},
-            {"id": "bb", "protocol": "bbraun-bcc", "rack": "r1", "pillar": 1, "slot": 3, "rate_ml_h": 20,
-             "at": [{"t_s": 0.2, "action": "swap_identity", "serial": "999"}]},
-        ],
-    }))
+    scenario = Scenario(
+        ScenarioFile.model_validate(
+            {
+                "racks": [{"id": "r1", "pillars": 1, "slots": 4}],
+                "pumps": [
+                    {"id": "ne", "protocol": "ne1000", "rate_ml_h": 15.4, "vtbi_ml": 250},
+                    {
+                        "id": "al",
+                        "protocol": "alaris",
+                        "serial": "8002-51740",
+                        "rate_ml_h": 8,
+                        "at": [
+                            {"t_s": 0.2, "action": "fault", "silent": True},
+                            {"t_s": 0.2, "action": "titrate", "rate_ml_h": 12},
+                        ],
+                    },
+                    {
+                        "id": "bb",
+                        "protocol": "bbraun-bcc",
+                        "rack": "r1",
+                        "pillar": 1,
+                        "slot": 3,
+                        "rate_ml_h": 20,
+                        "at": [{"t_s": 0.2, "action": "swap_identity", "serial": "999"}],
+                    },
+                ],
+            }
+        )
+    )
     runner = ScenarioRunner(scenario, pty_dir=tmp_path)
     async with runner:
         endpoints = {e.pump_id: e for e in runner.endpoints}
         assert endpoints["ne"].path == str(tmp_path / "ne") and endpoints["bb"].slot == 3
-        links = [await open_serial(endpoints["ne"].path, name="ne"), await open_serial(endpoints["al"].path, name="al"),
-                 await open_tcp("127.0.0.1", endpoints["bb"].port or 0, name="bb")]
+        links = [
+            await open_serial(endpoints["ne"].path, name="ne"),
+            await open_serial(endpoints["al"].path, name="al"),
+            await open_tcp("127.0.0.1", endpoints["bb"].port or 0, name="bb"),
+        ]
         try:
             ne = Ne1000Driver(links[0], pump_id="ne")
             al = AlarisDriver(links[1], pump_id="al", request_timeout_s=0.3)
@@ -101,17 +130,34 @@ async def test_runner_serves_all_three_protocols_and_applies_the_timeline(tmp_pa
             for link in links:
                 await link.close()
     assert {(pid, action) for _t, pid, action in runner.applied} == {
-        ("al", "fault"), ("al", "titrate"), ("bb", "swap_identity")
+        ("al", "fault"),
+        ("al", "titrate"),
+        ("bb", "swap_identity"),
     }
     assert not (tmp_path / "ne").exists()  # symlinks removed on stop
 
 
-def test_pumpgw_simulate_prints_endpoints_and_writes_a_config_check_config_accepts(tmp_path, pumpgw_cmd, subprocess_env):
+def test_pumpgw_simulate_prints_endpoints_and_writes_a_config_check_config_accepts(
+    tmp_path, pumpgw_cmd, subprocess_env
+):
     out = tmp_path / "gw.toml"
     proc = subprocess.Popen(
-        [*pumpgw_cmd, "simulate", "--scenario", str(REPO / "config/scenarios/ward.toml"), "--write-config", str(out),
-         "--ehr-port", "2999", "--pty-dir", str(tmp_path / "ptys")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env,
+        [
+            *pumpgw_cmd,
+            "simulate",
+            "--scenario",
+            str(REPO / "config/scenarios/ward.toml"),
+            "--write-config",
+            str(out),
+            "--ehr-port",
+            "2999",
+            "--pty-dir",
+            str(tmp_path / "ptys"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=subprocess_env,
     )
     try:
         lines = []
@@ -121,7 +167,9 @@ def test_pumpgw_simulate_prints_endpoints_and_writes_a_config_check_config_accep
             assert line, "".join(lines)
             lines.append(line)
         text = "".join(lines)
-        check = subprocess.run([*pumpgw_cmd, "check-config", str(out)], capture_output=True, text=True, env=subprocess_env)
+        check = subprocess.run(
+            [*pumpgw_cmd, "check-config", str(out)], capture_output=True, text=True, env=subprocess_env
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=10)
@@ -134,20 +182,27 @@ def test_pumpgw_simulate_prints_endpoints_and_writes_a_config_check_config_accep
 
 def test_invalid_scenario_exits_1_with_the_key(tmp_path, pumpgw_cmd, subprocess_env):
     path = write(tmp_path, '[[pumps]]\nid = "a"\nprotocol = "infusomat"\n')
-    result = subprocess.run([*pumpgw_cmd, "simulate", "--scenario", str(path)], capture_output=True, text=True,
-                            env=subprocess_env)
+    result = subprocess.run(
+        [*pumpgw_cmd, "simulate", "--scenario", str(path)], capture_output=True, text=True, env=subprocess_env
+    )
     assert result.returncode == 1 and f"{path}:3: pumps[0].protocol: expected one of:" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("protocol, action, extra, accepted", [
-    ("alaris", "identity_unreadable", "", True),
-    ("ne1000", "identity_unreadable", "", False),  # no serial number to lose
-    ("alaris", "library", 'library_version = "L2"', False),  # no protocol reports it
-    ("ne1000", "firmware", 'firmware = "3.930"', True),
-])
-def test_identity_steps_are_accepted_only_for_protocols_that_carry_the_field(tmp_path, protocol, action, extra,
-                                                                             accepted):
-    path = write(tmp_path, f"""
+@pytest.mark.parametrize(
+    "protocol, action, extra, accepted",
+    [
+        ("alaris", "identity_unreadable", "", True),
+        ("ne1000", "identity_unreadable", "", False),  # no serial number to lose
+        ("alaris", "library", 'library_version = "L2"', False),  # no protocol reports it
+        ("ne1000", "firmware", 'firmware = "3.930"', True),
+    ],
+)
+def test_identity_steps_are_accepted_only_for_protocols_that_carry_the_field(
+    tmp_path, protocol, action, extra, accepted
+):
+    path = write(
+        tmp_path,
+        f"""
         [[pumps]]
         id = "bed03"
         protocol = "{protocol}"
@@ -155,7 +210,8 @@ def test_identity_steps_are_accepted_only_for_protocols_that_carry_the_field(tmp
         t_s = 1
         action = "{action}"
         {extra}
-        """)
+        """,
+    )
     if accepted:
         assert load_scenario(path).pumps[0].at[0].action == action
     else:
@@ -164,8 +220,11 @@ def test_identity_steps_are_accepted_only_for_protocols_that_carry_the_field(tmp
 
 
 async def test_firmware_step_reboots_an_ne1000_so_its_identity_is_read_again(tmp_path):
-    scenario = Scenario(ScenarioFile.model_validate({"pumps": [
-        {"id": "bed05", "protocol": "ne1000", "firmware": "3.928", "rate_ml_h": 5}]}))
+    scenario = Scenario(
+        ScenarioFile.model_validate(
+            {"pumps": [{"id": "bed05", "protocol": "ne1000", "firmware": "3.928", "rate_ml_h": 5}]}
+        )
+    )
     runner = ScenarioRunner(scenario, pty_dir=tmp_path)
     endpoints = await runner.start()
     try:

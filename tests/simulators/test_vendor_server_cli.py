@@ -34,8 +34,18 @@ async def test_the_vendor_server_script_runs_against_a_source_with_its_faults(tm
     script.write_text(SCRIPT, encoding="utf-8")
     async with running_gateway(tmp_path) as gw:
         proc = await asyncio.create_subprocess_exec(
-            *pumpgw_cmd, "simulate", "--vendor-server", f"127.0.0.1:{gw.port}", "--vendor-script", str(script),
-            "--duration", "60", env=subprocess_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *pumpgw_cmd,
+            "simulate",
+            "--vendor-server",
+            f"127.0.0.1:{gw.port}",
+            "--vendor-script",
+            str(script),
+            "--duration",
+            "60",
+            env=subprocess_env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         assert b"15 message(s) acknowledged (CA)" in out  # 14 messages, one sent twice
@@ -46,7 +56,15 @@ async def test_a_bad_vendor_script_is_refused_naming_the_step(tmp_path, pumpgw_c
     script = tmp_path / "bad.toml"
     script.write_text('[[steps]]\nsend = "pcd01"\nprogram = "nonsense"\ncolour = 1\n', encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
-        *pumpgw_cmd, "simulate", "--vendor-server", "127.0.0.1:1", "--vendor-script", str(script),
-        env=subprocess_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *pumpgw_cmd,
+        "simulate",
+        "--vendor-server",
+        "127.0.0.1:1",
+        "--vendor-script",
+        str(script),
+        env=subprocess_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1 and b"steps.0.colour" in err and b"Traceback" not in err

@@ -26,8 +26,12 @@ def test_fleet_unit_migrates_then_runs_restarts_and_is_hardened() -> None:
     assert any("fleet migrate --config /etc/pumpgw/fleet.toml" in v for v in d["ExecStartPre"])
     assert any("fleet run --config /etc/pumpgw/fleet.toml" in v for v in d["ExecStart"])
     assert d["Restart"] == ["on-failure"] and d["User"] == ["pumpgw"]
-    for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("PrivateDevices", "yes"),
-                       ("CapabilityBoundingSet", "")):
+    for key, value in (
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("PrivateDevices", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ):
         assert d.get(key) == [value], key
 
 

@@ -61,9 +61,7 @@ def test_systemd_analyze_verify_reports_nothing(tmp_path):
     # stand-in (the unit's /opt/pumpgw path only exists on a gateway host).
     unit = tmp_path / "pumpgw.service"
     unit.write_text(UNIT.read_text().replace("/opt/pumpgw/bin/pumpgw", sys.executable))
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr
 
@@ -90,7 +88,9 @@ def test_systemd_analyze_security_exposure_is_at_most_1_2(tmp_path):
     unit.write_text(UNIT.read_text())
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     last = [line for line in result.stdout.splitlines() if "Overall exposure level" in line]
     assert last, result.stdout + result.stderr

@@ -58,7 +58,9 @@ async def bench(timeout_s: float = 1.0, **line_args: object) -> AsyncIterator[Be
     async with PtyServer(line, name="alaris-bed01") as server:
         link = await open_serial(server.path, name="bed01", baudrate=AlarisDriver.BAUDRATE)
         try:
-            yield Bench(server, line, link, AlarisDriver(link, pump_id="bed01", request_timeout_s=timeout_s), pump, clock)
+            yield Bench(
+                server, line, link, AlarisDriver(link, pump_id="bed01", request_timeout_s=timeout_s), pump, clock
+            )
         finally:
             await link.close()
 
@@ -240,8 +242,19 @@ async def test_every_command_the_driver_emits_is_an_allowlisted_bare_query():
 
 @pytest.mark.parametrize(
     "command",
-    ["INF_START", "INF_STOP", "INF_RATE^12.00^ml/h", "REMOTE_CTRL^ENABLED^3CC1", "REMOTE_CFG^ENABLED^3CC1",
-     "REMOTE_CTRL^DISABLED", "INF_VTBI^DEACT", "INF_VI_CLEAR", "INF^x", "INF\r!INF_START", "REMQUERY^DEACT"],
+    [
+        "INF_START",
+        "INF_STOP",
+        "INF_RATE^12.00^ml/h",
+        "REMOTE_CTRL^ENABLED^3CC1",
+        "REMOTE_CFG^ENABLED^3CC1",
+        "REMOTE_CTRL^DISABLED",
+        "INF_VTBI^DEACT",
+        "INF_VI_CLEAR",
+        "INF^x",
+        "INF\r!INF_START",
+        "REMQUERY^DEACT",
+    ],
 )
 async def test_send_refuses_anything_off_the_allowlist_and_writes_nothing(command):
     async with bench() as b:

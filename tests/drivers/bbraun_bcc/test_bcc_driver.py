@@ -48,7 +48,9 @@ class Bench:
 
 
 @contextlib.asynccontextmanager
-async def bench(rates: dict[tuple[int, int], str], timeout_s: float = 1.0, stuffing: bool = False) -> AsyncIterator[Bench]:
+async def bench(
+    rates: dict[tuple[int, int], str], timeout_s: float = 1.0, stuffing: bool = False
+) -> AsyncIterator[Bench]:
     clock = FakeClock()
     rack = BccRack(stuffing=stuffing)
     for (pillar, slot), rate in rates.items():
@@ -57,7 +59,9 @@ async def bench(rates: dict[tuple[int, int], str], timeout_s: float = 1.0, stuff
         link = await open_tcp("127.0.0.1", server.port, name="rack1")
         try:
             drivers = {
-                pos: BccDriver(link, pump_id=f"p{pos[0]}s{pos[1]}", address=rack_address(*pos), request_timeout_s=timeout_s)
+                pos: BccDriver(
+                    link, pump_id=f"p{pos[0]}s{pos[1]}", address=rack_address(*pos), request_timeout_s=timeout_s
+                )
                 for pos in rates
             }
             for driver in drivers.values():

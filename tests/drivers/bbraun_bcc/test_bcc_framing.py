@@ -103,7 +103,9 @@ def test_addresses_in_both_forms(address, position):
     assert codec.parse_address(address) == position
 
 
-@pytest.mark.parametrize("record", [b"12,50111", b"x,50111,INRT,1", b"12,50141,INRT,1", b"1,50111,INRT,1,2", b"1,5011P,INRT,1"])
+@pytest.mark.parametrize(
+    "record", [b"12,50111", b"x,50111,INRT,1", b"12,50141,INRT,1", b"1,50111,INRT,1,2", b"1,5011P,INRT,1"]
+)
 def test_malformed_records_are_frame_errors(record):
     with pytest.raises(FrameError, match="bad record"):
         codec.parse_records(record)
@@ -175,7 +177,9 @@ _records = st.builds(
     st.integers(0, 3),
     st.integers(0, 24),
     st.from_regex(r"[A-Z][A-Z0-9]{1,9}", fullmatch=True),
-    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9./~ -]{1,16}", fullmatch=True).filter(lambda v: v not in codec.NO_VALUE)),
+    st.one_of(
+        st.none(), st.from_regex(r"[A-Za-z0-9./~ -]{1,16}", fullmatch=True).filter(lambda v: v not in codec.NO_VALUE)
+    ),
 )
 
 

@@ -14,8 +14,15 @@ from simulators.pump_model import DeviceIdentity, Program, SimulatedPump
 
 async def test_a_thousand_dropped_rack_sessions_and_their_links_are_all_collected(no_leaked_fds_or_threads):
     rack = BccRack()
-    rack.insert(1, 1, SimulatedPump(DeviceIdentity("B. Braun", "688F030006", "1", "688N030003"),
-                                    program=Program(Decimal("5"), Decimal("50")), running=True))
+    rack.insert(
+        1,
+        1,
+        SimulatedPump(
+            DeviceIdentity("B. Braun", "688F030006", "1", "688N030003"),
+            program=Program(Decimal("5"), Decimal("50")),
+            running=True,
+        ),
+    )
     links: list[weakref.ref] = []
     sessions: list[weakref.ref] = []
     async with BccRackServer(rack) as server:

@@ -40,11 +40,13 @@ def fleet_db(dsn: str) -> str:
 
 @pytest.fixture(scope="session")
 def web_settings() -> WebSettings:
-    return WebSettings.model_validate({
-        "session_secret": "x" * 40,
-        "login_limits": {"max_failures": 3, "window_s": 600},
-        "users": [{"name": n, "role": r, "password_hash": hash_password(p)} for n, (r, p) in USERS.items()],
-    })
+    return WebSettings.model_validate(
+        {
+            "session_secret": "x" * 40,
+            "login_limits": {"max_failures": 3, "window_s": 600},
+            "users": [{"name": n, "role": r, "password_hash": hash_password(p)} for n, (r, p) in USERS.items()],
+        }
+    )
 
 
 class Server:

@@ -13,13 +13,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from .conftest import USERS
+
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-from .conftest import USERS
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +115,9 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     assert page.locator("svg polyline.series").count() == 3  # one curve per ward
     stragglers = int(numbers(page)["stragglers"])
     assert stragglers == sum(r["pumps"] - r["on_version"] for r in uptake) == rows_in(page, "stragglers")
-    for cell, row in zip(page.query_selector_all("table[data-table=uptake] td[data-col=on_version]"), uptake,
-                         strict=True):
+    for cell, row in zip(
+        page.query_selector_all("table[data-table=uptake] td[data-col=on_version]"), uptake, strict=True
+    ):
         assert int(cell.inner_text()) == row["on_version"]
 
     # The curve ends where the table is: stragglers are never counted as adopted.
@@ -144,9 +152,13 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     shot(page, artifacts, "alarms")
     conditions = api(page, base, "/api/alarm_conditions?days=7")["rows"]
     assert int(numbers(page)["onsets"]) == sum(c["onsets"] for c in conditions) > 0
-    shown = {(c.query_selector("td[data-col=ward]").inner_text(), c.query_selector("td[data-col=condition]").inner_text()):
-             int(c.query_selector("td[data-col=onsets]").inner_text())
-             for c in page.query_selector_all("table[data-table=alarm_conditions] tbody tr")}
+    shown = {
+        (
+            c.query_selector("td[data-col=ward]").inner_text(),
+            c.query_selector("td[data-col=condition]").inner_text(),
+        ): int(c.query_selector("td[data-col=onsets]").inner_text())
+        for c in page.query_selector_all("table[data-table=alarm_conditions] tbody tr")
+    }
     assert shown == {(c["ward"], c["condition"]): c["onsets"] for c in conditions}
     load = api(page, base, "/api/alarm_load?days=7")["rows"]
     assert int(numbers(page)["pumps_alarming"]) == len(load)
@@ -163,7 +175,8 @@ def test_each_page_renders_and_its_numbers_match_the_json_api(web, browser, arti
     assert sum(int(c.inner_text()) for c in cells) == sum(v["programs"] for v in verdicts) > 0
     hard = page.query_selector_all("table[data-table=limit_verdicts] td[data-col=hard_limit]")
     assert sum(int(c.inner_text()) for c in hard) == sum(
-        v["programs"] for v in verdicts if v["verdict"] in ("above_hard_max", "below_hard_min"))
+        v["programs"] for v in verdicts if v["verdict"] in ("above_hard_max", "below_hard_min")
+    )
 
     # Every export link on every page answers (JSON parses, CSV has a header row).
     for path in ("/", "/uptake", "/firmware", "/swaps", "/not-seen", "/alarms", "/ders", "/ward?name=ICU"):

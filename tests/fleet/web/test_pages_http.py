@@ -32,7 +32,7 @@ def test_every_page_renders_for_a_viewer_with_its_exports(viewer):
     for path in PAGES:
         r = viewer.get(path)
         assert r.status_code == 200, (path, r.text[:2000])
-        assert "<script" not in r.text.lower(), (path, r.text[r.text.lower().find("<script") - 200:][:400])
+        assert "<script" not in r.text.lower(), (path, r.text[r.text.lower().find("<script") - 200 :][:400])
         assert not re.findall(r"(?:src|href)=\"(?:https?:)?//", r.text), path  # nothing loaded from elsewhere
         for href in re.findall(r'class="(?:json|csv)" href="([^"]+)"', r.text):
             e = viewer.get(href.replace("&amp;", "&"))

@@ -120,8 +120,10 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(_text, _text, _text, st.dictionaries(_text, _text, max_size=3)), min_size=1, max_size=8),
-       st.data())
+@given(
+    st.lists(st.tuples(_text, _text, _text, st.dictionaries(_text, _text, max_size=3)), min_size=1, max_size=8),
+    st.data(),
+)
 def test_any_single_field_change_breaks_the_chain(entries, data):
     """Pure chain: whatever the content, changing any one field of any row is detected."""
     rows, prev = [], GENESIS

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.slow
 def check_config(path, env, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway", "check-config", str(path), *options],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -29,7 +29,9 @@ def test_ward_example_validates_with_its_documented_wiring():
     # No configuration warnings (files on the host are checked by gateway.config.preflight).
     assert report.warnings == []
     # The pin is the shipped example library's, so a newcomer copying both passes the gate.
-    assert config.library.sha256 == hashlib.sha256((config_dir() / "drug-library.example.json").read_bytes()).hexdigest()
+    assert (
+        config.library.sha256 == hashlib.sha256((config_dir() / "drug-library.example.json").read_bytes()).hexdigest()
+    )
 
 
 def test_ward_example_groups_pumps_by_device_server_and_rack():
@@ -60,9 +62,9 @@ def test_demo_config_validates_and_warns_that_its_serial_paths_are_placeholders(
 def test_summary_tells_routing_gaps_as_warnings(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text(
-        (config_dir() / "demo.toml").read_text(encoding="utf-8").replace(
-            'messages = ["pcd01", "pcd10", "pcd04"]', 'messages = ["pcd01", "pcd10"]'
-        ),
+        (config_dir() / "demo.toml")
+        .read_text(encoding="utf-8")
+        .replace('messages = ["pcd01", "pcd10", "pcd04"]', 'messages = ["pcd01", "pcd10"]'),
         encoding="utf-8",
     )
     report = load_config_report(path)
@@ -72,24 +74,55 @@ def test_summary_tells_routing_gaps_as_warnings(tmp_path):
 
 def test_committed_config_reference_matches_the_schema():
     committed = (REPO / "docs" / "config-reference.md").read_text(encoding="utf-8")
-    assert committed == render_config_reference(), "docs/config-reference.md is stale: run " \
-        "`pumpgw schema --docs docs/config-reference.md`"
+    assert committed == render_config_reference(), (
+        "docs/config-reference.md is stale: run `pumpgw schema --docs docs/config-reference.md`"
+    )
 
 
 def test_config_reference_lists_every_key_of_every_table():
     text = render_config_reference()
-    for key in ("eui64", "baudrate", "pillar", "ack_timeout_s", "ttl_s", "max_backoff_s", "password_file",
-                "delivered_retention_s", "sha256", "wire_trace", "shutdown_timeout_s"):
+    for key in (
+        "eui64",
+        "baudrate",
+        "pillar",
+        "ack_timeout_s",
+        "ttl_s",
+        "max_backoff_s",
+        "password_file",
+        "delivered_retention_s",
+        "sha256",
+        "wire_trace",
+        "shutdown_timeout_s",
+    ):
         assert f"| {key} |" in text
-    for table in ("`[gateway]`", "`[[pumps]]`", '`pumps.link` when type = "serial"', "`[destinations.tls]`",
-                  "`[mqtt.tls]`", "`[outbox]`", "`[library]`"):
+    for table in (
+        "`[gateway]`",
+        "`[[pumps]]`",
+        '`pumps.link` when type = "serial"',
+        "`[destinations.tls]`",
+        "`[mqtt.tls]`",
+        "`[outbox]`",
+        "`[library]`",
+    ):
         assert f"## {table}" in text
 
 
 def test_schema_command_writes_the_schema_and_the_reference(tmp_path, subprocess_env):
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "schema", "--out", str(tmp_path / "schema"), "--docs", str(tmp_path / "ref.md")],
-        env=subprocess_env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "schema",
+            "--out",
+            str(tmp_path / "schema"),
+            "--docs",
+            str(tmp_path / "ref.md"),
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ref.md").read_text(encoding="utf-8") == render_config_reference()

@@ -12,8 +12,7 @@ from simulators.scenario import ScenarioError, load_scenario
 from .test_load_errors import BASE
 
 
-@pytest.mark.parametrize("nested", ["a = " + "[" * 100_000 + "]" * 100_000,
-                                    "a = " + "{b = " * 5_000 + "}" * 5_000])
+@pytest.mark.parametrize("nested", ["a = " + "[" * 100_000 + "]" * 100_000, "a = " + "{b = " * 5_000 + "}" * 5_000])
 def test_deeply_nested_toml_is_refused_with_its_position(tmp_path, nested):
     path = tmp_path / "deep.toml"
     path.write_text(BASE + nested)
@@ -24,7 +23,14 @@ def test_deeply_nested_toml_is_refused_with_its_position(tmp_path, nested):
 
 
 def test_nesting_inside_strings_and_comments_is_not_counted():
-    text = BASE.replace('path = "outbox.sqlite"', 'path = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[.sqlite"') + "# " + "[" * 100
+    text = (
+        BASE.replace(
+            'path = "outbox.sqlite"',
+            'path = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[.sqlite"',
+        )
+        + "# "
+        + "[" * 100
+    )
     assert load_config_text(text).outbox.path.name.startswith("[[[[")
 
 
@@ -50,11 +56,14 @@ def test_an_oversized_config_file_is_refused_before_it_is_read_whole(tmp_path):
         load_config(path)
 
 
-def test_check_config_on_a_deeply_nested_file_prints_the_problem_without_a_traceback(tmp_path, pumpgw_cmd, subprocess_env):
+def test_check_config_on_a_deeply_nested_file_prints_the_problem_without_a_traceback(
+    tmp_path, pumpgw_cmd, subprocess_env
+):
     path = tmp_path / "deep.toml"
     path.write_text(BASE + "a = " + "[" * 100_000 + "]" * 100_000)
-    result = subprocess.run([*pumpgw_cmd, "check-config", str(path)], capture_output=True, text=True,
-                            env=subprocess_env, timeout=60)
+    result = subprocess.run(
+        [*pumpgw_cmd, "check-config", str(path)], capture_output=True, text=True, env=subprocess_env, timeout=60
+    )
     assert result.returncode != 0
     assert "nested more than 64 levels" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

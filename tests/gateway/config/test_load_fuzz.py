@@ -15,8 +15,26 @@ LINES = WARD.split("\n")
 VALUE_LINES = [i for i, line in enumerate(LINES) if " = " in line and not line.lstrip().startswith("#")]
 
 REPLACEMENTS = st.one_of(
-    st.sampled_from(['""', "0", "-1", "1e9", "nan", "inf", "true", '"x y"', "[]", "{}", '{ type = "tcp" }',
-                     "2026-01-01", '"rfc2217://10.42.16.21:4001"', "[1, 2]", '"pcd04"', "19200"]),
+    st.sampled_from(
+        [
+            '""',
+            "0",
+            "-1",
+            "1e9",
+            "nan",
+            "inf",
+            "true",
+            '"x y"',
+            "[]",
+            "{}",
+            '{ type = "tcp" }',
+            "2026-01-01",
+            '"rfc2217://10.42.16.21:4001"',
+            "[1, 2]",
+            '"pcd04"',
+            "19200",
+        ]
+    ),
     st.integers(-(2**40), 2**40).map(str),
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"\\'), max_size=8).map(
         lambda s: f'"{s}"'

@@ -29,9 +29,9 @@ ONE_LINE = st.one_of(
     ),
     st.just("1979-05-27T07:32:00Z"),
 )
-MULTI_LINE = st.text(
-    st.characters(exclude_categories=("Cs", "Cc"), exclude_characters='"\\\x7f'), max_size=12
-).map(lambda s: f'"""\n{s}\n"""')
+MULTI_LINE = st.text(st.characters(exclude_categories=("Cs", "Cc"), exclude_characters='"\\\x7f'), max_size=12).map(
+    lambda s: f'"""\n{s}\n"""'
+)
 SCALARS = st.one_of(ONE_LINE, MULTI_LINE)
 
 FILLER = st.sampled_from(["", "# a comment", "   ", "# [[not.a.table]]", "\t# key = 1"])
@@ -77,17 +77,17 @@ def test_every_key_is_found_on_the_line_it_was_written(doc):
 
 def test_tables_dotted_keys_quoted_keys_and_nested_arrays_of_tables():
     text = (
-        'top = 1\n'                     # 1
-        '[a."b.c" . d]\n'               # 2
-        'x.y = "z"\n'                   # 3
-        '[[t.u]]\n'                     # 4
-        "v = '''\n"                     # 5
-        "[[t.u]]\n"                     # 6 (inside a literal string, not a header)
-        "'''\n"                         # 7
-        '[[t.u]]\n'                     # 8
-        'w = """a""""\n'                # 9 (two quotes before the closing delimiter)
-        '[t.u.sub]\n'                   # 10
-        'k = [{ m = 1 }, [2, 3]]\n'     # 11
+        "top = 1\n"  # 1
+        '[a."b.c" . d]\n'  # 2
+        'x.y = "z"\n'  # 3
+        "[[t.u]]\n"  # 4
+        "v = '''\n"  # 5
+        "[[t.u]]\n"  # 6 (inside a literal string, not a header)
+        "'''\n"  # 7
+        "[[t.u]]\n"  # 8
+        'w = """a""""\n'  # 9 (two quotes before the closing delimiter)
+        "[t.u.sub]\n"  # 10
+        "k = [{ m = 1 }, [2, 3]]\n"  # 11
     )
     tomllib.loads(text)
     found = key_lines(text)

@@ -19,8 +19,17 @@ LIBRARY = config_dir() / "drug-library.example.json"
 PIN = "1cb74b653c7f1ab309f8d09d5b728689e38ed3e0b85498bb4a1039a32670133e"
 
 
-def write(tmp_path, *, library: str = "", pumps: bool = True, destination: bool = True, tls: str = "",
-          outbox: str = "", gateway_extra: str = "", device: str = "loop://") -> object:
+def write(
+    tmp_path,
+    *,
+    library: str = "",
+    pumps: bool = True,
+    destination: bool = True,
+    tls: str = "",
+    outbox: str = "",
+    gateway_extra: str = "",
+    device: str = "loop://",
+) -> object:
     shutil.copy(LIBRARY, tmp_path / "lib.json")
     text = f"""
 [gateway]
@@ -31,7 +40,7 @@ eui64 = "001BC50C0000AA01"
 {gateway_extra}
 
 [outbox]
-path = "{outbox or tmp_path / 'outbox.sqlite'}"
+path = "{outbox or tmp_path / "outbox.sqlite"}"
 
 [health]
 enabled = false
@@ -63,18 +72,29 @@ link = {{ type = "serial", url = "{device}" }}
 
 
 def run(command: str, path, env, *options) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", command, str(path), *options], env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", command, str(path), *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 BROKEN = {
     "library pin": (dict(library="1" * 64), "library.sha256: ", "SHA-256 pin mismatch"),
-    "missing CA file": (dict(tls='tls = { enabled = true, ca_file = "absent-ca.pem" }'),
-                        "destinations[0].tls: TLS file", "absent-ca.pem: cannot load CA bundle: No such file"),
+    "missing CA file": (
+        dict(tls='tls = { enabled = true, ca_file = "absent-ca.pem" }'),
+        "destinations[0].tls: TLS file",
+        "absent-ca.pem: cannot load CA bundle: No such file",
+    ),
     "no pumps": (dict(pumps=False), "pumps: no [[pumps]]", "gateway.incomplete_reason"),
     "no destinations": (dict(destination=False), "destinations: no [[destinations]]", "incomplete_reason"),
-    "outbox folder missing": (dict(outbox="/nonexistent-pumpgw/outbox.sqlite"), "outbox.path: folder /nonexistent-pumpgw",
-                              "does not exist"),
+    "outbox folder missing": (
+        dict(outbox="/nonexistent-pumpgw/outbox.sqlite"),
+        "outbox.path: folder /nonexistent-pumpgw",
+        "does not exist",
+    ),
 }
 
 
@@ -99,7 +119,9 @@ def test_a_good_host_passes_check_config_and_states_what_was_checked(tmp_path, s
 def test_an_absent_serial_device_is_a_stated_warning_not_an_error(tmp_path, subprocess_env):
     result = run("check-config", write(tmp_path, device=str(tmp_path / "ttyUSB7")), subprocess_env)
     assert result.returncode == 0, result.stderr
-    assert f"serial device {tmp_path / 'ttyUSB7'} of pump 'bed01' is absent now (a warning, not an error" in result.stdout
+    assert (
+        f"serial device {tmp_path / 'ttyUSB7'} of pump 'bed01' is absent now (a warning, not an error" in result.stdout
+    )
 
 
 def test_an_explicit_reason_allows_a_gateway_without_pumps(tmp_path, subprocess_env):
@@ -122,20 +144,27 @@ def test_the_shipped_ward_example_fails_the_gate_on_a_host_without_its_files(sub
 
 def _signed_config(tmp_path, pumpgw_cmd, env, *, tamper: bool = False, key_present: bool = True):
     path = write(tmp_path)  # copies the example library to lib.json
-    for argv in (["library", "keygen", "--name", "pharmacy", "--out", str(tmp_path)],
-                 ["library", "sign", str(tmp_path / "lib.json"), "--key", str(tmp_path / "pharmacy.key"), "--serial", "1"]):
+    for argv in (
+        ["library", "keygen", "--name", "pharmacy", "--out", str(tmp_path)],
+        ["library", "sign", str(tmp_path / "lib.json"), "--key", str(tmp_path / "pharmacy.key"), "--serial", "1"],
+    ):
         done = subprocess.run([*pumpgw_cmd, *argv], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
     if tamper:  # one changed limit after signing
         text = (tmp_path / "lib.json").read_text(encoding="utf-8")
-        (tmp_path / "lib.json").write_text(text.replace('"max_rate_ml_h": 999', '"max_rate_ml_h": 998', 1), encoding="utf-8")
+        (tmp_path / "lib.json").write_text(
+            text.replace('"max_rate_ml_h": 999', '"max_rate_ml_h": 998', 1), encoding="utf-8"
+        )
     if not key_present:
         (tmp_path / "pharmacy.pub").unlink()
-    text = path.read_text(encoding="utf-8").replace(f'sha256 = "{PIN}"\n', f"""
+    text = path.read_text(encoding="utf-8").replace(
+        f'sha256 = "{PIN}"\n',
+        f"""
 [[library.trusted_keys]]
-file = "{tmp_path / 'pharmacy.pub'}"
+file = "{tmp_path / "pharmacy.pub"}"
 valid_from = "2020-01-01T00:00:00Z"
-""")
+""",
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -152,7 +181,9 @@ def test_signed_mode_a_library_changed_after_signing_fails_the_gate(tmp_path, pu
 
 
 def test_signed_mode_a_missing_trusted_key_fails_the_gate(tmp_path, pumpgw_cmd, subprocess_env):
-    result = run("check-config", _signed_config(tmp_path, pumpgw_cmd, subprocess_env, key_present=False), subprocess_env)
+    result = run(
+        "check-config", _signed_config(tmp_path, pumpgw_cmd, subprocess_env, key_present=False), subprocess_env
+    )
     assert result.returncode == 1 and "library.trusted_keys: trusted key unusable" in result.stderr, result.stderr
 
 

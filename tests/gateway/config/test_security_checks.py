@@ -22,15 +22,21 @@ def check(tmp_path, env, extra: str = "", outbox: str | None = None) -> str:
     path.write_text(BASE.format(outbox=outbox or str(tmp_path / "outbox.sqlite")) + extra, encoding="utf-8")
     # --file-only: these files are deliberately not deployable (no destination, outbox folders
     # that do not exist here); the warnings under test come from the file check
-    r = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(path), "--file-only"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(path), "--file-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     return r.stdout
 
 
 def mqtt(host: str, secret, tls: bool = False) -> str:
-    return (f'[mqtt]\nenabled = true\nhost = "{host}"\nusername = "gw1"\npassword_file = "{secret}"\n'
-            + ("tls = { enabled = true }\n" if tls else ""))
+    return f'[mqtt]\nenabled = true\nhost = "{host}"\nusername = "gw1"\npassword_file = "{secret}"\n' + (
+        "tls = { enabled = true }\n" if tls else ""
+    )
 
 
 def test_a_world_readable_password_file_is_flagged_and_a_private_one_is_not(tmp_path, subprocess_env):
@@ -47,8 +53,10 @@ def test_a_world_readable_tls_key_of_a_destination_is_flagged(tmp_path, subproce
     key = tmp_path / "client.key"
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
     key.chmod(0o604)
-    dest = ('[[destinations]]\nname = "doc"\nhost = "10.0.0.5"\nport = 6661\nmessages = ["pcd01"]\n'
-            f'tls = {{ enabled = true, cert_file = "{tmp_path / "c.pem"}", key_file = "{key}" }}\n')
+    dest = (
+        '[[destinations]]\nname = "doc"\nhost = "10.0.0.5"\nport = 6661\nmessages = ["pcd01"]\n'
+        f'tls = {{ enabled = true, cert_file = "{tmp_path / "c.pem"}", key_file = "{key}" }}\n'
+    )
     assert f"{key} is world-readable (mode 0604)" in check(tmp_path, subprocess_env, dest)
 
 
@@ -63,9 +71,14 @@ def test_plaintext_mqtt_with_a_password_to_another_host_is_flagged_but_not_on_lo
     assert "in plain text" not in check(tmp_path, subprocess_env, mqtt("broker.example.org", secret, tls=True))
 
 
-@pytest.mark.parametrize(("where", "what"), [("/tmp/pumpgw/outbox.sqlite", "volatile"),
-                                              ("/var/tmp/outbox.sqlite", "volatile"),
-                                              ("/etc/pumpgw/outbox.sqlite", "read-only under the unit")])
+@pytest.mark.parametrize(
+    ("where", "what"),
+    [
+        ("/tmp/pumpgw/outbox.sqlite", "volatile"),
+        ("/var/tmp/outbox.sqlite", "volatile"),
+        ("/etc/pumpgw/outbox.sqlite", "read-only under the unit"),
+    ],
+)
 def test_an_outbox_the_unit_makes_volatile_or_read_only_is_flagged(tmp_path, subprocess_env, where, what):
     out = check(tmp_path, subprocess_env, outbox=where)
     assert f"outbox.path: {where} is {what}" in out

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -49,8 +48,14 @@ def library(version: str, *, released: str = "2026-11-30", indent: int | None = 
 
 def sign(lib: bytes, key: Key, serial: int, *, signed_at: datetime | None = None) -> bytes:
     data = json.loads(lib)
-    return sign_library(lib, key.private, version=data["version"], released=date.fromisoformat(data["released"]),
-                        serial=serial, signed_at=signed_at)
+    return sign_library(
+        lib,
+        key.private,
+        version=data["version"],
+        released=date.fromisoformat(data["released"]),
+        serial=serial,
+        signed_at=signed_at,
+    )
 
 
 def one_limit_digit_changed(lib: bytes) -> bytes:
@@ -60,7 +65,7 @@ def one_limit_digit_changed(lib: bytes) -> bytes:
     m = re.search(rb'"hard_max": [0-9.]*([0-9])', lib)
     assert m is not None
     at = m.start(1)
-    out = lib[:at] + bytes([0x30 + (lib[at] - 0x30 + 1) % 10]) + lib[at + 1:]
+    out = lib[:at] + bytes([0x30 + (lib[at] - 0x30 + 1) % 10]) + lib[at + 1 :]
     assert len(out) == len(lib) and sum(a != b for a, b in zip(out, lib)) == 1
     return out
 

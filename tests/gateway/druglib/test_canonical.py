@@ -14,7 +14,7 @@ from gateway.druglib.canonical import canonical_bytes
 from tests.gateway.druglib.conftest import EXAMPLE
 
 _numbers = st.one_of(
-    st.integers(-10**30, 10**30).map(str),
+    st.integers(-(10**30), 10**30).map(str),
     st.decimals(allow_nan=False, allow_infinity=False, places=6).map(lambda d: format(d, "f")),
     st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: str(d).replace("+", "")),
 )
@@ -33,7 +33,11 @@ def _render(value, rnd: st.DataObject, indent: bool) -> str:
     if isinstance(value, dict):
         keys = rnd.draw(st.permutations(list(value)))
         sep = ",\n  " if indent else ","
-        return "{" + sep.join(json.dumps(k) + (" : " if indent else ":") + _render(value[k], rnd, indent) for k in keys) + "}"
+        return (
+            "{"
+            + sep.join(json.dumps(k) + (" : " if indent else ":") + _render(value[k], rnd, indent) for k in keys)
+            + "}"
+        )
     if isinstance(value, list):
         return "[" + (" , " if indent else ",").join(_render(v, rnd, indent) for v in value) + "]"
     return json.dumps(value)

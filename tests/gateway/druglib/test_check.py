@@ -42,14 +42,19 @@ def test_ihe_sample_rate_15_4_ml_h_back_calculates_within_limits_with_a_toleranc
 def test_a_rate_rounded_up_past_a_limit_passes_within_one_rate_step(example):
     # 20 ug/kg/min at 83 kg is 62.25 mL/h; the pump shows 62.3, which back-calculates to 20.016
     assert evaluate(example, dopamine(rate=q("62.3", "mL/h"), patient_weight=q("83", "kg"))).kinds == (K.WITHIN_LIMITS,)
-    assert evaluate(example, dopamine(rate=q("62.5", "mL/h"), patient_weight=q("83", "kg"))).kinds == (K.ABOVE_SOFT_MAX,)
+    assert evaluate(example, dopamine(rate=q("62.5", "mL/h"), patient_weight=q("83", "kg"))).kinds == (
+        K.ABOVE_SOFT_MAX,
+    )
 
 
-@pytest.mark.parametrize(("dose", "kind", "limit_name", "limit"), [
-    ("0.5", K.BELOW_SOFT_MIN, "dose.soft_min", "0.9"),
-    ("25", K.ABOVE_SOFT_MAX, "dose.soft_max", "20"),
-    ("35", K.ABOVE_HARD_MAX, "dose.hard_max", "30"),
-])
+@pytest.mark.parametrize(
+    ("dose", "kind", "limit_name", "limit"),
+    [
+        ("0.5", K.BELOW_SOFT_MIN, "dose.soft_min", "0.9"),
+        ("25", K.ABOVE_SOFT_MAX, "dose.soft_max", "20"),
+        ("35", K.ABOVE_HARD_MAX, "dose.hard_max", "30"),
+    ],
+)
 def test_dose_outside_a_limit_names_that_limit_and_both_values(example, dose, kind, limit_name, limit):
     v = evaluate(example, dopamine(dose_rate=q(dose, "ug/kg/min"))).worst
     assert (v.kind, v.limit_name, v.value, v.limit) == (kind, limit_name, q(dose, "ug/kg/min"), q(limit, "ug/kg/min"))
@@ -58,16 +63,33 @@ def test_dose_outside_a_limit_names_that_limit_and_both_values(example, dose, ki
 
 def test_a_custom_concentration_below_its_hard_minimum_is_below_hard_min(write_library):
     def add_hydromorphone(data):
-        data["entries"].append({
-            "id": "hydromorphone", "drug": "Hydromorphone", "care_areas": ["ICU"], "dose_unit": "mg/h",
-            "concentration": {"custom": True, "amount_unit": "mg", "limits_unit": "mg/mL",
-                              "limits": {"hard_min": 0.1, "soft_max": 0.2, "hard_max": 1}},
-            "dose_limits": {"soft_min": 0.2, "soft_max": 3, "hard_max": 5}})
+        data["entries"].append(
+            {
+                "id": "hydromorphone",
+                "drug": "Hydromorphone",
+                "care_areas": ["ICU"],
+                "dose_unit": "mg/h",
+                "concentration": {
+                    "custom": True,
+                    "amount_unit": "mg",
+                    "limits_unit": "mg/mL",
+                    "limits": {"hard_min": 0.1, "soft_max": 0.2, "hard_max": 1},
+                },
+                "dose_limits": {"soft_min": 0.2, "soft_max": 3, "hard_max": 5},
+            }
+        )
 
     lib = load_library(write_library(add_hydromorphone))
-    prog = ProgramUnderCheck(drug="Hydromorphone", care_area="ICU", concentration=q("0.05", "mg/mL"), dose_rate=q("1", "mg/h"))
+    prog = ProgramUnderCheck(
+        drug="Hydromorphone", care_area="ICU", concentration=q("0.05", "mg/mL"), dose_rate=q("1", "mg/h")
+    )
     v = evaluate(lib, prog).worst
-    assert (v.kind, v.limit_name, v.limit, v.severity) == (K.BELOW_HARD_MIN, "concentration.hard_min", q("0.1", "mg/mL"), Severity.CRITICAL)
+    assert (v.kind, v.limit_name, v.limit, v.severity) == (
+        K.BELOW_HARD_MIN,
+        "concentration.hard_min",
+        q("0.1", "mg/mL"),
+        Severity.CRITICAL,
+    )
 
 
 def test_a_drug_missing_from_the_care_area_says_where_it_is_listed(example):
@@ -91,7 +113,9 @@ def test_a_concentration_matching_no_entry_is_reported_with_the_library_concentr
 
 
 def test_a_concentration_in_another_scale_of_the_same_family_matches(example):
-    assert evaluate(example, dopamine(concentration=q("1600", "ug/mL"), dose_rate=q("5", "mcg/kg/min"))).kinds == (K.WITHIN_LIMITS,)
+    assert evaluate(example, dopamine(concentration=q("1600", "ug/mL"), dose_rate=q("5", "mcg/kg/min"))).kinds == (
+        K.WITHIN_LIMITS,
+    )
 
 
 def test_a_dose_reported_in_another_unit_family_is_not_compared(example):
@@ -109,9 +133,13 @@ def test_missing_weight_for_a_per_kg_rate_reports_weight_missing_and_no_dose(exa
     assert K.WEIGHT_MISSING in vs.kinds and K.NO_DOSE_CHECK_POSSIBLE in vs.kinds and K.WITHIN_LIMITS not in vs.kinds
 
 
-@pytest.mark.parametrize(("weight", "severity", "limit_name"), [
-    ("600", Severity.CRITICAL, "weight_kg.hard_max"), ("20", Severity.WARNING, "weight_kg.soft_min"),
-])
+@pytest.mark.parametrize(
+    ("weight", "severity", "limit_name"),
+    [
+        ("600", Severity.CRITICAL, "weight_kg.hard_max"),
+        ("20", Severity.WARNING, "weight_kg.soft_min"),
+    ],
+)
 def test_weight_outside_the_care_area_limits(example, weight, severity, limit_name):
     vs = evaluate(example, dopamine(patient_weight=q(weight, "kg"), dose_rate=q("5", "ug/kg/min")))
     (v,) = [v for v in vs if v.kind is K.WEIGHT_OUTSIDE_LIMITS]
@@ -119,13 +147,17 @@ def test_weight_outside_the_care_area_limits(example, weight, severity, limit_na
 
 
 def test_weight_2_2_times_the_expected_weight_is_suspected_pounds(example):
-    vs = evaluate(example, dopamine(patient_weight=q("176", "kg"), expected_weight=q("80", "kg"), dose_rate=q("5", "ug/kg/min")))
+    vs = evaluate(
+        example, dopamine(patient_weight=q("176", "kg"), expected_weight=q("80", "kg"), dose_rate=q("5", "ug/kg/min"))
+    )
     (v,) = [v for v in vs if v.kind is K.WEIGHT_SUSPICIOUS]
     assert v.severity is Severity.CRITICAL and "pounds" in v.text
 
 
 def test_a_weight_20_percent_off_is_a_mismatch_warning_not_a_pound_error(example):
-    vs = evaluate(example, dopamine(patient_weight=q("96", "kg"), expected_weight=q("80", "kg"), dose_rate=q("5", "ug/kg/min")))
+    vs = evaluate(
+        example, dopamine(patient_weight=q("96", "kg"), expected_weight=q("80", "kg"), dose_rate=q("5", "ug/kg/min"))
+    )
     (v,) = [v for v in vs if v.kind is K.WEIGHT_SUSPICIOUS]
     assert v.severity is Severity.WARNING and "pounds" not in v.text
 
@@ -133,7 +165,9 @@ def test_a_weight_20_percent_off_is_a_mismatch_warning_not_a_pound_error(example
 def test_outdated_library_and_a_soft_limit_are_reported_together(example):
     vs = evaluate(example, dopamine(pump_library_version="example-2023.9", dose_rate=q("25", "ug/kg/min")))
     assert vs.kinds == (K.LIBRARY_OUTDATED, K.ABOVE_SOFT_MAX)
-    assert evaluate(example, dopamine(pump_library_version="EXAMPLE.2024.v1", dose_rate=q("5", "ug/kg/min"))).kinds == (K.WITHIN_LIMITS,)
+    assert evaluate(example, dopamine(pump_library_version="EXAMPLE.2024.v1", dose_rate=q("5", "ug/kg/min"))).kinds == (
+        K.WITHIN_LIMITS,
+    )
 
 
 def test_a_fluid_faster_than_the_care_area_allows_breaks_both_limits(example):
@@ -142,27 +176,41 @@ def test_a_fluid_faster_than_the_care_area_allows_breaks_both_limits(example):
 
 
 def test_intermittent_duration_limits_are_enforced_as_rates_from_the_diluent_volume(example):
-    fast = ProgramUnderCheck(drug="Vancomycin", care_area="ICU", concentration=q("5", "mg/mL"), rate=q("400", "mL/h"), vtbi=q("200", "mL"))
+    fast = ProgramUnderCheck(
+        drug="Vancomycin", care_area="ICU", concentration=q("5", "mg/mL"), rate=q("400", "mL/h"), vtbi=q("200", "mL")
+    )
     v = evaluate(example, fast).worst
     assert (v.kind, v.limit_name, v.limit) == (K.ABOVE_HARD_MAX, "rate_from_duration.hard_max", q("240", "mL/h"))
-    hourly = ProgramUnderCheck(drug="Vancomycin", care_area="ICU", concentration=q("5", "mg/mL"), rate=q("200", "mL/h"), vtbi=q("200", "mL"))
+    hourly = ProgramUnderCheck(
+        drug="Vancomycin", care_area="ICU", concentration=q("5", "mg/mL"), rate=q("200", "mL/h"), vtbi=q("200", "mL")
+    )
     assert evaluate(example, hourly).kinds == (K.WITHIN_LIMITS,)
 
 
 def test_intermittent_total_dose_comes_from_the_programmed_volume(example):
-    prog = ProgramUnderCheck(drug="Vancomycin", care_area="ICU", concentration=q("5", "mg/mL"), rate=q("200", "mL/h"), vtbi=q("50", "mL"))
+    prog = ProgramUnderCheck(
+        drug="Vancomycin", care_area="ICU", concentration=q("5", "mg/mL"), rate=q("200", "mL/h"), vtbi=q("50", "mL")
+    )
     v = evaluate(example, prog).worst
     assert (v.kind, v.value) == (K.BELOW_SOFT_MIN, q("250", "mg"))
 
 
 def test_a_known_therapy_selects_its_entry(example):
-    prog = ProgramUnderCheck(drug="heparin", care_area="ICU", concentration=q("50", "[iU]/mL"), dose_rate=q("18", "units/kg/h"),
-                             patient_weight=q("80", "kg"), therapy="Cardiac/PVD")
+    prog = ProgramUnderCheck(
+        drug="heparin",
+        care_area="ICU",
+        concentration=q("50", "[iU]/mL"),
+        dose_rate=q("18", "units/kg/h"),
+        patient_weight=q("80", "kg"),
+        therapy="Cardiac/PVD",
+    )
     assert evaluate(example, prog).worst.entry_id == "heparin-cardiac"
 
 
 def test_a_dose_in_another_time_base_is_converted_before_comparison(example):
-    prog = ProgramUnderCheck(drug="Pitocin", care_area="OB", concentration=q("0.06", "[iU]/mL"), dose_rate=q("0.6", "[iU]/h"))
+    prog = ProgramUnderCheck(
+        drug="Pitocin", care_area="OB", concentration=q("0.06", "[iU]/mL"), dose_rate=q("0.6", "[iU]/h")
+    )
     v = evaluate(example, prog).worst
     assert (v.kind, v.value) == (K.WITHIN_LIMITS, q("10", "m[iU]/min"))
 
@@ -176,13 +224,27 @@ def test_verdicts_serialise_to_json_with_exact_decimals(example):
 
 
 def test_program_from_channel_is_none_when_nothing_is_programmed():
-    assert program_from_channel(ChannelSnapshot("1", ChannelState.IDLE), care_area="ICU", pump_library_version=None) is None
-    assert program_from_channel(ChannelSnapshot("1", ChannelState.STOPPED), care_area="ICU", pump_library_version=None) is None
+    assert (
+        program_from_channel(ChannelSnapshot("1", ChannelState.IDLE), care_area="ICU", pump_library_version=None)
+        is None
+    )
+    assert (
+        program_from_channel(ChannelSnapshot("1", ChannelState.STOPPED), care_area="ICU", pump_library_version=None)
+        is None
+    )
 
 
 def test_program_from_channel_prefers_the_care_area_the_pump_reports(example):
-    channel = ChannelSnapshot("1", ChannelState.INFUSING, rate=q("15.4", "mL/h"), drug="Dopamine", concentration=q("1.6", "mg/mL"),
-                              dose_rate=q("5.00", "ug/kg/min"), care_area="Crit Care", patient_weight=q("82.0", "kg"))
+    channel = ChannelSnapshot(
+        "1",
+        ChannelState.INFUSING,
+        rate=q("15.4", "mL/h"),
+        drug="Dopamine",
+        concentration=q("1.6", "mg/mL"),
+        dose_rate=q("5.00", "ug/kg/min"),
+        care_area="Crit Care",
+        patient_weight=q("82.0", "kg"),
+    )
     prog = program_from_channel(channel, care_area="MED-SURG", pump_library_version="DL1")
     assert prog is not None and prog.care_area == "Crit Care"
     assert evaluate(example, prog).kinds == (K.LIBRARY_OUTDATED, K.WITHIN_LIMITS)
@@ -206,7 +268,9 @@ def test_verdict_is_monotonic_in_dose(example, name, a, b, by_rate):
 
     def kind(value: D) -> VerdictKind:
         field = {"rate": Quantity(value, "mL/h")} if by_rate else {"dose_rate": Quantity(value, unit)}
-        vs = evaluate(example, ProgramUnderCheck(drug=drug, care_area=area, concentration=conc, patient_weight=weight, **field))
+        vs = evaluate(
+            example, ProgramUnderCheck(drug=drug, care_area=area, concentration=conc, patient_weight=weight, **field)
+        )
         found = vs.dose_kind()
         assert found is not None, vs
         return found
@@ -226,5 +290,9 @@ def test_non_finite_or_absurd_numbers_give_no_dose_check_possible_instead_of_rai
 @settings(max_examples=200)
 @given(st.decimals(), st.decimals(), st.decimals())
 def test_evaluate_never_raises_for_any_decimal_a_pump_could_report(example, rate, dose, weight):
-    evaluate(example, dopamine(rate=Quantity(rate, "mL/h"), dose_rate=Quantity(dose, "ug/kg/min"),
-                               patient_weight=Quantity(weight, "kg")))
+    evaluate(
+        example,
+        dopamine(
+            rate=Quantity(rate, "mL/h"), dose_rate=Quantity(dose, "ug/kg/min"), patient_weight=Quantity(weight, "kg")
+        ),
+    )

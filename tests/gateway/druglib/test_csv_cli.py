@@ -53,8 +53,24 @@ def test_import_csv_writes_a_valid_library_with_exact_numbers(pumpgw_cmd, subpro
     (tmp_path / "areas.csv").write_text(AREAS)
     (tmp_path / "entries.csv").write_text(ENTRIES)
     out = tmp_path / "library.json"
-    done = run(pumpgw_cmd, subprocess_env, "import-csv", str(tmp_path / "entries.csv"), "--care-areas", str(tmp_path / "areas.csv"),
-               "--name", "Test", "--version", "t1", "--released", "2024-02-14", "--status", "released", "-o", str(out))
+    done = run(
+        pumpgw_cmd,
+        subprocess_env,
+        "import-csv",
+        str(tmp_path / "entries.csv"),
+        "--care-areas",
+        str(tmp_path / "areas.csv"),
+        "--name",
+        "Test",
+        "--version",
+        "t1",
+        "--released",
+        "2024-02-14",
+        "--status",
+        "released",
+        "-o",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert sha256_of(out.read_bytes()) in done.stdout
     lib = load_library(out).library
@@ -65,10 +81,24 @@ def test_import_csv_writes_a_valid_library_with_exact_numbers(pumpgw_cmd, subpro
 
 def test_import_csv_names_the_csv_line_of_each_problem(pumpgw_cmd, subprocess_env, tmp_path: Path):
     (tmp_path / "areas.csv").write_text(AREAS)
-    broken = ENTRIES.replace("1,41,60", "1,41,0").replace("400,mg,250", "400,mg,\"1,000\"")
+    broken = ENTRIES.replace("1,41,60", "1,41,0").replace("400,mg,250", '400,mg,"1,000"')
     (tmp_path / "entries.csv").write_text(broken)
-    done = run(pumpgw_cmd, subprocess_env, "import-csv", str(tmp_path / "entries.csv"), "--care-areas", str(tmp_path / "areas.csv"),
-               "--name", "Test", "--version", "t1", "--released", "2024-02-14", "-o", str(tmp_path / "out.json"))
+    done = run(
+        pumpgw_cmd,
+        subprocess_env,
+        "import-csv",
+        str(tmp_path / "entries.csv"),
+        "--care-areas",
+        str(tmp_path / "areas.csv"),
+        "--name",
+        "Test",
+        "--version",
+        "t1",
+        "--released",
+        "2024-02-14",
+        "-o",
+        str(tmp_path / "out.json"),
+    )
     assert done.returncode == 1
     assert "line 2: entries.csv column conc_volume_ml: not a number: '1,000'" in done.stderr
     assert not (tmp_path / "out.json").exists()
@@ -77,23 +107,58 @@ def test_import_csv_names_the_csv_line_of_each_problem(pumpgw_cmd, subprocess_en
 def test_import_csv_maps_validation_problems_back_to_csv_lines(pumpgw_cmd, subprocess_env, tmp_path: Path):
     (tmp_path / "areas.csv").write_text(AREAS)
     (tmp_path / "entries.csv").write_text(ENTRIES.replace("1,41,60", "1,41,0"))
-    done = run(pumpgw_cmd, subprocess_env, "import-csv", str(tmp_path / "entries.csv"), "--care-areas", str(tmp_path / "areas.csv"),
-               "--name", "Test", "--version", "t1", "--released", "2024-02-14", "-o", str(tmp_path / "out.json"))
-    assert done.returncode == 1 and "line 3: entries.csv: entries[1].dose_limits" in done.stderr and "never 0" in done.stderr
+    done = run(
+        pumpgw_cmd,
+        subprocess_env,
+        "import-csv",
+        str(tmp_path / "entries.csv"),
+        "--care-areas",
+        str(tmp_path / "areas.csv"),
+        "--name",
+        "Test",
+        "--version",
+        "t1",
+        "--released",
+        "2024-02-14",
+        "-o",
+        str(tmp_path / "out.json"),
+    )
+    assert (
+        done.returncode == 1
+        and "line 3: entries.csv: entries[1].dose_limits" in done.stderr
+        and "never 0" in done.stderr
+    )
 
 
 def _import(pumpgw_cmd, env, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run(pumpgw_cmd, env, "import-csv", str(tmp_path / "entries.csv"), "--care-areas", str(tmp_path / "areas.csv"),
-               "--name", "Test", "--version", "t1", "--released", "2024-02-14", "-o", str(tmp_path / "out.json"), *extra)
+    return run(
+        pumpgw_cmd,
+        env,
+        "import-csv",
+        str(tmp_path / "entries.csv"),
+        "--care-areas",
+        str(tmp_path / "areas.csv"),
+        "--name",
+        "Test",
+        "--version",
+        "t1",
+        "--released",
+        "2024-02-14",
+        "-o",
+        str(tmp_path / "out.json"),
+        *extra,
+    )
 
 
 def test_import_csv_reports_header_cell_and_rule_problems_in_one_run(pumpgw_cmd, subprocess_env, tmp_path: Path):
     """An unknown column, a malformed number on one row and a rule broken on another row: all
     three in the same run (it used to take three rounds of fixing)."""
     (tmp_path / "areas.csv").write_text(AREAS)
-    broken = (ENTRIES.replace("source,unsourced", "source,unsourced,colour")
-              .replace("400,mg,250", "400,mg,\"1,000\"")  # dopamine row (line 2): not a number
-              .replace("1,41,60", "1,41,0"))  # oxytocin row (line 3): hard max below soft max
+    broken = (
+        ENTRIES.replace("source,unsourced", "source,unsourced,colour")
+        .replace("400,mg,250", '400,mg,"1,000"')  # dopamine row (line 2): not a number
+        .replace("1,41,60", "1,41,0")
+    )  # oxytocin row (line 3): hard max below soft max
     (tmp_path / "entries.csv").write_text(broken)
     done = _import(pumpgw_cmd, subprocess_env, tmp_path)
     assert done.returncode == 1

@@ -23,7 +23,7 @@ ward = "w"
 gateway_id = "g"
 eui64 = "001BC50C0000AA0B"
 [outbox]
-path = "{tmp_path / 'outbox.sqlite'}"
+path = "{tmp_path / "outbox.sqlite"}"
 [library]
 path = "{lib}"
 trusted_keys = [{{ file = "{key.public_file}", valid_from = "2020-01-01T00:00:00Z" }}]
@@ -34,7 +34,13 @@ trusted_keys = [{{ file = "{key.public_file}", valid_from = "2020-01-01T00:00:00
         assert daemon.pipeline is not None and daemon.releases is not None
         assert daemon.releases.holder.current.version == "2027.01"
         kind, subject, detail, actor = audit.rows[0]
-        assert (kind, subject, actor, detail["source"], detail["serial"]) == (AUDIT_APPLIED, "2027.01", "pumpgw", "file", 5)
+        assert (kind, subject, actor, detail["source"], detail["serial"]) == (
+            AUDIT_APPLIED,
+            "2027.01",
+            "pumpgw",
+            "file",
+            5,
+        )
         # a file signed by another key: refused through the same callable, library unchanged
         (tmp_path / "library.json.sig").write_bytes(sign(library("2027.02"), stranger, 6))
         lib.write_bytes(library("2027.02"))
@@ -63,7 +69,7 @@ ward = "w"
 gateway_id = "g"
 eui64 = "001BC50C0000AA0B"
 [outbox]
-path = "{tmp_path / 'outbox.sqlite'}"
+path = "{tmp_path / "outbox.sqlite"}"
 [library]
 path = "{lib}"
 sha256 = "{sha256_of(lib.read_bytes())}"

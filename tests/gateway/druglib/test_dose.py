@@ -28,8 +28,13 @@ IU_ML = concentration_unit("[iU]/mL")
 
 
 def rate(dose: str, unit: str, conc: str, cunit, weight: str | None = None) -> D:
-    return rate_from_dose(D(dose), dose_unit(unit), concentration=D(conc), concentration_unit=cunit,
-                          weight_kg=D(weight) if weight else None)
+    return rate_from_dose(
+        D(dose),
+        dose_unit(unit),
+        concentration=D(conc),
+        concentration_unit=cunit,
+        weight_kg=D(weight) if weight else None,
+    )
 
 
 def test_ihe_dopamine_5_mcg_kg_min_at_82_kg_and_1_6_mg_ml_is_15_375_ml_h():
@@ -37,7 +42,9 @@ def test_ihe_dopamine_5_mcg_kg_min_at_82_kg_and_1_6_mg_ml_is_15_375_ml_h():
 
 
 def test_the_rate_the_pump_reports_15_4_back_calculates_to_5_008_mcg_kg_min():
-    dose = dose_from_rate(D("15.4"), dose_unit("ug/kg/min"), concentration=D("1600"), concentration_unit=UG_ML, weight_kg=D("82"))
+    dose = dose_from_rate(
+        D("15.4"), dose_unit("ug/kg/min"), concentration=D("1600"), concentration_unit=UG_ML, weight_kg=D("82")
+    )
     assert dose.quantize(D("0.001")) == D("5.008")
 
 
@@ -86,7 +93,9 @@ def test_weight_in_pounds_turns_propofol_24_ml_h_into_52_8_ml_h():
 
 
 def test_fentanyl_vial_sent_for_a_2_9_kg_patient_reads_as_3_448_mcg_kg():
-    dose = intermittent_dose(D("1"), dose_unit("ug/kg"), concentration=D("10"), concentration_unit=UG_ML, weight_kg=D("2.9"))
+    dose = intermittent_dose(
+        D("1"), dose_unit("ug/kg"), concentration=D("10"), concentration_unit=UG_ML, weight_kg=D("2.9")
+    )
     assert dose.quantize(D("0.001")) == D("3.448")
 
 
@@ -97,9 +106,13 @@ def test_ceftriaxone_duration_limits_30_to_60_min_on_50_ml_are_rates_100_and_50_
 
 
 def test_per_m2_and_per_day_forms_follow_the_reference_formulas():
-    assert intermittent_volume(D("100"), dose_unit("mg/m2"), concentration=D("2"), concentration_unit=MG_ML, bsa_m2=D("1.8")) == D("90")
+    assert intermittent_volume(
+        D("100"), dose_unit("mg/m2"), concentration=D("2"), concentration_unit=MG_ML, bsa_m2=D("1.8")
+    ) == D("90")
     assert rate("2400", "mg/d", "1", MG_ML) == D("100")
-    assert rate_from_dose(D("10"), dose_unit("mg/m2/h"), concentration=D("2"), concentration_unit=MG_ML, bsa_m2=D("1.5")) == D("7.5")
+    assert rate_from_dose(
+        D("10"), dose_unit("mg/m2/h"), concentration=D("2"), concentration_unit=MG_ML, bsa_m2=D("1.5")
+    ) == D("7.5")
 
 
 def test_a_per_kg_dose_without_weight_is_refused_not_guessed():
@@ -125,14 +138,41 @@ def test_units_spelled_the_way_pumps_write_them_parse_to_ucum():
 
 # -- properties --------------------------------------------------------------------------
 
-CONTINUOUS_UNITS = ["ug/kg/min", "ug/min", "mg/h", "mg/kg/h", "[iU]/h", "[iU]/kg/h", "m[iU]/min", "g/h", "meq/h", "mmol/h", "ng/kg/min", "mg/d"]
-CONC_FOR = {"ug": "mg/mL", "mg": "mg/mL", "g": "g/mL", "ng": "ug/mL", "[iU]": "[iU]/mL", "m[iU]": "[iU]/mL", "meq": "meq/mL", "mmol": "mmol/L"}
+CONTINUOUS_UNITS = [
+    "ug/kg/min",
+    "ug/min",
+    "mg/h",
+    "mg/kg/h",
+    "[iU]/h",
+    "[iU]/kg/h",
+    "m[iU]/min",
+    "g/h",
+    "meq/h",
+    "mmol/h",
+    "ng/kg/min",
+    "mg/d",
+]
+CONC_FOR = {
+    "ug": "mg/mL",
+    "mg": "mg/mL",
+    "g": "g/mL",
+    "ng": "ug/mL",
+    "[iU]": "[iU]/mL",
+    "m[iU]": "[iU]/mL",
+    "meq": "meq/mL",
+    "mmol": "mmol/L",
+}
 decimals = st.decimals(min_value=D("0.0001"), max_value=D("9999"), places=4, allow_nan=False, allow_infinity=False)
 
 
 @settings(max_examples=300)
-@given(unit=st.sampled_from(CONTINUOUS_UNITS), dose=decimals, conc=st.decimals(min_value=D("0.001"), max_value=D("5000"), places=3),
-       weight=st.decimals(min_value=D("0.4"), max_value=D("300"), places=1), step=st.sampled_from([D("0.1"), D("0.01"), D("1")]))
+@given(
+    unit=st.sampled_from(CONTINUOUS_UNITS),
+    dose=decimals,
+    conc=st.decimals(min_value=D("0.001"), max_value=D("5000"), places=3),
+    weight=st.decimals(min_value=D("0.4"), max_value=D("300"), places=1),
+    step=st.sampled_from([D("0.1"), D("0.01"), D("1")]),
+)
 def test_dose_to_rate_rounded_by_the_pump_and_back_to_dose_stays_within_one_rate_step(unit, dose, conc, weight, step):
     u = dose_unit(unit)
     cu = concentration_unit(CONC_FOR[u.amount.ucum])
@@ -147,8 +187,14 @@ def test_dose_to_rate_rounded_by_the_pump_and_back_to_dose_stays_within_one_rate
 FAMILY_UNITS = {"mass": ["ng", "ug", "mg", "g"], "units": ["m[iU]", "[iU]"], "meq": ["meq"], "mmol": ["mmol"]}
 
 
-@given(a=st.sampled_from(sorted(FAMILY_UNITS)), b=st.sampled_from(sorted(FAMILY_UNITS)), data=st.data(),
-       time=st.sampled_from(["min", "h", "d"]), per_kg=st.booleans(), value=decimals)
+@given(
+    a=st.sampled_from(sorted(FAMILY_UNITS)),
+    b=st.sampled_from(sorted(FAMILY_UNITS)),
+    data=st.data(),
+    time=st.sampled_from(["min", "h", "d"]),
+    per_kg=st.booleans(),
+    value=decimals,
+)
 def test_mixing_unit_families_is_always_refused(a, b, data, time, per_kg, value):
     ua = data.draw(st.sampled_from(FAMILY_UNITS[a]))
     ub = data.draw(st.sampled_from(FAMILY_UNITS[b]))

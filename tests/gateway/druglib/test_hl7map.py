@@ -9,9 +9,14 @@ from gateway.druglib import CODING_SYSTEM, ProgramUnderCheck, evaluate, verdict_
 
 
 def test_each_verdict_is_a_cwe_row_followed_by_its_facets(example):
-    prog = ProgramUnderCheck(drug="Dopamine", care_area="ICU", concentration=Quantity(D("1.6"), "mg/mL"),
-                             dose_rate=Quantity(D("35"), "ug/kg/min"), patient_weight=Quantity(D("82"), "kg"),
-                             pump_library_version="old")
+    prog = ProgramUnderCheck(
+        drug="Dopamine",
+        care_area="ICU",
+        concentration=Quantity(D("1.6"), "mg/mL"),
+        dose_rate=Quantity(D("35"), "ug/kg/min"),
+        patient_weight=Quantity(D("82"), "kg"),
+        pump_library_version="old",
+    )
     verdicts = evaluate(example, prog)
     rows = verdict_observations(verdicts)
     heads = [r for r in rows if r.value_type == "CWE"]
@@ -19,8 +24,14 @@ def test_each_verdict_is_a_cwe_row_followed_by_its_facets(example):
     assert all(r.coding_system == CODING_SYSTEM and r.value[2] == CODING_SYSTEM for r in heads)
     facets = {r.mnemonic: r for r in rows if r.sub_id.startswith("2.")}
     assert facets["PUMPGW_DRUGLIB_LIMIT_NAME"].value == "dose.hard_max"
-    assert (facets["PUMPGW_DRUGLIB_VALUE_COMPARED"].value, facets["PUMPGW_DRUGLIB_VALUE_COMPARED"].unit) == ("35", "ug/kg/min")
-    assert (facets["PUMPGW_DRUGLIB_LIMIT_VALUE"].value, facets["PUMPGW_DRUGLIB_LIMIT_VALUE"].unit) == ("30", "ug/kg/min")
+    assert (facets["PUMPGW_DRUGLIB_VALUE_COMPARED"].value, facets["PUMPGW_DRUGLIB_VALUE_COMPARED"].unit) == (
+        "35",
+        "ug/kg/min",
+    )
+    assert (facets["PUMPGW_DRUGLIB_LIMIT_VALUE"].value, facets["PUMPGW_DRUGLIB_LIMIT_VALUE"].unit) == (
+        "30",
+        "ug/kg/min",
+    )
     assert facets["PUMPGW_DRUGLIB_LIBRARY_SHA256"].value == example.sha256
     assert {r.abnormal_flag for r in rows if r.sub_id.split(".")[0] == "2"} == {"HH"}
     assert [r.sub_id for r in rows if r.sub_id.startswith("2")] == ["2", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6"]

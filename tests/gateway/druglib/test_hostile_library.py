@@ -19,7 +19,7 @@ def write(tmp_path, text: str):
 
 
 def test_deep_nesting_is_refused_with_its_line(tmp_path):
-    path = write(tmp_path, "{\n\"x\": " + "[" * 100_000 + "]" * 100_000 + "}")
+    path = write(tmp_path, '{\n"x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(LibraryInvalid) as caught:
         load_library(path)
     (problem,) = caught.value.problems
@@ -79,4 +79,3 @@ def test_the_watcher_survives_a_hostile_file_alerts_and_takes_the_fixed_file(tmp
 async def wait_for(condition) -> None:
     while not condition():
         await asyncio.sleep(0.01)
-

@@ -31,6 +31,7 @@ def both(*edits):
     def edit(data):
         for e in edits:
             e(data)
+
     return edit
 
 
@@ -40,10 +41,17 @@ def dup_entry(index: int, new_id: str | None):
         if new_id:
             clone["id"] = new_id
         data["entries"].append(clone)
+
     return edit
 
 
-CUSTOM = {"custom": True, "amount_unit": "mg", "volume_ml": 250, "limits_unit": "mg/mL", "limits": {"soft_min": 1, "soft_max": 4}}
+CUSTOM = {
+    "custom": True,
+    "amount_unit": "mg",
+    "volume_ml": 250,
+    "limits_unit": "mg/mL",
+    "limits": {"soft_min": 1, "soft_max": 4},
+}
 
 # (case id, edit or raw text, expected path, expected message fragment)
 CASES = [
@@ -57,46 +65,219 @@ CASES = [
     ("unknown-status", setp("status", "final"), "status", "'draft', 'approved' or 'released'"),
     ("no-care-areas", setp("care_areas", []), "care_areas", "at least 1"),
     ("duplicate-care-area", lambda d: d["care_areas"].append({"id": "icu"}), "care_areas[3].id", "already used"),
-    ("alias-collides", setp("care_areas.1.aliases", ["MED-SUR", "Med Surg", "crit care"]), "care_areas[1].aliases[2]", "already used"),
-    ("weight-soft-order", setp("care_areas.0.weight_kg.soft_min", 300), "care_areas[0].weight_kg", "soft_min 300 is above soft_max 200"),
+    (
+        "alias-collides",
+        setp("care_areas.1.aliases", ["MED-SUR", "Med Surg", "crit care"]),
+        "care_areas[1].aliases[2]",
+        "already used",
+    ),
+    (
+        "weight-soft-order",
+        setp("care_areas.0.weight_kg.soft_min", 300),
+        "care_areas[0].weight_kg",
+        "soft_min 300 is above soft_max 200",
+    ),
     ("weight-zero", setp("care_areas.0.weight_kg.soft_min", 0), "care_areas[0].weight_kg", "never 0"),
     ("negative-max-rate", setp("care_areas.0.max_rate_ml_h", -5), "care_areas[0].max_rate_ml_h", "greater than 0"),
-    ("hard-max-zero-is-not-unset", setp(f"entries.{DOPAMINE}.dose_limits.hard_max", 0), f"entries[{DOPAMINE}].dose_limits", "never 0"),
-    ("soft-max-above-hard-max", setp(f"entries.{DOPAMINE}.dose_limits.soft_max", 40), f"entries[{DOPAMINE}].dose_limits", "soft_max 40 is above hard_max 30"),
-    ("hard-min-above-soft-min", setp(f"entries.{DOPAMINE}.dose_limits.hard_min", 2), f"entries[{DOPAMINE}].dose_limits", "hard_min 2 is above soft_min 0.9"),
-    ("no-minimum", setp(f"entries.{DOPAMINE}.dose_limits", {"soft_max": 20}), f"entries[{DOPAMINE}].dose_limits", "at least one minimum and one maximum"),
-    ("no-dose-limits", setp(f"entries.{DOPAMINE}.dose_limits", "-"), f"entries[{DOPAMINE}].dose_limits", "dose limits are required"),
-    ("unknown-time-base", setp(f"entries.{DOPAMINE}.dose_unit", "mcg/kg/fortnight"), f"entries[{DOPAMINE}].dose_unit", "unexpected 'fortnight'"),
-    ("unknown-amount-unit", setp(f"entries.{DOPAMINE}.dose_unit", "grains/h"), f"entries[{DOPAMINE}].dose_unit", "unknown amount unit"),
-    ("dose-and-concentration-families-differ", setp(f"entries.{DOPAMINE}.dose_unit", "[iU]/kg/min"), f"entries[{DOPAMINE}].concentration.amount_unit", "different unit families"),
-    ("continuous-without-time-base", setp(f"entries.{DOPAMINE}.dose_unit", "ug/kg"), f"entries[{DOPAMINE}].dose_unit", "needs a time base"),
-    ("intermittent-with-time-base", setp(f"entries.{VANCO}.dose_unit", "mg/h"), f"entries[{VANCO}].dose_unit", "total amount without a time base"),
-    ("intermittent-without-durations", setp(f"entries.{VANCO}.duration_limits_min", "-"), f"entries[{VANCO}].duration_limits_min", "duration limits are required"),
+    (
+        "hard-max-zero-is-not-unset",
+        setp(f"entries.{DOPAMINE}.dose_limits.hard_max", 0),
+        f"entries[{DOPAMINE}].dose_limits",
+        "never 0",
+    ),
+    (
+        "soft-max-above-hard-max",
+        setp(f"entries.{DOPAMINE}.dose_limits.soft_max", 40),
+        f"entries[{DOPAMINE}].dose_limits",
+        "soft_max 40 is above hard_max 30",
+    ),
+    (
+        "hard-min-above-soft-min",
+        setp(f"entries.{DOPAMINE}.dose_limits.hard_min", 2),
+        f"entries[{DOPAMINE}].dose_limits",
+        "hard_min 2 is above soft_min 0.9",
+    ),
+    (
+        "no-minimum",
+        setp(f"entries.{DOPAMINE}.dose_limits", {"soft_max": 20}),
+        f"entries[{DOPAMINE}].dose_limits",
+        "at least one minimum and one maximum",
+    ),
+    (
+        "no-dose-limits",
+        setp(f"entries.{DOPAMINE}.dose_limits", "-"),
+        f"entries[{DOPAMINE}].dose_limits",
+        "dose limits are required",
+    ),
+    (
+        "unknown-time-base",
+        setp(f"entries.{DOPAMINE}.dose_unit", "mcg/kg/fortnight"),
+        f"entries[{DOPAMINE}].dose_unit",
+        "unexpected 'fortnight'",
+    ),
+    (
+        "unknown-amount-unit",
+        setp(f"entries.{DOPAMINE}.dose_unit", "grains/h"),
+        f"entries[{DOPAMINE}].dose_unit",
+        "unknown amount unit",
+    ),
+    (
+        "dose-and-concentration-families-differ",
+        setp(f"entries.{DOPAMINE}.dose_unit", "[iU]/kg/min"),
+        f"entries[{DOPAMINE}].concentration.amount_unit",
+        "different unit families",
+    ),
+    (
+        "continuous-without-time-base",
+        setp(f"entries.{DOPAMINE}.dose_unit", "ug/kg"),
+        f"entries[{DOPAMINE}].dose_unit",
+        "needs a time base",
+    ),
+    (
+        "intermittent-with-time-base",
+        setp(f"entries.{VANCO}.dose_unit", "mg/h"),
+        f"entries[{VANCO}].dose_unit",
+        "total amount without a time base",
+    ),
+    (
+        "intermittent-without-durations",
+        setp(f"entries.{VANCO}.duration_limits_min", "-"),
+        f"entries[{VANCO}].duration_limits_min",
+        "duration limits are required",
+    ),
     ("fluid-with-amount-unit", setp(f"entries.{FLUID}.dose_unit", "meq/h"), f"entries[{FLUID}].dose_unit", "rate only"),
-    ("fluid-without-rate-limits", setp(f"entries.{FLUID}.rate_limits_ml_h", "-"), f"entries[{FLUID}].rate_limits_ml_h", "required"),
-    ("unknown-care-area-reference", setp(f"entries.{HEPARIN}.care_areas", ["ICU", "NICU"]), f"entries[{HEPARIN}].care_areas[1]", "unknown care area 'NICU'"),
+    (
+        "fluid-without-rate-limits",
+        setp(f"entries.{FLUID}.rate_limits_ml_h", "-"),
+        f"entries[{FLUID}].rate_limits_ml_h",
+        "required",
+    ),
+    (
+        "unknown-care-area-reference",
+        setp(f"entries.{HEPARIN}.care_areas", ["ICU", "NICU"]),
+        f"entries[{HEPARIN}].care_areas[1]",
+        "unknown care area 'NICU'",
+    ),
     ("duplicate-entry-id", setp("entries.1.id", "heparin-vte"), "entries[1].id", "duplicate entry id"),
-    ("duplicate-entry-key", dup_entry(DOPAMINE, "dopamine-again"), "entries[17]", "same drug, therapy, concentration and dose unit"),
-    ("fixed-concentration-without-volume", setp(f"entries.{DOPAMINE}.concentration.volume_ml", "-"), f"entries[{DOPAMINE}].concentration", "needs 'amount' and 'volume_ml'"),
-    ("custom-without-hard-min", setp(f"entries.{DOPAMINE}.concentration", CUSTOM), f"entries[{DOPAMINE}].concentration.limits.hard_min", "hard minimum"),
-    ("custom-with-fixed-amount", setp(f"entries.{DOPAMINE}.concentration", {**CUSTOM, "amount": 400}), f"entries[{DOPAMINE}].concentration", "no fixed amount"),
-    ("custom-limits-in-other-family", setp(f"entries.{DOPAMINE}.concentration", {**CUSTOM, "limits_unit": "meq/mL", "limits": {"hard_min": 1, "soft_max": 4}}), f"entries[{DOPAMINE}].concentration.limits_unit", "not in the family"),
-    ("limits-on-fixed-concentration", setp(f"entries.{DOPAMINE}.concentration.limits", {"hard_min": 1, "soft_max": 2}), f"entries[{DOPAMINE}].concentration", "custom concentrations only"),
-    ("unsourced-names-unset-limit", setp(f"entries.{HEPARIN}.dose_limits.unsourced", ["hard_max"]), f"entries[{HEPARIN}].dose_limits", "unsourced lists hard_max"),
-    ("bolus-unit-without-limits", setp(f"entries.{HEPARIN}.bolus_limits", "-"), f"entries[{HEPARIN}].bolus_limits", "go together"),
-    ("bolus-unit-with-time-base", setp(f"entries.{HEPARIN}.bolus_unit", "[iU]/kg/h"), f"entries[{HEPARIN}].bolus_unit", "without a time base"),
-    ("bolus-rate-without-time-base", setp(f"entries.{HEPARIN}.bolus_rate_unit", "[iU]/kg"), f"entries[{HEPARIN}].bolus_rate_unit", "needs a time base"),
-    ("bolus-in-other-family", setp(f"entries.{HEPARIN}.bolus_unit", "mg/kg"), f"entries[{HEPARIN}].bolus_unit", "different unit families"),
-    ("initial-dose-above-hard-max", setp(f"entries.{DOPAMINE}.initial_dose", 31), f"entries[{DOPAMINE}].initial_dose", "outside the hard limits"),
-    ("limit-is-a-word", setp(f"entries.{DOPAMINE}.dose_limits.soft_max", "twenty"), f"entries[{DOPAMINE}].dose_limits.soft_max", "decimal"),
-    ("limit-is-infinite", setp(f"entries.{DOPAMINE}.dose_limits.hard_max", "Infinity"), f"entries[{DOPAMINE}].dose_limits.hard_max", "finite"),
-    ("amount-unit-is-a-volume", setp(f"entries.{DOPAMINE}.concentration.amount_unit", "mL"), f"entries[{DOPAMINE}].concentration.amount_unit", "cannot be a volume"),
+    (
+        "duplicate-entry-key",
+        dup_entry(DOPAMINE, "dopamine-again"),
+        "entries[17]",
+        "same drug, therapy, concentration and dose unit",
+    ),
+    (
+        "fixed-concentration-without-volume",
+        setp(f"entries.{DOPAMINE}.concentration.volume_ml", "-"),
+        f"entries[{DOPAMINE}].concentration",
+        "needs 'amount' and 'volume_ml'",
+    ),
+    (
+        "custom-without-hard-min",
+        setp(f"entries.{DOPAMINE}.concentration", CUSTOM),
+        f"entries[{DOPAMINE}].concentration.limits.hard_min",
+        "hard minimum",
+    ),
+    (
+        "custom-with-fixed-amount",
+        setp(f"entries.{DOPAMINE}.concentration", {**CUSTOM, "amount": 400}),
+        f"entries[{DOPAMINE}].concentration",
+        "no fixed amount",
+    ),
+    (
+        "custom-limits-in-other-family",
+        setp(
+            f"entries.{DOPAMINE}.concentration",
+            {**CUSTOM, "limits_unit": "meq/mL", "limits": {"hard_min": 1, "soft_max": 4}},
+        ),
+        f"entries[{DOPAMINE}].concentration.limits_unit",
+        "not in the family",
+    ),
+    (
+        "limits-on-fixed-concentration",
+        setp(f"entries.{DOPAMINE}.concentration.limits", {"hard_min": 1, "soft_max": 2}),
+        f"entries[{DOPAMINE}].concentration",
+        "custom concentrations only",
+    ),
+    (
+        "unsourced-names-unset-limit",
+        setp(f"entries.{HEPARIN}.dose_limits.unsourced", ["hard_max"]),
+        f"entries[{HEPARIN}].dose_limits",
+        "unsourced lists hard_max",
+    ),
+    (
+        "bolus-unit-without-limits",
+        setp(f"entries.{HEPARIN}.bolus_limits", "-"),
+        f"entries[{HEPARIN}].bolus_limits",
+        "go together",
+    ),
+    (
+        "bolus-unit-with-time-base",
+        setp(f"entries.{HEPARIN}.bolus_unit", "[iU]/kg/h"),
+        f"entries[{HEPARIN}].bolus_unit",
+        "without a time base",
+    ),
+    (
+        "bolus-rate-without-time-base",
+        setp(f"entries.{HEPARIN}.bolus_rate_unit", "[iU]/kg"),
+        f"entries[{HEPARIN}].bolus_rate_unit",
+        "needs a time base",
+    ),
+    (
+        "bolus-in-other-family",
+        setp(f"entries.{HEPARIN}.bolus_unit", "mg/kg"),
+        f"entries[{HEPARIN}].bolus_unit",
+        "different unit families",
+    ),
+    (
+        "initial-dose-above-hard-max",
+        setp(f"entries.{DOPAMINE}.initial_dose", 31),
+        f"entries[{DOPAMINE}].initial_dose",
+        "outside the hard limits",
+    ),
+    (
+        "limit-is-a-word",
+        setp(f"entries.{DOPAMINE}.dose_limits.soft_max", "twenty"),
+        f"entries[{DOPAMINE}].dose_limits.soft_max",
+        "decimal",
+    ),
+    (
+        "limit-is-infinite",
+        setp(f"entries.{DOPAMINE}.dose_limits.hard_max", "Infinity"),
+        f"entries[{DOPAMINE}].dose_limits.hard_max",
+        "finite",
+    ),
+    (
+        "amount-unit-is-a-volume",
+        setp(f"entries.{DOPAMINE}.concentration.amount_unit", "mL"),
+        f"entries[{DOPAMINE}].concentration.amount_unit",
+        "cannot be a volume",
+    ),
     ("unknown-entry-kind", setp(f"entries.{DOPAMINE}.kind", "bolus"), f"entries[{DOPAMINE}].kind", "'continuous'"),
-    ("rate-limits-on-a-dose-entry", setp(f"entries.{DOPAMINE}.rate_limits_ml_h", {"soft_min": 1, "soft_max": 10}), f"entries[{DOPAMINE}].rate_limits_ml_h", "limit the dose instead"),
+    (
+        "rate-limits-on-a-dose-entry",
+        setp(f"entries.{DOPAMINE}.rate_limits_ml_h", {"soft_min": 1, "soft_max": 10}),
+        f"entries[{DOPAMINE}].rate_limits_ml_h",
+        "limit the dose instead",
+    ),
     ("empty-drug-name", setp(f"entries.{DOPAMINE}.drug", ""), f"entries[{DOPAMINE}].drug", "at least 1 character"),
-    ("zero-concentration-amount", setp(f"entries.{DOPAMINE}.concentration.amount", 0), f"entries[{DOPAMINE}].concentration.amount", "greater than 0"),
-    ("entry-in-no-care-area", setp(f"entries.{DOPAMINE}.care_areas", []), f"entries[{DOPAMINE}].care_areas", "at least 1"),
-    ("duration-on-continuous", setp(f"entries.{DOPAMINE}.duration_limits_min", {"hard_min": 10, "soft_max": 60}), f"entries[{DOPAMINE}].duration_limits_min", "intermittent entries only"),
+    (
+        "zero-concentration-amount",
+        setp(f"entries.{DOPAMINE}.concentration.amount", 0),
+        f"entries[{DOPAMINE}].concentration.amount",
+        "greater than 0",
+    ),
+    (
+        "entry-in-no-care-area",
+        setp(f"entries.{DOPAMINE}.care_areas", []),
+        f"entries[{DOPAMINE}].care_areas",
+        "at least 1",
+    ),
+    (
+        "duration-on-continuous",
+        setp(f"entries.{DOPAMINE}.duration_limits_min", {"hard_min": 10, "soft_max": 60}),
+        f"entries[{DOPAMINE}].duration_limits_min",
+        "intermittent entries only",
+    ),
 ]
 
 
@@ -126,11 +307,20 @@ def test_the_line_reported_is_the_line_of_the_offending_value(write_library):
 
 
 def test_all_problems_are_reported_at_once(write_library):
-    file = write_library(both(setp("entries.1.id", "heparin-vte"), setp(f"entries.{HEPARIN}.care_areas", ["NICU"]),
-                              setp(f"entries.{VANCO}.duration_limits_min", "-")))
+    file = write_library(
+        both(
+            setp("entries.1.id", "heparin-vte"),
+            setp(f"entries.{HEPARIN}.care_areas", ["NICU"]),
+            setp(f"entries.{VANCO}.duration_limits_min", "-"),
+        )
+    )
     with pytest.raises(LibraryInvalid) as caught:
         load_library(file)
-    assert {p.json_path for p in caught.value.problems} >= {"entries[1].id", f"entries[{HEPARIN}].care_areas[0]", f"entries[{VANCO}].duration_limits_min"}
+    assert {p.json_path for p in caught.value.problems} >= {
+        "entries[1].id",
+        f"entries[{HEPARIN}].care_areas[0]",
+        f"entries[{VANCO}].duration_limits_min",
+    }
 
 
 def test_a_draft_library_loads_for_review_but_is_not_put_in_force(write_library):

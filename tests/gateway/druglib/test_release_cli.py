@@ -17,8 +17,10 @@ from tests.gateway.druglib.release_kit import library, one_limit_digit_changed
 @pytest.fixture
 def cli(pumpgw_cmd, subprocess_env):
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*pumpgw_cmd, "library", *args], env=subprocess_env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [*pumpgw_cmd, "library", *args], env=subprocess_env, capture_output=True, text=True, timeout=60
+        )
+
     return run
 
 
@@ -62,13 +64,21 @@ def test_publish_without_a_broker_says_so_in_one_line(tmp_path, cli):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.binary(max_size=300),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                 lambda x: st.lists(x, max_size=3) | st.dictionaries(
-                     st.sampled_from(["schema_version", "signature", "library", "published_at", "x"]), x, max_size=4),
-                 max_leaves=12).map(lambda v: json.dumps(v).encode()),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda x: (
+                st.lists(x, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(["schema_version", "signature", "library", "published_at", "x"]), x, max_size=4
+                )
+            ),
+            max_leaves=12,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
 def test_any_payload_on_library_current_decodes_or_raises_a_library_error(payload):
     try:
         decode_release(payload, where="mqtt t", max_bytes=4096)

@@ -50,9 +50,15 @@ class Gateway:
         self.holder = LibraryHolder(Path("(signed)"))
         self.state = ReleaseState(self.db)
         self.applier = ReleaseApplier(
-            trust=self.trust, state=self.state, holder=self.holder, audit=self.audit.append,
-            on_alert=lambda name, d: self.alerts.append((name, d)), on_change=self.reported.append,
-            allow_downgrade=self.allow_downgrade, clock=lambda: NOW, max_bytes=2 * 1024 * 1024,
+            trust=self.trust,
+            state=self.state,
+            holder=self.holder,
+            audit=self.audit.append,
+            on_alert=lambda name, d: self.alerts.append((name, d)),
+            on_change=self.reported.append,
+            allow_downgrade=self.allow_downgrade,
+            clock=lambda: NOW,
+            max_bytes=2 * 1024 * 1024,
         )
 
     def offer(self, lib: bytes, sig: bytes, source: str = "mqtt"):
@@ -91,7 +97,12 @@ def test_a_newer_signed_release_is_put_in_force_audited_and_reported(gateway, ke
     assert result.outcome is Outcome.APPLIED and gateway.version == "2026.11"
     kind, subject, detail, actor = gateway.audit.rows[0]
     assert (kind, subject, actor, detail["serial"], detail["signer_key_id"]) == (
-        AUDIT_APPLIED, "2026.11", "pumpgw", 1, keys[0].key_id)
+        AUDIT_APPLIED,
+        "2026.11",
+        "pumpgw",
+        1,
+        keys[0].key_id,
+    )
     assert gateway.reported[-1].version == "2026.11" and gateway.reported[-1].source == "mqtt"
     assert gateway.holder.current.sha256 == result.in_force.sha256  # verdicts name the release's hash
 
@@ -128,7 +139,9 @@ def test_a_key_removed_from_the_trust_list_stops_verifying_at_the_reload(tmp_pat
     _applied_v2(gateway, keys[0])
     backup = make_key(tmp_path / "k", "backup")
     with capture_logs() as logs:
-        gateway.applier.update_trust(TrustList.from_config([backup.trusted()]), allow_downgrade=False, expected_sha256="")
+        gateway.applier.update_trust(
+            TrustList.from_config([backup.trusted()]), allow_downgrade=False, expected_sha256=""
+        )
     # the release in force stays (never drop the library) but is flagged: audited and alerted
     assert gateway.version == "2026.12" and gateway.audit.kinds() == [AUDIT_REFUSED]
     assert gateway.audit.rows[0][2]["still_in_force"] is True

@@ -27,7 +27,10 @@ def test_a_signed_library_verifies_and_carries_its_release_metadata(pharmacy):
     sig = sign(lib, pharmacy, 7, signed_at=NOW)
     release = TrustList.from_config([pharmacy.trusted()]).verify(lib, sig, where="lib.json", now=NOW)
     assert (release.metadata.version, release.metadata.serial, release.metadata.signer_key_id) == (
-        "2026.12", 7, pharmacy.key_id)
+        "2026.12",
+        7,
+        pharmacy.key_id,
+    )
 
 
 def test_reformatting_the_file_keeps_the_signature_valid(pharmacy):
@@ -57,22 +60,29 @@ def test_a_key_not_on_the_trust_list_is_refused_by_its_key_id(tmp_path, pharmacy
     stranger = make_key(tmp_path / "other", "stranger")
     lib = library("2026.12")
     with pytest.raises(SignatureError, match=f"key {stranger.key_id}, which is not a trusted key"):
-        TrustList.from_config([pharmacy.trusted()]).verify(lib, sign(lib, stranger, 7, signed_at=NOW), where="l", now=NOW)
+        TrustList.from_config([pharmacy.trusted()]).verify(
+            lib, sign(lib, stranger, 7, signed_at=NOW), where="l", now=NOW
+        )
 
 
 def test_a_retired_key_still_verifies_what_it_signed_inside_its_window_but_nothing_later(pharmacy):
     lib = library("2026.12")
     trust = TrustList.from_config([pharmacy.trusted(valid_until=NOW)])
-    trust.verify(lib, sign(lib, pharmacy, 7, signed_at=NOW - timedelta(days=1)), where="l", now=NOW + timedelta(days=90))
+    trust.verify(
+        lib, sign(lib, pharmacy, 7, signed_at=NOW - timedelta(days=1)), where="l", now=NOW + timedelta(days=90)
+    )
     with pytest.raises(SignatureError, match="was not valid at signed_at"):
-        trust.verify(lib, sign(lib, pharmacy, 8, signed_at=NOW + timedelta(hours=1)), where="l", now=NOW + timedelta(days=1))
+        trust.verify(
+            lib, sign(lib, pharmacy, 8, signed_at=NOW + timedelta(hours=1)), where="l", now=NOW + timedelta(days=1)
+        )
 
 
 def test_a_signature_dated_in_the_future_is_refused(pharmacy):
     lib = library("2026.12")
     with pytest.raises(SignatureError, match="in the future"):
         TrustList.from_config([pharmacy.trusted()]).verify(
-            lib, sign(lib, pharmacy, 7, signed_at=NOW + timedelta(hours=1)), where="l", now=NOW)
+            lib, sign(lib, pharmacy, 7, signed_at=NOW + timedelta(hours=1)), where="l", now=NOW
+        )
 
 
 def test_a_configured_key_id_that_does_not_match_the_key_file_is_reported(tmp_path, pharmacy):
@@ -91,9 +101,15 @@ def test_any_signature_file_bytes_parse_or_raise_a_signature_error(data):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.sampled_from(["format", "metadata", "signature", "x"]),
-                       st.one_of(st.text(max_size=8), st.integers(), st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5))),
-                       max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["format", "metadata", "signature", "x"]),
+        st.one_of(
+            st.text(max_size=8), st.integers(), st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5))
+        ),
+        max_size=4,
+    )
+)
 def test_malformed_signature_objects_are_refused_with_a_library_error(obj):
     with pytest.raises(LibraryError):
         parse_signature_file(json.dumps(obj).encode(), where="x.sig")

@@ -71,9 +71,7 @@ def test_drug_library_version_change_is_identity_changed():
     tracker.on_snapshot(snap(0, channel(STOPPED)))
     new_library = PumpIdentity("New Era", "NE-1000", "SN-100", "3.928", "L8")
     events = tracker.on_snapshot(snap(10, channel(STOPPED), identity=new_library))
-    assert [(e.kind, e.detail) for e in events] == [
-        (EventKind.IDENTITY_CHANGED, {"changed": "drug_library_version"})
-    ]
+    assert [(e.kind, e.detail) for e in events] == [(EventKind.IDENTITY_CHANGED, {"changed": "drug_library_version"})]
 
 
 def test_an_identity_field_not_reported_in_one_poll_is_not_a_change():

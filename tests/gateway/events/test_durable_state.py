@@ -20,9 +20,17 @@ OCCL = Alarm("E40", "occlusion", "Occlusion", AlarmPriority.MEDIUM)
 
 
 def snap(t: float, state=ChannelState.INFUSING, alarms=(), rate="5", serial="S1") -> PumpSnapshot:
-    ch = ChannelSnapshot("1", state, rate=Quantity(Decimal(rate), "mL/h"), vtbi=Quantity(Decimal("50"), "mL"),
-                         drug="Heparin", alarms=tuple(alarms))
-    return PumpSnapshot("p1", PumpIdentity("M", "X", serial_number=serial), (ch,), received_at=T0 + timedelta(seconds=t))
+    ch = ChannelSnapshot(
+        "1",
+        state,
+        rate=Quantity(Decimal(rate), "mL/h"),
+        vtbi=Quantity(Decimal("50"), "mL"),
+        drug="Heparin",
+        alarms=tuple(alarms),
+    )
+    return PumpSnapshot(
+        "p1", PumpIdentity("M", "X", serial_number=serial), (ch,), received_at=T0 + timedelta(seconds=t)
+    )
 
 
 def kinds(events):
@@ -42,13 +50,16 @@ def test_export_and_restore_round_trips_through_json_and_the_restored_tracker_co
     assert kinds(events) == [EventKind.COMM_RESTORED]  # nothing started, no new onset
 
 
-@pytest.mark.parametrize(("version", "text", "expected"), [
-    (STATE_VERSION + 1, "{}", "newer than this pumpgw"),
-    (0, "{}", "unknown format version"),
-    (STATE_VERSION, "[]", "top level is not an object"),
-    (STATE_VERSION, '{"identity": null, "channels": [], "alarms": [{"code": 1}], "lost": null}', "KeyError"),
-    (STATE_VERSION, '{"identity": null, "channels": [], "alarms": [], "lost": ["yesterday", "x"]}', "ValueError"),
-])
+@pytest.mark.parametrize(
+    ("version", "text", "expected"),
+    [
+        (STATE_VERSION + 1, "{}", "newer than this pumpgw"),
+        (0, "{}", "unknown format version"),
+        (STATE_VERSION, "[]", "top level is not an object"),
+        (STATE_VERSION, '{"identity": null, "channels": [], "alarms": [{"code": 1}], "lost": null}', "KeyError"),
+        (STATE_VERSION, '{"identity": null, "channels": [], "alarms": [], "lost": ["yesterday", "x"]}', "ValueError"),
+    ],
+)
 def test_an_unusable_state_row_raises_a_named_error_with_the_pump(version, text, expected):
     with pytest.raises(StateRowError) as info:
         decode_state("bed07", version, text)
@@ -56,8 +67,14 @@ def test_an_unusable_state_row_raises_a_named_error_with_the_pump(version, text,
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=300) | st.from_regex(r'\{"identity": .{0,40}, "channels": \[.{0,60}\], "alarms": \[\], '
-                                              r'"lost": null\}', fullmatch=True))
+@given(
+    st.text(max_size=300)
+    | st.from_regex(
+        r'\{"identity": .{0,40}, "channels": \[.{0,60}\], "alarms": \[\], '
+        r'"lost": null\}',
+        fullmatch=True,
+    )
+)
 def test_any_stored_text_either_decodes_or_is_refused_by_name_never_another_exception(text):
     try:
         decode_state("p1", STATE_VERSION, text)

@@ -194,7 +194,8 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
             acct.offset = None
             baseline = True
     merged = {
-        name: getattr(shot.identity, name) if getattr(shot.identity, name) is not None or acct.identity is None
+        name: getattr(shot.identity, name)
+        if getattr(shot.identity, name) is not None or acct.identity is None
         else getattr(acct.identity, name)
         for name in ("manufacturer", "model", "serial_number", "firmware", "drug_library_version")
     }
@@ -272,7 +273,9 @@ def check_snapshot(acct: Account, shot: PumpSnapshot, offset: float | None, even
             if was:
                 vtbi = ch.vtbi if ch.vtbi is not None else previous.vtbi
                 done = ch.state is ChannelState.KVO or (
-                    vtbi is not None and vtbi.value > 0 and ch.volume_infused is not None
+                    vtbi is not None
+                    and vtbi.value > 0
+                    and ch.volume_infused is not None
                     and ch.volume_infused.value >= vtbi.value
                 )
                 expected.append(EventKind.DELIVERY_COMPLETE if done else EventKind.DELIVERY_STOP)

@@ -25,8 +25,9 @@ def free_port() -> int:
 
 
 async def http_get(port: int, path: str, *, headers: str = "", tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls,
-                                                   server_hostname="localhost" if tls else None)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=tls, server_hostname="localhost" if tls else None
+    )
     writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n".encode())
     await writer.drain()
     data = await reader.read()
@@ -44,7 +45,7 @@ gateway_id = "g"
 eui64 = "001BC50C0000AA01"
 incomplete_reason = "test without pumps"
 [outbox]
-path = "{tmp_path / 'outbox.sqlite'}"
+path = "{tmp_path / "outbox.sqlite"}"
 [health]
 {health}
 [[destinations]]
@@ -91,11 +92,16 @@ async def test_basic_auth_and_tls_protect_every_route(tmp_path):
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
-    app = build_app(lambda: {"health": {"live": True, "ready": True, "reasons": []}}, lambda: b"m 1\n",
-                    username="ops", password="s3cret")
+    app = build_app(
+        lambda: {"health": {"live": True, "ready": True, "reasons": []}},
+        lambda: b"m 1\n",
+        username="ops",
+        password="s3cret",
+    )
     port = free_port()
-    server = HealthServer(app, host="127.0.0.1", port=port, cert_file=tmp_path / "server.pem",
-                          key_file=tmp_path / "server.pem")
+    server = HealthServer(
+        app, host="127.0.0.1", port=port, cert_file=tmp_path / "server.pem", key_file=tmp_path / "server.pem"
+    )
     task = asyncio.create_task(server.run())
     try:
         await asyncio.wait_for(server.listening.wait(), 10)

@@ -23,10 +23,16 @@ def q(value: str, unit: str) -> Quantity:
 def make_context(**overrides) -> EncodeContext:
     """The golden context: fixed clock (MSH-7) and a fixed-clock MSH-10 generator."""
     fields = dict(
-        site="stmarys", ward="icu-3", gateway_id="gw-icu3-01", eui64=GATEWAY_EUI,
+        site="stmarys",
+        ward="icu-3",
+        gateway_id="gw-icu3-01",
+        eui64=GATEWAY_EUI,
         control_ids=ControlIdGenerator(GATEWAY_EUI, clock_ms=lambda: 1444933267000),
-        country="USA", receiving_application="DOC_VENDOR", receiving_facility="DOC_VENDOR",
-        processing_id="D", clock=lambda: CREATED,
+        country="USA",
+        receiving_application="DOC_VENDOR",
+        receiving_facility="DOC_VENDOR",
+        processing_id="D",
+        clock=lambda: CREATED,
         pumps={
             "bed07-a": PumpInfo("bed07-a", location="ICU-3 bed 7", care_area="Crit Care", pump_type="lvp"),
             "bed08": PumpInfo("bed08", location="ICU-3 bed 8"),
@@ -44,9 +50,16 @@ def ctx() -> EncodeContext:
 def dopamine_channel(state: ChannelState = ChannelState.INFUSING, **changes) -> ChannelSnapshot:
     """The TF's M.1.2.2 infusion: dopamine 1.6 mg/mL at 5.00 ug/kg/min = 15.4 mL/h, 82.0 kg."""
     fields = dict(
-        channel_id="Primary", state=state, rate=q("15.4", "mL/h"), vtbi=q("250.0", "mL"),
-        volume_infused=q("0.0", "mL"), drug="Dopamine", concentration=q("1.6", "mg/mL"),
-        dose_rate=q("5.00", "ug/kg/min"), care_area="Crit Care", patient_weight=q("82.0", "kg"),
+        channel_id="Primary",
+        state=state,
+        rate=q("15.4", "mL/h"),
+        vtbi=q("250.0", "mL"),
+        volume_infused=q("0.0", "mL"),
+        drug="Dopamine",
+        concentration=q("1.6", "mg/mL"),
+        dose_rate=q("5.00", "ug/kg/min"),
+        care_area="Crit Care",
+        patient_weight=q("82.0", "kg"),
     )
     fields.update(changes)
     return ChannelSnapshot(**fields)
@@ -64,8 +77,13 @@ def one_channel_pump(state: ChannelState = ChannelState.INFUSING) -> PumpSnapsho
 
 def two_channel_pump() -> PumpSnapshot:
     heparin = ChannelSnapshot(
-        channel_id="B", state=ChannelState.PAUSED, rate=q("12", "mL/h"), vtbi=q("50", "mL"),
-        volume_infused=q("7.25", "mL"), drug="Heparin 25000 [iU]/250 mL", concentration=q("100", "[iU]/mL"),
+        channel_id="B",
+        state=ChannelState.PAUSED,
+        rate=q("12", "mL/h"),
+        vtbi=q("50", "mL"),
+        volume_infused=q("7.25", "mL"),
+        drug="Heparin 25000 [iU]/250 mL",
+        concentration=q("100", "[iU]/mL"),
     )
     return PumpSnapshot(
         pump_id="bed08",

@@ -29,17 +29,25 @@ def _drop_line(text: str, prefix: str) -> str:
 MUTATIONS = [
     ("pcd04_occlusion_end", lambda t: t.replace("|^AL0001&", "|AL0001&"), {"PCD04-OBR-29"}),
     ("pcd04_occlusion_onset", lambda t: _drop_line(t, "OBX|6|"), {"PCD04-FACET-MISSING", "OBX-1"}),
-    ("pcd04_occlusion_onset", lambda t: t.replace("|1.1.2.0.3|start|", "|1.1.2.0.3|begin|"),
-     {"PCD04-FACET-VALUE"}),
+    ("pcd04_occlusion_onset", lambda t: t.replace("|1.1.2.0.3|start|", "|1.1.2.0.3|begin|"), {"PCD04-FACET-VALUE"}),
     ("pcd04_occlusion_onset", lambda t: t.replace("|1.1.2.0.1|196940^", "|1.1.2.0.1|196941^"), {"MDC-CODE"}),
-    ("pcd04_occlusion_onset", lambda t: t.replace("|end||||||F", "|end||||||R").replace(
-        "|start||||||F", "|start||||||R"), {"PCD04-OBX-11"}),
-    ("pcd04_occlusion_onset", lambda t: t.replace("|196616^MDC_EVT_ALARM^MDC|||", "|2222^Dopamine|||"),
-     {"PCD04-OBR-4"}),
+    (
+        "pcd04_occlusion_onset",
+        lambda t: t.replace("|end||||||F", "|end||||||R").replace("|start||||||F", "|start||||||R"),
+        {"PCD04-OBX-11"},
+    ),
+    (
+        "pcd04_occlusion_onset",
+        lambda t: t.replace("|196616^MDC_EVT_ALARM^MDC|||", "|2222^Dopamine|||"),
+        {"PCD04-OBR-4"},
+    ),
     ("pcd10_delivery_start", lambda t: _drop_line(t, "OBX|4|"), {"PCD10-EVENT", "OBX-1"}),
     ("pcd10_delivery_start", lambda t: t.replace("|1.0.0.3|1.1.2.0|", "|1.0.0.3|1.7.2.0|"), {"PCD10-EVENT"}),
-    ("pcd10_delivery_start", lambda t: t.replace("1.3.6.1.4.1.19376.1.6.4.10", "1.3.6.1.4.1.19376.1.6.1.1.1"),
-     {"MSH-21"}),
+    (
+        "pcd10_delivery_start",
+        lambda t: t.replace("1.3.6.1.4.1.19376.1.6.4.10", "1.3.6.1.4.1.19376.1.6.1.1.1"),
+        {"MSH-21"},
+    ),
     ("pcd10_delivery_start", lambda t: t.replace("ORU^R42^ORU_R01", "ORU^R42^ORU_R40"), {"MSH-9"}),
     ("pcd10_delivery_start", lambda t: t.replace("PV1|", "ORC|NW\nPV1|"), {"STRUCTURE"}),
     ("pcd01_one_channel", lambda t: t.replace("|20151015182106+0000\n", "|20151015182106\n"), {"TS-OFFSET"}),
@@ -56,8 +64,9 @@ MUTATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "mutate", "expected"), MUTATIONS,
-                         ids=[f"{n}-{'+'.join(sorted(e))}" for n, _, e in MUTATIONS])
+@pytest.mark.parametrize(
+    ("name", "mutate", "expected"), MUTATIONS, ids=[f"{n}-{'+'.join(sorted(e))}" for n, _, e in MUTATIONS]
+)
 def test_a_planted_defect_is_reported_by_its_rule_and_nothing_else(name, mutate, expected):
     mutated = mutate(golden(name))
     assert mutated != golden(name), "the mutation did not apply"
@@ -92,7 +101,7 @@ def test_the_checker_never_raises_whatever_it_is_given(data):
         cut = data.draw(st.integers(0, len(text)))
         junk = data.draw(st.text(alphabet=st.sampled_from("|^~\\&.0123456789\nAOBXMSHR \x0b"), max_size=8))
         drop = data.draw(st.integers(0, 5))
-        text = text[:cut] + junk + text[cut + drop:]
+        text = text[:cut] + junk + text[cut + drop :]
     findings = check_message(text.encode("utf-8", errors="replace"))
     assert all(f.rule and f.message for f in findings)
 

@@ -60,7 +60,7 @@ def test_the_state_file_is_written_once_per_lease_not_per_id(tmp_path):
     gen = ControlIdGenerator(EUI, state_path=state, clock_ms=clock)
     gen.next_id()
     written = state.stat().st_mtime_ns, state.read_text()
-    for step in range(100):
+    for _step in range(100):
         clock.ms += 100  # 10 s in total, inside the 60 s lease
         gen.next_id()
     assert (state.stat().st_mtime_ns, state.read_text()) == written

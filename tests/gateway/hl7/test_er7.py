@@ -40,8 +40,10 @@ def test_timestamps_are_utc_with_offset_and_naive_ones_are_refused():
     assert dtm(datetime(999, 1, 1, tzinfo=UTC), what="x").startswith("0999")
 
 
-@pytest.mark.parametrize(("value", "text"), [("250.0", "250.0"), ("5.00", "5.00"), ("1E+3", "1000"),
-                                             ("0.000001", "0.000001"), ("-0.0", "0.0")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("250.0", "250.0"), ("5.00", "5.00"), ("1E+3", "1000"), ("0.000001", "0.000001"), ("-0.0", "0.0")],
+)
 def test_numbers_keep_the_device_precision_without_exponents(value, text):
     assert number(Decimal(value), what="x") == text
 

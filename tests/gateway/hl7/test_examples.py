@@ -41,12 +41,17 @@ EXPECTED: dict[str, list[tuple[str, int, int | None, str]]] = {
     ],
     "ihe-dev-tf10_E1.1_pcd01_physio-monitor": [
         ("TS-OFFSET", 4, 7, "OBR-7 ... lack a time-zone offset"),
-        *[(rule, seg, field, "metric OBX-11='X' although they have values / some OBX-14 lack an offset")
-          for seg in (8, 9, 10) for rule, field in (("METRIC-STATUS-X", 11), ("TS-OFFSET", 14))],
+        *[
+            (rule, seg, field, "metric OBX-11='X' although they have values / some OBX-14 lack an offset")
+            for seg in (8, 9, 10)
+            for rule, field in (("METRIC-STATUS-X", 11), ("TS-OFFSET", 14))
+        ],
         ("MDC-PARTITION", 11, 3, "ECG VMD uses bare term code 4262"),
         ("MDC-PARTITION", 12, 3, "ECG CHAN uses bare term code 4263"),
-        *[("METRIC-STATUS-X", seg, 11, "metric OBX-11='X' although they have values")
-          for seg in (13, 14, 15, 16, 17, 20, 21)],
+        *[
+            ("METRIC-STATUS-X", seg, 11, "metric OBX-11='X' although they have values")
+            for seg in (13, 14, 15, 16, 17, 20, 21)
+        ],
     ],
     "ihe-dev-tf10_E1.2_pcd01_episodic-nibp": [
         ("TS-OFFSET", seg, 14, "OBX-14 lacks TZ offset on the channel/metric level") for seg in range(7, 12)
@@ -131,8 +136,9 @@ def test_checker_reports_exactly_the_tf_defects_listed_for_each_example(stem):
 
 def test_cli_prints_positions_and_exits_1_on_findings(pumpgw_cmd, subprocess_env):
     path = _message_file("ihe-dev-tf10_E3.2_pcd04_bbraun-pump_occlusion_start")
-    proc = subprocess.run([*pumpgw_cmd, "hl7", "check", str(path)], capture_output=True, text=True,
-                          env=subprocess_env, timeout=60)
+    proc = subprocess.run(
+        [*pumpgw_cmd, "hl7", "check", str(path)], capture_output=True, text=True, env=subprocess_env, timeout=60
+    )
     assert proc.returncode == 1
     assert "segment 9 OBX-11: [OBX-11]" in proc.stdout
     assert "5 finding(s)" in proc.stdout
@@ -140,24 +146,41 @@ def test_cli_prints_positions_and_exits_1_on_findings(pumpgw_cmd, subprocess_env
 
 def test_cli_reads_stdin_and_exits_0_on_a_clean_message(pumpgw_cmd, subprocess_env):
     raw = (EXAMPLES / "ihe-dev-tf10_E2.3_pcd03_ex1_ack-o15.hl7").read_bytes()
-    proc = subprocess.run([*pumpgw_cmd, "hl7", "check", "-"], input=raw, capture_output=True,
-                          env=subprocess_env, timeout=60)
+    proc = subprocess.run(
+        [*pumpgw_cmd, "hl7", "check", "-"], input=raw, capture_output=True, env=subprocess_env, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout
     assert b"<stdin>: OK (ACK)" in proc.stdout
 
 
 def test_cli_exits_2_on_an_unreadable_file(pumpgw_cmd, subprocess_env, tmp_path):
-    proc = subprocess.run([*pumpgw_cmd, "hl7", "check", str(tmp_path / "missing.hl7")], capture_output=True,
-                          text=True, env=subprocess_env, timeout=60)
+    proc = subprocess.run(
+        [*pumpgw_cmd, "hl7", "check", str(tmp_path / "missing.hl7")],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "cannot read" in proc.stderr
 
 
 def test_cli_hl7apy_option_adds_its_strict_verdict_and_notes_structures_it_lacks(pumpgw_cmd, subprocess_env):
     golden = Path(__file__).parent / "golden"
-    proc = subprocess.run([*pumpgw_cmd, "hl7", "check", "--hl7apy", str(golden / "pcd10_delivery_start.hl7"),
-                           str(golden / "pcd04_occlusion_end.hl7")], capture_output=True, text=True,
-                          env=subprocess_env, timeout=60)
+    proc = subprocess.run(
+        [
+            *pumpgw_cmd,
+            "hl7",
+            "check",
+            "--hl7apy",
+            str(golden / "pcd10_delivery_start.hl7"),
+            str(golden / "pcd04_occlusion_end.hl7"),
+        ],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=60,
+    )
     assert proc.returncode == 1  # hl7apy's base v2.6 wants PID-3, which the TF leaves empty for unknown patients
     assert "[HL7APY] ValidationError: Missing required child PID.PID_3" in proc.stdout
     assert "pcd04_occlusion_end.hl7: note: hl7apy 1.3.5 has no definition" in proc.stdout
@@ -167,8 +190,13 @@ def test_cli_hl7apy_option_adds_its_strict_verdict_and_notes_structures_it_lacks
 def test_severities_follow_the_tf_wording_tolerated_defects_are_warnings():
     findings = check_message(_message_file("ihe-dev-tf10_E3.2_pcd04_bbraun-pump_occlusion_start").read_bytes())
     severity = {f.rule: f.severity for f in findings}
-    assert severity == {"STRAY-BLANK": "warning", "MSH-21-ALT": "warning", "PCD04-FACET-OBX8": "warning",
-                        "OBX-3": "error", "OBX-11": "error"}
+    assert severity == {
+        "STRAY-BLANK": "warning",
+        "MSH-21-ALT": "warning",
+        "PCD04-FACET-OBX8": "warning",
+        "OBX-3": "error",
+        "OBX-11": "error",
+    }
     assert all(("warning: " in str(f)) == (f.severity == "warning") for f in findings)
 
 

@@ -21,7 +21,11 @@ from gateway.hl7 import encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.hl7.check import check_message
 from gateway.hl7.parse import parse_message
 from tests.gateway.hl7.conftest import (
-    OCCLUSION, TF_EVENT_TIME, make_context, one_channel_pump, two_channel_pump,
+    OCCLUSION,
+    TF_EVENT_TIME,
+    make_context,
+    one_channel_pump,
+    two_channel_pump,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -37,10 +41,14 @@ def titration_events() -> tuple[PumpEvent, PumpEvent]:
     from tests.gateway.hl7.conftest import dopamine_channel, q
 
     before = one_channel_pump()
-    after = replace(before, received_at=before.received_at.replace(minute=31),
-                    device_time=before.device_time.replace(minute=31),
-                    channels=(dopamine_channel(rate=q("20.0", "mL/h"), dose_rate=q("6.50", "ug/kg/min"),
-                                               volume_infused=q("2.6", "mL")),))
+    after = replace(
+        before,
+        received_at=before.received_at.replace(minute=31),
+        device_time=before.device_time.replace(minute=31),
+        channels=(
+            dopamine_channel(rate=q("20.0", "mL/h"), dose_rate=q("6.50", "ug/kg/min"), volume_infused=q("2.6", "mL")),
+        ),
+    )
     tracker = PumpEventTracker("bed07-a")
     tracker.on_snapshot(before)
     stop, start = tracker.on_snapshot(after)
@@ -50,10 +58,24 @@ def titration_events() -> tuple[PumpEvent, PumpEvent]:
 def _cases():
     snap = one_channel_pump()
     ctx = make_context()
-    onset = PumpEvent(EventKind.ALARM_ONSET, "bed07-a", TF_EVENT_TIME, channel_id="Primary",
-                      snapshot=one_channel_pump(ChannelState.ALARM), alarm=OCCLUSION, alert_instance_id="AL0001")
-    end = PumpEvent(EventKind.ALARM_END, "bed07-a", TF_EVENT_TIME.replace(minute=24), channel_id="Primary",
-                    snapshot=one_channel_pump(ChannelState.STOPPED), alarm=OCCLUSION, alert_instance_id="AL0001")
+    onset = PumpEvent(
+        EventKind.ALARM_ONSET,
+        "bed07-a",
+        TF_EVENT_TIME,
+        channel_id="Primary",
+        snapshot=one_channel_pump(ChannelState.ALARM),
+        alarm=OCCLUSION,
+        alert_instance_id="AL0001",
+    )
+    end = PumpEvent(
+        EventKind.ALARM_END,
+        "bed07-a",
+        TF_EVENT_TIME.replace(minute=24),
+        channel_id="Primary",
+        snapshot=one_channel_pump(ChannelState.STOPPED),
+        alarm=OCCLUSION,
+        alert_instance_id="AL0001",
+    )
     start = PumpEvent(EventKind.DELIVERY_START, "bed07-a", TF_EVENT_TIME, channel_id="Primary", snapshot=snap)
     stop, restart = titration_events()
     return {
@@ -113,8 +135,11 @@ def test_pcd10_delivery_start_matches_the_tf_sample_row_for_row():
     """
     ours = _rows_by_refid((GOLDEN / "pcd10_delivery_start.hl7").read_bytes())
     tf = _rows_by_refid(TF_PCD10.read_bytes())
-    assert set(tf) - set(ours) == {"MDC_DEV_PUMP_PROGRAM_DELIVERY_MODE", "MDC_VOL_FLUID_TBI_REMAIN",
-                                   "MDC_TIME_PD_REMAIN"}
+    assert set(tf) - set(ours) == {
+        "MDC_DEV_PUMP_PROGRAM_DELIVERY_MODE",
+        "MDC_VOL_FLUID_TBI_REMAIN",
+        "MDC_TIME_PD_REMAIN",
+    }
     assert set(ours) - set(tf) == {"MDC_ATTR_TIME_ABS"}
     for refid in set(tf) & set(ours):
         assert ours[refid] == tf[refid], refid

@@ -22,8 +22,9 @@ from tests.gateway.hl7.conftest import make_context, one_channel_pump
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
 # printable text incl. the ER7 delimiters and non-ASCII; no control characters (a pump reply
 # with those is refused by the drivers before it gets here)
-text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\x7f"),
-               min_size=1, max_size=24).filter(lambda s: s.strip() == s and s.strip())
+text = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\x7f"), min_size=1, max_size=24
+).filter(lambda s: s.strip() == s and s.strip())
 
 
 def _obx(raw: bytes) -> dict[str, str]:
@@ -39,8 +40,9 @@ def _obx(raw: bytes) -> dict[str, str]:
 @given(serial=text, firmware=text, model=text, tag=text)
 def test_pcd01_identity_rows_round_trip_any_text(serial, firmware, model, tag):
     snapshot = one_channel_pump()
-    snapshot = replace(snapshot, identity=replace(snapshot.identity, serial_number=serial, firmware=firmware,
-                                                  model=model))
+    snapshot = replace(
+        snapshot, identity=replace(snapshot.identity, serial_number=serial, firmware=firmware, model=model)
+    )
     ctx = make_context()
     ctx.pumps["bed07-a"] = replace(ctx.pumps["bed07-a"], asset_tag=tag)
     _cid, raw = encode_pcd01(snapshot, ctx, pump_id="bed07-a")

@@ -3,15 +3,14 @@ parses back to the same values with two independent parsers (``hl7`` and hl7apy)
 
 from __future__ import annotations
 
-
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import hl7
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message as hl7apy_parse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.events.model import EventKind, PumpEvent
@@ -27,8 +26,16 @@ texts = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
 )
 decimals = st.one_of(
-    st.sampled_from([Decimal("0"), Decimal("0.0"), Decimal("1E+30"), Decimal("123456789012345.678"),
-                     Decimal("0.000001"), Decimal("-0.00")]),
+    st.sampled_from(
+        [
+            Decimal("0"),
+            Decimal("0.0"),
+            Decimal("1E+30"),
+            Decimal("123456789012345.678"),
+            Decimal("0.000001"),
+            Decimal("-0.00"),
+        ]
+    ),
     st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e15"), allow_nan=False, allow_infinity=False),
 )
 units = st.sampled_from([*mdc.UNITS, "[iU]/mL", "mmol/h", "mL/min"])
@@ -39,15 +46,23 @@ aware = st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12
 
 channels = st.builds(
     ChannelSnapshot,
-    channel_id=texts, state=st.sampled_from(list(ChannelState)), rate=maybe_q, vtbi=maybe_q,
-    volume_infused=maybe_q, drug=st.none() | texts, concentration=maybe_q, dose_rate=maybe_q,
-    care_area=st.none() | texts, patient_weight=maybe_q,
+    channel_id=texts,
+    state=st.sampled_from(list(ChannelState)),
+    rate=maybe_q,
+    vtbi=maybe_q,
+    volume_infused=maybe_q,
+    drug=st.none() | texts,
+    concentration=maybe_q,
+    dose_rate=maybe_q,
+    care_area=st.none() | texts,
+    patient_weight=maybe_q,
 )
 snapshots = st.builds(
     PumpSnapshot,
     pump_id=st.just("bed07-a"),
-    identity=st.builds(PumpIdentity, texts, texts, serial_number=st.none() | texts,
-                       drug_library_version=st.none() | texts),
+    identity=st.builds(
+        PumpIdentity, texts, texts, serial_number=st.none() | texts, drug_library_version=st.none() | texts
+    ),
     channels=st.lists(channels, min_size=1, max_size=3).map(tuple),
     received_at=aware,
     device_time=st.none() | st.datetimes() | aware,
@@ -82,9 +97,14 @@ def _as_hl7apy_shows(er7: str) -> str | None:
     return None if "\\X" in er7 else er7
 
 
-_QUANTITIES = (("rate", "MDC_FLOW_FLUID_PUMP"), ("dose_rate", "MDC_RATE_DOSE"), ("vtbi", "MDC_VOL_FLUID_TBI"),
-               ("volume_infused", "MDC_VOL_FLUID_DELIV_TOTAL"), ("concentration", "MDC_CONC_DRUG"),
-               ("patient_weight", "MDC_ATTR_PT_WEIGHT"))
+_QUANTITIES = (
+    ("rate", "MDC_FLOW_FLUID_PUMP"),
+    ("dose_rate", "MDC_RATE_DOSE"),
+    ("vtbi", "MDC_VOL_FLUID_TBI"),
+    ("volume_infused", "MDC_VOL_FLUID_DELIV_TOTAL"),
+    ("concentration", "MDC_CONC_DRUG"),
+    ("patient_weight", "MDC_ATTR_PT_WEIGHT"),
+)
 
 
 def _expected_channel(channel: ChannelSnapshot, n: int) -> dict[str, tuple[object, str]]:
@@ -102,8 +122,11 @@ def _expected_channel(channel: ChannelSnapshot, n: int) -> dict[str, tuple[objec
 
 
 def _actual_channel(rows, n: int) -> dict[str, tuple[object, str]]:
-    wanted = {refid for _, refid in _QUANTITIES} | {"MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL", "MDC_DRUG_NAME_LABEL",
-                                                     "MDC_PUMP_DRUG_LIBRARY_CARE_AREA"}
+    wanted = {refid for _, refid in _QUANTITIES} | {
+        "MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL",
+        "MDC_DRUG_NAME_LABEL",
+        "MDC_PUMP_DRUG_LIBRARY_CARE_AREA",
+    }
     actual = {}
     for (sub, refid), (value, unit) in rows.items():
         if sub.startswith(f"1.{n}.2.") and refid in wanted:
@@ -152,15 +175,24 @@ def test_pcd10_of_any_event_passes_the_checker_and_names_its_event_and_source(sn
 
 
 @settings(max_examples=40, deadline=None)
-@given(snapshot=snapshots, kind=st.sampled_from([EventKind.ALARM_ONSET, EventKind.ALARM_CONTINUE,
-                                                 EventKind.ALARM_END]),
-       alarm=st.builds(Alarm, texts, st.sampled_from(["occlusion", "air_in_line", "battery_low", "weird"]),
-                       texts, st.sampled_from(list(AlarmPriority))),
-       instance=st.text(alphabet=st.sampled_from("AZ09-_&^|"), min_size=1, max_size=12), when=aware)
+@given(
+    snapshot=snapshots,
+    kind=st.sampled_from([EventKind.ALARM_ONSET, EventKind.ALARM_CONTINUE, EventKind.ALARM_END]),
+    alarm=st.builds(
+        Alarm,
+        texts,
+        st.sampled_from(["occlusion", "air_in_line", "battery_low", "weird"]),
+        texts,
+        st.sampled_from(list(AlarmPriority)),
+    ),
+    instance=st.text(alphabet=st.sampled_from("AZ09-_&^|"), min_size=1, max_size=12),
+    when=aware,
+)
 def test_pcd04_of_any_alarm_carries_seven_facets_and_reads_back(snapshot, kind, alarm, instance, when):
     channel_id = snapshot.channels[0].channel_id
-    event = PumpEvent(kind, "bed07-a", when, channel_id=channel_id, snapshot=snapshot, alarm=alarm,
-                      alert_instance_id=instance)
+    event = PumpEvent(
+        kind, "bed07-a", when, channel_id=channel_id, snapshot=snapshot, alarm=alarm, alert_instance_id=instance
+    )
     _control_id, message = encode_pcd04(event, make_context())
     assert check_message(message) == []
     parsed = parse_message(message)
@@ -179,8 +211,9 @@ def test_pcd04_of_any_alarm_carries_seven_facets_and_reads_back(snapshot, kind, 
 def test_an_associated_patient_reads_back_and_unknown_uses_the_tf_convention(identifier, family, given_name):
     from tests.gateway.hl7.conftest import one_channel_pump
 
-    known = make_context(patients={"bed07-a": PatientIdentity(identifier, "HOSP", family_name=family,
-                                                              given_name=given_name)})
+    known = make_context(
+        patients={"bed07-a": PatientIdentity(identifier, "HOSP", family_name=family, given_name=given_name)}
+    )
     _cid, message = encode_pcd01(one_channel_pump(), known, pump_id="bed07-a")
     assert check_message(message) == []
     msg = hl7.parse(message.decode("utf-8"))

@@ -12,8 +12,10 @@ from tests.gateway.hl7.test_golden import titration_events
 
 
 def values(message: bytes) -> dict[str, str]:
-    return {s.component(3, 2): s.field(5) if s.field(2) != "CWE" else s.component(5, 2)
-            for s in parse_message(message).named("OBX")}
+    return {
+        s.component(3, 2): s.field(5) if s.field(2) != "CWE" else s.component(5, 2)
+        for s in parse_message(message).named("OBX")
+    }
 
 
 def test_the_stop_half_carries_the_old_program_and_transitioning_and_the_start_the_new_one():
@@ -24,7 +26,10 @@ def test_the_stop_half_carries_the_old_program_and_transitioning_and_the_start_t
     assert old["MDC_ATTR_EVT_COND"] == "MDC_EVT_PUMP_DELIV_STOP"
     assert old["MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS"] == "pump-delivery-status-transitioning"
     assert (old["MDC_FLOW_FLUID_PUMP"], old["MDC_RATE_DOSE"], old["MDC_FLOW_FLUID_PUMP_CURRENT"]) == (
-        "15.4", "5.00", "15.4")
+        "15.4",
+        "5.00",
+        "15.4",
+    )
     assert "MDC_DEV_PUMP_NOT_DELIVERING_REASON" not in old  # transitioning is not "not delivering"
     assert old["MDC_VOL_FLUID_DELIV_TOTAL"] == "2.6"  # the volume as of the change
     assert new["MDC_ATTR_EVT_COND"] == "MDC_EVT_PUMP_DELIV_START"

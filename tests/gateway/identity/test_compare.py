@@ -30,8 +30,9 @@ def test_first_sighting_registers_without_an_event():
 
 def test_another_serial_contradicting_the_asset_tag_is_a_swap_logged_as_error():
     new = replace(ALARIS, serial_number="8002-99999")
-    result = compare("bed03", _known(), new, T0 + timedelta(hours=1), asset_tag="MT-0042", complete=True,
-                     seen_before=None)
+    result = compare(
+        "bed03", _known(), new, T0 + timedelta(hours=1), asset_tag="MT-0042", complete=True, seen_before=None
+    )
     assert _kinds(result) == [EventKind.DEVICE_SWAPPED]
     change = result.changes[0]
     assert change.severity == "error" and change.detail["contradicts_asset_tag"] == "true"
@@ -40,22 +41,43 @@ def test_another_serial_contradicting_the_asset_tag_is_a_swap_logged_as_error():
 
 
 def test_a_swap_without_an_asset_tag_is_a_warning():
-    result = compare("bed03", _known(asset_tag=None, asset_serial=None), replace(ALARIS, serial_number="X"),
-                     T0, asset_tag=None, complete=True, seen_before=None)
+    result = compare(
+        "bed03",
+        _known(asset_tag=None, asset_serial=None),
+        replace(ALARIS, serial_number="X"),
+        T0,
+        asset_tag=None,
+        complete=True,
+        seen_before=None,
+    )
     assert _kinds(result) == [EventKind.DEVICE_SWAPPED] and result.changes[0].severity == "warning"
 
 
 def test_a_serial_seen_before_elsewhere_is_also_a_return():
     before = DeviceRecord("BD", "8002-11111", "Asena GH", T0 - timedelta(days=90), T0 - timedelta(days=30), "bed07")
-    result = compare("bed03", _known(), replace(ALARIS, serial_number="8002-11111"), T0, asset_tag="MT-0042",
-                     complete=True, seen_before=before)
+    result = compare(
+        "bed03",
+        _known(),
+        replace(ALARIS, serial_number="8002-11111"),
+        T0,
+        asset_tag="MT-0042",
+        complete=True,
+        seen_before=before,
+    )
     assert _kinds(result) == [EventKind.DEVICE_SWAPPED, EventKind.DEVICE_RETURNED]
     assert result.changes[1].detail["last_slot"] == "bed07"
 
 
 def test_firmware_change_of_the_same_device():
-    result = compare("bed03", _known(), replace(ALARIS, firmware="Rev 2.2.0"), T0, asset_tag="MT-0042",
-                     complete=False, seen_before=None)
+    result = compare(
+        "bed03",
+        _known(),
+        replace(ALARIS, firmware="Rev 2.2.0"),
+        T0,
+        asset_tag="MT-0042",
+        complete=False,
+        seen_before=None,
+    )
     assert _kinds(result) == [EventKind.FIRMWARE_CHANGED]
     assert result.changes[0].detail["previous"] == "Rev 2.1.5" and result.changes[0].detail["current"] == "Rev 2.2.0"
     assert result.record.firmware == "Rev 2.2.0" and result.record.first_seen == T0
@@ -63,15 +85,21 @@ def test_firmware_change_of_the_same_device():
 
 def test_pump_library_change():
     known = _known(drug_library_version="2026-10")
-    result = compare("bed03", known, replace(ALARIS, drug_library_version="2026-11"), T0, asset_tag="MT-0042",
-                     complete=False, seen_before=None)
+    result = compare(
+        "bed03",
+        known,
+        replace(ALARIS, drug_library_version="2026-11"),
+        T0,
+        asset_tag="MT-0042",
+        complete=False,
+        seen_before=None,
+    )
     assert _kinds(result) == [EventKind.PUMP_LIBRARY_CHANGED]
 
 
 def test_a_snapshot_without_serial_is_not_a_change_but_an_identify_without_it_is_unreadable():
     partial = replace(ALARIS, serial_number=None)
-    assert compare("bed03", _known(), partial, T0, asset_tag="MT-0042", complete=False,
-                   seen_before=None).changes == []
+    assert compare("bed03", _known(), partial, T0, asset_tag="MT-0042", complete=False, seen_before=None).changes == []
     result = compare("bed03", _known(), partial, T0, asset_tag="MT-0042", complete=True, seen_before=None)
     assert _kinds(result) == [EventKind.IDENTITY_UNREADABLE]
     again = compare("bed03", result.record, partial, T0, asset_tag="MT-0042", complete=True, seen_before=None)
@@ -88,8 +116,9 @@ def test_without_serials_a_model_change_is_the_swap():
 
 
 def test_the_asset_tag_stays_bound_to_the_registered_device_after_a_swap():
-    swapped = compare("bed03", _known(), replace(ALARIS, serial_number="B"), T0, asset_tag="MT-0042",
-                      complete=True, seen_before=None).record
+    swapped = compare(
+        "bed03", _known(), replace(ALARIS, serial_number="B"), T0, asset_tag="MT-0042", complete=True, seen_before=None
+    ).record
     assert swapped.asset_serial == ALARIS.serial_number
     back = compare("bed03", swapped, ALARIS, T0, asset_tag="MT-0042", complete=True, seen_before=None)
     assert back.changes[0].severity == "warning"  # the registered device is back: no contradiction

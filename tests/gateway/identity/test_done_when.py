@@ -22,10 +22,16 @@ ORIGINAL, REPLACEMENT = "8002-51740", "8002-60001"
 
 
 def _scenario() -> Scenario:
-    return Scenario(ScenarioFile.model_validate({"pumps": [
-        {"id": "bed03", "protocol": "alaris", "serial": ORIGINAL, "rate_ml_h": 8, "poll_interval_s": 0.3},
-        {"id": "bed05", "protocol": "ne1000", "rate_ml_h": 5, "firmware": "3.928", "poll_interval_s": 0.3},
-    ]}))
+    return Scenario(
+        ScenarioFile.model_validate(
+            {
+                "pumps": [
+                    {"id": "bed03", "protocol": "alaris", "serial": ORIGINAL, "rate_ml_h": 8, "poll_interval_s": 0.3},
+                    {"id": "bed05", "protocol": "ne1000", "rate_ml_h": 5, "firmware": "3.928", "poll_interval_s": 0.3},
+                ]
+            }
+        )
+    )
 
 
 def _config(path: Path, runner: ScenarioRunner, *, ehr: int, cmms: int, broker, db: Path) -> Path:
@@ -74,7 +80,7 @@ location = "bed 3"
 asset_tag = "MT-0003"
 poll_interval_s = 0.3
 request_timeout_s = 0.5
-link = {{ type = "serial", url = "{ends['bed03'].path}", baudrate = 38400 }}
+link = {{ type = "serial", url = "{ends["bed03"].path}", baudrate = 38400 }}
 
 [[pumps]]
 id = "bed05"
@@ -83,7 +89,7 @@ location = "bed 5"
 asset_tag = "MT-0005"
 poll_interval_s = 0.3
 request_timeout_s = 0.5
-link = {{ type = "serial", url = "{ends['bed05'].path}", baudrate = 19200 }}
+link = {{ type = "serial", url = "{ends["bed05"].path}", baudrate = 19200 }}
 """)
     return path
 
@@ -110,8 +116,13 @@ def _rows(db: Path, sql: str) -> list[tuple]:
 
 async def _start(pumpgw_cmd, env, config: Path, log: Path):
     return await asyncio.create_subprocess_exec(
-        *pumpgw_cmd, "run", "--config", str(config), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=open(log, "ab"),  # noqa: SIM115
+        *pumpgw_cmd,
+        "run",
+        "--config",
+        str(config),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=open(log, "ab"),  # noqa: SIM115
     )
 
 
@@ -165,15 +176,30 @@ async def test_swap_while_down_and_firmware_update_while_running_reach_every_out
         await _until(lambda: _rows(db, fw) == [("bed05",)], 30, "firmware change")
 
         def identity_of(asset_tag: str, value: str):
-            return [r for r in ehr.received[swap_mark:] if r.message_type == "ORU^R01^ORU_R01"
-                    and f"|{asset_tag}|".encode() in r.raw and f"|{value}|".encode() in r.raw]
+            return [
+                r
+                for r in ehr.received[swap_mark:]
+                if r.message_type == "ORU^R01^ORU_R01"
+                and f"|{asset_tag}|".encode() in r.raw
+                and f"|{value}|".encode() in r.raw
+            ]
 
-        await _until(lambda: identity_of("MT-0003", REPLACEMENT) and identity_of("MT-0005", "3.930"), 30,
-                     "PCD-01 with the new identities")
-        await _until(lambda: any(b"device_swapped" in r.raw for r in cmms.received)
-                     and any(b"firmware_changed" in r.raw for r in cmms.received), 30, "CMMS reports")
+        await _until(
+            lambda: identity_of("MT-0003", REPLACEMENT) and identity_of("MT-0005", "3.930"),
+            30,
+            "PCD-01 with the new identities",
+        )
+        await _until(
+            lambda: (
+                any(b"device_swapped" in r.raw for r in cmms.received)
+                and any(b"firmware_changed" in r.raw for r in cmms.received)
+            ),
+            30,
+            "CMMS reports",
+        )
         await asyncio.to_thread(
-            dashboard.wait_for, lambda t, p, r: t.endswith("/bed05/events") and b"firmware_changed" in p, 20)
+            dashboard.wait_for, lambda t, p, r: t.endswith("/bed05/events") and b"firmware_changed" in p, 20
+        )
         await asyncio.sleep(1.0)  # let a few more polls pass: no duplicate event may follow
         await _stop(gw)
     finally:
@@ -187,8 +213,12 @@ async def test_swap_while_down_and_firmware_update_while_running_reach_every_out
 
     # MQTT: one event each, retained inventory with the traceability fields
     events = [json.loads(p) for t, p, _ in dashboard.history if t.endswith("/events")]
-    trace = [(e["pump"], e["kind"]) for e in events if e["kind"] in (
-        "device_swapped", "firmware_changed", "pump_library_changed", "device_returned", "identity_unreadable")]
+    trace = [
+        (e["pump"], e["kind"])
+        for e in events
+        if e["kind"]
+        in ("device_swapped", "firmware_changed", "pump_library_changed", "device_returned", "identity_unreadable")
+    ]
     assert trace == [("bed03", "device_swapped"), ("bed05", "firmware_changed")]
     swap = next(e for e in events if e["kind"] == "device_swapped")
     assert swap["schema_version"] == 2 and swap["detail"]["previous_serial"] == ORIGINAL
@@ -218,13 +248,20 @@ async def test_swap_while_down_and_firmware_update_while_running_reach_every_out
     assert "Traceback" not in log.read_text()
 
     # the audit trail, through the CLI (read-only), verifies; one firmware row
-    listed = json.loads(subprocess.run([*cli, "audit", "--config", str(config), "list", "--kind", "identity",
-                                        "--json"], capture_output=True, text=True, env=subprocess_env,
-                                       check=True).stdout)
+    listed = json.loads(
+        subprocess.run(
+            [*cli, "audit", "--config", str(config), "list", "--kind", "identity", "--json"],
+            capture_output=True,
+            text=True,
+            env=subprocess_env,
+            check=True,
+        ).stdout
+    )
     assert [r["subject"] for r in listed if r["kind"] == "identity.firmware_changed"] == ["bed05"]
     assert [r["detail"]["previous"] for r in listed if r["kind"] == "identity.firmware_changed"] == ["3.928"]
-    ok = subprocess.run([*cli, "audit", "--config", str(config), "verify"], capture_output=True, text=True,
-                        env=subprocess_env)
+    ok = subprocess.run(
+        [*cli, "audit", "--config", str(config), "verify"], capture_output=True, text=True, env=subprocess_env
+    )
     assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
 
     # a row edited by hand: verify fails and names the row
@@ -234,6 +271,7 @@ async def test_swap_while_down_and_firmware_update_while_running_reach_every_out
     conn.execute("UPDATE audit SET detail=replace(detail, ?, ?) WHERE seq=?", (REPLACEMENT, ORIGINAL, seq))
     conn.commit()
     conn.close()
-    bad = subprocess.run([*cli, "audit", "--config", str(config), "verify"], capture_output=True, text=True,
-                         env=subprocess_env)
+    bad = subprocess.run(
+        [*cli, "audit", "--config", str(config), "verify"], capture_output=True, text=True, env=subprocess_env
+    )
     assert bad.returncode == 1 and f"row {seq}:" in bad.stdout and "NOT intact" in bad.stdout

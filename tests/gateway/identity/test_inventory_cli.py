@@ -58,10 +58,10 @@ def _populate(db) -> None:
     reg = IdentityRegistry(AuditTrail.open(db), {"bed03": "MT-004711", "bed05": None})
     alaris = PumpIdentity("BD", "Asena GH", "8002-51740", "Asena Rev 2.1.5", "REGION-2026-11-02")
     reg.apply(reg.observe("bed03", alaris, T0, complete=True))
-    reg.apply(reg.observe("bed05", PumpIdentity("New Era Pump Systems", "NE-1000", None, "3.928"), T0,
-                          complete=True))
-    reg.apply(reg.observe("bed03", replace(alaris, firmware="Asena Rev 2.2,0 \"beta\""), T0 + timedelta(days=1),
-                          complete=False))
+    reg.apply(reg.observe("bed05", PumpIdentity("New Era Pump Systems", "NE-1000", None, "3.928"), T0, complete=True))
+    reg.apply(
+        reg.observe("bed03", replace(alaris, firmware='Asena Rev 2.2,0 "beta"'), T0 + timedelta(days=1), complete=False)
+    )
     reg.flush(force=True)
     reg.trail.close()
 
@@ -82,8 +82,20 @@ def test_inventory_and_audit_read_while_a_writer_holds_the_database(tmp_path, pu
         rows = json.loads(_run(pumpgw_cmd, subprocess_env, "inventory", "--config", str(config), "--json").stdout)
         table = _run(pumpgw_cmd, subprocess_env, "inventory", "--config", str(config)).stdout
         verify = _run(pumpgw_cmd, subprocess_env, "audit", "--db", str(db), "verify", check=False)
-        listed = _run(pumpgw_cmd, subprocess_env, "audit", "--db", str(db), "list", "--pump", "bed03",
-                      "--kind", "identity", "--since", "2026-03-01").stdout
+        listed = _run(
+            pumpgw_cmd,
+            subprocess_env,
+            "audit",
+            "--db",
+            str(db),
+            "list",
+            "--pump",
+            "bed03",
+            "--kind",
+            "identity",
+            "--since",
+            "2026-03-01",
+        ).stdout
         assert db.stat().st_mtime_ns == before  # nothing written
     finally:
         writer.execute("ROLLBACK")
@@ -125,13 +137,18 @@ def test_inventory_csv_imports_into_a_postgresql_cmms_table_without_loss(tmp_pat
         with conn.cursor() as cur:
             with cur.copy("COPY cmms_asset FROM STDIN WITH (FORMAT csv, HEADER true, NULL '')") as copy:
                 copy.write(text.encode("utf-8"))
-            cur.execute("SELECT asset_tag, serial_number, model, manufacturer, firmware, library_version, ward, "
-                        "bed, last_seen, pump_id, first_seen, udi FROM cmms_asset ORDER BY pump_id")
+            cur.execute(
+                "SELECT asset_tag, serial_number, model, manufacturer, firmware, library_version, ward, "
+                "bed, last_seen, pump_id, first_seen, udi FROM cmms_asset ORDER BY pump_id"
+            )
             back = cur.fetchall()
     assert len(back) == len(exported) == 3
     for row, original in zip(back, exported, strict=True):
-        for name, value in zip(("asset_tag", "serial_number", "model", "manufacturer", "firmware",
-                                "library_version", "ward", "bed"), row[:8], strict=True):
+        for name, value in zip(
+            ("asset_tag", "serial_number", "model", "manufacturer", "firmware", "library_version", "ward", "bed"),
+            row[:8],
+            strict=True,
+        ):
             assert (value or "") == original[name], name
         if original["last_seen"]:
             assert row[8] == datetime.fromisoformat(original["last_seen"])
@@ -144,14 +161,18 @@ def test_operator_outbox_actions_leave_an_audit_row(tmp_path, pumpgw_cmd, subpro
     Outbox.open(db).close()
     conn = sqlite3.connect(db)
     state = "quarantined" if action == "requeue" else "expired"
-    conn.execute("INSERT INTO messages (lane, kind, control_id, payload, size, state, created_at, ttl_s, "
-                 "expires_at, state_at) VALUES ('ehr','pcd10','GW-000042',x'00',1,?,0,1,1,0)", (state,))
+    conn.execute(
+        "INSERT INTO messages (lane, kind, control_id, payload, size, state, created_at, ttl_s, "
+        "expires_at, state_at) VALUES ('ehr','pcd10','GW-000042',x'00',1,?,0,1,1,0)",
+        (state,),
+    )
     conn.commit()
     conn.close()
     args = ["--quarantined"] if action == "requeue" else ["--expired", "--older-than", "1s"]
     _run(pumpgw_cmd, subprocess_env, "outbox", "--db", str(db), action, *args, "--reason", "EHR fixed, INC-7")
-    rows = json.loads(_run(pumpgw_cmd, subprocess_env, "audit", "--db", str(db), "list", "--kind", "operator",
-                           "--json").stdout)
+    rows = json.loads(
+        _run(pumpgw_cmd, subprocess_env, "audit", "--db", str(db), "list", "--kind", "operator", "--json").stdout
+    )
     assert len(rows) == 1
     row = rows[0]
     assert row["kind"] == f"operator.outbox_{action}" and row["actor"] not in ("", "pumpgw")

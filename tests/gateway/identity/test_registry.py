@@ -64,7 +64,11 @@ def test_a_changed_asset_tag_is_audited_and_rebound_to_the_next_device_seen(tmp_
     reg2 = _registry(db, {"bed03": "MT-0099"})
     assert reg2.sync_asset_tags() == [("bed03", "MT-0042", "MT-0099")]
     rows = reg2.trail.rows(kind="identity.asset_tag")
-    assert rows[-1].detail_dict == {"previous": "MT-0042", "asset_tag": "MT-0099", "serial": PUMP.serial_number,
-                                    "model": PUMP.model}
+    assert rows[-1].detail_dict == {
+        "previous": "MT-0042",
+        "asset_tag": "MT-0099",
+        "serial": PUMP.serial_number,
+        "model": PUMP.model,
+    }
     obs = reg2.observe("bed03", replace(PUMP, serial_number="NEW"), T0 + timedelta(days=1), complete=True)
     assert obs.changes[0].detail["contradicts_asset_tag"] == "false"

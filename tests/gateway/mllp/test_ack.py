@@ -14,11 +14,18 @@ control_ids = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", min_si
 
 
 @settings(max_examples=300)
-@given(st.sampled_from(sorted(ACK_CODES)), control_ids, st.sampled_from(["\r", "\n", "\r\n"]),
-       st.sampled_from(["", " ", "  "]), st.booleans())
+@given(
+    st.sampled_from(sorted(ACK_CODES)),
+    control_ids,
+    st.sampled_from(["\r", "\n", "\r\n"]),
+    st.sampled_from(["", " ", "  "]),
+    st.booleans(),
+)
 def test_code_and_msa2_survive_segment_ends_spaces_and_case(code, cid, end, pad, lower):
-    text = (f"MSH|^~\\&|EHR|H|GW|W|20240101120000+0000||ACK^R01^ACK|A1|P|2.6{end}"
-            f"MSA|{pad}{code.lower() if lower else code}{pad}|{pad}{cid}{pad}{end}")
+    text = (
+        f"MSH|^~\\&|EHR|H|GW|W|20240101120000+0000||ACK^R01^ACK|A1|P|2.6{end}"
+        f"MSA|{pad}{code.lower() if lower else code}{pad}|{pad}{cid}{pad}{end}"
+    )
     ack = parse_ack(text.encode())
     assert (ack.code, ack.control_id) == (code, cid)
     assert ack.accepted == (code in ("AA", "CA"))
@@ -48,12 +55,15 @@ def test_garbage_raises_ack_error_never_anything_else(data):
         assert ack.code in ACK_CODES and ack.control_id
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"", "no MSH"),
-    (b"MSH|^~\\&|a\rPID|1\r", "no MSA"),
-    (b"MSH|^~\\&|a\rMSA|OK|C1\r", "MSA-1"),
-    (b"MSH|^~\\&|a\rMSA|AA|\r", "MSA-2"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "no MSH"),
+        (b"MSH|^~\\&|a\rPID|1\r", "no MSA"),
+        (b"MSH|^~\\&|a\rMSA|OK|C1\r", "MSA-1"),
+        (b"MSH|^~\\&|a\rMSA|AA|\r", "MSA-2"),
+    ],
+)
 def test_non_acks_name_what_is_wrong(data, reason):
     with pytest.raises(AckError, match=reason):
         parse_ack(data)

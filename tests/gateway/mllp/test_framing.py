@@ -33,8 +33,10 @@ def test_any_split_or_merge_of_reads_yields_every_frame_once_in_order(messages, 
 
 
 @settings(max_examples=300)
-@given(st.lists(st.tuples(st.one_of(st.none(), garbage), payloads), max_size=8),
-       st.lists(st.integers(min_value=0), max_size=30))
+@given(
+    st.lists(st.tuples(st.one_of(st.none(), garbage), payloads), max_size=8),
+    st.lists(st.integers(min_value=0), max_size=30),
+)
 def test_garbage_between_frames_is_reported_with_its_byte_count_and_frames_survive(parts, cuts):
     stream = b"".join((g or b"") + frame(m) for g, m in parts)
     out = feed_in_pieces(MllpDecoder(), stream, cuts)

@@ -27,8 +27,9 @@ def hl7(cid: str) -> bytes:
 
 
 def ack(cid: str, code: str, text: str = "", extra: str = "") -> bytes:
-    return (f"MSH|^~\\&|EHR|H|PUMPGW|W|20240101000000+0000||ACK^R01^ACK|A{cid}|P|2.6\r"
-            f"MSA|{code}|{cid}|{text}\r{extra}").encode()
+    return (
+        f"MSH|^~\\&|EHR|H|PUMPGW|W|20240101000000+0000||ACK^R01^ACK|A{cid}|P|2.6\rMSA|{code}|{cid}|{text}\r{extra}"
+    ).encode()
 
 
 class ScriptedPeer:

@@ -206,8 +206,11 @@ async def test_tls_delivers_with_server_verification_and_client_certificate(outb
     port = await rx.start()
     cids = await fill(outbox, "doc", 5)
     ctx = make_client_ssl_context(ca_file, cert_file, cert_file)
-    async with running(MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, ssl_context=ctx,
-                                  server_hostname="localhost", **FAST)):
+    async with running(
+        MllpSender(
+            outbox, lane="doc", host="127.0.0.1", port=port, ssl_context=ctx, server_hostname="localhost", **FAST
+        )
+    ):
         await until(lambda: outbox.stats()["doc"].delivered == 5)
     assert accepted(rx) == cids
     await rx.stop()
@@ -224,8 +227,15 @@ async def test_tls_with_an_untrusted_server_never_falls_back_to_plaintext(outbox
     await fill(outbox, "doc", 2)
     for rx in (plain_rx, tls_rx):
         port = await rx.start()
-        sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, server_hostname="localhost",
-                            ssl_context=make_client_ssl_context(ca_file), **FAST)
+        sender = MllpSender(
+            outbox,
+            lane="doc",
+            host="127.0.0.1",
+            port=port,
+            server_hostname="localhost",
+            ssl_context=make_client_ssl_context(ca_file),
+            **FAST,
+        )
         async with running(sender):
             await until(lambda: sender.last_error != "")
             await asyncio.sleep(0.2)

@@ -66,8 +66,15 @@ async def test_a_refused_client_certificate_is_logged_at_error_once_per_streak(t
         cert, key = tmp_path / "c.pem", tmp_path / "c.key"
     outbox = Outbox.open(tmp_path / "o.db")
     await outbox.enqueue(lane="doc", kind="pcd01", control_id="C1", payload=HL7, ttl_s=60)
-    sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, server_hostname="localhost",
-                        ssl_context=make_client_ssl_context(tmp_path / "ca.pem", cert, key), **FAST)
+    sender = MllpSender(
+        outbox,
+        lane="doc",
+        host="127.0.0.1",
+        port=port,
+        server_hostname="localhost",
+        ssl_context=make_client_ssl_context(tmp_path / "ca.pem", cert, key),
+        **FAST,
+    )
     async with running(sender):
         async with asyncio.timeout(20):  # several attempts of one streak
             while captured.getvalue().count("not accepted: receiver closed the connection") < 5:
@@ -90,16 +97,25 @@ async def test_an_encrypted_client_key_opens_with_its_passphrase_credential_and_
     creds = tmp_path / "creds"
     creds.mkdir(mode=0o700)
     key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
-    (creds / "hl7-key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw 1")))
+    (creds / "hl7-key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw 1"),
+        )
+    )
     (creds / "hl7-key-passphrase").write_text("pw 1\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    ctx = make_client_ssl_context(tmp_path / "ca.pem", tmp_path / "c.pem", "credential:hl7-key",
-                                  "credential:hl7-key-passphrase")
+    ctx = make_client_ssl_context(
+        tmp_path / "ca.pem", tmp_path / "c.pem", "credential:hl7-key", "credential:hl7-key-passphrase"
+    )
     outbox = Outbox.open(tmp_path / "o.db")
     await outbox.enqueue(lane="doc", kind="pcd01", control_id="C1", payload=HL7, ttl_s=60)
-    async with running(MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, server_hostname="localhost",
-                                  ssl_context=ctx, **FAST)):
+    async with running(
+        MllpSender(
+            outbox, lane="doc", host="127.0.0.1", port=port, server_hostname="localhost", ssl_context=ctx, **FAST
+        )
+    ):
         async with asyncio.timeout(20):
             while outbox.stats()["doc"].delivered < 1:
                 await asyncio.sleep(0.01)
@@ -108,8 +124,9 @@ async def test_an_encrypted_client_key_opens_with_its_passphrase_credential_and_
     await rx.stop()
     (creds / "hl7-key-passphrase").write_text("wrong\n")
     with pytest.raises(TlsConfigError, match="cannot load client certificate/key"):
-        make_client_ssl_context(tmp_path / "ca.pem", tmp_path / "c.pem", "credential:hl7-key",
-                                "credential:hl7-key-passphrase")
+        make_client_ssl_context(
+            tmp_path / "ca.pem", tmp_path / "c.pem", "credential:hl7-key", "credential:hl7-key-passphrase"
+        )
 
 
 def write_crl(ca: trustme.CA, path, revoked_serials: list[int]) -> None:
@@ -122,11 +139,16 @@ def write_crl(ca: trustme.CA, path, revoked_serials: list[int]) -> None:
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
-               .last_update(now - dt.timedelta(minutes=1)).next_update(now + dt.timedelta(days=1)))
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - dt.timedelta(minutes=1))
+        .next_update(now + dt.timedelta(days=1))
+    )
     for serial in revoked_serials:
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
     path.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
 
@@ -146,9 +168,15 @@ async def test_a_receiver_certificate_on_the_sites_crl_is_refused(tmp_path, capt
     write_crl(ca, tmp_path / "crl.pem", [serial] if revoked else [serial + 1])
     outbox = Outbox.open(tmp_path / "o.db")
     await outbox.enqueue(lane="doc", kind="pcd01", control_id="C1", payload=HL7, ttl_s=60)
-    sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, server_hostname="localhost",
-                        ssl_context=make_client_ssl_context(tmp_path / "ca.pem", crl_file=tmp_path / "crl.pem"),
-                        **FAST)
+    sender = MllpSender(
+        outbox,
+        lane="doc",
+        host="127.0.0.1",
+        port=port,
+        server_hostname="localhost",
+        ssl_context=make_client_ssl_context(tmp_path / "ca.pem", crl_file=tmp_path / "crl.pem"),
+        **FAST,
+    )
     async with running(sender):
         async with asyncio.timeout(20):
             while not (outbox.stats()["doc"].delivered or "TLS handshake failed" in captured.getvalue()):

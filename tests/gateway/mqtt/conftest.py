@@ -192,7 +192,10 @@ def snapshot(pump_id: str = "bed07-a", rate: str = "15.4", *, at: datetime = T0)
         identity=PumpIdentity("New Era", "NE-1000", serial_number="SN123", firmware="3.928", drug_library_version="L7"),
         channels=(
             ChannelSnapshot(
-                "1", ChannelState.INFUSING, rate=Quantity(Decimal(rate), "mL/h"), vtbi=Quantity(Decimal("250"), "mL"),
+                "1",
+                ChannelState.INFUSING,
+                rate=Quantity(Decimal(rate), "mL/h"),
+                vtbi=Quantity(Decimal("250"), "mL"),
                 drug="heparin",
             ),
         ),
@@ -208,7 +211,12 @@ def event(n: int, *, alarm: bool = False, pump_id: str = "bed07-a") -> PumpEvent
     at = T0.replace(second=n % 60, minute=n // 60 % 60)
     if alarm:
         return PumpEvent(
-            EventKind.ALARM_ONSET, pump_id, at, channel_id="1", alarm=OCCLUSION, alert_instance_id=f"a{n}",
+            EventKind.ALARM_ONSET,
+            pump_id,
+            at,
+            channel_id="1",
+            alarm=OCCLUSION,
+            alert_instance_id=f"a{n}",
             detail={"seq": str(n)},
         )
     return PumpEvent(EventKind.DELIVERY_START, pump_id, at, channel_id="1", detail={"seq": str(n)})

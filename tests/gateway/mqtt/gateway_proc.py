@@ -17,7 +17,11 @@ from tests.gateway.mqtt.memory_queue import MemoryQueue
 
 async def main(host: str, port: int, heartbeat_s: float = 30.0, stale_after: float = 3) -> None:
     cfg = MqttConfig(
-        enabled=True, host=host, port=port, keepalive_s=60, heartbeat_interval_s=heartbeat_s,
+        enabled=True,
+        host=host,
+        port=port,
+        keepalive_s=60,
+        heartbeat_interval_s=heartbeat_s,
         stale_after_intervals=int(stale_after),
     )
     pub = MqttPublisher(cfg, site="site1", gateway_id="gw1", queue=MemoryQueue(), version="9.9", config_hash="beef")

@@ -60,10 +60,16 @@ def secured_broker(make_broker, tmp_path):
     pwfile = tmp_path / "passwd"
     subprocess.run([passwd, "-c", "-b", str(pwfile), "gw1", "from-the-credential"], check=True, capture_output=True)
     pwfile.chmod(0o600)
-    broker = make_broker([
-        f"cafile {tmp_path / 'ca.pem'}", f"certfile {tmp_path / 'server.pem'}", f"keyfile {tmp_path / 'server.key'}",
-        "require_certificate true", f"password_file {pwfile}", "allow_anonymous false",
-    ])
+    broker = make_broker(
+        [
+            f"cafile {tmp_path / 'ca.pem'}",
+            f"certfile {tmp_path / 'server.pem'}",
+            f"keyfile {tmp_path / 'server.key'}",
+            "require_certificate true",
+            f"password_file {pwfile}",
+            "allow_anonymous false",
+        ]
+    )
     return broker, ca
 
 
@@ -137,9 +143,11 @@ def test_a_broker_certificate_on_the_sites_crl_is_refused(secured_broker, tmp_pa
     serial = x509.load_pem_x509_certificate((tmp_path / "server.pem").read_bytes()).serial_number
     write_crl(ca, tmp_path / "crl.pem", [serial])
     cfg_file = tmp_path / "gw.toml"
-    cfg_file.write_text(TOML.format(port=broker.port, ca=tmp_path / "ca.pem", cert=tmp_path / "client.pem")
-                        .replace('server_hostname = "localhost"',
-                                 f'server_hostname = "localhost", crl_file = "{tmp_path / "crl.pem"}"'))
+    cfg_file.write_text(
+        TOML.format(port=broker.port, ca=tmp_path / "ca.pem", cert=tmp_path / "client.pem").replace(
+            'server_hostname = "localhost"', f'server_hostname = "localhost", crl_file = "{tmp_path / "crl.pem"}"'
+        )
+    )
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     settings = connect_settings(load_config(cfg_file).mqtt, default_client_id="gw1")
 

@@ -11,7 +11,6 @@ import time
 
 from simulators.ehr import EhrReceiver
 from simulators.fleet import PtyFleet, demo_pumps
-
 from tests.e2e.conftest import write_gateway_config
 
 BASE = "pumpgw/v1/test-site/gw-test"
@@ -22,9 +21,7 @@ async def test_events_and_alarms_survive_a_broker_outage_through_the_outbox(
     tmp_path, make_broker, subscribe, pumpgw_cmd, subprocess_env
 ):
     broker = make_broker(["persistence true"])
-    dashboard = await asyncio.to_thread(
-        subscribe, broker, [f"{BASE}/#"], client_id="dashboard", clean=False
-    )
+    dashboard = await asyncio.to_thread(subscribe, broker, [f"{BASE}/#"], client_id="dashboard", clean=False)
     t0 = time.monotonic()
     # 20x accelerated pumps: bed02 completes ~3 s in, bed03's motor stalls ~4.5 s in --
     # both while the broker is down.
@@ -34,7 +31,11 @@ async def test_events_and_alarms_survive_a_broker_outage_through_the_outbox(
     outbox = tmp_path / "outbox.sqlite"
     async with PtyFleet(pumps) as fleet:
         config = write_gateway_config(
-            tmp_path / "gw.toml", ptys=fleet.paths, ehr_port=port, outbox=outbox, poll_interval_s=0.3,
+            tmp_path / "gw.toml",
+            ptys=fleet.paths,
+            ehr_port=port,
+            outbox=outbox,
+            poll_interval_s=0.3,
             extra=f"""
 [mqtt]
 enabled = true
@@ -44,8 +45,13 @@ retry = {{ initial_backoff_s = 0.1, max_backoff_s = 0.5 }}
 """,
         )
         proc = await asyncio.create_subprocess_exec(
-            *pumpgw_cmd, "run", "--config", str(config), env=subprocess_env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp_path / "gw.log", "wb"),  # noqa: SIM115
+            *pumpgw_cmd,
+            "run",
+            "--config",
+            str(config),
+            env=subprocess_env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=open(tmp_path / "gw.log", "wb"),  # noqa: SIM115
         )
         try:
             await asyncio.to_thread(

@@ -42,7 +42,7 @@ incomplete_reason = "library distribution test: no pumps, no destinations"
 enabled = false
 
 [outbox]
-path = "{tmp / name / 'outbox.sqlite'}"
+path = "{tmp / name / "outbox.sqlite"}"
 
 [mqtt]
 enabled = true
@@ -115,8 +115,9 @@ def _seen(sub, predicate, timeout: float = 20.0, *, since: int = 0) -> tuple[str
 
 def _in_force(sub, gateway: str, version: str, timeout: float = 20.0, *, since: int = 0) -> dict:
     topic = f"{PREFIX}/site1/{gateway}/library"
-    _t, payload, _r = _seen(sub, lambda t, p, r: t == topic and json.loads(p)["version"] == version, timeout,
-                            since=since)
+    _t, payload, _r = _seen(
+        sub, lambda t, p, r: t == topic and json.loads(p)["version"] == version, timeout, since=since
+    )
     return json.loads(payload)
 
 
@@ -137,8 +138,12 @@ def test_one_release_reaches_every_gateway_and_bad_publishes_are_refused(
 ):
     broker = make_broker()
     pharmacy = tmp_path / "pharmacy"
-    run = lambda *a: subprocess.run([*pumpgw_cmd, "library", *a], env=subprocess_env, capture_output=True,  # noqa: E731
-                                    text=True, timeout=60)
+
+    def run(*a):
+        return subprocess.run(
+            [*pumpgw_cmd, "library", *a], env=subprocess_env, capture_output=True, text=True, timeout=60
+        )
+
     keygen = run("keygen", "--name", "pharmacy-2026", "--out", str(pharmacy))
     assert keygen.returncode == 0, keygen.stderr
     key, pub = pharmacy / "pharmacy-2026.key", pharmacy / "pharmacy-2026.pub"
@@ -184,16 +189,25 @@ def test_one_release_reaches_every_gateway_and_bad_publishes_are_refused(
             (tampered, "SignatureError"),
             (whole[: len(whole) - 100], "ReleaseMessageError"),  # truncated
             (b"{" * (10 * 1024 * 1024), "LibraryTooLarge"),  # 10 MB, refused by size
-            (encode_release(v0.read_bytes(), Path(str(v0) + ".sig").read_bytes(), published_at=_now()),
-             "LibraryNotNewer"),  # older
+            (
+                encode_release(v0.read_bytes(), Path(str(v0) + ".sig").read_bytes(), published_at=_now()),
+                "LibraryNotNewer",
+            ),  # older
         ]
         for payload, reason in bad:
             paho_publish.single(CURRENT, payload, qos=1, retain=True, hostname=broker.host, port=broker.port)
             for gw in gateways.values():
-                gw.wait_log(lambda r, reason=reason: r.get("event") == "drug library release refused"
-                            and r.get("reason") == reason)
-                wait_audit_row(gw.db, lambda row, reason=reason: row.kind == "drug_library.refused"
-                               and row.detail_dict.get("reason") == reason)
+                gw.wait_log(
+                    lambda r, reason=reason: (
+                        r.get("event") == "drug library release refused" and r.get("reason") == reason
+                    )
+                )
+                wait_audit_row(
+                    gw.db,
+                    lambda row, reason=reason: (
+                        row.kind == "drug_library.refused" and row.detail_dict.get("reason") == reason
+                    ),
+                )
         for n in gateways:
             assert _retained_library(subscribe, broker, n)["version"] == "2026.12"  # unchanged
 
@@ -208,8 +222,12 @@ def test_one_release_reaches_every_gateway_and_bad_publishes_are_refused(
         gw_a = gateways["gw-a"]
 
         def old_v1_refused(r: dict) -> bool:
-            return (r.get("event") == "drug library release refused" and r.get("reason") == "LibraryNotNewer"
-                    and r.get("version") == "2026.12" and r.get("in_force_version") == "2027.01")
+            return (
+                r.get("event") == "drug library release refused"
+                and r.get("reason") == "LibraryNotNewer"
+                and r.get("version") == "2026.12"
+                and r.get("in_force_version") == "2027.01"
+            )
 
         for gw in gateways.values():
             gw.wait_log(old_v1_refused)
@@ -250,8 +268,9 @@ def test_a_release_dropped_in_the_folder_is_reported_on_the_library_topic_too(
     gw = GatewayProc("gw-d", tmp_path, broker, key.public_file, pumpgw_cmd, subprocess_env)
     drop = tmp_path / "drop"
     drop.mkdir()
-    gw.config.write_text(gw.config.read_text().replace(
-        "[library]\n", f'[library]\nfrom_mqtt = false\nwatch_dir = "{drop}"\n'))
+    gw.config.write_text(
+        gw.config.read_text().replace("[library]\n", f'[library]\nfrom_mqtt = false\nwatch_dir = "{drop}"\n')
+    )
     sub = subscribe(broker, [f"{PREFIX}/site1/gw-d/library"])
     gw.start()
     try:

@@ -30,7 +30,9 @@ from tests.gateway.mqtt.conftest import T0, event, snapshot
 
 decimals = st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**9), max_value=10**9, places=4)
 aware = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
 )
 
 
@@ -56,14 +58,19 @@ def test_a_naive_time_is_refused_with_the_pump_named():
 
 def test_a_non_finite_quantity_is_refused():
     snap = PumpSnapshot(
-        "p1", PumpIdentity("A", "B"), (ChannelSnapshot("1", ChannelState.INFUSING, rate=Quantity(Decimal("NaN"), "mL/h")),), T0
+        "p1",
+        PumpIdentity("A", "B"),
+        (ChannelSnapshot("1", ChannelState.INFUSING, rate=Quantity(Decimal("NaN"), "mL/h")),),
+        T0,
     )
     with pytest.raises(PayloadError, match="not a finite Decimal"):
         state_payload(snap, verdicts=None, include_patient_ids=False)
 
 
 @given(
-    detail=st.dictionaries(st.sampled_from(sorted(PATIENT_ID_KEYS) + ["seq", "reason", "Patient_ID"]), st.text(max_size=8)),
+    detail=st.dictionaries(
+        st.sampled_from(sorted(PATIENT_ID_KEYS) + ["seq", "reason", "Patient_ID"]), st.text(max_size=8)
+    ),
     include=st.booleans(),
 )
 def test_patient_identifiers_leave_payloads_only_when_configured(detail: dict[str, str], include: bool):
@@ -105,11 +112,18 @@ def test_message_ids_are_stable_for_the_same_event_and_differ_between_events():
 def test_inventory_lists_every_configured_pump_sorted_even_before_it_answers():
     data = json.loads(
         inventory_payload(
-            site="s", gateway="g", identities={"b": None, "a": PumpIdentity("Acme", "X", firmware="2.1")},
-            last_seen={"a": T0}, generated_at=T0, central_library_version="L8",
+            site="s",
+            gateway="g",
+            identities={"b": None, "a": PumpIdentity("Acme", "X", firmware="2.1")},
+            last_seen={"a": T0},
+            generated_at=T0,
+            central_library_version="L8",
         )
     )
-    assert [(p["pump"], p["firmware"], p["last_seen"]) for p in data["pumps"]] == [("a", "2.1", "2026-03-01T12:00:00Z"), ("b", None, None)]
+    assert [(p["pump"], p["firmware"], p["last_seen"]) for p in data["pumps"]] == [
+        ("a", "2.1", "2026-03-01T12:00:00Z"),
+        ("b", None, None),
+    ]
     assert data["central_library_version"] == "L8"
 
 

@@ -63,7 +63,12 @@ def test_birth_then_retained_state_availability_and_inventory_reach_a_late_subsc
         await pub.wait_online()
         await wait_for(early, f"{BASE}/pumps/bed07-a/state")
         late = await asyncio.to_thread(subscribe, broker, [f"{BASE}/#"])
-        names = ["status", "inventory", *(f"pumps/{p}/{leaf}" for p in ("bed07-a", "bed08-b") for leaf in ("availability",)), "pumps/bed07-a/state"]
+        names = [
+            "status",
+            "inventory",
+            *(f"pumps/{p}/{leaf}" for p in ("bed07-a", "bed08-b") for leaf in ("availability",)),
+            "pumps/bed07-a/state",
+        ]
         got = await collect(late, {f"{BASE}/{n}" for n in names})
         assert all(retained for _, retained in got.values())
         status = got[f"{BASE}/status"][0]
@@ -226,7 +231,9 @@ def test_retained_state_is_the_newest_after_a_broker_restart_without_persistence
         while pub.stats.retained_published < republished + 3:
             await asyncio.sleep(0.02)
         late = await asyncio.to_thread(subscribe, broker, [f"{BASE}/#"])
-        got = await collect(late, {f"{BASE}/{n}" for n in ("status", "pumps/bed07-a/state", "pumps/bed07-a/availability")})
+        got = await collect(
+            late, {f"{BASE}/{n}" for n in ("status", "pumps/bed07-a/state", "pumps/bed07-a/availability")}
+        )
         assert all(retained for _, retained in got.values())
         assert got[f"{BASE}/pumps/bed07-a/state"][0]["channels"][0]["rate"]["value"] == "3.0"
         assert got[f"{BASE}/status"][0]["state"] == "online"
@@ -283,7 +290,11 @@ def test_envelope_topics_are_used_verbatim(broker, subscribe):
 
     async def body() -> None:
         await q.enqueue(
-            lane="mqtt-events", kind="mqtt-event", control_id="c", payload=encode_envelope("elsewhere/x", b"{}"), ttl_s=9
+            lane="mqtt-events",
+            kind="mqtt-event",
+            control_id="c",
+            payload=encode_envelope("elsewhere/x", b"{}"),
+            ttl_s=9,
         )
         t, p, _ = await asyncio.to_thread(sub.next)
         assert (t, p) == ("elsewhere/x", b"{}")

@@ -62,7 +62,11 @@ def tls_broker(make_broker, tmp_path: Path, ca: trustme.CA, *, require_client_ce
     ca.cert_pem.write_to_path(tmp_path / "ca.pem")
     server.cert_chain_pems[0].write_to_path(tmp_path / "server.pem")
     server.private_key_pem.write_to_path(tmp_path / "server.key")
-    extra = [f"cafile {tmp_path / 'ca.pem'}", f"certfile {tmp_path / 'server.pem'}", f"keyfile {tmp_path / 'server.key'}"]
+    extra = [
+        f"cafile {tmp_path / 'ca.pem'}",
+        f"certfile {tmp_path / 'server.pem'}",
+        f"keyfile {tmp_path / 'server.key'}",
+    ]
     if require_client_cert:
         extra += ["require_certificate true"]
     return make_broker(extra)

@@ -119,7 +119,9 @@ def test_a_clean_stop_takes_every_pump_offline_with_the_gateway_since_the_stop(b
 def test_the_will_carries_no_connect_time_as_time_of_death(broker, subscribe, subprocess_env):
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("gateway_proc.py")), broker.host, str(broker.port)],
-        stdout=subprocess.PIPE, env=subprocess_env, cwd=REPO,
+        stdout=subprocess.PIPE,
+        env=subprocess_env,
+        cwd=REPO,
     )
     try:
         assert any(line.strip() == b"READY" for line in iter(proc.stdout.readline, b""))
@@ -136,20 +138,22 @@ def test_the_will_carries_no_connect_time_as_time_of_death(broker, subscribe, su
         proc.stdout.close()
 
 
-def test_a_gateway_killed_while_the_persistent_broker_is_down_stops_looking_online(
-    make_broker, subprocess_env
-):
+def test_a_gateway_killed_while_the_persistent_broker_is_down_stops_looking_online(make_broker, subprocess_env):
     broker = make_broker(["persistence true", "autosave_interval 1"])
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("gateway_proc.py")), broker.host, str(broker.port), "1", "8"],
-        stdout=subprocess.PIPE, env=subprocess_env, cwd=REPO,
+        stdout=subprocess.PIPE,
+        env=subprocess_env,
+        cwd=REPO,
     )
     try:
         assert any(line.strip() == b"READY" for line in iter(proc.stdout.readline, b""))
         sub = V5Subscriber(broker, f"{BASE}/#")
         seen: dict[str, dict] = {}
-        wanted = {f"{BASE}/status": ("state", "online"),
-                  f"{BASE}/pumps/bed07-a/availability": ("availability", "online")}
+        wanted = {
+            f"{BASE}/status": ("state", "online"),
+            f"{BASE}/pumps/bed07-a/availability": ("availability", "online"),
+        }
         while any(seen.get(t, {}).get(k) != v for t, (k, v) in wanted.items()):  # both published
             t, p, _r, _e = sub.messages.get(timeout=20)
             if t in wanted:

@@ -42,8 +42,19 @@ async def produce(ob: Outbox, lane: str, rng: random.Random) -> None:
 async def main(db: Path, port: int, seed: int, drain: bool) -> None:
     rng = random.Random(seed)
     ob = Outbox.open(db)
-    senders = [MllpSender(ob, lane=lane, host="127.0.0.1", port=port, ack_timeout_s=2, connect_timeout_s=2,
-                          initial_backoff_s=0.01, max_backoff_s=0.05) for lane in LANES]
+    senders = [
+        MllpSender(
+            ob,
+            lane=lane,
+            host="127.0.0.1",
+            port=port,
+            ack_timeout_s=2,
+            connect_timeout_s=2,
+            initial_backoff_s=0.01,
+            max_backoff_s=0.05,
+        )
+        for lane in LANES
+    ]
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(s.run()) for s in senders]
         if drain:

@@ -76,11 +76,13 @@ def test_bad_duration_is_a_usage_error(tmp_path, pumpgw_cmd, subprocess_env):
 
 def _damaged_outbox(path) -> None:
     """An outbox whose page 1 (schema) is sound but one data page is overwritten."""
+
     async def fill() -> None:
         ob = Outbox.open(path)
         for i in range(300):
             await ob.enqueue(lane="doc", kind="pcd01", control_id=f"C{i}", payload=hl7(f"C{i}") * 20, ttl_s=60)
         await ob.aclose()
+
     asyncio.run(fill())
     import sqlite3
 

@@ -17,8 +17,9 @@ def msg(lane: str, n: int) -> NewMessage:
 
 async def test_messages_of_every_lane_and_the_state_row_commit_together(tmp_path):
     outbox = Outbox.open(tmp_path / "o.db")
-    ids = await outbox.commit([msg("ehr.alarms", 1), msg("am.alarms", 2), msg("mqtt-alarms", 3)],
-                              [PumpStateRow("bed01", 1, '{"a":1}')])
+    ids = await outbox.commit(
+        [msg("ehr.alarms", 1), msg("am.alarms", 2), msg("mqtt-alarms", 3)], [PumpStateRow("bed01", 1, '{"a":1}')]
+    )
     assert len(ids) == 3 and ids == sorted(ids)
     assert outbox.load_states() == {"bed01": (1, '{"a":1}')}
     await outbox.commit([], [PumpStateRow("bed01", 1, '{"a":2}')])  # upsert: one row per pump

@@ -35,8 +35,10 @@ async def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_the_i
     await rx.stop()
 
     with sqlite3.connect(db) as conn:
-        produced = {lane: [r[0] for r in conn.execute(
-            "SELECT control_id FROM messages WHERE lane=? ORDER BY id", (lane,))] for lane in ("doc", "am")}
+        produced = {
+            lane: [r[0] for r in conn.execute("SELECT control_id FROM messages WHERE lane=? ORDER BY id", (lane,))]
+            for lane in ("doc", "am")
+        }
         states = {r[0] for r in conn.execute("SELECT DISTINCT state FROM messages")}
     assert states == {"delivered"}, f"seed {seed}"
     for lane, cids in produced.items():
@@ -45,6 +47,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_the_i
         assert list(dict.fromkeys(got)) == cids, f"lost or reordered on lane {lane} (seed {seed})"
         repeats = [b for a, b in zip(got, got[1:]) if a == b]
         assert all(b in (a, cids[cids.index(a) + 1]) for a, b in zip(got, got[1:])), (
-            f"a duplicate other than the in-flight message on lane {lane} (seed {seed})")
+            f"a duplicate other than the in-flight message on lane {lane} (seed {seed})"
+        )
         assert len(repeats) <= KILLS, f"more duplicates than kills on lane {lane} (seed {seed})"
         assert len(cids) > KILLS  # the workers really produced under the kills

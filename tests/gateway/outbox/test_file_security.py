@@ -56,8 +56,11 @@ def test_the_control_id_state_file_is_0640_under_umask_022(tmp_path, umask_022):
 def as_operator(*cmd: str, **kw) -> subprocess.CompletedProcess[str]:
     """Run without any capability: root then obeys file permissions like any operator."""
     return subprocess.run(
-        ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd], capture_output=True, text=True,
-        timeout=60, **kw,
+        ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,
     )
 
 
@@ -99,8 +102,12 @@ async def test_a_read_only_operator_gets_stats_list_show_and_a_correct_message_f
         for action in (["stats"], ["list"], ["show", "1"]):
             r = await asyncio.to_thread(as_operator, *pumpgw_cmd, "outbox", "--db", db, *action, env=subprocess_env)
             assert r.returncode == 0, (action, r.stderr)
-        assert "doc" in (await asyncio.to_thread(
-            as_operator, *pumpgw_cmd, "outbox", "--db", db, "stats", env=subprocess_env)).stdout
+        assert (
+            "doc"
+            in (
+                await asyncio.to_thread(as_operator, *pumpgw_cmd, "outbox", "--db", db, "stats", env=subprocess_env)
+            ).stdout
+        )
         r = await asyncio.to_thread(
             as_operator, *pumpgw_cmd, "outbox", "--db", db, "requeue", "--quarantined", env=subprocess_env
         )

@@ -42,12 +42,24 @@ async def test_on_a_full_disk_alarms_and_events_still_commit_and_are_delivered_w
     alarms, events = [], []
     try:
         for i in range(400):  # far more than the free space: observations must make room
-            await ob.enqueue(lane="ehr", kind="pcd01", control_id=f"O{i:04d}", payload=hl7(f"O{i:04d}", 2000), ttl_s=3600)
+            await ob.enqueue(
+                lane="ehr", kind="pcd01", control_id=f"O{i:04d}", payload=hl7(f"O{i:04d}", 2000), ttl_s=3600
+            )
             if i % 10 == 0:
-                alarms.append(await ob.enqueue(lane="ehr.alarms", kind="pcd04", control_id=f"A{i:04d}",
-                                               payload=hl7(f"A{i:04d}", 800), ttl_s=3600))
-                events.append(await ob.enqueue(lane="ehr", kind="pcd10", control_id=f"E{i:04d}",
-                                               payload=hl7(f"E{i:04d}", 800), ttl_s=3600))
+                alarms.append(
+                    await ob.enqueue(
+                        lane="ehr.alarms",
+                        kind="pcd04",
+                        control_id=f"A{i:04d}",
+                        payload=hl7(f"A{i:04d}", 800),
+                        ttl_s=3600,
+                    )
+                )
+                events.append(
+                    await ob.enqueue(
+                        lane="ehr", kind="pcd10", control_id=f"E{i:04d}", payload=hl7(f"E{i:04d}", 800), ttl_s=3600
+                    )
+                )
         assert ob.disk_full
         assert len(alarms) == len(events) == 40  # every alarm and event committed
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -159,9 +159,11 @@ async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_th
     assert {f"E{i:05d}" for i in range(0, n, 50)} <= kept  # events never thinned
     assert {f"A{i:05d}" for i in range(0, n, 50)} <= kept  # alarms never thinned
     end = clock.now
+
     def share(lo_s: float, hi_s: float) -> float:
         sent = [i for i in range(n) if lo_s <= end - (end - 20 * (n - i)) < hi_s]
         return sum(f"O{i:05d}" in kept for i in sent) / max(1, len(sent))
+
     assert share(0, 900) == 1.0  # the last 15 minutes complete
     shares = [share(900 * 2**k, 900 * 2 ** (k + 1)) for k in range(4)]  # 15-30 min, 30-60, 1-2 h, 2-4 h
     assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1], shares  # resolution falls with age
@@ -206,8 +208,9 @@ async def test_quarantine_alert_and_log_carry_no_receiver_ack_text(tmp_path, cap
     ob = Outbox.open(tmp_path / "o.db", on_alert=lambda name, d: alerts.append(d))
     await put(ob, "doc", "Q1")
     msg = await ob.claim("doc")
-    await ob.finish(msg, "quarantined", reason="AE from receiver", ack_text="patient MRN-4711 not found",
-                    claim_next=False)
+    await ob.finish(
+        msg, "quarantined", reason="AE from receiver", ack_text="patient MRN-4711 not found", claim_next=False
+    )
     assert "MRN-4711" not in str(alerts) and "MRN-4711" not in caplog.text
     with sqlite3.connect(tmp_path / "o.db") as db:
         assert db.execute("SELECT ack_text FROM messages").fetchone()[0] == "patient MRN-4711 not found"

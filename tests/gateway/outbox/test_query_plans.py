@@ -46,10 +46,13 @@ def test_marking_a_claimed_batch_in_flight_looks_rows_up_by_rowid(conn):
     assert "state_at" not in text and "SCAN" not in text
 
 
-@pytest.mark.parametrize("sql, args", [
-    (store.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
-    (store.EXPIRE_SQL, (0.0, "ttl", 7)),
-])
+@pytest.mark.parametrize(
+    "sql, args",
+    [
+        (store.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
+        (store.EXPIRE_SQL, (0.0, "ttl", 7)),
+    ],
+)
 def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
     assert plan(conn, sql, args) == "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)"
 
@@ -57,8 +60,10 @@ def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
 def test_a_compaction_slice_finds_delivered_rows_through_the_state_index(conn):
     text = plan(conn, store.COMPACT_SLICE_SQL, (0.0, store.COMPACT_SLICE))
     assert "USING INTEGER PRIMARY KEY (rowid=?)" in text
-    assert "USING INDEX messages_state_at (state=? AND state_at<?)" in text or \
-        "USING COVERING INDEX messages_state_at (state=? AND state_at<?)" in text
+    assert (
+        "USING INDEX messages_state_at (state=? AND state_at<?)" in text
+        or "USING COVERING INDEX messages_state_at (state=? AND state_at<?)" in text
+    )
     assert "SCAN messages" not in text
 
 

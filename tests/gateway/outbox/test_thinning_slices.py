@@ -63,7 +63,8 @@ def test_with_nothing_thinnable_the_episode_ends_over_budget_after_a_bounded_num
     conn = schema.connect(tmp_path / "o.db")
     conn.execute(
         "INSERT INTO messages (lane, kind, control_id, payload, size, state, created_at, ttl_s, expires_at, state_at) "
-        "VALUES ('doc', 'pcd04', 'A', x'00', 1000, 'pending', 0, 1e9, 1e9, 0)")
+        "VALUES ('doc', 'pcd04', 'A', x'00', 1000, 'pending', 0, 1e9, 1e9, 0)"
+    )
     cursor = budget.ThinCursor()
     outcome = budget.enforce(conn, used=10_000, max_bytes=1_000, now=now, cursor=cursor, slice_rows=1000)
     assert outcome.still_over and not cursor.active and survivors(conn) == {"A"}

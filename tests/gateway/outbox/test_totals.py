@@ -13,25 +13,34 @@ from gateway.outbox.model import STATES
 
 
 def full_count(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
-    return {(lane, state): (n, b) for lane, state, n, b in conn.execute(
-        "SELECT lane, state, COUNT(*), SUM(size) FROM messages GROUP BY lane, state")}
+    return {
+        (lane, state): (n, b)
+        for lane, state, n, b in conn.execute(
+            "SELECT lane, state, COUNT(*), SUM(size) FROM messages GROUP BY lane, state"
+        )
+    }
 
 
 def totals(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
-    return {(lane, state): (n, b) for lane, state, n, b in conn.execute(
-        "SELECT lane, state, count, bytes FROM message_totals WHERE count != 0")}
+    return {
+        (lane, state): (n, b)
+        for lane, state, n, b in conn.execute("SELECT lane, state, count, bytes FROM message_totals WHERE count != 0")
+    }
 
 
 lanes = st.sampled_from(["doc", "alarm", "mqtt/x"])
 states = st.sampled_from(STATES)
-ops = st.lists(st.one_of(
-    st.tuples(st.just("insert"), lanes, states, st.integers(0, 5000)),
-    st.tuples(st.just("state"), st.integers(0, 40), states),
-    st.tuples(st.just("lane"), st.integers(0, 40), lanes),
-    st.tuples(st.just("size"), st.integers(0, 40), st.integers(0, 5000)),
-    st.tuples(st.just("delete"), st.integers(0, 40)),
-    st.tuples(st.just("delete_state"), states),
-), max_size=60)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), lanes, states, st.integers(0, 5000)),
+        st.tuples(st.just("state"), st.integers(0, 40), states),
+        st.tuples(st.just("lane"), st.integers(0, 40), lanes),
+        st.tuples(st.just("size"), st.integers(0, 40), st.integers(0, 5000)),
+        st.tuples(st.just("delete"), st.integers(0, 40)),
+        st.tuples(st.just("delete_state"), states),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -44,7 +53,9 @@ def test_totals_equal_a_full_count_after_any_sequence_of_statements(tmp_path_fac
                 _, lane, state, size = op
                 conn.execute(
                     "INSERT INTO messages (lane, kind, control_id, payload, size, state, created_at, ttl_s, "
-                    "expires_at, state_at) VALUES (?, 'pcd01', 'C', x'00', ?, ?, 0, 1, 1, 0)", (lane, size, state))
+                    "expires_at, state_at) VALUES (?, 'pcd01', 'C', x'00', ?, ?, 0, 1, 1, 0)",
+                    (lane, size, state),
+                )
             elif op[0] == "state":
                 conn.execute("UPDATE messages SET state=? WHERE id % 41 = ?", (op[2], op[1]))
             elif op[0] == "lane":
@@ -65,11 +76,15 @@ def test_an_existing_outbox_gets_its_totals_when_upgraded(tmp_path):
     conn = schema.connect(path)
     conn.executemany(
         "INSERT INTO messages (lane, kind, control_id, payload, size, state, created_at, ttl_s, expires_at, state_at) "
-        "VALUES (?, 'pcd01', 'C', x'00', ?, 'pending', 0, 1, 1, 0)", [("doc", 10), ("doc", 20), ("alarm", 5)])
+        "VALUES (?, 'pcd01', 'C', x'00', ?, 'pending', 0, 1, 1, 0)",
+        [("doc", 10), ("doc", 20), ("alarm", 5)],
+    )
     # back to a file written before step 9
-    conn.executescript("DROP TRIGGER messages_totals_insert; DROP TRIGGER messages_totals_delete; "
-                       "DROP TRIGGER messages_totals_update; DROP TABLE message_totals; "
-                       f"PRAGMA user_version={max(v for v in schema.MIGRATIONS if v < 9)};")
+    conn.executescript(
+        "DROP TRIGGER messages_totals_insert; DROP TRIGGER messages_totals_delete; "
+        "DROP TRIGGER messages_totals_update; DROP TABLE message_totals; "
+        f"PRAGMA user_version={max(v for v in schema.MIGRATIONS if v < 9)};"
+    )
     conn.close()
     conn = schema.connect(path)
     assert totals(conn) == {("doc", "pending"): (2, 30), ("alarm", "pending"): (1, 5)}

@@ -16,18 +16,30 @@ from simulators.vendor_server.messages import VERDICT_PROGRAMS
 LIBRARY = config_dir() / "drug-library.example.json"
 
 
-def source_config_text(tmp_path: Path, *, ehr_port: int, source: str = "", extra: str = "",
-                       port: int = 0, devices: bool = True, bind: str = "127.0.0.1") -> str:
-    listed = "".join(
-        f"""
+def source_config_text(
+    tmp_path: Path,
+    *,
+    ehr_port: int,
+    source: str = "",
+    extra: str = "",
+    port: int = 0,
+    devices: bool = True,
+    bind: str = "127.0.0.1",
+) -> str:
+    listed = (
+        "".join(
+            f"""
 [[sources.devices]]
 id = "vs-{n:02d}"
 device = "{p.device}"
 location = "{p.bed}"
 care_area = "ICU"
 """
-        for n, p in enumerate(VERDICT_PROGRAMS.values(), 1)
-    ) if devices else ""
+            for n, p in enumerate(VERDICT_PROGRAMS.values(), 1)
+        )
+        if devices
+        else ""
+    )
     return f"""
 [gateway]
 site = "test-site"
@@ -40,7 +52,7 @@ pcd01_interval_s = 3600
 processing_id = "P"
 
 [outbox]
-path = "{tmp_path / 'outbox.sqlite'}"
+path = "{tmp_path / "outbox.sqlite"}"
 
 [library]
 path = "{LIBRARY}"

@@ -101,8 +101,11 @@ async def test_duplicate_resend_is_acknowledged_and_ignored(tmp_path):
         assert gw.handler.counters["duplicates"] == 1
         await gw.wait_for_ehr(lambda rx: len([r for r in rx if r.message_type.startswith("ORU^R01")]) >= 2)
         await asyncio.sleep(0.3)
-    beds = [parse_message(r.raw).named("PV1")[0].component(3, 3) for r in gw.ehr.received
-            if r.message_type.startswith("ORU^R01")]
+    beds = [
+        parse_message(r.raw).named("PV1")[0].component(3, 3)
+        for r in gw.ehr.received
+        if r.message_type.startswith("ORU^R01")
+    ]
     assert beds.count(P.bed) == 1
 
 

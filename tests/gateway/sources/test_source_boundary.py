@@ -53,11 +53,17 @@ async def test_tls_source_serves_tls_and_refuses_plaintext(tmp_path):
 async def test_mutual_tls_requires_a_certificate_with_an_allowed_name(tmp_path):
     ca = trustme.CA()
     cert, key, ca_file = tls_files(tmp_path, ca)
-    source = (f'tls = {{ enabled = true, cert_file = "{cert}", key_file = "{key}", client_ca_file = "{ca_file}" }}\n'
-              'allow_names = ["pumpserver.hospital.example"]')
+    source = (
+        f'tls = {{ enabled = true, cert_file = "{cert}", key_file = "{key}", client_ca_file = "{ca_file}" }}\n'
+        'allow_names = ["pumpserver.hospital.example"]'
+    )
     async with running_gateway(tmp_path, source=source) as gw:
-        good = VendorServer("127.0.0.1", gw.port, ssl_context=client_context(ca, "pumpserver.hospital.example"),
-                            server_hostname="127.0.0.1")
+        good = VendorServer(
+            "127.0.0.1",
+            gw.port,
+            ssl_context=client_context(ca, "pumpserver.hospital.example"),
+            server_hostname="127.0.0.1",
+        )
         assert (await good.pcd01(P)).codes == ["CA"]
         await good.close()
         for ctx in (client_context(ca), client_context(ca, "intruder.example")):  # none / a wrong name

@@ -26,7 +26,7 @@ def test_mangled_pcd01_is_read_or_refused_with_a_position(data):
     lines = list(_LINES)
     i = data.draw(st.integers(0, len(lines) - 1))
     mangled = data.draw(st.text(alphabet=st.sampled_from("|^~\\&.0123456789AaZ -"), max_size=40))
-    lines[i] = lines[i][:data.draw(st.integers(0, len(lines[i])))] + mangled
+    lines[i] = lines[i][: data.draw(st.integers(0, len(lines[i])))] + mangled
     message = parse_message("\r".join(lines))
     if message.msh is None:
         return
@@ -38,8 +38,12 @@ def test_mangled_pcd01_is_read_or_refused_with_a_position(data):
         assert all(d.device for d in devices)
 
 
-@given(st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True), st.sampled_from(["AA", "AE", "AR"]),
-       st.sampled_from(["", "AL", "NE", "ER", "SU"]), st.sampled_from(["", "AL", "NE", "ER", "SU"]))
+@given(
+    st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True),
+    st.sampled_from(["AA", "AE", "AR"]),
+    st.sampled_from(["", "AL", "NE", "ER", "SU"]),
+    st.sampled_from(["", "AL", "NE", "ER", "SU"]),
+)
 def test_acknowledgements_answer_the_control_id_in_the_requested_mode(cid, code, msh15, msh16):
     raw = _BASE.replace("|C1|P|2.6|||AL|NE|", f"|{cid}|P|2.6|||{msh15}|{msh16}|", 1)
     msh = parse_message(raw).msh
@@ -71,24 +75,43 @@ def test_the_tf_bbraun_pcd04_example_maps_to_an_occlusion_onset_of_its_device():
     assert (dev.device, alert.kind, alert.phase, alert.channel) == ("P6013", "occlusion", "start", 0)
 
 
-_TEXT = st.text(alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -"),
-                min_size=1, max_size=20).map(str.strip).filter(bool)
+_TEXT = (
+    st.text(
+        alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -"),
+        min_size=1,
+        max_size=20,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
 _NUM = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(9999), places=2).map(str)
 
 
 @settings(max_examples=150, deadline=None)
-@given(drug=_TEXT, area=_TEXT, rate=_NUM, dose=_NUM, weight=_NUM, device=st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True))
+@given(
+    drug=_TEXT, area=_TEXT, rate=_NUM, dose=_NUM, weight=_NUM, device=st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True)
+)
 def test_the_vendor_servers_pcd01_is_conformant_and_maps_back_to_its_program(drug, area, rate, dose, weight, device):
     from dataclasses import replace
 
     from gateway.hl7.check import check_message
 
-    program = replace(VERDICT_PROGRAMS["within_limits"], device=device, drug=drug, care_area=area, rate_ml_h=rate,
-                      dose_rate=(dose, "ug/kg/min"), weight_kg=weight)
+    program = replace(
+        VERDICT_PROGRAMS["within_limits"],
+        device=device,
+        drug=drug,
+        care_area=area,
+        rate_ml_h=rate,
+        dose_rate=(dose, "ug/kg/min"),
+        weight_kg=weight,
+    )
     raw = pcd01(program, "P1")
     assert [f for f in check_message(raw) if f.severity == "error"] == []
     [dev] = read_devices(parse_message(raw))
     ch = dev.channels[1]
     assert (dev.device, ch.drug, ch.care_area) == (device, drug, area)
     assert (ch.values["rate"].value, ch.values["dose_rate"].value, ch.values["patient_weight"].value) == (
-        Decimal(rate), Decimal(dose), Decimal(weight))
+        Decimal(rate),
+        Decimal(dose),
+        Decimal(weight),
+    )

@@ -16,8 +16,11 @@ ALL_KINDS = {k.value for k in VerdictKind}
 
 
 def verdict_kinds(raw: bytes) -> set[str]:
-    return {seg.component(5, 1) for seg in parse_message(raw).named("OBX")
-            if seg.component(5, 3) and seg.component(5, 1) in ALL_KINDS}
+    return {
+        seg.component(5, 1)
+        for seg in parse_message(raw).named("OBX")
+        if seg.component(5, 3) and seg.component(5, 1) in ALL_KINDS
+    }
 
 
 def of_type(received, prefix: str) -> list:
@@ -53,8 +56,10 @@ async def test_patient_context_from_pid_is_carried_to_the_outgoing_messages_of_t
         await sim.pcd01(VERDICT_PROGRAMS["weight_missing"])
         await sim.close()
         await gw.wait_for_ehr(lambda rx: len(of_type(rx, "ORU^R01")) >= 2)
-    mrns = {parse_message(r.raw).named("PV1")[0].component(3, 3): parse_message(r.raw).named("PID")[0].component(3, 1)
-            for r in of_type(gw.ehr.received, "ORU^R01")}
+    mrns = {
+        parse_message(r.raw).named("PV1")[0].component(3, 3): parse_message(r.raw).named("PID")[0].component(3, 1)
+        for r in of_type(gw.ehr.received, "ORU^R01")
+    }
     assert mrns == {"ICU bed 21": "MRN2001", "ICU bed 29": "MRN2009"}
 
 
@@ -67,8 +72,10 @@ async def test_pcd10_start_and_pcd04_alarm_start_end_become_events_at_the_ehr(tm
         await sim.pcd04(p, alert_id="AL-1", phase="end")
         await sim.close()
         await gw.wait_for_ehr(lambda rx: len(of_type(rx, "ORU^R40")) >= 2)
-    phases = [next(s.field(5) for s in parse_message(r.raw).named("OBX") if s.component(3, 2) == "MDC_ATTR_EVENT_PHASE")
-              for r in of_type(gw.ehr.received, "ORU^R40")]
+    phases = [
+        next(s.field(5) for s in parse_message(r.raw).named("OBX") if s.component(3, 2) == "MDC_ATTR_EVENT_PHASE")
+        for r in of_type(gw.ehr.received, "ORU^R40")
+    ]
     assert phases == ["start", "end"]
     starts = of_type(gw.ehr.received, "ORU^R42")
     assert starts and "above_hard_max" in verdict_kinds(starts[0].raw)
@@ -91,7 +98,11 @@ async def test_an_unlisted_device_is_refused_with_ae_at_obx_18_when_only_listed_
         answer = await sim.pcd01(VERDICT_PROGRAMS["within_limits"])
         await sim.close()
     err = parse_message(answer.acks[0]).named("ERR")[0]
-    assert answer.codes == ["CE"] and (err.component(2, 1), err.component(2, 3), err.component(3, 1)) == ("OBX", "18", "204")
+    assert answer.codes == ["CE"] and (err.component(2, 1), err.component(2, 3), err.component(3, 1)) == (
+        "OBX",
+        "18",
+        "204",
+    )
 
 
 async def test_admit_any_makes_an_unlisted_device_a_pump_that_continues_after_a_restart(tmp_path):

@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 async def start_gateway(pumpgw_cmd, env, config, log):
-    proc = await asyncio.create_subprocess_exec(*pumpgw_cmd, "run", "--config", str(config), env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    proc = await asyncio.create_subprocess_exec(
+        *pumpgw_cmd, "run", "--config", str(config), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
+    )
     return proc
 
 

@@ -80,8 +80,12 @@ async def test_down_then_up_on_the_same_port():
 
 def test_cli_serves_until_terminated_and_logs(tmp_path, pumpgw_cmd, subprocess_env):
     log = tmp_path / "rx.jsonl"
-    proc = subprocess.Popen([*pumpgw_cmd, "ehr-sim", "--port", "0", "--log", str(log), "--mode", "ca"],
-                            env=subprocess_env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*pumpgw_cmd, "ehr-sim", "--port", "0", "--log", str(log), "--mode", "ca"],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("listening on 127.0.0.1:"), line
