@@ -24,8 +24,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from gateway.backoff import jittered
 from gateway.log import get_logger
 from gateway.sdnotify import Notifier
 
@@ -179,9 +180,7 @@ class Supervisor:
         consecutive = 0
 
         def wait(state: RetryCallState) -> float:
-            return wait_random_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s)(
-                _attempt(state, consecutive)
-            )
+            return jittered(self.backoff_initial_s, self.backoff_max_s)(_attempt(state, consecutive))
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None

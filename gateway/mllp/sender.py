@@ -25,8 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type
 
+from gateway.backoff import jittered
 from gateway.credentials import CredentialError, read_secret, resolve
 from gateway.log import WIRE
 from gateway.mllp.ack import Ack, parse_ack
@@ -121,7 +122,7 @@ class MllpSender:
         self._writer: asyncio.StreamWriter | None = None
         self._decoder = MllpDecoder(max_frame_bytes)
         self._progress = time.monotonic()
-        self._wait_exp = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
+        self._wait_exp = jittered(initial_backoff_s, max_backoff_s)
         self._where = f"lane {lane} ({host}:{port})"
         self._stopping = False
         self.metrics = metrics

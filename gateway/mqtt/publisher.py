@@ -36,10 +36,10 @@ from typing import Any
 import structlog
 
 from drivers.model import PumpIdentity, PumpSnapshot
+from gateway.backoff import Backoff
 from gateway.config.model import MqttConfig
 from gateway.events.model import EventKind, PumpEvent
 from gateway.lanes import MQTT_ALARMS, MQTT_EVENTS
-from gateway.mqtt.backoff import Backoff
 from gateway.mqtt.connection import MessageHandler, MqttConnection, Will
 from gateway.mqtt.errors import MqttAuthError, MqttConnectionLost, MqttError, MqttPublishError, MqttSetupError
 from gateway.mqtt.payloads import (

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
+from gateway.backoff import Backoff
 from gateway.events.model import EventKind, PumpEvent
-from gateway.mqtt.backoff import Backoff
 from gateway.mqtt.payloads import (
     PATIENT_ID_KEYS,
     AlarmPayload,
