@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput, PumpgwError
 
 
-class LibraryError(PumpgwError):
+class LibraryError(BadInput):
     """Base of every drug-library error."""
 
 

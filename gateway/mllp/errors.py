@@ -7,10 +7,10 @@ sender treats it as "no ACK"). ACK parsing and link failures raise.
 
 from __future__ import annotations
 
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput, RetryLater
 
 
-class MllpError(PumpgwError):
+class MllpError(BadInput):
     """Base of every MLLP problem; ``offset`` is the byte offset in the stream."""
 
     def __init__(self, message: str, *, offset: int) -> None:
@@ -52,7 +52,7 @@ class MllpMalformedFrame(MllpError):
         super().__init__(f"malformed MLLP frame at offset {offset}: {reason}; {dropped} byte(s) dropped", offset=offset)
 
 
-class AckError(PumpgwError):
+class AckError(BadInput):
     """Bytes that are not an HL7 acknowledgement (no MSH/MSA, unknown MSA-1 code)."""
 
     def __init__(self, reason: str, data: bytes) -> None:
@@ -62,12 +62,12 @@ class AckError(PumpgwError):
         super().__init__(f"not an HL7 ACK: {reason} ({len(data)} bytes)")
 
 
-class DeliveryError(PumpgwError):
+class DeliveryError(RetryLater):
     """A delivery attempt failed without a usable ACK (timeout, connection loss, wrong
     MSA-2, garbage). The sender reconnects with backoff and resends the same bytes."""
 
 
-class TlsConfigError(PumpgwError):
+class TlsConfigError(BadInput):
     """TLS material cannot be loaded; the sender refuses to connect (never plaintext)."""
 
     def __init__(self, path: str, reason: str) -> None:
