@@ -96,7 +96,8 @@ def test_every_stop_entry_names_a_class_that_exists():
 
 
 def test_split_classes_keep_their_subsystem_base():
-    from gateway.mllp.errors import DeliveryError, MllpError
+    from common.mllp.errors import MllpError
+    from gateway.mllp.errors import DeliveryError
     from gateway.outbox import OutboxBusy, OutboxCorrupt, OutboxError, OutboxFull
 
     assert issubclass(OutboxFull, OutboxError) and issubclass(OutboxFull, RetryLater)

@@ -27,13 +27,14 @@ from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type
 
+from common.mllp.errors import MllpGarbage
+from common.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
 from gateway.backoff import jittered
 from gateway.credentials import CredentialError, read_secret, resolve
 from gateway.errors import RetryLater
 from gateway.log import WIRE
 from gateway.mllp.ack import Ack, parse_ack
-from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
-from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
+from gateway.mllp.errors import AckError, DeliveryError, TlsConfigError
 from gateway.outbox import Outbox, OutboxMessage
 from gateway.peertext import bound_text, err_codes, summarise_reply, token
 

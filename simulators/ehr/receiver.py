@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.mllp.errors import MllpError
-from gateway.mllp.framing import MllpDecoder, frame
+from common.mllp.errors import MllpError
+from common.mllp.framing import MllpDecoder, frame
 from simulators.ehr.modes import Mode, parse_mode
 
 log = logging.getLogger("pumpgw.sim.ehr")
