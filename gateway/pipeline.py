@@ -33,7 +33,7 @@ from typing import Protocol
 
 from drivers.model import PumpIdentity, PumpSnapshot, Quantity
 from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig, SourceDevice
-from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
+from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel
 from gateway.errors import BadInput, RetryLater
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
@@ -41,6 +41,7 @@ from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_stat
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo
 from gateway.hl7.context import PatientIdentity
+from gateway.hl7.verdict_rows import verdict_observations
 from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
