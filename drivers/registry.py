@@ -42,6 +42,14 @@ class RackPosition:
     def count(self) -> int:
         return len(self.pillars) * len(self.slots)
 
+    @property
+    def pillar_span(self) -> str:
+        return _span(self.pillars)
+
+    @property
+    def slot_span(self) -> str:
+        return _span(self.slots)
+
     def problem(self, pillar: int, slot: int) -> str | None:
         """What is wrong with this position, or None."""
         if pillar not in self.pillars:
@@ -69,6 +77,8 @@ class DriverSpec:
     """The facts of one protocol family (docs/reference/pump-protocols.md)."""
 
     protocol: str
+    title: str
+    """The family's name in messages and help texts."""
     driver: str
     """``module:Class`` of the read-only :class:`~drivers.base.PumpDriver`."""
     link: LinkKind
@@ -100,6 +110,7 @@ DRIVERS: dict[str, DriverSpec] = {
         # §2.2: RS-232, addresses 0-99 on one line
         DriverSpec(
             "ne1000",
+            "NE-1000",
             "drivers.ne1000.client:Ne1000Driver",
             "serial",
             LineAddress(range(0, 100)),
@@ -109,6 +120,7 @@ DRIVERS: dict[str, DriverSpec] = {
         # §3.2: RS-232, no address: one port per pump
         DriverSpec(
             "alaris",
+            "Alaris",
             "drivers.alaris.client:AlarisDriver",
             "serial",
             None,
@@ -118,6 +130,7 @@ DRIVERS: dict[str, DriverSpec] = {
         # §6.2: one TCP connection per rack serves every slot
         DriverSpec(
             "bbraun-bcc",
+            "B. Braun SpaceCom",
             "drivers.bbraun_bcc.client:BccDriver",
             "tcp",
             SPACECOM,
