@@ -25,7 +25,9 @@ from simulators.pump_model import DeviceIdentity, Program, SimulatedPump
 
 def pump(manufacturer: str, model: str, serial: str, firmware: str) -> SimulatedPump:
     return SimulatedPump(
-        DeviceIdentity(manufacturer, model, serial, firmware), program=Program(Decimal("5"), Decimal("50")), running=True
+        DeviceIdentity(manufacturer, model, serial, firmware),
+        program=Program(Decimal("5"), Decimal("50")),
+        running=True,
     )
 
 
