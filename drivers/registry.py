@@ -96,8 +96,8 @@ class DriverSpec:
     @property
     def wiring(self) -> str:
         """How a pump of this protocol is connected, as the configuration asks for it."""
-        if self.link == "tcp":
-            return "host, port, pillar and slot of its SpaceCom rack"
+        if isinstance(self.address, RackPosition):
+            return f"host, port, pillar and slot of its {self.address.name} rack"
         return "a device path, or an rfc2217:// or socket:// URL of a serial device server"
 
 
