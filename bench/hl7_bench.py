@@ -27,10 +27,10 @@ from hl7apy.core import Message  # noqa: E402
 from hl7apy.parser import parse_message as hl7apy_parse  # noqa: E402
 from hl7apy.parser import parse_segment  # noqa: E402
 
+from common.pcd.parse import parse_message  # noqa: E402
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity  # noqa: E402
 from gateway.events.model import EventKind, PumpEvent  # noqa: E402
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd10  # noqa: E402
-from gateway.hl7.parse import parse_message  # noqa: E402
 
 EUI = "0012211839000001"
 

@@ -31,10 +31,10 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from common.pcd.conformance import check_message
+from common.pcd.parse import Message, parse_message, transaction_of
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.config.model import SourceConfig, SourceDevice
-from gateway.hl7.check import check_message
-from gateway.hl7.parse import Message, parse_message, transaction_of
 from gateway.log import get_logger
 from gateway.outbox import InboundReceipt, Outbox
 from gateway.sources.ack import Outcome
@@ -219,12 +219,12 @@ class InboundHandler:
                 alarms=old.alarms if old is not None else (),
             )
         for alert in report.alerts:
-            cid = labels.get(alert.channel) or (next(iter(channels)) if alert.channel == 0 and channels else None)
-            cid = cid or str(alert.channel or 1)
-            ch = channels.get(cid) or ChannelSnapshot(channel_id=cid, state=ChannelState.UNKNOWN)
-            others = tuple(a for a in ch.alarms if a.code != alert.code)
+            named = labels.get(alert.channel) or (next(iter(channels)) if alert.channel == 0 and channels else None)
+            target = named or str(alert.channel or 1)
+            snap = channels.get(target) or ChannelSnapshot(channel_id=target, state=ChannelState.UNKNOWN)
+            others = tuple(a for a in snap.alarms if a.code != alert.code)
             alarms = others if alert.ended else (*others, alert.alarm())
-            channels[cid] = replace(ch, alarms=alarms)
+            channels[target] = replace(snap, alarms=alarms)
         identity = report.identity()
         if last is not None:
             known = last.identity

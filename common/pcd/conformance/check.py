@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 
-from gateway.hl7 import mdc
-from gateway.hl7.check_obx import check_observations
-from gateway.hl7.findings import DTM_RE, Finding, Findings
-from gateway.hl7.parse import Message, Segment, Transaction, parse_message, profile_oids, transaction_of
+from common.pcd import mdc
+from common.pcd.conformance.check_obx import check_observations
+from common.pcd.conformance.findings import DTM_RE, Finding, Findings
+from common.pcd.parse import Message, Segment, Transaction, parse_message, profile_oids, transaction_of
 
 __all__ = ["Finding", "check_message"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.hl7 import mdc
-from gateway.hl7.er7 import unescape
+from common.pcd import mdc
+from common.pcd.er7 import unescape
 
 OID_PCD01 = "1.3.6.1.4.1.19376.1.6.1.1.1"
 OID_PCD04 = "1.3.6.1.4.1.19376.1.6.1.4.1"

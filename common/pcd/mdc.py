@@ -179,6 +179,6 @@ def cwe(refid: str, pending_allowed: bool = True) -> str | None:
     code = TERMS.get(refid)
     if code is None:
         if refid not in TERMS:
-            raise KeyError(f"{refid} is not in pumpgw's MDC table (gateway/hl7/mdc.py)")
+            raise KeyError(f"{refid} is not in pumpgw's MDC table (common/pcd/mdc.py)")
         return f"0^{refid}^MDC" if pending_allowed else None
     return f"{code}^{refid}^MDC"
