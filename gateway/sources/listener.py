@@ -14,6 +14,8 @@ Safety at the boundary (issue 13 item 3):
   ids and rule ids only.
 
 Messages of one connection are answered in order; the handler decides what (handler.py).
+Conformance findings are judged after the ACK by the handler's reporter, which this listener's
+task runs (conformance.py).
 """
 
 from __future__ import annotations
@@ -76,7 +78,15 @@ class SourceListener:
         self.counters = {"connections": 0, "refused_connections": 0, "frame_errors": 0}
 
     async def run(self) -> None:
-        """Serve until cancelled; open connections are closed with the listener."""
+        """Serve until cancelled; open connections are closed with the listener.
+
+        The conformance reporter (conformance.py) is this task's child: it lives and ends
+        with the listener, and a failure of either restarts both (the supervisor's backoff)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.handler.conformance.run(), name=f"pumpgw-source-{self.config.name}-conformance")
+            await self._listen()
+
+    async def _listen(self) -> None:
         self._server = await asyncio.start_server(
             self._accept,
             host=self.config.bind,
