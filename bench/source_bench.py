@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import socket
+import sqlite3
 import sys
 import tempfile
 import time
@@ -65,13 +66,16 @@ def workload(n: int, connections: int) -> list[list[bytes]]:
     ]
 
 
-async def run_clients(port: int, work: list[list[bytes]]) -> float:
-    t0 = time.perf_counter()
+async def run_clients(port: int, work: list[list[bytes]]) -> tuple[float, float]:
+    """Messages/s (wall clock) and this process's CPU microseconds per message (clients,
+    server and everything the server runs meanwhile; steadier than wall time on shared cores)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     counts = await asyncio.gather(*(client(port, w) for w in work))
-    return sum(counts) / (time.perf_counter() - t0)
+    n = sum(counts)
+    return n / (time.perf_counter() - t0), (time.process_time() - c0) / n * 1e6
 
 
-async def echo_rate(work) -> float:
+async def echo_rate(work) -> tuple[float, float]:
     async def serve(reader, writer):
         decoder = MllpDecoder()
         while data := await reader.read(65536):
@@ -123,6 +127,26 @@ conformance = "{conformance}"
 """
 
 
+def durable_commits_per_s(state_dir, n: int = 300) -> float:
+    """Bare SQLite transactions (WAL, synchronous=FULL, one 2 KB row each) in the outbox's
+    directory: the disk's own limit. Stop-and-wait senders put at most one message each into a
+    group commit, so ``connections`` times this is a ceiling no processing can beat."""
+    with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
+        db = sqlite3.connect(Path(tmp) / "fsync.sqlite", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t (payload BLOB)")
+        payload = b"x" * 2048
+        t0 = time.perf_counter()
+        for _ in range(n):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t VALUES (?)", (payload,))
+            db.execute("COMMIT")
+        rate = n / (time.perf_counter() - t0)
+        db.close()
+    return rate
+
+
 def rss_kib() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * 4
@@ -138,10 +162,15 @@ async def source_run(work, conformance: str, state_dir, idle: int) -> dict:
         task = asyncio.get_running_loop().create_task(daemon.supervisor.run(install_signal_handlers=False))
         listener = daemon.sources[0]
         await listener.ready.wait()
-        rate = await run_clients(listener.port, work)
-        t0 = time.perf_counter()
+        rate, cpu = await run_clients(listener.port, work)
+        t0, c0 = time.perf_counter(), time.process_time()
         await listener.handler.conformance.drain()
-        out = {"msgs_per_s": round(rate), "checker_ran_on_s": round(time.perf_counter() - t0, 3)}
+        n = sum(len(w) for w in work)
+        out = {
+            "msgs_per_s": round(rate),
+            "cpu_us_per_msg": round(cpu + (time.process_time() - c0) / n * 1e6),  # with the checks after
+            "checker_ran_on_s": round(time.perf_counter() - t0, 3),
+        }
         counters = listener.handler.counters
         out |= {k: counters[k] for k in ("accepted", "conformance_checked", "conformance_unchecked")}
         if idle:
@@ -180,7 +209,8 @@ async def idle_memory(listener, idle: int, busy: int) -> dict:
 async def main(args) -> dict:
     configure_logging(level="error", fmt="json")
     work = workload(args.messages, args.connections)
-    echo = await echo_rate(work)
+    echo, echo_cpu = await echo_rate(work)
+    commits = durable_commits_per_s(args.state_dir)
     report = await source_run(work, "report", args.state_dir, args.idle)
     refuse = await source_run(work, "refuse_errors", args.state_dir, 0)
     rate, refuse_rate = report.pop("msgs_per_s"), refuse.pop("msgs_per_s")
@@ -188,8 +218,12 @@ async def main(args) -> dict:
         "messages": sum(len(w) for w in work),
         "connections": args.connections,
         "echo_msgs_per_s": round(echo),
+        "echo_cpu_us_per_msg": round(echo_cpu),
         "source_msgs_per_s": rate,  # conformance = "report" (the default): the goal's figure
         "ratio": round(rate / echo, 3),
+        "cpu_ratio": round(echo_cpu / report["cpu_us_per_msg"], 3),  # echo CPU / source CPU per message
+        "durable_commits_per_s": round(commits),  # bare SQLite, same disk (see durable_commits_per_s)
+        "commit_ceiling_ratio": round(commits * args.connections / echo, 3),
         "refuse_errors_msgs_per_s": refuse_rate,  # the checker on the ACK path
         "refuse_errors_ratio": round(refuse_rate / echo, 3),
         "report_mode": report,
