@@ -82,9 +82,14 @@ class SourceListener:
 
         The conformance reporter (conformance.py) is this task's child: it lives and ends
         with the listener, and a failure of either restarts both (the supervisor's backoff)."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.handler.conformance.run(), name=f"pumpgw-source-{self.config.name}-conformance")
-            await self._listen()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.handler.conformance.run(), name=f"pumpgw-source-{self.config.name}-conformance")
+                await self._listen()
+        except ExceptionGroup as group:  # the supervisor logs and shows the error itself (bind ...)
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(

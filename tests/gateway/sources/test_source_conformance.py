@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
 
 from structlog.testing import capture_logs
 
 from common.pcd.parse import parse_message
+from gateway.config.load import load_config_text
+from gateway.daemon import build_daemon
 from gateway.log import get_logger
 from gateway.sources.conformance import ConformanceReporter
+from simulators.ehr import EhrReceiver
 from simulators.vendor_server import messages
 from simulators.vendor_server.client import VendorServer
 from simulators.vendor_server.messages import VERDICT_PROGRAMS
-from tests.gateway.sources.conftest import running_gateway
+from tests.gateway.sources.conftest import running_gateway, source_config_text
 
 P = VERDICT_PROGRAMS["within_limits"]
 BAD_OBX1 = (b"OBX|2|", b"OBX|7|")  # OBX-1 must run 1..n: an error finding, the message still usable
@@ -100,3 +104,27 @@ async def test_messages_still_queued_when_the_source_stops_are_counted_as_unchec
     assert counters["conformance_checked"] + counters["conformance_unchecked"] == 3
     assert counters["conformance_unchecked"] >= 1
     assert any(e.get("reason") == "source stopping" and e["log_level"] == "warning" for e in logs)
+
+
+async def test_a_listener_that_cannot_bind_is_reported_with_its_own_error_not_a_task_group(tmp_path):
+    """The reporter runs in the listener's task group; the supervisor still sees the OSError."""
+    occupied = socket.socket()
+    occupied.bind(("127.0.0.1", 0))
+    occupied.listen()
+    ehr = EhrReceiver(port=0)
+    ehr_port = await ehr.start()
+    text = source_config_text(tmp_path, ehr_port=ehr_port, port=occupied.getsockname()[1])
+    daemon = build_daemon(load_config_text(text, base_dir=tmp_path))
+    task = asyncio.get_running_loop().create_task(daemon.supervisor.run(install_signal_handlers=False))
+    try:
+        service = daemon.supervisor.services["source vendor"]
+        async with asyncio.timeout(10):
+            while not service.last_crash:
+                await asyncio.sleep(0.02)
+        assert service.last_crash.startswith("OSError"), service.last_crash
+    finally:
+        daemon.supervisor.request_stop()
+        async with asyncio.timeout(15):
+            await task
+        await ehr.stop()
+        occupied.close()
