@@ -24,8 +24,10 @@ from typing import Any
 from common.pcd.conformance import Finding, check_message
 from common.pcd.parse import Message
 
+# Queued messages are kept parsed (no second parse): ~10x their text in memory (a 2 KB
+# PCD-01 holds ~20 KB), so these bounds mean ~5 MB for ordinary messages, ~20 MB at worst.
 MAX_MESSAGES = 256
-MAX_BYTES = 8 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024  # of message text
 SLICE_S = 0.002  # checker time per loop turn (a PCD-01 of 20 segments takes ~0.1 ms)
 
 
