@@ -9,7 +9,7 @@ number from an unchecked source — some public tables are wrong (§11 caution).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, overload
 
 # REFID -> context-free code (partition * 65536 + term code); None = not published yet.
 TERMS: Final[dict[str, int | None]] = {
@@ -172,6 +172,12 @@ EVENT_PHASES: Final = ONSET_PHASES | {
 ALARM_STATES: Final = frozenset({"inactive", "active", "latched"})
 PRIORITIES: Final = frozenset({"PN", "PL", "PM", "PH"})
 ALERT_TYPES: Final = frozenset({"SP", "ST", "SA"})
+
+
+@overload
+def cwe(refid: str, pending_allowed: Literal[True] = True) -> str: ...
+@overload
+def cwe(refid: str, pending_allowed: bool) -> str | None: ...
 
 
 def cwe(refid: str, pending_allowed: bool = True) -> str | None:
