@@ -128,3 +128,16 @@ async def test_a_listener_that_cannot_bind_is_reported_with_its_own_error_not_a_
             await task
         await ehr.stop()
         occupied.close()
+
+
+async def test_refuse_errors_judges_before_the_commit_and_queues_nothing(tmp_path):
+    async with running_gateway(tmp_path, source='conformance = "refuse_errors"') as gw:
+        sim = VendorServer("127.0.0.1", gw.port)
+        warning_only = messages.pcd01(P, "RE-1").replace(b"|Dopamine|", b"| Dopamine|")  # STRAY-BLANK
+        with capture_logs() as logs:
+            answer = await sim.send(warning_only, "RE-1")
+        await sim.close()
+        assert answer.codes == ["CA"]
+        events = [e["event"] for e in logs]
+        assert events.index("inbound message has conformance findings") < events.index("inbound message accepted")
+        assert gw.handler.counters["conformance_checked"] == 0 and gw.handler.conformance.waiting == 0
