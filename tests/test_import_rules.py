@@ -33,13 +33,6 @@ RULES = (
 )
 
 
-# Known breaks being removed, each with who removes it. An entry that no longer matches fails
-# test_every_known_break_still_exists, so the list cannot outlive its breaks.
-KNOWN = {
-    ("simulators.ehr.cli", "gateway.hl7.check"): "helper 'sources' moves the checker and PCD parser to common/pcd/",
-}
-
-
 def _under(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
@@ -71,9 +64,8 @@ def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
     return found
 
 
-def violations(root: Path, rules: tuple[Rule, ...] = RULES, known: dict | None = None) -> list[str]:
+def violations(root: Path, rules: tuple[Rule, ...] = RULES) -> list[str]:
     """One line per broken import statement and rule (naming the module after ``from``)."""
-    known = known or {}
     found: dict[tuple[str, int, str], str] = {}
     for path in sorted(root.rglob("*.py")):
         if ".venv" in path.parts:
@@ -85,7 +77,7 @@ def violations(root: Path, rules: tuple[Rule, ...] = RULES, known: dict | None =
                 continue
             for line, imported in imports_of(path, module):  # `a` before `a.b`: the first one is kept
                 bad = next((f for f in rule.forbidden if _under(imported, f)), None)
-                if bad is not None and not any(m == module and _under(imported, i) for m, i in known):
+                if bad is not None:
                     found.setdefault(
                         (str(rel), line, rule.source),
                         f"{rel}:{line}: {module} imports {imported} ({rule.source} -> {bad}: {rule.why})",
@@ -94,15 +86,7 @@ def violations(root: Path, rules: tuple[Rule, ...] = RULES, known: dict | None =
 
 
 def test_the_source_tree_keeps_the_layering_rules():
-    assert violations(REPO, known=KNOWN) == []
-
-
-def test_every_known_break_still_exists():
-    everything = violations(REPO)
-    for module, imported in KNOWN:
-        assert any(f" {module} imports {imported}" in v for v in everything), (
-            f"{module} -> {imported} is fixed: drop it from KNOWN"
-        )
+    assert violations(REPO) == []
 
 
 def test_the_check_sees_the_packages_it_rules_on():

@@ -162,8 +162,8 @@ async def _demo(
     story: bool = True,
     pace: float = 1.0,
 ) -> None:
+    from common.pcd.conformance import conformance_findings
     from gateway.daemon import build_daemon
-    from gateway.hl7.check import conformance_findings
     from simulators.ehr import EhrReceiver
     from simulators.fleet import PtyFleet, demo_pumps
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from common.pcd import mdc
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
-from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext, PumpInfo
 from gateway.hl7.er7 import device_dtm, dtm, escape, number
 from gateway.hl7.identity_rows import identity_rows

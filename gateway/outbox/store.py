@@ -61,7 +61,7 @@ CLAIM_SQL = (
 MARK_IN_FLIGHT_SQL = (
     "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
 )
-# size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
+# size: the stored reason and ACK text count in the byte budget (bounded, common.textlimits)
 FINISH_SQL = (
     "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
     "size=length(payload) + ? WHERE id=?"
