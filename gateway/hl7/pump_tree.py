@@ -123,10 +123,11 @@ class ObxRows:
         self.segments.append(f"OBX|{self.n}|{vt}|{code}|{sub}|{value}|{unit}||{flag}|||F")
 
     def quantity(self, refid: str, sub: str, value: Decimal, unit: str, category: str) -> None:
+        text = str(value)
+        if "E" in text or text[0] == "-" or not text[-1].isdigit():  # rare: let number() decide
+            text = number(value, what=refid)
         self.n += 1
-        self.segments.append(
-            f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{number(value, what=refid)}|{unit_cwe(unit)}|||||R||||||{category}"
-        )
+        self.segments.append(f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{text}|{unit_cwe(unit)}|||||R||||||{category}")
 
 
 def device_identifier(
