@@ -120,6 +120,7 @@ def build_daemon(
     if audit is None:
         audit = traceability.trail.append
     releases = None
+    library: LibraryHolder | None
     if config.library is not None and config.library.trusted_keys:
         library, releases = build_signed_library(
             config, supervisor=supervisor, live=live, on_alert=alerts.raise_alert, config_path=config_path, audit=audit

@@ -29,10 +29,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from functools import partial
+from typing import Literal, Protocol, get_args
 
 from drivers.model import PumpIdentity, PumpSnapshot, Quantity
-from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig, SourceDevice
+from gateway.config.model import GatewayConfig, MessageKind, MllpDestination, PumpConfig, SourceDevice
 from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
@@ -98,7 +99,7 @@ class Pipeline:
         *,
         control_ids: ControlIdGenerator,
         pcd01_interval_s: float = 60.0,
-        processing_id: str = "P",
+        processing_id: Literal["P", "D"] = "P",
         library: LibraryHolder | None = None,
         live: LivePublisher | None = None,
         on_alert: AlertHook | None = None,
@@ -116,8 +117,8 @@ class Pipeline:
         self.log = get_logger("pumpgw.pipeline")
         self.pumps = {p.id: PumpRuntime(p, PumpEventTracker(p.id)) for p in config.pumps}
         self._polled_ids = frozenset(self.pumps)  # traceability's registry knows the configured slots
-        routes: dict[str, list[MllpDestination]] = {
-            kind: [d for d in config.destinations if kind in d.messages] for kind in ("pcd01", "pcd04", "pcd10", "dmc")
+        routes: dict[MessageKind, list[MllpDestination]] = {
+            kind: [d for d in config.destinations if kind in d.messages] for kind in get_args(MessageKind)
         }
         pumps = {
             p.id: PumpInfo(pump_id=p.id, location=p.location, care_area=p.care_area, asset_tag=p.asset_tag)
@@ -197,7 +198,7 @@ class Pipeline:
             self.patients[pump_id] = patient
         else:
             self.patients.pop(pump_id, None)
-        return await self.on_snapshot(pump_id, snapshot, receipts=receipts)
+        return await self._process(pump_id, snapshot, receipts=receipts)
 
     # -- restart ----------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -247,9 +248,13 @@ class Pipeline:
         return encode_state(state, with_last_time=False)
 
     # -- SnapshotSink -------------------------------------------------------------------
-    async def on_snapshot(
+    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None:
+        await self._process(pump_id, snapshot)
+
+    async def _process(
         self, pump_id: str, snapshot: PumpSnapshot, *, receipts: list[InboundReceipt] | None = None
     ) -> bool:
+        """Events, verdicts, messages and state of one snapshot; True once all that is owed is committed."""
         rt = self.pumps[pump_id]
         rt.counters["snapshots"] += 1
         rt.last_snapshot = snapshot
@@ -271,7 +276,7 @@ class Pipeline:
             messages.extend(pcd01)
         committed = await self._commit(rt, messages, events, receipts or [])
         if self.trace is not None and pump_id in self._polled_ids:
-            await self._traced(rt, lambda: self.trace.observe_snapshot(snapshot))
+            await self._traced(rt, partial(self.trace.observe_snapshot, snapshot))
         if self.live is not None:
             self.live.update_state(
                 snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
@@ -319,12 +324,12 @@ class Pipeline:
             library=identity.drug_library_version,
         )
         if self.trace is not None:
-            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_identify(pump_id, identity))
+            await self._traced(self.pumps[pump_id], partial(self.trace.observe_identify, pump_id, identity))
 
     async def on_identity_unreadable(self, pump_id: str, reason: str) -> None:
         """The pump answers but its identity query failed (the poller goes on polling)."""
         if self.trace is not None:
-            await self._traced(self.pumps[pump_id], lambda: self.trace.observe_unreadable(pump_id, reason))
+            await self._traced(self.pumps[pump_id], partial(self.trace.observe_unreadable, pump_id, reason))
 
     async def _traced(self, rt: PumpRuntime, observe: Callable[[], tuple[list[PumpEvent], Observation]]) -> None:
         """Traceability events through the normal event path, the CMMS report, then the record.

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from drivers.model import PumpIdentity, PumpSnapshot
-from gateway.config.model import MllpDestination
+from gateway.config.model import MessageKind, MllpDestination
 from gateway.events.model import PumpEvent
 from gateway.hl7 import PCD10_EVENTS, EncodeContext, encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.lanes import lane_for
@@ -38,14 +38,23 @@ class Refusal:
     """One lane that could not encode one message; logged at ERROR and alerted by the caller."""
 
     lane: str
-    kind: str
+    kind: MessageKind | Literal["mqtt-alarm", "mqtt-event"]
     error: Exception
+
+
+def _hl7_kind(event: PumpEvent) -> Literal["pcd04", "pcd10"] | None:
+    """The HL7 message an event is documented by, if any (an identity change has none)."""
+    if event.is_alarm:
+        return "pcd04"
+    if event.kind in PCD10_EVENTS:
+        return "pcd10"
+    return None
 
 
 class Renderer:
     def __init__(
         self,
-        routes: Mapping[str, Sequence[MllpDestination]],
+        routes: Mapping[MessageKind, Sequence[MllpDestination]],
         contexts: Mapping[str, EncodeContext],
         mqtt: EventRenderer | None = None,
     ) -> None:
@@ -62,24 +71,20 @@ class Renderer:
     ) -> tuple[list[NewMessage], list[Refusal]]:
         out: list[NewMessage] = []
         refused: list[Refusal] = []
-        if event.is_alarm:
-            kind = "pcd04"
-        elif event.kind in PCD10_EVENTS:
-            kind = "pcd10"
-        else:
-            kind = ""
-        for dest in self._routes.get(kind, ()) if kind else ():
-            lane = lane_for(dest, kind)
-            try:
-                ctx = self._contexts[dest.name]
-                if kind == "pcd04":
-                    control_id, payload = encode_pcd04(event, ctx, identity=identity)
-                else:
-                    control_id, payload = encode_pcd10(event, ctx, verdicts=verdicts, identity=identity)
-            except Exception as exc:  # noqa: BLE001 - any encoder failure refuses this lane only
-                refused.append(Refusal(lane, kind, exc))
-                continue
-            out.append(NewMessage(lane, kind, control_id, payload, dest.ttl_s[kind]))
+        kind = _hl7_kind(event)
+        if kind is not None:
+            for dest in self._routes.get(kind, ()):
+                lane = lane_for(dest, kind)
+                try:
+                    ctx = self._contexts[dest.name]
+                    if kind == "pcd04":
+                        control_id, payload = encode_pcd04(event, ctx, identity=identity)
+                    else:
+                        control_id, payload = encode_pcd10(event, ctx, verdicts=verdicts, identity=identity)
+                except Exception as exc:  # noqa: BLE001 - any encoder failure refuses this lane only
+                    refused.append(Refusal(lane, kind, exc))
+                    continue
+                out.append(NewMessage(lane, kind, control_id, payload, dest.ttl_s[kind]))
         if self._mqtt is not None:
             try:
                 out.append(self._mqtt.render_event(event))

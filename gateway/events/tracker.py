@@ -266,13 +266,13 @@ class PumpEventTracker:
         about it, not about the device that took its place."""
         events = []
         for channel_id in sorted(self._alarms.channels()):
-            for change in self._alarms.end_channel(channel_id, REASON_DEVICE_REPLACED):
-                events.append(replace(self._alarm_event(change, at, snapshot), previous_identity=old_identity))
+            for alarm_change in self._alarms.end_channel(channel_id, REASON_DEVICE_REPLACED):
+                events.append(replace(self._alarm_event(alarm_change, at, snapshot), previous_identity=old_identity))
         for channel_id, previous in self._known.items():
             ordinal = self._ordinal(channel_id)
-            for change in closing_delivery(previous, REASON_DEVICE_REPLACED):
-                change = replace(change, detail={**change.detail, "ordinal": ordinal})
-                event = self._delivery_event(change, at, snapshot, channel_id, previous)
+            for stop in closing_delivery(previous, REASON_DEVICE_REPLACED):
+                stop = replace(stop, detail={**stop.detail, "ordinal": ordinal})
+                event = self._delivery_event(stop, at, snapshot, channel_id, previous)
                 events.append(replace(event, previous_identity=old_identity))
         self._known.clear()
         return events
