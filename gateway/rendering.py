@@ -17,14 +17,58 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from drivers.model import PumpIdentity, PumpSnapshot
-from gateway.config.model import MessageKind, MllpDestination
+from gateway.config.model import GatewayConfig, MessageKind, MllpDestination
 from gateway.events.model import PumpEvent
-from gateway.hl7 import PCD10_EVENTS, EncodeContext, encode_pcd01, encode_pcd04, encode_pcd10
+from gateway.hl7 import (
+    PCD10_EVENTS,
+    ControlIdGenerator,
+    EncodeContext,
+    PumpInfo,
+    encode_pcd01,
+    encode_pcd04,
+    encode_pcd10,
+)
+from gateway.hl7.context import PatientIdentity
+from gateway.identity import Change, SlotRecord
 from gateway.lanes import lane_for
 from gateway.outbox.model import NewMessage
+
+
+def routes_of(config: GatewayConfig) -> dict[MessageKind, list[MllpDestination]]:
+    """Which destinations take which message kind."""
+    return {kind: [d for d in config.destinations if kind in d.messages] for kind in get_args(MessageKind)}
+
+
+def encode_contexts(
+    config: GatewayConfig,
+    control_ids: ControlIdGenerator,
+    processing_id: Literal["P", "D"],
+    *,
+    pumps: Mapping[str, PumpInfo],
+    patients: Mapping[str, PatientIdentity],
+) -> dict[str, EncodeContext]:
+    """One encoding context per destination: MSH-5/6 name the receiver. ``pumps`` and
+    ``patients`` are shared, live mappings: a pump or patient added later is seen by all."""
+    g = config.gateway
+    return {
+        d.name: EncodeContext(
+            site=g.site,
+            ward=g.ward,
+            gateway_id=g.gateway_id,
+            eui64=g.eui64,
+            country=g.country,
+            control_ids=control_ids,
+            receiving_application=d.receiving_application,
+            receiving_facility=d.receiving_facility,
+            processing_id=processing_id,
+            pumps=pumps,
+            patients=patients,
+        )
+        for d in config.destinations
+    }
 
 
 class EventRenderer(Protocol):
@@ -112,4 +156,22 @@ class Renderer:
                 refused.append(Refusal(lane, "pcd01", exc))
                 continue
             out.append(NewMessage(lane, "pcd01", control_id, payload, dest.ttl_s["pcd01"]))
+        return out, refused
+
+    def dmc(
+        self, record: SlotRecord, changes: Sequence[Change], *, ward: str, bed: str
+    ) -> tuple[list[NewMessage], list[Refusal]]:
+        """The device-management report (identity changes) for each destination that takes ``dmc``."""
+        from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
+
+        out: list[NewMessage] = []
+        refused: list[Refusal] = []
+        for dest in self._routes.get("dmc", ()):
+            lane = lane_for(dest, "dmc")
+            try:
+                control_id, payload = encode_dmc(record, changes, self._contexts[dest.name], ward=ward, bed=bed)
+            except Exception as exc:  # noqa: BLE001 - a device report never holds pump data back
+                refused.append(Refusal(lane, "dmc", exc))
+                continue
+            out.append(NewMessage(lane, "dmc", control_id, payload, dest.ttl_s["dmc"]))
         return out, refused
