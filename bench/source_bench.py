@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.mllp.framing import MllpDecoder, frame
+from common.resources import config_dir
 from gateway.config.load import load_config_text
 from gateway.daemon import build_daemon
 from gateway.log import configure_logging
-from gateway.mllp.framing import MllpDecoder, frame
-from gateway.resources import config_dir
 from simulators.ehr import EhrReceiver
 from simulators.vendor_server import messages
 

@@ -30,12 +30,13 @@ from typing import Literal, Protocol
 
 from drivers.model import PumpIdentity, PumpSnapshot, Quantity
 from gateway.config.model import GatewayConfig, SourceDevice
-from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
+from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import ControlIdGenerator, PumpInfo
 from gateway.hl7.context import PatientIdentity
+from gateway.hl7.verdict_rows import verdict_observations
 from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes

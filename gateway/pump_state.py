@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from drivers.model import PumpSnapshot, Quantity
 from gateway.config.model import PumpConfig, SourceDevice
 from gateway.druglib import VerdictSet
+from gateway.errors import RetryLater
 from gateway.events.model import PumpEvent
 from gateway.events.state_codec import STATE_VERSION, StateRowError, TrackerState, decode_state, encode_state
 from gateway.events.tracker import PumpEventTracker
@@ -182,7 +183,7 @@ class StateCommitter:
                 error=str(exc),
             )
             return False
-        except Exception as exc:  # storage: keep the same bytes for the next attempt
+        except RetryLater as exc:  # storage busy (OutboxBusy): keep the same bytes for the next attempt
             self.log.error(
                 "commit failed; the same messages will be committed before newer ones",
                 pump=rt.config.id,

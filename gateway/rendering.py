@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, get_args
 
 from drivers.model import PumpIdentity, PumpSnapshot
 from gateway.config.model import GatewayConfig, MessageKind, MllpDestination
+from gateway.errors import BadInput
 from gateway.events.model import PumpEvent
 from gateway.hl7 import (
     PCD10_EVENTS,
@@ -170,7 +171,7 @@ class Renderer:
             lane = lane_for(dest, "dmc")
             try:
                 control_id, payload = encode_dmc(record, changes, self._contexts[dest.name], ward=ward, bed=bed)
-            except Exception as exc:  # noqa: BLE001 - a device report never holds pump data back
+            except BadInput as exc:  # a device report that cannot be encoded never holds pump data back
                 refused.append(Refusal(lane, "dmc", exc))
                 continue
             out.append(NewMessage(lane, "dmc", control_id, payload, dest.ttl_s["dmc"]))

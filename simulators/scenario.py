@@ -16,6 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common.describe import describe
+from common.diagnostics import Problem, line_for
+from common.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
+from common.tomlpos import key_lines
 from simulators.pump_model import ALARM_KINDS
 
 Protocol = Literal["ne1000", "alaris", "bbraun-bcc"]
@@ -294,11 +298,6 @@ def decimal(value: float | None) -> Decimal | None:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` naming file and keys."""
-    from gateway.config.describe import describe
-    from gateway.config.positions import key_lines
-    from gateway.config.problems import format_key
-    from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
-
     name = str(path)
     too_long = path_problem(path)
     if too_long:
@@ -320,13 +319,11 @@ def load_scenario(path: str | Path) -> Scenario:
         source = ScenarioFile.model_validate(data)
     except ValidationError as exc:
         # Told like the gateway configuration's errors: FILE:LINE: KEY: expected / got, with
-        # "did you mean" for a misspelt key (gateway.config.describe).
+        # "did you mean" for a misspelt key (common.describe, common.diagnostics).
         lines = key_lines(text)
         problems = []
         for err in exc.errors():
             d = describe(err, root=ScenarioFile)
-            line = next((lines[d.line_key[:n]] for n in range(len(d.line_key), 0, -1) if d.line_key[:n] in lines), None)
-            where = f"{name}:{line}" if line is not None else name
-            problems.append(f"{where}: {format_key(d.key)}: {d.message}")
+            problems.append(str(Problem(name, d.key, d.message, line_for(lines, d.line_key))))
         raise ScenarioError(name, problems) from None
     return Scenario(source, name)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.resources import config_dir
 from drivers.ne1000 import codec as ne_codec
-from gateway.resources import config_dir
 from simulators.alaris import AlarisLine
 from simulators.bbraun_bcc import BccRack, BccRackServer
 from simulators.faults import Faults

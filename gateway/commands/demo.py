@@ -17,12 +17,12 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
+from common.resources import config_dir
 from gateway.commands.check_config import print_config_error
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.errors import ConfigError
 from gateway.log import configure_logging
-from gateway.resources import config_dir
 
 HELP = """\
 Run a self-contained demonstration: simulated infusion pumps on pseudo-terminals, an EHR

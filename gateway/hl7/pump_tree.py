@@ -215,7 +215,7 @@ def channel_rows(
     three delivery-info parameters: the active source is then always sent, and in KVO the
     current flow row is sent flagged ``NAV`` (no protocol reports the KVO rate; no guessing).
 
-    ``verdicts`` are drug-library verdict rows (``gateway.druglib.verdict_observations``) for
+    ``verdicts`` are drug-library verdict rows (``gateway.hl7.verdict_rows.verdict_observations``) for
     this channel; they follow the source channel's metrics, their relative sub-ids ``k`` and
     ``k.j`` becoming ``1.n.2.<m+k>`` and ``1.n.2.<m+k>.j`` (docs/drug-library.md §6).
     """

@@ -27,13 +27,15 @@ from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type
 
+from common.mllp.errors import MllpGarbage
+from common.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
 from gateway.backoff import jittered
 from gateway.credentials import CredentialError, read_secret, resolve
+from gateway.errors import RetryLater
 from gateway.log import WIRE
 from gateway.mllp.ack import Ack, parse_ack
-from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage, TlsConfigError
-from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES, MllpDecoder, frame
-from gateway.outbox import Outbox, OutboxClosed, OutboxError, OutboxMessage
+from gateway.mllp.errors import AckError, DeliveryError, TlsConfigError
+from gateway.outbox import Outbox, OutboxMessage
 from gateway.peertext import bound_text, err_codes, summarise_reply, token
 
 log = logging.getLogger("pumpgw.mllp")
@@ -58,7 +60,7 @@ class SenderMetrics(Protocol):
     def ack_received(self, lane: str, code: str, latency_s: float) -> None: ...
 
 
-class _Rejected(Exception):
+class _Rejected(RetryLater):
     """AR/CR: resend unchanged after backoff (not a link failure; the connection stays)."""
 
     def __init__(self, ack: Ack) -> None:
@@ -209,9 +211,7 @@ class MllpSender:
         while True:
             try:
                 result = await op()
-            except OutboxClosed:
-                raise
-            except OutboxError as exc:
+            except RetryLater as exc:  # full disk, busy file; OutboxClosed ends the sender
                 failures += 1
                 self.state = "backoff"
                 self.last_error = str(exc)
@@ -249,7 +249,7 @@ class MllpSender:
         """Send until an accept or error ACK; AR/CR and link failures retry with backoff."""
         try:
             return await self._attempt(msg)  # the fast path: no retry machinery per message
-        except (DeliveryError, _Rejected) as exc:
+        except RetryLater as exc:  # DeliveryError, _Rejected
             first: list[BaseException] = [exc]
         failures = 0
 
@@ -282,7 +282,7 @@ class MllpSender:
 
         async for attempt in AsyncRetrying(
             wait=wait,
-            retry=retry_if_exception_type((DeliveryError, _Rejected)),
+            retry=retry_if_exception_type(RetryLater),
             before_sleep=before_sleep,
             reraise=True,
         ):

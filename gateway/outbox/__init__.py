@@ -3,6 +3,7 @@
 from gateway.outbox.errors import (
     MessageNotFound,
     OutboxAccessError,
+    OutboxBusy,
     OutboxClosed,
     OutboxCorrupt,
     OutboxError,
@@ -20,6 +21,7 @@ __all__ = [
     "Outbox",
     "OutboxClosed",
     "OutboxAccessError",
+    "OutboxBusy",
     "OutboxFull",
     "OutboxCorrupt",
     "OutboxError",

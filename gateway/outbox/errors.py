@@ -3,7 +3,9 @@ an operator must look at the file (move it aside, restore, or upgrade pumpgw).""
 
 from __future__ import annotations
 
-from gateway.errors import PumpgwError
+import sqlite3
+
+from gateway.errors import BadInput, PumpgwError, RetryLater
 
 
 class OutboxError(PumpgwError):
@@ -52,16 +54,30 @@ class OutboxClosed(OutboxError):
     """An operation on an outbox after close()."""
 
 
-class MessageNotFound(OutboxError):
+class MessageNotFound(OutboxError, BadInput):
     def __init__(self, msg_id: int) -> None:
         self.msg_id = msg_id
         super().__init__(f"no outbox message with id {msg_id}")
 
 
-class OutboxFull(OutboxError):
+class OutboxFull(OutboxError, RetryLater):
     """The file system holding the outbox has no room for this write, even after the reserve
     was released. The caller retries later (events: the pipeline; state changes: the sender)."""
 
     def __init__(self, path: str, detail: str = "") -> None:
         self.path = path
         super().__init__(f"outbox {path}: the disk is full{': ' + detail if detail else ''}")
+
+
+class OutboxBusy(OutboxError, RetryLater, sqlite3.OperationalError):
+    """SQLite could not complete a write now (database locked, busy, an I/O error): none of it
+    is in the file, and the same unit can be written later.
+
+    It is still a ``sqlite3.OperationalError``, so code written against the raw error keeps
+    working; new code catches ``RetryLater``.
+    """
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"outbox {path}: write failed, retry later: {detail}")

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.outbox import budget, queries, schema
-from gateway.outbox.errors import OutboxClosed, OutboxFull
+from gateway.outbox.errors import OutboxBusy, OutboxClosed, OutboxFull
 from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, PumpStateRow
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 from gateway.peertext import bound_text
@@ -403,11 +403,16 @@ class Outbox:
     # -- full disk -------------------------------------------------------------------------
 
     def _write(self, fn, *args):
-        """Run one write; on "disk full" enter the degraded mode and retry it once."""
+        """Run one write; on "disk full" enter the degraded mode and retry it once.
+
+        SQLite's transient failures (locked, busy, I/O) leave as :class:`OutboxBusy`, a
+        ``RetryLater``: callers retry the same unit and never see a raw ``sqlite3`` error."""
         try:
             return fn(*args)
         except Exception as exc:
             if not is_disk_full(exc):
+                if _transient(exc):
+                    raise OutboxBusy(str(self.path), str(exc)) from exc
                 raise
             self._rollback()
             if not self.disk_full:
@@ -416,6 +421,8 @@ class Outbox:
             return fn(*args)
         except Exception as exc:
             if not is_disk_full(exc):
+                if _transient(exc):
+                    raise OutboxBusy(str(self.path), str(exc)) from exc
                 raise
             self._rollback()
             self._full_failures += 1
@@ -806,3 +813,8 @@ class Outbox:
 def _text_bytes(*texts: str) -> int:
     """Bytes a row's stored texts add to its ``size`` (what the byte budget counts)."""
     return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+
+
+def _transient(exc: Exception) -> bool:
+    """A raw SQLite failure worth retrying (locked, busy, I/O); our own errors pass as they are."""
+    return isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, OutboxBusy)

@@ -23,10 +23,11 @@ import contextlib
 import ipaddress
 import ssl
 
+from common.mllp.errors import MllpError, MllpFrameTooLarge
+from common.mllp.framing import MllpDecoder, frame
 from gateway.config.model import SourceConfig
 from gateway.log import get_logger
-from gateway.mllp.errors import MllpError, MllpFrameTooLarge, TlsConfigError
-from gateway.mllp.framing import MllpDecoder, frame
+from gateway.mllp.errors import TlsConfigError
 from gateway.sources.ack import acknowledgements
 from gateway.sources.handler import InboundHandler
 

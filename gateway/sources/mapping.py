@@ -26,6 +26,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from drivers.model import Alarm, AlarmPriority, ChannelState, PumpIdentity, Quantity
+from gateway.errors import BadInput
 from gateway.hl7 import mdc
 from gateway.hl7.context import PatientIdentity
 from gateway.hl7.parse import Message, Segment, obx4_key, read_alerts
@@ -65,7 +66,7 @@ _QUANTITIES = {
 }
 
 
-class UnusableMessage(Exception):
+class UnusableMessage(BadInput):
     """A message this source cannot turn into pump data; names where (ERR-2) and why (ERR-8)."""
 
     def __init__(self, segment: Segment | None, field_no: int | None, reason: str, *, code: str = "207") -> None:

@@ -1,5 +1,9 @@
 """Assemble the drug library in force for the daemon (called from gateway/daemon.py).
 
+Composition, not drug-library logic: it joins the library to the configuration, the
+supervisor and the MQTT feed, so it sits beside the daemon rather than in ``gateway.druglib``
+(which imports no transport; tests/test_import_rules.py).
+
 Without ``[library] trusted_keys`` the library is one pinned file (path + SHA-256), reloaded
 when the file changes and on SIGHUP, which also re-reads the pin (:func:`build_pinned_library`).
 With ``[library] trusted_keys`` the gateway trusts keys, not files: the library in force comes
