@@ -103,7 +103,7 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> Described:
     else:
         message = err["msg"].removeprefix("Value error, ")
         sub = ctx.get("key")
-        if isinstance(sub, str):  # a rule of the table names the key to look at (model.rule_error)
+        if isinstance(sub, str):  # a rule of the table names the key to look at (strict.rule_error)
             key = line_key = key + (sub,)
         if got is not None and not isinstance(got, (dict, list)):
             message += f"; got {show(got)}"
