@@ -7,7 +7,10 @@ Baselines, measured in the same run:
   pieces with f-strings and one join (no escaping, no lookups, no number or time
   formatting) — the floor any encoder can reach in Python;
 * "str.split": an ACK split into segments and fields, MSA-1/MSA-2 picked out.
-Goal: our encoder >= 0.25x plain assembly. hl7apy figures (build = parse each segment and
+Goal: our encoder >= 0.25x plain assembly. The encoder and its baseline are timed interleaved
+(``--rounds`` alternating slices, the best slice of each counted, as timeit does): on a
+machine shared with other work a sequential 0.5 s each put the ratio anywhere in 0.20-0.38x
+for the same code, since a burst of load landed on one side only. hl7apy figures (build = parse each segment and
 assemble a Message, then to_er7; parse = parse_message) are printed for comparison.
 """
 
@@ -127,6 +130,15 @@ def rate(fn, seconds: float) -> float:
             return n / (now - start)
 
 
+def best_rates(fns, seconds: float, rounds: int) -> list[float]:
+    """Each function's best calls-per-second over ``rounds`` interleaved slices of ``seconds / rounds``."""
+    best = [0.0] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            best[i] = max(best[i], rate(fn, seconds / rounds))
+    return best
+
+
 def hl7apy_build(er7: bytes):
     segments = er7.decode().split("\r")[:-1]
 
@@ -143,6 +155,7 @@ def hl7apy_build(er7: bytes):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved slices of encoder vs baseline")
     args = parser.parse_args()
     ctx, snap, event = inputs()
     print(f"{'what':44} {'msgs/s':>12} {'vs baseline':>12}")
@@ -155,8 +168,11 @@ def main() -> int:
         msh = sample.decode().split("|")
         if base(_cid, msh[6]) != sample:  # the baseline must write the very same bytes
             raise SystemExit(f"{name}: the plain-assembly baseline does not reproduce the encoder's bytes")
-        base_rate = rate(lambda base=base: base("390000010IFSJYKAG00", "20240101120000+0000"), args.seconds)
-        ours = rate(encode, args.seconds)
+        base_rate, ours = best_rates(
+            [lambda base=base: base("390000010IFSJYKAG00", "20240101120000+0000"), encode],
+            args.seconds * 2,
+            args.rounds,
+        )
         apy_build = rate(hl7apy_build(sample), max(args.seconds, 1.0))
         text = sample.decode()
         apy_parse = rate(

@@ -171,8 +171,8 @@ def _report(args: argparse.Namespace) -> int:
     from fleet.reports.export import to_csv, to_dicts, to_json
 
     if args.name == "list":
-        for spec in REPORTS.values():
-            print(f"{spec.name:18} {spec.title}  params: {', '.join(sorted(spec.params)) or '-'}")
+        for each in REPORTS.values():
+            print(f"{each.name:18} {each.title}  params: {', '.join(sorted(each.params)) or '-'}")
         return 0
     spec = REPORTS.get(args.name)
     if spec is None:

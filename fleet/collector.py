@@ -34,6 +34,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from fleet import FleetError
 from fleet.config import FleetSettings
@@ -152,7 +154,9 @@ class Collector:
             filters,
         )
 
-    def _on_subscribe(self, _c: paho.Client, _u: object, _mid: int, codes: list[object], _p: object = None) -> None:
+    def _on_subscribe(
+        self, _c: paho.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: Properties | None = None
+    ) -> None:
         failed = [str(c) for c in codes if getattr(c, "is_failure", False)]
         if failed:
             self.stats.last_error = f"broker refused the subscription: {failed}"

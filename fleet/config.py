@@ -20,18 +20,22 @@ class _Model(BaseModel):
 
 
 class DatabaseSettings(_Model):
-    dsn: str = Field("dbname=pumpgw_fleet", description="libpq connection string or URI of the PostgreSQL database.")
+    dsn: str = Field(
+        default="dbname=pumpgw_fleet", description="libpq connection string or URI of the PostgreSQL database."
+    )
 
 
 class MqttSettings(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    client_id: str = Field("pumpgw-fleet", min_length=1, description="Fixed: the broker keeps this persistent session.")
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = Field(
+        default="pumpgw-fleet", min_length=1, description="Fixed: the broker keeps this persistent session."
+    )
     topic_prefix: str = "pumpgw/v1"
     username: str = ""
     password_file: str = ""
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    shared_group: str = Field("", description="Subscribe as $share/<group>/...: instances share the load.")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    shared_group: str = Field(default="", description="Subscribe as $share/<group>/...: instances share the load.")
     sites: list[str] = Field(default_factory=list, description="Only these sites (partition instances by site).")
     ca_file: str = ""
     cert_file: str = ""
@@ -40,14 +44,14 @@ class MqttSettings(_Model):
 
 
 class CollectorSettings(_Model):
-    batch_max: int = Field(500, ge=1, le=100_000, description="Messages per PostgreSQL transaction at most.")
-    batch_wait_ms: int = Field(50, ge=0, le=10_000, description="Longest a message waits for its batch.")
-    retry_max_s: float = Field(10.0, gt=0, description="Cap of the backoff while PostgreSQL is away.")
+    batch_max: int = Field(default=500, ge=1, le=100_000, description="Messages per PostgreSQL transaction at most.")
+    batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Longest a message waits for its batch.")
+    retry_max_s: float = Field(default=10.0, gt=0, description="Cap of the backoff while PostgreSQL is away.")
 
 
 class HttpSettings(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535)
 
 
 class FleetSettings(_Model):

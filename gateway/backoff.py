@@ -47,6 +47,7 @@ class Backoff:
         """The largest delay of ``attempt`` (0-based); never above the cap, never overflows."""
         if attempt >= 64:
             return self.max_s
+        # _Attempt stands in for tenacity's RetryCallState: attempt_number is all the curve reads
         return float(self._curve(_Attempt(attempt + 1)))  # type: ignore[arg-type]
 
     def next_delay(self) -> float:

@@ -12,16 +12,14 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.alerts import GatewayAlerts
-from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.druglib import LibraryHolder
 from gateway.druglib.releases import AuditHook, ReleaseApplier
-from gateway.errors import ConfigError
 from gateway.health.metrics import GatewayMetrics
 from gateway.health.status import StatusSources, snapshot
 from gateway.hl7 import ControlIdGenerator
 from gateway.lanes import lanes
-from gateway.library_wiring import build_signed_library
+from gateway.library_wiring import build_pinned_library, build_signed_library
 from gateway.log import get_logger
 from gateway.looplag import LoopLagMonitor
 from gateway.mllp.sender import MllpSender, make_client_ssl_context
@@ -120,12 +118,15 @@ def build_daemon(
     if audit is None:
         audit = traceability.trail.append
     releases = None
+    library: LibraryHolder | None
     if config.library is not None and config.library.trusted_keys:
         library, releases = build_signed_library(
             config, supervisor=supervisor, live=live, on_alert=alerts.raise_alert, config_path=config_path, audit=audit
         )
     else:
-        library = _drug_library(config, supervisor, live, alerts, config_path, audit=audit)
+        library = build_pinned_library(
+            config, supervisor=supervisor, live=live, on_alert=alerts.raise_alert, config_path=config_path, audit=audit
+        )
     pipeline = Pipeline(
         config,
         outbox,
@@ -289,77 +290,3 @@ def _traceability(config: GatewayConfig, supervisor: Supervisor, live, config_pa
 def config_hash(config: GatewayConfig) -> str:
     """A short fingerprint of the configuration in force (MQTT birth, start-up log)."""
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
-
-
-def _drug_library(
-    config: GatewayConfig,
-    supervisor: Supervisor,
-    live,
-    alerts: GatewayAlerts,
-    config_path: Path | None,
-    *,
-    audit: AuditHook | None = None,
-) -> LibraryHolder | None:
-    """Load the pinned library and keep it current: file watch and SIGHUP both reload.
-
-    A file that fails validation or the pin is refused, the previous library stays in force,
-    and the refusal is logged at ERROR (the alert) -- the daemon keeps running either way;
-    without any valid library it simply attaches no verdicts.
-    """
-    if config.library is None:
-        return None
-
-    assert config.library.path is not None  # the model requires path without trusted_keys
-    holder = LibraryHolder(
-        config.library.path, expected_sha256=config.library.sha256, on_alert=alerts.raise_alert, audit=audit
-    )
-    result = holder.reload()
-    log.info("drug library", status=str(result.status), version=holder.current.version if holder.current else None)
-
-    def publish_version() -> None:
-        if live is not None:
-            live.set_central_library_version(holder.current.version if holder.current else None)
-
-    publish_version()
-
-    async def reload() -> None:
-        _repin(holder, config_path)
-        result = await holder.reload_async()
-        log.info(
-            "drug library reload (SIGHUP)",
-            status=str(result.status),
-            version=holder.current.version if holder.current else None,
-        )
-        publish_version()
-
-    async def watch() -> None:
-        await holder.watch()
-
-    supervisor.add("drug library watch", watch)
-    supervisor.on_reload("drug library", reload)
-    return holder
-
-
-def _repin(holder: LibraryHolder, config_path: Path | None) -> None:
-    """On SIGHUP, take the library path and SHA-256 pin from the configuration file as it is
-    now, so a new library version is put in force by editing the pin and reloading. An invalid
-    configuration file changes nothing (the running configuration stays)."""
-    if config_path is None:
-        return
-    try:
-        fresh = load_config(config_path)
-    except ConfigError as exc:
-        log.error("SIGHUP: configuration file is invalid; library pin unchanged", problems=exc.problems)
-        return
-    if fresh.library is not None and fresh.library.trusted_keys:
-        log.error("SIGHUP: switching to signed releases (trusted_keys) needs a restart; library pin unchanged")
-        return
-    if (
-        fresh.library is not None
-        and fresh.library.path is not None
-        and (fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256)
-    ):
-        log.info(
-            "SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256
-        )
-        holder.path, holder.expected_sha256 = fresh.library.path, fresh.library.sha256

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.config.model import MllpDestination
+    from gateway.config.model import MessageKind, MllpDestination
 
 ALARM_LANE_SUFFIX = ".alarms"
 MQTT_EVENTS = "mqtt-events"
 MQTT_ALARMS = "mqtt-alarms"
 
 
-def lane_for(destination: MllpDestination, kind: str) -> str:
+def lane_for(destination: MllpDestination, kind: MessageKind) -> str:
     """The lane of a message kind (``pcd01``, ``pcd04``, ``pcd10``) at one destination."""
     return destination.name + (ALARM_LANE_SUFFIX if kind == "pcd04" else "")
 

@@ -1,9 +1,11 @@
-"""Assemble signed-release distribution for the daemon (called from gateway/daemon.py).
+"""Assemble the drug library in force for the daemon (called from gateway/daemon.py).
 
 Composition, not drug-library logic: it joins the library to the configuration, the
 supervisor and the MQTT feed, so it sits beside the daemon rather than in ``gateway.druglib``
 (which imports no transport; tests/test_import_rules.py).
 
+Without ``[library] trusted_keys`` the library is one pinned file (path + SHA-256), reloaded
+when the file changes and on SIGHUP, which also re-reads the pin (:func:`build_pinned_library`).
 With ``[library] trusted_keys`` the gateway trusts keys, not files: the library in force comes
 from the stored release (restart), the configured ``path`` (with ``path.sig``), the drop
 folder and the MQTT topic ``{prefix}/library/current`` -- whichever brings the newest release
@@ -29,6 +31,7 @@ from gateway.druglib.trust import TrustList
 from gateway.errors import ConfigError
 
 log = structlog.get_logger("pumpgw.druglib")
+_pinned_log = structlog.get_logger("pumpgw.daemon")  # the pinned library's lines kept their logger when moved here
 
 
 def build_signed_library(
@@ -125,3 +128,77 @@ def _offer_file(applier: ReleaseApplier, lib: LibraryConfig) -> None:
         applier.refuse(error, source="file", where=str(lib.path), digest=f"unreadable:{lib.path}")
         return
     applier.offer(library, signature, source="file", where=str(lib.path))
+
+
+def build_pinned_library(
+    config: GatewayConfig,
+    *,
+    supervisor,  # gateway.supervisor.Supervisor (not imported: it imports the daemon's world)
+    live,  # gateway.mqtt.publisher.MqttPublisher | None
+    on_alert: AlertHook,
+    config_path: Path | None,
+    audit: AuditHook | None = None,
+) -> LibraryHolder | None:
+    """Load the pinned library and keep it current: file watch and SIGHUP both reload.
+
+    A file that fails validation or the pin is refused, the previous library stays in force,
+    and the refusal is logged at ERROR (the alert) -- the daemon keeps running either way;
+    without any valid library it simply attaches no verdicts.
+    """
+    if config.library is None:
+        return None
+
+    assert config.library.path is not None  # the model requires path without trusted_keys
+    holder = LibraryHolder(config.library.path, expected_sha256=config.library.sha256, on_alert=on_alert, audit=audit)
+    result = holder.reload()
+    _pinned_log.info(
+        "drug library", status=str(result.status), version=holder.current.version if holder.current else None
+    )
+
+    def publish_version() -> None:
+        if live is not None:
+            live.set_central_library_version(holder.current.version if holder.current else None)
+
+    publish_version()
+
+    async def reload() -> None:
+        _repin(holder, config_path)
+        result = await holder.reload_async()
+        _pinned_log.info(
+            "drug library reload (SIGHUP)",
+            status=str(result.status),
+            version=holder.current.version if holder.current else None,
+        )
+        publish_version()
+
+    async def watch() -> None:
+        await holder.watch()
+
+    supervisor.add("drug library watch", watch)
+    supervisor.on_reload("drug library", reload)
+    return holder
+
+
+def _repin(holder: LibraryHolder, config_path: Path | None) -> None:
+    """On SIGHUP, take the library path and SHA-256 pin from the configuration file as it is
+    now, so a new library version is put in force by editing the pin and reloading. An invalid
+    configuration file changes nothing (the running configuration stays)."""
+    if config_path is None:
+        return
+    try:
+        fresh = load_config(config_path)
+    except ConfigError as exc:
+        _pinned_log.error("SIGHUP: configuration file is invalid; library pin unchanged", problems=exc.problems)
+        return
+    if fresh.library is not None and fresh.library.trusted_keys:
+        _pinned_log.error("SIGHUP: switching to signed releases (trusted_keys) needs a restart; library pin unchanged")
+        return
+    if (
+        fresh.library is not None
+        and fresh.library.path is not None
+        and (fresh.library.path, fresh.library.sha256) != (holder.path, holder.expected_sha256)
+    ):
+        _pinned_log.info(
+            "SIGHUP: library pin from the configuration", path=str(fresh.library.path), sha256=fresh.library.sha256
+        )
+        holder.path, holder.expected_sha256 = fresh.library.path, fresh.library.sha256

@@ -11,6 +11,20 @@ can forget them:
   control id unless raw capture is enabled.
 
 Raw wire capture (``logging.wire_trace``) is opt-in, debug-only, and documented as PHI.
+
+One style at the call site:
+
+* **the daemon (gateway/)** logs through :func:`get_logger` (structlog), a constant event text
+  and key-value fields: ``log.error("commit failed", pump=pump_id, error=str(exc),
+  error_type=type(exc).__name__)``. Never %-interpolation or an f-string with values in the
+  event text: the text stays greppable and is what the rate limiter groups repeats by
+  (gateway/lograte.py), the JSON line carries each value as a field, and the PHI filter above
+  sees each value under its own key.
+* **packages that must not import the daemon** (``drivers/``, ``simulators/``, ``fleet/``:
+  design.md §4, §7) use stdlib ``logging.getLogger("pumpgw.<area>")`` with a %-style message
+  (arguments, never pre-formatted). Inside the daemon their records run through the same
+  chain as structlog's (PHI filter, rate limit, JSON); the simulators and the fleet service
+  print them as text lines of their own.
 """
 
 from __future__ import annotations

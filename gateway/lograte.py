@@ -70,7 +70,7 @@ class RateLimitFilter(logging.Filter):
         window_s: float = 60.0,
         *,
         clock: Callable[[], float] = time.monotonic,
-        emit: Callable[[logging.LogRecord], None] | None = None,
+        emit: Callable[[logging.LogRecord], object] | None = None,
     ) -> None:
         super().__init__()
         self.window_s = window_s
@@ -81,7 +81,7 @@ class RateLimitFilter(logging.Filter):
         self._next_scan = 0.0
         self.suppressed_total = 0
 
-    def bind(self, emit: Callable[[logging.LogRecord], None]) -> None:
+    def bind(self, emit: Callable[[logging.LogRecord], object]) -> None:
         """Where summary records go (the handler's ``handle``)."""
         self._emit = emit
 
@@ -144,5 +144,5 @@ class RateLimitFilter(logging.Filter):
             (group.suppressed, where, self.window_s),
             None,
         )
-        record._pumpgw_summary = True  # type: ignore[attr-defined]
+        record._pumpgw_summary = True
         self._emit(record)

@@ -17,14 +17,59 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from drivers.model import PumpIdentity, PumpSnapshot
-from gateway.config.model import MllpDestination
+from gateway.config.model import GatewayConfig, MessageKind, MllpDestination
+from gateway.errors import BadInput
 from gateway.events.model import PumpEvent
-from gateway.hl7 import PCD10_EVENTS, EncodeContext, encode_pcd01, encode_pcd04, encode_pcd10
+from gateway.hl7 import (
+    PCD10_EVENTS,
+    ControlIdGenerator,
+    EncodeContext,
+    PumpInfo,
+    encode_pcd01,
+    encode_pcd04,
+    encode_pcd10,
+)
+from gateway.hl7.context import PatientIdentity
+from gateway.identity import Change, SlotRecord
 from gateway.lanes import lane_for
 from gateway.outbox.model import NewMessage
+
+
+def routes_of(config: GatewayConfig) -> dict[MessageKind, list[MllpDestination]]:
+    """Which destinations take which message kind."""
+    return {kind: [d for d in config.destinations if kind in d.messages] for kind in get_args(MessageKind)}
+
+
+def encode_contexts(
+    config: GatewayConfig,
+    control_ids: ControlIdGenerator,
+    processing_id: Literal["P", "D"],
+    *,
+    pumps: Mapping[str, PumpInfo],
+    patients: Mapping[str, PatientIdentity],
+) -> dict[str, EncodeContext]:
+    """One encoding context per destination: MSH-5/6 name the receiver. ``pumps`` and
+    ``patients`` are shared, live mappings: a pump or patient added later is seen by all."""
+    g = config.gateway
+    return {
+        d.name: EncodeContext(
+            site=g.site,
+            ward=g.ward,
+            gateway_id=g.gateway_id,
+            eui64=g.eui64,
+            country=g.country,
+            control_ids=control_ids,
+            receiving_application=d.receiving_application,
+            receiving_facility=d.receiving_facility,
+            processing_id=processing_id,
+            pumps=pumps,
+            patients=patients,
+        )
+        for d in config.destinations
+    }
 
 
 class EventRenderer(Protocol):
@@ -38,14 +83,23 @@ class Refusal:
     """One lane that could not encode one message; logged at ERROR and alerted by the caller."""
 
     lane: str
-    kind: str
+    kind: MessageKind | Literal["mqtt-alarm", "mqtt-event"]
     error: Exception
+
+
+def _hl7_kind(event: PumpEvent) -> Literal["pcd04", "pcd10"] | None:
+    """The HL7 message an event is documented by, if any (an identity change has none)."""
+    if event.is_alarm:
+        return "pcd04"
+    if event.kind in PCD10_EVENTS:
+        return "pcd10"
+    return None
 
 
 class Renderer:
     def __init__(
         self,
-        routes: Mapping[str, Sequence[MllpDestination]],
+        routes: Mapping[MessageKind, Sequence[MllpDestination]],
         contexts: Mapping[str, EncodeContext],
         mqtt: EventRenderer | None = None,
     ) -> None:
@@ -62,24 +116,20 @@ class Renderer:
     ) -> tuple[list[NewMessage], list[Refusal]]:
         out: list[NewMessage] = []
         refused: list[Refusal] = []
-        if event.is_alarm:
-            kind = "pcd04"
-        elif event.kind in PCD10_EVENTS:
-            kind = "pcd10"
-        else:
-            kind = ""
-        for dest in self._routes.get(kind, ()) if kind else ():
-            lane = lane_for(dest, kind)
-            try:
-                ctx = self._contexts[dest.name]
-                if kind == "pcd04":
-                    control_id, payload = encode_pcd04(event, ctx, identity=identity)
-                else:
-                    control_id, payload = encode_pcd10(event, ctx, verdicts=verdicts, identity=identity)
-            except Exception as exc:  # noqa: BLE001 - any encoder failure refuses this lane only
-                refused.append(Refusal(lane, kind, exc))
-                continue
-            out.append(NewMessage(lane, kind, control_id, payload, dest.ttl_s[kind]))
+        kind = _hl7_kind(event)
+        if kind is not None:
+            for dest in self._routes.get(kind, ()):
+                lane = lane_for(dest, kind)
+                try:
+                    ctx = self._contexts[dest.name]
+                    if kind == "pcd04":
+                        control_id, payload = encode_pcd04(event, ctx, identity=identity)
+                    else:
+                        control_id, payload = encode_pcd10(event, ctx, verdicts=verdicts, identity=identity)
+                except Exception as exc:  # noqa: BLE001 - any encoder failure refuses this lane only
+                    refused.append(Refusal(lane, kind, exc))
+                    continue
+                out.append(NewMessage(lane, kind, control_id, payload, dest.ttl_s[kind]))
         if self._mqtt is not None:
             try:
                 out.append(self._mqtt.render_event(event))
@@ -107,4 +157,22 @@ class Renderer:
                 refused.append(Refusal(lane, "pcd01", exc))
                 continue
             out.append(NewMessage(lane, "pcd01", control_id, payload, dest.ttl_s["pcd01"]))
+        return out, refused
+
+    def dmc(
+        self, record: SlotRecord, changes: Sequence[Change], *, ward: str, bed: str
+    ) -> tuple[list[NewMessage], list[Refusal]]:
+        """The device-management report (identity changes) for each destination that takes ``dmc``."""
+        from gateway.hl7.dmc import encode_dmc  # only ward configs with a CMMS destination use it
+
+        out: list[NewMessage] = []
+        refused: list[Refusal] = []
+        for dest in self._routes.get("dmc", ()):
+            lane = lane_for(dest, "dmc")
+            try:
+                control_id, payload = encode_dmc(record, changes, self._contexts[dest.name], ward=ward, bed=bed)
+            except BadInput as exc:  # a device report that cannot be encoded never holds pump data back
+                refused.append(Refusal(lane, "dmc", exc))
+                continue
+            out.append(NewMessage(lane, "dmc", control_id, payload, dest.ttl_s["dmc"]))
         return out, refused

@@ -36,7 +36,7 @@ log = get_logger("pumpgw.supervisor")
 @dataclass
 class Service:
     name: str
-    factory: Callable[[], Awaitable[None]]
+    factory: Callable[[], Awaitable[object]]  # a task's result is not used: only its end is
     progress: Callable[[], float] | None = None
     stale_after_s: float = 60.0
     stopper: Callable[[], None] | None = None
@@ -72,7 +72,7 @@ class Supervisor:
     def add(
         self,
         name: str,
-        factory: Callable[[], Awaitable[None]],
+        factory: Callable[[], Awaitable[object]],
         *,
         progress: Callable[[], float] | None = None,
         stale_after_s: float = 60.0,

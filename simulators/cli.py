@@ -10,8 +10,12 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simulators.scenario import ScenarioError, load_scenario
+
+if TYPE_CHECKING:
+    from simulators.vendor_server.cli import VendorSetup
 from simulators.scenario_runner import ScenarioRunner
 
 HELP = """\
@@ -65,13 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    vendor = None
+    vendor: VendorSetup | None = None
     if args.vendor_server is not None:
         from simulators.vendor_server.cli import load_vendor_server
 
-        vendor = load_vendor_server(args.vendor_server, args.vendor_script)
-        if isinstance(vendor, int):
-            return vendor
+        loaded = load_vendor_server(args.vendor_server, args.vendor_script)
+        if isinstance(loaded, int):
+            return loaded
+        vendor = loaded
     if args.scenario is None:
         if vendor is None:
             print("simulate: give --scenario and/or --vendor-server", file=sys.stderr)

@@ -14,6 +14,7 @@ import os
 import pty
 import tty
 from collections.abc import Callable
+from functools import partial
 
 
 class PtyEndpoint:
@@ -67,7 +68,7 @@ class PtyEndpoint:
         ready = loop.create_future()
         fd = self._master
         assert fd is not None
-        loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+        loop.add_writer(fd, partial(_wake, ready))
         try:
             await ready
         finally:
@@ -81,3 +82,9 @@ class PtyEndpoint:
             if fd is not None:
                 os.close(fd)
         self._master = self._slave = None
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    """The writer callback: fired once per readiness, maybe after the waiter was cancelled."""
+    if not ready.done():
+        ready.set_result(None)

@@ -156,6 +156,8 @@ def parse_inf(body: bytes) -> InfRecord:
 def format_inf(record: InfRecord, *, rate_unit: str = "ml/h", volume_unit: str = "ml") -> bytes:
     """The ``INF`` body a pump sends: rate with 2 decimals, volume with 3 (§3.5 example)."""
     pressure, _, pressure_unit = record.pressure.partition(" ")
+    if record.rate is None or record.volume_infused is None:
+        raise ValueError("an INF record a pump sends always has a rate and a volume infused")
     fields = [
         "INF",
         record.serial_number,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from functools import partial
 
 import serial
 
@@ -95,7 +96,7 @@ class FdLink:
 
     async def _writable(self) -> None:
         ready = self._loop.create_future()
-        self._loop.add_writer(self._fd, lambda: ready.done() or ready.set_result(None))
+        self._loop.add_writer(self._fd, partial(_wake, ready))
         try:
             await ready
         finally:
@@ -125,3 +126,9 @@ def open_fd_port(path: str, *, name: str, baudrate: int, bytesize: int, parity: 
     except (serial.SerialException, ValueError, OSError) as exc:
         raise LinkError(name, f"cannot open {path}: {exc}") from exc
     return FdLink(port, name=name)
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    """The writer callback: fired once per readiness, maybe after the waiter was cancelled."""
+    if not ready.done():
+        ready.set_result(None)

@@ -195,7 +195,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
         for number, sql in enumerate(MIGRATIONS, start=1):
             if number <= have:
                 continue
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
             conn.execute("INSERT INTO fleet_schema_version (version) VALUES (%s)", (number,))
             applied.append(number)
     return applied

@@ -276,7 +276,7 @@ class _Batch:
                 },
             )
         elif isinstance(rec, GatewayLibrary):
-            p = {
+            library = {
                 "g": g,
                 "v": rec.version,
                 "sha": rec.sha256,
@@ -284,8 +284,8 @@ class _Batch:
                 "at": rec.applied_at,
                 "src": rec.source,
             }
-            cur.execute(sql.GATEWAY_LIBRARY_HISTORY, p)
-            cur.execute(sql.GATEWAY_LIBRARY, p)
+            cur.execute(sql.GATEWAY_LIBRARY_HISTORY, library)
+            cur.execute(sql.GATEWAY_LIBRARY, library)
 
     def _seen(self, g: int, pump: str, at: datetime) -> None:
         span = self.seen.get((g, pump))
@@ -360,19 +360,19 @@ class _Batch:
                 _columns(rows, ("g", "pump", "mf", "model", "sn", "fw", "lib", "iat", "ch", "sat", "seen")),
             )
         if self.seen:
-            rows = [(g, pump, first, last) for (g, pump), (first, last) in self.seen.items()]
-            cur.execute(bulk.PUMPS_SEEN, _columns(rows, ("g", "pump", "first", "last")))
+            seen = [(g, pump, first, last) for (g, pump), (first, last) in self.seen.items()]
+            cur.execute(bulk.PUMPS_SEEN, _columns(seen, ("g", "pump", "first", "last")))
         if self.availability:
-            rows = [(g, pump, av, at) for (g, pump), (av, at) in self.availability.items()]
-            cur.execute(bulk.AVAILABILITY, _columns(rows, ("g", "pump", "av", "at")))
+            availability = [(g, pump, av, at) for (g, pump), (av, at) in self.availability.items()]
+            cur.execute(bulk.AVAILABILITY, _columns(availability, ("g", "pump", "av", "at")))
         if self.inventory:
-            rows = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
-            cur.execute(bulk.INVENTORY, _columns(rows, ("g", "pump", "asset", "udi", "bed", "first", "last")))
+            inventory = [(g, pump, *r) for (g, pump), r in self.inventory.items()]
+            cur.execute(bulk.INVENTORY, _columns(inventory, ("g", "pump", "asset", "udi", "bed", "first", "last")))
         names = ("g", "pump", "ch", "at", "drug", "area", "sev", "kinds", "lib", "key")
         if self.verdict_unknown:  # before the known changes: those may follow one of these in time
             cur.execute(bulk.VERDICTS_UNKNOWN, _columns(self.verdict_unknown, names))
-            rows = [(r[0], r[1], r[2], r[9], r[3]) for r in self.verdict_unknown]
-            cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
+            unknown_keys = [(r[0], r[1], r[2], r[9], r[3]) for r in self.verdict_unknown]
+            cur.execute(bulk.VERDICT_KEYS, _columns(unknown_keys, ("g", "pump", "ch", "key", "at")))
         if self.verdict_rows:
             cur.execute(
                 bulk.VERDICTS,
@@ -381,8 +381,8 @@ class _Batch:
             latest: dict[tuple[int, str, str], tuple[Any, ...]] = {}
             for r in self.verdict_rows:
                 latest[(r[0], r[1], r[2])] = r
-            rows = [(r[0], r[1], r[2], r[9], r[3]) for r in latest.values()]
-            cur.execute(bulk.VERDICT_KEYS, _columns(rows, ("g", "pump", "ch", "key", "at")))
+            known_keys = [(r[0], r[1], r[2], r[9], r[3]) for r in latest.values()]
+            cur.execute(bulk.VERDICT_KEYS, _columns(known_keys, ("g", "pump", "ch", "key", "at")))
         if self.gateways:
             cur.execute(sql.GATEWAYS_SEEN, {"ids": sorted(self.gateways)})
 

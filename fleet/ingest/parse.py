@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from fleet.ingest.contract import CONTRACTS, PATIENT_HINTS, PATIENT_KEYS
 from fleet.ingest.records import (
@@ -43,6 +43,10 @@ class Invalid(ValueError):
     """One field of a payload is unusable; the message says which and why."""
 
 
+@overload
+def _text(obj: Mapping[str, Any], key: str, *, required: Literal[True]) -> str: ...
+@overload
+def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | None: ...
 def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -54,6 +58,10 @@ def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | 
     return str(value)[:MAX_TEXT]
 
 
+@overload
+def _time(obj: Mapping[str, Any], key: str, *, required: Literal[True]) -> datetime: ...
+@overload
+def _time(obj: Mapping[str, Any], key: str, *, required: bool = False) -> datetime | None: ...
 def _time(obj: Mapping[str, Any], key: str, *, required: bool = False) -> datetime | None:
     raw = _text(obj, key, required=required)
     if raw is None:
@@ -205,7 +213,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
         return Inventory(
             t.site,
             t.gateway,
-            _time(doc, "generated_at", required=True),  # type: ignore[arg-type]
+            _time(doc, "generated_at", required=True),
             _text(doc, "central_library_version"),
             _text(doc, "ward"),
             tuple(pumps),
@@ -219,7 +227,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
             t.site,
             t.gateway,
             t.pump,
-            _time(doc, "received_at", required=True),  # type: ignore[arg-type]
+            _time(doc, "received_at", required=True),
             _identity(_map(doc, "identity")),
             tuple(channels),
             _verdicts(doc.get("verdicts")),
@@ -229,9 +237,9 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
             t.site,
             t.gateway,
             t.pump,
-            _text(doc, "availability", required=True) or "",
+            _text(doc, "availability", required=True),
             _time(doc, "since", required=True),
-        )  # type: ignore[arg-type]
+        )
     if kind == "events":
         cs = _map(doc, "channel_state")
         prev = doc.get("previous_identity")
@@ -241,7 +249,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
             t.pump,
             _text(doc, "message_id", required=True) or "",
             _text(doc, "kind", required=True) or "",
-            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
+            _time(doc, "occurred_at", required=True),
             channel=_text(doc, "channel"),
             channel_state=_text(cs, "state"),
             drug=_text(cs, "drug"),
@@ -257,7 +265,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
             t.pump,
             _text(doc, "message_id", required=True) or "",
             _text(doc, "phase", required=True) or "",
-            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
+            _time(doc, "occurred_at", required=True),
             alert_instance_id=_text(doc, "alert_instance_id"),
             channel=_text(doc, "channel"),
             code=_text(alarm, "code"),
@@ -271,7 +279,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
             t.gateway,
             _text(doc, "message_id", required=True) or "",
             _text(doc, "alert", required=True) or "",
-            _time(doc, "occurred_at", required=True),  # type: ignore[arg-type]
+            _time(doc, "occurred_at", required=True),
             device_detail(doc, "details"),
         )
     if kind == "library":
@@ -281,7 +289,7 @@ def _build(t: Topic, doc: Mapping[str, Any]) -> Record:
             _text(doc, "version", required=True) or "",
             _text(doc, "sha256"),
             _text(doc, "signer_key_id"),
-            _time(doc, "applied_at", required=True),  # type: ignore[arg-type]
+            _time(doc, "applied_at", required=True),
             _text(doc, "source"),
         )
     if kind == "release":

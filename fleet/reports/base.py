@@ -22,7 +22,7 @@ WARD = "coalesce(g.ward, g.site || '/' || g.gateway)"
 
 def fetch(conn: psycopg.Connection, cls: type[T], query: str, params: Mapping[str, Any] | None = None) -> list[T]:
     with conn.cursor(row_factory=class_row(cls)) as cur:
-        cur.execute(query, params or {})  # type: ignore[arg-type]
+        cur.execute(query, params or {})
         return cur.fetchall()
 
 

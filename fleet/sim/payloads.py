@@ -164,7 +164,7 @@ def event(
     previous: dict[str, Any] | None = None,
     detail: dict[str, str] | None = None,
 ) -> Message:
-    channel_state = None
+    channel_state: dict[str, Any] | None = None
     if kind.startswith("delivery"):
         channel_state = {
             "channel": "1",

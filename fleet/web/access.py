@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
@@ -49,7 +51,9 @@ def load_secret(settings: WebSettings) -> bytes:
 
 
 class Access:
-    def __init__(self, settings: WebSettings, audit_conn: Callable[[], object]) -> None:
+    def __init__(
+        self, settings: WebSettings, audit_conn: Callable[[], AbstractContextManager[psycopg.Connection]]
+    ) -> None:
         self.settings = settings
         self.signer = Signer(load_secret(settings), settings.session_max_age_s)
         self.limiter = LoginLimiter(settings.login_limits.max_failures, settings.login_limits.window_s)
@@ -57,7 +61,7 @@ class Access:
 
     # -- audit -----------------------------------------------------------------------
     def audit(self, kind: str, user: str, client: str, detail: dict[str, object] | None = None) -> None:
-        with self._audit_conn() as conn:  # type: ignore[attr-defined]
+        with self._audit_conn() as conn:
             audit.append(conn, kind, user, client, detail)
 
     # -- identification ----------------------------------------------------------------

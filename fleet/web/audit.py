@@ -43,7 +43,7 @@ GENESIS = "0" * 64
 def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK_KEY,))
-        conn.execute(SCHEMA)  # type: ignore[arg-type]
+        conn.execute(SCHEMA)
 
 
 def _digest(prev: str, kind: str, user: str, client: str, detail: dict[str, Any]) -> str:

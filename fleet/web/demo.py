@@ -205,7 +205,7 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
     from fleet.sim.world import Region
     from fleet.web.auth import hash_password
     from fleet.web.mount import build_fleet_app
-    from fleet.web.settings import WebSettings
+    from fleet.web.settings import UserEntry, WebSettings
 
     bhost, _, bport = args.broker.rpartition(":")
     cleared = reset_broker(bhost, int(bport))
@@ -248,11 +248,7 @@ def _serve(args: argparse.Namespace, dsn: str) -> int:
     web = WebSettings(
         port=args.port,
         users=[
-            {
-                "name": "demo",
-                "role": "admin",  # type: ignore[list-item]
-                "password_hash": hash_password(password),
-            }
+            UserEntry(name="demo", role="admin", password_hash=hash_password(password)),
         ],
     )
     pool = ConnectionPool(dsn, min_size=1, max_size=8, open=True, kwargs={"options": "-c timezone=UTC"})

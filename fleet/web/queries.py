@@ -225,7 +225,7 @@ def uptake(conn: psycopg.Connection, now: datetime, version: str | None = None) 
     step_h = max(1.0, round((now - released).total_seconds() / 3600 / 60, 1)) if released else 24.0
     page.api["uptake_timeline"] = ("uptake_timeline", {"version": version, "step_hours": step_h})
     if released is not None:
-        page.series = _curves(conn, version, released, now, rows)  # type: ignore[arg-type]
+        page.series = _curves(conn, version, released, now, rows)
     stragglers = (
         conn.execute(
             f"""SELECT {WARD} AS ward, g.site, g.gateway, p.pump, p.library_version, p.last_seen
@@ -249,7 +249,9 @@ def uptake(conn: psycopg.Connection, now: datetime, version: str | None = None) 
     return page
 
 
-def _curves(conn: psycopg.Connection, version: str, released: datetime, now: datetime, rows: list[Any]) -> list[Series]:
+def _curves(
+    conn: psycopg.Connection, version: str | None, released: datetime, now: datetime, rows: list[Any]
+) -> list[Series]:
     adoption = conn.execute(
         f"""WITH first AS (
                 SELECT gateway_id, pump, min(observed_at) AS at FROM pump_identity_history

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.commands.common import add_config_argument, config_path
+from gateway.commands.common import add_config_argument, required_config_path
 from gateway.config import load_config_report
 from gateway.config.problems import ConfigProblem
 from gateway.config.summary import summarise
@@ -69,7 +69,7 @@ def print_gate_errors(source: str, errors: list[ConfigProblem]) -> int:
 def _handle(args: argparse.Namespace) -> int:
     from gateway.config.preflight import gate
 
-    path = config_path(args)
+    path = required_config_path(args)
     try:
         report = load_config_report(path)
     except ConfigError as exc:

@@ -15,6 +15,9 @@ from gateway.errors import BadInput
 DEFAULT_CONFIG = Path("/etc/pumpgw/gateway.toml")
 
 
+_NO_CONFIG = "no configuration given: pass FILE or --config FILE (e.g. /etc/pumpgw/gateway.toml)"
+
+
 class UsageError(BadInput):
     """A command line that cannot be acted on; ``pumpgw`` prints it and exits 2."""
 
@@ -34,9 +37,17 @@ def config_path(args: argparse.Namespace) -> Path | None:
         raise UsageError(f"two configurations given ({given[0]} and --config {given[1]}); give one")
     if not given:
         if getattr(args, "config_required", False):
-            raise UsageError("no configuration given: pass FILE or --config FILE (e.g. /etc/pumpgw/gateway.toml)")
+            raise UsageError(_NO_CONFIG)
         return None
     return given[0]
+
+
+def required_config_path(args: argparse.Namespace) -> Path:
+    """:func:`config_path` for a command that cannot run without one (``add_config_argument(required=True)``)."""
+    path = config_path(args)
+    if path is None:
+        raise UsageError(_NO_CONFIG)
+    return path
 
 
 def add_database_options(

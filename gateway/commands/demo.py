@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from common.resources import config_dir
@@ -217,8 +218,8 @@ async def _demo(
                 await asyncio.sleep(status_every)
                 print(_status_lines(daemon, receiver), flush=True)
 
-        async def stop_later() -> None:
-            await asyncio.sleep(duration)
+        async def stop_later(after_s: float) -> None:
+            await asyncio.sleep(after_s)
             daemon.supervisor.request_stop()
 
         daemon.supervisor.add("demo status", status)
@@ -231,7 +232,7 @@ async def _demo(
         # closers run in reverse order: this one runs before the outbox is closed
         daemon.supervisor.on_close("demo status", lambda: print(_status_lines(daemon, receiver), flush=True))
         if duration is not None:
-            daemon.supervisor.add("demo timer", stop_later)
+            daemon.supervisor.add("demo timer", partial(stop_later, duration))
         await daemon.run()
         print(json.dumps({"stopped": True, "received": len(receiver.received)}), flush=True)
     finally:

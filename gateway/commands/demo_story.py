@@ -14,6 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulators.faults import Faults
+    from simulators.pump_model import SimulatedPump
+
+Action = Callable[["SimulatedPump", "Faults"], None]  # what a nurse (or a pulled cable) does
 
 STORY_S = 60.0
 
@@ -23,20 +30,20 @@ class Step:
     at_s: float
     pump: str
     text: str
-    act: Callable[[object, object], None]  # (SimulatedPump, Faults)
+    act: Action
 
 
-def _titrate(rate: str) -> Callable[[object, object], None]:
+def _titrate(rate: str) -> Action:
     return lambda pump, _faults: pump.titrate(rate_ml_h=Decimal(rate))
 
 
-def _restart_after_occlusion(pump, _faults) -> None:
+def _restart_after_occlusion(pump: SimulatedPump, _faults: Faults) -> None:
     pump.clear_alarm("occlusion")
     pump.start()
 
 
-def _silent(on: bool) -> Callable[[object, object], None]:
-    def act(_pump, faults) -> None:
+def _silent(on: bool) -> Action:
+    def act(_pump: SimulatedPump, faults: Faults) -> None:
         if on:
             faults.silent = True
         else:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.errors import PumpgwError
+
+if TYPE_CHECKING:
+    from gateway.config.model import GatewayConfig
 
 
 class DatabaseUnavailable(PumpgwError):
     pass
 
 
-def database_path(db: Path | None, config: Path | None):
+def database_path(db: Path | None, config: Path | None) -> tuple[Path, GatewayConfig | None]:
     """(path, config or None) from ``--db`` or ``--config``; ConfigError propagates."""
     if db is not None:
         return Path(db), None
+    assert config is not None, "the command's parser requires --db or --config"
     from gateway.config import load_config
 
     cfg = load_config(config)

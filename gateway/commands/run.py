@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 from gateway.commands.check_config import print_config_error, print_gate_errors
-from gateway.commands.common import add_config_argument, config_path
+from gateway.commands.common import add_config_argument, required_config_path
 from gateway.config import load_config_report
 from gateway.errors import ConfigError, PumpgwError
 from gateway.log import configure_logging, get_logger
@@ -44,7 +44,7 @@ def _handle(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from gateway.config.preflight import gate
 
-    path = config_path(args)
+    path = required_config_path(args)
     try:
         report = load_config_report(path)
     except ConfigError as exc:

@@ -16,19 +16,16 @@ reported rate gets a tolerance of one rate step (see :mod:`gateway.druglib.dose`
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from drivers.model import Quantity
-from gateway.druglib.compare import compare, convert_for_entry, duration_rate_limits, fmt
-from gateway.druglib.dose import dose_from_rate, dose_tolerance, intermittent_dose, rate_step
+from gateway.druglib.compare import compare, convert_for_entry, fmt
+from gateway.druglib.entry_check import EntryCheck
 from gateway.druglib.errors import UnitError
 from gateway.druglib.load import LoadedLibrary, normalise_name
 from gateway.druglib.model import CareArea, Entry
-from gateway.druglib.program import ProgramUnderCheck, program_from_channel
+from gateway.druglib.program import ProgramUnderCheck, finite_program, program_from_channel
 from gateway.druglib.units import (
-    ConcentrationUnit,
-    Family,
     amount_unit,
     concentration_per_ml,
     concentration_unit,
@@ -74,26 +71,6 @@ def evaluate(library: LoadedLibrary, program: ProgramUnderCheck) -> VerdictSet:
             limit_name="program",
         )
         return fallback.finish([])
-
-
-MAX_MAGNITUDE = Decimal("1e12")
-"""Beyond this no pump quantity is real; such a value would only cost memory and time."""
-
-
-def _usable(q: Quantity | None) -> bool:
-    return q is None or (q.value.is_finite() and abs(q.value) <= MAX_MAGNITUDE and q.value.as_tuple().exponent >= -12)  # type: ignore[operator]
-
-
-def finite_program(program: ProgramUnderCheck) -> tuple[ProgramUnderCheck, list[str]]:
-    """``program`` with every quantity that is not a usable finite number removed (named)."""
-    fields = ("concentration", "dose_rate", "rate", "vtbi", "patient_weight", "expected_weight", "bsa")
-    dropped = [name for name in fields if not _usable(getattr(program, name))]
-    step = program.rate_step_ml_h
-    if step is not None and not (step.is_finite() and 0 < step <= MAX_MAGNITUDE):
-        dropped.append("rate_step_ml_h")
-    if not dropped:
-        return program, []
-    return replace(program, **{name: None for name in dropped}), dropped
 
 
 class _Check:
@@ -181,7 +158,7 @@ class _Check:
         matched = self.match_concentration(candidates)
         if not matched:
             return self.finish([])
-        outcomes = [self.check_entry(entry, conc, weight, rate) for entry, conc in matched]
+        outcomes = [EntryCheck(self.verdict, p, entry, conc, weight, rate).run() for entry, conc in matched]
         best_verdicts, best_within = min(
             outcomes, key=lambda o: (max((v.severity.rank for v in o[0]), default=0), len(o[0]))
         )
@@ -324,146 +301,3 @@ class _Check:
                 value=pc,
             )
         return out
-
-    def check_entry(
-        self, e: Entry, conc: Decimal | None, weight: Decimal | None, rate: Decimal | None
-    ) -> tuple[list[Verdict], list[Verdict]]:
-        out: list[Verdict] = []
-        within: list[Verdict] = []
-        unit = dose_unit(e.dose_unit)
-
-        def limit_check(what: str, value: Decimal, unit_text: str, limits: dict[str, Decimal], tol: Decimal) -> None:
-            kind, name, limit = compare(value, limits, tol)
-            tq = Quantity(tol, unit_text) if tol else None
-            label = f"{self.p.drug}{' (' + e.therapy + ')' if e.therapy else ''}: {what.replace('_', ' ')} {fmt(value)} {unit_text}"
-            if kind is VerdictKind.WITHIN_LIMITS:
-                shown = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in limits.items())
-                within.append(
-                    self.verdict(
-                        kind,
-                        f"{label} within limits ({shown} {unit_text})",
-                        entry=e,
-                        limit_name=what,
-                        value=Quantity(value, unit_text),
-                        tolerance=tq,
-                    )
-                )
-            else:
-                word = {
-                    "hard_max": "above the hard maximum",
-                    "soft_max": "above the soft maximum",
-                    "hard_min": "below the hard minimum",
-                    "soft_min": "below the soft minimum",
-                }[name]
-                out.append(
-                    self.verdict(
-                        kind,
-                        f"{label} is {word} {fmt(limit)} {unit_text}",
-                        entry=e,
-                        limit_name=f"{what}.{name}",
-                        value=Quantity(value, unit_text),
-                        limit=Quantity(limit, unit_text),
-                        tolerance=tq,
-                    )
-                )
-
-        def note(kind: VerdictKind, text: str, **kw) -> None:
-            out.append(self.verdict(kind, text, entry=e, **kw))
-
-        if e.kind == "pca":
-            note(
-                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                f"{e.drug} is a PCA entry: demand dose and lockout are not reported, only the library match is checked",
-                limit_name="dose",
-            )
-            return out, within
-        if unit.family is Family.VOLUME:
-            if e.kind != "fluid":
-                note(
-                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                    f"{e.drug} entry {e.id} is rate only (mL/h): no dose can be computed",
-                    limit_name="dose",
-                )
-            if e.rate_limits_ml_h is not None and rate is not None:
-                limit_check("rate", rate, "mL/h", e.rate_limits_ml_h.values(), Decimal(0))
-            elif rate is None:
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, "no rate reported", limit_name="rate")
-            return out, within
-        bsa = self.p.bsa.value if self.p.bsa is not None and self.p.bsa.unit in ("m2", "m^2") else None
-        if unit.per_kg and weight is None:
-            note(
-                VerdictKind.WEIGHT_MISSING,
-                f"{e.drug} is dosed in {unit.ucum} but the pump reports no patient weight",
-                limit_name="weight_kg",
-            )
-        c = e.concentration
-        assert c is not None
-        amount = amount_unit(c.amount_unit)
-        per_ml_unit = ConcentrationUnit(amount, _ML)
-        if c.custom:
-            if conc is None:
-                note(
-                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                    f"custom concentration of {e.drug} not reported: the dose cannot be recomputed",
-                    limit_name="concentration",
-                )
-            elif c.limits is None:
-                note(
-                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                    f"custom concentration {fmt(conc)} {amount.ucum}/mL of {e.drug} has no concentration limits in the library",
-                    limit_name="concentration",
-                )
-            else:
-                lcu = concentration_unit(c.limits_unit or "")
-                in_limit_unit = concentration_per_ml(conc, per_ml_unit, lcu.amount) * lcu.volume.factor
-                limit_check("concentration", in_limit_unit, lcu.ucum, c.limits.values(), Decimal(0))
-        elif conc is None:
-            assert c.amount is not None and c.volume_ml is not None
-            conc = c.amount / c.volume_ml
-        assert e.dose_limits is not None
-        if e.kind == "intermittent":
-            self.check_intermittent(e, unit, conc, per_ml_unit, weight, bsa, rate, limit_check, note)
-            return out, within
-        dose: Decimal | None = None
-        tol = Decimal(0)
-        try:
-            if self.p.dose_rate is not None:
-                dose = convert_for_entry(self.p.dose_rate.value, dose_unit(self.p.dose_rate.unit), unit, weight, bsa)
-            elif rate is not None and conc is not None:
-                kw = dict(concentration=conc, concentration_unit=per_ml_unit, weight_kg=weight, bsa_m2=bsa)
-                dose = dose_from_rate(rate, unit, **kw)
-                tol = dose_tolerance(self.p.rate_step_ml_h or rate_step(self.p.rate.value), unit, **kw)  # type: ignore[union-attr]
-            else:
-                note(
-                    VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                    "neither a dose nor a rate with a known concentration is reported",
-                    limit_name="dose",
-                )
-        except UnitError as exc:
-            note(
-                VerdictKind.NO_DOSE_CHECK_POSSIBLE,
-                f"pump dose unit does not match the library entry ({unit.ucum}): {exc}",
-                limit_name="dose",
-            )
-        except ValueError as exc:
-            note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"dose cannot be computed: {exc}", limit_name="dose")
-        if dose is not None:
-            limit_check("dose", dose, unit.ucum, e.dose_limits.values(), tol)
-        return out, within
-
-    def check_intermittent(self, e, unit, conc, per_ml_unit, weight, bsa, rate, limit_check, note) -> None:
-        """Total dose from the programmed volume; duration limits as rates from the diluent volume."""
-        c = e.concentration
-        volume = self.p.vtbi.value if self.p.vtbi is not None and self.p.vtbi.unit in ("mL", "ml") else c.volume_ml
-        if conc is not None and volume is not None:
-            try:
-                total = intermittent_dose(
-                    volume, unit, concentration=conc, concentration_unit=per_ml_unit, weight_kg=weight, bsa_m2=bsa
-                )
-                limit_check("dose", total, unit.ucum, e.dose_limits.values(), Decimal(0))
-            except ValueError as exc:
-                note(VerdictKind.NO_DOSE_CHECK_POSSIBLE, f"total dose cannot be computed: {exc}", limit_name="dose")
-        if rate is not None and e.duration_limits_min is not None and c.volume_ml is not None:
-            limit_check(
-                "rate_from_duration", rate, "mL/h", duration_rate_limits(c.volume_ml, e.duration_limits_min), Decimal(0)
-            )

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from common.diagnostics import line_for
 from common.jsonpos import value_lines
@@ -40,9 +41,10 @@ class _BadNumber(ValueError):
 def _number(literal: str) -> Decimal:
     value = Decimal(literal)
     # adjusted() and the exponent are read without arithmetic: abs() itself overflows on 1e1000000
+    exponent = value.as_tuple().exponent  # an int for every finite value ('n', 'N', 'F' otherwise)
     if not value.is_finite() or (
-        value and (value.adjusted() >= MAX_NUMBER.adjusted() or value.as_tuple().exponent < MIN_EXPONENT)
-    ):  # type: ignore[operator]
+        value and (value.adjusted() >= MAX_NUMBER.adjusted() or (isinstance(exponent, int) and exponent < MIN_EXPONENT))
+    ):
         raise _BadNumber(
             literal,
             f"number {literal[:40]!r} is outside what a drug library may contain "
@@ -210,7 +212,7 @@ def _loc(path: str) -> tuple:
     return tuple(out)
 
 
-def _describe(err: dict, lines: dict[tuple, int]) -> LibraryProblem:
+def _describe(err: ErrorDetails, lines: dict[tuple, int]) -> LibraryProblem:
     # pydantic appends the failing union member or validator name to loc for some errors;
     # keep only the parts that exist in the file.
     loc = tuple(

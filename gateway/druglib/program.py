@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from drivers.model import ChannelSnapshot, ChannelState, Quantity
@@ -51,3 +51,26 @@ def program_from_channel(
         patient_weight=channel.patient_weight,
         expected_weight=expected_weight,
     )
+
+
+MAX_MAGNITUDE = Decimal("1e12")
+"""Beyond this no pump quantity is real; such a value would only cost memory and time."""
+
+
+def _usable(q: Quantity | None) -> bool:
+    if q is None:
+        return True
+    exponent = q.value.as_tuple().exponent  # an int for every finite value
+    return q.value.is_finite() and abs(q.value) <= MAX_MAGNITUDE and isinstance(exponent, int) and exponent >= -12
+
+
+def finite_program(program: ProgramUnderCheck) -> tuple[ProgramUnderCheck, list[str]]:
+    """``program`` with every quantity that is not a usable finite number removed (named)."""
+    fields = ("concentration", "dose_rate", "rate", "vtbi", "patient_weight", "expected_weight", "bsa")
+    dropped = [name for name in fields if not _usable(getattr(program, name))]
+    step = program.rate_step_ml_h
+    if step is not None and not (step.is_finite() and 0 < step <= MAX_MAGNITUDE):
+        dropped.append("rate_step_ml_h")
+    if not dropped:
+        return program, []
+    return replace(program, **{name: None for name in dropped}), dropped

@@ -48,20 +48,24 @@ def problems_of(library: DrugLibrary) -> list[tuple[str, str]]:
         if entry.id in seen_ids:
             out.append((f"{base}.id", f"duplicate entry id {entry.id!r}"))
         seen_ids.add(entry.id)
-        for j, area in enumerate(entry.care_areas):
-            if area not in known_areas:
+        for j, area_id in enumerate(entry.care_areas):
+            if area_id not in known_areas:
                 out.append(
-                    (f"{base}.care_areas[{j}]", f"unknown care area {area!r} (known: {', '.join(sorted(known_areas))})")
+                    (
+                        f"{base}.care_areas[{j}]",
+                        f"unknown care area {area_id!r} (known: {', '.join(sorted(known_areas))})",
+                    )
                 )
-            key = entry_key(area, entry)
-            if key in seen_keys:
+            same = entry_key(area_id, entry)
+            if same in seen_keys:
                 out.append(
                     (
                         base,
-                        f"same drug, therapy, concentration and dose unit as entry {seen_keys[key]!r} in care area {area!r}",
+                        f"same drug, therapy, concentration and dose unit as entry {seen_keys[same]!r} "
+                        f"in care area {area_id!r}",
                     )
                 )
-            seen_keys.setdefault(key, entry.id)
+            seen_keys.setdefault(same, entry.id)
         if len(set(entry.care_areas)) != len(entry.care_areas):
             out.append((f"{base}.care_areas", "a care area is listed twice"))
         out.extend(_entry_problems(base, entry))

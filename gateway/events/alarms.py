@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from drivers.model import Alarm
-from gateway.events.model import EventKind
+from drivers.model import Alarm, PumpSnapshot
+from gateway.events.model import EventKind, PumpEvent
 
 DEFAULT_CONTINUE_INTERVAL = timedelta(seconds=60)
 
@@ -58,6 +58,18 @@ class AlarmChange:
     alarm: Alarm
     instance_id: str
     detail: dict[str, str] = field(default_factory=dict)
+
+    def event(self, pump_id: str, at: datetime, snapshot: PumpSnapshot) -> PumpEvent:
+        return PumpEvent(
+            self.kind,
+            pump_id,
+            at,
+            channel_id=self.channel_id,
+            snapshot=snapshot,
+            alarm=self.alarm,
+            alert_instance_id=self.instance_id,
+            detail=self.detail,
+        )
 
 
 class AlarmBook:

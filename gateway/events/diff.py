@@ -13,9 +13,10 @@ any change of rate, dose, VTBI, drug or concentration of a running infusion is a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from drivers.model import ChannelSnapshot, ChannelState
-from gateway.events.model import EventKind
+from drivers.model import ChannelSnapshot, ChannelState, PumpSnapshot
+from gateway.events.model import EventKind, PumpEvent
 
 # Fields whose change while infusing is a titration (rate/dose) or another program change.
 TITRATION_FIELDS = ("rate", "dose_rate")
@@ -38,6 +39,19 @@ class DeliveryChange:
 
     kind: EventKind
     detail: dict[str, str] = field(default_factory=dict)
+
+    def event(
+        self, pump_id: str, at: datetime, snapshot: PumpSnapshot, channel_id: str, previous: ChannelSnapshot | None
+    ) -> PumpEvent:
+        return PumpEvent(
+            self.kind,
+            pump_id,
+            at,
+            channel_id=channel_id,
+            snapshot=snapshot,
+            detail=self.detail,
+            previous_channel=previous,
+        )
 
 
 def is_delivering(channel: ChannelSnapshot | None) -> bool:

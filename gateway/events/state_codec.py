@@ -35,7 +35,7 @@ from gateway.events.alarms import ActiveAlarm, AlarmKey
 from gateway.events.errors import EventError
 
 STATE_VERSION = 1
-_QUANTITIES = ("rate", "vtbi", "concentration", "dose_rate", "patient_weight")
+_QUANTITIES = ("rate", "vtbi", "concentration", "dose_rate", "patient_weight")  # also spelled out in _decode
 _IDENTITY = ("manufacturer", "model", "serial_number", "firmware", "drug_library_version")
 
 
@@ -148,16 +148,22 @@ def _decode(data: dict[str, Any]) -> TrackerState:
     state = TrackerState()
     identity = data["identity"]
     if identity is not None:
-        state.identity = PumpIdentity(**{n: _opt_str(identity.get(n), n) for n in _IDENTITY})
-        if state.identity.manufacturer is None or state.identity.model is None:
+        fields = {n: _opt_str(identity.get(n), n) for n in _IDENTITY}
+        manufacturer, model = fields.pop("manufacturer"), fields.pop("model")
+        if manufacturer is None or model is None:
             raise ValueError("identity without manufacturer or model")
+        state.identity = PumpIdentity(manufacturer, model, **fields)
     for raw in data["channels"]:
         channel = ChannelSnapshot(
             channel_id=str(raw["id"]),
             state=ChannelState(raw["state"]),
             drug=_opt_str(raw.get("drug"), "drug"),
             care_area=_opt_str(raw.get("care_area"), "care_area"),
-            **{name: _quantity(raw.get(name)) for name in _QUANTITIES},
+            rate=_quantity(raw.get("rate")),
+            vtbi=_quantity(raw.get("vtbi")),
+            concentration=_quantity(raw.get("concentration")),
+            dose_rate=_quantity(raw.get("dose_rate")),
+            patient_weight=_quantity(raw.get("patient_weight")),
         )
         state.known[channel.channel_id] = channel
     for raw in data["alarms"]:

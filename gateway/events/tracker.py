@@ -19,10 +19,10 @@ Rules (each a decision, with its reason here or in clock.py, diff.py and alarms.
   the next snapshot itself (a reconnected link that yields no valid reply has not restored
   anything). Nothing is ended or stopped on loss: alarms stay active and delivery stays as
   last seen until a snapshot shows otherwise.
-* **Identity.** An identity field reported as ``None`` was not read this time and keeps its
-  known value; only a change between two known values is an identity change. A new serial
-  number is a different device on the same link: the old device's alarms end and its
-  infusions stop with reason ``device_replaced``, and the new device is a baseline.
+* **Identity** (:mod:`gateway.events.identity`): only a change between two known values is an
+  identity change. A new serial number is a different device on the same link: the old
+  device's alarms end and its infusions stop with reason ``device_replaced``, and the new
+  device is a baseline.
 * **Unknown state.** A channel whose state could not be decoded keeps its last known delivery
   state (no start/stop guessed); its alarms are taken as reported, so a driver that could not
   read the alarms must fail the poll rather than report none.
@@ -54,33 +54,15 @@ from gateway.events.clock import DEFAULT_JUMP_THRESHOLD, DEFAULT_LATENCY_TOLERAN
 from gateway.events.diff import (
     REASON_CHANNEL_REMOVED,
     REASON_DEVICE_REPLACED,
-    DeliveryChange,
     closing_delivery,
     diff_delivery,
 )
 from gateway.events.errors import ForeignSnapshotError, NaiveTimestampError
+from gateway.events.identity import identity_changes, merge_identity
 from gateway.events.model import EventKind, PumpEvent
 from gateway.events.state_codec import TrackerState
 
-IDENTITY_FIELDS = ("manufacturer", "model", "serial_number", "firmware", "drug_library_version")
 _ALARM_ORDER = {EventKind.ALARM_ONSET: 0, EventKind.ALARM_CONTINUE: 1, EventKind.ALARM_END: 2}
-
-
-def identity_changes(known: PumpIdentity, reported: PumpIdentity) -> tuple[str, ...]:
-    """Fields that changed between two *known* values; ``None`` means "not reported this time"."""
-    return tuple(
-        name
-        for name in IDENTITY_FIELDS
-        if getattr(known, name) is not None
-        and getattr(reported, name) is not None
-        and getattr(known, name) != getattr(reported, name)
-    )
-
-
-def merge_identity(known: PumpIdentity, reported: PumpIdentity) -> PumpIdentity:
-    """The reported identity with unreported fields kept from what was known."""
-    kept = {name: getattr(known, name) for name in IDENTITY_FIELDS if getattr(reported, name) is None}
-    return replace(reported, **kept) if kept else reported
 
 
 class PumpEventTracker:
@@ -226,14 +208,14 @@ class PumpEventTracker:
         for channel_id in sorted(self._alarms.channels() - channels.keys()):
             alarm_changes.extend(self._alarms.end_channel(channel_id, REASON_CHANNEL_REMOVED))
         alarm_changes.sort(key=lambda change: _ALARM_ORDER[change.kind])
-        events.extend(self._alarm_event(change, at, snapshot) for change in alarm_changes)
+        events.extend(change.event(self.pump_id, at, snapshot) for change in alarm_changes)
 
         for channel_id, channel in channels.items():
             previous = self._known.get(channel_id)
             if channel.state is ChannelState.UNKNOWN:
                 continue  # delivery unknown this poll: keep the last known state
             changes = diff_delivery(previous, channel, baseline=baseline)
-            events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
+            events.extend(change.event(self.pump_id, at, snapshot, channel_id, previous) for change in changes)
             self._known[channel_id] = channel
         for channel_id in [cid for cid in self._known if cid not in channels]:
             ordinal = self._ordinal(channel_id)
@@ -242,7 +224,7 @@ class PumpEventTracker:
                 replace(c, detail={**c.detail, "ordinal": ordinal})
                 for c in closing_delivery(previous, REASON_CHANNEL_REMOVED)
             ]
-            events.extend(self._delivery_event(change, at, snapshot, channel_id, previous) for change in changes)
+            events.extend(change.event(self.pump_id, at, snapshot, channel_id, previous) for change in changes)
 
         self._ordinals = {}
         for n, channel in enumerate(snapshot.channels, start=1):
@@ -266,13 +248,13 @@ class PumpEventTracker:
         about it, not about the device that took its place."""
         events = []
         for channel_id in sorted(self._alarms.channels()):
-            for change in self._alarms.end_channel(channel_id, REASON_DEVICE_REPLACED):
-                events.append(replace(self._alarm_event(change, at, snapshot), previous_identity=old_identity))
+            for alarm_change in self._alarms.end_channel(channel_id, REASON_DEVICE_REPLACED):
+                events.append(replace(alarm_change.event(self.pump_id, at, snapshot), previous_identity=old_identity))
         for channel_id, previous in self._known.items():
             ordinal = self._ordinal(channel_id)
-            for change in closing_delivery(previous, REASON_DEVICE_REPLACED):
-                change = replace(change, detail={**change.detail, "ordinal": ordinal})
-                event = self._delivery_event(change, at, snapshot, channel_id, previous)
+            for stop in closing_delivery(previous, REASON_DEVICE_REPLACED):
+                stop = replace(stop, detail={**stop.detail, "ordinal": ordinal})
+                event = stop.event(self.pump_id, at, snapshot, channel_id, previous)
                 events.append(replace(event, previous_identity=old_identity))
         self._known.clear()
         return events
@@ -298,36 +280,6 @@ class PumpEventTracker:
         previous_identity: PumpIdentity | None = None,
     ) -> PumpEvent:
         return PumpEvent(kind, self.pump_id, at, snapshot=snapshot, detail=detail, previous_identity=previous_identity)
-
-    def _alarm_event(self, change: AlarmChange, at: datetime, snapshot: PumpSnapshot) -> PumpEvent:
-        return PumpEvent(
-            change.kind,
-            self.pump_id,
-            at,
-            channel_id=change.channel_id,
-            snapshot=snapshot,
-            alarm=change.alarm,
-            alert_instance_id=change.instance_id,
-            detail=change.detail,
-        )
-
-    def _delivery_event(
-        self,
-        change: DeliveryChange,
-        at: datetime,
-        snapshot: PumpSnapshot,
-        channel_id: str,
-        previous: ChannelSnapshot | None,
-    ) -> PumpEvent:
-        return PumpEvent(
-            change.kind,
-            self.pump_id,
-            at,
-            channel_id=channel_id,
-            snapshot=snapshot,
-            detail=change.detail,
-            previous_channel=previous,
-        )
 
 
 def _seconds(delta: timedelta) -> str:

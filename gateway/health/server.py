@@ -22,8 +22,12 @@ import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.log import get_logger
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = get_logger("pumpgw.health")
 
@@ -118,7 +122,7 @@ class HealthServer:
         self.cert_file = cert_file
         self.key_file = key_file
         self.bound_port: int | None = None
-        self._server = None
+        self._server: uvicorn.Server | None = None
         self._stopping = False
         self.listening = asyncio.Event()
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.hl7.context import EncodeContext
-from gateway.hl7.encode import _filler, _msh
+from gateway.hl7.encode import _filler, _header, _msh
 from gateway.hl7.er7 import SEGMENT_SEP, dtm, escape
 from gateway.identity.compare import Change
 from gateway.identity.model import SlotRecord
@@ -43,12 +43,13 @@ def encode_dmc(
     bed: str,
 ) -> tuple[str, bytes]:
     control_id = ctx.control_ids.next_id()
+    h = _header(ctx)
     now = dtm(ctx.clock(), what="OBR-7")
     entity = escape(record.serial_number or record.pump_id)
     segments = [
         "PID" + "|" * 31 + "Y",  # PID-31 identity unknown indicator: no patient in a device report
         "PV1||N",
-        f"OBR|1||{_filler(ctx, control_id)}|{OBR4_MEM}|||{now}",
+        f"OBR|1||{_filler(h, control_id)}|{OBR4_MEM}|||{now}",
         f"OBX|1||69985^MDC_DEV_PUMP_INFUS_MDS^MDC|1.0.0.0|||||||X|||||||{entity}^^{ctx.eui64.upper()}^EUI-64",
     ]
     n = 1
@@ -84,5 +85,5 @@ def encode_dmc(
     location = "^".join((escape(ward), escape(bed)))
     segments.append(f"OBX|{n}|PL|0^MDCX_LS_ATTR_LOCATION^MDC|LOC|{location}||||||F")
     text = SEGMENT_SEP.join(segments)
-    msh = _msh(ctx, control_id, "ORU^R01^ORU_R01", PROFILE_PCD15, "NE", not text.isascii())
+    msh = _msh(ctx, h, control_id, "ORU^R01^ORU_R01", PROFILE_PCD15, "NE", not text.isascii())
     return control_id, (msh + SEGMENT_SEP + text + SEGMENT_SEP).encode("utf-8")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from common.pcd import mdc
 from drivers.model import AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.events.model import EventKind, PumpEvent
-from gateway.hl7.context import EncodeContext
+from gateway.hl7.context import EncodeContext, PumpInfo
 from gateway.hl7.er7 import SEGMENT_SEP, dtm, escape
 from gateway.hl7.errors import Hl7EncodeError, UnpublishedCodeError
 from gateway.hl7.pump_tree import ObxRows, channel_rows, device_identifier, mds_rows
@@ -38,6 +39,8 @@ PCD10_EVENTS: dict[EventKind, str] = {
 }
 _CLOSING_REASONS = frozenset({"channel_removed", "device_replaced"})
 _COMM_STATUS = {EventKind.COMM_LOST: "comm-status-offline", EventKind.COMM_RESTORED: "comm-status-online"}
+_DELIVERY_EVENTS = frozenset({EventKind.DELIVERY_START, EventKind.DELIVERY_STOP, EventKind.DELIVERY_COMPLETE})
+_DELIVERY_STOP = EventKind.DELIVERY_STOP  # an enum member costs a metaclass lookup per use
 
 # Alarm kinds (drivers.model.Alarm.kind) with a TF-printed MDC event code (§11.3). Any other
 # kind is sent as MDC_EVT_ALARM with the pump's text: an alarm is never dropped for want of
@@ -65,25 +68,82 @@ _PRIORITY = {
 _PHASE = {EventKind.ALARM_ONSET: "start", EventKind.ALARM_CONTINUE: "continue", EventKind.ALARM_END: "end"}
 
 
+def _event_condition(kind: EventKind, pending_allowed: bool) -> str | None:
+    """OBX-5 of MDC_ATTR_EVT_COND; None when its code is unpublished and must be omitted."""
+    code = mdc.cwe(PCD10_EVENTS[kind], pending_allowed)
+    if code is not None and kind in _COMM_STATUS:  # parameter in CWE-9 original text, as the TF's E.3.2 does
+        code += "^^^^^^" + _COMM_STATUS[kind]
+    return code
+
+
+# (event kind, pending codes allowed) -> OBX-5, worked out once rather than per event.
+_EVENT_CONDITIONS = {
+    (kind, pending): _event_condition(kind, pending) for kind in PCD10_EVENTS for pending in (True, False)
+}
+
+
 def _hd(text: str) -> str:
     """A configured HD/EI value written in ER7 (``APP^EUI^EUI-64``): keep ``^``, escape the rest."""
     return "^".join(escape(part) for part in text.split("^"))
 
 
-def _msh(ctx: EncodeContext, control_id: str, message_type: str, profile: str, msh16: str, non_ascii: bool) -> str:
-    charset = "UNICODE UTF-8" if non_ascii else ""
-    return (
-        f"MSH|^~\\&|{escape(ctx.sending_application)}^{ctx.eui64.upper()}^EUI-64|{escape(ctx.site)}"
-        f"|{_hd(ctx.receiving_application)}|{_hd(ctx.receiving_facility)}|{dtm(ctx.clock(), what='MSH-7')}"
-        f"||{message_type}|{control_id}|{ctx.processing_id}|2.6|||AL|{msh16}|{escape(ctx.country)}"
-        f"|{charset}|en^English^ISO639||{profile}"
+class _Header(NamedTuple):
+    """The parts of MSH and OBR-3 that depend only on who we are and who receives."""
+
+    msh_head: str  # MSH-1 .. MSH-6 and the separator before MSH-7
+    msh_processing: str  # |MSH-11|MSH-12 ... MSH-15|
+    msh_country: str  # |MSH-17|
+    filler: str  # OBR-3 after EI-1: ^<namespace>^<EUI-64>^EUI-64
+    ascii: bool  # the configured names need no MSH-18 character set
+
+
+def _header(ctx: EncodeContext) -> _Header:
+    return _header_of(
+        ctx.sending_application,
+        ctx.eui64,
+        ctx.site,
+        ctx.receiving_application,
+        ctx.receiving_facility,
+        ctx.processing_id,
+        ctx.country,
     )
 
 
-def _patient(ctx: EncodeContext, pump_id: str) -> list[str]:
+@lru_cache(maxsize=64)
+def _header_of(
+    sending_application: str,
+    eui64: str,
+    site: str,
+    receiving_app: str,
+    receiving_facility: str,
+    processing_id: str,
+    country: str,
+) -> _Header:
+    """Computed once per configuration, not per message: keyed by the values, so a changed context is seen."""
+    namespace = escape(sending_application)
+    eui = eui64.upper()
+    return _Header(
+        msh_head=f"MSH|^~\\&|{namespace}^{eui}^EUI-64|{escape(site)}|{_hd(receiving_app)}|{_hd(receiving_facility)}|",
+        msh_processing=f"|{processing_id}|2.6|||AL|",
+        msh_country=f"|{escape(country)}|",
+        filler=f"^{namespace}^{eui}^EUI-64",
+        ascii=(site + receiving_app + receiving_facility + sending_application).isascii(),
+    )
+
+
+def _msh(
+    ctx: EncodeContext, h: _Header, control_id: str, message_type: str, profile: str, msh16: str, non_ascii: bool
+) -> str:
+    charset = "UNICODE UTF-8" if non_ascii else ""
+    return (
+        f"{h.msh_head}{dtm(ctx.clock(), what='MSH-7')}||{message_type}|{control_id}{h.msh_processing}{msh16}"
+        f"{h.msh_country}{charset}|en^English^ISO639||{profile}"
+    )
+
+
+def _patient(ctx: EncodeContext, info: PumpInfo) -> list[str]:
     """PID and PV1; the TF's unknown-patient convention until a patient is associated (B.5)."""
-    patient = ctx.patients.get(pump_id)
-    info = ctx.pump(pump_id)
+    patient = ctx.patients.get(info.pump_id)
     if patient is None:
         pid = "PID|||||^^^^^^U" + "|" * 26 + "Y"
         patient_class = "U"
@@ -98,21 +158,28 @@ def _patient(ctx: EncodeContext, pump_id: str) -> list[str]:
 
 
 def _assemble(
-    ctx: EncodeContext, control_id: str, pump_id: str, message_type: str, profile: str, msh16: str, body: list[str]
+    ctx: EncodeContext,
+    h: _Header,
+    control_id: str,
+    info: PumpInfo,
+    message_type: str,
+    profile: str,
+    msh16: str,
+    body: list[str],
 ) -> tuple[str, bytes]:
-    segments = _patient(ctx, pump_id) + body
+    segments = _patient(ctx, info) + body
     text = SEGMENT_SEP.join(segments)
-    msh = _msh(ctx, control_id, message_type, profile, msh16, not (text.isascii() and _ctx_ascii(ctx)))
+    msh = _msh(ctx, h, control_id, message_type, profile, msh16, not (text.isascii() and h.ascii))
     return control_id, (msh + SEGMENT_SEP + text + SEGMENT_SEP).encode("utf-8")
 
 
-def _ctx_ascii(ctx: EncodeContext) -> bool:
-    return (ctx.site + ctx.receiving_application + ctx.receiving_facility + ctx.gateway_id).isascii()
+def _filler(h: _Header, entity: str) -> str:
+    """OBR-3 EI: ``<unique id>^<MSH-3 namespace>^<gateway EUI-64>^EUI-64`` (B.6 OBR-3).
 
-
-def _filler(ctx: EncodeContext, entity: str) -> str:
-    """OBR-3 EI: ``<unique id>^<MSH-3 namespace>^<gateway EUI-64>^EUI-64`` (B.6 OBR-3)."""
-    return f"{escape(entity)}^{escape(ctx.sending_application)}^{ctx.eui64.upper()}^EUI-64"
+    ``entity`` is ER7 already: an MSH-10 (digits and capitals, context.py) or escaped text.
+    Not escaping every fresh MSH-10 also keeps them out of escape()'s cache.
+    """
+    return entity + h.filler
 
 
 def encode_pcd01(
@@ -137,8 +204,9 @@ def encode_pcd01(
     obr_time = dtm(snapshot.received_at, what="OBR-7")
     # OBR-3 EI-1 = MSH-10 (unique per message). OBR-4: one order group for a multi-channel
     # pump, so the service is the monitoring itself, coded as in the TF's PCD-01 example (E.1.2).
-    obr = f"OBR|1||{_filler(ctx, control_id)}|182777000^monitoring of patient^SCT|||{obr_time}"
-    return _assemble(ctx, control_id, pump_id, "ORU^R01^ORU_R01", PROFILE_PCD01, "NE", [obr, *rows.segments])
+    h = _header(ctx)
+    obr = f"OBR|1||{_filler(h, control_id)}|182777000^monitoring of patient^SCT|||{obr_time}"
+    return _assemble(ctx, h, control_id, info, "ORU^R01^ORU_R01", PROFILE_PCD01, "NE", [obr, *rows.segments])
 
 
 def encode_pcd10(
@@ -161,15 +229,14 @@ def encode_pcd10(
         raise Hl7EncodeError(
             f"{event.kind} is not a PCD-10 event (alarms: PCD-04)", field="event.kind", pump_id=event.pump_id
         )
-    code = mdc.cwe(refid, ctx.unpublished_codes == "pending")
+    code = _EVENT_CONDITIONS[event.kind, ctx.unpublished_codes == "pending"]
     if code is None:
         raise UnpublishedCodeError(refid, event.pump_id)
-    if event.kind in _COMM_STATUS:  # parameter in CWE-9 original text, as the TF's E.3.2 does
-        code += "^^^^^^" + _COMM_STATUS[event.kind]
     info = ctx.pump(event.pump_id)
     snapshot = event.snapshot
     n, channel = _find_channel(snapshot, event.channel_id)
-    if event.detail.get("reason") in _CLOSING_REASONS and event.previous_channel is not None:
+    reason = event.detail.get("reason")
+    if reason in _CLOSING_REASONS and event.previous_channel is not None:
         # A removed channel or a replaced device: the stop is about the channel as it was,
         # at the ordinal it had (reserved, App. A); its state now cannot be observed.
         n = int(event.detail.get("ordinal") or 0) or len(snapshot.channels if snapshot else ()) + 1
@@ -178,7 +245,7 @@ def encode_pcd10(
     rows = ObxRows()
     mds_rows(rows, snapshot, info, ctx, event_rows=(code, source), identity=identity, observed_at=event.occurred_at)
     if channel is not None:
-        transitioning = event.kind is EventKind.DELIVERY_STOP and event.detail.get("reason") == "transitioning"
+        transitioning = event.kind is _DELIVERY_STOP and reason == "transitioning"
         if transitioning and event.previous_channel is not None:
             old = event.previous_channel
             channel = replace(
@@ -189,7 +256,7 @@ def encode_pcd10(
                 alarms=(),
             )
             verdicts = None  # the verdicts in hand are the new program's
-        delivery_event = event.kind in (EventKind.DELIVERY_START, EventKind.DELIVERY_STOP, EventKind.DELIVERY_COMPLETE)
+        delivery_event = event.kind in _DELIVERY_EVENTS
         channel_rows(
             rows,
             n,
@@ -204,8 +271,9 @@ def encode_pcd10(
     service = f"^{drug}" if drug else "999999^Medication Unknown"  # B.7 OBR-4
     when = dtm(event.occurred_at, what="OBR-7")
     control_id = ctx.control_ids.next_id()
-    obr = f"OBR|1||{_filler(ctx, control_id)}|{service}|||{when}"
-    return _assemble(ctx, control_id, event.pump_id, "ORU^R42^ORU_R01", PROFILE_PCD10, "NE", [obr, *rows.segments])
+    h = _header(ctx)
+    obr = f"OBR|1||{_filler(h, control_id)}|{service}|||{when}"
+    return _assemble(ctx, h, control_id, info, "ORU^R42^ORU_R01", PROFILE_PCD10, "NE", [obr, *rows.segments])
 
 
 def _find_channel(snapshot: PumpSnapshot | None, channel_id: str | None) -> tuple[int, ChannelSnapshot | None]:
@@ -263,11 +331,10 @@ def encode_pcd04(event: PumpEvent, ctx: EncodeContext, *, identity: PumpIdentity
     rows.metric("ST", mdc.cwe("MDC_ATTR_ALERT_TYPE"), prefix + ".7", alert_type, status="F")
     control_id = ctx.control_ids.next_id()
     packaged = dtm(ctx.clock(), what="OBR-7")  # B.7.1: OBR-7 = when the AR packaged the report
+    h = _header(ctx)
     if event.kind is EventKind.ALARM_ONSET:
-        obr = f"OBR|1||{_filler(ctx, event.alert_instance_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}"
+        obr = f"OBR|1||{_filler(h, escape(event.alert_instance_id))}|196616^MDC_EVT_ALARM^MDC|||{packaged}"
     else:
-        parent = "&".join(_filler(ctx, event.alert_instance_id).split("^"))
-        obr = f"OBR|1||{_filler(ctx, control_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}" + "|" * 22 + f"^{parent}"
-    return _assemble(
-        ctx, control_id, event.pump_id, "ORU^R40^ORU_R40", PROFILE_PCD04, ctx.pcd04_msh16, [obr, *rows.segments]
-    )
+        parent = "&".join(_filler(h, escape(event.alert_instance_id)).split("^"))
+        obr = f"OBR|1||{_filler(h, control_id)}|196616^MDC_EVT_ALARM^MDC|||{packaged}" + "|" * 22 + f"^{parent}"
+    return _assemble(ctx, h, control_id, info, "ORU^R40^ORU_R40", PROFILE_PCD04, ctx.pcd04_msh16, [obr, *rows.segments])

@@ -20,37 +20,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from common.pcd import mdc
-from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
+from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.hl7.context import EncodeContext, PumpInfo
 from gateway.hl7.er7 import device_dtm, dtm, escape, number
 from gateway.hl7.identity_rows import identity_rows
 
-_INFUSING = {ChannelState.INFUSING: "pump-status-infusing", ChannelState.KVO: "pump-status-infusing"}
+# OBX-5 CWE values (text in CWE-2, as the TF's examples write them) by channel state.
+_INFUSING = {ChannelState.INFUSING: "^pump-status-infusing", ChannelState.KVO: "^pump-status-infusing"}
 _DELIVERY_STATUS = {
-    ChannelState.INFUSING: "pump-delivery-status-delivering",
-    ChannelState.KVO: "pump-delivery-status-kvo",
-    ChannelState.PAUSED: "pump-delivery-status-not-delivering",
-    ChannelState.STOPPED: "pump-delivery-status-not-delivering",
-    ChannelState.IDLE: "pump-delivery-status-not-delivering",
-    ChannelState.ALARM: "pump-delivery-status-not-delivering",
+    ChannelState.INFUSING: "^pump-delivery-status-delivering",
+    ChannelState.KVO: "^pump-delivery-status-kvo",
+    ChannelState.PAUSED: "^pump-delivery-status-not-delivering",
+    ChannelState.STOPPED: "^pump-delivery-status-not-delivering",
+    ChannelState.IDLE: "^pump-delivery-status-not-delivering",
+    ChannelState.ALARM: "^pump-delivery-status-not-delivering",
 }
 _NOT_DELIVERING_REASON = {
-    ChannelState.ALARM: "pump-stopped-alarming",
-    ChannelState.PAUSED: "pump-stopped-not-specified",
-    ChannelState.STOPPED: "pump-stopped-not-specified",
-    ChannelState.IDLE: "pump-stopped-not-specified",
+    ChannelState.ALARM: "^pump-stopped-alarming",
+    ChannelState.PAUSED: "^pump-stopped-not-specified",
+    ChannelState.STOPPED: "^pump-stopped-not-specified",
+    ChannelState.IDLE: "^pump-stopped-not-specified",
 }
 _NOT_DELIVERING = frozenset(_NOT_DELIVERING_REASON)
+# Enum members as module constants: ``ChannelState.X`` is a class-attribute lookup through the
+# enum metaclass, ~0.1 us each, and the encoder compares states a dozen times per channel.
+_INFUSING_STATE, _KVO, _UNKNOWN = ChannelState.INFUSING, ChannelState.KVO, ChannelState.UNKNOWN
 
 _MDS = {"generic": "MDC_DEV_PUMP_INFUS_MDS", "lvp": "MDC_DEV_PUMP_INFUS_LVP_MDS"}
 _VMD = {"generic": "MDC_DEV_PUMP_INFUS_VMD", "lvp": "MDC_DEV_PUMP_INFUS_LVP_VMD"}
 # Precomputed OBX-3 values: the hot path only looks them up.
 _C = {refid: f"{code}^{refid}^MDC" for refid, code in mdc.TERMS.items() if code is not None}
 _NOT_DELIVERING_REASON_CODE = mdc.cwe("MDC_DEV_PUMP_NOT_DELIVERING_REASON")  # unpublished: 0^REFID^MDC
+_DELIVERY_INFO = _C["MDC_DEV_PUMP_DELIVERY_INFO"]
+_SOURCE_PRIMARY = _C["MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY"]
+_INFUSING_STATUS = _C["MDC_PUMP_INFUSING_STATUS"]
+_FLOW_CURRENT = _C["MDC_FLOW_FLUID_PUMP_CURRENT"]
+_ACTIVE_SOURCES = _C["MDC_DEV_PUMP_ACTIVE_SOURCES"]
+_CURRENT_DELIVERY_STATUS = _C["MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS"]
+_CHANNEL_LABEL = _C["MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL"]
+_DRUG_NAME = _C["MDC_DRUG_NAME_LABEL"]
+_CARE_AREA = _C["MDC_PUMP_DRUG_LIBRARY_CARE_AREA"]
+_AMEAS, _MSET = mdc.CATEGORY_AUTO_MEASUREMENT, mdc.CATEGORY_MANUAL_SETTING
 
 
 @lru_cache(maxsize=256)
@@ -107,11 +122,12 @@ class ObxRows:
         self.n += 1
         self.segments.append(f"OBX|{self.n}|{vt}|{code}|{sub}|{value}|{unit}||{flag}|||F")
 
-    def quantity(self, refid: str, sub: str, q: Quantity, category: str) -> None:
+    def quantity(self, refid: str, sub: str, value: Decimal, unit: str, category: str) -> None:
+        text = str(value)
+        if "E" in text or text[0] == "-" or not text[-1].isdigit():  # rare: let number() decide
+            text = number(value, what=refid)
         self.n += 1
-        self.segments.append(
-            f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{number(q.value, what=refid)}|{unit_cwe(q.unit)}|||||R||||||{category}"
-        )
+        self.segments.append(f"OBX|{self.n}|NM|{_C[refid]}|{sub}|{text}|{unit_cwe(unit)}|||||R||||||{category}")
 
 
 def device_identifier(
@@ -203,80 +219,64 @@ def channel_rows(
     this channel; they follow the source channel's metrics, their relative sub-ids ``k`` and
     ``k.j`` becoming ``1.n.2.<m+k>`` and ``1.n.2.<m+k>.j`` (docs/drug-library.md §6).
     """
-    pending = ctx.unpublished_codes == "pending"
     rows.device(_C[_VMD[info.pump_type]], f"1.{n}.0.0")
-    rows.device(_C["MDC_DEV_PUMP_DELIVERY_INFO"], f"1.{n}.1.0")
+    rows.device(_DELIVERY_INFO, f"1.{n}.1.0")
     state = ch.state
+    rate = ch.rate
     m = 0
-    if state is not ChannelState.UNKNOWN:
+    if state is not _UNKNOWN:
+        p = f"1.{n}.1."
         m += 1
-        rows.simple(
-            "CWE",
-            _C["MDC_PUMP_INFUSING_STATUS"],
-            f"1.{n}.1.{m}",
-            "^" + _INFUSING.get(state, "pump-status-not-infusing"),
-        )
-        flow = ch.rate if state is ChannelState.INFUSING else None
-        if state in _NOT_DELIVERING and ch.rate is not None:
-            flow = Quantity(ch.rate.value * 0, ch.rate.unit)  # stopped: current flow is zero
-        if flow is not None:
+        rows.simple("CWE", _INFUSING_STATUS, p + "1", _INFUSING.get(state, "^pump-status-not-infusing"))
+        if rate is not None and (state is _INFUSING_STATE or state in _NOT_DELIVERING):
             m += 1
-            rows.metric(
-                "NM",
-                _C["MDC_FLOW_FLUID_PUMP_CURRENT"],
-                f"1.{n}.1.{m}",
-                number(flow.value, what="MDC_FLOW_FLUID_PUMP_CURRENT"),
-                unit_cwe(flow.unit),
-                category=mdc.CATEGORY_AUTO_MEASUREMENT,
-            )
-        elif state is ChannelState.KVO and delivery_event:
+            flow = rate.value if state is _INFUSING_STATE else rate.value * 0  # stopped: current flow is zero
+            rows.quantity("MDC_FLOW_FLUID_PUMP_CURRENT", p + str(m), flow, rate.unit, _AMEAS)
+        elif state is _KVO and delivery_event:
             m += 1
             rows.n += 1
-            rows.segments.append(
-                f"OBX|{rows.n}|NM|{_C['MDC_FLOW_FLUID_PUMP_CURRENT']}|1.{n}.1.{m}||||NAV|||X"
-                f"||||||{mdc.CATEGORY_AUTO_MEASUREMENT}"
-            )
+            rows.segments.append(f"OBX|{rows.n}|NM|{_FLOW_CURRENT}|{p}{m}||||NAV|||X||||||{_AMEAS}")
         if state in _INFUSING or delivery_event:
             m += 1
-            rows.simple("CWE", _C["MDC_DEV_PUMP_ACTIVE_SOURCES"], f"1.{n}.1.{m}", "^pump-source-info-primary")
-    rows.device(_C["MDC_DEV_PUMP_INFUSATE_SOURCE_PRIMARY"], f"1.{n}.2.0")
+            rows.simple("CWE", _ACTIVE_SOURCES, p + str(m), "^pump-source-info-primary")
+    rows.device(_SOURCE_PRIMARY, f"1.{n}.2.0")
     p = f"1.{n}.2."
     m = 0
-    if state is not ChannelState.UNKNOWN:
+    if state is not _UNKNOWN:
         m += 1
-        status = "pump-delivery-status-transitioning" if transitioning else _DELIVERY_STATUS[state]
-        rows.simple("CWE", _C["MDC_DEV_PUMP_CURRENT_DELIVERY_STATUS"], p + str(m), "^" + status)
+        status = "^pump-delivery-status-transitioning" if transitioning else _DELIVERY_STATUS[state]
+        rows.simple("CWE", _CURRENT_DELIVERY_STATUS, p + "1", status)
     m += 1
-    rows.simple("ST", _C["MDC_DEV_PUMP_SOURCE_CHANNEL_LABEL"], p + str(m), escape(ch.channel_id) or str(n))
-    if state in _NOT_DELIVERING and not transitioning:
-        code = _NOT_DELIVERING_REASON_CODE if pending else None
-        if code is not None:
-            m += 1
-            rows.simple("CWE", code, p + str(m), "^" + _NOT_DELIVERING_REASON[state])
-    setting = mdc.CATEGORY_MANUAL_SETTING
+    rows.simple("ST", _CHANNEL_LABEL, p + str(m), escape(ch.channel_id) or str(n))
+    if state in _NOT_DELIVERING and not transitioning and ctx.unpublished_codes == "pending":
+        m += 1
+        rows.simple("CWE", _NOT_DELIVERING_REASON_CODE, p + str(m), _NOT_DELIVERING_REASON[state])
+    if rate is not None:
+        m += 1
+        rows.quantity("MDC_FLOW_FLUID_PUMP", p + str(m), rate.value, rate.unit, _MSET)
     for refid, q, category in (
-        ("MDC_FLOW_FLUID_PUMP", ch.rate, setting),
-        ("MDC_RATE_DOSE", ch.dose_rate, setting),
-        ("MDC_VOL_FLUID_TBI", ch.vtbi, setting),
-        ("MDC_VOL_FLUID_DELIV_TOTAL", ch.volume_infused, mdc.CATEGORY_AUTO_MEASUREMENT),
+        ("MDC_RATE_DOSE", ch.dose_rate, _MSET),
+        ("MDC_VOL_FLUID_TBI", ch.vtbi, _MSET),
+        ("MDC_VOL_FLUID_DELIV_TOTAL", ch.volume_infused, _AMEAS),
     ):
         if q is not None:
             m += 1
-            rows.quantity(refid, p + str(m), q, category)
-    drug = escape(ch.drug) if ch.drug else ""
-    if drug:
-        m += 1
-        rows.simple("ST", _C["MDC_DRUG_NAME_LABEL"], p + str(m), drug, setting)
+            rows.quantity(refid, p + str(m), q.value, q.unit, category)
+    if ch.drug:
+        drug = escape(ch.drug)
+        if drug:
+            m += 1
+            rows.simple("ST", _DRUG_NAME, p + str(m), drug, _MSET)
     if ch.concentration is not None:
         m += 1
-        rows.quantity("MDC_CONC_DRUG", p + str(m), ch.concentration, setting)
+        rows.quantity("MDC_CONC_DRUG", p + str(m), ch.concentration.value, ch.concentration.unit, _MSET)
     care_area = escape(ch.care_area or "") or escape(info.care_area)
     if care_area:
         m += 1
-        rows.simple("ST", _C["MDC_PUMP_DRUG_LIBRARY_CARE_AREA"], p + str(m), care_area, setting)
+        rows.simple("ST", _CARE_AREA, p + str(m), care_area, _MSET)
     if ch.patient_weight is not None:
         m += 1
-        rows.quantity("MDC_ATTR_PT_WEIGHT", p + str(m), ch.patient_weight, setting)
+        rows.quantity("MDC_ATTR_PT_WEIGHT", p + str(m), ch.patient_weight.value, ch.patient_weight.unit, _MSET)
     for v in verdicts:
         head, _, facet = v.sub_id.partition(".")
         sub = p + str(m + int(head)) + (f".{facet}" if facet else "")

@@ -15,7 +15,6 @@ second. After a crash ``last_seen`` may be up to that interval old.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -27,8 +26,9 @@ from gateway.audit import AuditError, AuditTrail
 from gateway.events.model import EventKind
 from gateway.identity.compare import Change, Comparison, compare
 from gateway.identity.model import DeviceRecord, SlotRecord
+from gateway.log import get_logger
 
-log = logging.getLogger("pumpgw.identity")
+log = get_logger("pumpgw.identity")
 
 _SLOT_COLUMNS = (
     "pump_id, manufacturer, model, serial_number, firmware, drug_library_version, udi, asset_tag, "
@@ -234,7 +234,7 @@ class IdentityRegistry:
         except (sqlite3.Error, AuditError) as exc:
             # The in-memory record moves on anyway (no event storm every poll); the change is
             # re-found at the next start, and this is loud.
-            log.error("identity record of %s not stored: %s", record.pump_id, exc)
+            log.error("identity record not stored", pump=record.pump_id, error=str(exc), error_type=type(exc).__name__)
         self.slots[record.pump_id] = record
         self._dirty.discard(record.pump_id)
 
@@ -243,7 +243,7 @@ class IdentityRegistry:
             try:
                 self.trail.append(kind, pump_id, detail)
             except AuditError as exc:
-                log.error("audit row for %s not stored: %s", pump_id, exc)
+                log.error("audit row not stored", pump=pump_id, error=str(exc), error_type=type(exc).__name__)
 
     def _upsert_device(self, device: tuple[str, str], record: SlotRecord) -> None:
         self._conn.execute(
@@ -289,7 +289,9 @@ class IdentityRegistry:
                 self._conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            log.warning("last-seen times not stored (retried at the next flush): %s", exc)
+            log.warning(
+                "last-seen times not stored (retried at the next flush)", error=str(exc), error_type=type(exc).__name__
+            )
             self._dirty |= dirty
             return 0
         return len(dirty)

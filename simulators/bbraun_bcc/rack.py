@@ -120,7 +120,7 @@ class BccRack:
 
     def _mem_get(self) -> list[Outgoing]:
         rack_records = [codec.Record(self.seconds(), 0, 0, "FMNOR", "1")]
-        groups: list[tuple[list[codec.Record], Faults | None]] = []
+        groups: list[tuple[list[codec.Record], Faults]] = []
         for position in sorted(self._removed):
             rack_records.append(codec.Record(self.seconds(), *position, "GNERR", "39"))
         self._removed.clear()
@@ -129,7 +129,7 @@ class BccRack:
             groups.append((self.pump_records(position, entry.pump), entry.faults))
         if not groups:
             rack_records.append(codec.Record(self.seconds(), 0, 0, "GNERR", "11"))
-        live = [(r, f) for r, f in groups if not f.silent]
+        live: list[tuple[list[codec.Record], Faults | None]] = [(r, f) for r, f in groups if not f.silent]
         if live:
             live[0] = (rack_records + live[0][0], live[0][1])
         else:
