@@ -5,7 +5,11 @@ and the EHR receiver simulator in this process, and ``pumpgw run`` as a subproce
 phase it starts the daemon, changes the ward at random moments -- alarms raised and cleared,
 titrations, pumps and racks unplugged and plugged back -- and ends the phase with SIGKILL (or
 SIGTERM) at a random moment. A last phase quiets the ward (every alarm cleared, every pump
-infusing and reachable), waits until the daemon has told it all, and stops it cleanly.
+infusing and reachable), waits until the daemon has told it all, and stops it cleanly. One
+pump (or rack) stays unplugged into that last phase until the daemon has reported it offline:
+a random history may replug every pump before the daemon could notice (an outage shorter than
+``comm_lost_after_s``, or one ended by a kill and replugged before the next start), and the
+story must include an offline report whatever the seed and however loaded the machine is.
 
 Then it reads back every message the receiver logged (its JSON-lines file) and counts what a
 receiver would have been told wrong (:func:`gateway.hl7.story.check_story`): orphaned alarm
@@ -165,10 +169,23 @@ class _Ward:
                 await self.runner.apply(pid, Action(t_s=0, action="titrate", rate_ml_h=rate))
         self.count += 1
 
-    async def quiet(self) -> None:
-        for pid in sorted(self.unplugged):
+    async def hold_offline(self) -> str:
+        """The pump (or rack representative) left unplugged until the daemon reports it lost.
+
+        One already unplugged if there is one (its outage simply lasts longer), else a random
+        one unplugged now; :meth:`quiet` then plugs back every other pump.
+        """
+        if self.unplugged:
+            return sorted(self.unplugged)[0]
+        pid = self.rng.choice(self.pty_pumps + list(self.racks.values()))
+        self.unplugged.add(pid)
+        await self.runner.apply(pid, Action(t_s=0, action="disconnect"))
+        return pid
+
+    async def quiet(self, *, except_offline: str | None = None) -> None:
+        for pid in sorted(self.unplugged - {except_offline}):
             await self.runner.apply(pid, Action(t_s=0, action="reconnect"))
-        self.unplugged.clear()
+        self.unplugged &= {except_offline}
         for pid in self.pty_pumps:
             pump = self.runner.handles[pid].pump
             for alarm in pump.alarms:
@@ -176,6 +193,16 @@ class _Ward:
             if pump.state.value != "infusing":
                 await self.runner.apply(pid, Action(t_s=0, action="start"))
         self.alarmed.clear()
+
+
+def _reported_lost(outbox: Path, pump_id: str) -> bool:
+    """The pump's committed state says communication is lost (its offline report is queued)."""
+    try:
+        with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=1) as db:
+            row = db.execute("SELECT state FROM pump_state WHERE pump_id = ?", (pump_id,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and json.loads(row[0])["lost"] is not None
 
 
 def _settled(outbox: Path, pumps: list[str], pty_pumps: set[str]) -> bool:
@@ -256,7 +283,8 @@ async def run_restart_story(workdir: Path, plan: StoryPlan, *, progress=None) ->
                         f"phase {n}/{len(endings)}: {ending} after {length:.1f} s "
                         f"({ward.count} actions so far, {len(receiver.received)} messages received)"
                     )
-                await ward.quiet()
+                offline = await ward.hold_offline()
+                await ward.quiet(except_offline=offline)
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
@@ -272,6 +300,14 @@ async def run_restart_story(workdir: Path, plan: StoryPlan, *, progress=None) ->
                     deadline = time.monotonic() + plan.settle_timeout_s
                     pumps = list(runner.handles)
                     pty_pumps = set(ward.pty_pumps)
+                    while not _reported_lost(outbox, offline):
+                        if time.monotonic() > deadline or proc.returncode is not None:
+                            raise AssertionError(
+                                f"{offline} (unplugged) was not reported lost within {plan.settle_timeout_s} s "
+                                f"(daemon exit code {proc.returncode}; see {workdir / 'daemon.log'})"
+                            )
+                        await asyncio.sleep(0.25)
+                    await ward.quiet()
                     while not _settled(outbox, pumps, pty_pumps):
                         if time.monotonic() > deadline or proc.returncode is not None:
                             raise AssertionError(
