@@ -9,7 +9,15 @@ from gateway.outbox.errors import (
     OutboxFull,
     OutboxSchemaError,
 )
-from gateway.outbox.model import THINNABLE_KINDS, InboundReceipt, LaneStats, NewMessage, OutboxMessage, PumpStateRow
+from gateway.outbox.model import (
+    THINNABLE_KINDS,
+    InboundReceipt,
+    LaneStats,
+    NewMessage,
+    OutboxMessage,
+    Outcome,
+    PumpStateRow,
+)
 from gateway.outbox.store import Outbox
 
 __all__ = [
@@ -18,6 +26,7 @@ __all__ = [
     "MessageNotFound",
     "NewMessage",
     "Outbox",
+    "Outcome",
     "OutboxClosed",
     "OutboxAccessError",
     "OutboxFull",

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from gateway.outbox import budget, queries, schema
 from gateway.outbox.errors import OutboxClosed, OutboxFull
-from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, PumpStateRow
+from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, Outcome, PumpStateRow
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 from gateway.peertext import bound_text
 
@@ -601,22 +601,121 @@ class Outbox:
         next_msg, expired = await self._run(self._write, self._finish_and_claim, msg, msg.lane if claim_next else None)
         self._bytes += _text_bytes(reason, ack_text)
         if state == "quarantined":
-            # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
-            # kept in the database (`pumpgw outbox show`), never in logs or alerts.
-            details = {
-                "lane": msg.lane,
-                "id": msg.id,
-                "kind": msg.kind,
-                "control_id": msg.control_id,
-                "reason": reason,
-                "ack_text_chars": len(ack_text),
-            }
-            log.error("outbox message quarantined %s", details)
-            self._alert("message_quarantined", details)
+            self._report_quarantined(msg)
         elif state == "expired":
             expired = [msg, *expired]
         self._report_expired(msg.lane, expired)
         return next_msg
+
+    async def claim_many(self, lane: str, limit: int) -> list[OutboxMessage]:
+        """Up to ``limit`` of the lane's oldest pending messages, oldest first, now in flight
+        (empty if the lane is idle) -- for a sender that keeps a window in flight.
+
+        Messages whose TTL passed are marked expired on the way (and alerted); they do not
+        count towards ``limit``. Rows already claimed by :meth:`claim` come first (they are
+        the oldest). One transaction: on an error nothing is claimed.
+        """
+        if limit < 1:
+            raise ValueError(f"claim_many() limit must be >= 1, got {limit!r}")
+        msgs, expired = await self._run(self._write, self._claim_many, lane, limit)
+        self._report_expired(lane, expired)
+        return msgs
+
+    def _claim_many(self, lane: str, limit: int) -> tuple[list[OutboxMessage], list[OutboxMessage]]:
+        conn = self._conn
+        self._set_sync("NORMAL")
+        now = time.time()
+        held = self._claimed.get(lane) or deque()  # claimed earlier by claim(): the oldest
+        out: list[OutboxMessage] = []
+        expired: list[OutboxMessage] = []
+        taken = 0  # popped from ``held`` only once committed
+        for msg in held:
+            if len(out) >= limit:
+                break
+            taken += 1
+            (expired if msg.expires_at <= now else out).append(msg)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            while len(out) < limit and taken == len(held):
+                want = limit - len(out)
+                rows = conn.execute(CLAIM_SQL, (lane, want)).fetchall()
+                batch = [_claimed_message(lane, r) for r in rows]
+                if batch:
+                    ids = [m.id for m in batch]
+                    conn.execute(MARK_IN_FLIGHT_SQL.format(",".join("?" * len(ids))), (now, *ids))
+                for msg in batch:
+                    (expired if msg.expires_at <= now else out).append(msg)
+                if len(rows) < want:
+                    break
+            if expired:
+                reasons = [(now, _ttl_reason(m), m.id) for m in expired]
+                conn.executemany(EXPIRE_SQL, reasons)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        for _ in range(taken):
+            held.popleft()
+        for msg in expired:
+            msg.state, msg.reason = "expired", _ttl_reason(msg)
+        return out, expired
+
+    async def finish_many(self, outcomes: Sequence[Outcome]) -> None:
+        """Record every outcome in ONE transaction: all are in the file when this returns, or
+        it raises and none is (the caller retries the same outcomes).
+
+        Peer text is bounded and counted in the byte budget as in :meth:`finish`; quarantined
+        messages are logged and alerted one by one, expired ones per lane.
+        """
+        for o in outcomes:
+            if o.state not in ("delivered", "quarantined", "expired"):
+                raise ValueError(f"finish_many() state must be delivered, quarantined or expired, got {o.state!r}")
+        if not outcomes:
+            return
+        now = time.time()
+        rows = []
+        for o in outcomes:
+            reason, ack_text = bound_text(o.reason), bound_text(o.ack_text)
+            rows.append(
+                (o.state, now, reason, ack_text, o.message.attempts, _text_bytes(reason, ack_text), o.message.id)
+            )
+        await self._run(self._write, self._finish_rows, rows)
+        expired: dict[str, list[OutboxMessage]] = {}
+        for o, row in zip(outcomes, rows):
+            msg = o.message
+            msg.state, msg.state_at, msg.reason, msg.ack_text = o.state, now, row[2], row[3]
+            self._bytes += row[5]
+            if o.state == "quarantined":
+                self._report_quarantined(msg)
+            elif o.state == "expired":
+                expired.setdefault(msg.lane, []).append(msg)
+        for lane, msgs in expired.items():
+            self._report_expired(lane, msgs)
+
+    def _finish_rows(self, rows: list[tuple]) -> None:
+        conn = self._conn
+        self._set_sync("NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(FINISH_SQL, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _report_quarantined(self, msg: OutboxMessage) -> None:
+        # The receiver's ACK text often echoes patient data ("patient 123 not found"): it is
+        # kept in the database (`pumpgw outbox show`), never in logs or alerts.
+        details = {
+            "lane": msg.lane,
+            "id": msg.id,
+            "kind": msg.kind,
+            "control_id": msg.control_id,
+            "reason": msg.reason,
+            "ack_text_chars": len(msg.ack_text),
+        }
+        log.error("outbox message quarantined %s", details)
+        self._alert("message_quarantined", details)
 
     def _finish_and_claim(
         self, done: OutboxMessage | None, lane: str | None
@@ -667,7 +766,7 @@ class Outbox:
                     return None, expired
             msg = queue.popleft()
             if msg.expires_at <= now:
-                msg.state, msg.reason = "expired", f"TTL of {msg.ttl_s:g} s passed before sending"
+                msg.state, msg.reason = "expired", _ttl_reason(msg)
                 self._conn.execute(EXPIRE_SQL, (now, msg.reason, msg.id))
                 expired.append(msg)
                 continue
@@ -677,22 +776,7 @@ class Outbox:
     def _claim_batch(self, lane: str) -> deque[OutboxMessage]:
         conn = self._conn
         rows = conn.execute(CLAIM_SQL, (lane, CLAIM_BATCH)).fetchall()
-        queue: deque[OutboxMessage] = deque(
-            OutboxMessage(
-                id=r[0],
-                lane=lane,
-                kind=r[1],
-                control_id=r[2],
-                payload=bytes(r[3]),
-                priority=r[4],
-                created_at=r[5],
-                expires_at=r[6],
-                attempts=r[7],
-                state="in_flight",
-                ttl_s=r[8],
-            )
-            for r in rows
-        )
+        queue: deque[OutboxMessage] = deque(_claimed_message(lane, r) for r in rows)
         if queue:
             # exactly the rows read above: a row requeued meanwhile by the CLI stays pending
             ids = [m.id for m in queue]
@@ -801,6 +885,27 @@ class Outbox:
         if self._sync != level:
             schema.set_synchronous(self._conn, level)
             self._sync = level
+
+
+def _claimed_message(lane: str, r: tuple) -> OutboxMessage:
+    """A row read by CLAIM_SQL, as the message now in flight."""
+    return OutboxMessage(
+        id=r[0],
+        lane=lane,
+        kind=r[1],
+        control_id=r[2],
+        payload=bytes(r[3]),
+        priority=r[4],
+        created_at=r[5],
+        expires_at=r[6],
+        attempts=r[7],
+        state="in_flight",
+        ttl_s=r[8],
+    )
+
+
+def _ttl_reason(msg: OutboxMessage) -> str:
+    return f"TTL of {msg.ttl_s:g} s passed before sending"
 
 
 def _text_bytes(*texts: str) -> int:
