@@ -7,14 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from gateway.config.model import GatewayConfig
 from gateway.config.reference import render_reference
 from gateway.druglib.model import DrugLibrary
 from gateway.mqtt.library_payloads import PAYLOAD_MODELS as LIBRARY_PAYLOAD_MODELS
-from gateway.mqtt.payloads import PAYLOAD_MODELS
+from gateway.mqtt.models import PAYLOAD_MODELS
 
 # file name -> model of every published schema.
-SCHEMAS = {
+SCHEMAS: dict[str, type[BaseModel]] = {
     "gateway.schema.json": GatewayConfig,
     "drug-library.schema.json": DrugLibrary,
     **PAYLOAD_MODELS,
@@ -22,13 +24,13 @@ SCHEMAS = {
 }
 
 
-def schema_of(model: type) -> dict:
+def schema_of(model: type[BaseModel]) -> dict:
     schema = model.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 
 
-def render(model: type) -> str:
+def render(model: type[BaseModel]) -> str:
     return json.dumps(schema_of(model), indent=2, sort_keys=True) + "\n"
 
 

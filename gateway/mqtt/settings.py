@@ -33,7 +33,7 @@ class _PinnedNameContext(ssl.SSLContext):
 
     pinned_hostname: str = ""
 
-    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # type: ignore[no-untyped-def, override]
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
         return super().wrap_socket(sock, *args, server_hostname=self.pinned_hostname or server_hostname, **kwargs)
 
 
