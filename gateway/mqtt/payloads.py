@@ -1,4 +1,4 @@
-"""Payload bytes from the gateway's own objects (snapshots, events, verdicts), without I/O.
+"""Payload bytes of the pump topics from snapshots, events and verdicts, without I/O.
 
 Each builder fills a model of :mod:`gateway.mqtt.models` -- so every published byte has passed
 the schema the fleet reads -- and returns its JSON. A value the model refuses (a naive time, a
@@ -16,7 +16,6 @@ import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,15 +32,9 @@ from gateway.mqtt.models import (
     ChannelModel,
     ChannelVerdictsModel,
     EventPayload,
-    GatewayAlertPayload,
-    GatewayState,
     IdentityModel,
-    InventoryEntry,
-    InventoryPayload,
     QuantityModel,
     StatePayload,
-    StatusCause,
-    StatusPayload,
     VerdictModel,
 )
 
@@ -60,7 +53,6 @@ PATIENT_ID_KEYS = frozenset(
         "birth_date",
     }
 )
-_IDENTITY_KEYS = ("manufacturer", "model", "serial_number", "firmware", "drug_library_version", "udi")
 _PHASES: dict[EventKind, AlarmPhase] = {
     EventKind.ALARM_ONSET: "onset",
     EventKind.ALARM_CONTINUE: "continue",
@@ -78,7 +70,8 @@ class PayloadError(PumpgwError):
         super().__init__(f"pump {pump_id}: cannot build the MQTT {what} payload: {problems}")
 
 
-def _build(pump_id: str, what: str, build: Callable[[], BaseModel]) -> bytes:
+def build_payload(pump_id: str, what: str, build: Callable[[], BaseModel]) -> bytes:
+    """``build()``'s model as JSON bytes; what it refuses is a :class:`PayloadError`."""
     try:
         model = build()
     except (ValidationError, ValueError) as exc:
@@ -120,7 +113,7 @@ def _channel(c: ChannelSnapshot) -> ChannelModel:
     )
 
 
-def _identity(i: PumpIdentity) -> IdentityModel:
+def identity_model(i: PumpIdentity) -> IdentityModel:
     return IdentityModel(
         manufacturer=i.manufacturer,
         model=i.model,
@@ -184,13 +177,13 @@ def state_payload(
             pump=snapshot.pump_id,
             received_at=snapshot.received_at,
             device_time=snapshot.device_time,
-            identity=_identity(snapshot.identity),
+            identity=identity_model(snapshot.identity),
             channels=[_channel(c) for c in snapshot.channels],
             verdicts=[_channel_verdicts(cid, vs) for cid, vs in (verdicts or {}).items()],
             patient=dict(patient) if (patient and include_patient_ids) else None,
         )
 
-    return _build(snapshot.pump_id, "state", build)
+    return build_payload(snapshot.pump_id, "state", build)
 
 
 def _event_channel(event: PumpEvent) -> ChannelModel | None:
@@ -214,11 +207,11 @@ def event_payload(event: PumpEvent, *, include_patient_ids: bool = False, messag
             occurred_at=event.occurred_at,
             channel=event.channel_id,
             channel_state=_event_channel(event),
-            previous_identity=_identity(event.previous_identity) if event.previous_identity else None,
+            previous_identity=identity_model(event.previous_identity) if event.previous_identity else None,
             detail=_redact(event.detail, include_patient_ids),
         )
 
-    return _build(event.pump_id, "event", build)
+    return build_payload(event.pump_id, "event", build)
 
 
 def alarm_payload(event: PumpEvent, *, include_patient_ids: bool = False, message_id: str | None = None) -> bytes:
@@ -237,103 +230,10 @@ def alarm_payload(event: PumpEvent, *, include_patient_ids: bool = False, messag
             detail=_redact(event.detail, include_patient_ids),
         )
 
-    return _build(event.pump_id, "alarm", build)
+    return build_payload(event.pump_id, "alarm", build)
 
 
 def availability_payload(pump_id: str, availability: Availability, *, since: datetime) -> bytes:
-    return _build(
+    return build_payload(
         pump_id, "availability", lambda: AvailabilityPayload(pump=pump_id, availability=availability, since=since)
-    )
-
-
-def inventory_payload(
-    *,
-    site: str,
-    gateway: str,
-    identities: Mapping[str, PumpIdentity | None],
-    last_seen: Mapping[str, datetime],
-    generated_at: datetime,
-    central_library_version: str | None = None,
-    ward: str | None = None,
-    slots: Mapping[str, Mapping[str, Any]] | None = None,
-) -> bytes:
-    """One entry per pump id in ``identities`` (``None``: configured but never identified).
-
-    ``slots`` adds per pump what the identity registry knows (asset_tag, bed, first_seen, and
-    the identity itself for a pump not yet polled in this run)."""
-    slots = slots or {}
-
-    def entry(pump_id: str, ident: PumpIdentity | None) -> InventoryEntry:
-        extra = dict(slots.get(pump_id, {}))
-        fields = (
-            {**_identity(ident).model_dump(), "udi": ident.udi}
-            if ident
-            else {k: extra.pop(k, None) for k in _IDENTITY_KEYS}
-        )
-        for key in _IDENTITY_KEYS:
-            extra.pop(key, None)
-        seen = last_seen.get(pump_id) or extra.pop("last_seen", None)
-        extra.pop("last_seen", None)
-        return InventoryEntry(pump=pump_id, last_seen=seen, **fields, **extra)
-
-    return _build(
-        gateway,
-        "inventory",
-        lambda: InventoryPayload(
-            site=site,
-            gateway=gateway,
-            generated_at=generated_at,
-            central_library_version=central_library_version,
-            ward=ward,
-            pumps=[entry(p, i) for p, i in sorted(identities.items())],
-        ),
-    )
-
-
-def status_payload(
-    *,
-    state: GatewayState,
-    site: str,
-    gateway: str,
-    version: str,
-    config_hash: str,
-    session: str,
-    since: datetime | None,
-    ward: str | None = None,
-    heartbeat_interval_s: float | None = None,
-    heartbeat_at: datetime | None = None,
-    cause: StatusCause | None = None,
-) -> bytes:
-    return _build(
-        gateway,
-        "status",
-        lambda: StatusPayload(
-            state=state,
-            site=site,
-            gateway=gateway,
-            version=version,
-            config_hash=config_hash,
-            session=session,
-            since=since,
-            ward=ward,
-            heartbeat_interval_s=heartbeat_interval_s,
-            heartbeat_at=heartbeat_at,
-            cause=cause,
-        ),
-    )
-
-
-def gateway_alert_payload(
-    *, message_id: str, alert: str, gateway: str, occurred_at: datetime, details: Mapping[str, object]
-) -> bytes:
-    return _build(
-        gateway,
-        "alert",
-        lambda: GatewayAlertPayload(
-            message_id=message_id,
-            alert=alert,
-            gateway=gateway,
-            occurred_at=occurred_at,
-            details={str(k): str(v) for k, v in details.items()},
-        ),
     )

@@ -26,16 +26,14 @@ from gateway.druglib.verdicts import VerdictSet
 from gateway.events.model import EventKind, PumpEvent
 from gateway.lanes import MQTT_ALARMS, MQTT_EVENTS
 from gateway.mqtt.envelope import encode_envelope
+from gateway.mqtt.gateway_payloads import gateway_alert_payload, inventory_payload, status_payload
 from gateway.mqtt.models import Availability, GatewayState, StatusCause
 from gateway.mqtt.payloads import (
     alarm_payload,
     availability_payload,
     event_message_id,
     event_payload,
-    gateway_alert_payload,
-    inventory_payload,
     state_payload,
-    status_payload,
 )
 from gateway.mqtt.retained import RetainedTopics
 from gateway.mqtt.topics import Topics

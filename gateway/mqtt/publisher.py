@@ -26,7 +26,7 @@ from drivers.model import PumpSnapshot
 from gateway.config.model import MqttConfig
 from gateway.druglib.verdicts import VerdictSet
 from gateway.events.model import PumpEvent
-from gateway.mqtt.connection import MessageHandler, MqttConnection, Will
+from gateway.mqtt.connection import MessageHandler, MqttConnection
 from gateway.mqtt.inbound import InboundRouter
 from gateway.mqtt.models import Availability
 from gateway.mqtt.producer import DEFAULT_LANES, MqttLanes, MqttProducer
@@ -34,7 +34,7 @@ from gateway.mqtt.reconnect import Reconnector
 from gateway.mqtt.retained import RetainedTopics
 from gateway.mqtt.sender import MqttLaneSender
 from gateway.mqtt.session import GatewaySession
-from gateway.mqtt.settings import connect_settings
+from gateway.mqtt.settings import Will, connect_settings
 from gateway.mqtt.stats import PublisherStats
 from gateway.mqtt.topics import Topics
 from gateway.outbox import Outbox

@@ -77,7 +77,17 @@ class MqttLaneSender:
                         await wake.wait()
                 continue
             await asyncio.wait((in_flight[0][1],))
-            await self._finish_acknowledged(in_flight)
+            outcomes, lost = self._settle(in_flight)
+            if lost is None and len(in_flight) <= self.window // 2:
+                # Refill before the bookkeeping: the broker works on the next publishes while
+                # the acknowledged ones are recorded.
+                wake.clear()
+                await self._publish(conn, in_flight, self.window - len(in_flight))
+            if outcomes:
+                await self.outbox.finish_many(outcomes)
+                self.stats.delivered += sum(o.state == "delivered" for o in outcomes)
+            if lost is not None:
+                raise lost
 
     async def _publish(
         self, conn: MqttConnection, in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]], room: int
@@ -91,6 +101,7 @@ class MqttLaneSender:
                 corrupt.append(Outcome(message, "quarantined", reason=str(exc)))
                 continue
             in_flight.append((message, conn.publish(topic, body, qos=1, retain=False, expiry_s=self._expiry(message))))
+        conn.flush()
         if corrupt:
             await self.outbox.finish_many(corrupt)
 
@@ -99,11 +110,12 @@ class MqttLaneSender:
             return None
         return max(1, math.ceil(message.expires_at - time.time()))  # what is left of the TTL
 
-    async def _finish_acknowledged(self, in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]]) -> None:
-        """Finish every settled publish at the head of the window in one transaction; re-raise
-        a lost session after recording what the broker did acknowledge."""
+    def _settle(
+        self, in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]]
+    ) -> tuple[list[Outcome], BaseException | None]:
+        """Take the settled publishes off the head of the window, in order: their outcomes,
+        and the session's loss if a publish failed with it (what came before still counts)."""
         outcomes: list[Outcome] = []
-        lost: BaseException | None = None
         while in_flight and in_flight[0][1].done():
             message, fut = in_flight[0]
             exc = fut.exception()
@@ -115,11 +127,6 @@ class MqttLaneSender:
                 log.error("mqtt.publish_refused_quarantined", lane=self.lane, message_id=message.id, error=str(exc))
                 outcomes.append(Outcome(message, "quarantined", reason=f"broker refused the publish: {exc.reason}"))
             else:
-                lost = exc
-                break
+                return outcomes, exc
             in_flight.popleft()
-        if outcomes:
-            await self.outbox.finish_many(outcomes)
-            self.stats.delivered += sum(o.state == "delivered" for o in outcomes)
-        if lost is not None:
-            raise lost
+        return outcomes, None

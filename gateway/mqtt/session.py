@@ -151,6 +151,7 @@ class GatewaySession:
                     )
                     for t in topics
                 ]
+                self.conn.flush()
                 for fut in futures:
                     await fut
             except BaseException:

@@ -15,13 +15,13 @@ from gateway.backoff import Backoff
 from gateway.druglib.verdicts import Severity, Verdict, VerdictKind, VerdictSet
 from gateway.events.model import EventKind, PumpEvent
 from gateway.mqtt.envelope import EnvelopeError, decode_envelope, encode_envelope
+from gateway.mqtt.gateway_payloads import inventory_payload
 from gateway.mqtt.models import AlarmPayload, EventPayload, StatePayload
 from gateway.mqtt.payloads import (
     PATIENT_ID_KEYS,
     PayloadError,
     alarm_payload,
     event_payload,
-    inventory_payload,
     state_payload,
 )
 from gateway.mqtt.topics import Topics
