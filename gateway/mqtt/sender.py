@@ -62,38 +62,65 @@ class MqttLaneSender:
         self.expiry_s = expiry_s
         self.stats = stats
 
+    @property
+    def refill_at(self) -> int:
+        """Free places in the window worth a claim: half of it, so claims come in batches."""
+        return self.window - self.window // 2
+
     async def serve(self, conn: MqttConnection) -> None:
         """Send the lane over ``conn`` until the session ends (then it raises)."""
         await self.outbox.reset_lane(self.lane)  # unacknowledged by an earlier session: again, first
-        wake = self.outbox.waiter(self.lane)
+        wake = self.outbox.waiter(self.lane)  # set by every commit to the lane
         in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]] = deque()
+        more = True  # the lane may hold pending messages (after the reset: unknown)
         while True:
-            if len(in_flight) <= self.window // 2:
-                wake.clear()  # before the claim: a commit after it wakes us up
-                await self._publish(conn, in_flight, self.window - len(in_flight))
+            if (more or wake.is_set()) and self.window - len(in_flight) >= self.refill_at:
+                more = await self._publish(conn, in_flight, wake)
             if not in_flight:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RECLAIM_S):
-                        await wake.wait()
+                if not more:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(RECLAIM_S):
+                            await wake.wait()
+                    more = True  # woken, or the periodic claim that makes a lost wake-up harmless
                 continue
-            await asyncio.wait((in_flight[0][1],))
+            # Wait for the head's PUBACK; with room for a batch, also for new messages.
+            listen = not more and self.window - len(in_flight) >= self.refill_at
+            await self._settled_or_woken(in_flight[0][1], wake if listen else None)
             outcomes, lost = self._settle(in_flight)
-            if lost is None and len(in_flight) <= self.window // 2:
+            if lost is None and (more or wake.is_set()) and self.window - len(in_flight) >= self.refill_at:
                 # Refill before the bookkeeping: the broker works on the next publishes while
                 # the acknowledged ones are recorded.
-                wake.clear()
-                await self._publish(conn, in_flight, self.window - len(in_flight))
+                more = await self._publish(conn, in_flight, wake)
             if outcomes:
                 await self.outbox.finish_many(outcomes)
                 self.stats.delivered += sum(o.state == "delivered" for o in outcomes)
             if lost is not None:
                 raise lost
 
+    @staticmethod
+    async def _settled_or_woken(head: asyncio.Future[None], wake: asyncio.Event | None) -> None:
+        if wake is None:
+            await asyncio.wait((head,))
+            return
+        waker = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((head, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+
     async def _publish(
-        self, conn: MqttConnection, in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]], room: int
-    ) -> None:
+        self,
+        conn: MqttConnection,
+        in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]],
+        wake: asyncio.Event,
+    ) -> bool:
+        """Claim up to the window's free places and publish them; True if that filled them
+        (more may be waiting)."""
+        room = self.window - len(in_flight)
+        wake.clear()  # before the claim: a commit after it sets it again
+        claimed = await self.outbox.claim_many(self.lane, room)
         corrupt: list[Outcome] = []
-        for message in await self.outbox.claim_many(self.lane, room):
+        for message in claimed:
             try:
                 topic, body = decode_envelope(message.payload, message.id)
             except EnvelopeError as exc:
@@ -104,6 +131,7 @@ class MqttLaneSender:
         conn.flush()
         if corrupt:
             await self.outbox.finish_many(corrupt)
+        return len(claimed) == room
 
     def _expiry(self, message: OutboxMessage) -> int | None:
         if self.expiry_s is None:

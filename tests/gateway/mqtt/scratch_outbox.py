@@ -16,24 +16,24 @@ from gateway.outbox import Outbox
 class ScratchOutbox(Outbox):
     _folder: tempfile.TemporaryDirectory[str]
 
-    def _read(self, sql: str, *args: object) -> list[tuple]:
+    def rows(self, sql: str, *args: object) -> list[tuple]:
         with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as db:
             return db.execute(sql, args).fetchall()
 
     @property
     def delivered(self) -> list[int]:
         """Ids of the delivered messages, in the order of their ids."""
-        return [r[0] for r in self._read("SELECT id FROM messages WHERE state='delivered' ORDER BY id")]
+        return [r[0] for r in self.rows("SELECT id FROM messages WHERE state='delivered' ORDER BY id")]
 
     @property
     def quarantined(self) -> dict[int, str]:
         """Quarantined message id -> the reason recorded with it."""
-        return dict(self._read("SELECT id, reason FROM messages WHERE state='quarantined' ORDER BY id"))
+        return dict(self.rows("SELECT id, reason FROM messages WHERE state='quarantined' ORDER BY id"))
 
     def pending(self, lane: str | None = None) -> int:
         """Messages not delivered, quarantined or expired yet (pending or in flight)."""
         sql = "SELECT count(*) FROM messages WHERE state IN ('pending', 'in_flight')"
-        rows = self._read(sql + " AND lane=?", lane) if lane is not None else self._read(sql)
+        rows = self.rows(sql + " AND lane=?", lane) if lane is not None else self.rows(sql)
         return rows[0][0]
 
 
