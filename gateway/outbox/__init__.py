@@ -8,6 +8,7 @@ from gateway.outbox.errors import (
     OutboxError,
     OutboxFull,
     OutboxSchemaError,
+    OutboxStorageError,
 )
 from gateway.outbox.model import (
     THINNABLE_KINDS,
@@ -34,6 +35,7 @@ __all__ = [
     "OutboxError",
     "OutboxMessage",
     "OutboxSchemaError",
+    "OutboxStorageError",
     "PumpStateRow",
     "THINNABLE_KINDS",
 ]

@@ -65,3 +65,15 @@ class OutboxFull(OutboxError):
     def __init__(self, path: str, detail: str = "") -> None:
         self.path = path
         super().__init__(f"outbox {path}: the disk is full{': ' + detail if detail else ''}")
+
+
+class OutboxStorageError(OutboxError):
+    """SQLite refused or failed a statement (the file is locked by another process past the
+    busy timeout, an I/O error): nothing of the failed operation was recorded, and the same
+    operation can succeed later. The SQLite error is the ``__cause__`` (for DEBUG logs); it
+    never crosses the outbox boundary itself."""
+
+    def __init__(self, path: str, action: str, cause: Exception) -> None:
+        self.path = path
+        self.action = action
+        super().__init__(f"outbox {path}: {action} failed: {type(cause).__name__}: {cause}")
