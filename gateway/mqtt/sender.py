@@ -5,17 +5,20 @@ The MQTT counterpart of :class:`gateway.mllp.sender.MllpSender`, on the same out
 §5), MQTT keeps up to ``mqtt.max_inflight`` QoS 1 publishes unacknowledged, so the broker's
 round trip is paid once per window, not once per message:
 
-* claim the lane's oldest pending messages (``claim_many``: they are now in flight; messages
-  past their TTL are expired by the outbox on the way, design.md §2 inv. 4) and publish them
-  in production order (inv. 3);
-* when the head's PUBACK arrives, every acknowledged message at the head of the window is
-  finished as a group -- one transaction for all of them (``finish_many``);
-* refill at half a window, so the pipe stays full: waiting for a whole window to drain would
-  stall on the broker's Nagle/delayed-ACK interplay.
+* claim the lane's oldest pending messages (``claim_many``: now in flight in the outbox;
+  messages past their TTL are expired by the outbox on the way, design.md §2 inv. 4) for the
+  window and one window ahead, claiming again when less than half a window is left ahead;
+* publish from that queue, in production order (inv. 3), while the window has room, and write
+  the publishes at once (:meth:`MqttConnection.flush`);
+* when the head's PUBACK arrives, publish into the freed places first -- no outbox work
+  stands between a PUBACK and the next publish, so the broker always has work -- then record
+  every acknowledged message at the head of the window as a group, in one transaction
+  (``finish_many``), while the broker works.
 
 A message leaves the lane only after its PUBACK (inv. 2). One the broker refuses (an MQTT 5
 PUBACK reason code, e.g. an ACL denial) or one whose stored envelope is corrupt is quarantined
-with the reason, counted and alerted by the outbox, and the lane behind it keeps flowing. A
+with the reason, counted and alerted by the outbox, and the lane behind it keeps flowing. One
+whose TTL passes while it waits for a place in the window is expired, not published late. A
 lost session fails the window; the next session first returns the lane's in-flight rows to
 pending (``reset_lane``) and claims them again, in order, so a consumer sees at most the window
 twice (QoS 1 at-least-once; it drops repeats by ``message_id``).
@@ -44,6 +47,18 @@ log = structlog.get_logger("pumpgw.mqtt")
 RECLAIM_S = 5.0
 
 
+class _Pipe:
+    """One session's state of the lane: claimed messages waiting for a place in the window,
+    the window of publishes awaiting their PUBACK, and outcomes not recorded yet."""
+
+    def __init__(self, conn: MqttConnection) -> None:
+        self.conn = conn
+        self.claimed: deque[tuple[OutboxMessage, str, bytes]] = deque()
+        self.window: deque[tuple[OutboxMessage, asyncio.Future[None]]] = deque()
+        self.outcomes: list[Outcome] = []
+        self.more = True  # the lane may hold pending messages not claimed yet
+
+
 class MqttLaneSender:
     def __init__(
         self,
@@ -61,100 +76,119 @@ class MqttLaneSender:
         self.window = window
         self.expiry_s = expiry_s
         self.stats = stats
+        self._pipe: _Pipe | None = None
 
     @property
-    def refill_at(self) -> int:
-        """Free places in the window worth a claim: half of it, so claims come in batches."""
+    def unacknowledged(self) -> int:
+        """Publishes of this lane awaiting their PUBACK now (at most ``window``)."""
+        return len(self._pipe.window) if self._pipe is not None else 0
+
+    @property
+    def claim_below(self) -> int:
+        """Claim again when fewer claimed messages than this wait: half a window."""
         return self.window - self.window // 2
 
     async def serve(self, conn: MqttConnection) -> None:
         """Send the lane over ``conn`` until the session ends (then it raises)."""
         await self.outbox.reset_lane(self.lane)  # unacknowledged by an earlier session: again, first
         wake = self.outbox.waiter(self.lane)  # set by every commit to the lane
-        in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]] = deque()
-        more = True  # the lane may hold pending messages (after the reset: unknown)
-        while True:
-            if (more or wake.is_set()) and self.window - len(in_flight) >= self.refill_at:
-                more = await self._publish(conn, in_flight, wake)
-            if not in_flight:
-                if not more:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(RECLAIM_S):
-                            await wake.wait()
-                    more = True  # woken, or the periodic claim that makes a lost wake-up harmless
-                continue
-            # Wait for the head's PUBACK; with room for a batch, also for new messages.
-            listen = not more and self.window - len(in_flight) >= self.refill_at
-            await self._settled_or_woken(in_flight[0][1], wake if listen else None)
-            outcomes, lost = self._settle(in_flight)
-            if lost is None and (more or wake.is_set()) and self.window - len(in_flight) >= self.refill_at:
-                # Refill before the bookkeeping: the broker works on the next publishes while
-                # the acknowledged ones are recorded.
-                more = await self._publish(conn, in_flight, wake)
-            if outcomes:
-                await self.outbox.finish_many(outcomes)
-                self.stats.delivered += sum(o.state == "delivered" for o in outcomes)
-            if lost is not None:
-                raise lost
-
-    @staticmethod
-    async def _settled_or_woken(head: asyncio.Future[None], wake: asyncio.Event | None) -> None:
-        if wake is None:
-            await asyncio.wait((head,))
-            return
-        waker = asyncio.ensure_future(wake.wait())
+        pipe = self._pipe = _Pipe(conn)
         try:
-            await asyncio.wait((head, waker), return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                if (pipe.more or wake.is_set()) and len(pipe.claimed) < self.claim_below:
+                    await self._claim(pipe, wake)
+                self._publish(pipe)
+                await self._record(pipe)
+                if not pipe.window:
+                    if not pipe.more and not wake.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(RECLAIM_S):
+                                await wake.wait()
+                    pipe.more = True  # woken, or the periodic claim that makes a lost wake-up harmless
+                    continue
+                # Wait for the head's PUBACK; with claimed messages running low, also for commits.
+                listen = not pipe.more and len(pipe.claimed) < self.claim_below
+                await _settled_or_woken(pipe.window[0][1], wake if listen else None)
+                lost = self._settle(pipe)
+                if lost is None:
+                    self._publish(pipe)  # into the freed places, before the bookkeeping
+                await self._record(pipe)
+                if lost is not None:
+                    raise lost
         finally:
-            waker.cancel()
+            self._pipe = None
 
-    async def _publish(
-        self,
-        conn: MqttConnection,
-        in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]],
-        wake: asyncio.Event,
-    ) -> bool:
-        """Claim up to the window's free places and publish them; True if that filled them
-        (more may be waiting)."""
-        room = self.window - len(in_flight)
+    async def _claim(self, pipe: _Pipe, wake: asyncio.Event) -> None:
+        """Claim enough for the free places of the window and one window ahead."""
+        room = 2 * self.window - len(pipe.window) - len(pipe.claimed)
         wake.clear()  # before the claim: a commit after it sets it again
         claimed = await self.outbox.claim_many(self.lane, room)
-        corrupt: list[Outcome] = []
+        pipe.more = len(claimed) == room
         for message in claimed:
             try:
                 topic, body = decode_envelope(message.payload, message.id)
             except EnvelopeError as exc:
                 log.error("mqtt.bad_queued_message", lane=self.lane, message_id=message.id, error=str(exc))
-                corrupt.append(Outcome(message, "quarantined", reason=str(exc)))
+                pipe.outcomes.append(Outcome(message, "quarantined", reason=str(exc)))
                 continue
-            in_flight.append((message, conn.publish(topic, body, qos=1, retain=False, expiry_s=self._expiry(message))))
-        conn.flush()
-        if corrupt:
-            await self.outbox.finish_many(corrupt)
-        return len(claimed) == room
+            pipe.claimed.append((message, topic, body))
 
-    def _expiry(self, message: OutboxMessage) -> int | None:
+    def _publish(self, pipe: _Pipe) -> None:
+        """Fill the window from the claimed messages and write them at once."""
+        now = time.time()
+        published = False
+        while pipe.claimed and len(pipe.window) < self.window:
+            message, topic, body = pipe.claimed.popleft()
+            if message.expires_at <= now:  # waited past its TTL for a place in the window
+                reason = f"TTL of {message.ttl_s:g} s passed before sending"
+                pipe.outcomes.append(Outcome(message, "expired", reason=reason))
+                continue
+            fut = pipe.conn.publish(topic, body, qos=1, retain=False, expiry_s=self._expiry(message, now))
+            pipe.window.append((message, fut))
+            published = True
+        if published:
+            pipe.conn.flush()
+
+    def _expiry(self, message: OutboxMessage, now: float) -> int | None:
         if self.expiry_s is None:
             return None
-        return max(1, math.ceil(message.expires_at - time.time()))  # what is left of the TTL
+        return max(1, math.ceil(message.expires_at - now))  # what is left of the TTL
 
-    def _settle(
-        self, in_flight: deque[tuple[OutboxMessage, asyncio.Future[None]]]
-    ) -> tuple[list[Outcome], BaseException | None]:
-        """Take the settled publishes off the head of the window, in order: their outcomes,
-        and the session's loss if a publish failed with it (what came before still counts)."""
-        outcomes: list[Outcome] = []
-        while in_flight and in_flight[0][1].done():
-            message, fut = in_flight[0]
+    def _settle(self, pipe: _Pipe) -> BaseException | None:
+        """Take the settled publishes off the head of the window, in order, as outcomes; the
+        session's loss if a publish failed with it (what came before still counts)."""
+        while pipe.window and pipe.window[0][1].done():
+            message, fut = pipe.window[0]
             exc = fut.exception()
             if exc is None:
-                outcomes.append(Outcome(message, "delivered"))
+                pipe.outcomes.append(Outcome(message, "delivered"))
             elif isinstance(exc, MqttPublishError):
                 # The broker refused this one message (e.g. an ACL on its topic): set it aside
                 # with the reason, kept and counted, so the lane behind it keeps flowing (inv. 3).
                 log.error("mqtt.publish_refused_quarantined", lane=self.lane, message_id=message.id, error=str(exc))
-                outcomes.append(Outcome(message, "quarantined", reason=f"broker refused the publish: {exc.reason}"))
+                pipe.outcomes.append(
+                    Outcome(message, "quarantined", reason=f"broker refused the publish: {exc.reason}")
+                )
             else:
-                return outcomes, exc
-            in_flight.popleft()
-        return outcomes, None
+                return exc
+            pipe.window.popleft()
+        return None
+
+    async def _record(self, pipe: _Pipe) -> None:
+        """Record the outcomes gathered so far, in one transaction."""
+        if not pipe.outcomes:
+            return
+        outcomes, pipe.outcomes = pipe.outcomes, []
+        await self.outbox.finish_many(outcomes)
+        self.stats.delivered += sum(o.state == "delivered" for o in outcomes)
+
+
+async def _settled_or_woken(head: asyncio.Future[None], wake: asyncio.Event | None) -> None:
+    if wake is None:
+        await asyncio.wait((head,))
+        return
+    waker = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait((head, waker), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waker.cancel()
