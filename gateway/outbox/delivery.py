@@ -129,7 +129,7 @@ class Delivery:
         return self._in_transaction(lane, lambda: self._next(lane, now), done)
 
     def _log(self, row: tuple) -> None:
-        self.w.conn.execute(LOG_SQL, (row[6], row[1], row[3], row[4], row[5]))
+        self.w.conn.execute(LOG_SQL, _log_row(row))
         self.logged.append(row)
 
     def _in_transaction(self, lane: str | None, work: Callable[[], T], *finished: tuple | None) -> T:
@@ -233,7 +233,7 @@ class Delivery:
                 (o.state, now, reason, ack_text, o.message.attempts, _text_bytes(reason, ack_text), o.message.id)
             )
         self.w.set_sync("NORMAL")
-        self.w.run("finish", self._in_transaction, None, lambda: None, *rows)
+        self.w.run("finish", self._record, rows)
         expired: dict[str, list[OutboxMessage]] = {}
         for o, row in zip(outcomes, rows):
             msg = o.message
@@ -245,6 +245,25 @@ class Delivery:
                 expired.setdefault(msg.lane, []).append(msg)
         for lane, msgs in expired.items():
             self.report.expired(lane, msgs)
+
+    def _record(self, rows: list[tuple]) -> None:
+        """Deliveries alone go to the log (one small commit); a window with a quarantine or
+        an expiry, or a full log, is one transaction on the rows themselves."""
+        if any(r[0] != "delivered" for r in rows) or len(self.logged) + len(rows) > LOG_LIMIT:
+            self._in_transaction(None, lambda: None, *rows)
+            return
+        conn = self.w.conn
+        if len(rows) == 1:
+            conn.execute(LOG_SQL, _log_row(rows[0]))
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(LOG_SQL, [_log_row(r) for r in rows])
+                conn.execute("COMMIT")
+            except BaseException:
+                self.w.rollback()
+                raise
+        self.logged.extend(rows)
 
     # -- returning rows to pending --------------------------------------------------------
 
@@ -294,6 +313,11 @@ def _claimed_message(lane: str, r: tuple) -> OutboxMessage:
         state="in_flight",
         ttl_s=r[8],
     )
+
+
+def _log_row(row: tuple) -> tuple:
+    """The LOG_SQL row of a FINISH_SQL row (state, state_at, reason, ack_text, attempts, extra, id)."""
+    return (row[6], row[1], row[3], row[4], row[5])
 
 
 def _ttl_reason(msg: OutboxMessage) -> str:
