@@ -46,7 +46,7 @@ __all__ = ["ALARM_PROBE_MAX_S", "MllpSender", "SenderMetrics", "backoff_for_lane
 
 log = logging.getLogger("pumpgw.mllp")
 T = TypeVar("T")
-WINDOW = 32  # messages claimed at once; still sent one at a time
+WINDOW = 128  # messages claimed at once (one transaction); still sent one at a time
 
 ALARM_PROBE_INITIAL_S = 0.1
 ALARM_PROBE_MAX_S = 2.0

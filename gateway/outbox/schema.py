@@ -147,18 +147,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
              ON CONFLICT (lane, state) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
            END""",
     ),
-    # 10 (issue 20): deliveries recorded but not yet applied to their message rows
-    # (gateway/outbox/delivery.py): a delivery is one small insert here, applied with its batch.
-    # Opening the file applies whatever a crash left. No reference to other tables.
-    10: (
-        """CREATE TABLE IF NOT EXISTS delivery_log (
-            id INTEGER PRIMARY KEY,                 -- messages.id of the delivered message
-            state_at REAL NOT NULL,                 -- when the ACK was recorded
-            ack_text TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            extra INTEGER NOT NULL                  -- bytes the stored texts add to the row's size
-        )""",
-    ),
     # 8 (issue 13): inbound messages from vendor-server sources (gateway/sources) already
     # committed, written in the transaction of what they caused: a resend is acknowledged and
     # ignored, a reused control id with other content refused. No reference to other tables.

@@ -125,22 +125,27 @@ class Outbox:
                 if not (isinstance(exc, OutboxFull) or is_disk_full(exc)) or released or reserve is None:
                     if is_disk_full(exc) and not isinstance(exc, OutboxFull):
                         raise OutboxFull(str(path), "cannot open the outbox") from None
-                    if isinstance(exc, sqlite3.Error):
+                    if isinstance(exc, (sqlite3.Error, OSError)):  # OSError: the delivery journal
                         raise OutboxStorageError(str(path), "open", exc) from exc
                     raise
                 released = reserve.release()
                 if not released:
                     raise OutboxFull(str(path), "cannot open the outbox and no reserve is left to release") from None
-        outbox = cls(
-            path,
-            conn,
-            reader,
-            max_bytes=max_bytes,
-            delivered_retention_s=delivered_retention_s,
-            on_alert=on_alert,
-            reserve=reserve,
-            clock=clock,
-        )
+        try:
+            outbox = cls(
+                path,
+                conn,
+                reader,
+                max_bytes=max_bytes,
+                delivered_retention_s=delivered_retention_s,
+                on_alert=on_alert,
+                reserve=reserve,
+                clock=clock,
+            )
+        except OSError as exc:  # the delivery journal cannot be opened
+            reader.close()
+            conn.close()
+            raise OutboxStorageError(str(path), "open the delivery journal", exc) from exc
         if back:
             log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
         log.info("outbox %s opened", path)
@@ -161,7 +166,7 @@ class Outbox:
         conn = schema.connect(path)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            back = recover(conn, time.time())
+            back = recover(conn, path, time.time())
             conn.execute("COMMIT")
             reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0)
         except BaseException:
@@ -179,6 +184,7 @@ class Outbox:
         self._producer.fail_waiting(OutboxClosed(f"outbox {self.path} closed before the commit"))
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        self._lanes.close()
         self._reader.close()
         self._conn.close()
 
@@ -360,7 +366,7 @@ class Outbox:
     def stats(self) -> dict[str, LaneStats]:
         """Per lane figures (a read on its own connection; safe from the event loop)."""
         try:
-            return queries.lane_stats(self._reader)
+            return self._lanes.adjust(queries.lane_stats(self._reader))
         except sqlite3.Error as exc:
             raise OutboxStorageError(str(self.path), "read the figures", exc) from exc
 

@@ -57,6 +57,7 @@ class Writer:
         self.full_failures = 0  # writes refused while degraded (reported at recovery)
         self._wal = f"{path}-wal"
         self._wal_limit = 0
+        self._changes = 0  # the connection's total_changes at the last look
         self._configure_wal()
 
     @property
@@ -93,6 +94,10 @@ class Writer:
         commits while they run (the WAL restarts only once every frame is in the database),
         so past ``journal_size_limit`` the loop runs one PASSIVE checkpoint itself. The thread
         has copied and synced nearly every page by then: this copies the last few."""
+        changes = self.conn.total_changes
+        if changes == self._changes:
+            return  # nothing went to the WAL (e.g. a delivery journal line)
+        self._changes = changes
         try:
             if os.path.getsize(self._wal) <= self._wal_limit:
                 return
@@ -117,7 +122,7 @@ class Writer:
             if is_disk_full(exc):
                 self.rollback()
                 raise _DiskFull(f"{type(exc).__name__}: {exc}") from None
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, (sqlite3.Error, OSError)):  # OSError: the delivery journal
                 self.rollback()
                 raise OutboxStorageError(str(self.path), action, exc) from exc
             raise

@@ -1,13 +1,20 @@
-"""Deliveries recorded in the delivery log (one small commit each) and applied to their rows
-later: on real SQLite files, a logged delivery is never sent again -- after a crash, a sender
-restart or a clean stop -- and every figure counts it as delivered at once."""
+"""Deliveries recorded in the delivery journal (one write each) and applied to their rows
+later: on real files, a journalled delivery is never sent again -- after a crash, a sender
+restart or a clean stop -- every figure counts it as delivered at once, and a journal that
+does not belong to the file beside it marks nothing delivered."""
 
 from __future__ import annotations
 
+import resource
+import shutil
+import signal
 import sqlite3
 
-from gateway.outbox import Outbox, Outcome, queries
+import pytest
+
+from gateway.outbox import Outbox, OutboxStorageError, Outcome, queries
 from gateway.outbox.delivery import LOG_LIMIT
+from gateway.outbox.journal import journal_path
 
 
 async def fill(ob: Outbox, lane: str, n: int) -> None:
@@ -22,22 +29,22 @@ def rows(path) -> dict[str, str]:
 
 
 def logged(path) -> int:
-    with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT COUNT(*) FROM delivery_log").fetchone()[0]
+    """Deliveries in the journal beside ``path``."""
+    return journal_path(path).read_bytes().count(b"\n")
 
 
-async def test_a_delivery_is_one_insert_into_the_log_until_the_batch_runs_out(tmp_path):
+async def test_a_delivery_is_one_journal_line_and_no_sql_until_the_batch_runs_out(tmp_path):
     path = tmp_path / "o.db"
     ob = Outbox.open(path)
     await fill(ob, "doc", 5)
     msg = await ob.claim("doc")
     seen: list[str] = []
     ob._conn.set_trace_callback(seen.append)
-    msg = await ob.finish(msg, "delivered", ack_text="AA")  # more claimed rows in hand: the log only
+    msg = await ob.finish(msg, "delivered", ack_text="AA")  # more claimed rows in hand: the journal only
     ob._conn.set_trace_callback(None)
-    assert [s.split(" ")[0] for s in seen] == ["INSERT"]  # one statement, its own commit
+    assert seen == []  # no SQLite statement, no WAL frame
     assert rows(path)["C0"] == "in_flight" and logged(path) == 1
-    while msg is not None:  # the lane runs dry: one transaction applies the log
+    while msg is not None:  # the lane runs dry: one transaction applies the journal
         msg = await ob.finish(msg, "delivered", ack_text="AA")
     assert set(rows(path).values()) == {"delivered"} and logged(path) == 0
     ob.close()
@@ -50,7 +57,7 @@ async def test_a_logged_delivery_survives_a_crash_and_is_not_sent_again(tmp_path
     first = await ob.claim("doc")
     second = await ob.finish(first, "delivered", ack_text="AA")  # logged, not applied
     assert second is not None and second.control_id == "C1"
-    ob.close()  # as after SIGKILL: no clean stop, C1 on the wire, C0 only in the log
+    ob.close()  # as after SIGKILL: no clean stop, C1 on the wire, C0 only in the journal
     assert rows(path)["C0"] == "in_flight" and logged(path) == 1
     ob = Outbox.open(path)
     assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending", "C3": "pending"}
@@ -67,7 +74,7 @@ async def test_a_sender_restarting_on_its_lane_does_not_resend_logged_deliveries
     ob = Outbox.open(path)
     await fill(ob, "doc", 3)
     [a, b, c] = await ob.claim_many("doc", 3)
-    await ob.finish_many([Outcome(a, "delivered", ack_text="AA")])  # the log
+    await ob.finish_many([Outcome(a, "delivered", ack_text="AA")])  # the journal
     assert await ob.reset_lane("doc") == 2  # b and c back to pending; a stays delivered
     assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending"}
     assert [m.control_id for m in await ob.claim_many("doc", 10)] == ["C1", "C2"]
@@ -75,7 +82,7 @@ async def test_a_sender_restarting_on_its_lane_does_not_resend_logged_deliveries
     assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending"}
 
 
-async def test_figures_count_a_logged_delivery_as_delivered_at_once(tmp_path):
+async def test_the_daemons_figures_count_a_journalled_delivery_as_delivered_at_once(tmp_path):
     path = tmp_path / "o.db"
     ob = Outbox.open(path)
     await fill(ob, "doc", 3)
@@ -86,8 +93,14 @@ async def test_figures_count_a_logged_delivery_as_delivered_at_once(tmp_path):
     stats = ob.stats()["doc"]
     assert (stats.delivered, stats.in_flight, stats.pending) == (1, 2, 0)
     assert stats.bytes == before + 2 == ob.bytes  # the stored ACK text counts at once
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:  # the operator CLI's view
-        assert queries.lane_stats(cli)["doc"].delivered == 1
+    # Another process (the operator CLI) reads the rows: until the lane's next batch applies
+    # the journal it sees the delivery as still in flight (at most LOG_LIMIT rows, briefly).
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:
+        assert queries.lane_stats(cli)["doc"].in_flight == 3
+    assert await ob.claim_many("doc", 1) == []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:
+        cli_stats = queries.lane_stats(cli)["doc"]
+        assert (cli_stats.delivered, cli_stats.in_flight) == (1, 2)
     ob.close()
 
 
@@ -102,4 +115,50 @@ async def test_the_log_never_holds_more_than_its_limit(tmp_path):
         most = max(most, logged(path))
     assert most <= LOG_LIMIT
     assert ob.stats()["doc"].delivered == LOG_LIMIT + 40
+    ob.close()
+
+
+async def test_a_journal_left_beside_a_replaced_outbox_marks_nothing_delivered(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 3)
+    [a, _, _] = await ob.claim_many("doc", 3)
+    await ob.finish_many([Outcome(a, "delivered")])
+    ob.close()  # crash: the journal holds message 1
+    kept = tmp_path / "kept-journal"
+    shutil.copy(journal_path(path), kept)
+    for side in ("", "-wal", "-shm", "-delivered"):  # the operator moves the outbox aside...
+        (tmp_path / f"o.db{side}").unlink(missing_ok=True)
+    shutil.copy(kept, journal_path(path))  # ...but the journal stays behind
+    ob = Outbox.open(path)
+    for i in range(3):  # new messages, ids from 1 again, other control ids
+        await ob.enqueue(lane="doc", kind="pcd01", control_id=f"N{i}", payload=b"MSH|n", ttl_s=3600)
+    ob.close()
+    ob = Outbox.open(path)
+    assert rows(path) == {"N0": "pending", "N1": "pending", "N2": "pending"}
+    ob.close()
+
+
+async def test_a_journal_write_cut_short_records_none_of_the_window(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 6)
+    window = await ob.claim_many("doc", 6)
+    await ob.finish_many([Outcome(window[0], "delivered")])
+    size = journal_path(path).stat().st_size
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 60, hard))  # room for about one more line
+    try:
+        with pytest.raises(OutboxStorageError):
+            await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert journal_path(path).stat().st_size == size  # cut back: no torn line, no part of the window
+    assert all(m.state == "in_flight" for m in window[1:])
+    await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])  # retried whole
+    ob.close()
+    ob = Outbox.open(path)  # applies the journal
+    assert set(rows(path).values()) == {"delivered"}
     ob.close()
