@@ -20,7 +20,7 @@ aside and replaced (ids start again at 1) marks nothing in the new file delivere
 
 from __future__ import annotations
 
-import json
+import ast
 import logging
 import os
 from pathlib import Path
@@ -83,14 +83,20 @@ def read(outbox_path: Path) -> list[tuple]:
     for line in data.split(b"\n")[:-1]:  # the part after the last newline is not a whole line
         try:
             msg_id, state_at, attempts, extra, cid, ack_text = line.decode("ascii").split("\t", 5)
-            rows.append(
-                (float(state_at), json.loads(ack_text), int(attempts), int(extra), int(msg_id), json.loads(cid))
-            )
-        except ValueError:
+            rows.append((float(state_at), _text(ack_text), int(attempts), int(extra), int(msg_id), _text(cid)))
+        except (ValueError, SyntaxError):
             log.warning("outbox delivery journal: unreadable line after %d good ones; the rest is ignored", len(rows))
             break
     return rows
 
 
 def _line(cid: str, row: tuple) -> bytes:
-    return f"{row[6]}\t{row[1]!r}\t{row[4]}\t{row[5]}\t{json.dumps(cid)}\t{json.dumps(row[3])}\n".encode("ascii")
+    """One line; texts as ``ascii()`` literals (no tab, newline or non-ASCII byte survives)."""
+    return f"{row[6]}\t{row[1]!r}\t{row[4]}\t{row[5]}\t{ascii(cid)}\t{ascii(row[3])}\n".encode("ascii")
+
+
+def _text(literal: str) -> str:
+    value = ast.literal_eval(literal)
+    if not isinstance(value, str):
+        raise ValueError(f"not a text literal: {literal[:20]!r}")
+    return value

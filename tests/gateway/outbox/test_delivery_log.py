@@ -12,9 +12,9 @@ import sqlite3
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxStorageError, Outcome, queries
+from gateway.outbox import Outbox, OutboxStorageError, Outcome, journal, queries
 from gateway.outbox.delivery import LOG_LIMIT
-from gateway.outbox.journal import journal_path
+from gateway.outbox.journal import DeliveryJournal, journal_path
 
 
 async def fill(ob: Outbox, lane: str, n: int) -> None:
@@ -162,3 +162,18 @@ async def test_a_journal_write_cut_short_records_none_of_the_window(tmp_path):
     ob = Outbox.open(path)  # applies the journal
     assert set(rows(path).values()) == {"delivered"}
     ob.close()
+
+
+def test_journal_lines_carry_any_text_exactly_and_a_torn_tail_ends_the_reading(tmp_path):
+    path = tmp_path / "o.db"
+    j = DeliveryJournal(path)
+    j.append([("C\t1\n", ("delivered", 1.25, "", "AE\tpatient\nlé\ud800", 3, 9, 42))])
+    j.append([("C2", ("delivered", 2.5, "", "AA", 1, 2, 43))])
+    j.close()
+    with open(journal_path(path), "ab") as f:
+        f.write(b"44\t3.0\t1\t2\t'C3")  # a line cut short by a power loss
+    assert journal.read(path) == [
+        (1.25, "AE\tpatient\nlé\ud800", 3, 9, 42, "C\t1\n"),
+        (2.5, "AA", 1, 2, 43, "C2"),
+    ]
+    assert oct(journal_path(path).stat().st_mode & 0o777) == "0o640"  # the ACK text may be peer text
