@@ -31,15 +31,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.outbox import queries, schema
+from gateway.outbox import opening, queries
 from gateway.outbox.checkpoint import Checkpointer
-from gateway.outbox.delivery import Delivery, recover
+from gateway.outbox.delivery import Delivery
 from gateway.outbox.errors import OutboxClosed, OutboxFull, OutboxStorageError
 from gateway.outbox.groupcommit import GroupCommit
 from gateway.outbox.maintenance import Maintenance
 from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, Outcome, PumpStateRow
 from gateway.outbox.reporting import AlertHook, Reporter
-from gateway.outbox.reserve import DiskReserve, is_disk_full
+from gateway.outbox.reserve import DiskReserve
 from gateway.outbox.writer import Writer
 
 log = logging.getLogger("pumpgw.outbox")
@@ -115,22 +115,7 @@ class Outbox:
         at ERROR -- rather than not at all.
         """
         path = Path(path)
-        reserve = DiskReserve(path, reserve_bytes) if reserve_bytes > 0 else None
-        released = False
-        while True:
-            try:
-                conn, reader, back = cls._open_files(path)
-                break
-            except Exception as exc:
-                if not (isinstance(exc, OutboxFull) or is_disk_full(exc)) or released or reserve is None:
-                    if is_disk_full(exc) and not isinstance(exc, OutboxFull):
-                        raise OutboxFull(str(path), "cannot open the outbox") from None
-                    if isinstance(exc, (sqlite3.Error, OSError)):  # OSError: the delivery journal
-                        raise OutboxStorageError(str(path), "open", exc) from exc
-                    raise
-                released = reserve.release()
-                if not released:
-                    raise OutboxFull(str(path), "cannot open the outbox and no reserve is left to release") from None
+        conn, reader, back, reserve, released = opening.open_files(path, reserve_bytes)
         try:
             outbox = cls(
                 path,
@@ -156,25 +141,6 @@ class Outbox:
                 outbox._bytes,
             )
         return outbox
-
-    @staticmethod
-    def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection, int]:
-        """Nothing here grows with the backlog (READY waits for it): no integrity check (after
-        READY, :func:`schema.integrity_check`), no byte sum (the totals table), no compaction
-        (the first :meth:`maintain` round, in slices); the in-flight rows are found through
-        the (state, state_at) index and are at most a claim batch per lane."""
-        conn = schema.connect(path)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            back = recover(conn, path, time.time())
-            conn.execute("COMMIT")
-            reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            raise
-        return conn, reader, back
 
     def close(self) -> None:
         """Close the file. Enqueues still waiting for their commit fail with OutboxClosed."""

@@ -51,6 +51,7 @@ def test_marking_a_claimed_batch_in_flight_looks_rows_up_by_rowid(conn):
     [
         (delivery.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
         (delivery.EXPIRE_SQL, (0.0, "ttl", 7)),
+        (delivery.RECOVER_SQL, (0.0, "AA", 1, 2, 7, "C7")),
     ],
 )
 def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
