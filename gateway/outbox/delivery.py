@@ -44,6 +44,7 @@ from gateway.outbox.writer import Writer
 from gateway.peertext import bound_text
 
 T = TypeVar("T")
+NO_LIMIT = 1 << 62
 CLAIM_BATCH = 32  # rows marked in_flight per query; served from memory one at a time
 LOG_LIMIT = 256  # journalled deliveries applied at the latest after this many
 STATES = ("delivered", "quarantined", "expired")
@@ -166,7 +167,8 @@ class Delivery:
         """Read the lane's head and mark exactly those rows in flight (a row requeued
         meanwhile by the CLI stays pending)."""
         conn = self.w.conn
-        rows = conn.execute(CLAIM_SQL, (lane, limit)).fetchall()
+        below = self.w.unsynced_from or NO_LIMIT  # rows whose commit is not yet fsynced wait
+        rows = conn.execute(CLAIM_SQL, (lane, below, limit)).fetchall()
         queue = deque(_claimed_message(lane, r) for r in rows)
         if queue:
             ids = [m.id for m in queue]

@@ -9,7 +9,7 @@ tests/gateway/outbox/test_query_plans.py pins these plans.
 
 CLAIM_SQL = (
     "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
-    "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
+    "FROM messages WHERE lane = ? AND state = 'pending' AND id < ? ORDER BY id LIMIT ?"
 )
 MARK_IN_FLIGHT_SQL = (
     "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"

@@ -55,6 +55,9 @@ class Writer:
         self.disk_full = False  # degraded: no room on the file system (reserve released)
         self.disk_cap: int | None = None  # budget cap while degraded: no growth
         self.full_failures = 0  # writes refused while degraded (reported at recovery)
+        # the lowest row id committed but not yet fsynced (gateway.outbox.groupcommit): claims
+        # stop short of it, so nothing is sent that a power loss could still take back
+        self.unsynced_from: int | None = None
         self._wal = f"{path}-wal"
         self._wal_limit = 0
         self._changes = 0  # the connection's total_changes at the last look

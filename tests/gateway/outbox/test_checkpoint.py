@@ -41,7 +41,8 @@ async def test_the_wal_stays_bounded_through_a_drain_that_never_pauses(tmp_path)
             largest = max(largest, os.path.getsize(f"{path}-wal"))
     # Without a catch-up on the loop the thread never finds the WAL fully checkpointed while
     # commits keep coming: the WAL never restarts and grows by a few pages per commit (85 MB
-    # here). With it: the limit plus the frames of one commit.
-    assert largest <= limit + 64 * 4096
+    # here). With it: the limit plus what commits add while the thread's checkpoint holds the
+    # checkpoint lock (the loop's catch-up never waits for it; a few hundred KiB).
+    assert largest <= limit + (2 << 20)
     assert ob.stats()["doc"].quarantined == n
     ob.close()
