@@ -7,15 +7,16 @@ block the loop for long is kept off it: WAL checkpoints run on their own thread
 (:mod:`gateway.outbox.checkpoint`), the integrity check on another, compaction and thinning in
 bounded slices.
 
-The parts, one job each: producing (:mod:`gateway.outbox.groupcommit`, ``synchronous=FULL``
-group commits), delivering (:mod:`gateway.outbox.delivery`, claims and outcomes), writing and
+The parts, one job each: producing (:mod:`gateway.outbox.groupcommit`, group commits as durable as
+``synchronous=FULL``), delivering (:mod:`gateway.outbox.delivery`, claims and outcomes), writing and
 the full-disk degraded mode (:mod:`gateway.outbox.writer`), telling people
 (:mod:`gateway.outbox.reporting`), the byte budget (:mod:`gateway.outbox.budget`).
 
-State transitions made by a sender (claim, delivered, quarantined, expired) commit with
-``synchronous=NORMAL``: in WAL mode such a commit survives a process crash (SIGKILL), and
-becomes durable against power loss with the next FULL commit or checkpoint. Losing one on
-power loss only makes the sender resend identical bytes (at-least-once holds); see
+State transitions made by a sender (claim, quarantined, expired) commit with
+``synchronous=NORMAL``, and a delivery is a line in the delivery journal
+(:mod:`gateway.outbox.journal`): both survive a process crash (SIGKILL) and become durable
+against power loss with the next synced commit or checkpoint. Losing one on power loss only
+makes the sender resend identical bytes (at-least-once holds); see
 docs/integration-engineer.md, "Delivery guarantees".
 
 Errors: every failure is one of gateway.outbox.errors (a SQLite error becomes
@@ -199,7 +200,7 @@ class Outbox:
     async def enqueue(
         self, *, lane: str, kind: str, control_id: str, payload: bytes, ttl_s: float, priority: str = "normal"
     ) -> int:
-        """Store one message; returns its id once it is committed with synchronous=FULL.
+        """Store one message; returns its id once its commit is durable (as with synchronous=FULL).
 
         If the caller is cancelled while waiting, the message may still be committed and
         delivered (it was already in the batch).
@@ -216,7 +217,7 @@ class Outbox:
         """Commit ``messages`` (any lanes), ``states`` (upserted per pump) and ``receipts``
         (inbound messages this commit answers for, gateway/sources) atomically.
 
-        All or nothing: either every row is in the file (synchronous=FULL) when this returns,
+        All or nothing: either every row is in the file, durably, when this returns,
         or it raises and none is. The unit joins the current group commit; a failure of that
         transaction fails every unit in it, and each caller retries its own unit with the same
         objects (same bytes, same control ids). Invalid arguments raise ``ValueError`` before
