@@ -166,6 +166,7 @@ def enforce(
     need = used - cursor.target
     kinds = tuple(sorted(THINNABLE_KINDS))
     victims: list[tuple[int, str, int, float]] = []
+    chosen: set[int] = set()  # a pass at the next level reads the rows chosen at this one again
     freed = 0
     looked = 0
     while need > 0 and looked < slice_rows and cursor.level <= MAX_LEVEL + 1:
@@ -178,7 +179,10 @@ def enforce(
         looked += max(1, len(rows))  # an empty pass still costs a probe (bounded by the levels)
         for r in rows:  # oldest first: the oldest data loses resolution first
             cursor.after_id = r[0]
+            if r[0] in chosen:
+                continue
             if cursor.level > MAX_LEVEL or not keeps(r[0], now - r[3], cursor.level):
+                chosen.add(r[0])
                 victims.append(r)
                 freed += r[2] + ROW_OVERHEAD
                 if freed >= need:

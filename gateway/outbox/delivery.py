@@ -7,21 +7,16 @@ rows are never thinned and return to pending on restart. Messages whose TTL pass
 expired on the way.
 
 Deliveries: a delivered message must not be resent after a crash (only the one in flight may
-be), so each delivery is committed before the next message goes out. Updating the message row
-in that commit wrote five or six pages (the row, both indexes twice, the totals row): ~140 us a
-message, more than a bare MLLP round trip. Instead the delivery is appended to the small
-``delivery_log`` table -- one page, ~30 us -- and the logged deliveries are applied to their
-rows in the next batch transaction (the next claim batch, a reset, a stop, or every
-LOG_LIMIT deliveries), where the pages are written once for the whole batch. A crash between
-the two loses nothing: opening the file applies the log before it returns in-flight rows to
-pending, and figures (:func:`gateway.outbox.queries.lane_stats`) count logged rows as
-delivered. Quarantines and expiries (rare) update the row directly.
-
-Every statement touches only the rows it changes, through an index that fits: the claim reads
-the lane's head through (lane, state, id); updates find their rows by rowid. NOT INDEXED keeps
-the planner off the (state, state_at) index, through which "state='pending' AND id IN (...)"
-walked every pending row (13.8 ms a batch at 100k pending, ~200 ms at 1M).
-tests/gateway/outbox/test_query_plans.py pins these plans.
+be), so each delivery is on record before the next message goes out. Updating the message row
+in its own commit wrote five or six pages (the row, both indexes twice, the totals row): ~140 us
+a message, more than a bare MLLP round trip. Instead the delivery is appended to the delivery
+journal (:mod:`gateway.outbox.journal`, one ``write(2)``, a few us) and the journalled
+deliveries are applied to their rows in the next batch transaction (the next claim, a reset,
+a stop, or every LOG_LIMIT deliveries), where the pages are written once for the whole batch.
+A crash between the two loses nothing: opening the file applies the journal before it returns
+in-flight rows to pending, and this process's figures (:meth:`Delivery.adjust`) count
+journalled rows as delivered. Quarantines and expiries (rare) update the row directly.
+The statements and their plans: :mod:`gateway.outbox.statements`.
 """
 
 from __future__ import annotations
@@ -30,44 +25,38 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
-from gateway.outbox.model import OutboxMessage, Outcome
+from gateway.outbox import journal
+from gateway.outbox.model import LaneStats, OutboxMessage, Outcome
 from gateway.outbox.reporting import Reporter
+from gateway.outbox.statements import (
+    CLAIM_SQL,
+    EXPIRE_SQL,
+    FINISH_SQL,
+    MARK_IN_FLIGHT_SQL,
+    RECOVER_SQL,
+    RETURN_LANE_SQL,
+    RETURN_SQL,
+)
 from gateway.outbox.writer import Writer
 from gateway.peertext import bound_text
 
-CLAIM_SQL = (
-    "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
-    "FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?"
-)
-MARK_IN_FLIGHT_SQL = (
-    "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
-)
-# size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
-FINISH_SQL = (
-    "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
-    "size=length(payload) + ? WHERE id=?"
-)
-EXPIRE_SQL = "UPDATE messages NOT INDEXED SET state='expired', state_at=?, reason=? WHERE id=?"
-LOG_SQL = "INSERT OR REPLACE INTO delivery_log (id, state_at, ack_text, attempts, extra) VALUES (?,?,?,?,?)"
-READ_LOG_SQL = "SELECT 'delivered', state_at, '', ack_text, attempts, extra, id FROM delivery_log"
-CLEAR_LOG_SQL = "DELETE FROM delivery_log"
-RETURN_SQL = "UPDATE messages SET state='pending', state_at=? WHERE state='in_flight'"
-RETURN_LANE_SQL = "UPDATE messages SET state='pending', state_at=? WHERE lane=? AND state='in_flight'"
 T = TypeVar("T")
+NO_LIMIT = 1 << 62
 CLAIM_BATCH = 32  # rows marked in_flight per query; served from memory one at a time
-LOG_LIMIT = 256  # logged deliveries applied at the latest after this many
+LOG_LIMIT = 256  # journalled deliveries applied at the latest after this many
 STATES = ("delivered", "quarantined", "expired")
 
 
-def recover(conn: sqlite3.Connection, now: float) -> int:
-    """At open, in the caller's transaction: apply the deliveries logged before the last stop,
-    then return the rows that were in flight to pending. Returns the rows returned."""
-    rows = conn.execute(READ_LOG_SQL).fetchall()
+def recover(conn: sqlite3.Connection, path: Path, now: float) -> int:
+    """At open, in the caller's transaction: apply the deliveries journalled before the last
+    stop, then return the rows that were in flight to pending. Returns the rows returned. The
+    journal is emptied by the :class:`Delivery` of the opened outbox, once this is committed."""
+    rows = journal.read(path)
     if rows:
-        conn.executemany(FINISH_SQL, rows)
-        conn.execute(CLEAR_LOG_SQL)
+        conn.executemany(RECOVER_SQL, rows)
     return conn.execute(RETURN_SQL, (now,)).rowcount
 
 
@@ -79,7 +68,9 @@ class Delivery:
         self.report = report
         self.add_bytes = add_bytes  # stored ACK and reason text counts in the byte budget
         self.claimed: dict[str, deque[OutboxMessage]] = {}
-        self.logged: list[tuple] = []  # FINISH_SQL rows of logged deliveries not yet applied
+        self.logged: list[tuple[OutboxMessage, tuple]] = []  # (message, FINISH_SQL row) not yet applied
+        self.journal = journal.DeliveryJournal(writer.path)
+        self.journal.clear()  # what it held was applied by recover() at open
 
     # -- one message at a time ---------------------------------------------------------------
 
@@ -98,7 +89,7 @@ class Delivery:
         reason, ack_text = bound_text(reason), bound_text(ack_text)
         row = (state, time.time(), reason, ack_text, msg.attempts, _text_bytes(reason, ack_text), msg.id)
         lane = msg.lane if claim_next else None
-        next_msg, expired = self.w.run("finish", self._finish_and_claim, row, lane)
+        next_msg, expired = self.w.run("finish", self._finish_and_claim, (msg, row), lane)
         msg.state, msg.state_at, msg.reason, msg.ack_text = state, row[1], reason, ack_text  # type: ignore[assignment]
         self.add_bytes(row[5])
         if state == "quarantined":
@@ -109,40 +100,39 @@ class Delivery:
         return next_msg
 
     def _finish_and_claim(
-        self, done: tuple | None, lane: str | None
+        self, done: tuple[OutboxMessage, tuple] | None, lane: str | None
     ) -> tuple[OutboxMessage | None, list[OutboxMessage]]:
-        """The hot path: a delivery while the lane's claimed rows last is one single-row
-        commit to the delivery log; when they run out, one transaction applies the log,
-        records ``done`` and claims the next batch (or expires what is past its TTL)."""
+        """The hot path: a delivery while the lane's claimed rows last is one line in the
+        journal; when they run out, one transaction applies the journal, records ``done``
+        (message, FINISH row) and claims the next batch (or expires what is past its TTL)."""
         conn = self.w.conn
         self.w.set_sync("NORMAL")
         now = time.time()
         if lane is None or self.claimed.get(lane):
             if done is not None:
-                if done[0] == "delivered":
-                    self._log(done)
+                if done[1][0] == "delivered":
+                    self._journal([done])
                 else:
-                    conn.execute(FINISH_SQL, done)
+                    conn.execute(FINISH_SQL, done[1])
             if len(self.logged) >= LOG_LIMIT:
                 self._in_transaction(None, lambda: None)
             return self._next(lane, now)
-        return self._in_transaction(lane, lambda: self._next(lane, now), done)
+        return self._in_transaction(lane, lambda: self._next(lane, now), *([done[1]] if done else []))
 
-    def _log(self, row: tuple) -> None:
-        self.w.conn.execute(LOG_SQL, (row[6], row[1], row[3], row[4], row[5]))
-        self.logged.append(row)
+    def _journal(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
+        self.journal.append([(msg.control_id, row) for msg, row in done])
+        self.logged.extend(done)
 
-    def _in_transaction(self, lane: str | None, work: Callable[[], T], *finished: tuple | None) -> T:
-        """BEGIN, apply the logged deliveries and ``finished`` rows, ``work()``, COMMIT. On a
-        rollback the batch ``work`` claimed into memory for ``lane`` is dropped (pending again)."""
+    def _in_transaction(self, lane: str | None, work: Callable[[], T], *finished: tuple) -> T:
+        """BEGIN, apply the journalled deliveries and ``finished`` rows, ``work()``, COMMIT,
+        empty the journal. On a rollback the batch ``work`` claimed into memory for ``lane``
+        is dropped (pending again)."""
         conn = self.w.conn
-        rows = [*self.logged, *(r for r in finished if r is not None)]
+        rows = [*(r for _, r in self.logged), *finished]
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
                 conn.executemany(FINISH_SQL, rows)
-            if self.logged:
-                conn.execute(CLEAR_LOG_SQL)
             result = work()
             conn.execute("COMMIT")
         except BaseException:
@@ -150,7 +140,9 @@ class Delivery:
                 self.claimed.pop(lane, None)
             self.w.rollback()
             raise
-        self.logged.clear()
+        if self.logged:
+            self.logged.clear()
+            self.journal.clear()
         return result
 
     def _next(self, lane: str | None, now: float) -> tuple[OutboxMessage | None, list[OutboxMessage]]:
@@ -175,7 +167,8 @@ class Delivery:
         """Read the lane's head and mark exactly those rows in flight (a row requeued
         meanwhile by the CLI stays pending)."""
         conn = self.w.conn
-        rows = conn.execute(CLAIM_SQL, (lane, limit)).fetchall()
+        below = self.w.unsynced_from or NO_LIMIT  # rows whose commit is not yet fsynced wait
+        rows = conn.execute(CLAIM_SQL, (lane, below, limit)).fetchall()
         queue = deque(_claimed_message(lane, r) for r in rows)
         if queue:
             ids = [m.id for m in queue]
@@ -233,7 +226,7 @@ class Delivery:
                 (o.state, now, reason, ack_text, o.message.attempts, _text_bytes(reason, ack_text), o.message.id)
             )
         self.w.set_sync("NORMAL")
-        self.w.run("finish", self._in_transaction, None, lambda: None, *rows)
+        self.w.run("finish", self._record, [(o.message, r) for o, r in zip(outcomes, rows)])
         expired: dict[str, list[OutboxMessage]] = {}
         for o, row in zip(outcomes, rows):
             msg = o.message
@@ -245,6 +238,14 @@ class Delivery:
                 expired.setdefault(msg.lane, []).append(msg)
         for lane, msgs in expired.items():
             self.report.expired(lane, msgs)
+
+    def _record(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
+        """Deliveries alone go to the journal; a window with a quarantine or an expiry, or a
+        full journal, is one transaction on the rows themselves."""
+        if any(r[0] != "delivered" for _, r in done) or len(self.logged) + len(done) > LOG_LIMIT:
+            self._in_transaction(None, lambda: None, *(r for _, r in done))
+        else:
+            self._journal(done)
 
     # -- returning rows to pending --------------------------------------------------------
 
@@ -272,8 +273,20 @@ class Delivery:
         self.claimed.clear()
         return back
 
+    def adjust(self, stats: dict[str, LaneStats]) -> dict[str, LaneStats]:
+        """Count the journalled deliveries (their rows still say in_flight) as delivered."""
+        for msg, row in self.logged:
+            lane_stats = stats.setdefault(msg.lane, LaneStats())
+            lane_stats.in_flight -= 1
+            lane_stats.delivered += 1
+            lane_stats.bytes += row[5]
+        return stats
+
+    def close(self) -> None:
+        self.journal.close()
+
     def apply_log(self) -> None:
-        """Apply the logged deliveries now (compaction and figures want the rows exact)."""
+        """Apply the journalled deliveries now (compaction wants the rows exact)."""
         if self.logged:
             self.w.set_sync("NORMAL")
             self.w.run("apply deliveries", self._in_transaction, None, lambda: None)

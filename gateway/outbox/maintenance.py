@@ -48,7 +48,7 @@ class Maintenance:
         In slices of :data:`COMPACT_SLICE` rows, one short transaction each, yielding to the
         loop between them: a day of deliveries never stalls polling or alarms."""
         self.check_open()
-        self.lanes.apply_log()  # logged deliveries count as delivered rows from here on
+        self.lanes.apply_log()  # journalled deliveries are delivered rows from here on
         cutoff = time.time() - self.retention_s
         total = 0
         while True:
@@ -69,8 +69,8 @@ class Maintenance:
         try:
             n = conn.execute(COMPACT_SLICE_SQL, (cutoff, COMPACT_SLICE)).rowcount
             # the totals table (also sees the operator CLI's changes), plus the texts of
-            # deliveries logged since the log was applied
-            self.set_bytes(queries.total_bytes(conn) + sum(r[5] for r in self.lanes.logged))
+            # deliveries journalled since the journal was applied
+            self.set_bytes(queries.total_bytes(conn) + sum(r[5] for _, r in self.lanes.logged))
             conn.execute("COMMIT")
         except BaseException:
             self.w.rollback()

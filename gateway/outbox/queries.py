@@ -56,35 +56,9 @@ def lane_stats(conn: sqlite3.Connection, now: float | None = None) -> dict[str, 
             ).fetchone()
             if oldest is not None:
                 stats.oldest_pending_age_s = max(0.0, now - oldest[0])
-    for lane, count, extra in _logged(conn):  # recorded as delivered, not yet applied to the row
-        stats = out.setdefault(lane, LaneStats())
-        stats.in_flight -= count
-        stats.delivered += count
-        stats.bytes += extra
     for lane, thinned in conn.execute("SELECT lane, thinned FROM lane_counters"):
         out.setdefault(lane, LaneStats()).thinned = thinned
     return out
-
-
-def _logged(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
-    """Per lane: deliveries in the delivery log (gateway/outbox/delivery.py) whose row still
-    says in_flight, and the text bytes they add. A few dozen rows at most, each found by id.
-    A file from before the log (read-only CLI, no migration) has none."""
-    try:
-        rows = conn.execute(
-            "SELECT m.lane, d.extra FROM delivery_log AS d CROSS JOIN messages AS m ON m.id = d.id "
-            "WHERE m.state = 'in_flight'"
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    per_lane: dict[str, list[int]] = {}
-    for lane, extra in rows:
-        entry = per_lane.setdefault(lane, [0, 0])
-        entry[0] += 1
-        entry[1] += extra
-    return [(lane, count, extra) for lane, (count, extra) in per_lane.items()]
 
 
 def list_messages(

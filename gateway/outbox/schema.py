@@ -6,7 +6,8 @@ reads every page (6.8 s for a 4 GB outbox warm, minutes cold), so it is not part
 the daemon's outbox: :func:`integrity_check` runs after READY on a worker thread and on
 demand (``pumpgw outbox check``); see docs/operations.md, "Outbox integrity check".
 Journal mode is WAL. Durability (design.md §2 inv. 2) is chosen per commit by the caller
-with :func:`set_synchronous`: FULL for commits that *produce* messages (enqueue, operator
+with :func:`set_synchronous`: FULL (or NORMAL plus an fsync of the WAL before the caller is
+answered, gateway/outbox/groupcommit.py) for commits that *produce* messages (enqueue, operator
 actions), NORMAL for state transitions whose loss on power failure only causes a resend of
 identical bytes (see docs/integration-engineer.md, "Delivery guarantees").
 """
@@ -146,18 +147,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
              INSERT INTO message_totals (lane, state, count, bytes) VALUES (new.lane, new.state, 1, new.size)
              ON CONFLICT (lane, state) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
            END""",
-    ),
-    # 10 (issue 20): deliveries recorded but not yet applied to their message rows
-    # (gateway/outbox/delivery.py): a delivery is one small insert here, applied with its batch.
-    # Opening the file applies whatever a crash left. No reference to other tables.
-    10: (
-        """CREATE TABLE IF NOT EXISTS delivery_log (
-            id INTEGER PRIMARY KEY,                 -- messages.id of the delivered message
-            state_at REAL NOT NULL,                 -- when the ACK was recorded
-            ack_text TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            extra INTEGER NOT NULL                  -- bytes the stored texts add to the row's size
-        )""",
     ),
     # 8 (issue 13): inbound messages from vendor-server sources (gateway/sources) already
     # committed, written in the transaction of what they caused: a resend is acknowledged and

@@ -7,15 +7,16 @@ block the loop for long is kept off it: WAL checkpoints run on their own thread
 (:mod:`gateway.outbox.checkpoint`), the integrity check on another, compaction and thinning in
 bounded slices.
 
-The parts, one job each: producing (:mod:`gateway.outbox.groupcommit`, ``synchronous=FULL``
-group commits), delivering (:mod:`gateway.outbox.delivery`, claims and outcomes), writing and
+The parts, one job each: producing (:mod:`gateway.outbox.groupcommit`, group commits as durable as
+``synchronous=FULL``), delivering (:mod:`gateway.outbox.delivery`, claims and outcomes), writing and
 the full-disk degraded mode (:mod:`gateway.outbox.writer`), telling people
 (:mod:`gateway.outbox.reporting`), the byte budget (:mod:`gateway.outbox.budget`).
 
-State transitions made by a sender (claim, delivered, quarantined, expired) commit with
-``synchronous=NORMAL``: in WAL mode such a commit survives a process crash (SIGKILL), and
-becomes durable against power loss with the next FULL commit or checkpoint. Losing one on
-power loss only makes the sender resend identical bytes (at-least-once holds); see
+State transitions made by a sender (claim, quarantined, expired) commit with
+``synchronous=NORMAL``, and a delivery is a line in the delivery journal
+(:mod:`gateway.outbox.journal`): both survive a process crash (SIGKILL) and become durable
+against power loss with the next synced commit or checkpoint. Losing one on power loss only
+makes the sender resend identical bytes (at-least-once holds); see
 docs/integration-engineer.md, "Delivery guarantees".
 
 Errors: every failure is one of gateway.outbox.errors (a SQLite error becomes
@@ -31,15 +32,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.outbox import queries, schema
+from gateway.outbox import opening, queries
 from gateway.outbox.checkpoint import Checkpointer
-from gateway.outbox.delivery import Delivery, recover
+from gateway.outbox.delivery import Delivery
 from gateway.outbox.errors import OutboxClosed, OutboxFull, OutboxStorageError
 from gateway.outbox.groupcommit import GroupCommit
 from gateway.outbox.maintenance import Maintenance
 from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, Outcome, PumpStateRow
 from gateway.outbox.reporting import AlertHook, Reporter
-from gateway.outbox.reserve import DiskReserve, is_disk_full
+from gateway.outbox.reserve import DiskReserve
 from gateway.outbox.writer import Writer
 
 log = logging.getLogger("pumpgw.outbox")
@@ -115,32 +116,22 @@ class Outbox:
         at ERROR -- rather than not at all.
         """
         path = Path(path)
-        reserve = DiskReserve(path, reserve_bytes) if reserve_bytes > 0 else None
-        released = False
-        while True:
-            try:
-                conn, reader, back = cls._open_files(path)
-                break
-            except Exception as exc:
-                if not (isinstance(exc, OutboxFull) or is_disk_full(exc)) or released or reserve is None:
-                    if is_disk_full(exc) and not isinstance(exc, OutboxFull):
-                        raise OutboxFull(str(path), "cannot open the outbox") from None
-                    if isinstance(exc, sqlite3.Error):
-                        raise OutboxStorageError(str(path), "open", exc) from exc
-                    raise
-                released = reserve.release()
-                if not released:
-                    raise OutboxFull(str(path), "cannot open the outbox and no reserve is left to release") from None
-        outbox = cls(
-            path,
-            conn,
-            reader,
-            max_bytes=max_bytes,
-            delivered_retention_s=delivered_retention_s,
-            on_alert=on_alert,
-            reserve=reserve,
-            clock=clock,
-        )
+        conn, reader, back, reserve, released = opening.open_files(path, reserve_bytes)
+        try:
+            outbox = cls(
+                path,
+                conn,
+                reader,
+                max_bytes=max_bytes,
+                delivered_retention_s=delivered_retention_s,
+                on_alert=on_alert,
+                reserve=reserve,
+                clock=clock,
+            )
+        except OSError as exc:  # the delivery journal cannot be opened
+            reader.close()
+            conn.close()
+            raise OutboxStorageError(str(path), "open the delivery journal", exc) from exc
         if back:
             log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
         log.info("outbox %s opened", path)
@@ -152,25 +143,6 @@ class Outbox:
             )
         return outbox
 
-    @staticmethod
-    def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection, int]:
-        """Nothing here grows with the backlog (READY waits for it): no integrity check (after
-        READY, :func:`schema.integrity_check`), no byte sum (the totals table), no compaction
-        (the first :meth:`maintain` round, in slices); the in-flight rows are found through
-        the (state, state_at) index and are at most a claim batch per lane."""
-        conn = schema.connect(path)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            back = recover(conn, time.time())
-            conn.execute("COMMIT")
-            reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            raise
-        return conn, reader, back
-
     def close(self) -> None:
         """Close the file. Enqueues still waiting for their commit fail with OutboxClosed."""
         if self._closed:
@@ -179,6 +151,7 @@ class Outbox:
         self._producer.fail_waiting(OutboxClosed(f"outbox {self.path} closed before the commit"))
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        self._lanes.close()
         self._reader.close()
         self._conn.close()
 
@@ -227,7 +200,7 @@ class Outbox:
     async def enqueue(
         self, *, lane: str, kind: str, control_id: str, payload: bytes, ttl_s: float, priority: str = "normal"
     ) -> int:
-        """Store one message; returns its id once it is committed with synchronous=FULL.
+        """Store one message; returns its id once its commit is durable (as with synchronous=FULL).
 
         If the caller is cancelled while waiting, the message may still be committed and
         delivered (it was already in the batch).
@@ -244,7 +217,7 @@ class Outbox:
         """Commit ``messages`` (any lanes), ``states`` (upserted per pump) and ``receipts``
         (inbound messages this commit answers for, gateway/sources) atomically.
 
-        All or nothing: either every row is in the file (synchronous=FULL) when this returns,
+        All or nothing: either every row is in the file, durably, when this returns,
         or it raises and none is. The unit joins the current group commit; a failure of that
         transaction fails every unit in it, and each caller retries its own unit with the same
         objects (same bytes, same control ids). Invalid arguments raise ``ValueError`` before
@@ -360,7 +333,7 @@ class Outbox:
     def stats(self) -> dict[str, LaneStats]:
         """Per lane figures (a read on its own connection; safe from the event loop)."""
         try:
-            return queries.lane_stats(self._reader)
+            return self._lanes.adjust(queries.lane_stats(self._reader))
         except sqlite3.Error as exc:
             raise OutboxStorageError(str(self.path), "read the figures", exc) from exc
 

@@ -55,8 +55,12 @@ class Writer:
         self.disk_full = False  # degraded: no room on the file system (reserve released)
         self.disk_cap: int | None = None  # budget cap while degraded: no growth
         self.full_failures = 0  # writes refused while degraded (reported at recovery)
+        # the lowest row id committed but not yet fsynced (gateway.outbox.groupcommit): claims
+        # stop short of it, so nothing is sent that a power loss could still take back
+        self.unsynced_from: int | None = None
         self._wal = f"{path}-wal"
         self._wal_limit = 0
+        self._changes = 0  # the connection's total_changes at the last look
         self._configure_wal()
 
     @property
@@ -93,6 +97,10 @@ class Writer:
         commits while they run (the WAL restarts only once every frame is in the database),
         so past ``journal_size_limit`` the loop runs one PASSIVE checkpoint itself. The thread
         has copied and synced nearly every page by then: this copies the last few."""
+        changes = self.conn.total_changes
+        if changes == self._changes:
+            return  # nothing went to the WAL (e.g. a delivery journal line)
+        self._changes = changes
         try:
             if os.path.getsize(self._wal) <= self._wal_limit:
                 return
@@ -117,7 +125,7 @@ class Writer:
             if is_disk_full(exc):
                 self.rollback()
                 raise _DiskFull(f"{type(exc).__name__}: {exc}") from None
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, (sqlite3.Error, OSError)):  # OSError: the delivery journal
                 self.rollback()
                 raise OutboxStorageError(str(self.path), action, exc) from exc
             raise

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.outbox import Outbox, Outcome
+from gateway.outbox import Outbox, OutboxStorageError, Outcome, journal
 
 
 def hl7(cid: str) -> bytes:
@@ -20,9 +20,12 @@ async def put(ob: Outbox, lane: str, cid: str, *, ttl_s: float = 3600, kind: str
 
 
 def states_in_file(path) -> dict[str, str]:
-    """control_id -> state, read through an independent connection (what a crash leaves)."""
+    """control_id -> state on record, read through an independent connection (what a crash
+    leaves): a delivery in the delivery journal counts as delivered (opening applies it)."""
+    journalled = {row[5] for row in journal.read(path)}
     with sqlite3.connect(path) as conn:
-        return dict(conn.execute("SELECT control_id, state FROM messages ORDER BY id"))
+        rows = conn.execute("SELECT control_id, state FROM messages ORDER BY id").fetchall()
+    return {cid: "delivered" if cid in journalled else state for cid, state in rows}
 
 
 async def test_claim_many_returns_the_oldest_pending_first_and_marks_them_in_flight(tmp_path):
@@ -109,25 +112,36 @@ async def test_finish_many_records_every_outcome_and_alerts_quarantine_and_expir
     ob.close()
 
 
-async def test_finish_many_failing_midway_records_none_of_the_window(tmp_path):
+@pytest.mark.parametrize(
+    "states, trigger",
+    [
+        # a window with a quarantine updates the rows themselves: the fourth update fails
+        (
+            ["delivered", "delivered", "quarantined", "delivered", "delivered"],
+            "CREATE TEMP TRIGGER refuse_fourth BEFORE UPDATE OF state ON messages WHEN old.control_id = 'C3' "
+            "BEGIN SELECT RAISE(ABORT, 'refused mid-way'); END",
+        ),
+    ],
+    ids=["with-a-quarantine"],
+)
+async def test_finish_many_failing_midway_records_none_of_the_window_even_after_a_restart(tmp_path, states, trigger):
     path = tmp_path / "o.db"
     ob = Outbox.open(path)
     for i in range(5):
         await put(ob, "mqtt", f"C{i}")
     window = await ob.claim_many("mqtt", 5)
-    # A real SQLite failure on the fourth row of the window (the first three are already
-    # updated inside the transaction when it strikes).
-    ob._conn.execute(
-        "CREATE TEMP TRIGGER refuse_fourth BEFORE UPDATE OF state ON messages WHEN old.control_id = 'C3' "
-        "BEGIN SELECT RAISE(ABORT, 'refused mid-way'); END"
-    )
-    with pytest.raises(Exception, match="refused mid-way"):
-        await ob.finish_many([Outcome(m, "delivered") for m in window])
+    ob._conn.execute(trigger)  # a real SQLite failure on the fourth row, the first three already written
+    outcomes = [Outcome(m, s) for m, s in zip(window, states)]
+    with pytest.raises(OutboxStorageError, match="refused mid-way"):
+        await ob.finish_many(outcomes)
     assert set(states_in_file(path).values()) == {"in_flight"}
     assert all(m.state == "in_flight" for m in window)  # the objects say what the file says
-    ob._conn.execute("DROP TRIGGER temp.refuse_fourth")
-    await ob.finish_many([Outcome(m, "delivered") for m in window])  # the same outcomes, retried
-    assert set(states_in_file(path).values()) == {"delivered"}
+    ob.close()  # as after a crash: nothing of the window may count as recorded
+    ob = Outbox.open(path)
+    again = await ob.claim_many("mqtt", 10)
+    assert [m.control_id for m in again] == [f"C{i}" for i in range(5)]
+    await ob.finish_many([Outcome(m, s) for m, s in zip(again, states)])  # the same outcomes, retried
+    assert list(states_in_file(path).values()) == states
     ob.close()
 
 
