@@ -12,15 +12,10 @@ import signal
 
 from gateway.mqtt.envelope import encode_envelope
 from tests.gateway.mqtt.conftest import Broker, event
-from tests.gateway.mqtt.scratch_outbox import ScratchOutbox, scratch_outbox
+from tests.gateway.mqtt.scratch_outbox import scratch_outbox
 from tests.gateway.mqtt.test_publisher import BASE, make_publisher, run_with
 
 WINDOW = 5
-
-
-def states(q: ScratchOutbox, lane: str) -> dict[str, str]:
-    """control_id -> state of the lane's messages."""
-    return dict(q.rows("SELECT control_id, state FROM messages WHERE lane=? ORDER BY id", lane))
 
 
 async def until(condition, timeout: float = 10.0) -> None:  # noqa: ANN001
@@ -44,7 +39,7 @@ def test_with_puback_withheld_exactly_one_window_is_in_flight_and_the_rest_follo
             await asyncio.sleep(0.5)  # time enough to send more, were the window not bounded
             assert pub.senders[1].unacknowledged == WINDOW
             # claimed in the outbox: the window, and at most one window ahead of it
-            held = list(states(q, "mqtt-events").values())
+            held = list(q.states("mqtt-events").values())
             assert held == ["in_flight"] * 2 * WINDOW + ["pending"] * (total - 2 * WINDOW)
         finally:
             broker.proc.send_signal(signal.SIGCONT)
@@ -73,7 +68,7 @@ def test_an_alarm_in_flight_when_the_session_breaks_is_expired_after_its_ttl_not
         for control_id, ttl_s in (("short", 1.0), ("long", 60.0)):
             payload = encode_envelope(topic, json.dumps({"id": control_id}).encode())
             await q.enqueue(lane="mqtt-alarms", kind="mqtt-alarm", control_id=control_id, payload=payload, ttl_s=ttl_s)
-        await until(lambda: states(q, "mqtt-alarms") == {"short": "in_flight", "long": "in_flight"})
+        await until(lambda: q.states("mqtt-alarms") == {"short": "in_flight", "long": "in_flight"})
         await asyncio.sleep(1.2)  # past the short TTL, with no PUBACK
         broker.proc.kill()  # SIGKILL works on a stopped process: the session breaks
         broker.proc.wait(5)
@@ -81,8 +76,8 @@ def test_an_alarm_in_flight_when_the_session_breaks_is_expired_after_its_ttl_not
         broker.log.close()
         await until(lambda: not pub.stats.connected)
         broker.start()
-        await until(lambda: states(q, "mqtt-alarms")["long"] == "delivered", timeout=20)
-        assert states(q, "mqtt-alarms")["short"] == "expired"
+        await until(lambda: q.states("mqtt-alarms")["long"] == "delivered", timeout=20)
+        assert q.states("mqtt-alarms")["short"] == "expired"
         reason = q.rows("SELECT reason FROM messages WHERE control_id='short'")[0][0]
         assert "TTL" in reason
 
