@@ -38,6 +38,7 @@ from mllp_bench import bare_loop, payload  # noqa: E402
 from gateway.looplag import LoopLagMonitor  # noqa: E402
 from gateway.mllp.sender import MllpSender  # noqa: E402
 from gateway.outbox import Outbox, schema  # noqa: E402
+from gateway.outbox.journal import journal_path  # noqa: E402
 from simulators.ehr import EhrReceiver  # noqa: E402
 
 
@@ -70,7 +71,9 @@ def build(path: Path, n: int) -> Path:
 
 
 def reset(path: Path) -> None:
-    """Return what a run touched to pending (found through the state index, not a scan)."""
+    """Return what a run touched to pending (found through the state index, not a scan); the
+    delivery journal a run left goes too (it would mark rows of the next run delivered)."""
+    journal_path(path).unlink(missing_ok=True)
     conn = schema.connect(path, create=False)
     conn.execute("UPDATE messages SET state='pending', reason='', ack_text='', attempts=0 WHERE state != 'pending'")
     conn.execute("DELETE FROM messages WHERE lane='am'")

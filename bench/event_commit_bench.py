@@ -33,7 +33,6 @@ from drivers.model import Alarm, ChannelSnapshot, ChannelState, PumpIdentity, Pu
 from gateway.config import load_config_text  # noqa: E402
 from gateway.events.tracker import PumpEventTracker  # noqa: E402
 from gateway.hl7 import ControlIdGenerator  # noqa: E402
-from gateway.mqtt.outbox_queue import OutboxQueue  # noqa: E402
 from gateway.mqtt.publisher import MqttPublisher  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from gateway.pipeline import Pipeline  # noqa: E402
@@ -94,9 +93,7 @@ def snapshots(pump_id: str, count: int) -> list[PumpSnapshot]:
 
 
 def publisher(config, outbox: Outbox) -> MqttPublisher:
-    return MqttPublisher(
-        config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="bench", config_hash="0"
-    )
+    return MqttPublisher(config.mqtt, site="s", gateway_id="g", outbox=outbox, version="bench", config_hash="0")
 
 
 async def baseline(path: Path, pumps: int, count: int) -> tuple[float, int]:
@@ -113,7 +110,7 @@ async def baseline(path: Path, pumps: int, count: int) -> tuple[float, int]:
         nonlocal events
         tracker = PumpEventTracker(f"p{n}")
         for snap in snapshots(f"p{n}", count):
-            pipeline.live.update_state(snap, verdicts=[])  # round 1 did this per snapshot too
+            pipeline.live.update_state(snap, verdicts={})  # round 1 did this per snapshot too
             for event in tracker.on_snapshot(snap):
                 events += 1
                 messages, _ = renderer.event(event, identity=tracker.identity, verdicts=None)

@@ -6,13 +6,10 @@ Starts its own Mosquitto on a free loopback port. Both sides publish QoS 1 with 
 in-flight window and wait for every PUBACK:
 
 * baseline: paho-mqtt's own network thread (``loop_start``), pre-built payloads of the same size;
-* pumpgw: ``MqttPublisher.enqueue_event`` (payload model -> JSON -> queue envelope) and the
-  sender (claim -> publish -> PUBACK -> mark_delivered), paho driven from asyncio.
-
-The queue is the real SQLite outbox (a fresh file in a temporary directory, WAL,
-``synchronous=FULL`` commits) seen through ``gateway.mqtt.outbox_queue.OutboxQueue``, exactly
-as the daemon runs it; ``--memory-queue`` swaps in the in-memory test double to show what
-the durable commit costs.
+* pumpgw, the durable path exactly as the daemon runs it: ``MqttPublisher.enqueue_event``
+  (payload model -> JSON -> outbox envelope -> group commit, ``synchronous=FULL``, into a fresh
+  SQLite outbox in a temporary directory) and the lane sender (``Outbox.claim_many`` -> a window
+  of QoS 1 publishes -> PUBACKs -> ``Outbox.finish_many``), paho driven from asyncio.
 """
 
 from __future__ import annotations
@@ -37,11 +34,9 @@ from datetime import timedelta  # noqa: E402
 from gateway.config.model import MqttConfig, RetryPolicy  # noqa: E402
 from gateway.events.model import EventKind, PumpEvent  # noqa: E402
 from gateway.mqtt import MqttPublisher  # noqa: E402
-from gateway.mqtt.outbox_queue import OutboxQueue  # noqa: E402
 from gateway.mqtt.payloads import event_payload  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from tests.gateway.mqtt.conftest import T0  # noqa: E402
-from tests.gateway.mqtt.memory_queue import MemoryQueue  # noqa: E402
 
 
 def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -95,18 +90,12 @@ def bare_paho(port: int, payloads: list[bytes], inflight: int) -> float:
         c.loop_stop()
 
 
-def _pending(q) -> int:
-    if isinstance(q, MemoryQueue):
-        return q.pending()
-    return sum(s.pending + s.in_flight for s in q.outbox.stats().values())
-
-
-async def pumpgw_path(port: int, evs: list[PumpEvent], inflight: int, db: Path | None, producers: int = 1) -> float:
+async def pumpgw_path(port: int, evs: list[PumpEvent], inflight: int, db: Path, producers: int = 1) -> float:
     cfg = MqttConfig(
         enabled=True, port=port, max_inflight=inflight, retry=RetryPolicy(initial_backoff_s=0.05, max_backoff_s=0.5)
     )
-    q = OutboxQueue(Outbox.open(db)) if db is not None else MemoryQueue()
-    pub = MqttPublisher(cfg, site="bench", gateway_id="gw", queue=q, version="bench", config_hash="-")
+    outbox = Outbox.open(db)
+    pub = MqttPublisher(cfg, site="bench", gateway_id="gw", outbox=outbox, version="bench", config_hash="-")
     async with asyncio.TaskGroup() as tg:
         tg.create_task(pub.run())
         await pub.wait_online()
@@ -117,13 +106,13 @@ async def pumpgw_path(port: int, evs: list[PumpEvent], inflight: int, db: Path |
                 await pub.enqueue_event(ev)
 
         await asyncio.gather(*(produce(k) for k in range(producers)))
-        while _pending(q):
+        while pub.stats.delivered < len(evs):  # counted once finish_many has committed
             await asyncio.sleep(0.001)
         elapsed = time.perf_counter() - t0
         pub.stop()
-    if isinstance(q, OutboxQueue):
-        q.outbox.close()
-    assert pub.stats.delivered == len(evs)
+    pending = sum(s.pending + s.in_flight for s in outbox.stats().values())
+    outbox.close()
+    assert pub.stats.delivered == len(evs) and pending == 0, (pub.stats.delivered, pending)
     return elapsed
 
 
@@ -139,7 +128,6 @@ def main() -> None:
         help="concurrent producers (pumps); their commits share group commits as in the daemon. "
         "1 = one producer awaiting each commit (the figure issue 20 started from)",
     )
-    ap.add_argument("--memory-queue", action="store_true", help="use the in-memory test double, not the outbox")
     args = ap.parse_args()
     evs = events(args.events)
     payloads = [event_payload(e) for e in evs]
@@ -148,11 +136,7 @@ def main() -> None:
         try:
             bare = min(bare_paho(port, payloads, args.inflight) for _ in range(args.rounds))
             ours = min(
-                asyncio.run(
-                    pumpgw_path(
-                        port, evs, args.inflight, None if args.memory_queue else Path(tmp) / f"o{i}.db", args.producers
-                    )
-                )
+                asyncio.run(pumpgw_path(port, evs, args.inflight, Path(tmp) / f"o{i}.db", args.producers))
                 for i in range(args.rounds)
             )
         finally:
@@ -165,11 +149,9 @@ def main() -> None:
         f"{args.producers} producer(s)"
     )
     print(f"bare paho (network thread):          {n / bare:10.0f} events/s")
-    print(f"pumpgw enqueue -> queue -> broker:   {n / ours:10.0f} events/s")
+    print(f"pumpgw enqueue -> outbox -> broker:  {n / ours:10.0f} events/s")
     print(f"ratio pumpgw / bare paho:            {bare / ours:10.2f}x (goal >= 0.5x on the durable path)")
-    print(
-        "queue:", "in-memory test double (no commit cost)" if args.memory_queue else "SQLite outbox (durable commits)"
-    )
+    print("queue: SQLite outbox (durable group commits, synchronous=FULL)")
 
 
 if __name__ == "__main__":

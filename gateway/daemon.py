@@ -95,14 +95,13 @@ def build_daemon(
     supervisor.on_close("outbox lock", lock.release)  # closers run in reverse: after the outbox
     live = None
     if config.mqtt.enabled:
-        from gateway.mqtt.outbox_queue import OutboxQueue
         from gateway.mqtt.publisher import MqttPublisher
 
         live = MqttPublisher(
             config.mqtt,
             site=config.gateway.site,
             gateway_id=config.gateway.gateway_id,
-            queue=OutboxQueue(outbox),
+            outbox=outbox,
             version=__version__,
             config_hash=config_hash(config),
             ward=config.gateway.ward,

@@ -59,7 +59,7 @@ class LivePublisher(Protocol):
     ``event_committed`` then updates the live availability.
     """
 
-    def update_state(self, snapshot: PumpSnapshot, *, verdicts: list[dict] | None = None) -> None: ...
+    def update_state(self, snapshot: PumpSnapshot, *, verdicts: Mapping[str, VerdictSet] | None = None) -> None: ...
     def render_event(self, event: PumpEvent) -> NewMessage: ...
     def event_committed(self, event: PumpEvent) -> None: ...
 
@@ -174,9 +174,7 @@ class Pipeline:
         if self.trace is not None and pump_id in self._polled_ids:
             await self._traced(rt, partial(self.trace.observe_snapshot, snapshot))
         if self.live is not None:
-            self.live.update_state(
-                snapshot, verdicts=[{"channel": cid, **vs.to_dict()} for cid, vs in rt.verdicts.items()]
-            )
+            self.live.update_state(snapshot, verdicts=rt.verdicts)
         return committed
 
     def _check_programs(self, rt: PumpRuntime, snapshot: PumpSnapshot) -> None:

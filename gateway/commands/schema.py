@@ -13,7 +13,7 @@ from gateway.config.model import GatewayConfig
 from gateway.config.reference import render_reference
 from gateway.druglib.model import DrugLibrary
 from gateway.mqtt.library_payloads import PAYLOAD_MODELS as LIBRARY_PAYLOAD_MODELS
-from gateway.mqtt.payloads import PAYLOAD_MODELS
+from gateway.mqtt.models import PAYLOAD_MODELS
 
 # file name -> model of every published schema.
 SCHEMAS: dict[str, type[BaseModel]] = {

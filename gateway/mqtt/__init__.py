@@ -13,11 +13,9 @@ from gateway.mqtt.errors import (
     MqttTlsError,
 )
 from gateway.mqtt.publisher import MqttLanes, MqttPublisher, PublisherStats
-from gateway.mqtt.queue import DurableQueue, QueuedMessage
 from gateway.mqtt.topics import Topics
 
 __all__ = [
-    "DurableQueue",
     "MqttAuthError",
     "MqttConnectError",
     "MqttConnectionLost",
@@ -28,6 +26,5 @@ __all__ = [
     "MqttSetupError",
     "MqttTlsError",
     "PublisherStats",
-    "QueuedMessage",
     "Topics",
 ]

@@ -1,16 +1,12 @@
-"""One MQTT session, driven by paho-mqtt from the asyncio loop (no paho network thread).
+"""One MQTT session over paho-mqtt, driven from the asyncio loop.
 
-paho's socket callbacks are wired to ``loop.add_reader``/``add_writer``: readable ->
-``loop_read``, writable -> ``loop_write``, and a ``call_later`` tick runs ``loop_misc`` for
-keep-alive pings. paho's ``connect()`` opens the TCP connection and does the TLS handshake
-with blocking calls (bounded by ``connect_timeout``), so it runs once per session in the
-default executor; while it runs, socket callbacks arriving on that thread are ignored and the
-reader/writer are registered from the loop afterwards, so paho is only ever touched from one
-thread at a time.
+:class:`MqttConnection` opens a session (CONNECT, CONNACK, SUBACKs), turns each publish into a
+future resolved by its PUBACK, and fails every pending future at once when the session ends.
+:mod:`gateway.mqtt.paho_io` runs paho's socket on the loop.
 
 Each session uses a fresh paho client with a clean session: nothing is resent by paho's
 in-memory queue (it is lost on a restart anyway, peers.md §3). Delivery guarantees come
-from the durable queue above; this class only reports which publishes the broker acknowledged.
+from the outbox above; this class only reports which publishes the broker acknowledged.
 
 This module is the one boundary where paho's return codes and reason codes become
 :mod:`gateway.mqtt.errors` exceptions.
@@ -21,12 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import socket
 import ssl
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
@@ -44,41 +37,15 @@ from gateway.mqtt.errors import (
     MqttSetupError,
     MqttTlsError,
 )
+from gateway.mqtt.paho_io import PahoSocketDriver
+from gateway.mqtt.settings import ConnectSettings, Will
 
+log = structlog.get_logger("pumpgw.mqtt")
 # CONNACK reason codes that mean "your credentials": MQTT 5 §3.2.2.2 (0x86, 0x87); paho maps
 # MQTT 3.1.1 return codes 4 and 5 (§3.2.2.3) onto the same values.
-log = structlog.get_logger("pumpgw.mqtt")
 _AUTH_REASONS = frozenset({0x86, 0x87})
-_MISC_INTERVAL_S = 1.0
-_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 MessageHandler = Callable[[str, bytes, bool], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectSettings:
-    """Everything needed to open a session; built by :func:`gateway.mqtt.settings.connect_settings`."""
-
-    host: str
-    port: int
-    client_id: str
-    keepalive_s: int = 30
-    username: str = ""
-    password: str | None = None
-    tls: ssl.SSLContext | None = None
-    protocol: Literal["3.1.1", "5"] = "5"
-    connect_timeout_s: float = 10.0
-    max_inflight: int = 20
-    session_expiry_s: int = 0  # MQTT 5: how long the broker keeps the session (and its will)
-    max_packet_bytes: int | None = None  # MQTT 5 Maximum Packet Size we accept (None: no limit)
 
 
 def _paho_error(rc: int, settings: ConnectSettings, doing: str) -> MqttError:
@@ -94,15 +61,11 @@ class MqttConnection:
     def __init__(self, settings: ConnectSettings, on_message: MessageHandler | None) -> None:
         self.settings = settings
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._on_message = on_message
         self._pending: dict[int, tuple[asyncio.Future[None], str]] = {}
         self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._closing = False
-        self._sock: Any = None
-        self._writing = False
-        self._tick: asyncio.TimerHandle | None = None
         self.inbound_refused = 0
         protocol = MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
         client = paho.Client(
@@ -123,11 +86,8 @@ class MqttConnection:
         client.on_publish = self._on_ack
         client.on_subscribe = self._on_suback
         client.on_message = self._on_paho_message
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
         self._client = client
+        self._io = PahoSocketDriver(client, on_lost=self._lost)
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -157,7 +117,7 @@ class MqttConnection:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         kwargs: dict[str, Any] = {}
         if s.protocol == "5":
-            # A fresh session each time (the durable queue above resends), kept by the broker
+            # A fresh session each time (the outbox above resends), kept by the broker
             # for session_expiry_s after a drop so its Last Will outlives a broker restart on
             # brokers that restore wills; Maximum Packet Size bounds what the broker may send
             # us (MQTT 5 §3.1.2.11.3-4). MQTT 3.1.1 has neither: docs/security.md.
@@ -174,7 +134,7 @@ class MqttConnection:
             rc = await asyncio.shield(work)
         except asyncio.CancelledError:
             # The thread cannot be interrupted; close whatever socket it ends up opening.
-            work.add_done_callback(lambda _f: self._close_socket())
+            work.add_done_callback(lambda _f: self._io.close())
             raise
         except ssl.SSLCertVerificationError as exc:
             raise MqttTlsError(f"server certificate rejected: {exc.verify_message}", host=s.host, port=s.port) from exc
@@ -193,15 +153,8 @@ class MqttConnection:
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise _paho_error(rc, s, "sending CONNECT")
         # Back on the loop thread: take over the socket paho opened in the executor.
-        self._sock = self._client.socket()
-        if self._sock is None:
+        if not self._io.attach():
             raise MqttConnectionLost("connection closed during CONNECT", host=s.host, port=s.port)
-        # MQTT packets are small and an alarm must not wait for Nagle's algorithm to batch it.
-        with contextlib.suppress(OSError, AttributeError):
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.add_reader(self._sock, self._on_readable)
-        self._sync_writer()
-        self._tick = self._loop.call_later(_MISC_INTERVAL_S, self._on_tick)
         try:
             async with asyncio.timeout(s.connect_timeout_s):
                 reason = await asyncio.shield(self._connack)
@@ -253,6 +206,12 @@ class MqttConnection:
         self._pending[info.mid] = (fut, topic)
         return fut
 
+    def flush(self) -> None:
+        """Write the queued publishes now, in as few TCP segments as possible, instead of at
+        the loop's next turn: a sender calls it after queueing a batch, so the broker works
+        on it meanwhile (:meth:`PahoSocketDriver.flush`)."""
+        self._io.flush()
+
     async def wait_closed(self) -> None:
         """Return when the session ends; raise :class:`MqttConnectionLost` unless we ended it."""
         await asyncio.shield(self._closed)
@@ -272,64 +231,10 @@ class MqttConnection:
     def abort(self) -> None:
         """Close the socket without DISCONNECT (the broker publishes the Last Will)."""
         self._closing = True
-        self._close_socket()
+        self._io.close()
         self._finish(None)
 
     # ---- paho callbacks (loop thread) ----------------------------------------------------
-
-    def _on_readable(self) -> None:
-        if _QUICKACK is not None and self._sock is not None:
-            # Acknowledge at once: a broker without TCP_NODELAY holds back the next PUBACK
-            # until our ACK, and the kernel would delay that ACK by up to 40 ms.
-            with contextlib.suppress(OSError):
-                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-        rc = self._client.loop_read()
-        # A TLS socket may hold decrypted bytes the selector cannot see.
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and _tls_pending(self._sock):
-            rc = self._client.loop_read()
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._lost(paho.error_string(rc))
-
-    def _on_writable(self) -> None:
-        rc = self._client.loop_write()
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._lost(paho.error_string(rc))
-
-    def _on_tick(self) -> None:
-        self._tick = None
-        if self._closed.done():
-            return
-        rc = self._client.loop_misc()
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._lost(f"keep-alive: {paho.error_string(rc)}")
-            return
-        self._tick = self._loop.call_later(_MISC_INTERVAL_S, self._on_tick)
-
-    def _on_loop_thread(self) -> bool:
-        return threading.get_ident() == self._loop_thread
-
-    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        # Called inside connect() on the executor thread; _connect registers it afterwards.
-        return None
-
-    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._on_loop_thread():
-            self._unregister(sock)
-
-    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._on_loop_thread() and self._sock is not None and not self._writing:
-            self._loop.add_writer(self._sock, self._on_writable)
-            self._writing = True
-
-    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._on_loop_thread() and self._writing and self._sock is not None:
-            self._loop.remove_writer(self._sock)
-            self._writing = False
-
-    def _sync_writer(self) -> None:
-        if self._client.want_write() and not self._writing:
-            self._loop.add_writer(self._sock, self._on_writable)
-            self._writing = True
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         if not self._connack.done():
@@ -382,13 +287,11 @@ class MqttConnection:
         if not self._connack.done():
             self._connack.set_exception(err)
             self._connack.exception()  # retrieved: reported by _connect, not as "never retrieved"
-        self._close_socket()
+        self._io.close()
         self._finish(None if self._closing else err)
 
     def _finish(self, err: MqttConnectionLost | None) -> None:
-        if self._tick is not None:
-            self._tick.cancel()
-            self._tick = None
+        self._io.stop()
         if self._closed.done():
             return
         s = self.settings
@@ -406,25 +309,3 @@ class MqttConnection:
         else:
             self._closed.set_exception(err)
             self._closed.exception()
-
-    def _unregister(self, sock: Any) -> None:
-        if sock is None or sock is not self._sock:
-            return
-        with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(sock)
-            if self._writing:
-                self._loop.remove_writer(sock)
-        self._writing = False
-
-    def _close_socket(self) -> None:
-        sock = self._sock if self._sock is not None else self._client.socket()
-        self._unregister(self._sock)
-        self._sock = None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-
-def _tls_pending(sock: Any) -> bool:
-    pending = getattr(sock, "pending", None)
-    return bool(pending and pending() > 0)

@@ -1,4 +1,4 @@
-"""Turn ``[mqtt]`` configuration into :class:`ConnectSettings`.
+"""What an MQTT session is opened with (:class:`ConnectSettings`), from ``[mqtt]`` configuration.
 
 Read at every connection attempt, so a rotated password file or renewed client
 certificate is picked up on the next reconnect without a restart. TLS is verified against
@@ -9,12 +9,41 @@ plaintext fallback (peers.md §3).
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from gateway.config.model import MqttConfig, TlsConfig
 from gateway.credentials import CredentialError, read_secret, resolve
-from gateway.mqtt.connection import ConnectSettings
 from gateway.mqtt.errors import MqttSetupError
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    """The Last Will the broker publishes when the session dies without DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSettings:
+    """Everything needed to open a session; built by :func:`connect_settings`."""
+
+    host: str
+    port: int
+    client_id: str
+    keepalive_s: int = 30
+    username: str = ""
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    protocol: Literal["3.1.1", "5"] = "5"
+    connect_timeout_s: float = 10.0
+    max_inflight: int = 20
+    session_expiry_s: int = 0  # MQTT 5: how long the broker keeps the session (and its will)
+    max_packet_bytes: int | None = None  # MQTT 5 Maximum Packet Size we accept (None: no limit)
 
 
 def read_password(path: Path, *, host: str, port: int) -> str:
@@ -33,7 +62,7 @@ class _PinnedNameContext(ssl.SSLContext):
 
     pinned_hostname: str = ""
 
-    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # type: ignore[no-untyped-def, override]
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
         return super().wrap_socket(sock, *args, server_hostname=self.pinned_hostname or server_hostname, **kwargs)
 
 

@@ -27,7 +27,7 @@ _FORBIDDEN = frozenset("+#/\x00")
 
 
 def _level(name: str, what: str) -> str:
-    if not name or any(ch in _FORBIDDEN for ch in name):
+    if not name or not _FORBIDDEN.isdisjoint(name):
         raise ValueError(f"{what} {name!r} cannot be an MQTT topic level (empty, or contains + # / or NUL)")
     return name
 

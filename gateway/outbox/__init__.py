@@ -3,14 +3,22 @@
 from gateway.outbox.errors import (
     MessageNotFound,
     OutboxAccessError,
-    OutboxBusy,
     OutboxClosed,
     OutboxCorrupt,
     OutboxError,
     OutboxFull,
     OutboxSchemaError,
+    OutboxStorageError,
 )
-from gateway.outbox.model import THINNABLE_KINDS, InboundReceipt, LaneStats, NewMessage, OutboxMessage, PumpStateRow
+from gateway.outbox.model import (
+    THINNABLE_KINDS,
+    InboundReceipt,
+    LaneStats,
+    NewMessage,
+    OutboxMessage,
+    Outcome,
+    PumpStateRow,
+)
 from gateway.outbox.store import Outbox
 
 __all__ = [
@@ -19,14 +27,15 @@ __all__ = [
     "MessageNotFound",
     "NewMessage",
     "Outbox",
+    "Outcome",
     "OutboxClosed",
     "OutboxAccessError",
-    "OutboxBusy",
     "OutboxFull",
     "OutboxCorrupt",
     "OutboxError",
     "OutboxMessage",
     "OutboxSchemaError",
+    "OutboxStorageError",
     "PumpStateRow",
     "THINNABLE_KINDS",
 ]

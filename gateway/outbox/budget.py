@@ -2,10 +2,11 @@
 
 What is counted: the bytes the outbox really occupies -- database pages in use plus the
 write-ahead log -- not just payloads (row and index overhead and the WAL made a 1 MiB budget
-a 6-8 MiB file). Checkpoint policy (:func:`checkpoint_pages`): SQLite checkpoints the WAL
-every ~5 % of the budget (at least 64, at most 1,000 pages) and truncates it back to that
-size (``journal_size_limit``), and after every thinning the WAL is checkpointed and
-truncated at once, so the WAL stays a small, counted share of the budget.
+a 6-8 MiB file). Checkpoint policy (:func:`checkpoint_pages`): the WAL is checkpointed
+often, by a worker thread (gateway.outbox.checkpoint), or by SQLite's automatic checkpoint every
+~5 % of the budget (at least 64, at most 1,000 pages) while the disk is full; it is cut back to
+that size (``journal_size_limit``) when it restarts, and after every thinning the WAL is
+checkpointed and truncated at once, so the WAL stays a small, counted share of the budget.
 
 Rule, applied inside the enqueue transaction when the counted bytes exceed ``max_bytes``
 (the *high-water mark*), down to the *low-water mark* (80 %), so an episode starts once per
@@ -68,11 +69,12 @@ def checkpoint_pages(max_bytes: int, page_size: int) -> int:
     return max(64, min(1000, int(max_bytes * 0.05) // page_size))
 
 
-def configure_wal(conn: sqlite3.Connection, max_bytes: int) -> None:
-    """Apply the checkpoint policy (module docstring) to an open outbox connection."""
+def configure_wal(conn: sqlite3.Connection, max_bytes: int, *, automatic: bool = True) -> None:
+    """Apply the checkpoint policy (module docstring) to an open outbox connection; with
+    ``automatic`` False the checkpoints are left to :mod:`gateway.outbox.checkpoint`."""
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     pages = checkpoint_pages(max_bytes, page_size)
-    conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+    conn.execute(f"PRAGMA wal_autocheckpoint={pages if automatic else 0}")
     conn.execute(f"PRAGMA journal_size_limit={pages * page_size}")
 
 
@@ -164,6 +166,7 @@ def enforce(
     need = used - cursor.target
     kinds = tuple(sorted(THINNABLE_KINDS))
     victims: list[tuple[int, str, int, float]] = []
+    chosen: set[int] = set()  # a pass at the next level reads the rows chosen at this one again
     freed = 0
     looked = 0
     while need > 0 and looked < slice_rows and cursor.level <= MAX_LEVEL + 1:
@@ -176,7 +179,10 @@ def enforce(
         looked += max(1, len(rows))  # an empty pass still costs a probe (bounded by the levels)
         for r in rows:  # oldest first: the oldest data loses resolution first
             cursor.after_id = r[0]
+            if r[0] in chosen:
+                continue
             if cursor.level > MAX_LEVEL or not keeps(r[0], now - r[3], cursor.level):
+                chosen.add(r[0])
                 victims.append(r)
                 freed += r[2] + ROW_OVERHEAD
                 if freed >= need:

@@ -47,6 +47,17 @@ class LaneStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed message, for :meth:`Outbox.finish_many` (a sender that keeps
+    several messages in flight records a window of outcomes in one transaction)."""
+
+    message: OutboxMessage
+    state: Literal["delivered", "quarantined", "expired"]
+    reason: str = ""
+    ack_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """One rendered message for one lane, not yet committed: exact bytes, MSH-10 fixed.
 

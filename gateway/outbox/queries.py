@@ -18,7 +18,23 @@ _COLUMNS = (
 
 
 def row_to_message(row: tuple) -> OutboxMessage:
-    return OutboxMessage(*row[:4], bytes(row[4]), *row[5:])
+    """A row of ``SELECT {_COLUMNS}`` as a message (the columns in the dataclass's order)."""
+    return OutboxMessage(
+        id=row[0],
+        lane=row[1],
+        kind=row[2],
+        control_id=row[3],
+        payload=bytes(row[4]),
+        priority=row[5],
+        created_at=row[6],
+        expires_at=row[7],
+        attempts=row[8],
+        state=row[9],
+        reason=row[10],
+        ack_text=row[11],
+        state_at=row[12],
+        ttl_s=row[13],
+    )
 
 
 def lane_stats(conn: sqlite3.Connection, now: float | None = None) -> dict[str, LaneStats]:

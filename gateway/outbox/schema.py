@@ -6,7 +6,8 @@ reads every page (6.8 s for a 4 GB outbox warm, minutes cold), so it is not part
 the daemon's outbox: :func:`integrity_check` runs after READY on a worker thread and on
 demand (``pumpgw outbox check``); see docs/operations.md, "Outbox integrity check".
 Journal mode is WAL. Durability (design.md §2 inv. 2) is chosen per commit by the caller
-with :func:`set_synchronous`: FULL for commits that *produce* messages (enqueue, operator
+with :func:`set_synchronous`: FULL (or NORMAL plus an fsync of the WAL before the caller is
+answered, gateway/outbox/groupcommit.py) for commits that *produce* messages (enqueue, operator
 actions), NORMAL for state transitions whose loss on power failure only causes a resend of
 identical bytes (see docs/integration-engineer.md, "Delivery guarantees").
 """

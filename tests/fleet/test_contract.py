@@ -48,7 +48,7 @@ def test_every_field_the_fleet_reads_is_in_the_published_schema_or_an_agreed_add
 def test_the_simulator_publishes_payloads_the_gateways_own_models_accept() -> None:
     # The test (not the fleet) may import the gateway: its pydantic models generate the schemas.
     from gateway.mqtt.library_payloads import LibraryInForcePayload, LibraryReleasePayload
-    from gateway.mqtt.payloads import PAYLOAD_MODELS
+    from gateway.mqtt.models import PAYLOAD_MODELS
 
     samples = {
         "mqtt-status.schema.json": P.status(PFX, "h", "g", state="online", session="s", since=T0, ward="w"),

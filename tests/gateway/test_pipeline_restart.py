@@ -250,13 +250,12 @@ async def test_a_failed_commit_is_retried_with_identical_bytes_and_control_ids(t
 
 
 async def test_the_mqtt_alarm_is_committed_in_the_same_transaction_as_the_hl7_alarms(tmp_path):
-    from gateway.mqtt.outbox_queue import OutboxQueue
+    from gateway.mqtt.envelope import decode_envelope
     from gateway.mqtt.publisher import MqttPublisher
-    from gateway.mqtt.queue import decode_envelope
 
     config = load_config_text(CONFIG + "\n[mqtt]\nenabled = true\n")
     outbox = Outbox.open(tmp_path / "o.sqlite")
-    live = MqttPublisher(config.mqtt, site="s", gateway_id="g", queue=OutboxQueue(outbox), version="t", config_hash="0")
+    live = MqttPublisher(config.mqtt, site="s", gateway_id="g", outbox=outbox, version="t", config_hash="0")
     pipeline = Pipeline(
         config, outbox, control_ids=ControlIdGenerator("001BC50C0000AA03"), live=live, pcd01_interval_s=3600
     )

@@ -12,7 +12,7 @@ import sys
 from gateway.config.model import MqttConfig
 from gateway.mqtt import MqttPublisher
 from tests.gateway.mqtt.conftest import snapshot
-from tests.gateway.mqtt.memory_queue import MemoryQueue
+from tests.gateway.mqtt.scratch_outbox import scratch_outbox
 
 
 async def main(host: str, port: int, heartbeat_s: float = 30.0, stale_after: float = 3) -> None:
@@ -24,7 +24,7 @@ async def main(host: str, port: int, heartbeat_s: float = 30.0, stale_after: flo
         heartbeat_interval_s=heartbeat_s,
         stale_after_intervals=int(stale_after),
     )
-    pub = MqttPublisher(cfg, site="site1", gateway_id="gw1", queue=MemoryQueue(), version="9.9", config_hash="beef")
+    pub = MqttPublisher(cfg, site="site1", gateway_id="gw1", outbox=scratch_outbox(), version="9.9", config_hash="beef")
     pub.update_state(snapshot())
     async with asyncio.TaskGroup() as tg:
         tg.create_task(pub.run())

@@ -12,19 +12,18 @@ from hypothesis import strategies as st
 
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.backoff import Backoff
+from gateway.druglib.verdicts import Severity, Verdict, VerdictKind, VerdictSet
 from gateway.events.model import EventKind, PumpEvent
+from gateway.mqtt.envelope import EnvelopeError, decode_envelope, encode_envelope
+from gateway.mqtt.gateway_payloads import inventory_payload
+from gateway.mqtt.models import AlarmPayload, EventPayload, StatePayload
 from gateway.mqtt.payloads import (
     PATIENT_ID_KEYS,
-    AlarmPayload,
-    EventPayload,
     PayloadError,
-    StatePayload,
     alarm_payload,
     event_payload,
-    inventory_payload,
     state_payload,
 )
-from gateway.mqtt.queue import EnvelopeError, decode_envelope, encode_envelope
 from gateway.mqtt.topics import Topics
 from tests.gateway.mqtt.conftest import T0, event, snapshot
 
@@ -84,13 +83,29 @@ def test_patient_identifiers_leave_payloads_only_when_configured(detail: dict[st
         assert {k: v for k, v in detail.items() if k.lower() not in PATIENT_ID_KEYS} == data["detail"]
 
 
-def test_state_verdicts_and_patient_object_are_redacted_unless_configured():
-    verdicts = [{"verdict": "above_soft_max", "limit": Decimal("10"), "mrn": "12345"}]
+def test_state_verdicts_are_typed_and_the_patient_object_is_redacted_unless_configured():
+    """Verdicts are typed models (no free-form keys that could carry a patient id); the JSON is
+    what the verdict's own ``to_dict`` said before they were typed."""
+    sha = "ab" * 32
+    verdict = Verdict(
+        VerdictKind.ABOVE_SOFT_MAX,
+        Severity.WARNING,
+        "dose above the soft maximum",
+        "L7",
+        sha,
+        limit_name="dose.soft_max",
+        value=Quantity(Decimal("12.5"), "mL/h"),
+        limit=Quantity(Decimal("10"), "mL/h"),
+        drug="heparin",
+        care_area="ICU",
+    )
+    verdicts = {"1": VerdictSet((verdict,), "L7", sha)}
     patient = {"patient_id": "PID-1"}
     off = json.loads(state_payload(snapshot(), verdicts=verdicts, include_patient_ids=False, patient=patient))
     on = json.loads(state_payload(snapshot(), verdicts=verdicts, include_patient_ids=True, patient=patient))
-    assert off["verdicts"] == [{"verdict": "above_soft_max", "limit": "10"}] and off["patient"] is None
-    assert on["verdicts"][0]["mrn"] == "12345" and on["patient"] == patient
+    assert off["verdicts"] == on["verdicts"] == [{"channel": "1", **verdicts["1"].to_dict()}]
+    assert StatePayload.model_validate(off).verdicts[0].verdicts[0].kind is VerdictKind.ABOVE_SOFT_MAX
+    assert off["patient"] is None and on["patient"] == patient
 
 
 def test_alarm_payload_carries_phase_instance_and_condition_and_events_refuse_alarms():

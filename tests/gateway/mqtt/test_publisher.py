@@ -8,18 +8,18 @@ import os
 from collections.abc import Awaitable, Callable
 
 from gateway.mqtt import MqttPublisher
-from gateway.mqtt.queue import encode_envelope
+from gateway.mqtt.envelope import encode_envelope
 from tests.gateway.mqtt.conftest import Broker, Subscriber, event, mqtt_config, snapshot
-from tests.gateway.mqtt.memory_queue import MemoryQueue
+from tests.gateway.mqtt.scratch_outbox import ScratchOutbox, scratch_outbox
 
 # The issue asks for a 30 s outage; the default run uses 5 s to keep the suite fast.
 BROKER_DOWN_S = float(os.environ.get("PUMPGW_TEST_BROKER_DOWN_S", "5"))
 BASE = "pumpgw/v1/site1/gw1"
 
 
-def make_publisher(broker: Broker, q: MemoryQueue, **overrides: object) -> MqttPublisher:
+def make_publisher(broker: Broker, q: ScratchOutbox, **overrides: object) -> MqttPublisher:
     return MqttPublisher(
-        mqtt_config(broker, **overrides), site="site1", gateway_id="gw1", queue=q, version="1.2.3", config_hash="cafe"
+        mqtt_config(broker, **overrides), site="site1", gateway_id="gw1", outbox=q, version="1.2.3", config_hash="cafe"
     )
 
 
@@ -55,7 +55,7 @@ async def collect(sub: Subscriber, topics: set[str], timeout: float = 10.0) -> d
 
 
 def test_birth_then_retained_state_availability_and_inventory_reach_a_late_subscriber(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
 
     async def body() -> None:
         pub.register_pumps(["bed07-a", "bed08-b"])
@@ -88,7 +88,7 @@ def test_birth_then_retained_state_availability_and_inventory_reach_a_late_subsc
 
 
 def test_events_and_alarms_arrive_in_order_on_their_topics_and_leave_the_queue_after_puback(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/pumps/+/events", f"{BASE}/pumps/+/alarms"])
 
     async def body() -> None:
@@ -115,7 +115,7 @@ def test_events_and_alarms_arrive_in_order_on_their_topics_and_leave_the_queue_a
 
 
 def test_a_corrupt_queued_message_is_quarantined_and_the_lane_continues(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/pumps/+/events"])
 
     async def body() -> None:
@@ -134,7 +134,7 @@ def test_a_publish_refused_by_the_broker_acl_is_quarantined_and_the_lane_continu
     acl = tmp_path / "acl"
     acl.write_text(f"pattern readwrite {BASE}/#\npattern deny {BASE}/pumps/bed13-x/#\n")
     broker = make_broker([f"acl_file {acl}"])
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/pumps/+/events"])
 
     async def body() -> None:
@@ -158,7 +158,7 @@ def test_broker_outage_every_event_and_alarm_arrives_in_order_once_it_returns(ma
     its own restart and the dashboard misses what the gateway sends before it resubscribes.
     """
     broker = make_broker(["persistence true"])
-    q = MemoryQueue()
+    q = scratch_outbox()
     topics = [f"{BASE}/pumps/+/events", f"{BASE}/pumps/+/alarms", f"{BASE}/pumps/+/state"]
     sub = subscribe(broker, topics, client_id="dashboard", clean=False)
     total = 60
@@ -213,7 +213,7 @@ def test_broker_outage_every_event_and_alarm_arrives_in_order_once_it_returns(ma
 
 
 def test_retained_state_is_the_newest_after_a_broker_restart_without_persistence(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
 
     async def body() -> None:
         pub.update_state(snapshot("bed07-a", "1.0"))
@@ -245,7 +245,7 @@ def test_retained_state_is_the_newest_after_a_broker_restart_without_persistence
 
 
 def test_a_rebirth_request_republishes_status_and_every_retained_topic(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/#"])
 
     async def body() -> None:
@@ -272,7 +272,7 @@ def test_a_rebirth_request_republishes_status_and_every_retained_topic(broker, s
 
 
 def test_a_clean_stop_publishes_offline_status(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
 
     async def body() -> None:
         await pub.wait_online()
@@ -285,7 +285,7 @@ def test_a_clean_stop_publishes_offline_status(broker, subscribe):
 
 
 def test_envelope_topics_are_used_verbatim(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, ["elsewhere/x"])
 
     async def body() -> None:
@@ -307,7 +307,7 @@ def test_gateway_alert_reaches_the_alerts_topic_through_the_durable_queue(broker
     """An outbox alert (e.g. a quarantined message) is logged and published on .../alerts."""
     from gateway.alerts import GatewayAlerts
 
-    q = MemoryQueue()
+    q = scratch_outbox()
     alerts = GatewayAlerts()
     sub = subscribe(broker, [f"{BASE}/alerts"])
 

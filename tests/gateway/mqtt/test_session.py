@@ -20,7 +20,7 @@ from gateway.mqtt.connection import MqttConnection
 from gateway.mqtt.settings import connect_settings
 from tests.conftest import REPO
 from tests.gateway.mqtt.conftest import mqtt_config, snapshot
-from tests.gateway.mqtt.memory_queue import MemoryQueue
+from tests.gateway.mqtt.scratch_outbox import scratch_outbox
 from tests.gateway.mqtt.test_publisher import BASE, make_publisher, run_with
 
 
@@ -84,9 +84,9 @@ def test_tls_with_a_test_ca_and_a_client_certificate_carries_retained_state(make
         key_file=tmp_path / "client.key",
         server_hostname="localhost",
     )
-    q = MemoryQueue()
+    q = scratch_outbox()
     pub = MqttPublisher(
-        mqtt_config(broker, tls=tls), site="site1", gateway_id="gw1", queue=q, version="1", config_hash="h"
+        mqtt_config(broker, tls=tls), site="site1", gateway_id="gw1", outbox=q, version="1", config_hash="h"
     )
 
     async def body() -> None:
@@ -146,7 +146,7 @@ def test_refused_credentials_raise_a_clear_auth_error_retried_at_the_longest_bac
     broker = make_broker([f"password_file {pwfile}", "allow_anonymous false"])
     secret = tmp_path / "mqtt.secret"
     secret.write_text("wrong-secret\n")
-    q = MemoryQueue()
+    q = scratch_outbox()
     pub = make_publisher(broker, q, username="gw1", password_file=secret, protocol=protocol)
 
     async def body() -> None:

@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.conftest import REPO
 from tests.gateway.mqtt.conftest import Broker, snapshot
-from tests.gateway.mqtt.memory_queue import MemoryQueue
+from tests.gateway.mqtt.scratch_outbox import scratch_outbox
 from tests.gateway.mqtt.test_publisher import BASE, make_publisher, run_with, wait_for
 
 
@@ -68,7 +68,7 @@ def kill_broker(broker: Broker) -> None:
 
 
 def test_retained_status_carries_heartbeat_ward_and_expiry_and_is_refreshed(broker):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = V5Subscriber(broker, f"{BASE}/#")
 
     async def body() -> None:
@@ -89,13 +89,13 @@ def test_retained_status_carries_heartbeat_ward_and_expiry_and_is_refreshed(brok
         assert all(expiry is not None and expiry <= 3 for _, expiry in births)  # 1 s x 3
 
     pub = make_publisher(broker, q, heartbeat_interval_s=1, stale_after_intervals=3)
-    pub._ward = "icu-3"
+    pub.producer.ward = "icu-3"
     run_with(pub, body)
     sub.close()
 
 
 def test_a_clean_stop_takes_every_pump_offline_with_the_gateway_since_the_stop(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
 
     async def body() -> None:
         pub.register_pumps(["bed07-a", "bed08-a"])
@@ -198,7 +198,7 @@ def test_a_gateway_killed_while_the_persistent_broker_is_down_stops_looking_onli
 
 
 def test_an_oversized_publish_on_the_rebirth_topic_never_reaches_the_gateway(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/status"])
 
     async def body() -> None:
@@ -218,7 +218,7 @@ def test_an_oversized_publish_on_the_rebirth_topic_never_reaches_the_gateway(bro
 
 
 def test_rebirth_requests_in_a_loop_are_coalesced_to_one_per_interval(broker, subscribe):
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/status"])
 
     async def body() -> None:
@@ -241,7 +241,7 @@ def test_with_mqtt_3_1_1_an_oversized_inbound_message_is_dropped_before_any_hand
     """3.1.1 cannot announce a Maximum Packet Size: the broker delivers, the gateway drops it."""
     import structlog
 
-    q = MemoryQueue()
+    q = scratch_outbox()
     sub = subscribe(broker, [f"{BASE}/status"])
 
     async def body() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -46,13 +47,22 @@ async def test_concurrent_enqueues_of_one_loop_turn_share_one_commit(tmp_path):
     ob.close()
 
 
-async def test_schema_uses_wal_and_full_synchronous_for_enqueue(tmp_path):
+async def test_schema_uses_wal_and_enqueue_returns_only_after_the_wal_is_fsynced(tmp_path, monkeypatch):
+    """The equivalent of synchronous=FULL (design.md §2 inv. 2): the commit's WAL frames are
+    fsynced -- by the real fsync, watched here, on a worker thread -- before enqueue returns."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def watched_fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
     ob = Outbox.open(tmp_path / "o.db")
-    seen = []
-    ob._conn.set_trace_callback(seen.append)
+    synced.clear()
     await put(ob, "doc", "C1")
     assert ob._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert ob._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL during enqueue commits
+    assert synced == [f"{tmp_path / 'o.db'}-wal"]  # before put() returned
     ob.close()
 
 
@@ -284,4 +294,22 @@ async def test_oldest_pending_age_is_reported(tmp_path):
     t = time.time()
     age = ob.stats()["doc"].oldest_pending_age_s
     assert 0 <= age <= time.time() - t + 1
+    ob.close()
+
+
+async def test_a_sender_does_not_claim_a_message_before_its_commit_is_fsynced(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    await put(ob, "doc", "C0")
+    gate = threading.Event()
+    ob._producer._syncer.submit(gate.wait, 10)  # the fsync thread is busy: the next sync waits
+    enqueue = asyncio.create_task(put(ob, "doc", "C1"))
+    for _ in range(100):  # until C1 is committed (visible in the file), its fsync still queued
+        await asyncio.sleep(0.001)
+        if "C1" in committed_control_ids(tmp_path / "o.db"):
+            break
+    assert "C1" in committed_control_ids(tmp_path / "o.db") and not enqueue.done()
+    assert [m.control_id for m in await ob.claim_many("doc", 10)] == ["C0"]  # not C1 yet
+    gate.set()
+    await enqueue
+    assert [m.control_id for m in await ob.claim_many("doc", 10)] == ["C1"]
     ob.close()

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from gateway.outbox import schema, store
+from gateway.outbox import delivery, maintenance, schema
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -35,13 +35,14 @@ def plan(conn: sqlite3.Connection, sql: str, args: tuple) -> str:
 
 
 def test_the_claim_reads_the_lane_head_through_the_lane_state_id_index(conn):
-    text = plan(conn, store.CLAIM_SQL, ("doc", store.CLAIM_BATCH))
-    assert text == "SEARCH messages USING INDEX messages_lane_state (lane=? AND state=?)"  # no sort, no scan
+    text = plan(conn, delivery.CLAIM_SQL, ("doc", delivery.NO_LIMIT, delivery.CLAIM_BATCH))
+    # no sort, no scan; ids not yet fsynced (gateway.outbox.groupcommit) bound the range
+    assert text == "SEARCH messages USING INDEX messages_lane_state (lane=? AND state=? AND id<?)"
 
 
 def test_marking_a_claimed_batch_in_flight_looks_rows_up_by_rowid(conn):
-    ids = tuple(range(1, store.CLAIM_BATCH + 1))
-    text = plan(conn, store.MARK_IN_FLIGHT_SQL.format(",".join("?" * len(ids))), (0.0, *ids))
+    ids = tuple(range(1, delivery.CLAIM_BATCH + 1))
+    text = plan(conn, delivery.MARK_IN_FLIGHT_SQL.format(",".join("?" * len(ids))), (0.0, *ids))
     assert text.startswith("SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)")
     assert "state_at" not in text and "SCAN" not in text
 
@@ -49,8 +50,9 @@ def test_marking_a_claimed_batch_in_flight_looks_rows_up_by_rowid(conn):
 @pytest.mark.parametrize(
     "sql, args",
     [
-        (store.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
-        (store.EXPIRE_SQL, (0.0, "ttl", 7)),
+        (delivery.FINISH_SQL, ("delivered", 0.0, "", "AA", 1, 2, 7)),
+        (delivery.EXPIRE_SQL, (0.0, "ttl", 7)),
+        (delivery.RECOVER_SQL, (0.0, "AA", 1, 2, 7, "C7")),
     ],
 )
 def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
@@ -58,7 +60,7 @@ def test_finishing_a_message_is_one_rowid_lookup(conn, sql, args):
 
 
 def test_a_compaction_slice_finds_delivered_rows_through_the_state_index(conn):
-    text = plan(conn, store.COMPACT_SLICE_SQL, (0.0, store.COMPACT_SLICE))
+    text = plan(conn, maintenance.COMPACT_SLICE_SQL, (0.0, maintenance.COMPACT_SLICE))
     assert "USING INTEGER PRIMARY KEY (rowid=?)" in text
     assert (
         "USING INDEX messages_state_at (state=? AND state_at<?)" in text

@@ -69,3 +69,17 @@ def test_with_nothing_thinnable_the_episode_ends_over_budget_after_a_bounded_num
     outcome = budget.enforce(conn, used=10_000, max_bytes=1_000, now=now, cursor=cursor, slice_rows=1000)
     assert outcome.still_over and not cursor.active and survivors(conn) == {"A"}
     conn.close()
+
+
+def test_rows_chosen_at_one_level_are_counted_once_when_the_same_pass_goes_on_to_the_next(tmp_path):
+    now = time.time()
+    n = 300
+    conn = backlog(tmp_path / "o.db", n, now)
+    used = n * (1000 + budget.ROW_OVERHEAD)
+    # far over: level after level within one call, each re-reading the rows chosen before
+    outcome = budget.enforce(conn, used=used * 4, max_bytes=used // 10, now=now, slice_rows=10**6)
+    conn.commit()
+    thinned = n - len(survivors(conn))
+    assert sum(outcome.thinned.values()) == thinned
+    assert conn.execute("SELECT thinned FROM lane_counters WHERE lane='doc'").fetchone()[0] == thinned
+    conn.close()

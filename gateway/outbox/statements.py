@@ -1,0 +1,39 @@
+"""The senders' statements (gateway.outbox.delivery).
+
+Every statement touches only the rows it changes, through an index that fits: the claim reads
+the lane's head through (lane, state, id); updates find their rows by rowid. NOT INDEXED keeps
+the planner off the (state, state_at) index, through which "state='pending' AND id IN (...)"
+walked every pending row (13.8 ms a batch at 100k pending, ~200 ms at 1M).
+tests/gateway/outbox/test_query_plans.py pins these plans.
+"""
+
+CLAIM_SQL = (
+    "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
+    "FROM messages WHERE lane = ? AND state = 'pending' AND id < ? ORDER BY id LIMIT ?"
+)
+MARK_IN_FLIGHT_SQL = (
+    "UPDATE messages NOT INDEXED SET state='in_flight', state_at=? WHERE id IN ({}) AND state='pending'"
+)
+# size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
+FINISH_SQL = (
+    "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
+    "size=length(payload) + ? WHERE id=?"
+)
+EXPIRE_SQL = "UPDATE messages NOT INDEXED SET state='expired', state_at=?, reason=? WHERE id=?"
+# a journalled delivery applied at open: the control id must match too (gateway.outbox.journal)
+RECOVER_SQL = (
+    "UPDATE messages NOT INDEXED SET state='delivered', state_at=?, reason='', ack_text=?, attempts=?, "
+    "size=length(payload) + ? WHERE id=? AND control_id=? AND state IN ('in_flight', 'pending')"
+)
+RETURN_SQL = "UPDATE messages SET state='pending', state_at=? WHERE state='in_flight'"
+RETURN_LANE_SQL = "UPDATE messages SET state='pending', state_at=? WHERE lane=? AND state='in_flight'"
+
+__all__ = [
+    "CLAIM_SQL",
+    "EXPIRE_SQL",
+    "FINISH_SQL",
+    "MARK_IN_FLIGHT_SQL",
+    "RECOVER_SQL",
+    "RETURN_LANE_SQL",
+    "RETURN_SQL",
+]

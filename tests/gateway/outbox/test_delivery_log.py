@@ -1,0 +1,179 @@
+"""Deliveries recorded in the delivery journal (one write each) and applied to their rows
+later: on real files, a journalled delivery is never sent again -- after a crash, a sender
+restart or a clean stop -- every figure counts it as delivered at once, and a journal that
+does not belong to the file beside it marks nothing delivered."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import signal
+import sqlite3
+
+import pytest
+
+from gateway.outbox import Outbox, OutboxStorageError, Outcome, journal, queries
+from gateway.outbox.delivery import LOG_LIMIT
+from gateway.outbox.journal import DeliveryJournal, journal_path
+
+
+async def fill(ob: Outbox, lane: str, n: int) -> None:
+    for i in range(n):
+        await ob.enqueue(lane=lane, kind="pcd01", control_id=f"C{i}", payload=b"MSH|" + str(i).encode(), ttl_s=3600)
+
+
+def rows(path) -> dict[str, str]:
+    """control_id -> state of the message rows themselves (not the log)."""
+    with sqlite3.connect(path) as conn:
+        return dict(conn.execute("SELECT control_id, state FROM messages ORDER BY id"))
+
+
+def logged(path) -> int:
+    """Deliveries in the journal beside ``path``."""
+    return journal_path(path).read_bytes().count(b"\n")
+
+
+async def test_a_delivery_is_one_journal_line_and_no_sql_until_the_batch_runs_out(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 5)
+    msg = await ob.claim("doc")
+    seen: list[str] = []
+    ob._conn.set_trace_callback(seen.append)
+    msg = await ob.finish(msg, "delivered", ack_text="AA")  # more claimed rows in hand: the journal only
+    ob._conn.set_trace_callback(None)
+    assert seen == []  # no SQLite statement, no WAL frame
+    assert rows(path)["C0"] == "in_flight" and logged(path) == 1
+    while msg is not None:  # the lane runs dry: one transaction applies the journal
+        msg = await ob.finish(msg, "delivered", ack_text="AA")
+    assert set(rows(path).values()) == {"delivered"} and logged(path) == 0
+    ob.close()
+
+
+async def test_a_logged_delivery_survives_a_crash_and_is_not_sent_again(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 4)
+    first = await ob.claim("doc")
+    second = await ob.finish(first, "delivered", ack_text="AA")  # logged, not applied
+    assert second is not None and second.control_id == "C1"
+    ob.close()  # as after SIGKILL: no clean stop, C1 on the wire, C0 only in the journal
+    assert rows(path)["C0"] == "in_flight" and logged(path) == 1
+    ob = Outbox.open(path)
+    assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending", "C3": "pending"}
+    assert logged(path) == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT ack_text FROM messages WHERE control_id='C0'").fetchone()[0] == "AA"
+    resent = await ob.claim_many("doc", 10)
+    assert [m.control_id for m in resent] == ["C1", "C2", "C3"]  # only the one in flight again
+    ob.close()
+
+
+async def test_a_sender_restarting_on_its_lane_does_not_resend_logged_deliveries(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 3)
+    [a, b, c] = await ob.claim_many("doc", 3)
+    await ob.finish_many([Outcome(a, "delivered", ack_text="AA")])  # the journal
+    assert await ob.reset_lane("doc") == 2  # b and c back to pending; a stays delivered
+    assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending"}
+    assert [m.control_id for m in await ob.claim_many("doc", 10)] == ["C1", "C2"]
+    await ob.aclose()
+    assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending"}
+
+
+async def test_the_daemons_figures_count_a_journalled_delivery_as_delivered_at_once(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 3)
+    [a, _, _] = await ob.claim_many("doc", 3)
+    before = ob.stats()["doc"].bytes
+    await ob.finish_many([Outcome(a, "delivered", ack_text="AA")])
+    assert logged(path) == 1
+    stats = ob.stats()["doc"]
+    assert (stats.delivered, stats.in_flight, stats.pending) == (1, 2, 0)
+    assert stats.bytes == before + 2 == ob.bytes  # the stored ACK text counts at once
+    # Another process (the operator CLI) reads the rows: until the lane's next batch applies
+    # the journal it sees the delivery as still in flight (at most LOG_LIMIT rows, briefly).
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:
+        assert queries.lane_stats(cli)["doc"].in_flight == 3
+    assert await ob.claim_many("doc", 1) == []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:
+        cli_stats = queries.lane_stats(cli)["doc"]
+        assert (cli_stats.delivered, cli_stats.in_flight) == (1, 2)
+    ob.close()
+
+
+async def test_the_log_never_holds_more_than_its_limit(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", LOG_LIMIT + 40)
+    window = await ob.claim_many("doc", LOG_LIMIT + 40)
+    most = 0
+    for msg in window:  # deliveries alone, never a claim in between (as MQTT's PUBACKs may come)
+        await ob.finish_many([Outcome(msg, "delivered")])
+        most = max(most, logged(path))
+    assert most <= LOG_LIMIT
+    assert ob.stats()["doc"].delivered == LOG_LIMIT + 40
+    ob.close()
+
+
+async def test_a_journal_left_beside_a_replaced_outbox_marks_nothing_delivered(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 3)
+    [a, _, _] = await ob.claim_many("doc", 3)
+    await ob.finish_many([Outcome(a, "delivered")])
+    ob.close()  # crash: the journal holds message 1
+    kept = tmp_path / "kept-journal"
+    shutil.copy(journal_path(path), kept)
+    for side in ("", "-wal", "-shm", "-delivered"):  # the operator moves the outbox aside...
+        (tmp_path / f"o.db{side}").unlink(missing_ok=True)
+    shutil.copy(kept, journal_path(path))  # ...but the journal stays behind
+    ob = Outbox.open(path)
+    for i in range(3):  # new messages, ids from 1 again, other control ids
+        await ob.enqueue(lane="doc", kind="pcd01", control_id=f"N{i}", payload=b"MSH|n", ttl_s=3600)
+    ob.close()
+    ob = Outbox.open(path)
+    assert rows(path) == {"N0": "pending", "N1": "pending", "N2": "pending"}
+    ob.close()
+
+
+async def test_a_journal_write_cut_short_records_none_of_the_window(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 6)
+    window = await ob.claim_many("doc", 6)
+    await ob.finish_many([Outcome(window[0], "delivered")])
+    size = journal_path(path).stat().st_size
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 60, hard))  # room for about one more line
+    try:
+        with pytest.raises(OutboxStorageError):
+            await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert journal_path(path).stat().st_size == size  # cut back: no torn line, no part of the window
+    assert all(m.state == "in_flight" for m in window[1:])
+    await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])  # retried whole
+    ob.close()
+    ob = Outbox.open(path)  # applies the journal
+    assert set(rows(path).values()) == {"delivered"}
+    ob.close()
+
+
+def test_journal_lines_carry_any_text_exactly_and_a_torn_tail_ends_the_reading(tmp_path):
+    path = tmp_path / "o.db"
+    j = DeliveryJournal(path)
+    j.append([("C\t1\n", ("delivered", 1.25, "", "AE\tpatient\nlé\ud800", 3, 9, 42))])
+    j.append([("C2", ("delivered", 2.5, "", "AA", 1, 2, 43))])
+    j.close()
+    with open(journal_path(path), "ab") as f:
+        f.write(b"44\t3.0\t1\t2\t'C3")  # a line cut short by a power loss
+    assert journal.read(path) == [
+        (1.25, "AE\tpatient\nlé\ud800", 3, 9, 42, "C\t1\n"),
+        (2.5, "AA", 1, 2, 43, "C2"),
+    ]
+    assert oct(journal_path(path).stat().st_mode & 0o777) == "0o640"  # the ACK text may be peer text

@@ -1,0 +1,63 @@
+"""No sqlite3 exception crosses the outbox boundary: a file locked by another writer (the
+operator CLI in the middle of a requeue, here a real second connection) or a damaged table
+gives the outbox's own OutboxStorageError, and nothing of the failed operation is recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from gateway.outbox import NewMessage, Outbox, OutboxError, OutboxStorageError, Outcome
+
+
+async def locked_outbox(tmp_path) -> tuple[Outbox, sqlite3.Connection, list]:
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    for i in range(4):
+        await ob.enqueue(lane="doc", kind="pcd01", control_id=f"C{i}", payload=b"MSH|x", ttl_s=3600)
+    held = await ob.claim_many("doc", 2)
+    ob._conn.execute("PRAGMA busy_timeout=50")  # fail fast (the daemon waits up to 1 s)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    return ob, other, held
+
+
+async def test_every_write_on_a_locked_file_raises_the_outboxs_own_error(tmp_path):
+    ob, other, held = await locked_outbox(tmp_path)
+    attempts = {
+        "enqueue": lambda: ob.enqueue(lane="doc", kind="pcd01", control_id="N", payload=b"x", ttl_s=60),
+        "commit": lambda: ob.commit([NewMessage("am", "pcd04", "A", b"x", 60)]),
+        "claim": lambda: ob.claim("doc"),
+        "claim_many": lambda: ob.claim_many("doc", 5),
+        "finish": lambda: ob.finish(held[0], "quarantined", reason="AE", claim_next=False),
+        "finish_many": lambda: ob.finish_many([Outcome(held[0], "quarantined", reason="AE")]),
+        "reset_lane": lambda: ob.reset_lane("doc"),
+        "forget_receipts": lambda: ob.forget_receipts(0),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(OutboxStorageError) as info:
+            await attempt()
+        assert not isinstance(info.value, sqlite3.Error), name
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError), name  # kept for DEBUG
+    other.execute("ROLLBACK")
+    other.close()
+    # nothing was recorded meanwhile, and the outbox works again once the lock is gone
+    stats = ob.stats()["doc"]
+    assert (stats.pending, stats.in_flight, stats.quarantined) == (2, 2, 0)
+    await ob.finish_many([Outcome(held[0], "quarantined", reason="AE")])
+    assert ob.stats()["doc"].quarantined == 1
+    ob.close()
+
+
+async def test_a_read_of_a_damaged_table_raises_the_outboxs_own_error(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    with sqlite3.connect(path) as other:
+        other.execute("DROP TABLE inbound_receipts")
+        other.execute("DROP TABLE pump_state")
+    with pytest.raises(OutboxError):
+        ob.receipt("src", "sender", "C1")
+    with pytest.raises(OutboxStorageError):
+        ob.load_states()
+    ob.close()
