@@ -27,10 +27,10 @@ from hl7apy.core import Message  # noqa: E402
 from hl7apy.parser import parse_message as hl7apy_parse  # noqa: E402
 from hl7apy.parser import parse_segment  # noqa: E402
 
+from common.pcd.parse import parse_message  # noqa: E402
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity  # noqa: E402
 from gateway.events.model import EventKind, PumpEvent  # noqa: E402
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo, encode_pcd01, encode_pcd10  # noqa: E402
-from gateway.hl7.parse import parse_message  # noqa: E402
 
 EUI = "0012211839000001"
 
@@ -190,7 +190,7 @@ def main() -> int:
             ours = rate(lambda: parse_ack(ack), args.seconds)
             print(f"{'  gateway.mllp.ack.parse_ack':44} {ours:12,.0f} {ours / base_rate:11.2f}x")
     tolerant = rate(lambda: parse_message(ack), args.seconds)
-    print(f"{'  gateway.hl7.parse (checker, tolerant)':44} {tolerant:12,.0f} {tolerant / base_rate:11.2f}x")
+    print(f"{'  common.pcd.parse (checker, tolerant)':44} {tolerant:12,.0f} {tolerant / base_rate:11.2f}x")
     apy = rate(lambda: hl7apy_parse(ack.decode(), validation_level=VALIDATION_LEVEL.TOLERANT), args.seconds)
     print(f"{'  hl7apy parse_message':44} {apy:12,.0f} {apy / base_rate:11.4f}x")
     return 0

@@ -7,7 +7,7 @@ on their own ptys, B. Braun pumps in TCP racks -- and the EHR receiver simulator
 the daemon with SIGKILL ``--kills`` times at random moments while alarms are raised and
 cleared, infusions are titrated and pumps or whole racks are unplugged. A last phase quiets
 the ward and stops the daemon cleanly. Every message the receiver logged is then read back
-(``simulators/restart_story.py``, ``gateway/hl7/story.py``).
+(``tests/e2e/restart_story.py``, ``gateway/hl7/story.py``).
 
 Prints the counts that must all be 0: orphaned onsets, start-after-start, lost online (plus
 double ends, unknown parents, online without offline), next to what was told.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulators.restart_story import StoryPlan, run_restart_story  # noqa: E402
+from tests.e2e.restart_story import StoryPlan, run_restart_story  # noqa: E402
 
 
 def main() -> int:

@@ -3,15 +3,24 @@
 Measures in the same run, on loopback, with the same stop-and-wait MLLP client (what a vendor
 server does: the next message after the ACK of the previous one), ``--connections`` of them:
 
-* **source**: a real in-process gateway (gateway.daemon.build_daemon) with one ``[[sources]]``
-  listener: framing -> tolerant parse -> conformance check -> mapping -> drug-library verdicts
-  -> events -> HL7 rendering -> one outbox commit (SQLite, synchronous=FULL) per message ->
-  ACK; an EHR receiver takes the outgoing messages meanwhile;
 * **echo**: a bare asyncio MLLP server that answers every frame with a fixed ACK at once;
+* **durable commits**: bare SQLite transactions (WAL, synchronous=FULL) in the outbox's
+  directory -- the disk's own limit; with stop-and-wait senders a group commit holds at most
+  one message per connection, so ``connections x`` this bounds any gateway;
+* **source, conformance = "report"** (the default; the goal's figure): a real in-process
+  gateway (gateway.daemon.build_daemon) with one ``[[sources]]`` listener: framing ->
+  tolerant parse -> mapping -> drug-library verdicts -> events -> HL7 rendering -> outbox
+  commit (concurrent connections share group commits) -> ACK; the conformance check runs after
+  the ACK (gateway/sources/conformance.py) and the bench waits for it before stopping the CPU
+  clock; an EHR receiver takes the outgoing messages meanwhile;
+* **source, conformance = "refuse_errors"**: the same with the check before the commit (it
+  decides AE), printed for comparison; the goal is for the default mode.
 
-and prints messages/s of each and their ratio (goal >= 0.3). Then it opens ``--idle``
-connections to the listener and reports the memory they hold: Python heap (tracemalloc) and
-process RSS, per connection. Figures are from this machine and this run only.
+It prints messages/s and CPU microseconds per message (this process: clients, server and all
+it runs; steadier than wall time on shared cores) of each, and the ratios (goal >= 0.3 of
+the echo). Then it opens ``--idle`` connections to the listener and reports the memory they
+hold: Python heap (tracemalloc) and process RSS, per connection. Figures are from this
+machine and this run only.
 
 Run: .venv/bin/python bench/source_bench.py [--messages 2000] [--connections 4] [--idle 200]
 """
@@ -22,6 +31,7 @@ import argparse
 import asyncio
 import json
 import socket
+import sqlite3
 import sys
 import tempfile
 import time
@@ -30,11 +40,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.mllp.framing import MllpDecoder, frame
+from common.resources import config_dir
 from gateway.config.load import load_config_text
 from gateway.daemon import build_daemon
 from gateway.log import configure_logging
-from gateway.mllp.framing import MllpDecoder, frame
-from gateway.resources import config_dir
 from simulators.ehr import EhrReceiver
 from simulators.vendor_server import messages
 
@@ -65,13 +75,16 @@ def workload(n: int, connections: int) -> list[list[bytes]]:
     ]
 
 
-async def run_clients(port: int, work: list[list[bytes]]) -> float:
-    t0 = time.perf_counter()
+async def run_clients(port: int, work: list[list[bytes]]) -> tuple[float, float]:
+    """Messages/s (wall clock) and this process's CPU microseconds per message (clients,
+    server and everything the server runs meanwhile; steadier than wall time on shared cores)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     counts = await asyncio.gather(*(client(port, w) for w in work))
-    return sum(counts) / (time.perf_counter() - t0)
+    n = sum(counts)
+    return n / (time.perf_counter() - t0), (time.process_time() - c0) / n * 1e6
 
 
-async def echo_rate(work) -> float:
+async def echo_rate(work) -> tuple[float, float]:
     async def serve(reader, writer):
         decoder = MllpDecoder()
         while data := await reader.read(65536):
@@ -90,7 +103,7 @@ async def echo_rate(work) -> float:
         await server.wait_closed()
 
 
-def gateway_config(state: Path, ehr_port: int) -> str:
+def gateway_config(state: Path, ehr_port: int, conformance: str) -> str:
     devices = "".join(
         f'\n[[sources.devices]]\nid = "vs-{n:02d}"\ndevice = "{p.device}"\ncare_area = "ICU"\n'
         for n, p in enumerate(messages.VERDICT_PROGRAMS.values(), 1)
@@ -118,8 +131,29 @@ messages = ["pcd01", "pcd10", "pcd04"]
 name = "bench"
 port = 0
 max_connections = 1000
+conformance = "{conformance}"
 {devices}
 """
+
+
+def durable_commits_per_s(state_dir, n: int = 300) -> float:
+    """Bare SQLite transactions (WAL, synchronous=FULL, one 2 KB row each) in the outbox's
+    directory: the disk's own limit. Stop-and-wait senders put at most one message each into a
+    group commit, so ``connections`` times this is a ceiling no processing can beat."""
+    with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
+        db = sqlite3.connect(Path(tmp) / "fsync.sqlite", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t (payload BLOB)")
+        payload = b"x" * 2048
+        t0 = time.perf_counter()
+        for _ in range(n):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t VALUES (?)", (payload,))
+            db.execute("COMMIT")
+        rate = n / (time.perf_counter() - t0)
+        db.close()
+    return rate
 
 
 def rss_kib() -> int:
@@ -127,48 +161,82 @@ def rss_kib() -> int:
         return int(fh.read().split()[1]) * 4
 
 
-async def main(args) -> dict:
-    configure_logging(level="error", fmt="json")
-    work = workload(args.messages, args.connections)
-    echo = await echo_rate(work)
-    with tempfile.TemporaryDirectory(dir=args.state_dir) as tmp:
+async def source_run(work, conformance: str, state_dir, idle: int) -> dict:
+    """One in-process gateway: messages/s through the listener, then (if ``idle``) the memory
+    per open connection. In report mode also how long the checker ran on after the last ACK."""
+    with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
         ehr = EhrReceiver(port=0)
         ehr_port = await ehr.start()
-        daemon = build_daemon(load_config_text(gateway_config(Path(tmp), ehr_port)))
+        daemon = build_daemon(load_config_text(gateway_config(Path(tmp), ehr_port, conformance)))
         task = asyncio.get_running_loop().create_task(daemon.supervisor.run(install_signal_handlers=False))
         listener = daemon.sources[0]
         await listener.ready.wait()
-        source = await run_clients(listener.port, work)
-        # memory per idle open connection
-        await asyncio.sleep(0.5)
-        tracemalloc.start()
-        heap0, rss0 = tracemalloc.get_traced_memory()[0], rss_kib()
-        loop = asyncio.get_running_loop()
-        socks = []
-        for _ in range(args.idle):  # plain non-blocking sockets: the client side adds almost nothing
-            s = socket.socket()
-            s.setblocking(False)
-            await loop.sock_connect(s, ("127.0.0.1", listener.port))
-            socks.append(s)
-        async with asyncio.timeout(30):
-            while listener.counters["connections"] < args.idle + args.connections:
-                await asyncio.sleep(0.01)
-        heap1, rss1 = tracemalloc.get_traced_memory()[0], rss_kib()
-        tracemalloc.stop()
-        for s in socks:
-            s.close()
+        rate, cpu = await run_clients(listener.port, work)
+        t0, c0 = time.perf_counter(), time.process_time()
+        await listener.handler.conformance.drain()
+        n = sum(len(w) for w in work)
+        out = {
+            "msgs_per_s": round(rate),
+            "cpu_us_per_msg": round(cpu + (time.process_time() - c0) / n * 1e6),  # with the checks after
+            "checker_ran_on_s": round(time.perf_counter() - t0, 3),
+        }
+        counters = listener.handler.counters
+        out |= {k: counters[k] for k in ("accepted", "conformance_checked", "conformance_unchecked")}
+        if idle:
+            out |= await idle_memory(listener, idle, len(work))
         daemon.supervisor.request_stop()
         await task
         await ehr.stop()
+    return out
+
+
+async def idle_memory(listener, idle: int, busy: int) -> dict:
+    await asyncio.sleep(0.5)
+    tracemalloc.start()
+    heap0, rss0 = tracemalloc.get_traced_memory()[0], rss_kib()
+    loop = asyncio.get_running_loop()
+    socks = []
+    for _ in range(idle):  # plain non-blocking sockets: the client side adds almost nothing
+        s = socket.socket()
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", listener.port))
+        socks.append(s)
+    async with asyncio.timeout(30):
+        while listener.counters["connections"] < idle + busy:
+            await asyncio.sleep(0.01)
+    heap1, rss1 = tracemalloc.get_traced_memory()[0], rss_kib()
+    tracemalloc.stop()
+    for s in socks:
+        s.close()
+    return {
+        "idle_connections": idle,
+        "heap_bytes_per_connection": round((heap1 - heap0) / idle),
+        "rss_kib_per_connection": round((rss1 - rss0) / idle, 1),
+    }
+
+
+async def main(args) -> dict:
+    configure_logging(level="error", fmt="json")
+    work = workload(args.messages, args.connections)
+    echo, echo_cpu = await echo_rate(work)
+    commits = durable_commits_per_s(args.state_dir)
+    report = await source_run(work, "report", args.state_dir, args.idle)
+    refuse = await source_run(work, "refuse_errors", args.state_dir, 0)
+    rate, refuse_rate = report.pop("msgs_per_s"), refuse.pop("msgs_per_s")
     return {
         "messages": sum(len(w) for w in work),
         "connections": args.connections,
         "echo_msgs_per_s": round(echo),
-        "source_msgs_per_s": round(source),
-        "ratio": round(source / echo, 3),
-        "idle_connections": args.idle,
-        "heap_bytes_per_connection": round((heap1 - heap0) / args.idle),
-        "rss_kib_per_connection": round((rss1 - rss0) / args.idle, 1),
+        "echo_cpu_us_per_msg": round(echo_cpu),
+        "source_msgs_per_s": rate,  # conformance = "report" (the default): the goal's figure
+        "ratio": round(rate / echo, 3),
+        "cpu_ratio": round(echo_cpu / report["cpu_us_per_msg"], 3),  # echo CPU / source CPU per message
+        "durable_commits_per_s": round(commits),  # bare SQLite, same disk (see durable_commits_per_s)
+        "commit_ceiling_ratio": round(commits * args.connections / echo, 3),
+        "refuse_errors_msgs_per_s": refuse_rate,  # the checker on the ACK path
+        "refuse_errors_ratio": round(refuse_rate / echo, 3),
+        "report_mode": report,
+        "refuse_errors_mode": refuse,
     }
 
 

@@ -12,7 +12,9 @@ until quiet and everything still arriving is counted and logged, so a late reply
 taken for the answer to the next question (style: "never silently clear a buffer"). That
 "dirty line" state, the decoder and any late reply belong to the *link*, not to one driver:
 on a multidrop line pump B's late reply may arrive while pump A is asking, and it is handed
-to B (the driver whose address it names), never taken as A's answer or A's alarm.
+to B (the driver whose address it names), never taken as A's answer or A's alarm. So a
+driver is built on a :class:`~drivers.line.Line` (the link plus that shared state), made once
+per opened link by whoever owns the link -- the poller -- and given to every driver on it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
 from drivers.framing_common import StreamDecoder
+from drivers.line import Line
 from drivers.model import Alarm, PumpIdentity, PumpSnapshot
 from drivers.transport.link import Link, write_bounded
 
@@ -35,28 +38,20 @@ _QUIET_S = 0.05  # line quiet time that ends a drain
 NOISE_SUMMARY_S = 60.0  # a noisy line: one WARNING summary per this many seconds
 _MAX_DRAIN_READS = 64
 
-# One request at a time per *link*: several drivers may share a multidrop line (NE-1000
-# addresses 0-99), so the lock belongs to the link, not to the driver.
-_LINK_LOCKS: weakref.WeakKeyDictionary[Link, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def link_lock(link: Link) -> asyncio.Lock:
-    """The lock that serialises request/reply exchanges on ``link``."""
-    lock = _LINK_LOCKS.get(link)
-    if lock is None:
-        lock = _LINK_LOCKS[link] = asyncio.Lock()
-    return lock
-
 
 class PumpDriver(ABC):
-    """Read-only client for one pump on one link."""
+    """Read-only client for one pump on one link.
+
+    ``line`` is the :class:`~drivers.line.Line` shared with the other pumps on the wire; a
+    bare :class:`~drivers.transport.link.Link` gets a line of its own (one pump, one wire).
+    """
 
     protocol: ClassVar[str]
     ALLOWED_COMMANDS: ClassVar[frozenset[str]]
 
     def __init__(
         self,
-        link: Link,
+        line: Line | Link,
         *,
         pump_id: str,
         address: int | None = None,
@@ -64,14 +59,15 @@ class PumpDriver(ABC):
     ) -> None:
         if request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {request_timeout_s}")
-        self.link = link
+        self.line = line if isinstance(line, Line) else Line(line)
+        self.link: Link = self.line.link
         self.pump_id = pump_id
         self.address = address
         self.request_timeout_s = request_timeout_s
 
     @property
     def _exchange_lock(self) -> asyncio.Lock:
-        return link_lock(self.link)
+        return self.line.lock
 
     @property
     def unreported_alarms(self) -> tuple[Alarm, ...]:
@@ -114,8 +110,9 @@ class PumpDriver(ABC):
 
 
 @dataclass(eq=False)
-class _Line:
-    """What every :class:`StreamDriver` on one link shares: the byte stream and its state.
+class StreamState:
+    """What every :class:`StreamDriver` on one :class:`~drivers.line.Line` shares: the byte
+    stream's decoder and state.
 
     The first driver's decoder serves the whole line (one protocol per wire), so a frame
     half-read by a driver that timed out is completed, not taken for noise, by the next.
@@ -124,10 +121,7 @@ class _Line:
     decoder: StreamDecoder
     dirty: bool = False
     leftover: list = field(default_factory=list)  # arrived after a reply; reported by _drain
-    drivers: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
-
-
-_LINES: weakref.WeakKeyDictionary[Link, _Line] = weakref.WeakKeyDictionary()
+    drivers: weakref.WeakValueDictionary[int, StreamDriver] = field(default_factory=weakref.WeakValueDictionary)
 
 
 class StreamDriver(PumpDriver, Generic[FrameT]):
@@ -145,20 +139,18 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
 
     def __init__(
         self,
-        link: Link,
+        line: Line | Link,
         *,
         pump_id: str,
         address: int | None = None,
         request_timeout_s: float = 1.0,
         decoder: StreamDecoder[FrameT],
     ) -> None:
-        super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
-        line = _LINES.get(link)
-        if line is None:
-            line = _LINES[link] = _Line(decoder)
-        self._line = line
+        super().__init__(line, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
+        stream = self.line.shared(StreamState, lambda: StreamState(decoder))
+        self._stream = stream
         if address is not None:
-            line.drivers[address] = self  # late replies naming this address come here
+            stream.drivers[address] = self  # late replies naming this address come here
         self.dropped_bytes = 0
         """Bytes skipped as noise, aborted frames or late replies on this link (counted, logged)."""
         self._noise_first = 0.0  # monotonic start of the current noisy spell (0: quiet)
@@ -172,9 +164,9 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
         to other commands arrive before the timeout, the last of them is raised: it says more
         than a bare :class:`ReplyTimeout`.
         """
-        line = self._line
+        stream = self._stream
         async with self._exchange_lock:
-            if line.dirty or line.leftover or line.decoder.pending:
+            if stream.dirty or stream.leftover or stream.decoder.pending:
                 await self._drain()
             await self._send(command)
             mismatches: list[FrameError] = []
@@ -182,12 +174,12 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
                 async with asyncio.timeout(self.request_timeout_s):
                     return await self._next_frame(command, mismatches)
             except TimeoutError:
-                line.dirty = True
+                stream.dirty = True
                 if mismatches:
                     raise mismatches[-1].located(pump_id=self.pump_id, link=self.link.name) from None
                 raise ReplyTimeout(self.pump_id, self.link.name, command, self.request_timeout_s) from None
             except BaseException:
-                line.dirty = True  # bad frame, link loss or cancellation: resync before next use
+                stream.dirty = True  # bad frame, link loss or cancellation: resync before next use
                 raise
 
     def _mismatch(self, frame: FrameT, command: str) -> FrameError | None:
@@ -214,14 +206,14 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
         must then refuse to take anything in it as its own.
         """
         address = self._reply_address(frame)
-        owner = self if address is None else self._line.drivers.get(address, self)
+        owner = self if address is None else self._stream.drivers.get(address, self)
         owner._discard_late_reply(frame)
 
     async def _next_frame(self, command: str, mismatches: list[FrameError]) -> FrameT:
         """The reply to ``command``. Noise and replies to other commands before it are counted,
         logged and skipped (the latter also collected in ``mismatches``); a bad frame raises."""
         while True:
-            items = self._line.decoder.feed(await self.link.read())
+            items = self._stream.decoder.feed(await self.link.read())
             for index, item in enumerate(items):
                 if isinstance(item, self.NOISE):
                     self._count_dropped(item, "before the reply")
@@ -236,7 +228,7 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
                         else:
                             self._count_dropped(mismatch, "(a reply to another command)")
                         continue
-                self._line.leftover.extend(items[index + 1 :])
+                self._stream.leftover.extend(items[index + 1 :])
                 if isinstance(item, FrameError):
                     raise item.located(pump_id=self.pump_id, link=self.link.name)
                 return item
@@ -288,19 +280,19 @@ class StreamDriver(PumpDriver, Generic[FrameT]):
 
     async def _drain(self) -> None:
         """Wait for a quiet line; report (never silently drop) what was still arriving."""
-        line = self._line
-        items, line.leftover = line.leftover, []
+        stream = self._stream
+        items, stream.leftover = stream.leftover, []
         for _ in range(_MAX_DRAIN_READS):
             try:
                 async with asyncio.timeout(_QUIET_S):
                     data = await self.link.read()
             except TimeoutError:
                 break
-            items.extend(line.decoder.feed(data))
-        items.extend(line.decoder.flush())
+            items.extend(stream.decoder.feed(data))
+        items.extend(stream.decoder.flush())
         for item in items:
             if isinstance(item, FrameError):
                 self._count_dropped(item, "while resynchronising")
             else:
                 self._route_late_reply(item)
-        line.dirty = False
+        stream.dirty = False

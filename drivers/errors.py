@@ -1,23 +1,28 @@
-"""Driver exceptions: one base, subclasses chosen by what the caller does next.
+"""Driver exceptions: one base, each concrete class in the family that says what the caller does next.
 
-``drivers`` never imports ``gateway`` (design §4), so this base is separate from
-``gateway.errors.PumpgwError``; the poller catches :class:`DriverError`.
+``drivers`` never imports ``gateway`` (design §4), so :class:`DriverError` derives from the
+shared roots in :mod:`common.errors` (``PumpgwError``, ``RetryLater``, ``BadInput``), which
+``gateway.errors`` re-exports: one hierarchy, no import of the daemon. The poller catches
+:class:`DriverError` and its subclasses at its boundary; nothing above it sees them.
 
-* :class:`LinkError` / :class:`LinkClosed` -- the link is gone or unusable: reconnect later.
-* :class:`ReplyTimeout` -- the pump stayed silent: count silence for this pump, poll again.
-* :class:`FrameError` -- bytes arrived but were not a valid frame or reply: log it, poll again.
-* :class:`PumpRefused` -- the pump answered "no" (a typed reply, the link is fine).
-* :class:`ForbiddenCommand` -- a programming error: a command outside the read-only allowlist.
+* :class:`LinkError` / :class:`LinkClosed` (RetryLater) -- the link is gone or unusable: reconnect later.
+* :class:`ReplyTimeout` (RetryLater) -- the pump stayed silent: count silence for this pump, poll again.
+* :class:`PumpRefused` (RetryLater) -- the pump answered "no" (a typed reply, the link is fine): poll again.
+* :class:`FrameError` (BadInput) -- bytes arrived but were not a valid frame or reply: log it, poll again.
+* :class:`UnknownProtocol` (BadInput) -- a configuration names a protocol no driver speaks.
+* :class:`ForbiddenCommand` (stop) -- a programming error: a command outside the read-only allowlist.
 """
 
 from __future__ import annotations
 
+from common.errors import BadInput, PumpgwError, RetryLater
 
-class DriverError(Exception):
+
+class DriverError(PumpgwError):
     """Base of every error raised on purpose by ``drivers``."""
 
 
-class LinkError(DriverError):
+class LinkError(DriverError, RetryLater):
     """The byte transport failed (open, configure, read or write)."""
 
     def __init__(self, link: str, reason: str) -> None:
@@ -33,7 +38,7 @@ class LinkClosed(LinkError):
         super().__init__(link, reason)
 
 
-class ReplyTimeout(DriverError):
+class ReplyTimeout(DriverError, RetryLater):
     """No complete reply arrived within the request timeout."""
 
     def __init__(self, pump_id: str, link: str, command: str, timeout_s: float) -> None:
@@ -44,7 +49,7 @@ class ReplyTimeout(DriverError):
         super().__init__(f"pump {pump_id} on {link}: no reply to {command!r} within {timeout_s:g} s")
 
 
-class FrameError(DriverError):
+class FrameError(DriverError, BadInput):
     """Bytes that are not a valid frame, or a frame whose content does not parse.
 
     ``offset`` counts bytes from the start of the decoder's stream (for stream errors) or
@@ -71,7 +76,7 @@ class FrameError(DriverError):
         return located
 
 
-class PumpRefused(DriverError):
+class PumpRefused(DriverError, RetryLater):
     """The pump answered with a typed "no" (NE-1000 ``?``, ``?NA``, ``?OOR`` ...)."""
 
     def __init__(self, pump_id: str, command: str, code: str, meaning: str) -> None:
@@ -107,7 +112,7 @@ class ForbiddenCommand(DriverError):
         super().__init__(f"{protocol}: command {command!r} is not on the read-only allowlist")
 
 
-class UnknownProtocol(DriverError):
+class UnknownProtocol(DriverError, BadInput):
     """No driver is registered under this protocol name."""
 
     def __init__(self, protocol: str, known: list[str]) -> None:

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from common.errors import BadInput
+
 RAW_SHOWN_MAX = 40
 """Characters of a rejected raw value shown in a log line (repr-escaped, then cut)."""
 
@@ -31,7 +33,7 @@ WARN_INTERVAL_S = 60.0
 _PLAIN = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?", re.ASCII)
 
 
-class ValueRejected(ValueError):
+class ValueRejected(BadInput, ValueError):
     """A numeric field that is not a number its protocol allows (field -> unknown)."""
 
     def __init__(self, field: str, raw: str | bytes, reason: str) -> None:

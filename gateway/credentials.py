@@ -17,13 +17,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput
 
 CREDENTIAL_PREFIX = "credential:"
 _MAX_SECRET_BYTES = 64 << 10  # a password or passphrase; never a whole file system
 
 
-class CredentialError(PumpgwError):
+class CredentialError(BadInput):
     """A secret cannot be read: which one, where we looked, and why."""
 
     def __init__(self, name: str, reason: str) -> None:

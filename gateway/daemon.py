@@ -16,12 +16,12 @@ from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.druglib import LibraryHolder
 from gateway.druglib.releases import AuditHook, ReleaseApplier
-from gateway.druglib.wiring import build_signed_library
 from gateway.errors import ConfigError
 from gateway.health.metrics import GatewayMetrics
 from gateway.health.status import StatusSources, snapshot
 from gateway.hl7 import ControlIdGenerator
 from gateway.lanes import lanes
+from gateway.library_wiring import build_signed_library
 from gateway.log import get_logger
 from gateway.looplag import LoopLagMonitor
 from gateway.mllp.sender import MllpSender, make_client_ssl_context

@@ -33,13 +33,15 @@ from typing import Protocol
 
 from drivers.model import PumpIdentity, PumpSnapshot, Quantity
 from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig, SourceDevice
-from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel, verdict_observations
+from gateway.druglib import LibraryHolder, VerdictSet, evaluate, program_from_channel
+from gateway.errors import BadInput, RetryLater
 from gateway.events.errors import EventError
 from gateway.events.model import PumpEvent
 from gateway.events.state_codec import STATE_VERSION, StateRowError, decode_state, encode_state
 from gateway.events.tracker import PumpEventTracker
 from gateway.hl7 import ControlIdGenerator, EncodeContext, PumpInfo
 from gateway.hl7.context import PatientIdentity
+from gateway.hl7.verdict_rows import verdict_observations
 from gateway.identity.registry import Observation
 from gateway.identity.trace import Traceability
 from gateway.lanes import ALARM_LANE_SUFFIX, lane_for, lanes
@@ -368,7 +370,7 @@ class Pipeline:
                     ward=self.config.gateway.ward,
                     bed=rt.config.location,
                 )
-            except Exception as exc:  # a device report: logged loudly, never holds pump data back
+            except BadInput as exc:  # a device report that cannot be encoded: logged loudly, never holds pump data back
                 self.log.error(
                     "device-management report not queued",
                     pump=rt.config.id,
@@ -456,7 +458,7 @@ class Pipeline:
                 error=str(exc),
             )
             return False
-        except Exception as exc:  # storage: keep the same bytes for the next attempt
+        except RetryLater as exc:  # storage busy (OutboxBusy): keep the same bytes for the next attempt
             self.log.error(
                 "commit failed; the same messages will be committed before newer ones",
                 pump=rt.config.id,

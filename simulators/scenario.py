@@ -16,9 +16,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common.describe import describe
+from common.diagnostics import Problem, line_for
+from common.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
+from common.tomlpos import key_lines
+from drivers.registry import DRIVERS, SPACECOM, ProtocolName, RackPosition, driver_spec
 from simulators.pump_model import ALARM_KINDS
 
-Protocol = Literal["ne1000", "alaris", "bbraun-bcc"]
+Protocol = ProtocolName  # the driver registry's protocols: the simulators serve each of them
 ACTIONS = (
     "alarm",
     "clear_alarm",
@@ -52,7 +57,7 @@ IDENTITY_FIELDS_CARRIED = {
 }
 # Steps that need a protocol to carry a field: action -> field.
 _NEEDS_FIELD = {"library": "library_version", "identity_unreadable": "serial", "identity_readable": "serial"}
-RACK_POSITIONS = 3 * 24
+RACK_POSITIONS = SPACECOM.count
 
 
 class ScenarioError(Exception):
@@ -134,8 +139,8 @@ class PumpSpec(_Strict):
     acceleration: float | None = Field(default=None, gt=0)
     clock_drift_ppm: float = 0.0
     rack: str | None = None
-    pillar: int | None = Field(default=None, ge=1, le=3)
-    slot: int | None = Field(default=None, ge=1, le=24)
+    pillar: int | None = Field(default=None, ge=SPACECOM.pillars.start, le=SPACECOM.pillars.stop - 1)
+    slot: int | None = Field(default=None, ge=SPACECOM.slots.start, le=SPACECOM.slots.stop - 1)
     poll_interval_s: float = Field(default=5.0, ge=0.2)
     care_area: str = Field(default="ICU", description="Drug-library care area written into the gateway config.")
     faults: FaultSpec = FaultSpec()
@@ -144,10 +149,11 @@ class PumpSpec(_Strict):
     @model_validator(mode="after")
     def _rack_fields(self) -> PumpSpec:
         on_rack = self.rack is not None or self.pillar is not None or self.slot is not None
-        if self.protocol == "bbraun-bcc" and (self.rack is None or self.pillar is None or self.slot is None):
-            raise ValueError("a bbraun-bcc pump needs rack, pillar and slot")
-        if self.protocol != "bbraun-bcc" and on_rack:
-            raise ValueError(f"rack, pillar and slot are for bbraun-bcc pumps, not {self.protocol}")
+        if in_rack(self.protocol) and (self.rack is None or self.pillar is None or self.slot is None):
+            raise ValueError(f"a {self.protocol} pump needs rack, pillar and slot")
+        if not in_rack(self.protocol) and on_rack:
+            racked = ", ".join(p for p in DRIVERS if in_rack(p))
+            raise ValueError(f"rack, pillar and slot are for {racked} pumps, not {self.protocol}")
         for step in self.at:
             needed = _NEEDS_FIELD.get(step.action)
             if needed and needed not in IDENTITY_FIELDS_CARRIED[self.protocol]:
@@ -162,8 +168,8 @@ class PumpSpec(_Strict):
 
 class RackSpec(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    pillars: int = Field(default=3, ge=1, le=3)
-    slots: int = Field(default=24, ge=1, le=24)
+    pillars: int = Field(default=len(SPACECOM.pillars), ge=1, le=len(SPACECOM.pillars))
+    slots: int = Field(default=len(SPACECOM.slots), ge=1, le=len(SPACECOM.slots))
     port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
     bed_id: str = "ComSystem"
     stuffing: bool = False
@@ -225,14 +231,17 @@ class Scenario:
         out: list[PumpSpec] = []
         racks: list[str] = []
         for n in range(1, group.count + 1):
-            placement: dict[str, object] = {}
-            if group.protocol == "bbraun-bcc":
+            rack: str | None = None
+            pillar: int | None = None
+            slot: int | None = None
+            if in_rack(group.protocol):
                 index = (n - 1) % RACK_POSITIONS
                 if index == 0:
                     rack_id = f"{group.id_prefix}rack{len(racks) + 1}"
                     racks.append(rack_id)
                     self.racks.setdefault(rack_id, RackSpec(id=rack_id))
-                placement = {"rack": racks[-1], "pillar": index // 24 + 1, "slot": index % 24 + 1}
+                per_pillar = len(SPACECOM.slots)
+                rack, pillar, slot = racks[-1], index // per_pillar + 1, index % per_pillar + 1
             selected = (n - 1) % group.stride == 0
             shift = group.stagger_s * ((n - 1) // group.stride)
             timeline = [a.model_copy(update={"t_s": a.t_s + shift}) for a in group.at] if selected else []
@@ -253,7 +262,9 @@ class Scenario:
                     care_area=group.care_area,
                     faults=group.faults,
                     at=timeline,
-                    **placement,
+                    rack=rack,
+                    pillar=pillar,
+                    slot=slot,
                 )
             )
         return out
@@ -288,17 +299,17 @@ class Scenario:
             raise ScenarioError(self.path, problems)
 
 
+def in_rack(protocol: str) -> bool:
+    """Whether the registry places pumps of ``protocol`` in a rack (pillar and slot)."""
+    return isinstance(driver_spec(protocol).address, RackPosition)
+
+
 def decimal(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(value))
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` naming file and keys."""
-    from gateway.config.describe import describe
-    from gateway.config.positions import key_lines
-    from gateway.config.problems import format_key
-    from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
-
     name = str(path)
     too_long = path_problem(path)
     if too_long:
@@ -320,13 +331,11 @@ def load_scenario(path: str | Path) -> Scenario:
         source = ScenarioFile.model_validate(data)
     except ValidationError as exc:
         # Told like the gateway configuration's errors: FILE:LINE: KEY: expected / got, with
-        # "did you mean" for a misspelt key (gateway.config.describe).
+        # "did you mean" for a misspelt key (common.describe, common.diagnostics).
         lines = key_lines(text)
         problems = []
         for err in exc.errors():
             d = describe(err, root=ScenarioFile)
-            line = next((lines[d.line_key[:n]] for n in range(len(d.line_key), 0, -1) if d.line_key[:n] in lines), None)
-            where = f"{name}:{line}" if line is not None else name
-            problems.append(f"{where}: {format_key(d.key)}: {d.message}")
+            problems.append(str(Problem(name, d.key, d.message, line_for(lines, d.line_key))))
         raise ScenarioError(name, problems) from None
     return Scenario(source, name)

@@ -17,22 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.resources import config_dir
 from drivers.ne1000 import codec as ne_codec
-from gateway.resources import config_dir
-from simulators.alaris import AlarisLine
+from drivers.registry import driver_spec, simulator_class
 from simulators.bbraun_bcc import BccRack, BccRackServer
 from simulators.faults import Faults
-from simulators.ne1000.frontend import Ne1000Line
-from simulators.pty_server import PtyServer
+from simulators.pty_server import Line, PtyServer
 from simulators.pump_model import DeviceIdentity, Program, PumpModelError, SimulatedPump
 from simulators.scenario import Action, FaultSpec, PumpSpec, Scenario, decimal
 
 log = logging.getLogger("pumpgw.simulators.scenario")
 
+# Identity of a simulated pump unless its spec says otherwise: manufacturer, model, firmware.
+# (How each protocol is wired -- pty or rack, multidrop, baud rate -- is the driver registry's.)
 _DEFAULTS = {
-    "ne1000": ("New Era Pump Systems", "NE-1000", "3.928", 19200),
-    "alaris": ("BD", "Asena GH", "Asena Rev 2.1.5", 38400),
-    "bbraun-bcc": ("B. Braun", "688F030006", "688N030003", 0),
+    "ne1000": ("New Era Pump Systems", "NE-1000", "3.928"),
+    "alaris": ("BD", "Asena GH", "Asena Rev 2.1.5"),
+    "bbraun-bcc": ("B. Braun", "688F030006", "688N030003"),
 }
 
 
@@ -72,11 +73,13 @@ def _faults(spec: FaultSpec) -> Faults:
 
 
 def build_pump(spec: PumpSpec, *, acceleration: float, clock: Callable[[], float] = time.monotonic) -> SimulatedPump:
-    manufacturer, model, firmware, _ = _DEFAULTS[spec.protocol]
+    manufacturer, model, firmware = _DEFAULTS[spec.protocol]
     program = None
+    rate = decimal(spec.rate_ml_h)
+    assert rate is not None  # rate_ml_h is a number, never absent
     if spec.rate_ml_h > 0 or spec.drug:
         program = Program(
-            rate_ml_h=decimal(spec.rate_ml_h),
+            rate_ml_h=rate,
             vtbi_ml=decimal(spec.vtbi_ml),
             drug=spec.drug,
             concentration=decimal(spec.concentration),
@@ -136,24 +139,31 @@ class ScenarioRunner:
         faults = _faults(spec.faults)
         handle = PumpHandle(spec, pump, faults)
         self.handles[spec.id] = handle
-        if spec.protocol == "bbraun-bcc":
+        if driver_spec(spec.protocol).link == "tcp":
             assert spec.rack and spec.pillar and spec.slot
-            rack, server = self.racks[spec.rack]
+            rack, rack_server = self.racks[spec.rack]
             rack.insert(spec.pillar, spec.slot, pump, faults)
-            handle.rack, handle.rack_server = rack, server
+            handle.rack, handle.rack_server = rack, rack_server
             self.endpoints.append(
-                Endpoint(spec.id, spec.protocol, host=server.host, port=server.port, pillar=spec.pillar, slot=spec.slot)
+                Endpoint(
+                    spec.id,
+                    spec.protocol,
+                    host=rack_server.host,
+                    port=rack_server.port,
+                    pillar=spec.pillar,
+                    slot=spec.slot,
+                )
             )
             return
-        line = (
-            Ne1000Line({0: pump}, faults={0: faults}) if spec.protocol == "ne1000" else AlarisLine(pump, faults=faults)
+        pty = PtyServer(
+            _serial_line(spec.protocol, pump, faults),
+            link_path=str(self.pty_dir / spec.id),
+            name=spec.id,
+            tick_s=self.scenario.simulation.tick_s,
         )
-        server = PtyServer(
-            line, link_path=str(self.pty_dir / spec.id), name=spec.id, tick_s=self.scenario.simulation.tick_s
-        )
-        handle.pty = server
-        await server.start()
-        self.endpoints.append(Endpoint(spec.id, spec.protocol, path=server.path))
+        handle.pty = pty
+        await pty.start()
+        self.endpoints.append(Endpoint(spec.id, spec.protocol, path=pty.path))
 
     async def wait(self) -> None:
         """Until the timeline has run out (then the pumps keep running)."""
@@ -336,7 +346,8 @@ class ScenarioRunner:
         for endpoint in self.endpoints:
             spec = self.handles[endpoint.pump_id].spec
             if endpoint.path:
-                link = f'{{ type = "serial", url = {_q(endpoint.path)}, baudrate = {_DEFAULTS[spec.protocol][3]} }}'
+                baudrate = driver_spec(spec.protocol).baudrate or 9600
+                link = f'{{ type = "serial", url = {_q(endpoint.path)}, baudrate = {baudrate} }}'
             else:
                 link = (
                     f'{{ type = "tcp", host = {_q(endpoint.host or "")}, port = {endpoint.port}, '
@@ -352,6 +363,14 @@ class ScenarioRunner:
                 "",
             ]
         return "\n".join(lines)
+
+
+def _serial_line(protocol: str, pump: SimulatedPump, faults: Faults) -> Line:
+    """The protocol's pump-side front-end (from the driver registry) with ``pump`` on it: at
+    address 0 of a multidrop line, or alone on a point-to-point one."""
+    cls = simulator_class(protocol)
+    line: Line = cls({0: pump}, faults={0: faults}) if driver_spec(protocol).multidrop else cls(pump, faults=faults)
+    return line
 
 
 def _q(text: str) -> str:

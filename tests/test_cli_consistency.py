@@ -14,9 +14,9 @@ import urllib.request
 
 import pytest
 
+from common.resources import config_dir
 from gateway.cli import build_parser
 from gateway.outbox import Outbox
-from gateway.resources import config_dir
 
 
 def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

@@ -33,6 +33,7 @@ from drivers.alaris.alarms import KNOWN_KINDS
 from drivers.alaris.framing import DroppedBytes, Frame, FrameDecoder, encode_body, encode_frame
 from drivers.base import StreamDriver
 from drivers.errors import FrameError, byte_shape
+from drivers.line import Line
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, PumpIdentity, PumpSnapshot, Quantity
 from drivers.transport.link import Link
 from drivers.values import ValueWarnings
@@ -65,9 +66,11 @@ class AlarisDriver(StreamDriver[Frame]):
     NOISE = DroppedBytes
     _log = log
 
-    def __init__(self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, line: Line | Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0
+    ) -> None:
         super().__init__(
-            link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s, decoder=FrameDecoder()
+            line, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s, decoder=FrameDecoder()
         )
         self._identity: PumpIdentity | None = None
 

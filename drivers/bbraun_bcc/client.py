@@ -1,9 +1,10 @@
 """The BCC-style read-only driver for one rack slot (reference §6).
 
-Many drivers share one link (one TCP connection per rack) and one
+Many drivers share one :class:`~drivers.line.Line` (one TCP connection per rack) and its one
 :class:`~drivers.bbraun_bcc.session.RackSession`; see there why one ``MEM:GET`` per cycle
 feeds every slot. ``address`` is the rack position as ``pillar * 100 + slot``
-(:func:`rack_address`), because the driver contract carries a single integer.
+(:func:`rack_address`, the registry's :data:`~drivers.registry.SPACECOM` rule), because the
+driver contract carries a single integer.
 
 What a slot's snapshot can say (§6.5, §8): the rate (``INRT``, taken as mL/h -- the
 implementation's data model names the rate in mL/h; the unit of ``INRT`` itself is not
@@ -25,7 +26,9 @@ from drivers.base import PumpDriver
 from drivers.bbraun_bcc import codec
 from drivers.bbraun_bcc.session import ALLOWED_REQUESTS, INITIAL_BED_ID, RackImage, encode_request, rack_session
 from drivers.errors import ReplyTimeout
+from drivers.line import Line
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
+from drivers.registry import SPACECOM
 from drivers.transport.link import Link
 from drivers.values import NumberSpec, ValueRejected, ValueWarnings, parse_number
 
@@ -37,22 +40,22 @@ _warnings = ValueWarnings(logging.getLogger("pumpgw.drivers.bbraun_bcc"))
 
 def rack_address(pillar: int, slot: int) -> int:
     """The driver's integer address for a rack position: ``pillar * 100 + slot``."""
-    if not (1 <= pillar <= 3 and 1 <= slot <= 24):
-        raise ValueError(f"SpaceCom positions are pillar 1-3, slot 1-24; got {pillar}/{slot}")
-    return pillar * 100 + slot
+    return SPACECOM.encode(pillar, slot)
 
 
 class BccDriver(PumpDriver):
     protocol = "bbraun-bcc"
     ALLOWED_COMMANDS = ALLOWED_REQUESTS
 
-    def __init__(self, link: Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0) -> None:
-        super().__init__(link, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
+    def __init__(
+        self, line: Line | Link, *, pump_id: str, address: int | None = None, request_timeout_s: float = 1.0
+    ) -> None:
+        super().__init__(line, pump_id=pump_id, address=address, request_timeout_s=request_timeout_s)
         if address is None:
             raise ValueError(f"pump {pump_id}: a bbraun-bcc pump needs its rack position (pillar * 100 + slot)")
         self.pillar, self.slot = divmod(address, 100)
         rack_address(self.pillar, self.slot)  # validates
-        self.session = rack_session(link)
+        self.session = rack_session(self.line)
         self._consumed = 0
 
     async def identify(self) -> PumpIdentity:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from common.errors import RetryLater
 from drivers.errors import DriverError, FrameError
 
 RS = b"\x1e"
@@ -46,7 +47,7 @@ class Record:
         return self.pillar, self.slot
 
 
-class PumpNotInSlot(DriverError):
+class PumpNotInSlot(DriverError, RetryLater):
     """The rack says the slot holds no pump (``GNERR`` 39 removed, 811 wrong address) or the
     slot is simply absent from a complete rack response: silence for that pump only."""
 

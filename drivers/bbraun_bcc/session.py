@@ -7,8 +7,9 @@ the :class:`RackSession` of a link issues **one** ``MEM:GET`` per poll cycle and
 resulting :class:`RackImage` to every slot's driver. A driver reuses an image that is newer
 than the last one it consumed and at most ``SHARED_IMAGE_MAX_AGE_S`` old, otherwise it
 refreshes it -- so N slots polled together cost one request, and one slot polled alone still
-gets fresh data every time. Requests go through the link's lock (one at a time per link) and
-keep the pumps' 500 ms gap between the end of one result and the next request ([D1]).
+gets fresh data every time. Requests go through the line's lock (one at a time per wire) and
+keep the pumps' 500 ms gap between the end of one result and the next request ([D1]). The
+session lives on the :class:`~drivers.line.Line` its drivers share, and dies with it.
 
 Every frame parsed successfully is acknowledged with a bare ACK (§6.3); a bad frame is
 dropped without ACK or NAK (as the open client does) and reported. Silence stays per pump:
@@ -20,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 
-from drivers.base import link_lock
 from drivers.bbraun_bcc import codec
 from drivers.bbraun_bcc.framing import ACK, DroppedBytes, Frame, FrameDecoder, LinkControl, encode_frame
-from drivers.errors import ForbiddenCommand, FrameError, LinkClosed, ReplyTimeout
+from drivers.errors import ForbiddenCommand, FrameError, ReplyTimeout
+from drivers.line import Line
 from drivers.transport.link import Link, write_bounded
 
 log = logging.getLogger("pumpgw.drivers.bbraun_bcc")
@@ -63,11 +63,10 @@ def encode_request(bed_id: str, command: str, *, stuffing: bool = False) -> byte
 class RackSession:
     """The shared per-link state: bed ID, rack version, the latest rack image."""
 
-    def __init__(self, link: Link, *, stuffing: bool = False, min_gap_s: float | None = None) -> None:
-        # A weak reference: the session is the value of a weak-key dictionary keyed by this
-        # link; a strong one would keep every reconnected link (and its buffers) alive forever.
-        self._link = weakref.ref(link)
-        self.link_name = link.name
+    def __init__(self, line: Line, *, stuffing: bool = False, min_gap_s: float | None = None) -> None:
+        self.line = line
+        self.link: Link = line.link
+        self.link_name = line.link.name
         self.stuffing = stuffing
         self.min_gap_s = MIN_REQUEST_GAP_S if min_gap_s is None else min_gap_s
         self.bed_id: str | None = None
@@ -80,18 +79,11 @@ class RackSession:
         self.requests = 0
         self.dropped_bytes = 0
 
-    @property
-    def link(self) -> Link:
-        link = self._link()
-        if link is None:  # only reachable by a caller holding the session past its link
-            raise LinkClosed(self.link_name)
-        return link
-
     async def rack_image(self, *, pump_id: str, consumed: int, timeout_s: float) -> RackImage:
         if self._fresh(consumed):
             assert self.image is not None
             return self.image
-        async with link_lock(self.link):
+        async with self.line.lock:
             if not self._fresh(consumed):  # another slot may have refreshed it meanwhile
                 await self._ensure_alive(pump_id, timeout_s)
                 self.image = await self._mem_get(timeout_s)
@@ -99,7 +91,7 @@ class RackSession:
         return self.image
 
     async def rack_version(self, *, pump_id: str, timeout_s: float) -> str:
-        async with link_lock(self.link):
+        async with self.line.lock:
             await self._ensure_alive(pump_id, timeout_s)
             if self.version is None:
                 frame = await self._request(codec.VERSION, pump_id, timeout_s)
@@ -248,12 +240,6 @@ class RackSession:
         self._dirty = False
 
 
-_SESSIONS: weakref.WeakKeyDictionary[Link, RackSession] = weakref.WeakKeyDictionary()
-
-
-def rack_session(link: Link) -> RackSession:
-    """The one session of ``link`` (created on first use, gone with the link)."""
-    session = _SESSIONS.get(link)
-    if session is None:
-        session = _SESSIONS[link] = RackSession(link)
-    return session
+def rack_session(line: Line) -> RackSession:
+    """The one session of ``line`` (created on first use, gone with the line)."""
+    return line.shared(RackSession, lambda: RackSession(line))

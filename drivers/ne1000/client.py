@@ -43,6 +43,7 @@ from typing import TypeVar
 
 from drivers.base import StreamDriver
 from drivers.errors import FrameError, PumpRefused, SafeModeActive, byte_shape
+from drivers.line import Line
 from drivers.model import (
     Alarm,
     AlarmPriority,
@@ -102,7 +103,7 @@ class Ne1000Driver(StreamDriver[Frame]):
 
     def __init__(
         self,
-        link: Link,
+        line: Line | Link,
         *,
         pump_id: str,
         address: int | None = None,
@@ -112,7 +113,7 @@ class Ne1000Driver(StreamDriver[Frame]):
         if not 0 <= self._address <= 99:
             raise ValueError(f"NE-1000 address must be 0-99, got {address}")
         super().__init__(
-            link, pump_id=pump_id, address=self._address, request_timeout_s=request_timeout_s, decoder=ReplyDecoder()
+            line, pump_id=pump_id, address=self._address, request_timeout_s=request_timeout_s, decoder=ReplyDecoder()
         )
         self._poll_lock = asyncio.Lock()  # one poll at a time: alarms are handed over exactly once
         self._identity: PumpIdentity | None = None

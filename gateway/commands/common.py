@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gateway.errors import BadInput
+
 DEFAULT_CONFIG = Path("/etc/pumpgw/gateway.toml")
 
 
-class UsageError(Exception):
+class UsageError(BadInput):
     """A command line that cannot be acted on; ``pumpgw`` prints it and exits 2."""
 
 

@@ -16,12 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common.resources import config_dir
 from gateway.commands.check_config import print_config_error
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.errors import ConfigError
 from gateway.log import configure_logging
-from gateway.resources import config_dir
 
 HELP = """\
 Run a self-contained demonstration: simulated infusion pumps on pseudo-terminals, an EHR
@@ -162,8 +162,8 @@ async def _demo(
     story: bool = True,
     pace: float = 1.0,
 ) -> None:
+    from common.pcd.conformance import conformance_findings
     from gateway.daemon import build_daemon
-    from gateway.hl7.check import conformance_findings
     from simulators.ehr import EhrReceiver
     from simulators.fleet import PtyFleet, demo_pumps
 

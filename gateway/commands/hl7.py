@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.hl7.check import check_message
-from gateway.hl7.parse import parse_message, transaction_of
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message, transaction_of
 
 HELP = """\
 Check HL7 v2 messages against the IHE PCD (DEV) Technical Framework rules pumpgw

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.resources import config_dir, shipped_dir, shipped_file
+from common.resources import config_dir, shipped_dir, shipped_file
 
 HELP = """\
 Install the files shipped in the pumpgw wheel under PREFIX (default /):

@@ -14,16 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from drivers.registry import LineAddress, driver_spec
 from gateway.config import security_checks
+from gateway.config.links import LinkKey, SerialLink, TcpLink
 from gateway.config.problems import KeyPath, Severity, format_key
 
 if TYPE_CHECKING:
     from gateway.config.model import GatewayConfig, MllpDestination, PumpConfig
-
-# Protocols whose frames carry a pump address, so that several pumps can share one RS-232
-# line (NE-1000: address 0-99, pump-protocols.md §2.2). An Alaris pump answers whoever talks
-# on its port: one port per pump (§3.2).
-MULTIDROP_PROTOCOLS = frozenset({"ne1000"})
 
 # A device path that reaches no pump; the demo config uses it until it fills in pty paths.
 PLACEHOLDER_URLS = frozenset({"/dev/null"})
@@ -49,16 +46,6 @@ class Finding:
         return format_key(self.key)
 
 
-def serial_line_id(url: str) -> str:
-    """The physical line a serial URL names: scheme and host compared case-insensitively,
-    pyserial's ``?options`` ignored (they tune the client, not the port)."""
-    base = url.strip().split("?", 1)[0]
-    if "://" in base:
-        scheme, rest = base.split("://", 1)
-        return f"{scheme.lower()}://{rest.lower()}"
-    return base
-
-
 def cross_check(
     pumps: Sequence[tuple[int, PumpConfig]], destinations: Sequence[tuple[int, MllpDestination]]
 ) -> list[Finding]:
@@ -73,9 +60,24 @@ def duplicate_names(pump_ids: Iterable[tuple[int, str]], destination_names: Iter
     )
 
 
+def pumps_by_link(pumps: Sequence[tuple[int, PumpConfig]]) -> dict[LinkKey, list[tuple[int, PumpConfig]]]:
+    """Pumps by the physical link they are on (:class:`~gateway.config.links.LinkKey`, the key
+    the poller groups by), placeholders left out: they reach no pump."""
+    links: dict[LinkKey, list[tuple[int, PumpConfig]]] = defaultdict(list)
+    for index, pump in pumps:
+        if not (isinstance(pump.link, SerialLink) and pump.link.url in PLACEHOLDER_URLS):
+            links[pump.link.key].append((index, pump))
+    return links
+
+
 def shared_links(pumps: Sequence[tuple[int, PumpConfig]]) -> list[Finding]:
     """Pumps sharing a serial line or a rack must agree on settings and have distinct addresses."""
-    return _shared_serial_lines(pumps) + _shared_racks(pumps)
+    out: list[Finding] = []
+    for key, members in pumps_by_link(pumps).items():
+        if len(members) < 2:
+            continue
+        out += _shared_serial_line(key, members) if key.kind == "serial" else _shared_rack(key, members)
+    return out
 
 
 def _duplicates(table: str, field: str, label: str, names: Iterable[tuple[int, str]]) -> list[Finding]:
@@ -95,114 +97,105 @@ def _duplicates(table: str, field: str, label: str, names: Iterable[tuple[int, s
     return out
 
 
-def _shared_serial_lines(pumps: Sequence[tuple[int, PumpConfig]]) -> list[Finding]:
-    lines: dict[str, list[tuple[int, PumpConfig]]] = defaultdict(list)
-    for index, pump in pumps:
-        if pump.link.type == "serial" and pump.link.url not in PLACEHOLDER_URLS:
-            lines[serial_line_id(pump.link.url)].append((index, pump))
+def _shared_serial_line(key: LinkKey, members: list[tuple[int, PumpConfig]]) -> list[Finding]:
+    url = key.where
     out: list[Finding] = []
-    for url, members in lines.items():
-        if len(members) < 2:
-            continue
-        first_index, first = members[0]
-        addresses: dict[int, int] = {}
-        for index, pump in members[1:]:
-            here, there = ("pumps", index, "link"), ("pumps", first_index, "link")
-            if pump.protocol != first.protocol:
+    first_index, first = members[0]
+    addresses: dict[int, int] = {}
+    for index, pump in members[1:]:
+        here, there = ("pumps", index, "link"), ("pumps", first_index, "link")
+        if pump.protocol != first.protocol:
+            out.append(
+                Finding(
+                    here + ("url",),
+                    f"{url} already carries {first.protocol} pump "
+                    f"{first.id!r} (pumps[{first_index}]); one serial line speaks one "
+                    f"protocol; got {pump.protocol}",
+                    related=(there + ("url",),),
+                )
+            )
+        elif _frame(pump) != _frame(first):
+            out.append(
+                Finding(
+                    here,
+                    f"serial settings {_frame(pump)} differ from {_frame(first)} of "
+                    f"pumps[{first_index}] ({first.id!r}) on the same line {url}; a port has "
+                    "one baud rate and frame",
+                    related=(there,),
+                )
+            )
+    for index, pump in members:
+        here = ("pumps", index, "link")
+        rule = driver_spec(pump.protocol).address
+        if not isinstance(rule, LineAddress):
+            if pump.protocol == first.protocol and index != first_index:
                 out.append(
                     Finding(
                         here + ("url",),
-                        f"{url} already carries {first.protocol} pump "
-                        f"{first.id!r} (pumps[{first_index}]); one serial line speaks one "
-                        f"protocol; got {pump.protocol}",
-                        related=(there + ("url",),),
+                        f"each {pump.protocol} pump needs a serial port of "
+                        f"its own (its protocol has no address); {url} is also used by "
+                        f"pumps[{first_index}] ({first.id!r})",
+                        related=(("pumps", first_index, "link", "url"),),
                     )
                 )
-            elif _frame(pump) != _frame(first):
-                out.append(
-                    Finding(
-                        here,
-                        f"serial settings {_frame(pump)} differ from {_frame(first)} of "
-                        f"pumps[{first_index}] ({first.id!r}) on the same line {url}; a port has "
-                        "one baud rate and frame",
-                        related=(there,),
-                    )
+            continue
+        address = pump.link.address if isinstance(pump.link, SerialLink) else None
+        if address is None:
+            out.append(
+                Finding(
+                    here,
+                    f"{len(members)} pumps share {url}: each needs a distinct "
+                    f"address (the pump's network address, {rule})",
                 )
-        for index, pump in members:
-            here = ("pumps", index, "link")
-            if pump.protocol not in MULTIDROP_PROTOCOLS:
-                if pump.protocol == first.protocol and index != first_index:
-                    out.append(
-                        Finding(
-                            here + ("url",),
-                            f"each {pump.protocol} pump needs a serial port of "
-                            f"its own (its protocol has no address); {url} is also used by "
-                            f"pumps[{first_index}] ({first.id!r})",
-                            related=(("pumps", first_index, "link", "url"),),
-                        )
-                    )
-                continue
-            address = pump.link.address  # type: ignore[union-attr]
-            if address is None:
-                out.append(
-                    Finding(
-                        here,
-                        f"{len(members)} pumps share {url}: each needs a distinct "
-                        "address (the pump's network address, 0-99)",
-                    )
+            )
+        elif address in addresses:
+            other = addresses[address]
+            out.append(
+                Finding(
+                    here + ("address",),
+                    f"address {address} on {url} is already used by "
+                    f"pumps[{other}]; pumps sharing a line need distinct addresses",
+                    related=(("pumps", other, "link", "address"),),
                 )
-            elif address in addresses:
-                other = addresses[address]
-                out.append(
-                    Finding(
-                        here + ("address",),
-                        f"address {address} on {url} is already used by "
-                        f"pumps[{other}]; pumps sharing a line need distinct addresses",
-                        related=(("pumps", other, "link", "address"),),
-                    )
-                )
-            else:
-                addresses[address] = index
+            )
+        else:
+            addresses[address] = index
     return out
 
 
 def _frame(pump: PumpConfig) -> str:
     link = pump.link
-    return f"{link.baudrate} {link.bytesize}{link.parity}{link.stopbits}"  # type: ignore[union-attr]
+    if not isinstance(link, SerialLink):
+        return "tcp"
+    return f"{link.baudrate} {link.bytesize}{link.parity}{link.stopbits}"
 
 
-def _shared_racks(pumps: Sequence[tuple[int, PumpConfig]]) -> list[Finding]:
-    racks: dict[tuple[str, int], list[tuple[int, PumpConfig]]] = defaultdict(list)
-    for index, pump in pumps:
-        if pump.link.type == "tcp":
-            racks[(pump.link.host.lower(), pump.link.port)].append((index, pump))
+def _shared_rack(key: LinkKey, members: list[tuple[int, PumpConfig]]) -> list[Finding]:
     out: list[Finding] = []
-    for (host, port), members in racks.items():
-        if len(members) < 2:
+    taken: dict[tuple[int, int], int] = {}
+    for index, pump in members:
+        here = ("pumps", index, "link")
+        link = pump.link
+        if not isinstance(link, TcpLink) or link.pillar is None or link.slot is None:
+            out.append(
+                Finding(
+                    here,
+                    f"{len(members)} pumps share {key.where}: each needs its rack position (pillar and slot)",
+                )
+            )
             continue
-        taken: dict[tuple[int, int], int] = {}
-        for index, pump in members:
-            here = ("pumps", index, "link")
-            position = (pump.link.pillar, pump.link.slot)  # type: ignore[union-attr]
-            if position[0] is None:
-                out.append(
-                    Finding(
-                        here,
-                        f"{len(members)} pumps share {host}:{port}: each needs its rack position (pillar and slot)",
-                    )
+        position = (link.pillar, link.slot)
+        if position in taken:
+            other = taken[position]
+            out.append(
+                Finding(
+                    here + ("slot",),
+                    f"pillar {position[0]} slot {position[1]} of rack {key.where} is already used by pumps[{other}]",
+                    related=(("pumps", other, "link", "slot"),),
                 )
-            elif position in taken:
-                other = taken[position]
-                out.append(
-                    Finding(
-                        here + ("slot",),
-                        f"pillar {position[0]} slot {position[1]} of rack "
-                        f"{host}:{port} is already used by pumps[{other}]",
-                        related=(("pumps", other, "link", "slot"),),
-                    )
-                )
-            else:
-                taken[position] = index
+            )
+        else:
+            taken[position] = index
     return out
 
 
@@ -220,7 +213,7 @@ def warnings(config: GatewayConfig) -> list[Finding]:
                 )
     for index, pump in enumerate(config.pumps):
         here = ("pumps", index)
-        if pump.link.type == "serial" and pump.link.url in PLACEHOLDER_URLS:
+        if isinstance(pump.link, SerialLink) and pump.link.url in PLACEHOLDER_URLS:
             out.append(
                 Finding(
                     here + ("link", "url"),

@@ -22,13 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from common.describe import describe
+from common.diagnostics import line_for
+from common.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
+from common.tomlpos import key_lines
 from gateway.config import checks
-from gateway.config.describe import describe
 from gateway.config.model import DEFER_CROSS_CHECKS, GatewayConfig, PumpConfig, TlsConfig
-from gateway.config.positions import key_lines
 from gateway.config.problems import ConfigFileError, ConfigProblem, KeyPath, Severity
 from gateway.credentials import is_credential
-from gateway.textlimits import FileTooLarge, path_problem, read_bounded, toml_too_deep
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 """A ward's configuration (hundreds of pumps) is tens of KiB; anything this large is not one."""
@@ -55,7 +56,7 @@ class ConfigReport:
     """Line of each key in the file, so later checks (gateway.config.preflight) can cite it."""
 
     def problem(self, key: KeyPath, message: str, severity: Severity = "error") -> ConfigProblem:
-        return ConfigProblem(self.source, key, message, _line(self.positions, key), severity=severity)
+        return ConfigProblem(self.source, key, message, line_for(self.positions, key), severity=severity)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -119,10 +120,10 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
         severity: Severity = "error",
         related: tuple[KeyPath, ...] = (),
     ) -> ConfigProblem:
-        see = [n for n in (_line(positions, r) for r in related) if n is not None]
+        see = [n for n in (line_for(positions, r) for r in related) if n is not None]
         if see:
             message += f" (line {', '.join(map(str, see))})"
-        return ConfigProblem(source, key, message, _line(positions, line_key or key), severity=severity)
+        return ConfigProblem(source, key, message, line_for(positions, line_key or key), severity=severity)
 
     problems: list[ConfigProblem] = []
     dates = list(_date_values(data, ()))
@@ -135,7 +136,7 @@ def load_config_text_report(text: str, *, source: str = "<config>", base_dir: Pa
         config = GatewayConfig.model_validate_json(document, strict=True, context={DEFER_CROSS_CHECKS: True})
     except ValidationError as exc:
         for err in exc.errors():
-            described = describe(err)
+            described = describe(err, root=GatewayConfig)
             if described.key not in date_keys:
                 problems.append(problem(described.key, described.message, line_key=described.line_key))
     # Names are compared as written, so a duplicate is reported even beside a broken entry;
@@ -166,14 +167,6 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> ConfigProblem:
     hint = next((h for start, h in _TOML_HINTS.items() if message.startswith(start)), None)
     message += f" ({hint})" if hint else ""
     return ConfigProblem(source, (), f"TOML syntax error: {message}", line, column)
-
-
-def _line(positions: dict[KeyPath, int], key: KeyPath) -> int | None:
-    """The line of ``key``, or of the nearest enclosing table or key that was written."""
-    for depth in range(len(key), 0, -1):
-        if key[:depth] in positions:
-            return positions[key[:depth]]
-    return None
 
 
 def _date_values(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config.describe import PATTERN_WORDS
+from common.describe import PATTERN_WORDS
 
 _INTRO = """\
 # Gateway configuration reference

@@ -9,9 +9,8 @@ the wrong port shows up as a port number out of place in its server's list.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
-from gateway.config.model import GatewayConfig, PumpConfig, SerialLink
+from gateway.config.model import GatewayConfig, PumpConfig, SerialLink, TcpLink
 from gateway.config.problems import ConfigProblem
 
 _SERVER_SCHEMES = {"rfc2217": "RFC 2217", "socket": "raw TCP"}
@@ -67,29 +66,34 @@ def summarise(config: GatewayConfig, *, source: str, warnings: Sequence[ConfigPr
 def link_groups(pumps: Sequence[PumpConfig]) -> dict[str, list[tuple[str, PumpConfig]]]:
     """Pumps keyed by a title naming their wiring, each with its position on that link.
 
-    Serial device servers are grouped by host (a port per pump); a local serial device or a
-    rack (TCP host and port) is one group. Groups keep the order of first appearance.
+    Titles come from the link key the checks and the poller use (so two spellings of one
+    wire are one group); serial device servers are grouped by host (a port per pump); a
+    local serial device or a rack is one group. Groups keep the order of first appearance.
     """
     groups: dict[str, list[tuple[str, PumpConfig]]] = {}
     for pump in pumps:
-        link = pump.link
-        if isinstance(link, SerialLink):
-            parts = urlsplit(link.url) if "://" in link.url else None
-            if parts is not None and parts.scheme.lower() in _SERVER_SCHEMES:
-                title = f"serial device server {parts.hostname} ({_SERVER_SCHEMES[parts.scheme.lower()]})"
-                label = f"port {parts.port}"
-            else:
-                title = f"serial line {link.url}"
-                label = "-"
-            if link.address is not None:
-                label += f" address {link.address}" if label != "-" else f"address {link.address}"
+        key = pump.link.key
+        if key.scheme in _SERVER_SCHEMES:
+            title = f"serial device server {key.host} ({_SERVER_SCHEMES[key.scheme]})"
+            place = [f"port {key.port}"]
+        elif key.kind == "serial":
+            title, place = f"serial line {key.where}", []
         else:
-            title = f"rack/TCP {link.host}:{link.port}"
-            label = f"pillar {link.pillar} slot {link.slot}" if link.pillar is not None else "-"
-        groups.setdefault(title, []).append((label, pump))
+            title, place = f"rack/TCP {key.where}", []
+        groups.setdefault(title, []).append((" ".join(place + _address(pump)) or "-", pump))
     for rows in groups.values():
         rows.sort(key=lambda row: _natural(row[0]))
     return groups
+
+
+def _address(pump: PumpConfig) -> list[str]:
+    """The pump's address on its link: a rack position or a multidrop line address."""
+    link = pump.link
+    if isinstance(link, TcpLink) and link.pillar is not None:
+        return [f"pillar {link.pillar} slot {link.slot}"]
+    if isinstance(link, SerialLink) and link.address is not None:
+        return [f"address {link.address}"]
+    return []
 
 
 def _pump_row(label: str, pump: PumpConfig) -> list[str]:

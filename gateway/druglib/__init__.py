@@ -2,7 +2,8 @@
 
 Integration points (issue 7): :func:`load_library`, :class:`LibraryHolder` (reload on SIGHUP
 and on file change, refusing bad files), :func:`program_from_channel` + :func:`evaluate` (one
-:class:`VerdictSet` per program) and :func:`verdict_observations` (OBX rows for PCD-01/PCD-10).
+:class:`VerdictSet` per program). How verdicts travel in HL7 (OBX rows, the local code system)
+is the HL7 layer's business: :mod:`gateway.hl7.verdict_rows`. The drug library knows no wire format.
 """
 
 from gateway.druglib.check import ProgramUnderCheck, evaluate, program_from_channel
@@ -15,7 +16,6 @@ from gateway.druglib.errors import (
     UnitError,
     UnitFamilyMismatch,
 )
-from gateway.druglib.hl7map import CODING_SYSTEM, VerdictObservation, verdict_observations
 from gateway.druglib.holder import ALERT_REFUSED, LibraryHolder, ReloadResult, ReloadStatus
 from gateway.druglib.load import LoadedLibrary, load_library, load_library_bytes
 from gateway.druglib.model import DrugLibrary
@@ -23,7 +23,6 @@ from gateway.druglib.verdicts import Severity, Verdict, VerdictKind, VerdictSet
 
 __all__ = [
     "ALERT_REFUSED",
-    "CODING_SYSTEM",
     "DrugLibrary",
     "LibraryError",
     "LibraryHolder",
@@ -40,11 +39,9 @@ __all__ = [
     "UnitFamilyMismatch",
     "Verdict",
     "VerdictKind",
-    "VerdictObservation",
     "VerdictSet",
     "evaluate",
     "load_library",
     "load_library_bytes",
     "program_from_channel",
-    "verdict_observations",
 ]

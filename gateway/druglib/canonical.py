@@ -21,8 +21,8 @@ import hashlib
 import json
 from typing import Any
 
+from common.textlimits import json_too_deep
 from gateway.druglib.errors import LibraryUnreadable
-from gateway.textlimits import json_too_deep
 
 
 class _Number(str):

@@ -8,26 +8,27 @@ it into a verdict, never into a crash.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from common.diagnostics import Problem
+from gateway.errors import BadInput, PumpgwError
 
-from gateway.errors import PumpgwError
 
-
-class LibraryError(PumpgwError):
+class LibraryError(BadInput):
     """Base of every drug-library error."""
 
 
-@dataclass(frozen=True, slots=True)
-class LibraryProblem:
-    """One thing wrong with a library file: where (JSON path, line when known) and what."""
+class LibraryProblem(Problem):
+    """One thing wrong with a library file: where (JSON path, line when known) and what.
 
-    json_path: str
-    message: str
-    line: int | None = None
+    The shared :class:`common.diagnostics.Problem` without a file name (the refusal names the
+    file once): ``line 42: entries[3].dose_limits.soft_max: ...``.
+    """
 
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.json_path}: {self.message}"
+    def __init__(self, json_path: str, message: str, line: int | None = None) -> None:
+        super().__init__("", json_path, message, line)
+
+    @property
+    def json_path(self) -> str:
+        return self.key_text
 
 
 class LibraryUnreadable(LibraryError):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import structlog
 
+from common.textlimits import FileTooLarge, read_bounded
 from gateway.druglib.errors import LibraryError, LibraryInvalid, LibraryPinMismatch, LibraryUnreadable
 from gateway.druglib.load import MAX_LIBRARY_BYTES, LoadedLibrary, load_library_bytes, sha256_of
-from gateway.textlimits import FileTooLarge, read_bounded
 
 log = structlog.get_logger("pumpgw.druglib")
 

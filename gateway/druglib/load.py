@@ -16,11 +16,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from common.diagnostics import line_for
+from common.jsonpos import value_lines
+from common.textlimits import FileTooLarge, json_too_deep, path_problem, read_bounded
 from gateway.druglib.errors import LibraryInvalid, LibraryPinMismatch, LibraryProblem, LibraryUnreadable
-from gateway.druglib.jsonpos import line_for, value_lines
 from gateway.druglib.model import CareArea, DrugLibrary, Entry
 from gateway.druglib.validate import problems_of
-from gateway.textlimits import FileTooLarge, json_too_deep, path_problem, read_bounded
 
 MAX_LIBRARY_BYTES = 16 * 1024 * 1024
 """A hospital formulary of thousands of entries is a few MiB of JSON."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput
 
 
-class EventError(PumpgwError):
+class EventError(BadInput):
     """Base of the event layer's errors."""
 
 

@@ -1,8 +1,8 @@
-"""IHE PCD HL7 v2.6 messages: PCD-01, PCD-04 and PCD-10 encoders and a conformance checker.
+"""IHE PCD HL7 v2.6 messages: PCD-01, PCD-04 and PCD-10 encoders.
 
-The encoders are pure functions from pump snapshots/events to ER7 bytes; the checker
-(`gateway.hl7.check.check_message`) is what testers, `pumpgw hl7 check` and the EHR
-simulator run on received messages. See docs/hl7.md.
+The encoders are pure functions from pump snapshots/events to ER7 bytes. Reading and judging
+received messages (the tolerant parser, the conformance checker that testers, `pumpgw hl7
+check` and the EHR simulator run) is common/pcd. See docs/hl7.md.
 """
 
 from gateway.hl7.context import ControlIdGenerator, EncodeContext, PatientIdentity, PumpInfo

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from common.pcd import mdc
 from drivers.model import AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.events.model import EventKind, PumpEvent
-from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext
 from gateway.hl7.er7 import SEGMENT_SEP, dtm, escape
 from gateway.hl7.errors import Hl7EncodeError, UnpublishedCodeError

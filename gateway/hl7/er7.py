@@ -1,4 +1,6 @@
-"""ER7 (pipe-and-hat) primitives: escaping, timestamps, numbers.
+"""ER7 (pipe-and-hat) primitives of the send side: escaping, timestamps, numbers.
+
+The receive side (``unescape``) is common/pcd/er7.py, beside the tolerant parser.
 
 Plain string work on purpose: the encoders run once per pump per poll interval and per
 event, and hl7apy costs ~1,400x plain assembly per message (issue 5 item 5). Encoding
@@ -45,29 +47,6 @@ def escape(text: str) -> str:
     if _NEEDS_ESCAPE.search(text) is None:
         return text
     return text.translate(_ESCAPES)
-
-
-_UNESCAPES = {"E": "\\", "F": "|", "S": "^", "R": "~", "T": "&"}
-_ESCAPE_SEQ = re.compile(r"\\([EFSRT]|X[0-9A-Fa-f]+|\.br)\\")
-
-
-def unescape(text: str) -> str:
-    """Inverse of :func:`escape` (receive side); unknown sequences are kept verbatim."""
-    if "\\" not in text:
-        return text
-
-    def _one(match: re.Match[str]) -> str:
-        seq = match.group(1)
-        if seq in _UNESCAPES:
-            return _UNESCAPES[seq]
-        if seq == ".br":
-            return "\n"
-        hexdigits = seq[1:]
-        if len(hexdigits) % 2:
-            return match.group(0)
-        return bytes.fromhex(hexdigits).decode("latin-1")
-
-    return _ESCAPE_SEQ.sub(_one, text)
 
 
 def dtm(moment: datetime, *, what: str) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput, PumpgwError
 
 
 class Hl7Error(PumpgwError):
     """Base of every error raised by ``gateway.hl7``."""
 
 
-class Hl7EncodeError(Hl7Error):
+class Hl7EncodeError(Hl7Error, BadInput):
     """The input cannot be expressed as a valid PCD message (a naive timestamp, NaN...).
 
     The router logs it with the pump id and keeps the event on MQTT; it never retries the
@@ -22,7 +22,7 @@ class Hl7EncodeError(Hl7Error):
         super().__init__(f"pump {pump_id}: {message}" if pump_id else message)
 
 
-class UnpublishedCodeError(Hl7Error):
+class UnpublishedCodeError(Hl7Error, BadInput):
     """An event needs an MDC code that is not published (ihe-pcd.md §13) and the
     configuration says to leave such events unsent (``unpublished_codes = "omit"``)."""
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from common.pcd import mdc
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
-from gateway.hl7 import mdc
 from gateway.hl7.context import EncodeContext, PumpInfo
 from gateway.hl7.er7 import device_dtm, dtm, escape, number
 from gateway.hl7.identity_rows import identity_rows
@@ -199,7 +199,7 @@ def channel_rows(
     three delivery-info parameters: the active source is then always sent, and in KVO the
     current flow row is sent flagged ``NAV`` (no protocol reports the KVO rate; no guessing).
 
-    ``verdicts`` are drug-library verdict rows (``gateway.druglib.verdict_observations``) for
+    ``verdicts`` are drug-library verdict rows (``gateway.hl7.verdict_rows.verdict_observations``) for
     this channel; they follow the source channel's metrics, their relative sub-ids ``k`` and
     ``k.j`` becoming ``1.n.2.<m+k>`` and ``1.n.2.<m+k>.j`` (docs/drug-library.md §6).
     """

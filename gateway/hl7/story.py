@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway.hl7.parse import parse_message
+from common.pcd.parse import parse_message
 
 
 @dataclass

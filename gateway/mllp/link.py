@@ -13,10 +13,11 @@ import logging
 import socket
 import ssl
 
+from common.mllp.errors import MllpGarbage
+from common.mllp.framing import MllpDecoder, frame
 from gateway.log import WIRE
 from gateway.mllp.ack import Ack, parse_ack
-from gateway.mllp.errors import AckError, DeliveryError, MllpGarbage
-from gateway.mllp.framing import MllpDecoder, frame
+from gateway.mllp.errors import AckError, DeliveryError
 from gateway.outbox import OutboxMessage
 from gateway.peertext import summarise_reply, token
 

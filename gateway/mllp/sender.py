@@ -33,13 +33,13 @@ from typing import Protocol, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from common.mllp.framing import DEFAULT_MAX_FRAME_BYTES
 from gateway.backoff import jittered
+from gateway.errors import RetryLater
 from gateway.mllp.ack import Ack
-from gateway.mllp.errors import DeliveryError
-from gateway.mllp.framing import DEFAULT_MAX_FRAME_BYTES
 from gateway.mllp.link import MllpLink, TlsFailure
 from gateway.mllp.tls import make_client_ssl_context
-from gateway.outbox import Outbox, OutboxClosed, OutboxError, OutboxMessage, Outcome
+from gateway.outbox import Outbox, OutboxMessage, Outcome
 from gateway.peertext import bound_text, err_codes
 
 __all__ = ["ALARM_PROBE_MAX_S", "MllpSender", "SenderMetrics", "backoff_for_lane", "make_client_ssl_context"]
@@ -68,7 +68,7 @@ class SenderMetrics(Protocol):
     def ack_received(self, lane: str, code: str, latency_s: float) -> None: ...
 
 
-class _Rejected(Exception):
+class _Rejected(RetryLater):
     """AR/CR: resend unchanged after backoff (not a link failure; the connection stays)."""
 
     def __init__(self, ack: Ack) -> None:
@@ -202,9 +202,7 @@ class MllpSender:
         while True:
             try:
                 result = await op()
-            except OutboxClosed:
-                raise
-            except OutboxError as exc:
+            except RetryLater as exc:  # full disk, busy file; OutboxClosed ends the sender
                 failures += 1
                 self.state = "backoff"
                 self.last_error = str(exc)
@@ -242,7 +240,7 @@ class MllpSender:
         """Send until an accept or error ACK; AR/CR and link failures retry with backoff."""
         try:
             return await self._attempt(msg)  # the fast path: no retry machinery per message
-        except (DeliveryError, _Rejected) as exc:
+        except RetryLater as exc:  # DeliveryError, _Rejected
             first: list[BaseException] = [exc]
         failures = 0
 
@@ -275,7 +273,7 @@ class MllpSender:
 
         async for attempt in AsyncRetrying(
             wait=wait,
-            retry=retry_if_exception_type((DeliveryError, _Rejected)),
+            retry=retry_if_exception_type(RetryLater),
             before_sleep=before_sleep,
             reraise=True,
         ):

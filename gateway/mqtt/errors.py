@@ -9,7 +9,7 @@ these at one boundary (:mod:`gateway.mqtt.connection`); nothing above it sees a 
 
 from __future__ import annotations
 
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput, PumpgwError, RetryLater
 
 
 class MqttError(PumpgwError):
@@ -21,7 +21,7 @@ class MqttError(PumpgwError):
         super().__init__(f"MQTT broker {host}:{port}: {message}")
 
 
-class MqttConnectError(MqttError):
+class MqttConnectError(MqttError, RetryLater):
     """The TCP/TLS connection or the CONNACK failed for a reason worth retrying soon."""
 
     def __init__(self, message: str, *, host: str, port: int, reason: str = "") -> None:
@@ -46,7 +46,7 @@ class MqttAuthError(MqttConnectError):
         )
 
 
-class MqttSetupError(MqttError):
+class MqttSetupError(MqttError, BadInput):
     """Local setup is unusable: password file unreadable, TLS files missing, certificate rejected."""
 
 
@@ -54,7 +54,7 @@ class MqttTlsError(MqttSetupError):
     """TLS handshake or certificate verification failed. There is never a plaintext fallback."""
 
 
-class MqttConnectionLost(MqttError):
+class MqttConnectionLost(MqttError, RetryLater):
     """An established session ended; in-flight publishes are failed and resent after reconnect."""
 
     def __init__(self, message: str, *, host: str, port: int, reason: str = "") -> None:
@@ -62,7 +62,7 @@ class MqttConnectionLost(MqttError):
         super().__init__(message, host=host, port=port)
 
 
-class MqttPublishError(MqttError):
+class MqttPublishError(MqttError, RetryLater):
     """The broker rejected one publish (MQTT 5 PUBACK reason code >= 0x80, e.g. ACL denial)."""
 
     def __init__(self, *, host: str, port: int, topic: str, reason: str) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.model import Alarm, ChannelSnapshot, PumpIdentity, PumpSnapshot, Quantity
-from gateway.errors import PumpgwError
+from gateway.errors import BadInput
 from gateway.events.model import EventKind, PumpEvent
 
 SCHEMA_VERSION = 1
@@ -54,7 +54,7 @@ PATIENT_ID_KEYS = frozenset(
 )
 
 
-class PayloadError(PumpgwError):
+class PayloadError(BadInput):
     """A payload could not be built from the data given (naive time, non-finite number ...)."""
 
     def __init__(self, pump_id: str, what: str, problems: str) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from gateway.errors import BadInput
+
 
 class QueuedMessage(Protocol):
     """One claimed message. ``id`` is the outbox's key, passed back to ``mark_delivered``."""
@@ -56,7 +58,7 @@ class DurableQueue(Protocol):
     async def wait(self, lane: str) -> None: ...
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(BadInput, ValueError):
     """A queued payload is not a topic-NUL-payload envelope (corrupt row, wrong lane)."""
 
     def __init__(self, message_id: int | None, problem: str) -> None:

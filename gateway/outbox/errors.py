@@ -3,7 +3,9 @@ an operator must look at the file (move it aside, restore, or upgrade pumpgw).""
 
 from __future__ import annotations
 
-from gateway.errors import PumpgwError
+import sqlite3
+
+from gateway.errors import BadInput, PumpgwError, RetryLater
 
 
 class OutboxError(PumpgwError):
@@ -52,13 +54,13 @@ class OutboxClosed(OutboxError):
     """An operation on an outbox after close()."""
 
 
-class MessageNotFound(OutboxError):
+class MessageNotFound(OutboxError, BadInput):
     def __init__(self, msg_id: int) -> None:
         self.msg_id = msg_id
         super().__init__(f"no outbox message with id {msg_id}")
 
 
-class OutboxFull(OutboxError):
+class OutboxFull(OutboxError, RetryLater):
     """The file system holding the outbox has no room for this write, even after the reserve
     was released. The caller retries later (events: the pipeline; state changes: the sender)."""
 
@@ -67,13 +69,15 @@ class OutboxFull(OutboxError):
         super().__init__(f"outbox {path}: the disk is full{': ' + detail if detail else ''}")
 
 
-class OutboxStorageError(OutboxError):
-    """SQLite refused or failed a statement (the file is locked by another process past the
-    busy timeout, an I/O error): nothing of the failed operation was recorded, and the same
-    operation can succeed later. The SQLite error is the ``__cause__`` (for DEBUG logs); it
-    never crosses the outbox boundary itself."""
+class OutboxBusy(OutboxError, RetryLater, sqlite3.OperationalError):
+    """SQLite could not complete a write now (database locked, busy, an I/O error): none of it
+    is in the file, and the same unit can be written later.
 
-    def __init__(self, path: str, action: str, cause: Exception) -> None:
+    It is still a ``sqlite3.OperationalError``, so code written against the raw error keeps
+    working; new code catches ``RetryLater``.
+    """
+
+    def __init__(self, path: str, detail: str) -> None:
         self.path = path
-        self.action = action
-        super().__init__(f"outbox {path}: {action} failed: {type(cause).__name__}: {cause}")
+        self.detail = detail
+        super().__init__(f"outbox {path}: write failed, retry later: {detail}")

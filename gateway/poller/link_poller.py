@@ -2,119 +2,43 @@
 
 A link is what the wire is: a serial line (several NE-1000 pumps may share one multi-drop
 line) or one TCP connection to a pump rack (a B. Braun SpaceCom serves every slot over one
-connection). Requests on a link are strictly sequential -- one outstanding request per wire
-(style.md, zigpy-znp) -- and each pump keeps its own poll interval and its own silence
-counter, so one dead pump on a rack never marks its neighbours lost (pymodbus #1654 shows the
-opposite).
+connection). The poller owns the link and its :class:`~drivers.line.Line` -- the lock and
+protocol state every driver on the wire shares -- for as long as the link is open; requests
+on it are strictly sequential, one outstanding request per wire (style.md, zigpy-znp), and
+each pump keeps its own poll interval and silence counter (:mod:`gateway.poller.schedule`).
+A link that fails is reopened after the gateway's one backoff policy
+(:class:`~gateway.backoff.Backoff`), reset by a good poll, not by an open.
 
 The poller knows nothing about HL7 or MQTT: it hands snapshots and communication changes to a
-:class:`SnapshotSink`.
+:class:`~gateway.poller.sink.SnapshotSink`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
 
-from drivers.base import PumpDriver
-from drivers.errors import DriverError, FrameError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
-from drivers.model import Alarm, PumpIdentity, PumpSnapshot
+from drivers.errors import DriverError, LinkError, PumpRefused, ReplyTimeout, SafeModeActive
+from drivers.line import Line
 from drivers.registry import driver_class
-from drivers.transport import Link, open_serial, open_tcp
-from gateway.config.model import PumpConfig, SerialLink
-from gateway.config.model import TcpLink as TcpLinkConfig
+from drivers.transport import Link
+from gateway.backoff import Backoff
+from gateway.config.model import PumpConfig
 from gateway.log import get_logger
+from gateway.poller.links import driver_address, group_by_link, open_link
+from gateway.poller.reasons import reason
+from gateway.poller.schedule import PumpState, next_slot
+from gateway.poller.sink import PollMetrics, SnapshotSink
+
+__all__ = ["LinkPoller", "PollMetrics", "SnapshotSink", "group_by_link", "next_slot", "open_link", "reason"]
 
 IDENTITY_RECHECK_S = 300.0  # re-identify to catch a pump swapped on the same port
 REPEAT_SUMMARY_EVERY = 20  # while a link stays down: one WARNING per this many attempts
 DEAD_LINK_TIMEOUTS = 3
 """Consecutive timeouts of *every* pump on a link after which the link itself is taken as dead
 (a half-open TCP connection after a rack reboot behind NAT stays "open" for ~15 min)."""
-
-
-class PollMetrics(Protocol):
-    """What a poller reports for ``/metrics`` (gateway.health.metrics implements it)."""
-
-    def poll_done(self, pump: str, outcome: str) -> None: ...
-    def link_reopened(self, link: str) -> None: ...
-
-
-class SnapshotSink(Protocol):
-    async def on_snapshot(self, pump_id: str, snapshot: PumpSnapshot) -> None: ...
-    async def on_identity(self, pump_id: str, identity: PumpIdentity) -> None: ...
-    async def on_identity_unreadable(self, pump_id: str, reason: str) -> None: ...
-    async def on_comm_lost(self, pump_id: str, at: datetime, reason: str) -> None: ...
-    async def on_comm_restored(self, pump_id: str, at: datetime) -> None: ...
-
-
-def reason(exc: BaseException) -> str:
-    """What went wrong, without the pump and link (they are fields of the log line already)
-    and without Python reprs of raw bytes (those are for the WIRE trace, and may carry
-    patient data)."""
-    if isinstance(exc, LinkError):
-        return exc.reason
-    if isinstance(exc, ReplyTimeout):
-        return f"no reply to {exc.command} within {exc.timeout_s:g} s"
-    if isinstance(exc, FrameError):
-        return f"{exc.reason} at byte offset {exc.offset}"
-    if isinstance(exc, PumpRefused):
-        return f"refused {exc.command}: {exc.code} ({exc.meaning})"
-    return str(exc) or type(exc).__name__
-
-
-def driver_address(link: SerialLink | TcpLinkConfig) -> int | None:
-    """The driver's ``address``: the multidrop address of a serial pump, or a rack position
-    as ``pillar * 100 + slot`` (``drivers.bbraun_bcc.client.rack_address``)."""
-    if isinstance(link, TcpLinkConfig):
-        return None if link.pillar is None or link.slot is None else link.pillar * 100 + link.slot
-    return link.address
-
-
-def link_key(pump: PumpConfig) -> str:
-    if isinstance(pump.link, SerialLink):
-        return f"serial:{pump.link.url}"
-    return f"tcp:{pump.link.host}:{pump.link.port}"
-
-
-def group_by_link(pumps: Iterable[PumpConfig]) -> dict[str, list[PumpConfig]]:
-    groups: dict[str, list[PumpConfig]] = {}
-    for pump in pumps:
-        groups.setdefault(link_key(pump), []).append(pump)
-    return groups
-
-
-async def open_link(pump: PumpConfig, name: str) -> Link:
-    link = pump.link
-    if isinstance(link, SerialLink):
-        return await open_serial(
-            link.url,
-            name=name,
-            baudrate=link.baudrate,
-            bytesize=link.bytesize,
-            parity=link.parity,
-            stopbits=link.stopbits,
-        )
-    return await open_tcp(link.host, link.port, name=name)
-
-
-@dataclass
-class _PumpState:
-    config: PumpConfig
-    driver: PumpDriver | None = None
-    next_poll: float = 0.0
-    last_ok: float = field(default_factory=time.monotonic)
-    last_identify: float = float("-inf")
-    lost: bool = False
-    failures: int = 0
-    timeouts: int = 0  # consecutive reply timeouts (any answer resets it)
-    last_poll_at: datetime | None = None  # wall clock of the last good poll (status page)
-    carried_alarms: tuple[Alarm, ...] = ()  # acknowledged at the pump, not yet in a snapshot
-    sink_failures: int = 0  # consecutive snapshots the pipeline could not process for this pump
 
 
 class LinkPoller:
@@ -139,14 +63,14 @@ class LinkPoller:
         self.sink = sink
         self.alert = alert
         self.opener = opener
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.pumps = [_PumpState(p) for p in pumps]
+        self.backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self.pumps = [PumpState(p) for p in pumps]
+        self.line: Line | None = None
+        """The open link and the state its drivers share; None while the link is down."""
         self.log = get_logger("pumpgw.poller", link=key)
         self._progress = time.monotonic()
         self.polls = 0
         self.reconnects = 0
-        self._attempt = 0
 
     def progress(self) -> float:
         return self._progress
@@ -155,39 +79,14 @@ class LinkPoller:
     def stale_after_s(self) -> float:
         """How long without progress means this poller is hung (for the watchdog)."""
         worst = max(p.config.poll_interval_s + 3 * p.config.request_timeout_s for p in self.pumps)
-        return max(60.0, 3 * worst, self.backoff_max_s + 10)
+        return max(60.0, 3 * worst, self.backoff.max_s + 10)
 
     async def run(self) -> None:
-        self._attempt = 0
+        self.backoff.reset()
         while True:
-            link: Link | None = None
             error: LinkError | None = None
             try:
-                link = await self.opener(self.pumps[0].config, self.key)
-                self.link_up = True
-                if self._attempt:
-                    # the recovery, with the failures it ends (they were logged once, at the first)
-                    self.log.info(
-                        "link open again",
-                        pumps=[p.config.id for p in self.pumps],
-                        failed_attempts=self._attempt,
-                        last_error=self.last_link_error,
-                    )
-                    if self.metrics is not None:
-                        self.metrics.link_reopened(self.key)
-                else:
-                    self.log.info("link open", pumps=[p.config.id for p in self.pumps])
-                for state in self.pumps:
-                    cls = driver_class(state.config.protocol)
-                    state.driver = cls(
-                        link,
-                        pump_id=state.config.id,
-                        address=driver_address(state.config.link),
-                        request_timeout_s=state.config.request_timeout_s,
-                    )
-                    state.last_identify = float("-inf")
-                    state.timeouts = 0
-                    self._hand_over_alarms(state)
+                await self._open()
                 await self._poll_forever()
             except LinkError as exc:
                 error = exc
@@ -195,68 +94,76 @@ class LinkPoller:
                 self._report_carried_alarms_on_stop()
                 raise
             finally:
-                # close before backing off: a dead link must not stay open during the wait;
-                # alarms the pump already acknowledged go on to the next driver (§0 rule 4)
-                for state in self.pumps:
-                    if state.driver is not None:
-                        state.carried_alarms = state.carried_alarms + state.driver.unreported_alarms
-                    state.driver = None
-                self.link_up = False
-                if link is not None:
-                    await link.close()
-            # The attempt counter is reset by a successful poll, not by an open: a device
-            # server that accepts and drops every connection still backs off (bounded rate).
-            self._attempt += 1
-            self.reconnects += 1
-            delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._attempt, 16))
-            delay = random.uniform(0, delay)  # full jitter: many gateways, one device server
-            # The first failure at WARNING; repeats at DEBUG (the recovery line counts them), and
-            # one WARNING summary every REPEAT_SUMMARY_EVERY attempts while it stays down.
-            self.last_link_error = reason(error) if error is not None else "closed"
-            if self._attempt == 1:
-                self.log.warning("link down; reconnecting", error=self.last_link_error, backoff_s=round(delay, 2))
-            elif self._attempt % REPEAT_SUMMARY_EVERY == 0:
-                self.log.warning(
-                    "link still down",
-                    error=self.last_link_error,
-                    failed_attempts=self._attempt,
-                    backoff_s=round(delay, 2),
-                )
-            else:
-                self.log.debug(
-                    "link down; reconnecting",
-                    error=self.last_link_error,
-                    attempt=self._attempt,
-                    backoff_s=round(delay, 2),
-                )
-            await self._mark_lost_if_silent(self.last_link_error)
-            await self._sleep_with_progress(delay)
+                await self._close()
+            await self._link_down(error)
 
-    def _hand_over_alarms(self, state: _PumpState) -> None:
-        """Give the new driver the alarms its predecessor had not yet put in a snapshot."""
-        assert state.driver is not None
-        carried, state.carried_alarms = state.carried_alarms, ()
-        if not carried:
-            return
-        self.log.warning(
-            "unreported alarms carried over to the new driver", pump=state.config.id, alarms=[a.code for a in carried]
-        )
-        for alarm in state.driver.adopt_alarms(carried):
-            self.log.error(
-                "alarm dropped: the new driver cannot carry it", pump=state.config.id, alarm=alarm.code, kind=alarm.kind
+    async def _open(self) -> None:
+        """Open the link, make its :class:`Line` and one driver per pump on it."""
+        link = await self.opener(self.pumps[0].config, self.key)
+        self.line = line = Line(link)
+        self.link_up = True
+        if self.backoff.attempt:
+            # the recovery, with the failures it ends (they were logged once, at the first)
+            self.log.info(
+                "link open again",
+                pumps=[p.config.id for p in self.pumps],
+                failed_attempts=self.backoff.attempt,
+                last_error=self.last_link_error,
             )
+            if self.metrics is not None:
+                self.metrics.link_reopened(self.key)
+        else:
+            self.log.info("link open", pumps=[p.config.id for p in self.pumps])
+        for state in self.pumps:
+            cls = driver_class(state.config.protocol)
+            state.driver = cls(
+                line,
+                pump_id=state.config.id,
+                address=driver_address(state.config),
+                request_timeout_s=state.config.request_timeout_s,
+            )
+            state.last_identify = float("-inf")
+            state.timeouts = 0
+            state.hand_over_alarms(self.log)
+
+    async def _close(self) -> None:
+        """Close before backing off: a dead link must not stay open during the wait."""
+        for state in self.pumps:
+            state.drop_driver()
+        self.link_up = False
+        line, self.line = self.line, None
+        if line is not None:
+            await line.link.close()
+
+    async def _link_down(self, error: LinkError | None) -> None:
+        """Log the failure, keep silence accounting running, and wait the backoff.
+
+        The attempt counter is reset by a successful poll, not by an open: a device server
+        that accepts and drops every connection still backs off (bounded rate). The first
+        failure is logged at WARNING; repeats at DEBUG (the recovery line counts them), with
+        one WARNING summary every REPEAT_SUMMARY_EVERY attempts while it stays down.
+        """
+        self.reconnects += 1
+        delay = self.backoff.next_delay()  # full jitter: many gateways, one device server
+        attempt = self.backoff.attempt
+        self.last_link_error = reason(error) if error is not None else "closed"
+        if attempt == 1:
+            self.log.warning("link down; reconnecting", error=self.last_link_error, backoff_s=round(delay, 2))
+        elif attempt % REPEAT_SUMMARY_EVERY == 0:
+            self.log.warning(
+                "link still down", error=self.last_link_error, failed_attempts=attempt, backoff_s=round(delay, 2)
+            )
+        else:
+            self.log.debug(
+                "link down; reconnecting", error=self.last_link_error, attempt=attempt, backoff_s=round(delay, 2)
+            )
+        await self._mark_lost_if_silent(self.last_link_error)
+        await self._sleep_with_progress(delay)
 
     def _report_carried_alarms_on_stop(self) -> None:
         """The poller is being stopped: alarms not yet in a snapshot go no further."""
         for state in self.pumps:
-            alarms = state.carried_alarms + (state.driver.unreported_alarms if state.driver else ())
-            for alarm in alarms:
-                self.log.error(
-                    "poller stopped before an acknowledged alarm was reported",
-                    pump=state.config.id,
-                    alarm=alarm.code,
-                    kind=alarm.kind,
-                )
+            state.report_alarms_on_stop(self.log)
 
     async def _poll_forever(self) -> None:
         while True:
@@ -269,7 +176,7 @@ class LinkPoller:
             await self._poll_one(due)
             self._progress = time.monotonic()
 
-    async def _poll_one(self, state: _PumpState) -> None:
+    async def _poll_one(self, state: PumpState) -> None:
         assert state.driver is not None
         pump_id = state.config.id
         try:
@@ -310,7 +217,7 @@ class LinkPoller:
         self.polls += 1
         self._count(pump_id, "ok")
         state.last_poll_at = datetime.now(UTC)
-        self._attempt = 0
+        self.backoff.reset()
         if state.failures:
             self.log.info("poll recovered", pump=pump_id, failed_polls=state.failures)
         state.failures = 0
@@ -322,7 +229,7 @@ class LinkPoller:
             self.log.info("pump processing recovered", pump=pump_id, failed_snapshots=state.sink_failures)
             state.sink_failures = 0
 
-    async def _isolated(self, state: _PumpState, what: str, call: Awaitable[None]) -> bool:
+    async def _isolated(self, state: PumpState, what: str, call: Awaitable[None]) -> bool:
         """Run one sink call for one pump; an unexpected exception is that pump's problem.
 
         It is logged with the pump id (first of a streak at ERROR with the traceback, then
@@ -351,7 +258,7 @@ class LinkPoller:
                     )
             return False
 
-    async def _identify(self, state: _PumpState) -> None:
+    async def _identify(self, state: PumpState) -> None:
         """Identify the pump. A pump that answers but not with its identity (refusal, garbled
         reply) is reported as unreadable and polled on; a dead link or a timeout is not an
         identity problem and goes to the caller's handling."""
@@ -371,7 +278,7 @@ class LinkPoller:
         state.last_identify = time.monotonic()
         await self._isolated(state, "identity", self.sink.on_identity(state.config.id, identity))
 
-    async def _poll_failed(self, state: _PumpState, exc: DriverError) -> None:
+    async def _poll_failed(self, state: PumpState, exc: DriverError) -> None:
         state.failures += 1
         if state.failures == 1:  # log the first failure and the recovery, not every poll
             self.log.warning("poll failed", pump=state.config.id, error=reason(exc), error_type=type(exc).__name__)
@@ -381,10 +288,10 @@ class LinkPoller:
         if self.metrics is not None:
             self.metrics.poll_done(pump_id, outcome)
 
-    def _mark_alive(self, state: _PumpState) -> None:
+    def _mark_alive(self, state: PumpState) -> None:
         state.last_ok = time.monotonic()
 
-    async def _check_silence(self, state: _PumpState, reason: str) -> None:
+    async def _check_silence(self, state: PumpState, reason: str) -> None:
         if not state.lost and time.monotonic() - state.last_ok >= state.config.comm_lost_after_s:
             state.lost = True
             self.log.error("communication lost", pump=state.config.id, reason=reason)
@@ -402,17 +309,3 @@ class LinkPoller:
             self._progress = time.monotonic()
             if self.pumps[0].driver is None:  # link down: keep silence accounting running
                 await self._mark_lost_if_silent("link down")
-
-
-def next_slot(scheduled: float, now: float, interval: float) -> float:
-    """When to poll next after a poll due at ``scheduled`` ran at ``now``: on a fixed grid.
-
-    A poll that ran late (the loop was busy, the link slow) is late, not lost: the next one
-    stays on the grid (``scheduled + interval``), so the rate over a minute is the configured
-    one. Only when the poll is a whole interval or more behind (the first poll, after a
-    reconnect, a link slower than its interval) does the grid restart from now -- catching up
-    several polls in a burst would only load the serial line.
-    """
-    if now - scheduled < interval:
-        return scheduled + interval
-    return now + interval

@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from common.pcd.parse import Segment
 from gateway.hl7.er7 import escape
-from gateway.hl7.parse import Segment
 
 _ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
 

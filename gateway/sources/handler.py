@@ -7,8 +7,10 @@ The order is the careful receiver's (docs/integration-engineer.md, "Vendor pump 
 3. MSH-10 present, else AE (ERR 101 at MSH-10);
 4. duplicate detection against the durable receipts (same MSH-3 + MSH-10): the same content
    is a resend -> AA and ignored; other content under a reused id -> AR (ERR 205), logged;
-5. conformance check (gateway/hl7/check.py): findings logged by rule and position (the
-   finding texts quote the sender's values: DEBUG only);
+5. conformance check (common/pcd/conformance): findings logged by rule and position (the
+   finding texts quote the sender's values: DEBUG only). With ``conformance = "report"`` (the
+   default) the message is only queued here and judged after the ACK (conformance.py); with
+   ``refuse_errors`` the check decides AE, so it runs here, on the path;
 6. mapping (gateway/sources/mapping.py) into device reports, each device to a pump id;
    an unusable message -> AE with ERR naming segment and field;
 7. every device's snapshot through the pipeline (verdicts, events, HL7 out, MQTT), the receipt
@@ -31,13 +33,14 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from common.pcd.conformance import check_message
+from common.pcd.parse import Message, parse_message, transaction_of
 from drivers.model import ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot
 from gateway.config.model import SourceConfig, SourceDevice
-from gateway.hl7.check import check_message
-from gateway.hl7.parse import Message, parse_message, transaction_of
 from gateway.log import get_logger
 from gateway.outbox import InboundReceipt, Outbox
 from gateway.sources.ack import Outcome
+from gateway.sources.conformance import ConformanceReporter, report_findings
 from gateway.sources.mapping import DeviceReport, UnusableMessage, read_devices
 
 _KIND = {"PCD-01": "pcd01", "PCD-10": "pcd10", "PCD-04": "pcd04"}
@@ -55,6 +58,7 @@ class InboundHandler:
         self._pump_locks: dict[str, asyncio.Lock] = {}
         self._labels: dict[str, dict[int, str]] = {}  # pump id -> VMD number -> channel id
         self.counters = {"received": 0, "accepted": 0, "duplicates": 0, "refused": 0, "unusable": 0}
+        self.conformance = ConformanceReporter(self.log, self.counters)  # run by the listener
 
     async def handle(self, raw: bytes) -> tuple[Message, Outcome | None]:
         return await self._handle(raw)
@@ -107,19 +111,11 @@ class InboundHandler:
                 "message refused: control id reused with different content", control_id=control_id, kind=kind
             )
             return message, self._refuse("AR", "205", "MSH-10 was already used for a different message", "MSH", 1, 10)
-        findings = check_message(message)
-        if findings:
-            self.log.info(
-                "inbound message has conformance findings",
-                control_id=control_id,
-                kind=kind,
-                findings=len(findings),
-                rules=sorted({f.rule for f in findings}),
-            )
-            for f in findings:
-                self.log.debug("conformance finding", control_id=control_id, finding=str(f))
+        if self.config.conformance == "refuse_errors":
+            findings = check_message(message)
+            report_findings(self.log, control_id, kind, findings)
             errors = [f for f in findings if f.severity == "error"]
-            if errors and self.config.conformance == "refuse_errors":
+            if errors:
                 first = errors[0]
                 self.counters["unusable"] += 1
                 self.log.warning(
@@ -133,6 +129,14 @@ class InboundHandler:
                 return message, Outcome(
                     "AE", "207", f"[{first.rule}] {first.message}", first.segment_id, first.segment, first.field
                 )
+        outcome = await self._use(message, kind, sender, control_id, digest)
+        if outcome is not None and self.config.conformance == "report":
+            # after the commit, before the ACK is written: the check runs once the ACK is out
+            self.conformance.submit(message, control_id, kind)
+        return message, outcome
+
+    async def _use(self, message: Message, kind: str, sender: str, control_id: str, digest: str) -> Outcome | None:
+        """Map, then commit through the pipeline: AA, AE (unusable) or None (not committed)."""
         try:
             reports = read_devices(message)
             targets = [(self._pump_for(r), r) for r in reports]
@@ -148,7 +152,7 @@ class InboundHandler:
                 error_code=exc.code,
             )
             self.log.debug("message cannot be used: detail", control_id=control_id, reason=exc.reason)
-            return message, Outcome("AE", exc.code, exc.reason, exc.segment_id, exc.sequence, exc.field_no)
+            return Outcome("AE", exc.code, exc.reason, exc.segment_id, exc.sequence, exc.field_no)
         receipt = InboundReceipt(self.config.name, sender, control_id, digest)
         locks = [self._pump_locks.setdefault(p, asyncio.Lock()) for p in sorted({p for p, _ in targets})]
         async with contextlib.AsyncExitStack() as stack:
@@ -169,10 +173,10 @@ class InboundHandler:
                         control_id=control_id,
                         pump=pump_id,
                     )
-                    return message, None
+                    return None
         self.counters["accepted"] += 1
         self.log.info("inbound message accepted", control_id=control_id, kind=kind, devices=len(targets))
-        return message, Outcome("AA")
+        return Outcome("AA")
 
     def _refuse(self, code: str, error_code: str, text: str, seg: str | None, seq: int, field: int | None) -> Outcome:
         self.counters["refused"] += 1
@@ -219,12 +223,12 @@ class InboundHandler:
                 alarms=old.alarms if old is not None else (),
             )
         for alert in report.alerts:
-            cid = labels.get(alert.channel) or (next(iter(channels)) if alert.channel == 0 and channels else None)
-            cid = cid or str(alert.channel or 1)
-            ch = channels.get(cid) or ChannelSnapshot(channel_id=cid, state=ChannelState.UNKNOWN)
-            others = tuple(a for a in ch.alarms if a.code != alert.code)
+            named = labels.get(alert.channel) or (next(iter(channels)) if alert.channel == 0 and channels else None)
+            target = named or str(alert.channel or 1)
+            snap = channels.get(target) or ChannelSnapshot(channel_id=target, state=ChannelState.UNKNOWN)
+            others = tuple(a for a in snap.alarms if a.code != alert.code)
             alarms = others if alert.ended else (*others, alert.alarm())
-            channels[cid] = replace(ch, alarms=alarms)
+            channels[target] = replace(snap, alarms=alarms)
         identity = report.identity()
         if last is not None:
             known = last.identity

@@ -14,6 +14,8 @@ Safety at the boundary (issue 13 item 3):
   ids and rule ids only.
 
 Messages of one connection are answered in order; the handler decides what (handler.py).
+Conformance findings are judged after the ACK by the handler's reporter, which this listener's
+task runs (conformance.py).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import contextlib
 import ipaddress
 import ssl
 
+from common.mllp.errors import MllpError, MllpFrameTooLarge
+from common.mllp.framing import MllpDecoder, frame
 from gateway.config.model import SourceConfig
 from gateway.log import get_logger
-from gateway.mllp.errors import MllpError, MllpFrameTooLarge, TlsConfigError
-from gateway.mllp.framing import MllpDecoder, frame
+from gateway.mllp.errors import TlsConfigError
 from gateway.sources.ack import acknowledgements
 from gateway.sources.handler import InboundHandler
 
@@ -76,7 +79,20 @@ class SourceListener:
         self.counters = {"connections": 0, "refused_connections": 0, "frame_errors": 0}
 
     async def run(self) -> None:
-        """Serve until cancelled; open connections are closed with the listener."""
+        """Serve until cancelled; open connections are closed with the listener.
+
+        The conformance reporter (conformance.py) is this task's child: it lives and ends
+        with the listener, and a failure of either restarts both (the supervisor's backoff)."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.handler.conformance.run(), name=f"pumpgw-source-{self.config.name}-conformance")
+                await self._listen()
+        except ExceptionGroup as group:  # the supervisor logs and shows the error itself (bind ...)
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    async def _listen(self) -> None:
         self._server = await asyncio.start_server(
             self._accept,
             host=self.config.bind,
@@ -158,8 +174,9 @@ class SourceListener:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
         decoder = MllpDecoder(max_frame_bytes=self.config.max_frame_bytes)
         while True:
-            try:
-                data = await asyncio.wait_for(reader.read(READ_CHUNK), self.config.idle_timeout_s)
+            try:  # asyncio.timeout, not wait_for: no extra task per read (inbound throughput)
+                async with asyncio.timeout(self.config.idle_timeout_s):
+                    data = await reader.read(READ_CHUNK)
             except TimeoutError:
                 self.log.info("idle sender disconnected", peer=address, idle_timeout_s=self.config.idle_timeout_s)
                 return

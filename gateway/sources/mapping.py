@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from common.pcd import mdc
+from common.pcd.parse import Message, Segment, obx4_key, read_alerts
 from drivers.model import Alarm, AlarmPriority, ChannelState, PumpIdentity, Quantity
-from gateway.hl7 import mdc
+from gateway.errors import BadInput
 from gateway.hl7.context import PatientIdentity
-from gateway.hl7.parse import Message, Segment, obx4_key, read_alerts
 
 _UCUM_BY_MDC = {refid: ucum for ucum, (_, refid) in mdc.UNITS.items()}
 _STATUS = {
@@ -65,7 +66,7 @@ _QUANTITIES = {
 }
 
 
-class UnusableMessage(Exception):
+class UnusableMessage(BadInput):
     """A message this source cannot turn into pump data; names where (ERR-2) and why (ERR-8)."""
 
     def __init__(self, segment: Segment | None, field_no: int | None, reason: str, *, code: str = "207") -> None:

@@ -9,6 +9,7 @@ import ssl
 import sys
 from pathlib import Path
 
+from common.pcd.conformance import conformance_findings
 from simulators.ehr.modes import ModeError, parse_mode, parse_schedule
 from simulators.ehr.modes import __doc__ as MODES_DOC
 from simulators.ehr.receiver import EhrReceiver
@@ -67,9 +68,7 @@ def _handle(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"ehr-sim: cannot load TLS files: {exc}", file=sys.stderr)
             return 1
-    checker = None
-    if not args.no_check:
-        from gateway.hl7.check import conformance_findings as checker
+    checker = None if args.no_check else conformance_findings
     receiver = EhrReceiver(
         args.host, args.port, log_path=args.log, mode=mode, schedule=schedule, ssl_context=ctx, checker=checker
     )

@@ -24,12 +24,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.errors import PumpgwError
+from common.errors import BadInput
 
 ACTIONS = ("ae", "ce", "ar", "cr", "noack", "wrong-msa2", "close-mid-ack")
 
 
-class ModeError(PumpgwError):
+class ModeError(BadInput):
     def __init__(self, spec: str, reason: str, where: str = "") -> None:
         self.spec = spec
         self.reason = reason

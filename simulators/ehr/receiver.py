@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
-from gateway.mllp.errors import MllpError
-from gateway.mllp.framing import MllpDecoder, frame
+from common.mllp.errors import MllpError
+from common.mllp.framing import MllpDecoder, frame
 from simulators.ehr.modes import Mode, parse_mode
 
 log = logging.getLogger("pumpgw.sim.ehr")
@@ -101,7 +102,7 @@ class EhrReceiver:
         self._handlers: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._control: asyncio.Task | None = None
-        self._log_file = None
+        self._log_file: TextIO | None = None
         self._count = 0
         self._going_down = asyncio.Event()
 
@@ -175,6 +176,7 @@ class EhrReceiver:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None  # asyncio runs every connection handler as a task
         self._handlers.add(task)
         self._writers.add(writer)
         self.connections += 1

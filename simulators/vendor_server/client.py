@@ -23,7 +23,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field, replace
 
-from gateway.mllp.framing import MllpDecoder, frame
+from common.mllp.framing import MllpDecoder, frame
 from simulators.vendor_server import messages
 from simulators.vendor_server.messages import Program
 

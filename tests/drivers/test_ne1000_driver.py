@@ -24,6 +24,7 @@ from drivers.errors import (
     ReplyTimeout,
     SafeModeActive,
 )
+from drivers.line import Line
 from drivers.model import ChannelState, Quantity
 from drivers.ne1000 import codec
 from drivers.ne1000.client import QUERIES, Ne1000Driver
@@ -216,7 +217,8 @@ async def test_two_pumps_on_one_line_are_polled_concurrently_without_interleavin
     async with Ne1000PtySimulator(pumps) as sim:
         link = await open_serial(sim.path, name="line1")
         try:
-            drivers = [Ne1000Driver(link, pump_id=f"p{a}", address=a) for a in (0, 3)]
+            line = Line(link)  # one wire: one lock, one decoder for both pumps
+            drivers = [Ne1000Driver(line, pump_id=f"p{a}", address=a) for a in (0, 3)]
             snapshots = await asyncio.gather(*(d.poll() for _ in range(3) for d in drivers))
         finally:
             await link.close()
@@ -355,8 +357,9 @@ async def raw_line(*addresses: int) -> AsyncIterator[tuple[int, list[Ne1000Drive
     master, slave = pty.openpty()
     tty.setraw(slave)
     link = await open_serial(os.ttyname(slave), name="line")
+    line = Line(link)
     try:
-        yield master, [Ne1000Driver(link, pump_id=f"p{a}", address=a, request_timeout_s=0.3) for a in addresses]
+        yield master, [Ne1000Driver(line, pump_id=f"p{a}", address=a, request_timeout_s=0.3) for a in addresses]
     finally:
         await link.close()
         os.close(master)

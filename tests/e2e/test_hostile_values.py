@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.resources import config_dir
 from drivers.alaris.client import AlarisDriver
 from drivers.bbraun_bcc import codec as bcc_codec
 from drivers.bbraun_bcc.client import BccDriver, rack_address
@@ -28,7 +29,6 @@ from gateway.druglib import LibraryHolder
 from gateway.hl7 import ControlIdGenerator
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
-from gateway.resources import config_dir
 from simulators.alaris.frontend import AlarisLine
 from simulators.bbraun_bcc import BccRack, BccRackServer
 from simulators.ne1000.frontend import Ne1000Line

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gateway.resources import config_dir
+from common.resources import config_dir
 
 
 def write_config(path: Path, library: Path, outbox: Path) -> None:

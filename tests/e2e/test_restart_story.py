@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 
-from simulators.restart_story import StoryPlan, run_restart_story
+from tests.e2e.restart_story import StoryPlan, run_restart_story
 
 
 async def test_the_story_at_the_receiver_survives_sigkill_and_sigterm_at_random_moments(tmp_path):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
+from common.pcd.parse import parse_message
 from gateway.config import load_config_text
 from gateway.hl7 import ControlIdGenerator
-from gateway.hl7.parse import parse_message
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from tests.drivers.bbraun_bcc.test_bcc_driver import bench

@@ -95,9 +95,9 @@ async def test_alarm_onset_whose_commit_fails_is_retried_on_the_next_snapshot(tm
 async def test_program_above_the_hard_limit_is_documented_with_its_verdict_in_pcd01(tmp_path):
     """Dopamine at 35 mcg/kg/min in the ICU (hard max 30): PCD-01 carries the verdict rows,
     naming the limit, the values compared and the library, and still passes the checker."""
+    from common.pcd.conformance import check_message
+    from common.resources import config_dir
     from gateway.druglib import LibraryHolder
-    from gateway.hl7.check import check_message
-    from gateway.resources import config_dir
 
     library = LibraryHolder(config_dir() / "drug-library.example.json")
     assert library.reload().in_force

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 
+from common.pcd.parse import parse_message
 from drivers.model import Alarm, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.config import load_config_text
 from gateway.events.state_codec import STATE_VERSION
 from gateway.hl7 import ControlIdGenerator
-from gateway.hl7.parse import parse_message
 from gateway.hl7.story import check_story
 from gateway.log import configure_logging
 from gateway.outbox import Outbox

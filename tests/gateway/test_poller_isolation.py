@@ -65,11 +65,7 @@ async def test_a_pump_whose_processing_raises_is_skipped_alerted_once_and_neighb
         sink = OneBadPump("slot2")
 
         async def opener(pump, name):
-            link = await open_tcp("127.0.0.1", server.port, name=name)
-            from drivers.bbraun_bcc.session import rack_session
-
-            rack_session(link).min_gap_s = 0.0
-            return link
+            return await open_tcp("127.0.0.1", server.port, name=name)
 
         poller = LinkPoller("tcp:rack", pumps, sink, opener=opener, alert=lambda n, d: alerts.append((n, dict(d))))
         task = asyncio.create_task(poller.run())

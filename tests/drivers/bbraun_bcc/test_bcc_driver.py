@@ -15,6 +15,7 @@ from drivers.bbraun_bcc.client import BccDriver, rack_address
 from drivers.bbraun_bcc.framing import ChecksumError, Frame, FrameDecoder, encode_frame
 from drivers.bbraun_bcc.session import ALLOWED_REQUESTS
 from drivers.errors import ForbiddenCommand, LinkClosed, ReplyTimeout
+from drivers.line import Line
 from drivers.model import ChannelState, Quantity
 from drivers.transport import TRACE, Link, open_tcp
 from simulators.bbraun_bcc import BccRack, BccRackServer
@@ -57,10 +58,11 @@ async def bench(
         rack.insert(pillar, slot, make_pump(clock, rate))
     async with BccRackServer(rack) as server:
         link = await open_tcp("127.0.0.1", server.port, name="rack1")
+        line = Line(link)  # one connection, one session, every slot
         try:
             drivers = {
                 pos: BccDriver(
-                    link, pump_id=f"p{pos[0]}s{pos[1]}", address=rack_address(*pos), request_timeout_s=timeout_s
+                    line, pump_id=f"p{pos[0]}s{pos[1]}", address=rack_address(*pos), request_timeout_s=timeout_s
                 )
                 for pos in rates
             }

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gateway.resources import config_dir
+from common.resources import config_dir
 
 pytestmark = pytest.mark.slow
 

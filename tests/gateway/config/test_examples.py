@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common.resources import config_dir
 from gateway.commands.schema import render_config_reference
 from gateway.config import load_config, load_config_report
 from gateway.config.summary import link_groups, summarise
-from gateway.resources import config_dir
 
 REPO = Path(__file__).resolve().parents[3]
 

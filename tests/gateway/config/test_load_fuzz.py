@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.resources import config_dir
 from gateway.config import ConfigFileError, load_config_text
-from gateway.resources import config_dir
 
 WARD = (config_dir() / "ward-example.toml").read_text(encoding="utf-8")
 LINES = WARD.split("\n")

@@ -1,7 +1,7 @@
 """The published JSON Schemas are generated from the models and must not drift."""
 
+from common.resources import config_dir
 from gateway.commands.schema import SCHEMAS, render
-from gateway.resources import config_dir
 
 
 def test_published_schemas_match_the_models():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common.resources import config_dir
 from gateway.druglib import LoadedLibrary, load_library
-from gateway.resources import config_dir
 
 EXAMPLE = config_dir() / "drug-library.example.json"
 

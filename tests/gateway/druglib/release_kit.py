@@ -10,9 +10,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common.resources import config_dir
 from gateway.config.model import TrustedKeyConfig
 from gateway.druglib.signing import generate_key, load_private_key, sign_library
-from gateway.resources import config_dir
 
 EXAMPLE = config_dir() / "drug-library.example.json"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)

@@ -44,7 +44,7 @@ trusted_keys = [{{ file = "{key.public_file}", valid_from = "2020-01-01T00:00:00
         # a file signed by another key: refused through the same callable, library unchanged
         (tmp_path / "library.json.sig").write_bytes(sign(library("2027.02"), stranger, 6))
         lib.write_bytes(library("2027.02"))
-        from gateway.druglib.wiring import _offer_file
+        from gateway.library_wiring import _offer_file
 
         _offer_file(daemon.releases, daemon.config.library)
         assert audit.kinds() == [AUDIT_APPLIED, AUDIT_REFUSED]

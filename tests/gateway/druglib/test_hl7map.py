@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from drivers.model import Quantity
-from gateway.druglib import CODING_SYSTEM, ProgramUnderCheck, evaluate, verdict_observations
+from gateway.druglib import ProgramUnderCheck, evaluate
+from gateway.hl7.verdict_rows import CODING_SYSTEM, verdict_observations
 
 
 def test_each_verdict_is_a_cwe_row_followed_by_its_facets(example):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.hl7.check import check_message
+from common.pcd.conformance import check_message
 
 GOLDEN = Path(__file__).parent / "golden"
 

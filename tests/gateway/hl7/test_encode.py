@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message, read_alerts
 from drivers.model import Alarm, AlarmPriority, ChannelState
 from gateway.events.model import EventKind, PumpEvent
 from gateway.hl7 import (
@@ -16,8 +18,6 @@ from gateway.hl7 import (
     encode_pcd04,
     encode_pcd10,
 )
-from gateway.hl7.check import check_message
-from gateway.hl7.parse import parse_message, read_alerts
 from tests.gateway.hl7.conftest import OCCLUSION, make_context, one_channel_pump
 
 WHEN = datetime(2024, 7, 1, 8, 30, tzinfo=UTC)

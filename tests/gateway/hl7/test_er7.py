@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.pcd.er7 import unescape
 from gateway.hl7 import Hl7EncodeError
-from gateway.hl7.er7 import dtm, escape, number, unescape
+from gateway.hl7.er7 import dtm, escape, number
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))

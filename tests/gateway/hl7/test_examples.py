@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hl7.check import check_message
+from common.pcd.conformance import check_message
 
 EXAMPLES = Path(__file__).parent / "tf_examples"
 BEYOND = "beyond .source.txt (see module docstring)"

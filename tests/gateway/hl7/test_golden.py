@@ -15,11 +15,11 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message as hl7apy_parse
 
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message
 from drivers.model import ChannelState
 from gateway.events.model import EventKind, PumpEvent
 from gateway.hl7 import encode_pcd01, encode_pcd04, encode_pcd10
-from gateway.hl7.check import check_message
-from gateway.hl7.parse import parse_message
 from tests.gateway.hl7.conftest import (
     OCCLUSION,
     TF_EVENT_TIME,

@@ -10,12 +10,12 @@ import hl7
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message
 from drivers.model import PumpIdentity
 from gateway.events.model import EventKind
 from gateway.hl7 import encode_pcd01
-from gateway.hl7.check import check_message
 from gateway.hl7.dmc import encode_dmc
-from gateway.hl7.parse import parse_message
 from gateway.identity import Change, SlotRecord
 from tests.gateway.hl7.conftest import make_context, one_channel_pump
 

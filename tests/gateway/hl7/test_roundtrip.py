@@ -12,12 +12,13 @@ from hl7apy.parser import parse_message as hl7apy_parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.pcd import mdc
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message, read_alerts
 from drivers.model import Alarm, AlarmPriority, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.events.model import EventKind, PumpEvent
-from gateway.hl7 import PCD10_EVENTS, PatientIdentity, encode_pcd01, encode_pcd04, encode_pcd10, mdc
-from gateway.hl7.check import check_message
+from gateway.hl7 import PCD10_EVENTS, PatientIdentity, encode_pcd01, encode_pcd04, encode_pcd10
 from gateway.hl7.er7 import escape
-from gateway.hl7.parse import parse_message, read_alerts
 from tests.gateway.hl7.conftest import make_context
 
 ODD = "|^~\\&é€日 \t\r\nabc-/()[]%"

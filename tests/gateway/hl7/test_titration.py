@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message
 from gateway.events.model import EventKind
 from gateway.hl7 import encode_pcd10
-from gateway.hl7.check import check_message
-from gateway.hl7.parse import parse_message
 from tests.gateway.hl7.conftest import make_context
 from tests.gateway.hl7.test_golden import titration_events
 

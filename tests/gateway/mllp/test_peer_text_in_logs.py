@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
+from common.mllp.framing import MllpDecoder, frame
 from gateway.log import configure_logging
 from gateway.mllp.ack import extract_control_id
-from gateway.mllp.framing import MllpDecoder, frame
 from gateway.mllp.sender import MllpSender
 from gateway.outbox import Outbox
 

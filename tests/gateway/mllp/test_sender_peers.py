@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.mllp.framing import MllpDecoder, frame
+from common.mllp.framing import MllpDecoder, frame
 from gateway.mllp.sender import ALARM_PROBE_MAX_S, MllpSender
 from gateway.outbox import Outbox
 from simulators.ehr import EhrReceiver

@@ -7,9 +7,9 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.resources import config_dir
 from gateway.config.load import load_config_text
 from gateway.daemon import Daemon, build_daemon
-from gateway.resources import config_dir
 from simulators.ehr import EhrReceiver
 from simulators.vendor_server.messages import VERDICT_PROGRAMS
 

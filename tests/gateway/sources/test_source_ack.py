@@ -10,7 +10,7 @@ import hl7
 from hl7.mllp import open_hl7_connection
 from structlog.testing import capture_logs
 
-from gateway.hl7.parse import parse_message
+from common.pcd.parse import parse_message
 from simulators.vendor_server import messages
 from simulators.vendor_server.client import VendorServer
 from simulators.vendor_server.messages import VERDICT_PROGRAMS

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.hl7.parse import parse_message
+from common.pcd.parse import parse_message
 from gateway.sources.ack import Outcome, acknowledgements
 from gateway.sources.mapping import UnusableMessage, read_devices
 from simulators.vendor_server.messages import VERDICT_PROGRAMS, pcd01
@@ -94,7 +94,7 @@ _NUM = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(9999), places=2)
 def test_the_vendor_servers_pcd01_is_conformant_and_maps_back_to_its_program(drug, area, rate, dose, weight, device):
     from dataclasses import replace
 
-    from gateway.hl7.check import check_message
+    from common.pcd.conformance import check_message
 
     program = replace(
         VERDICT_PROGRAMS["within_limits"],

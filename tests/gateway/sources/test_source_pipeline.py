@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from common.pcd.parse import parse_message
 from gateway.druglib.verdicts import VerdictKind
-from gateway.hl7.parse import parse_message
 from simulators.vendor_server.client import VendorServer
 from simulators.vendor_server.messages import VERDICT_PROGRAMS
 from tests.gateway.sources.conftest import running_gateway

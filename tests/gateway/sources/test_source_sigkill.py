@@ -8,7 +8,7 @@ import signal
 import socket
 import sqlite3
 
-from gateway.hl7.parse import parse_message
+from common.pcd.parse import parse_message
 from simulators.ehr import EhrReceiver
 from simulators.vendor_server import messages
 from simulators.vendor_server.client import VendorServer

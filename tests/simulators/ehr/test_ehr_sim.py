@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
+from common.mllp.framing import MllpDecoder, frame
 from gateway.mllp.ack import parse_ack
-from gateway.mllp.framing import MllpDecoder, frame
 from simulators.ehr import EhrReceiver, ModeError, parse_mode, parse_schedule
 
 

@@ -12,12 +12,20 @@ and structure are checked (MSH-21 is required in non-ACK messages only, TF2-R10 
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 
-from gateway.hl7 import mdc
-from gateway.hl7.check_obx import check_observations
-from gateway.hl7.findings import DTM_RE, Finding, Findings
-from gateway.hl7.parse import Message, Segment, Transaction, parse_message, profile_oids, transaction_of
+from common.pcd import mdc
+from common.pcd.conformance.check_obx import check_observations
+from common.pcd.conformance.findings import DTM_RE, Finding, Findings
+from common.pcd.parse import (
+    Message,
+    Segment,
+    Transaction,
+    has_edge_blank,
+    parse_message,
+    profile_oids,
+    transaction_of,
+)
 
 __all__ = ["Finding", "check_message"]
 
@@ -116,13 +124,10 @@ def _order(f: Finding) -> tuple[int, int]:
     return (f.segment, f.field or 0)
 
 
-_EDGE_BLANK = re.compile(r"[|^~&][ \t\u00a0]|[ \t\u00a0](?:[|^~&]|$)")
-
-
 def _check_blanks(seg: Segment, out: Findings) -> None:
     """Leading/trailing blanks inside a value (tolerated on receive, §2.2; still a defect)."""
-    if _EDGE_BLANK.search(seg.raw) is None:
-        return  # the common case, decided by one scan of the segment
+    if seg.plain or not has_edge_blank(seg.raw):
+        return  # the common case, decided by one scan of the segment (at parse time if plain)
     start = 3 if seg.name == "MSH" else 1
     for n in range(start, len(seg.fields)):
         raw = seg.fields[n]
@@ -232,12 +237,12 @@ def _check_mdc(message: Message, out: Findings) -> None:
             if "MDC" not in seg.fields[n]:
                 continue  # no MDC triplet in this field
             for comps in seg.repetitions(n):
-                problems = _mdc_problems(comps)
-                for rule, text in problems:
+                for rule, text in _mdc_problems(tuple(comps)):
                     out.add(rule, seg, n, text)
 
 
-def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
+@lru_cache(maxsize=2048)  # the same codes and units recur in every message of a sender
+def _mdc_problems(comps: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     triples = [comps[i : i + 3] for i in (0, 3) if len(comps) >= i + 3]
     found = []
     mdc_code = None
@@ -269,7 +274,7 @@ def _mdc_problems(comps: list[str]) -> list[tuple[str, str]]:
                         f"UCUM identifier {code!r} is the partition-less MDC term code of {mdc_code}, not a UCUM unit",
                     )
                 )
-    return found
+    return tuple(found)
 
 
 def conformance_findings(raw: bytes) -> list[str]:

@@ -1,4 +1,4 @@
-"""Turn pydantic's validation errors into sentences about the TOML file.
+"""Turn pydantic's validation errors into sentences about the TOML file (config, scenarios).
 
 pydantic reports ``('pumps', 3, 'link', 'serial', 'baudrate')`` and "Input should be 300,
 1200, ...". The reader wrote ``baudrate = 9601`` under the fourth ``[[pumps]]``; they need the
@@ -19,8 +19,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from gateway.config.model import GatewayConfig
-from gateway.config.problems import KeyPath
+from common.diagnostics import KeyPath
 
 # Human wording for the regular expressions used in the models (also used by the reference doc).
 PATTERN_WORDS = {
@@ -58,9 +57,9 @@ class Described:
     """Where to look for the line: usually ``key``, sometimes a more precise sub-key."""
 
 
-def describe(err: ErrorDetails, root: type[BaseModel] | None = None) -> Described:
-    """``root`` is the model the location starts from (default: the gateway configuration;
-    the simulator's scenario files reuse these sentences with their own model)."""
+def describe(err: ErrorDetails, root: type[BaseModel]) -> Described:
+    """``root`` is the model the location starts from (the gateway configuration, or the
+    simulators' scenario file: both tell errors in these sentences)."""
     walk = _walk(err["loc"], root)
     key = walk.path
     kind = err["type"]
@@ -104,7 +103,7 @@ def describe(err: ErrorDetails, root: type[BaseModel] | None = None) -> Describe
     else:
         message = err["msg"].removeprefix("Value error, ")
         sub = ctx.get("key")
-        if isinstance(sub, str):  # a rule of the table names the key to look at (model.rule_error)
+        if isinstance(sub, str):  # a rule of the table names the key to look at (strict.rule_error)
             key = line_key = key + (sub,)
         if got is not None and not isinstance(got, (dict, list)):
             message += f"; got {show(got)}"
@@ -196,9 +195,9 @@ def _tag_of(model: type[BaseModel]) -> tuple[str, ...]:
     return ()
 
 
-def _walk(loc: tuple[str | int, ...], root: type[BaseModel] | None = None) -> _Walk:
+def _walk(loc: tuple[str | int, ...], root: type[BaseModel]) -> _Walk:
     path: list[str | int] = []
-    current: Any = root or GatewayConfig
+    current: Any = root
     owner: type[BaseModel] | None = None
     dict_key = False
     for part in loc:

@@ -7,7 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.druglib.jsonpos import line_for, value_lines
+from common.diagnostics import line_for
+from common.jsonpos import value_lines
 
 scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)

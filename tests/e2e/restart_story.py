@@ -12,7 +12,9 @@ receiver would have been told wrong (:func:`gateway.hl7.story.check_story`): orp
 onsets, delivery starts after starts, offline pumps never reported online again. All must be 0.
 
 Used by ``tests/e2e/test_restart_story.py`` (a small ward, 2 SIGKILLs and a SIGTERM) and by
-``bench/restart_story.py`` (500 pumps, 5 SIGKILLs).
+``bench/restart_story.py`` (500 pumps, 5 SIGKILLs). It lives with the tests, not in
+``simulators/``: it drives the daemon and judges what it said (``gateway.hl7.story``), while
+the simulators stand alone without the daemon (tests/test_import_rules.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from simulators.ehr import EhrReceiver
 from simulators.scenario import Action, GroupSpec, Scenario, ScenarioFile, Simulation
 from simulators.scenario_runner import ScenarioRunner
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

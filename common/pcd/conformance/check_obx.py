@@ -6,9 +6,9 @@ Sources: TF2-R10 App. A and B.8 (OBX rows, OBX-4 dictionary order), B.7/B.7.1 an
 
 from __future__ import annotations
 
-from gateway.hl7 import mdc
-from gateway.hl7.findings import DTM_RE, Findings
-from gateway.hl7.parse import Message, Segment, Transaction, obx4_key, read_alerts
+from common.pcd import mdc
+from common.pcd.conformance.findings import DTM_RE, Findings
+from common.pcd.parse import Message, Segment, Transaction, obx4_key, read_alerts
 
 _RESULTS = {"PCD-01", "PCD-04", "PCD-10", "PCD-05"}
 _OBX11 = set("CDFPRSUWX")
@@ -116,8 +116,7 @@ def _obr_groups(message: Message) -> list[list[Segment]]:
 
 def _check_order(group: list[Segment], out: Findings) -> None:
     """Unique OBX-4 per OBR group, in dictionary order or the B.8.4 variation."""
-    keyed = [(obx4_key(s.field(4)), s) for s in group]
-    keyed = [(k, s) for k, s in keyed if k is not None]
+    keyed = [(k, s) for s in group if (k := obx4_key(s.field(4))) is not None]
     seen: dict[tuple[int, ...], Segment] = {}
     for key, seg in keyed:
         if key in seen:
@@ -156,7 +155,7 @@ def _check_alerts(message: Message, out: Findings) -> None:
                 4,
                 f"facet row {seg.field(4)} belongs to no alert (no facet 1 at {'.'.join(map(str, key[:4]))})",
             )
-    obr = message.named("OBR")[0] if message.named("OBR") else None
+    first_obr = next(iter(message.named("OBR")), None)
     for alert in alerts:
         event = alert.facets[1]
         missing = sorted(set(mdc.FACET_REFIDS) - set(alert.facets))
@@ -210,10 +209,10 @@ def _check_alerts(message: Message, out: Findings) -> None:
                 f"OBX-4 {event.field(4)} puts the source metric's code in the metric position (legacy facet sub-id)",
             )
         later_phase = alert.phase in mdc.EVENT_PHASES and alert.phase not in mdc.ONSET_PHASES
-        if obr is not None and later_phase and not obr.component(29, 2):
+        if first_obr is not None and later_phase and not first_obr.component(29, 2):
             out.add(
                 "PCD04-OBR-29",
-                obr,
+                first_obr,
                 29,
                 f"phase {alert.phase!r} needs OBR-29 pointing to the onset's OBR-3 (B.7.1, CP-151)",
             )

@@ -1,4 +1,7 @@
-"""How verdicts travel in PCD-01 / PCD-10: OBX rows the HL7 encoder appends under a channel.
+"""How drug-library verdicts travel in PCD-01 / PCD-10: OBX rows the HL7 encoder appends under a channel.
+
+It lives in the HL7 layer, not in ``gateway.druglib``: the drug library judges programs and
+knows no wire format (design.md §4; tests/test_import_rules.py).
 
 IEEE 11073-10101 has no terms for a gateway's library verdict (the IHE hooks are the pump's
 own library version 184517 and care area 184516, reference drug-library.md §9), so verdicts use

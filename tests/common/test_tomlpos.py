@@ -8,7 +8,7 @@ import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config.positions import key_lines
+from common.tomlpos import key_lines
 
 KEYS = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
 # TOML basic strings: no surrogates, no DEL (TOML forbids it unescaped; JSON leaves it raw).

@@ -9,7 +9,7 @@ number from an unchecked source — some public tables are wrong (§11 caution).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, overload
 
 # REFID -> context-free code (partition * 65536 + term code); None = not published yet.
 TERMS: Final[dict[str, int | None]] = {
@@ -174,11 +174,17 @@ PRIORITIES: Final = frozenset({"PN", "PL", "PM", "PH"})
 ALERT_TYPES: Final = frozenset({"SP", "ST", "SA"})
 
 
+@overload
+def cwe(refid: str, pending_allowed: Literal[True] = True) -> str: ...
+@overload
+def cwe(refid: str, pending_allowed: bool) -> str | None: ...
+
+
 def cwe(refid: str, pending_allowed: bool = True) -> str | None:
     """``code^REFID^MDC`` for a term; ``0^REFID^MDC`` when unpublished (§13), or None if not allowed."""
     code = TERMS.get(refid)
     if code is None:
         if refid not in TERMS:
-            raise KeyError(f"{refid} is not in pumpgw's MDC table (gateway/hl7/mdc.py)")
+            raise KeyError(f"{refid} is not in pumpgw's MDC table (common/pcd/mdc.py)")
         return f"0^{refid}^MDC" if pending_allowed else None
     return f"{code}^{refid}^MDC"

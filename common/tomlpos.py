@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import tomllib
 
-Path = tuple[str | int, ...]
+from common.diagnostics import KeyPath as Path
 
 _BARE_KEY = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _SCALAR_END = set(",]}\n#")

@@ -3,17 +3,20 @@
 ``json`` does not report positions, so this walks text that ``json.loads`` already accepted
 and records, for every value, the line it starts on, keyed by its path
 (``("entries", 3, "dose_limits", "soft_max")``). Pure function; no validation of its own.
+Look keys up with :func:`common.diagnostics.line_for`.
 """
 
 from __future__ import annotations
 
 import json
 
+from common.diagnostics import KeyPath
+
 _WS = " \t\r\n"
 
 
-def value_lines(text: str) -> dict[tuple, int]:
-    lines: dict[tuple, int] = {}
+def value_lines(text: str) -> dict[KeyPath, int]:
+    lines: dict[KeyPath, int] = {}
     line_starts = [0]
     for index, char in enumerate(text):
         if char == "\n":
@@ -81,13 +84,3 @@ def value_lines(text: str) -> dict[tuple, int]:
     except (IndexError, ValueError):
         pass  # best effort: positions found so far are still right
     return lines
-
-
-def line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
-    """The line of ``loc`` or of its nearest ancestor that exists in the text."""
-    loc = tuple(loc)
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return lines.get(())

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import BadInput
+
 MAX_DEPTH = 64
 """Nesting of arrays/tables/objects; real files use fewer than 8."""
 
@@ -31,7 +33,9 @@ class TooDeep:
         return f"nested more than {MAX_DEPTH} levels deep at line {self.line}, column {self.column}"
 
 
-class FileTooLarge(Exception):
+class FileTooLarge(BadInput):
+    """The file is larger than the loader reads: refused before parsing."""
+
     def __init__(self, size: int, limit: int) -> None:
         self.size, self.limit = size, limit
         super().__init__(f"file is larger than {limit // 1024} KiB")

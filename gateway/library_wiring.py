@@ -1,5 +1,9 @@
 """Assemble signed-release distribution for the daemon (called from gateway/daemon.py).
 
+Composition, not drug-library logic: it joins the library to the configuration, the
+supervisor and the MQTT feed, so it sits beside the daemon rather than in ``gateway.druglib``
+(which imports no transport; tests/test_import_rules.py).
+
 With ``[library] trusted_keys`` the gateway trusts keys, not files: the library in force comes
 from the stored release (restart), the configured ``path`` (with ``path.sig``), the drop
 folder and the MQTT topic ``{prefix}/library/current`` -- whichever brings the newest release

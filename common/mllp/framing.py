@@ -15,7 +15,7 @@ resynchronises on the next start block (as zigpy-znp does for its UART frames).
 
 from __future__ import annotations
 
-from gateway.mllp.errors import MllpError, MllpFrameTooLarge, MllpGarbage, MllpMalformedFrame
+from common.mllp.errors import MllpError, MllpFrameTooLarge, MllpGarbage, MllpMalformedFrame
 
 SB = 0x0B
 EB = 0x1C

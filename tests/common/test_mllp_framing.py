@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.mllp.errors import MllpFrameTooLarge, MllpGarbage, MllpMalformedFrame
-from gateway.mllp.framing import MllpDecoder, frame
+from common.mllp.errors import MllpFrameTooLarge, MllpGarbage, MllpMalformedFrame
+from common.mllp.framing import MllpDecoder, frame
 
 payloads = st.binary(max_size=300).filter(lambda b: b"\x0b" not in b and b"\x1c" not in b)
 garbage = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x0b" not in b)
