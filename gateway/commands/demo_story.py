@@ -10,6 +10,7 @@ acknowledged, so the terminal shows the real chain: pump -> gateway -> HL7 recei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ class Step:
     pump: str
     text: str
     act: Action
+    # The cable goes back in only once the gateway has said the pump is lost: told on a fast
+    # pace (or a slow machine), the loss would otherwise be shorter than comm_lost_after_s.
+    after_lost: bool = False
 
 
 def _titrate(rate: str) -> Action:
@@ -65,7 +69,7 @@ STEPS: tuple[Step, ...] = (
     Step(34, "bed01", "1200 mL/h keyed in by mistake (the drug library should object)", _titrate("1200")),
     Step(40, "bed01", "nurse corrects the rate to 22 mL/h", _titrate("22")),
     Step(44, "bed02", "its USB cable is pulled: the pump goes silent", _silent(True)),
-    Step(54, "bed02", "cable plugged back in", _silent(False)),
+    Step(54, "bed02", "cable plugged back in", _silent(False), after_lost=True),
 )
 
 
@@ -94,6 +98,7 @@ class Story:
         self.t0 = time.monotonic()
         self._seen_ehr = 0
         self._last: dict[str, dict] = {}
+        self._lost_told: dict[str, asyncio.Event] = {}  # set once "COMMUNICATION LOST" was said
 
     def say(self, who: str, text: str) -> None:
         self.out(f"[{time.monotonic() - self.t0:5.1f}s] {who:<8} {text}")
@@ -106,11 +111,19 @@ class Story:
             if step.pump not in self.pumps:
                 continue
             await asyncio.sleep(max(0.0, step.at_s * self.pace - (time.monotonic() - self.t0)))
+            if step.after_lost:
+                await self._until_lost(step.pump)
             self.say(step.pump, "ward: " + step.text)
             step.act(self.pumps[step.pump], self.faults[step.pump])
         await asyncio.sleep(max(0.0, STORY_S * self.pace - (time.monotonic() - self.t0)))
         self.say("demo", "story complete; the gateway keeps running (status page above, Ctrl-C to stop)")
         await asyncio.Event().wait()
+
+    async def _until_lost(self, pump_id: str, limit_s: float = 60.0) -> None:
+        # a gateway that never notices must not stall the story (the test then sees no loss)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit_s):
+                await self._lost_told.setdefault(pump_id, asyncio.Event()).wait()
 
     async def announce(self, period_s: float = 0.25) -> None:
         await self.daemon.supervisor.wait_started()
@@ -145,6 +158,8 @@ class Story:
                     if now["lost"]
                     else "gateway: communication restored",
                 )
+                if now["lost"]:
+                    self._lost_told.setdefault(pump_id, asyncio.Event()).set()
             if now["state"] != before["state"] and before["state"] is not None:
                 self.say(pump_id, f"gateway: {before['state']} -> {now['state']}")
             if now["rate"] != before["rate"] and before["rate"] is not None:

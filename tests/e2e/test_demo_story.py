@@ -38,10 +38,10 @@ def test_demo_announces_each_step_of_its_story_and_cleans_up(tmp_path, pumpgw_cm
             [
                 *pumpgw_cmd,
                 "demo",
-                "--story-pace",
-                "0.6",
+                "--story-pace",  # the story ends at 30 s; 15 s to spare for a slow start on a loaded machine
+                "0.5",
                 "--duration",
-                "40",
+                "45",
                 "--status-every",
                 "100",
                 "--mqtt",
