@@ -169,7 +169,12 @@ def _lanes(src: StatusSources) -> list[dict]:
                 "lane": name,
                 **row,
                 "sender": sender.state if sender is not None else ("mqtt" if name.startswith("mqtt-") else "none"),
-                "last_error": sender.last_error if sender is not None and sender.state == "backoff" else "",
+                # failing: from the first failed attempt until one succeeds, whatever the state of
+                # the moment (a lane between two retries is "connecting", not delivering)
+                "failing": bool(sender is not None and sender.failing),
+                "last_error": sender.last_error
+                if sender is not None and (sender.state == "backoff" or sender.failing)
+                else "",
             }
         )
     return out
@@ -216,7 +221,7 @@ def _health(src: StatusSources, links: list[dict], lanes: list[dict], mqtt: dict
     for lane in lanes:
         if lane.get("error"):
             reasons.append(f"outbox unreadable: {lane['error']}")
-        elif lane["sender"] == "backoff":
+        elif lane["sender"] == "backoff" or lane.get("failing"):
             reasons.append(f"destination lane {lane['lane']} is not delivering: {lane['last_error']}")
     if mqtt["enabled"] and not mqtt["connected"]:
         reasons.append(f"MQTT broker {mqtt['broker']} not connected")

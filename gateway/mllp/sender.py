@@ -121,6 +121,7 @@ class MllpSender:
         self.max_frame_bytes = max_frame_bytes
         self.state = "stopped"  # idle | connecting | sending | backoff | stopped
         self.last_error = ""
+        self.failing = False  # a delivery attempt failed and none has succeeded since (readiness)
         self.delivered = 0
         self._link = MllpLink(
             lane=lane,
@@ -253,6 +254,7 @@ class MllpSender:
         def before_sleep(retry_state: RetryCallState) -> None:
             nonlocal failures
             failures += 1
+            self.failing = True
             self.state = "backoff"
             exc = retry_state.outcome.exception() if retry_state.outcome else None
             self.last_error = str(exc)
@@ -282,6 +284,7 @@ class MllpSender:
                     raise first.pop()
                 self._progress = time.monotonic()
                 ack = await self._attempt(msg)
+        self.failing = False
         log.info("%s: delivering again after %d failed attempt(s)", self._where, failures)
         return ack
 

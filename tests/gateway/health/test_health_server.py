@@ -88,6 +88,45 @@ async def test_healthz_is_not_ready_and_names_the_lane_when_the_destination_is_d
         await runner
 
 
+async def test_a_lane_retrying_its_connection_stays_not_ready_until_a_delivery_succeeds(tmp_path):
+    """Between two retries the sender is "connecting", not in backoff: readiness must not flip
+    to ready for that moment. A listener whose accept queue is full drops new SYNs, so every
+    connect hangs until its timeout: the lane spends nearly all its time "connecting"."""
+    port = free_port()
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    for _ in range(4):  # fill the accept queue (never accepted)
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(blackhole.getsockname())
+        fillers.append(filler)
+    config = load_config_text(config_text(tmp_path, f"port = {port}", dest_port=blackhole.getsockname()[1]))
+    daemon = build_daemon(config)
+    runner = asyncio.create_task(daemon.supervisor.run(install_signal_handlers=False))
+    try:
+        await daemon.supervisor.wait_started()
+        await asyncio.wait_for(daemon.health_server.listening.wait(), 10)
+        await daemon.outbox.enqueue(lane="ehr", kind="pcd10", control_id="C1", payload=b"MSH|", ttl_s=60)
+        sender = daemon.senders[0]
+        while not sender.failing:
+            await asyncio.sleep(0.02)
+        seen = set()
+        for _ in range(20):  # ~2 s across several connect attempts
+            status, body = await http_get(port, "/healthz")
+            seen.add(sender.state)
+            assert status == 503, f"ready while the lane was {sender.state}: {body[:200]!r}"
+            assert any("destination lane ehr is not delivering" in r for r in json.loads(body)["reasons"])
+            await asyncio.sleep(0.1)
+        assert "connecting" in seen  # the moment the old readiness got wrong was really observed
+    finally:
+        daemon.supervisor.request_stop()
+        await runner
+        for sock in (*fillers, blackhole):
+            sock.close()
+
+
 async def test_basic_auth_and_tls_protect_every_route(tmp_path):
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
