@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from fleet.web import audit, queries
+from fleet.web import audit, queries, trends
 from fleet.web.access import PRE_COOKIE, SESSION_COOKIE, Access, Who
 from fleet.web.auth import same_token
 from fleet.web.queries import Page
@@ -216,7 +216,7 @@ class WebUI:
 
     def uptake(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.uptake(conn, self.clock(), request.query_params.get("version") or None)
+            page = trends.uptake(conn, self.clock(), request.query_params.get("version") or None)
         chart = Markup(
             line_chart(
                 page.series,
@@ -252,7 +252,7 @@ class WebUI:
 
     def alarms(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.alarm_load(conn, self.clock(), self._days(request, 7))
+            page = trends.alarm_load(conn, self.clock(), self._days(request, 7))
         rows = page.tables["ward_hour"].rows
         wards = sorted({r[0] for r in rows})
         cells = {(w, f"{h:02d}"): float(n) for w, h, n in rows}
@@ -263,7 +263,7 @@ class WebUI:
 
     def ders(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.ders(conn, self.clock(), self._days(request, 30))
+            page = trends.ders(conn, self.clock(), self._days(request, 30))
         return self.respond(request, who, page, "ders.html")
 
     def audit_page(self, request: Request, who: Who) -> Response:
