@@ -183,7 +183,7 @@ class StateCommitter:
                 error=str(exc),
             )
             return False
-        except RetryLater as exc:  # storage busy (OutboxStorageError): keep the same bytes for the next attempt
+        except RetryLater as exc:  # storage busy (OutboxBusy): keep the same bytes for the next attempt
             self.log.error(
                 "commit failed; the same messages will be committed before newer ones",
                 pump=rt.config.id,

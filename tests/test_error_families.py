@@ -98,16 +98,16 @@ def test_every_stop_entry_names_a_class_that_exists():
 def test_split_classes_keep_their_subsystem_base():
     from common.mllp.errors import MllpError
     from gateway.mllp.errors import DeliveryError
-    from gateway.outbox import OutboxCorrupt, OutboxError, OutboxFull, OutboxStorageError
+    from gateway.outbox import OutboxBusy, OutboxCorrupt, OutboxError, OutboxFull
 
     assert issubclass(OutboxFull, OutboxError) and issubclass(OutboxFull, RetryLater)
-    assert issubclass(OutboxStorageError, OutboxError) and issubclass(OutboxStorageError, RetryLater)
+    assert issubclass(OutboxBusy, OutboxError) and issubclass(OutboxBusy, RetryLater)
     assert issubclass(OutboxCorrupt, OutboxError) and not issubclass(OutboxCorrupt, RetryLater | BadInput)
     assert issubclass(MllpError, BadInput) and issubclass(DeliveryError, RetryLater)
 
 
 async def test_a_locked_outbox_file_is_reported_as_retry_later_not_as_a_raw_sqlite_error(tmp_path):
-    from gateway.outbox import NewMessage, Outbox, OutboxStorageError
+    from gateway.outbox import NewMessage, Outbox, OutboxBusy
 
     outbox = Outbox.open(tmp_path / "o.db")
     other = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
@@ -115,7 +115,7 @@ async def test_a_locked_outbox_file_is_reported_as_retry_later_not_as_a_raw_sqli
     try:
         with pytest.raises(RetryLater) as caught:
             await outbox.commit([NewMessage("ehr", "pcd10", "C1", b"MSH|", 60.0)])
-        assert isinstance(caught.value, OutboxStorageError)
+        assert isinstance(caught.value, OutboxBusy)
         assert "locked" in str(caught.value)
     finally:
         other.execute("ROLLBACK")

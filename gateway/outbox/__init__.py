@@ -3,12 +3,12 @@
 from gateway.outbox.errors import (
     MessageNotFound,
     OutboxAccessError,
+    OutboxBusy,
     OutboxClosed,
     OutboxCorrupt,
     OutboxError,
     OutboxFull,
     OutboxSchemaError,
-    OutboxStorageError,
 )
 from gateway.outbox.model import (
     THINNABLE_KINDS,
@@ -30,12 +30,12 @@ __all__ = [
     "Outcome",
     "OutboxClosed",
     "OutboxAccessError",
+    "OutboxBusy",
     "OutboxFull",
     "OutboxCorrupt",
     "OutboxError",
     "OutboxMessage",
     "OutboxSchemaError",
-    "OutboxStorageError",
     "PumpStateRow",
     "THINNABLE_KINDS",
 ]

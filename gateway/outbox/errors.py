@@ -3,6 +3,8 @@ an operator must look at the file (move it aside, restore, or upgrade pumpgw).""
 
 from __future__ import annotations
 
+import sqlite3
+
 from gateway.errors import BadInput, PumpgwError, RetryLater
 
 
@@ -67,13 +69,15 @@ class OutboxFull(OutboxError, RetryLater):
         super().__init__(f"outbox {path}: the disk is full{': ' + detail if detail else ''}")
 
 
-class OutboxStorageError(OutboxError, RetryLater):
-    """SQLite refused or failed a statement (the file is locked by another process past the
-    busy timeout, an I/O error): nothing of the failed operation was recorded, and the same
-    operation can succeed later. The SQLite error is the ``__cause__`` (for DEBUG logs); it
-    never crosses the outbox boundary itself."""
+class OutboxBusy(OutboxError, RetryLater, sqlite3.OperationalError):
+    """SQLite could not complete a write now (database locked, busy, an I/O error): none of it
+    is in the file, and the same unit can be written later.
 
-    def __init__(self, path: str, action: str, cause: Exception) -> None:
+    It is still a ``sqlite3.OperationalError``, so code written against the raw error keeps
+    working; new code catches ``RetryLater``.
+    """
+
+    def __init__(self, path: str, detail: str) -> None:
         self.path = path
-        self.action = action
-        super().__init__(f"outbox {path}: {action} failed: {type(cause).__name__}: {cause}")
+        self.detail = detail
+        super().__init__(f"outbox {path}: write failed, retry later: {detail}")

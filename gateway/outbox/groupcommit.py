@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.outbox import budget
-from gateway.outbox.errors import OutboxClosed, OutboxStorageError
+from gateway.outbox.errors import OutboxBusy, OutboxClosed
 from gateway.outbox.model import InboundReceipt, NewMessage, PumpStateRow
 from gateway.outbox.reporting import Reporter
 from gateway.outbox.writer import Writer
@@ -147,7 +147,7 @@ class GroupCommit:
         try:
             await asyncio.get_running_loop().run_in_executor(self._syncer, _fsync, f"{self.w.path}-wal")
         except OSError as exc:
-            raise OutboxStorageError(str(self.w.path), "sync the commit to disk", exc) from exc
+            raise OutboxBusy(str(self.w.path), f"sync the commit to disk: {type(exc).__name__}: {exc}") from exc
         self.syncs += 1
 
     def _commit(self, batch: list[Unit]) -> tuple[list[list[int]], budget.BudgetOutcome]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from gateway.outbox import budget, queries, schema
 from gateway.outbox.delivery import Delivery
-from gateway.outbox.errors import OutboxFull, OutboxStorageError
+from gateway.outbox.errors import OutboxBusy, OutboxFull
 from gateway.outbox.reporting import Reporter
 from gateway.outbox.writer import Writer
 
@@ -95,7 +95,7 @@ class Maintenance:
                 self.report.end_thinning_episode(backlog, self.w.budget_bytes)
             try:
                 n = await self.compact()
-            except (OutboxFull, OutboxStorageError) as exc:
+            except (OutboxFull, OutboxBusy) as exc:
                 log.debug("outbox compaction postponed: %s", exc)
                 continue  # counted; the next round tries again
             if n:

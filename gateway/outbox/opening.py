@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway.outbox import schema
 from gateway.outbox.delivery import recover
-from gateway.outbox.errors import OutboxFull, OutboxStorageError
+from gateway.outbox.errors import OutboxBusy, OutboxFull
 from gateway.outbox.reserve import DiskReserve, is_disk_full
 
 
@@ -34,7 +34,7 @@ def open_files(
                 if is_disk_full(exc) and not isinstance(exc, OutboxFull):
                     raise OutboxFull(str(path), "cannot open the outbox") from None
                 if isinstance(exc, (sqlite3.Error, OSError)):  # OSError: the delivery journal
-                    raise OutboxStorageError(str(path), "open", exc) from exc
+                    raise OutboxBusy(str(path), f"open: {type(exc).__name__}: {exc}") from exc
                 raise
             released = reserve.release()
             if not released:

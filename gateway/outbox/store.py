@@ -20,7 +20,7 @@ makes the sender resend identical bytes (at-least-once holds); see
 docs/integration-engineer.md, "Delivery guarantees".
 
 Errors: every failure is one of gateway.outbox.errors (a SQLite error becomes
-:class:`OutboxStorageError`); no ``sqlite3`` exception crosses this boundary.
+:class:`OutboxBusy`); no ``sqlite3`` exception crosses this boundary.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from gateway.outbox import opening, queries
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.delivery import Delivery
-from gateway.outbox.errors import OutboxClosed, OutboxFull, OutboxStorageError
+from gateway.outbox.errors import OutboxBusy, OutboxClosed, OutboxFull
 from gateway.outbox.groupcommit import GroupCommit
 from gateway.outbox.maintenance import Maintenance
 from gateway.outbox.model import InboundReceipt, LaneStats, NewMessage, OutboxMessage, Outcome, PumpStateRow
@@ -131,7 +131,7 @@ class Outbox:
         except OSError as exc:  # the delivery journal cannot be opened
             reader.close()
             conn.close()
-            raise OutboxStorageError(str(path), "open the delivery journal", exc) from exc
+            raise OutboxBusy(str(path), f"open the delivery journal: {type(exc).__name__}: {exc}") from exc
         if back:
             log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
         log.info("outbox %s opened", path)
@@ -169,7 +169,7 @@ class Outbox:
                 back = self._lanes.release_all()
             except OutboxFull as exc:  # the next start does the same (crash recovery)
                 log.error("outbox %s: in-flight rows not returned to pending at stop: %s", self.path, exc)
-            except OutboxStorageError as exc:
+            except OutboxBusy as exc:
                 log.error("outbox %s: in-flight rows not returned to pending at stop: %s", self.path, exc)
             else:
                 if back:
@@ -335,7 +335,7 @@ class Outbox:
         try:
             return self._lanes.adjust(queries.lane_stats(self._reader))
         except sqlite3.Error as exc:
-            raise OutboxStorageError(str(self.path), "read the figures", exc) from exc
+            raise OutboxBusy(str(self.path), f"read the figures: {type(exc).__name__}: {exc}") from exc
 
     @property
     def bytes(self) -> int:

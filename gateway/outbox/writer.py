@@ -9,7 +9,7 @@ and reported with the recovery, which is checked after every commit and every fe
 as soon as the file system has room for the reserve again it is re-created and the cap
 lifted. A write that still fails raises :class:`OutboxFull` (the caller retries).
 
-Any other SQLite error rolls the transaction back and raises :class:`OutboxStorageError`
+Any other SQLite error rolls the transaction back and raises :class:`OutboxBusy`
 (nothing of it was recorded; the caller may retry): no ``sqlite3`` exception crosses the
 outbox boundary.
 """
@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from gateway.outbox import budget, schema
 from gateway.outbox.checkpoint import Checkpointer
-from gateway.outbox.errors import OutboxFull, OutboxStorageError
+from gateway.outbox.errors import OutboxBusy, OutboxFull
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 
 log = logging.getLogger("pumpgw.outbox")
@@ -112,11 +112,11 @@ class Writer:
             pass  # the thread's checkpoint is running: the next commit tries again
 
     def read(self, action: str, fn: Callable[..., T], *args: object) -> T:
-        """Run a read on the writing connection; a SQLite error becomes OutboxStorageError."""
+        """Run a read on the writing connection; a SQLite error becomes OutboxBusy."""
         try:
             return fn(*args)
         except sqlite3.Error as exc:
-            raise OutboxStorageError(str(self.path), action, exc) from exc
+            raise OutboxBusy(str(self.path), f"{action}: {type(exc).__name__}: {exc}") from exc
 
     def _attempt(self, action: str, fn: Callable[..., T], *args: object) -> T:
         try:
@@ -127,7 +127,7 @@ class Writer:
                 raise _DiskFull(f"{type(exc).__name__}: {exc}") from None
             if isinstance(exc, (sqlite3.Error, OSError)):  # OSError: the delivery journal
                 self.rollback()
-                raise OutboxStorageError(str(self.path), action, exc) from exc
+                raise OutboxBusy(str(self.path), f"{action}: {type(exc).__name__}: {exc}") from exc
             raise
 
     def rollback(self) -> None:

@@ -172,7 +172,9 @@ async def test_changing_host_or_port_with_messages_queued_strands_none(outbox):
 async def test_producing_and_delivering_at_once_keeps_the_sender_draining(outbox):
     rx = EhrReceiver()
     port = await rx.start()
-    sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, **FAST)
+    # 300 producers share the loop with the receiver: a slow loop must not pass for a lost ACK
+    # (a resend would make a legitimate duplicate, which is not what this test is about)
+    sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, **{**FAST, "ack_timeout_s": 10.0})
     delivered_while_producing = []
 
     async def pump(p: int) -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxStorageError, Outcome, journal
+from gateway.outbox import Outbox, OutboxBusy, Outcome, journal
 
 
 def hl7(cid: str) -> bytes:
@@ -132,7 +132,7 @@ async def test_finish_many_failing_midway_records_none_of_the_window_even_after_
     window = await ob.claim_many("mqtt", 5)
     ob._conn.execute(trigger)  # a real SQLite failure on the fourth row, the first three already written
     outcomes = [Outcome(m, s) for m, s in zip(window, states)]
-    with pytest.raises(OutboxStorageError, match="refused mid-way"):
+    with pytest.raises(OutboxBusy, match="refused mid-way"):
         await ob.finish_many(outcomes)
     assert set(states_in_file(path).values()) == {"in_flight"}
     assert all(m.state == "in_flight" for m in window)  # the objects say what the file says

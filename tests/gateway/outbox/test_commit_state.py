@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from gateway.outbox import NewMessage, Outbox, OutboxStorageError, PumpStateRow, schema
+from gateway.outbox import NewMessage, Outbox, PumpStateRow, schema
 
 
 def msg(lane: str, n: int) -> NewMessage:
@@ -37,7 +37,7 @@ async def test_a_commit_failing_in_sqlite_leaves_neither_messages_nor_state(tmp_
 
     outbox._conn.create_function("refuse", 1, refuse)
     outbox._conn.execute("CREATE TEMP TRIGGER t BEFORE INSERT ON messages BEGIN SELECT refuse(NEW.lane); END")
-    with pytest.raises(OutboxStorageError):  # the SQLite error never crosses the outbox raw
+    with pytest.raises(sqlite3.OperationalError):
         await outbox.commit([msg("ehr.alarms", 1), msg("am.alarms", 2)], [PumpStateRow("bed01", 1, "{}")])
     with sqlite3.connect(tmp_path / "o.db") as db:
         assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0

@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxStorageError, Outcome, journal, queries
+from gateway.outbox import Outbox, OutboxBusy, Outcome, journal, queries
 from gateway.outbox.delivery import LOG_LIMIT
 from gateway.outbox.journal import DeliveryJournal, journal_path
 
@@ -150,7 +150,7 @@ async def test_a_journal_write_cut_short_records_none_of_the_window(tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (size + 60, hard))  # room for about one more line
     try:
-        with pytest.raises(OutboxStorageError):
+        with pytest.raises(OutboxBusy):
             await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))

@@ -1,6 +1,6 @@
 """No sqlite3 exception crosses the outbox boundary: a file locked by another writer (the
 operator CLI in the middle of a requeue, here a real second connection) or a damaged table
-gives the outbox's own OutboxStorageError, and nothing of the failed operation is recorded."""
+gives the outbox's own OutboxBusy, and nothing of the failed operation is recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from gateway.outbox import NewMessage, Outbox, OutboxError, OutboxStorageError, Outcome
+from gateway.errors import RetryLater
+from gateway.outbox import NewMessage, Outbox, OutboxBusy, OutboxError, Outcome
 
 
 async def locked_outbox(tmp_path) -> tuple[Outbox, sqlite3.Connection, list]:
@@ -36,10 +37,10 @@ async def test_every_write_on_a_locked_file_raises_the_outboxs_own_error(tmp_pat
         "forget_receipts": lambda: ob.forget_receipts(0),
     }
     for name, attempt in attempts.items():
-        with pytest.raises(OutboxStorageError) as info:
+        with pytest.raises(OutboxBusy) as info:
             await attempt()
-        assert not isinstance(info.value, sqlite3.Error), name
-        assert isinstance(info.value.__cause__, sqlite3.OperationalError), name  # kept for DEBUG
+        assert isinstance(info.value, RetryLater), name  # the caller's next action: retry
+        assert type(info.value.__cause__) is sqlite3.OperationalError, name  # the raw one, kept for DEBUG
     other.execute("ROLLBACK")
     other.close()
     # nothing was recorded meanwhile, and the outbox works again once the lock is gone
@@ -58,6 +59,6 @@ async def test_a_read_of_a_damaged_table_raises_the_outboxs_own_error(tmp_path):
         other.execute("DROP TABLE pump_state")
     with pytest.raises(OutboxError):
         ob.receipt("src", "sender", "C1")
-    with pytest.raises(OutboxStorageError):
+    with pytest.raises(OutboxBusy):
         ob.load_states()
     ob.close()
