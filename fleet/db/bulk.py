@@ -1,4 +1,4 @@
-"""Set-based statements of the writer: one statement per kind and batch (fleet/db/writer.py).
+"""Set-based statements of the writer: one statement per kind and batch (fleet/db/batch.py).
 
 Latest-state upserts take parallel arrays (``unnest``), so a batch of 1,000 pumps is one
 statement instead of 1,000, and psycopg's per-statement cost is paid once. Rows are

@@ -5,22 +5,18 @@ fleet's HTTP app (fleet/http) can mount them beside its JSON API. Endpoints are 
 Starlette runs them in its thread pool, where they borrow a psycopg connection from the pool.
 
 No asset leaves the page: CSS is inline, charts are inline SVG, there is no JavaScript, and
-the Content-Security-Policy forbids loading anything from anywhere else.
+the Content-Security-Policy forbids loading anything from anywhere else. How a page is rendered
+(HTML, JSON, CSV) is :mod:`fleet.web.render`'s; this module routes, guards and acts.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from psycopg_pool import ConnectionPool
 from starlette.applications import Starlette
@@ -29,93 +25,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from fleet.web import audit, queries
+from fleet.web import audit, queries, trends
 from fleet.web.access import PRE_COOKIE, SESSION_COOKIE, Access, Who
 from fleet.web.auth import same_token
 from fleet.web.queries import Page
+from fleet.web.render import NAV, SECURITY_HEADERS, environment, page_csv, page_json
 from fleet.web.settings import Role, WebSettings
 from fleet.web.svg import bar_chart, heat_map, line_chart
-
-TEMPLATES = Path(__file__).with_name("templates")
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-NAV = [
-    ("/", "Region"),
-    ("/uptake", "Library uptake"),
-    ("/firmware", "Firmware"),
-    ("/swaps", "Swaps"),
-    ("/not-seen", "Not seen"),
-    ("/alarms", "Alarm load"),
-    ("/ders", "DERS"),
-]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def page_json(page: Page) -> dict[str, Any]:
-    return {
-        "title": page.title,
-        "numbers": {k: _plain(v) for k, v in page.numbers.items()},
-        "tables": {n: [{k: _plain(v) for k, v in row.items()} for row in t.as_dicts()] for n, t in page.tables.items()},
-    }
-
-
-def page_csv(page: Page, table: str | None) -> str | None:
-    name = table or next(iter(page.tables), None)
-    if name is None or name not in page.tables:
-        return None
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(page.tables[name].columns)
-    for row in page.tables[name].rows:
-        # Neutralise spreadsheet formulas in field strings (CSV injection, OWASP).
-        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else _plain(v) for v in row])
-    return out.getvalue()
-
-
-def _when(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return "" if value is None else str(value)
-
-
-def _age(seconds: Any) -> str:
-    if seconds is None:
-        return "never"
-    s = float(seconds)
-    for limit, unit, div in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
-        if s < limit:
-            return f"{int(s // div)} {unit}"
-    return f"{int(s // 86400)} d"
-
-
-def _api_link(report: str, params: dict[str, Any], csv: bool = False) -> str:
-    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
-    return f"/api/{report}{'.csv' if csv else ''}{'?' + query if query else ''}"
-
-
-def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters["when"] = _when
-    env.filters["age"] = _age
-    env.filters["q"] = lambda v: quote(str(v), safe="")
-    env.globals.update(zip=zip, dict=dict, api_link=_api_link)
-    return env
 
 
 class WebUI:
@@ -126,7 +42,7 @@ class WebUI:
         self.pool = pool
         self.clock = clock or (lambda: datetime.now(UTC))
         self.access = Access(settings, pool.connection)
-        self.env = _env()
+        self.env = environment()
         with pool.connection() as conn:
             audit.ensure_schema(conn)
 
@@ -216,7 +132,7 @@ class WebUI:
 
     def uptake(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.uptake(conn, self.clock(), request.query_params.get("version") or None)
+            page = trends.uptake(conn, self.clock(), request.query_params.get("version") or None)
         chart = Markup(
             line_chart(
                 page.series,
@@ -252,7 +168,7 @@ class WebUI:
 
     def alarms(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.alarm_load(conn, self.clock(), self._days(request, 7))
+            page = trends.alarm_load(conn, self.clock(), self._days(request, 7))
         rows = page.tables["ward_hour"].rows
         wards = sorted({r[0] for r in rows})
         cells = {(w, f"{h:02d}"): float(n) for w, h, n in rows}
@@ -263,7 +179,7 @@ class WebUI:
 
     def ders(self, request: Request, who: Who) -> Response:
         with self.pool.connection() as conn:
-            page = queries.ders(conn, self.clock(), self._days(request, 30))
+            page = trends.ders(conn, self.clock(), self._days(request, 30))
         return self.respond(request, who, page, "ders.html")
 
     def audit_page(self, request: Request, who: Who) -> Response:
