@@ -16,19 +16,19 @@ outbox boundary.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.log import get_logger
 from gateway.outbox import budget, schema
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.errors import OutboxBusy, OutboxFull
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 
-log = logging.getLogger("pumpgw.outbox")
+log = get_logger("pumpgw.outbox")
 
 T = TypeVar("T")
 AlertHook = Callable[[str, dict], None]
@@ -85,7 +85,7 @@ class Writer:
                 result = self._attempt(action, fn, *args)
             except _DiskFull:
                 self.full_failures += 1
-                log.debug("outbox %s: write refused, disk still full (%d so far)", self.path, self.full_failures)
+                log.debug("outbox write refused, disk still full", path=str(self.path), refused=self.full_failures)
                 raise OutboxFull(str(self.path)) from None
         if self.checkpointer is not None and not self.disk_full:
             self.checkpointer.wrote()
@@ -178,8 +178,8 @@ class Writer:
         }
         log.error(
             "outbox: the disk is full; running degraded (alarms and events still commit, "
-            "periodic observations are thinned to make room) %s",
-            details,
+            "periodic observations are thinned to make room)",
+            **details,
         )
         self._alert("outbox_disk_full", details)
 
@@ -208,8 +208,10 @@ class Writer:
         self.disk_cap = None
         self._configure_wal()
         log.warning(
-            "outbox: disk space available again; reserve restored, degraded mode ended %s",
-            {"path": str(self.path), "free_bytes": room, "writes_refused_meanwhile": self.full_failures},
+            "outbox: disk space available again; reserve restored, degraded mode ended",
+            path=str(self.path),
+            free_bytes=room,
+            writes_refused_meanwhile=self.full_failures,
         )
         return True
 
