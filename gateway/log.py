@@ -140,4 +140,7 @@ def configure_logging(
 
 
 def get_logger(name: str, **context: Any) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name).bind(**context)
+    """A logger that resolves the configuration at each call, not when it is made: a
+    module-level ``log = get_logger(...)`` is created at import, usually before
+    :func:`configure_logging` has run, and must still write through the chain above."""
+    return structlog.get_logger(name, **context)

@@ -8,8 +8,8 @@ budget for what is new.
 Rule (docs/operations.md, "Log rate limiting"):
 
 * records are grouped by *source*: logger name, level, message template, and the first
-  argument or the ``pump``/``link``/``lane``/``receiver``/``source`` field (the sender's
-  ``lane doc (host:port)``, a link's name) -- so one noisy link never silences another;
+  argument or the ``pump``/``link``/``lane``/``receiver``/``source`` field (a sender's
+  ``lane``, a link's name) -- so one noisy link never silences another;
 * the first record of a group passes; further ones within ``window_s`` are counted, not
   written; when the window has passed, a summary line says how many were suppressed
   ("N more like this from <source> in the last 60 s") and the group starts over;

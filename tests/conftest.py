@@ -31,6 +31,18 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def daemon_logs():
+    """What the daemon's loggers (gateway.log.get_logger, structlog) said during the test:
+    one dict per line (``event``, ``log_level`` and the fields), every level, whatever
+    logging configuration an earlier test left behind -- caplog sees structlog's lines only
+    when structlog happens to be configured to write through the standard library."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as entries:
+        yield entries
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     """Run ``async def`` tests in a fresh event loop (no plugin needed).

@@ -15,13 +15,11 @@ import ssl
 
 from common.mllp.errors import MllpGarbage
 from common.mllp.framing import MllpDecoder, frame
-from gateway.log import WIRE
+from gateway.log import WIRE, get_logger
 from gateway.mllp.ack import Ack, parse_ack
 from gateway.mllp.errors import AckError, DeliveryError
 from gateway.outbox import OutboxMessage
 from gateway.peertext import summarise_reply, token
-
-log = logging.getLogger("pumpgw.mllp")
 
 
 class TlsFailure(DeliveryError):
@@ -47,6 +45,7 @@ class MllpLink:
         self.server_hostname = server_hostname
         self.max_frame_bytes = max_frame_bytes
         self.where = f"lane {lane} ({host}:{port})"
+        self.log = get_logger("pumpgw.mllp", lane=lane, receiver=f"{host}:{port}")
         self.last_acked: str | None = None  # MSH-10 of the last accepted message
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -103,11 +102,11 @@ class MllpLink:
                     self._wire_rx.log(WIRE, "%s: bytes outside a frame: %r", self.where, item.sample)
                     what = f"{item.byte_count} byte(s) outside an MLLP frame at offset {item.offset}"
                     if not item.sample.strip():
-                        log.log(
+                        self.log.log(
                             logging.WARNING if not self._whitespace_warned else logging.DEBUG,
-                            "%s: %s (whitespace, ignored; further whitespace on this connection at DEBUG)",
-                            self.where,
-                            what,
+                            "whitespace outside an MLLP frame ignored; more on this connection at DEBUG",
+                            bytes=item.byte_count,
+                            offset=item.offset,
                         )
                         self._whitespace_warned = True
                         continue
@@ -124,7 +123,7 @@ class MllpLink:
                 if ack.control_id != msg.control_id and ack.control_id == self.last_acked and ack.accepted:
                     # the receiver ACKed the previous message twice: that ACK is spent, the
                     # answer to this message is still to come (resending would duplicate it)
-                    log.debug("%s: duplicate ACK for %s ignored", self.where, token(ack.control_id))
+                    self.log.debug("duplicate ACK ignored", control_id=token(ack.control_id))
                     continue
                 if ack.control_id != msg.control_id:
                     raise DeliveryError(
@@ -143,12 +142,11 @@ class MllpLink:
         if self._refusal_reported:
             return
         self._refusal_reported = True
-        log.error(
-            "%s: receiver closed the TLS connection right after the handshake without a reply to %s: it "
+        self.log.error(
+            "receiver closed the TLS connection right after the handshake without a reply: it "
             "probably refused our client certificate (expired, wrong CA, or none configured: check "
             "tls.cert_file/key_file and the receiver's trusted CAs); retrying with backoff",
-            self.where,
-            msg.control_id,
+            control_id=msg.control_id,
         )
 
     async def connect(self) -> None:
@@ -166,7 +164,7 @@ class MllpLink:
                 f"connect to {self.host}:{self.port} timed out after {self.connect_timeout_s:g} s"
             ) from None
         except ssl.SSLError as exc:  # includes certificate verification failures
-            log.error("%s: TLS handshake failed: %s (no plaintext fallback)", self.where, exc)
+            self.log.error("TLS handshake failed (no plaintext fallback)", error=str(exc))
             raise TlsFailure(f"TLS handshake with {self.host}:{self.port} failed: {exc}") from None
         except OSError as exc:
             raise DeliveryError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None

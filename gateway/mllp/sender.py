@@ -36,6 +36,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from common.mllp.framing import DEFAULT_MAX_FRAME_BYTES
 from gateway.backoff import jittered
 from gateway.errors import RetryLater
+from gateway.log import get_logger
 from gateway.mllp.ack import Ack
 from gateway.mllp.link import MllpLink, TlsFailure
 from gateway.mllp.tls import make_client_ssl_context
@@ -44,7 +45,6 @@ from gateway.peertext import bound_text, err_codes
 
 __all__ = ["ALARM_PROBE_MAX_S", "MllpSender", "SenderMetrics", "backoff_for_lane", "make_client_ssl_context"]
 
-log = logging.getLogger("pumpgw.mllp")
 T = TypeVar("T")
 WINDOW = 128  # messages claimed at once (one transaction); still sent one at a time
 
@@ -134,7 +134,7 @@ class MllpSender:
         )
         self._progress = time.monotonic()
         self._wait_exp = jittered(initial_backoff_s, max_backoff_s)
-        self._where = self._link.where
+        self.log = get_logger("pumpgw.mllp", lane=lane, receiver=f"{host}:{port}")
         self._stopping = False
         self.metrics = metrics
 
@@ -157,7 +157,7 @@ class MllpSender:
         """Deliver the lane until cancelled or stopped."""
         back = await self._record(lambda: self.outbox.reset_lane(self.lane))
         if back:
-            log.info("%s: %d in-flight message(s) returned to pending", self._where, back)
+            self.log.info("in-flight messages returned to pending", count=back)
         window: deque[OutboxMessage] = deque()
         try:
             while True:
@@ -207,18 +207,18 @@ class MllpSender:
                 failures += 1
                 self.state = "backoff"
                 self.last_error = str(exc)
-                log.log(
+                self.log.log(
                     logging.WARNING if failures == 1 else logging.DEBUG,
-                    "%s: outbox cannot record a state change (%s); retrying",
-                    self._where,
-                    exc,
+                    "outbox cannot record a state change; retrying",
+                    error=str(exc),
+                    error_type=type(exc).__name__,
                 )
                 self._progress = time.monotonic()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             if failures:
-                log.info("%s: outbox state change recorded after %d failed attempt(s)", self._where, failures)
+                self.log.info("outbox state change recorded after failed attempts", failures=failures)
             return result
 
     async def _wait_for_window(self) -> list[OutboxMessage]:
@@ -262,15 +262,14 @@ class MllpSender:
             level = logging.WARNING if failures == 1 else logging.DEBUG
             if isinstance(exc, _Rejected):
                 level = logging.WARNING
-            log.log(
+            self.log.log(
                 level,
-                "%s: message %s (id %d) not accepted: %s; retry in %.2f s (attempt %d)",
-                self._where,
-                msg.control_id,
-                msg.id,
-                exc,
-                retry_state.upcoming_sleep,
-                retry_state.attempt_number,
+                "message not accepted; retrying after backoff",
+                control_id=msg.control_id,
+                id=msg.id,
+                error=str(exc),
+                retry_in_s=round(retry_state.upcoming_sleep, 2),
+                attempt=retry_state.attempt_number,
             )
 
         async for attempt in AsyncRetrying(
@@ -285,7 +284,7 @@ class MllpSender:
                 self._progress = time.monotonic()
                 ack = await self._attempt(msg)
         self.failing = False
-        log.info("%s: delivering again after %d failed attempt(s)", self._where, failures)
+        self.log.info("delivering again after failed attempts", failures=failures)
         return ack
 
     async def _attempt(self, msg: OutboxMessage) -> Ack:

@@ -21,7 +21,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-log = logging.getLogger("pumpgw.outbox")
+from gateway.log import get_logger
+
+log = get_logger("pumpgw.outbox")
 
 INTERVAL_S = 0.1  # at most ten checkpoints a second: ~1 MiB of WAL at a full-speed drain
 
@@ -62,7 +64,12 @@ class Checkpointer:
         try:
             conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:  # the loop's catch-up checkpoints still bound the WAL
-            log.error("outbox %s: checkpoint thread cannot use the file: %s", self.path, exc)
+            log.error(
+                "outbox checkpoint thread cannot use the file",
+                path=str(self.path),
+                error=str(exc),
+                error_type=type(exc).__name__,
+            )
             conn.close()
             return
         try:
@@ -81,4 +88,10 @@ class Checkpointer:
             self.checkpoints += 1
         except sqlite3.Error as exc:  # e.g. the disk is full: the store's degraded mode handles it
             self.failures += 1
-            log.log(logging.WARNING if self.failures == 1 else logging.DEBUG, "outbox checkpoint failed: %s", exc)
+            log.log(
+                logging.WARNING if self.failures == 1 else logging.DEBUG,
+                "outbox checkpoint failed",
+                error=str(exc),
+                error_type=type(exc).__name__,
+                failures=self.failures,
+            )

@@ -21,13 +21,13 @@ aside and replaced (ids start again at 1) marks nothing in the new file delivere
 from __future__ import annotations
 
 import ast
-import logging
 import os
 from pathlib import Path
 
 from gateway.fileperms import PRIVATE_MODE
+from gateway.log import get_logger
 
-log = logging.getLogger("pumpgw.outbox")
+log = get_logger("pumpgw.outbox")
 
 
 def journal_path(outbox_path: Path) -> Path:
@@ -64,7 +64,12 @@ class DeliveryJournal:
             try:
                 os.ftruncate(self._fd, 0)
             except OSError as exc:  # the lines are applied again at the next start: harmless
-                log.warning("outbox delivery journal %s not emptied: %s", self.path, exc)
+                log.warning(
+                    "outbox delivery journal not emptied",
+                    path=str(self.path),
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
                 return
             self._size = 0
 
@@ -85,7 +90,7 @@ def read(outbox_path: Path) -> list[tuple]:
             msg_id, state_at, attempts, extra, cid, ack_text = line.decode("ascii").split("\t", 5)
             rows.append((float(state_at), _text(ack_text), int(attempts), int(extra), int(msg_id), _text(cid)))
         except (ValueError, SyntaxError):
-            log.warning("outbox delivery journal: unreadable line after %d good ones; the rest is ignored", len(rows))
+            log.warning("outbox delivery journal: unreadable line; the rest is ignored", good_lines=len(rows))
             break
     return rows
 

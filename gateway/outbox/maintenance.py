@@ -5,17 +5,17 @@ check on a worker thread after READY."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 
+from gateway.log import get_logger
 from gateway.outbox import budget, queries, schema
 from gateway.outbox.delivery import Delivery
 from gateway.outbox.errors import OutboxBusy, OutboxFull
 from gateway.outbox.reporting import Reporter
 from gateway.outbox.writer import Writer
 
-log = logging.getLogger("pumpgw.outbox")
+log = get_logger("pumpgw.outbox")
 
 COMPACT_SLICE_SQL = (
     "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE state='delivered' AND state_at <= ? LIMIT ?)"
@@ -96,10 +96,10 @@ class Maintenance:
             try:
                 n = await self.compact()
             except (OutboxFull, OutboxBusy) as exc:
-                log.debug("outbox compaction postponed: %s", exc)
+                log.debug("outbox compaction postponed", error=str(exc))
                 continue  # counted; the next round tries again
             if n:
-                log.info("outbox compacted %d delivered row(s)", n)
+                log.info("outbox compacted delivered rows", rows=n)
 
     async def check_integrity(self) -> list[str]:
         """``PRAGMA quick_check`` on a worker thread with its own read-only connection (the
@@ -111,8 +111,8 @@ class Maintenance:
         took = round(time.monotonic() - started, 1)
         if problems:
             details = {"path": str(self.w.path), "problems": problems[:5], "seconds": took}
-            log.error("outbox integrity check found problems %s", details)
+            log.error("outbox integrity check found problems", **details)
             self.report.alert("outbox_corrupt", details)
         else:
-            log.info("outbox integrity check ok (%.1f s)", took)
+            log.info("outbox integrity check ok", seconds=took)
         return problems

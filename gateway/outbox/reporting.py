@@ -8,14 +8,14 @@ database (`pumpgw outbox show`), never in logs or alerts.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 
+from gateway.log import get_logger
 from gateway.outbox import budget
 from gateway.outbox.model import OutboxMessage
 
-log = logging.getLogger("pumpgw.outbox")
+log = get_logger("pumpgw.outbox")
 
 AlertHook = Callable[[str, dict], None]
 SUMMARY_INTERVAL_S = 60.0  # at most one thinning summary per minute
@@ -36,7 +36,7 @@ class Reporter:
         try:
             self.on_alert(name, details)
         except Exception:
-            log.exception("outbox alert hook failed for %s", name)
+            log.exception("outbox alert hook failed", alert=name)
 
     def budget(self, outcome: budget.BudgetOutcome, *, budget_bytes: int, disk_full: bool) -> None:
         """One alert per crossing, one summary a minute (gateway.outbox.budget)."""
@@ -55,18 +55,19 @@ class Reporter:
                     "bytes": outcome.used,
                     "max_bytes": budget_bytes,
                 }
-                log.warning("outbox byte budget reached: thinning older periodic observations %s", details)
+                log.warning(
+                    "outbox byte budget reached: thinning older periodic observations",
+                    **_fields(details),
+                )
                 self.alert("outbox_budget_thinned", details)
                 self._summary, self._summary_bytes, self._summary_at = {}, 0, now
         if self._summary and now - self._summary_at >= SUMMARY_INTERVAL_S:
             log.warning(
-                "outbox thinning summary %s",
-                {
-                    "thinned": self._summary,
-                    "thinned_bytes": self._summary_bytes,
-                    "bytes": outcome.used,
-                    "max_bytes": budget_bytes,
-                },
+                "outbox thinning summary",
+                thinned=self._summary,
+                thinned_bytes=self._summary_bytes,
+                bytes=outcome.used,
+                max_bytes=budget_bytes,
             )
             self._summary, self._summary_bytes, self._summary_at = {}, 0, now
         if disk_full:
@@ -74,11 +75,11 @@ class Reporter:
         if outcome.still_over and not self.over_budget:
             self.over_budget = True
             details = {"bytes": outcome.used, "max_bytes": budget_bytes}
-            log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept) %s", details)
+            log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept)", **details)
             self.alert("outbox_budget_exceeded", details)
         elif not outcome.still_over and self.over_budget:
             self.over_budget = False
-            log.warning("outbox back under its byte budget %s", {"bytes": outcome.used, "max_bytes": budget_bytes})
+            log.warning("outbox back under its byte budget", bytes=outcome.used, max_bytes=budget_bytes)
 
     @property
     def thinning(self) -> bool:
@@ -90,11 +91,12 @@ class Reporter:
             return
         self._thinning = False
         if self._summary:
-            log.warning("outbox thinning summary %s", {"thinned": self._summary, "thinned_bytes": self._summary_bytes})
+            log.warning("outbox thinning summary", thinned=self._summary, thinned_bytes=self._summary_bytes)
             self._summary, self._summary_bytes = {}, 0
         log.info(
-            "outbox backlog well under its byte budget again; thinning episode over %s",
-            {"pending_bytes": backlog, "max_bytes": budget_bytes},
+            "outbox backlog well under its byte budget again; thinning episode over",
+            pending_bytes=backlog,
+            max_bytes=budget_bytes,
         )
 
     def quarantined(self, msg: OutboxMessage) -> None:
@@ -106,7 +108,7 @@ class Reporter:
             "reason": msg.reason,
             "ack_text_chars": len(msg.ack_text),
         }
-        log.error("outbox message quarantined %s", details)
+        log.error("outbox message quarantined", **details)
         self.alert("message_quarantined", details)
 
     def expired(self, lane: str, expired: Sequence[OutboxMessage]) -> None:
@@ -118,5 +120,14 @@ class Reporter:
             "kinds": sorted({m.kind for m in expired}),
             "ids": [m.id for m in expired[:20]],
         }
-        log.warning("outbox message(s) expired before delivery (kept as expired) %s", details)
+        log.warning("outbox messages expired before delivery (kept as expired)", **details)
         self.alert("messages_expired", details)
+
+
+def _fields(details: dict) -> dict:
+    """An alert's details as log fields: "level" (the thinning level) would collide with the
+    log line's own level, so the line calls it ``thinning_level``."""
+    fields = dict(details)
+    if "level" in fields:
+        fields["thinning_level"] = fields.pop("level")
+    return fields

@@ -26,12 +26,12 @@ Errors: every failure is one of gateway.outbox.errors (a SQLite error becomes
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway.log import get_logger
 from gateway.outbox import opening, queries
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.delivery import Delivery
@@ -43,7 +43,7 @@ from gateway.outbox.reporting import AlertHook, Reporter
 from gateway.outbox.reserve import DiskReserve
 from gateway.outbox.writer import Writer
 
-log = logging.getLogger("pumpgw.outbox")
+log = get_logger("pumpgw.outbox")
 
 
 class Outbox:
@@ -133,8 +133,10 @@ class Outbox:
             conn.close()
             raise OutboxBusy(str(path), f"open the delivery journal: {type(exc).__name__}: {exc}") from exc
         if back:
-            log.warning("outbox %s: %d message(s) were in flight at the last stop; they will be resent", path, back)
-        log.info("outbox %s opened", path)
+            log.warning(
+                "outbox messages were in flight at the last stop; they will be resent", path=str(path), count=back
+            )
+        log.info("outbox opened", path=str(path))
         if released or (reserve is not None and not reserve.ensure()):
             outbox._writer.enter_disk_full(
                 "at start-up"
@@ -167,13 +169,16 @@ class Outbox:
         if not self._closed:
             try:
                 back = self._lanes.release_all()
-            except OutboxFull as exc:  # the next start does the same (crash recovery)
-                log.error("outbox %s: in-flight rows not returned to pending at stop: %s", self.path, exc)
-            except OutboxBusy as exc:
-                log.error("outbox %s: in-flight rows not returned to pending at stop: %s", self.path, exc)
+            except (OutboxFull, OutboxBusy) as exc:  # the next start does the same (crash recovery)
+                log.error(
+                    "outbox in-flight rows not returned to pending at stop",
+                    path=str(self.path),
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
             else:
                 if back:
-                    log.info("outbox %s: %d in-flight message(s) returned to pending at stop", self.path, back)
+                    log.info("outbox in-flight messages returned to pending at stop", path=str(self.path), count=back)
         self.close()
 
     @property

@@ -16,19 +16,19 @@ outbox boundary.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.log import get_logger
 from gateway.outbox import budget, schema
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.errors import OutboxBusy, OutboxFull
 from gateway.outbox.reserve import DiskReserve, free_bytes, is_disk_full
 
-log = logging.getLogger("pumpgw.outbox")
+log = get_logger("pumpgw.outbox")
 
 T = TypeVar("T")
 AlertHook = Callable[[str, dict], None]
@@ -85,7 +85,7 @@ class Writer:
                 result = self._attempt(action, fn, *args)
             except _DiskFull:
                 self.full_failures += 1
-                log.debug("outbox %s: write refused, disk still full (%d so far)", self.path, self.full_failures)
+                log.debug("outbox write refused, disk still full", path=str(self.path), refused=self.full_failures)
                 raise OutboxFull(str(self.path)) from None
         if self.checkpointer is not None and not self.disk_full:
             self.checkpointer.wrote()
@@ -95,14 +95,17 @@ class Writer:
     def _catch_up(self) -> None:
         """Let the WAL restart: the thread's checkpoints never catch up with a writer that
         commits while they run (the WAL restarts only once every frame is in the database),
-        so past ``journal_size_limit`` the loop runs one PASSIVE checkpoint itself. The thread
-        has copied and synced nearly every page by then: this copies the last few."""
+        so past half of ``journal_size_limit`` the loop runs one PASSIVE checkpoint itself. The
+        thread has copied and synced nearly every page by then: this copies the last few. Half,
+        not all of it: a thread starved of CPU must not let the WAL grow past the limit before
+        the loop steps in (a small budget's limit is a quarter of the budget; the file must
+        stay within 1.2x of it)."""
         changes = self.conn.total_changes
         if changes == self._changes:
             return  # nothing went to the WAL (e.g. a delivery journal line)
         self._changes = changes
         try:
-            if os.path.getsize(self._wal) <= self._wal_limit:
+            if os.path.getsize(self._wal) <= self._wal_limit // 2:
                 return
         except OSError:
             return
@@ -178,8 +181,8 @@ class Writer:
         }
         log.error(
             "outbox: the disk is full; running degraded (alarms and events still commit, "
-            "periodic observations are thinned to make room) %s",
-            details,
+            "periodic observations are thinned to make room)",
+            **details,
         )
         self._alert("outbox_disk_full", details)
 
@@ -208,8 +211,10 @@ class Writer:
         self.disk_cap = None
         self._configure_wal()
         log.warning(
-            "outbox: disk space available again; reserve restored, degraded mode ended %s",
-            {"path": str(self.path), "free_bytes": room, "writes_refused_meanwhile": self.full_failures},
+            "outbox: disk space available again; reserve restored, degraded mode ended",
+            path=str(self.path),
+            free_bytes=room,
+            writes_refused_meanwhile=self.full_failures,
         )
         return True
 

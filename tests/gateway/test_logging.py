@@ -68,3 +68,17 @@ def test_stdlib_loggers_are_rendered_as_json_lines_with_level_and_logger(capture
     (line,) = lines(captured)
     assert line["level"] == "warning" and line["logger"] == "pumpgw.wire.bed01"
     assert line["event"] == "plain stdlib line" and "timestamp" in line
+
+
+def test_a_logger_made_before_configure_logging_writes_through_the_configured_chain(captured):
+    """A module-level logger is made at import, before the daemon configures logging; its lines
+    must still go through the PHI filter and the JSON renderer, not to structlog's default."""
+    import structlog
+
+    structlog.reset_defaults()  # as at import time: nothing configured yet
+    log = get_logger("pumpgw.test", lane="doc")
+    configure_logging(level="info", fmt="json", stream=captured)
+    log.warning("made early", patient_id="MRN-77731")
+    (line,) = lines(captured)
+    assert line["event"] == "made early" and line["lane"] == "doc" and line["logger"] == "pumpgw.test"
+    assert line["patient_id"].startswith("<redacted:")

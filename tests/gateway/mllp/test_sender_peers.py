@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from common.mllp.framing import MllpDecoder, frame
 from gateway.mllp.sender import ALARM_PROBE_MAX_S, MllpSender
@@ -83,8 +82,7 @@ async def test_a_receiver_that_acks_twice_gets_every_message_exactly_once(tmp_pa
     outbox.close()
 
 
-async def test_a_whitespace_flooding_receiver_costs_one_warning_per_connection(tmp_path, caplog):
-    caplog.set_level(logging.DEBUG, "pumpgw.mllp")
+async def test_a_whitespace_flooding_receiver_costs_one_warning_per_connection(tmp_path, daemon_logs):
     outbox = Outbox.open(tmp_path / "o.db")
     rx = HostileReceiver(whitespace=300_000)
     port = await rx.start()
@@ -92,8 +90,8 @@ async def test_a_whitespace_flooding_receiver_costs_one_warning_per_connection(t
     sender = MllpSender(outbox, lane="doc", host="127.0.0.1", port=port, **DEFAULTS)
     async with running(sender):
         await until(lambda: outbox.stats()["doc"].delivered == 5)
-    whitespace = [r for r in caplog.records if "whitespace" in r.getMessage()]
+    whitespace = [e for e in daemon_logs if "whitespace" in e["event"]]
     assert len(whitespace) > 5  # the flood was seen in many pieces ...
-    assert [r.levelno for r in whitespace].count(logging.WARNING) == 1  # ... and warned about once
+    assert [e["log_level"] for e in whitespace].count("warning") == 1  # ... and warned about once
     await rx.stop()
     outbox.close()

@@ -144,7 +144,9 @@ class StepClock:
         return self.now
 
 
-async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_the_file_within_1_2x(tmp_path, caplog):
+async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_the_file_within_1_2x(
+    tmp_path, daemon_logs
+):
     max_bytes = 1 << 20
     clock = StepClock(time.time() - 8 * 3600)
     alerts = []
@@ -179,19 +181,19 @@ async def test_budget_thins_old_observations_by_age_keeps_recent_complete_and_th
     assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1], shares  # resolution falls with age
     assert 0 < shares[-1] <= 0.25, shares  # the oldest hours thinned hard, never emptied
     assert alerts.count("outbox_budget_thinned") == 1  # one crossing, one alert
-    thin_logs = [r for r in caplog.records if "thinn" in r.getMessage()]
+    thin_logs = [e for e in daemon_logs if "thinn" in e["event"]]
     assert len(thin_logs) <= 2  # the alert's WARNING and at most one summary in a few real seconds
     assert Outbox.open(path).stats()["doc"].thinned == n - len([c for c in kept if c[0] == "O"]) > 0
 
 
-async def test_budget_never_drops_events_or_alarms_and_raises_an_alert(tmp_path, caplog):
+async def test_budget_never_drops_events_or_alarms_and_raises_an_alert(tmp_path, daemon_logs):
     alerts = []
     ob = Outbox.open(tmp_path / "o.db", max_bytes=300_000, on_alert=lambda name, d: alerts.append(name))
     for i in range(300):
         await put(ob, "doc", f"E{i}", kind="pcd10", body="e" * 1500)
     assert len(committed_control_ids(tmp_path / "o.db")) == 300
     assert alerts.count("outbox_budget_exceeded") == 1
-    assert [r.levelname for r in caplog.records if "budget" in r.getMessage()] == ["ERROR"]
+    assert [e["log_level"] for e in daemon_logs if "budget" in e["event"]] == ["error"]
     ob.close()
 
 
@@ -212,7 +214,7 @@ async def test_over_budget_alert_fires_once_per_crossing_not_per_commit(tmp_path
     ob.close()
 
 
-async def test_quarantine_alert_and_log_carry_no_receiver_ack_text(tmp_path, caplog):
+async def test_quarantine_alert_and_log_carry_no_receiver_ack_text(tmp_path, daemon_logs):
     """Receivers' error texts often echo patient data; they stay in the database only."""
     alerts = []
     ob = Outbox.open(tmp_path / "o.db", on_alert=lambda name, d: alerts.append(d))
@@ -221,7 +223,8 @@ async def test_quarantine_alert_and_log_carry_no_receiver_ack_text(tmp_path, cap
     await ob.finish(
         msg, "quarantined", reason="AE from receiver", ack_text="patient MRN-4711 not found", claim_next=False
     )
-    assert "MRN-4711" not in str(alerts) and "MRN-4711" not in caplog.text
+    assert any(e["event"] == "outbox message quarantined" for e in daemon_logs)
+    assert "MRN-4711" not in str(alerts) and "MRN-4711" not in str(daemon_logs)
     with sqlite3.connect(tmp_path / "o.db") as db:
         assert db.execute("SELECT ack_text FROM messages").fetchone()[0] == "patient MRN-4711 not found"
     ob.close()
