@@ -10,23 +10,34 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from tests.fleet.pg import free_port
-
 NATS = "nats-server"
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` different free ports: the sockets are held open together while the kernel picks
+    them (one free_port() after another may hand out the same port twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @dataclass
 class NatsNode:
     name: str
-    mqtt_port: int = field(default_factory=free_port)
-    client_port: int = field(default_factory=free_port)
-    cluster_port: int = field(default_factory=free_port)
+    mqtt_port: int
+    client_port: int
+    cluster_port: int
     proc: subprocess.Popen[bytes] | None = None
     host: str = "127.0.0.1"
 
@@ -38,7 +49,8 @@ class NatsNode:
 class NatsCluster:
     def __init__(self, workdir: Path, size: int = 3) -> None:
         self.workdir = workdir
-        self.nodes = [NatsNode(f"n{i + 1}") for i in range(size)]
+        ports = iter(distinct_free_ports(3 * size))
+        self.nodes = [NatsNode(f"n{i + 1}", next(ports), next(ports), next(ports)) for i in range(size)]
 
     def _conf(self, node: NatsNode) -> Path:
         routes = ", ".join(f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes if n is not node)

@@ -21,16 +21,15 @@ messages = ["pcd01", "pcd10", "pcd04"]
 """
 
 
-async def test_without_mqtt_each_alert_is_one_error_line_and_nothing_piles_up(tmp_path, capsys):
+async def test_without_mqtt_each_alert_is_one_error_line_and_nothing_piles_up(tmp_path, daemon_logs):
     daemon = build_daemon(load_config_text(CONFIG.format(path=tmp_path / "o.sqlite")))
     try:
-        capsys.readouterr()
+        daemon_logs.clear()
         for i in range(1500):
             daemon.alerts.raise_alert("messages_expired", {"count": i})
         assert daemon.alerts.queued == 0 and daemon.alerts.overflow == 0
-        out = capsys.readouterr()
-        lines = (out.out + out.err).splitlines()
-        assert sum("gateway alert" in line for line in lines) == 1500
-        assert not any("queue full" in line for line in lines)
+        alerts = [e for e in daemon_logs if e["event"] == "gateway alert"]
+        assert len(alerts) == 1500 and all(e["log_level"] == "error" for e in alerts)
+        assert not any("queue full" in e["event"] for e in daemon_logs)
     finally:
         daemon.outbox.close()
