@@ -79,6 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time scale of the story: 0.6 plays it in 36 s (default 1: one minute)",
     )
     p.add_argument(
+        "--exit-after-story",
+        action="store_true",
+        help="stop the demo a few seconds after the story is complete (scripted runs, tests); "
+        "--duration still caps the run",
+    )
+    p.add_argument(
         "--no-story",
         action="store_true",
         help="do not run the one-minute story (infusion start, titration, occlusion, drug-library "
@@ -128,7 +134,15 @@ def _handle(args: argparse.Namespace) -> int:
     config = config.model_copy(update={"health": health})
     try:
         asyncio.run(
-            _demo(config, state, args.duration, args.status_every, story=not args.no_story, pace=args.story_pace)
+            _demo(
+                config,
+                state,
+                args.duration,
+                args.status_every,
+                story=not args.no_story,
+                pace=args.story_pace,
+                exit_after_story=args.exit_after_story,
+            )
         )
     finally:
         if own_state:  # a temporary folder of our own: leave nothing behind
@@ -162,6 +176,7 @@ async def _demo(
     *,
     story: bool = True,
     pace: float = 1.0,
+    exit_after_story: bool = False,
 ) -> None:
     from common.pcd.conformance import conformance_findings
     from gateway.daemon import build_daemon
@@ -227,7 +242,7 @@ async def _demo(
             teller = demo_story.Story(
                 daemon, receiver, pumps, faults, out=lambda line: print(line, flush=True), pace=pace
             )
-            daemon.supervisor.add("demo story", teller.script)
+            daemon.supervisor.add("demo story", partial(teller.script, exit_after=exit_after_story))
             daemon.supervisor.add("demo announcer", teller.announce)
         # closers run in reverse order: this one runs before the outbox is closed
         daemon.supervisor.on_close("demo status", lambda: print(_status_lines(daemon, receiver), flush=True))

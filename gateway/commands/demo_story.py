@@ -103,7 +103,7 @@ class Story:
     def say(self, who: str, text: str) -> None:
         self.out(f"[{time.monotonic() - self.t0:5.1f}s] {who:<8} {text}")
 
-    async def script(self) -> None:
+    async def script(self, *, exit_after: bool = False) -> None:
         await self.daemon.supervisor.wait_started()
         self.t0 = time.monotonic()
         self.say("demo", "the gateway is polling 3 pumps; the story takes a minute")
@@ -116,6 +116,11 @@ class Story:
             self.say(step.pump, "ward: " + step.text)
             step.act(self.pumps[step.pump], self.faults[step.pump])
         await asyncio.sleep(max(0.0, STORY_S * self.pace - (time.monotonic() - self.t0)))
+        if exit_after:
+            self.say("demo", "story complete; stopping")
+            await asyncio.sleep(2)  # the last messages reach the EHR and MQTT before the stop
+            self.daemon.supervisor.request_stop()
+            return
         self.say("demo", "story complete; the gateway keeps running (status page above, Ctrl-C to stop)")
         await asyncio.Event().wait()
 

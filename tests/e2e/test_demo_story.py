@@ -38,10 +38,11 @@ def test_demo_announces_each_step_of_its_story_and_cleans_up(tmp_path, pumpgw_cm
             [
                 *pumpgw_cmd,
                 "demo",
-                "--story-pace",  # the story ends at 30 s; 15 s to spare for a slow start on a loaded machine
+                "--story-pace",  # the story ends at 30 s, then the demo stops; --duration only caps it
                 "0.5",
+                "--exit-after-story",
                 "--duration",
-                "45",
+                "90",
                 "--status-every",
                 "100",
                 "--mqtt",
