@@ -113,7 +113,7 @@ async def test_a_lane_retrying_its_connection_stays_not_ready_until_a_delivery_s
         while not sender.failing:
             await asyncio.sleep(0.02)
         seen = set()
-        for _ in range(20):  # ~2 s across several connect attempts
+        for _ in range(12):  # ~1.2 s: two connect attempts of 0.5 s and the backoff between them
             status, body = await http_get(port, "/healthz")
             seen.add(sender.state)
             assert status == 503, f"ready while the lane was {sender.state}: {body[:200]!r}"
