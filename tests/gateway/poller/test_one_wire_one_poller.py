@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +20,7 @@ from gateway.daemon import build_daemon
 from simulators.bbraun_bcc import BccRack, BccRackServer
 from simulators.ne1000.frontend import Ne1000Line
 from simulators.pump_model import DeviceIdentity, Program, SimulatedPump
+from tests.gateway.mqtt.conftest import free_port
 
 
 def pump(manufacturer: str, model: str, serial: str, firmware: str) -> SimulatedPump:
@@ -72,12 +72,6 @@ class SerialDeviceServer:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config_text(tmp_path: Path, serial_port: int, rack_port: int) -> str:
