@@ -32,6 +32,15 @@ def payload(cid: str, kind: str = "ORU^R01^ORU_R01") -> bytes:
     ).encode()
 
 
+async def alarm_round_trip(ob, seen: dict[str, float], cid: str) -> float:
+    """Enqueue one PCD-04 on the alarm lane and wait until the receiver has it: seconds taken."""
+    t0 = time.perf_counter()
+    await ob.enqueue(lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"), ttl_s=300)
+    while cid not in seen:
+        await asyncio.sleep(0)
+    return seen[cid] - t0
+
+
 async def bare_loop(n: int) -> float:
     rx = EhrReceiver()
     port = await rx.start()
@@ -74,14 +83,7 @@ async def drain(path: Path, n: int, alarms: int) -> tuple[float, list[float]]:
         sent = 0
         while doc.delivered < n:
             if sent < alarms and doc.delivered >= sent * n // (alarms + 1):
-                cid = f"ALARM{sent:05d}"
-                t0 = time.perf_counter()
-                await ob.enqueue(
-                    lane="am", kind="pcd04", control_id=cid, payload=payload(cid, "ORU^R40^ORU_R40"), ttl_s=300
-                )
-                while cid not in seen:
-                    await asyncio.sleep(0)
-                latencies.append(seen[cid] - t0)
+                latencies.append(await alarm_round_trip(ob, seen, f"ALARM{sent:05d}"))
                 sent += 1
             await asyncio.sleep(0.001)
         rate = n / (time.perf_counter() - t)
