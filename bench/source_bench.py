@@ -22,6 +22,12 @@ the echo). Then it opens ``--idle`` connections to the listener and reports the 
 hold: Python heap (tracemalloc) and process RSS, per connection. Figures are from this
 machine and this run only.
 
+It also prints a **floor**: this process's CPU per message for the steps no design of this
+source can skip -- the echo's own receive and ACK, one tolerant parse, the conformance check of
+the parsed message, and a durable commit shared by ``--connections`` stop-and-wait senders --
+with the mapping, drug-library verdicts, events and HL7 rendering counted as free. Its ratio to
+the echo is the best a gateway doing that work could reach on this machine (``floor_cpu_ratio``).
+
 Run: .venv/bin/python bench/source_bench.py [--messages 2000] [--connections 4] [--idle 200]
 """
 
@@ -41,6 +47,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.mllp.framing import MllpDecoder, frame
+from common.pcd.conformance import check_message
+from common.pcd.parse import parse_message
 from common.resources import config_dir
 from gateway.config.load import load_config_text
 from gateway.daemon import build_daemon
@@ -156,6 +164,47 @@ def durable_commits_per_s(state_dir, n: int = 300) -> float:
     return rate
 
 
+def commit_cpu_us(state_dir, n: int = 300) -> float:
+    """CPU microseconds of one bare durable commit (WAL, synchronous=FULL; the fsync's kernel
+    work is CPU time of this process too)."""
+    with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
+        db = sqlite3.connect(Path(tmp) / "fsync.sqlite", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t (payload BLOB)")
+        payload = b"x" * 2048
+        c0 = time.process_time()
+        for _ in range(n):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t VALUES (?)", (payload,))
+            db.execute("COMMIT")
+        cpu = (time.process_time() - c0) / n * 1e6
+        db.close()
+    return cpu
+
+
+def floor_cpu(work: list[list[bytes]], echo_cpu: float, state_dir, connections: int) -> dict:
+    """CPU per message of the steps every design must do (see the module docstring)."""
+    sample = [m for w in work for m in w][:500]
+    c0 = time.process_time()
+    parsed = [parse_message(m) for m in sample]
+    parse = (time.process_time() - c0) / len(sample) * 1e6
+    c0 = time.process_time()
+    for m in parsed:
+        check_message(m)
+    check = (time.process_time() - c0) / len(sample) * 1e6
+    commit = commit_cpu_us(state_dir) / connections
+    total = echo_cpu + parse + check + commit
+    return {
+        "parse_us": round(parse),
+        "check_us": round(check),
+        "commit_us_per_msg": round(commit),
+        "floor_cpu_us_per_msg": round(total),
+        "floor_cpu_ratio": round(echo_cpu / total, 3),
+        "floor_cpu_ratio_without_check": round(echo_cpu / (total - check), 3),
+    }
+
+
 def rss_kib() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * 4
@@ -220,6 +269,7 @@ async def main(args) -> dict:
     work = workload(args.messages, args.connections)
     echo, echo_cpu = await echo_rate(work)
     commits = durable_commits_per_s(args.state_dir)
+    floor = floor_cpu(work, echo_cpu, args.state_dir, args.connections)
     report = await source_run(work, "report", args.state_dir, args.idle)
     refuse = await source_run(work, "refuse_errors", args.state_dir, 0)
     rate, refuse_rate = report.pop("msgs_per_s"), refuse.pop("msgs_per_s")
@@ -233,6 +283,7 @@ async def main(args) -> dict:
         "cpu_ratio": round(echo_cpu / report["cpu_us_per_msg"], 3),  # echo CPU / source CPU per message
         "durable_commits_per_s": round(commits),  # bare SQLite, same disk (see durable_commits_per_s)
         "commit_ceiling_ratio": round(commits * args.connections / echo, 3),
+        "floor": floor,  # the steps no design can skip, everything else free
         "refuse_errors_msgs_per_s": refuse_rate,  # the checker on the ACK path
         "refuse_errors_ratio": round(refuse_rate / echo, 3),
         "report_mode": report,

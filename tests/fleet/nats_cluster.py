@@ -16,20 +16,9 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from tests.ports import distinct_free_ports
+
 NATS = "nats-server"
-
-
-def distinct_free_ports(count: int) -> list[int]:
-    """``count`` different free ports: the sockets are held open together while the kernel picks
-    them (one free_port() after another may hand out the same port twice)."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @dataclass

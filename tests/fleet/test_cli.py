@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.fleet.pg import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PUMPGW = [sys.executable, "-c", "from gateway.cli import main; raise SystemExit(main())"]

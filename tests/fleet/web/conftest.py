@@ -4,7 +4,6 @@ by a real uvicorn on a free loopback port (the app `pumpgw fleet` serves)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,14 +18,9 @@ from fleet.web.auth import hash_password
 from fleet.web.mount import build_fleet_app
 from fleet.web.sample import fill
 from fleet.web.settings import WebSettings
+from tests.ports import free_port
 
 USERS = {"vera": ("viewer", "vera-pass-1"), "paul": ("pharmacy", "paul-pass-1"), "ada": ("admin", "ada-pass-1")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

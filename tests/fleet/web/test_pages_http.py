@@ -64,8 +64,8 @@ def test_over_tls_the_session_cookie_is_secure(fleet_db, web_settings, tmp_path)
     from psycopg_pool import ConnectionPool
 
     from fleet.web.mount import build_fleet_app
-
-    from .conftest import Server, free_port
+    from tests.fleet.web.conftest import Server
+    from tests.ports import free_port
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
@@ -98,8 +98,8 @@ def test_identity_header_counts_only_from_a_trusted_proxy(fleet_db, web_settings
 
     from fleet.web.mount import build_fleet_app
     from fleet.web.settings import ProxyMode
-
-    from .conftest import Server, free_port
+    from tests.fleet.web.conftest import Server
+    from tests.ports import free_port
 
     proxied = web_settings.model_copy(update={"proxy": ProxyMode(trusted_proxies=["127.0.0.1"])})
     untrusted = web_settings.model_copy(update={"proxy": ProxyMode(trusted_proxies=["10.9.9.9"])})

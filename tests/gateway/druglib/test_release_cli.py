@@ -52,7 +52,7 @@ def test_publish_without_a_broker_says_so_in_one_line(tmp_path, cli):
     lib = tmp_path / "lib.json"
     lib.write_bytes(library("2027.01"))
     cli("sign", str(lib), "--key", str(tmp_path / "ph.key"))
-    from tests.gateway.mqtt.conftest import free_port
+    from tests.ports import free_port
 
     out = cli("publish", str(lib), "--broker", f"127.0.0.1:{free_port()}")
     assert out.returncode == 1 and out.stderr.startswith("not published: MQTT broker 127.0.0.1:")

@@ -16,12 +16,7 @@ from gateway.config import load_config_text
 from gateway.daemon import build_daemon
 from gateway.errors import ConfigError
 from gateway.health.server import HealthServer, build_app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
 
 
 async def http_get(port: int, path: str, *, headers: str = "", tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:

@@ -24,14 +24,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from drivers.model import Alarm, ChannelSnapshot, ChannelState, PumpIdentity, PumpSnapshot, Quantity
 from gateway.config.model import MqttConfig, RetryPolicy
 from gateway.events.model import EventKind, PumpEvent
+from tests.ports import free_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from gateway.daemon import build_daemon
 from simulators.bbraun_bcc import BccRack, BccRackServer
 from simulators.ne1000.frontend import Ne1000Line
 from simulators.pump_model import DeviceIdentity, Program, SimulatedPump
-from tests.gateway.mqtt.conftest import free_port
+from tests.ports import free_port
 
 
 def pump(manufacturer: str, model: str, serial: str, firmware: str) -> SimulatedPump:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sqlite3
 
 from common.pcd.parse import parse_message
@@ -14,12 +13,7 @@ from simulators.vendor_server import messages
 from simulators.vendor_server.client import VendorServer
 from simulators.vendor_server.messages import VERDICT_PROGRAMS
 from tests.gateway.sources.conftest import source_config_text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 async def start_gateway(pumpgw_cmd, env, config, log):
