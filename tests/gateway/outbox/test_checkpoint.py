@@ -5,6 +5,7 @@ drain that commits without pause."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 
 from gateway.outbox import NewMessage, Outbox, Outcome
@@ -48,4 +49,31 @@ async def test_the_wal_stays_bounded_through_a_drain_that_never_pauses(tmp_path)
     # checkpoint lock (the loop's catch-up never waits for it; a few hundred KiB).
     assert largest <= limit + (2 << 20)
     assert ob.stats()["doc"].quarantined == n
+    ob.close()
+
+
+async def test_once_the_wal_has_restarted_commits_that_fit_in_its_file_do_not_checkpoint_on_the_loop(tmp_path):
+    # A restarted WAL keeps its file (cut back to journal_size_limit), so the file's size says
+    # nothing about its content. Judged by size, every commit after the first large one ran a
+    # checkpoint -- and a sync of the database file -- on the event loop.
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path, max_bytes=4 << 20)  # journal_size_limit: 64 pages (256 KiB)
+    limit = ob._conn.execute("PRAGMA journal_size_limit").fetchone()[0]
+    await ob.commit([NewMessage("doc", "pcd01", f"B{i}", b"x" * 2000, 600) for i in range(200)])
+    assert os.path.getsize(f"{path}-wal") > limit  # one commit larger than the limit
+    other = sqlite3.connect(path)  # a checkpoint like the thread's, until all of that commit is copied
+    for _ in range(500):  # busy while the thread's own checkpoint runs
+        busy, frames, copied = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if not busy and frames == copied:
+            break
+        threading.Event().wait(0.01)
+    other.close()
+    assert not busy and frames == copied
+    statements: list[str] = []
+    ob._conn.set_trace_callback(statements.append)
+    for i in range(10):  # a few pages each: they fit in the restarted WAL's file
+        await ob.commit([NewMessage("doc", "pcd01", f"S{i}", b"x" * 200, 600)])
+    ob._conn.set_trace_callback(None)
+    assert limit // 2 < os.path.getsize(f"{path}-wal") <= limit  # restarted, cut back to the limit
+    assert [s for s in statements if "wal_checkpoint" in s] == []
     ob.close()
