@@ -167,13 +167,25 @@ class MllpSender:
                         return  # stop() while idle
                 msg = window[0]
                 outcome = await self._outcome(msg)
-                await self._record(partial(self.outbox.finish_many, [outcome]))
+                if not self._recorded_at_once(outcome):
+                    await self._record(partial(self.outbox.finish_many, [outcome]))
                 window.popleft()
                 if self._stopping:
                     return  # the rest of the window returns to pending (outbox close or next start)
         finally:
             self.state = "stopped"
             self._link.disconnect()
+
+    def _recorded_at_once(self, outcome: Outcome) -> bool:
+        """A delivery recorded without the retry machinery (the common case); False leaves
+        the outcome to :meth:`_record`, which retries until the outbox can write it."""
+        if outcome.state != "delivered":
+            return False
+        try:
+            self.outbox.delivered(outcome.message, outcome.ack_text)
+        except RetryLater:
+            return False
+        return True
 
     async def _outcome(self, msg: OutboxMessage) -> Outcome:
         """Send ``msg`` until the receiver accepts or refuses it for good, or its TTL passes."""

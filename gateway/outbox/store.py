@@ -309,6 +309,13 @@ class Outbox:
         self._check_open()
         return self._lanes.claim_many(lane, limit)
 
+    def delivered(self, msg: OutboxMessage, ack_text: str) -> None:
+        """Record one accepted message now (synchronous: no await between the ACK and the
+        record). Same guarantee as :meth:`finish_many` with one delivered outcome; raises
+        :class:`OutboxBusy` or :class:`OutboxFull` (RetryLater) when it cannot write."""
+        self._check_open()
+        self._lanes.delivered(msg, ack_text)
+
     async def finish_many(self, outcomes: Sequence[Outcome]) -> None:
         """Record every outcome in ONE transaction: all are in the file when this returns, or
         it raises and none is (the caller retries the same outcomes).
