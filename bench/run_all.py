@@ -32,8 +32,9 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "mqtt": (["--events", "5000"], ["--events", "2000", "--rounds", "1"]),
     "hl7": ([], ["--seconds", "0.2"]),
     "poll": (["--sizes", "1000", "--seconds", "30"], ["--sizes", "100", "--seconds", "5"]),
+    "source": ([], ["--messages", "800", "--idle", "20"]),
 }
-KEEP = re.compile(r"goal|\d\.\d\dx|bare|baseline|backlog|ready|alarm|PCD|ACK|ratio", re.I)
+KEEP = re.compile(r"goal|\d\.\d\dx|bare|baseline|backlog|ready|alarm|PCD|ACK|ratio|echo|msgs_per_s|floor", re.I)
 
 
 def main() -> int:
