@@ -84,14 +84,10 @@ class Delivery:
     ) -> OutboxMessage | None:
         if state not in STATES:
             raise ValueError(f"finish() state must be delivered, quarantined or expired, got {state!r}")
-        # Peer text is bounded (a hostile receiver's 15 MiB AE must not land on disk whole)
-        # and counted in the byte budget with the payload (``size``, design.md §2 inv. 8).
-        reason, ack_text = bound_text(reason), bound_text(ack_text)
-        row = (state, time.time(), reason, ack_text, msg.attempts, _text_bytes(reason, ack_text), msg.id)
+        row = _finish_row(msg, state, time.time(), reason, ack_text)
         lane = msg.lane if claim_next else None
         next_msg, expired = self.w.run("finish", self._finish_and_claim, (msg, row), lane)
-        msg.state, msg.state_at, msg.reason, msg.ack_text = state, row[1], reason, ack_text  # type: ignore[assignment]
-        self.add_bytes(row[5])
+        self._recorded(msg, row)
         if state == "quarantined":
             self.report.quarantined(msg)
         elif state == "expired":
@@ -219,19 +215,13 @@ class Delivery:
         if not outcomes:
             return
         now = time.time()
-        rows = []
-        for o in outcomes:
-            reason, ack_text = bound_text(o.reason), bound_text(o.ack_text)
-            rows.append(
-                (o.state, now, reason, ack_text, o.message.attempts, _text_bytes(reason, ack_text), o.message.id)
-            )
+        rows = [_finish_row(o.message, o.state, now, o.reason, o.ack_text) for o in outcomes]
         self.w.set_sync("NORMAL")
         self.w.run("finish", self._record, [(o.message, r) for o, r in zip(outcomes, rows)])
         expired: dict[str, list[OutboxMessage]] = {}
         for o, row in zip(outcomes, rows):
             msg = o.message
-            msg.state, msg.state_at, msg.reason, msg.ack_text = o.state, now, row[2], row[3]
-            self.add_bytes(row[5])
+            self._recorded(msg, row)
             if o.state == "quarantined":
                 self.report.quarantined(msg)
             elif o.state == "expired":
@@ -246,11 +236,13 @@ class Delivery:
         if len(self.logged) >= LOG_LIMIT:
             self.finish_many([Outcome(msg, "delivered", ack_text=ack_text)])
             return
-        now = time.time()
-        ack_text = bound_text(ack_text)
-        row = ("delivered", now, "", ack_text, msg.attempts, _text_bytes(ack_text), msg.id)
+        row = _finish_row(msg, "delivered", time.time(), "", ack_text)
         self.w.run("finish", self._journal, [(msg, row)])
-        msg.state, msg.state_at, msg.reason, msg.ack_text = "delivered", now, "", ack_text
+        self._recorded(msg, row)
+
+    def _recorded(self, msg: OutboxMessage, row: tuple) -> None:
+        """The message as its FINISH row left it; its stored texts count in the byte budget."""
+        msg.state, msg.state_at, msg.reason, msg.ack_text = row[0], row[1], row[2], row[3]
         self.add_bytes(row[5])
 
     def _record(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
@@ -325,6 +317,14 @@ def _claimed_message(lane: str, r: tuple) -> OutboxMessage:
 
 def _ttl_reason(msg: OutboxMessage) -> str:
     return f"TTL of {msg.ttl_s:g} s passed before sending"
+
+
+def _finish_row(msg: OutboxMessage, state: str, now: float, reason: str, ack_text: str) -> tuple:
+    """FINISH_SQL's parameters for ``msg``. Peer text is bounded (a hostile receiver's 15 MiB
+    AE must not land on disk whole) and counted in the byte budget with the payload (``size``,
+    design.md §2 inv. 8)."""
+    reason, ack_text = bound_text(reason), bound_text(ack_text)
+    return (state, now, reason, ack_text, msg.attempts, _text_bytes(reason, ack_text), msg.id)
 
 
 def _text_bytes(*texts: str) -> int:
