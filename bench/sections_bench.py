@@ -4,8 +4,8 @@ whether the whole path got faster).
 
     .venv/bin/python bench/sections_bench.py [--messages 20000] [--only drain mqtt]
 
-* **drain**: the real MllpSender delivering the head of the 100k backlog that
-  ``backlog_bench.py`` builds (``--cache``), to the EHR simulator on the same loop;
+* **drain**: ``backlog_bench.py``'s drain of the head of its 100k backlog (``--cache``): the
+  real MllpSender to the EHR simulator on the same loop, its alarm lane idle;
 * **mqtt**: ``mqtt_bench.py``'s durable path (50 producers, window 20, its own Mosquitto).
 
 Each section is timed by wrapping the named method with ``time.thread_time_ns()`` (the loop's
@@ -33,10 +33,9 @@ import backlog_bench  # noqa: E402
 import mqtt_bench  # noqa: E402
 
 from gateway.log import configure_logging  # noqa: E402
-from gateway.mllp import link, sender  # noqa: E402
+from gateway.mllp import link  # noqa: E402
 from gateway.mqtt import paho_io, producer  # noqa: E402
 from gateway.outbox import delivery, groupcommit, store, writer  # noqa: E402
-from simulators.ehr import EhrReceiver  # noqa: E402
 
 SPENT: dict[str, int] = defaultdict(int)
 CALLS: dict[str, int] = defaultdict(int)
@@ -67,23 +66,6 @@ def timed(owner: object, name: str, label: str) -> Callable[[], None]:
 
     setattr(owner, name, wrapper)
     return lambda: setattr(owner, name, original)
-
-
-async def drain(path: Path, count: int) -> float:
-    ob = store.Outbox.open(path, delivered_retention_s=10**9)
-    rx = EhrReceiver()
-    port = await rx.start()
-    s = sender.MllpSender(ob, lane="doc", host="127.0.0.1", port=port, ack_timeout_s=5)
-    task = asyncio.create_task(s.run())
-    t = time.perf_counter()
-    while s.delivered < count:
-        await asyncio.sleep(0.001)
-    rate = s.delivered / (time.perf_counter() - t)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await rx.stop()
-    ob.close()
-    return rate
 
 
 def report(title: str, n: int, rate: float, total_ns: int) -> None:
@@ -117,7 +99,8 @@ def main() -> None:
             timed(link, "parse_ack", "parse_ack"),
         ]
         t = time.thread_time_ns()
-        rate = asyncio.run(drain(path, min(n, 100_000)))
+        with tempfile.TemporaryDirectory() as tmp:  # backlog_bench's drain, without its alarms
+            rate, _ = asyncio.run(backlog_bench.drain(path, min(n, 100_000), 0, Path(tmp)))
         report("drain, head of 100k, receiver on the same loop", min(n, 100_000), rate, time.thread_time_ns() - t)
         backlog_bench.reset(path)
         for u in undo:
