@@ -34,11 +34,13 @@ from gateway.outbox.reporting import Reporter
 from gateway.outbox.statements import (
     CLAIM_SQL,
     EXPIRE_SQL,
+    FINISH_ROWS_MAX,
     FINISH_SQL,
     MARK_IN_FLIGHT_SQL,
     RECOVER_SQL,
     RETURN_LANE_SQL,
     RETURN_SQL,
+    finish_rows_sql,
 )
 from gateway.outbox.writer import Writer
 from gateway.peertext import bound_text
@@ -128,7 +130,7 @@ class Delivery:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
-                conn.executemany(FINISH_SQL, rows)
+                _apply(conn, rows)
             result = work()
             conn.execute("COMMIT")
         except BaseException:
@@ -296,6 +298,16 @@ class Delivery:
         if self.logged:
             self.w.set_sync("NORMAL")
             self.w.run("apply deliveries", self._in_transaction, None, lambda: None)
+
+
+def _apply(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """Apply FINISH rows, FINISH_ROWS_MAX to a statement. A message finished twice in one
+    batch keeps its last row (a VALUES table matching a row twice would leave the choice to
+    SQLite)."""
+    unique = list({r[6]: r for r in rows}.values()) if len(rows) > 1 else rows
+    for start in range(0, len(unique), FINISH_ROWS_MAX):
+        chunk = unique[start : start + FINISH_ROWS_MAX]
+        conn.execute(finish_rows_sql(len(chunk)), [p for r in chunk for p in r])
 
 
 def _claimed_message(lane: str, r: tuple) -> OutboxMessage:

@@ -77,7 +77,10 @@ class Reporter:
             details = {"bytes": outcome.used, "max_bytes": budget_bytes}
             log.error("outbox over its byte budget with nothing left to thin (events and alarms are kept)", **details)
             self.alert("outbox_budget_exceeded", details)
-        elif not outcome.still_over and self.over_budget:
+        elif self.over_budget and not outcome.still_over and outcome.used <= budget_bytes * budget.LOW_WATER:
+            # back under only well under: the WAL file counts in ``used`` and shrinks when a
+            # checkpoint restarts it, so a backlog sitting at the budget would otherwise cross
+            # it again and again (one alert per WAL restart instead of one per crossing)
             self.over_budget = False
             log.warning("outbox back under its byte budget", bytes=outcome.used, max_bytes=budget_bytes)
 

@@ -19,6 +19,21 @@ FINISH_SQL = (
     "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
     "size=length(payload) + ? WHERE id=?"
 )
+FINISH_ROWS_MAX = 128  # FINISH rows per grouped statement (one claim window; 896 parameters)
+
+
+def finish_rows_sql(n: int) -> str:
+    """FINISH_SQL for ``n`` rows in one statement: the rows' parameters, flattened in FINISH_SQL's
+    order, form a VALUES table joined to the messages by rowid. One statement instead of ``n``
+    executions: applying a window of journalled deliveries went from 28 to 15 us a row
+    (bench/sections_bench.py's drain); each row keeps its own values (state_at, attempts, texts)."""
+    values = ",".join(["(?,?,?,?,?,?,?)"] * n)
+    return (
+        "UPDATE messages NOT INDEXED SET state=v.column1, state_at=v.column2, reason=v.column3, "
+        "ack_text=v.column4, attempts=v.column5, size=length(payload) + v.column6 "
+        f"FROM (VALUES {values}) AS v WHERE messages.id = v.column7"
+    )
+
 EXPIRE_SQL = "UPDATE messages NOT INDEXED SET state='expired', state_at=?, reason=? WHERE id=?"
 # a journalled delivery applied at open: the control id must match too (gateway.outbox.journal)
 RECOVER_SQL = (
@@ -31,9 +46,11 @@ RETURN_LANE_SQL = "UPDATE messages SET state='pending', state_at=? WHERE lane=? 
 __all__ = [
     "CLAIM_SQL",
     "EXPIRE_SQL",
+    "FINISH_ROWS_MAX",
     "FINISH_SQL",
     "MARK_IN_FLIGHT_SQL",
     "RECOVER_SQL",
     "RETURN_LANE_SQL",
     "RETURN_SQL",
+    "finish_rows_sql",
 ]

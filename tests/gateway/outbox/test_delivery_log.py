@@ -104,6 +104,37 @@ async def test_the_daemons_figures_count_a_journalled_delivery_as_delivered_at_o
     ob.close()
 
 
+async def test_a_window_applied_in_one_statement_leaves_each_row_its_own_outcome(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 6)
+    window = await ob.claim_many("doc", 6)
+    for i, msg in enumerate(window[:4]):  # journalled one by one, each with its own ACK
+        msg.attempts = i + 1
+        ob.delivered(msg, "CA" if i % 2 else "AA")
+    await ob.finish_many([Outcome(window[4], "quarantined", reason="AE from receiver", ack_text="bad field")])
+    assert logged(path) == 0  # the quarantine applied the journal with it, in one transaction
+    await ob.finish_many([Outcome(window[5], "delivered", ack_text="AA")])
+    assert await ob.claim_many("doc", 1) == []  # applies the last journal line
+    with sqlite3.connect(path) as conn:
+        got = conn.execute(
+            "SELECT control_id, state, ack_text, reason, attempts, size - length(payload), state_at "
+            "FROM messages ORDER BY id"
+        ).fetchall()
+    assert [r[:6] for r in got] == [
+        ("C0", "delivered", "AA", "", 1, 2),
+        ("C1", "delivered", "CA", "", 2, 2),
+        ("C2", "delivered", "AA", "", 3, 2),
+        ("C3", "delivered", "CA", "", 4, 2),
+        ("C4", "quarantined", "bad field", "AE from receiver", 0, len("bad field") + len("AE from receiver")),
+        ("C5", "delivered", "AA", "", 0, 2),
+    ]
+    assert [r[6] for r in got] == [m.state_at for m in window]  # each row's own time, not the batch's
+    assert len({r[6] for r in got}) == 6
+    assert ob.stats()["doc"].bytes == ob.bytes == queries.total_bytes(ob._conn)
+    ob.close()
+
+
 async def test_the_log_never_holds_more_than_its_limit(tmp_path):
     path = tmp_path / "o.db"
     ob = Outbox.open(path)

@@ -82,3 +82,9 @@ def test_the_totals_that_start_up_and_stats_read_are_not_a_scan_of_messages(conn
         text = plan(conn, bound, ("doc",) * bound.count("?"))
         assert "SCAN messages" not in text and "USE TEMP B-TREE" not in text, (sql, text)
     assert sum("FROM messages" in sql for sql in seen) == 2  # one probe per lane with pending rows
+
+
+def test_a_window_of_finished_messages_is_one_statement_that_looks_each_row_up_by_rowid(conn):
+    rows = [("delivered", 0.0, "", "AA", 1, 2, i) for i in range(1, 129)]
+    text = plan(conn, delivery.finish_rows_sql(len(rows)), tuple(p for r in rows for p in r))
+    assert text.splitlines()[-2:] == ["SCAN v", "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)"]
