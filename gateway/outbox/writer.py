@@ -76,7 +76,7 @@ class Writer:
 
     def run(self, action: str, fn: Callable[..., T], *args: object) -> T:
         """Run one write (``action`` names it in errors); on "disk full" enter the degraded
-        mode and retry it once. The checkpoint thread is told after each success."""
+        mode and retry it once. The checkpoint thread is told after each success that wrote to the WAL."""
         try:
             result = self._attempt(action, fn, *args)
         except _DiskFull as exc:
@@ -89,8 +89,11 @@ class Writer:
                 log.debug("outbox write refused, disk still full", path=str(self.path), refused=self.full_failures)
                 raise OutboxFull(str(self.path)) from None
         if self.checkpointer is not None and not self.disk_full:
-            self.checkpointer.wrote()
-            self._catch_up()
+            changes = self.conn.total_changes
+            if changes != self._changes:  # nothing went to the WAL otherwise (a delivery journal line)
+                self._changes = changes
+                self.checkpointer.wrote()  # waking the thread for nothing cost ~5 us a delivery
+                self._catch_up()
         return result
 
     def _catch_up(self) -> None:
@@ -109,10 +112,6 @@ class Writer:
         of the limit: a thread starved of CPU must not let the WAL grow past the limit before
         the loop steps in (a small budget's limit is a quarter of the budget; the file must
         stay within 1.2x of it)."""
-        changes = self.conn.total_changes
-        if changes == self._changes:
-            return  # nothing went to the WAL (e.g. a delivery journal line)
-        self._changes = changes
         try:
             size = os.path.getsize(self._wal)
         except OSError:

@@ -77,3 +77,23 @@ async def test_once_the_wal_has_restarted_commits_that_fit_in_its_file_do_not_ch
     assert limit // 2 < os.path.getsize(f"{path}-wal") <= limit  # restarted, cut back to the limit
     assert [s for s in statements if "wal_checkpoint" in s] == []
     ob.close()
+
+
+async def test_a_delivery_written_only_to_the_journal_does_not_wake_the_checkpoint_thread(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    await ob.commit([NewMessage("doc", "pcd01", f"C{i}", b"x" * 200, 60) for i in range(10)])
+    window = await ob.claim_many("doc", 10)
+    checkpointer = ob._checkpointer
+    assert checkpointer is not None
+    for _ in range(500):  # the thread has taken the claim's wake-up (it clears the flag first)
+        if not checkpointer._dirty.is_set():
+            break
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.5)  # ... and finished that checkpoint
+    before = checkpointer.checkpoints
+    for msg in window[:5]:  # five journal lines, no WAL frame
+        ob.delivered(msg, "AA")
+    threading.Event().wait(0.5)  # a wake-up would have run a checkpoint by now (interval 0.1 s)
+    assert checkpointer.checkpoints == before
+    assert not checkpointer._dirty.is_set()
+    ob.close()
