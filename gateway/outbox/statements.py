@@ -34,6 +34,7 @@ def finish_rows_sql(n: int) -> str:
         f"FROM (VALUES {values}) AS v WHERE messages.id = v.column7"
     )
 
+
 EXPIRE_SQL = "UPDATE messages NOT INDEXED SET state='expired', state_at=?, reason=? WHERE id=?"
 # a journalled delivery applied at open: the control id must match too (gateway.outbox.journal)
 RECOVER_SQL = (

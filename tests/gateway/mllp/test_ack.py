@@ -92,7 +92,9 @@ segments = st.one_of(
         st.sampled_from(["C1", "", " C1", "C 1"]),
         st.none() | st.sampled_from(["", "busy", "a|b"]),
     ),
-    st.sampled_from(["ERR|||207^Application internal error|E", "ERRX|1", "MSAX|AA|C9", "MSA", "PID|1", " MSA|AA|C2", ""]),
+    st.sampled_from(
+        ["ERR|||207^Application internal error|E", "ERRX|1", "MSAX|AA|C9", "MSA", "PID|1", " MSA|AA|C2", ""]
+    ),
     st.text(alphabet="MSAERH|^~&\\ 01\t", max_size=12),
 )
 
