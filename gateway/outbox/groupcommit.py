@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,6 +38,19 @@ INSERT_SQL = (
     "INSERT INTO messages (lane, kind, priority, control_id, payload, size, state, "
     "created_at, ttl_s, expires_at, state_at) VALUES (?,?,?,?,?,?,'pending',?,?,?,?)"
 )
+INSERT_ROWS_MAX = 100  # rows per INSERT statement (1,000 parameters)
+
+
+@functools.lru_cache(maxsize=8)
+def insert_rows_sql(n: int) -> str:
+    """INSERT_SQL for ``n`` rows in one statement, returning their ids. One statement instead of
+    ``n`` executions: 30 -> 18 us a row in 20-row batches on a slow machine (same trigger, same
+    indexes). Ids are AUTOINCREMENT, given in the order of the VALUES rows, so the returned ids
+    sorted are the rows' ids in order (RETURNING itself promises no order)."""
+    head, _, row = INSERT_SQL.partition(" VALUES ")
+    return f"{head} VALUES {','.join([row] * n)} RETURNING id"
+
+
 STATE_SQL = (
     "INSERT INTO pump_state (pump_id, version, state, updated_at) VALUES (?,?,?,?) "
     "ON CONFLICT(pump_id) DO UPDATE SET version=excluded.version, state=excluded.state, "
@@ -158,8 +173,10 @@ class GroupCommit:
         try:
             ids = []
             added = 0
+            new_ids = _insert(conn, [row for rows, *_ in batch for row in rows])
             for rows, state_rows, receipt_rows, _ in batch:
-                ids.append([int(conn.execute(INSERT_SQL, row).lastrowid or 0) for row in rows])
+                ids.append(new_ids[: len(rows)])
+                del new_ids[: len(rows)]
                 added += sum(r[5] for r in rows)
                 if state_rows:
                     conn.executemany(STATE_SQL, state_rows)
@@ -184,6 +201,18 @@ class GroupCommit:
         if outcome.thinned or self.w.disk_full:
             self.w.checkpoint_now()  # give the WAL back (checkpoint policy, gateway.outbox.budget)
         return ids, outcome
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> list[int]:
+    """Insert INSERT_SQL rows, INSERT_ROWS_MAX to a statement; their ids, in the rows' order."""
+    ids: list[int] = []
+    for start in range(0, len(rows), INSERT_ROWS_MAX):
+        chunk = rows[start : start + INSERT_ROWS_MAX]
+        got = sorted(r[0] for r in conn.execute(insert_rows_sql(len(chunk)), [p for r in chunk for p in r]))
+        if len(got) != len(chunk):
+            raise sqlite3.DatabaseError(f"inserted {len(got)} of {len(chunk)} rows")
+        ids.extend(got)
+    return ids
 
 
 def _fsync(path: str) -> None:

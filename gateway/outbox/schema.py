@@ -19,7 +19,7 @@ import sqlite3
 from pathlib import Path
 
 from gateway.fileperms import create_private, tighten
-from gateway.outbox.errors import OutboxAccessError, OutboxCorrupt, OutboxFull, OutboxSchemaError
+from gateway.outbox.errors import OutboxAccessError, OutboxCorrupt, OutboxError, OutboxFull, OutboxSchemaError
 from gateway.outbox.reserve import is_disk_full
 
 # Index = version reached after applying the statements. Each issue adds its own numbered,
@@ -164,6 +164,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+MIN_SQLITE = (3, 35, 0)  # UPDATE ... FROM (3.33), INSERT ... RETURNING (3.35): the senders' grouped statements
 
 
 def connect(path: Path, *, create: bool = True, readonly: bool = False, check: bool = False) -> sqlite3.Connection:
@@ -177,6 +178,11 @@ def connect(path: Path, *, create: bool = True, readonly: bool = False, check: b
     daemon's start-up path, see the module docstring).
     """
     path = Path(path)
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise OutboxError(
+            f"outbox {path}: this Python's SQLite is {sqlite3.sqlite_version}; the outbox needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer (UPDATE ... FROM, INSERT ... RETURNING)"
+        )
     if not create and not path.exists():
         raise FileNotFoundError(f"outbox {path} does not exist")
     _check_access(path, write=not readonly)

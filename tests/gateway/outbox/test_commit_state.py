@@ -71,3 +71,22 @@ def test_a_round_one_outbox_file_is_migrated_and_keeps_its_messages(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert db.execute("SELECT control_id, state FROM messages").fetchall() == [("C1", "pending")]
+
+
+async def test_units_sharing_a_group_commit_each_get_the_ids_of_their_own_messages_in_order(tmp_path):
+    from gateway.outbox.groupcommit import INSERT_ROWS_MAX
+
+    ob = Outbox.open(tmp_path / "o.db")
+    sizes = [3, 1, INSERT_ROWS_MAX + 7, 2]  # one unit spans two INSERT statements
+    units = [
+        [NewMessage(f"lane{k % 2}", "pcd01", f"U{k}-{i}", f"payload {k} {i}".encode(), 60) for i in range(n)]
+        for k, n in enumerate(sizes)
+    ]
+    results = await asyncio.gather(*(ob.commit(u) for u in units))  # one loop turn: one batch
+    every = [i for ids in results for i in ids]
+    assert every == sorted(every) and len(set(every)) == sum(sizes)
+    with sqlite3.connect(tmp_path / "o.db") as conn:
+        by_id = dict(conn.execute("SELECT id, control_id FROM messages"))
+    for unit, ids in zip(units, results):
+        assert [by_id[i] for i in ids] == [m.control_id for m in unit]
+    ob.close()

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from gateway.errors import RetryLater
-from gateway.outbox import NewMessage, Outbox, OutboxBusy, OutboxError, Outcome
+from gateway.outbox import NewMessage, Outbox, OutboxBusy, OutboxError, Outcome, schema
 
 
 async def locked_outbox(tmp_path) -> tuple[Outbox, sqlite3.Connection, list]:
@@ -62,3 +62,11 @@ async def test_a_read_of_a_damaged_table_raises_the_outboxs_own_error(tmp_path):
     with pytest.raises(OutboxBusy):
         ob.load_states()
     ob.close()
+
+
+def test_a_python_whose_sqlite_is_too_old_gets_a_named_error_not_a_syntax_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(OutboxError, match=r"SQLite is 3\.31\.1; the outbox needs 3\.35\.0 or newer"):
+        schema.connect(tmp_path / "o.db")
+    assert not (tmp_path / "o.db").exists()
