@@ -8,7 +8,7 @@ rows it touched to pending, so the next run sees the same file.
 
 * **drain**: the first ``--drain`` messages of the backlog delivered by the real MllpSender
   to the EHR simulator, against the bare asyncio MLLP loop (one in flight, no outbox) measured
-  in the same run. Goals: >= 0.8x the bare loop at 100k; the head of 1M within 1.5x the rate
+  in the same run (the fastest of three runs: it varies by half from run to run). Goals: >= 0.8x the bare loop at 100k; the head of 1M within 1.5x the rate
   at 1k (reported as rate(1k) / rate(1M), goal <= 1.5).
 * **alarm latency while draining**: alarms enqueued on their own lane during the drain,
   enqueue -> received by the EHR (p50 / p99 / max), against the same alarms with no backlog.
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from mllp_bench import alarm_round_trip, bare_loop, payload  # noqa: E402
+from mllp_bench import Arrivals, alarm_round_trip, bare_loop, payload  # noqa: E402
 
 from gateway.looplag import LoopLagMonitor  # noqa: E402
 from gateway.mllp.sender import MllpSender  # noqa: E402
@@ -91,8 +91,7 @@ async def drain(path: Path | None, count: int, alarms: int, tmpdir: Path) -> tup
     ob = Outbox.open(path if path is not None else tmpdir / "empty.db", delivered_retention_s=10**9)
     rx = EhrReceiver()
     port = await rx.start()
-    seen: dict[str, float] = {}
-    rx.checker = lambda raw: (seen.__setitem__(raw.split(b"|")[9].decode(), time.perf_counter()), [])[1]
+    rx.checker = arrivals = Arrivals()
     kw = dict(host="127.0.0.1", port=port, ack_timeout_s=5, connect_timeout_s=5, initial_backoff_s=0.1, max_backoff_s=1)
     doc, am = MllpSender(ob, lane="doc", **kw), MllpSender(ob, lane="am", **kw)
     latencies: list[float] = []
@@ -102,9 +101,9 @@ async def drain(path: Path | None, count: int, alarms: int, tmpdir: Path) -> tup
     goal = count if path is not None else 0
     while doc.delivered < goal or sent < alarms:
         if sent < alarms and (goal == 0 or doc.delivered >= sent * goal // (alarms + 1)):
-            latencies.append(await alarm_round_trip(ob, seen, f"ALARM{sent:05d}"))
+            latencies.append(await alarm_round_trip(ob, arrivals, f"ALARM{sent:05d}"))
             sent += 1
-        await asyncio.sleep(0.001 if goal else 0.005)
+        await asyncio.sleep(0.005)  # the harness's own wake-ups: a few, not one a millisecond
     rate = doc.delivered / (time.perf_counter() - t) if goal else 0.0
     for task in tasks:
         task.cancel()
@@ -217,8 +216,12 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     results: dict = {"load": load, "sizes": {}}
-    base = asyncio.run(bare_loop(min(args.drain, 20_000)))
+    # The fastest of three: on this machine the same loop runs at ~150 or ~235 us a round trip
+    # from one run to the next (the kernel's share doubles); one run could flatter the ratio.
+    bare_runs = [asyncio.run(bare_loop(min(args.drain, 20_000))) for _ in range(3)]
+    base = max(bare_runs)
     results["bare_loop"] = base
+    results["bare_loop_runs"] = bare_runs
     tmpdir = args.cache / "run"
     tmpdir.mkdir(exist_ok=True)
     for p in tmpdir.glob("empty.db*"):
@@ -250,7 +253,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(results))
         return
-    print(f"load average (1 min) at start: {load:.2f}; bare asyncio MLLP loop: {base:.0f} msgs/s")
+    print(
+        f"load average (1 min) at start: {load:.2f}; bare asyncio MLLP loop: {base:.0f} msgs/s "
+        f"(fastest of {', '.join(f'{r:.0f}' for r in bare_runs)})"
+    )
     q = results["alarm_no_backlog_ms"]
     print(
         f"alarms, no backlog: p50 {q[0]:.1f} ms  p99 {q[1]:.1f} ms  max {q[2]:.1f} ms; "

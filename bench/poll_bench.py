@@ -60,11 +60,13 @@ class AlarmProbe:
         from gateway.outbox import Outbox
         from simulators.ehr import EhrReceiver
 
+        sys.path.insert(0, str(ROOT / "bench"))
+        from mllp_bench import Arrivals
+
         ob = Outbox.open(self.backlog or self.tmp / "alarms.db", delivered_retention_s=10**9)
         rx = EhrReceiver()
         port = await rx.start()
-        seen: dict[str, float] = {}
-        rx.checker = lambda raw: (seen.__setitem__(raw.split(b"|")[9].decode(), time.monotonic()), [])[1]
+        rx.checker = arrivals = Arrivals(time.monotonic)
         kw = dict(
             host="127.0.0.1", port=port, ack_timeout_s=5, connect_timeout_s=5, initial_backoff_s=0.1, max_backoff_s=1
         )
@@ -79,10 +81,9 @@ class AlarmProbe:
                 t0 = time.monotonic()
                 msg = f"MSH|^~\\&|GW|W|EHR|H|20240101000000+0000||ORU^R40^ORU_R40|{cid}|P|2.6\r".encode()
                 await ob.enqueue(lane="am", kind="pcd04", control_id=cid, payload=msg, ttl_s=300)
-                while cid not in seen:
-                    await asyncio.sleep(0.001)
+                at = await arrivals.wait(cid)
                 if self.window_open:
-                    self.latencies.append(seen[cid] - t0)
+                    self.latencies.append(at - t0)
         finally:
             self.delivered = senders[0].delivered
             for task in tasks:
