@@ -195,6 +195,32 @@ async def test_a_journal_write_cut_short_records_none_of_the_window(tmp_path):
     ob.close()
 
 
+async def test_a_delivery_whose_journal_line_cannot_be_written_is_refused_unrecorded_and_recorded_on_retry(tmp_path):
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path)
+    await fill(ob, "doc", 2)
+    first, second = await ob.claim_many("doc", 2)
+    ob.delivered(first, "AA")
+    size = journal_path(path).stat().st_size
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))  # no room for another line
+    try:
+        with pytest.raises(OutboxBusy):  # a RetryLater: the sender tries again
+            ob.delivered(second, "AA")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert second.state == "in_flight" and journal_path(path).stat().st_size == size
+    assert ob.stats()["doc"].delivered == 1
+    ob.delivered(second, "AA")
+    assert ob.stats()["doc"].delivered == 2
+    ob.close()
+    ob = Outbox.open(path)  # applies the journal
+    assert set(rows(path).values()) == {"delivered"}
+    ob.close()
+
+
 def test_journal_lines_carry_any_text_exactly_and_a_torn_tail_ends_the_reading(tmp_path):
     path = tmp_path / "o.db"
     j = DeliveryJournal(path)
