@@ -24,7 +24,7 @@ grow with the backlog (issue 20: 7.9 s stalls at ~900k rows when it was done in 
    oldest data keeps a sample at every level instead of disappearing. Only when even the
    last level is not enough (observations alone fill the budget within seconds, as on a
    full disk) are observations dropped oldest first, whatever their age;
-3. PCD-10 events, PCD-04 alarms, in-flight, quarantined and expired rows are never
+3. PCD-10 events, PCD-04 alarms, messages in flight, quarantined and expired rows are never
    dropped; if they alone exceed the budget the outbox keeps growing and says so.
 
 Within a level, rows are taken oldest first and only as many as needed.
@@ -40,6 +40,7 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,6 +138,7 @@ def enforce(
     now: float | None = None,
     cursor: ThinCursor | None = None,
     slice_rows: int = THIN_SLICE,
+    in_flight: Callable[[], Container[int]] = frozenset,
 ) -> BudgetOutcome:
     """Bring the counted bytes from ``used`` towards ``max_bytes`` (down to the low-water mark).
 
@@ -145,7 +147,8 @@ def enforce(
     starts an episode; each call then looks at one slice of rows, oldest first, and deletes
     those the current level does not keep, until the low-water mark is reached or every level
     is spent (``still_over``). Freed bytes are estimated (payload + :data:`ROW_OVERHEAD`); the
-    next commit measures again.
+    next commit measures again. Rows ``in_flight()`` names (claimed by a sender; pending in the
+    file) are never thinned.
     """
     outcome = BudgetOutcome(used=used)
     cursor = cursor if cursor is not None else ThinCursor()
@@ -167,6 +170,7 @@ def enforce(
     kinds = tuple(sorted(THINNABLE_KINDS))
     victims: list[tuple[int, str, int, float]] = []
     chosen: set[int] = set()  # a pass at the next level reads the rows chosen at this one again
+    held: Container[int] | None = None  # asked for once, when the first candidate is seen
     freed = 0
     looked = 0
     while need > 0 and looked < slice_rows and cursor.level <= MAX_LEVEL + 1:
@@ -179,7 +183,9 @@ def enforce(
         looked += max(1, len(rows))  # an empty pass still costs a probe (bounded by the levels)
         for r in rows:  # oldest first: the oldest data loses resolution first
             cursor.after_id = r[0]
-            if r[0] in chosen:
+            if held is None:
+                held = in_flight()
+            if r[0] in chosen or r[0] in held:
                 continue
             if cursor.level > MAX_LEVEL or not keeps(r[0], now - r[3], cursor.level):
                 chosen.add(r[0])

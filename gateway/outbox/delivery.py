@@ -1,10 +1,16 @@
 """The senders' side of the outbox: claiming a lane's oldest messages and recording what
 became of them (one sender per lane; design.md §2 inv. 2-4).
 
-Claims: a lane's rows are claimed (marked in_flight) CLAIM_BATCH at a time and served from
-memory (:meth:`Delivery.claim`), or a window at a time (:meth:`Delivery.claim_many`). Claimed
-rows are never thinned and return to pending on restart. Messages whose TTL passed are marked
-expired on the way.
+Claims: a lane's oldest pending rows are claimed CLAIM_BATCH at a time and served from memory
+(:meth:`Delivery.claim`), or a window at a time (:meth:`Delivery.claim_many`). A claimed row
+is in flight *in memory only* (:attr:`Delivery.in_flight`): its row stays pending in the file
+until its outcome is recorded. Marking it in the file cost a row write with both indexes and
+the totals trigger (15 us a row on a slow machine, a third of a message's writes) and bought
+nothing a restart needs: after a crash the rows in flight are exactly the ones to send again,
+which pending rows are. This process's claims skip the rows it holds, its figures count them
+as in flight (:meth:`Delivery.adjust`), and the byte budget never thins them; another process
+(``pumpgw outbox stats``) sees them as pending. Messages whose TTL passed are marked expired
+on the way.
 
 Deliveries: a delivered message must not be resent after a crash (only the one in flight may
 be), so each delivery is on record before the next message goes out. Updating the message row
@@ -21,6 +27,7 @@ The statements and their plans: :mod:`gateway.outbox.statements`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import deque
@@ -32,13 +39,12 @@ from gateway.outbox import journal
 from gateway.outbox.model import LaneStats, OutboxMessage, Outcome
 from gateway.outbox.reporting import Reporter
 from gateway.outbox.statements import (
+    CLAIM_SKIPPING_SQL,
     CLAIM_SQL,
     EXPIRE_SQL,
     FINISH_ROWS_MAX,
     FINISH_SQL,
-    MARK_IN_FLIGHT_SQL,
     RECOVER_SQL,
-    RETURN_LANE_SQL,
     RETURN_SQL,
     finish_rows_sql,
 )
@@ -54,8 +60,9 @@ STATES = ("delivered", "quarantined", "expired")
 
 def recover(conn: sqlite3.Connection, path: Path, now: float) -> int:
     """At open, in the caller's transaction: apply the deliveries journalled before the last
-    stop, then return the rows that were in flight to pending. Returns the rows returned. The
-    journal is emptied by the :class:`Delivery` of the opened outbox, once this is committed."""
+    stop, then return rows a pumpgw before issue 20 marked in flight to pending. Returns the
+    rows returned. The journal is emptied by the :class:`Delivery` of the opened outbox, once
+    this is committed."""
     rows = journal.read(path)
     if rows:
         conn.executemany(RECOVER_SQL, rows)
@@ -69,7 +76,10 @@ class Delivery:
         self.w = writer
         self.report = report
         self.add_bytes = add_bytes  # stored ACK and reason text counts in the byte budget
-        self.claimed: dict[str, deque[OutboxMessage]] = {}
+        self.claimed: dict[str, deque[OutboxMessage]] = {}  # claim()'s batch, not handed out yet
+        # every claimed message whose outcome is not recorded yet, per lane and id
+        self.in_flight: dict[str, dict[int, OutboxMessage]] = {}
+        self._claiming: list[OutboxMessage] = []  # claimed in the open transaction
         self.logged: list[tuple[OutboxMessage, tuple]] = []  # (message, FINISH_SQL row) not yet applied
         self.journal = journal.DeliveryJournal(writer.path)
         self.journal.clear()  # what it held was applied by recover() at open
@@ -127,6 +137,7 @@ class Delivery:
         is dropped (pending again)."""
         conn = self.w.conn
         rows = [*(r for _, r in self.logged), *finished]
+        self._claiming = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
@@ -136,8 +147,12 @@ class Delivery:
         except BaseException:
             if lane is not None:
                 self.claimed.pop(lane, None)
+            for msg in self._claiming:  # not claimed after all: pending again, for the next claim
+                self.in_flight[msg.lane].pop(msg.id, None)
+            self._claiming = []
             self.w.rollback()
             raise
+        self._claiming = []
         if self.logged:
             self.logged.clear()
             self.journal.clear()
@@ -156,21 +171,26 @@ class Delivery:
             if msg.expires_at <= now:
                 msg.state, msg.reason = "expired", _ttl_reason(msg)
                 self.w.conn.execute(EXPIRE_SQL, (now, msg.reason, msg.id))
+                self._settled(msg)
                 expired.append(msg)
                 continue
             return msg, expired
         return None, expired
 
     def _claim_batch(self, lane: str, limit: int) -> deque[OutboxMessage]:
-        """Read the lane's head and mark exactly those rows in flight (a row requeued
-        meanwhile by the CLI stays pending)."""
+        """Read the lane's oldest pending rows that are not in flight already (a row requeued
+        by the operator CLI is among them at once, in id order); they are in flight now."""
         conn = self.w.conn
         below = self.w.unsynced_from or NO_LIMIT  # rows whose commit is not yet fsynced wait
-        rows = conn.execute(CLAIM_SQL, (lane, below, limit)).fetchall()
+        held = self.in_flight.setdefault(lane, {})
+        if held:
+            rows = conn.execute(CLAIM_SKIPPING_SQL, (lane, below, json.dumps(list(held)), limit)).fetchall()
+        else:
+            rows = conn.execute(CLAIM_SQL, (lane, below, limit)).fetchall()
         queue = deque(_claimed_message(lane, r) for r in rows)
-        if queue:
-            ids = [m.id for m in queue]
-            conn.execute(MARK_IN_FLIGHT_SQL.format(",".join("?" * len(ids))), (time.time(), *ids))
+        for msg in queue:
+            held[msg.id] = msg
+        self._claiming.extend(queue)
         return queue
 
     # -- a window at a time ------------------------------------------------------------------
@@ -208,6 +228,8 @@ class Delivery:
                 break
         if expired:
             self.w.conn.executemany(EXPIRE_SQL, [(now, _ttl_reason(m), m.id) for m in expired])
+            for msg in expired:
+                self._settled(msg)
         return out, expired, taken
 
     def finish_many(self, outcomes: Sequence[Outcome]) -> None:
@@ -253,6 +275,17 @@ class Delivery:
         """The message as its FINISH row left it; its stored texts count in the byte budget."""
         msg.state, msg.state_at, msg.reason, msg.ack_text = row[0], row[1], row[2], row[3]
         self.add_bytes(row[5])
+        self._settled(msg)
+
+    def _settled(self, msg: OutboxMessage) -> None:
+        """``msg`` has its outcome on record: no longer in flight."""
+        held = self.in_flight.get(msg.lane)
+        if held is not None:
+            held.pop(msg.id, None)
+
+    def held_ids(self) -> set[int]:
+        """Ids of every message in flight (the byte budget never thins them)."""
+        return {i for held in self.in_flight.values() for i in held}
 
     def _record(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
         """Deliveries alone go to the journal; a window with a quarantine or an expiry, or a
@@ -265,36 +298,36 @@ class Delivery:
     # -- returning rows to pending --------------------------------------------------------
 
     def reset_lane(self, lane: str) -> int:
-        """Return the lane's in-flight rows to pending (a sender starting on the lane),
-        after applying the logged deliveries (those must never be sent again)."""
+        """Return the lane's in-flight messages to pending (a sender starting on the lane: the
+        next claim takes them again, in order), after applying the logged deliveries (those
+        must never be sent again). Returns how many were in flight."""
         self.w.set_sync("NORMAL")
+        self.w.run("reset lane", self._in_transaction, None, lambda: None)
         self.claimed.pop(lane, None)
-        return self.w.run(
-            "reset lane",
-            self._in_transaction,
-            None,
-            lambda: self.w.conn.execute(RETURN_LANE_SQL, (time.time(), lane)).rowcount,
-        )
+        return len(self.in_flight.pop(lane, {}))
 
     def release_all(self) -> int:
-        """At a clean stop: apply the log and return every in-flight row, durably."""
+        """At a clean stop: apply the log durably; every message in flight is pending again."""
         self.w.set_sync("FULL")
-        back = self.w.run(
-            "release in-flight",
-            self._in_transaction,
-            None,
-            lambda: self.w.conn.execute(RETURN_SQL, (time.time(),)).rowcount,
-        )
+        self.w.run("release in-flight", self._in_transaction, None, lambda: None)
+        back = sum(len(held) for held in self.in_flight.values())
+        self.in_flight.clear()
         self.claimed.clear()
         return back
 
     def adjust(self, stats: dict[str, LaneStats]) -> dict[str, LaneStats]:
-        """Count the journalled deliveries (their rows still say in_flight) as delivered."""
+        """This process's figures from the file's: the journalled deliveries (their rows still
+        say pending) count as delivered, the messages in flight (pending in the file) as in flight."""
         for msg, row in self.logged:
             lane_stats = stats.setdefault(msg.lane, LaneStats())
-            lane_stats.in_flight -= 1
+            lane_stats.pending -= 1
             lane_stats.delivered += 1
             lane_stats.bytes += row[5]
+        for lane, held in self.in_flight.items():
+            if held:
+                lane_stats = stats.setdefault(lane, LaneStats())
+                lane_stats.pending -= len(held)
+                lane_stats.in_flight += len(held)
         return stats
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.outbox import budget
@@ -73,8 +73,10 @@ class GroupCommit:
         clock: Callable[[], float],
         wake: Callable[[str], None],
         add_bytes: Callable[[int], None],
+        in_flight: Callable[[], Container[int]] = frozenset,
     ) -> None:
         self.w = writer
+        self.in_flight = in_flight  # ids the senders hold: never thinned
         self.report = report
         self.clock = clock
         self.wake = wake  # a lane got messages: its sender's waiter
@@ -189,7 +191,9 @@ class GroupCommit:
             if self.report.over_budget and used < self._recheck_at and not self._thin.active:  # nothing left
                 outcome = budget.BudgetOutcome(used=used, still_over=used > limit)
             else:
-                outcome = budget.enforce(conn, used=used, max_bytes=limit, now=self.clock(), cursor=self._thin)
+                outcome = budget.enforce(
+                    conn, used=used, max_bytes=limit, now=self.clock(), cursor=self._thin, in_flight=self.in_flight
+                )
             if outcome.still_over:
                 self._recheck_at = used + limit // 20
             conn.execute("COMMIT")

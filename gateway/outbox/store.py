@@ -82,6 +82,7 @@ class Outbox:
             clock=clock,
             wake=lambda lane: self.waiter(lane).set(),
             add_bytes=self._add_bytes,
+            in_flight=self._lanes.held_ids,
         )
         self._maintenance = Maintenance(
             self._writer,

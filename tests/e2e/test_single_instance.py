@@ -85,7 +85,8 @@ def test_run_never_creates_an_outbox_in_a_missing_folder(tmp_path, pumpgw_cmd, s
 
 async def test_clean_stop_returns_the_unacknowledged_message_to_pending(tmp_path, pumpgw_cmd, subprocess_env):
     """A receiver that reads but never answers: SIGTERM during the ACK wait exits 0 and leaves
-    the message pending (not in flight), and the next start is not a crash recovery."""
+    the message pending, saying it returned the message in flight, and the next start is not a
+    crash recovery."""
     got = asyncio.Event()
 
     async def silent(reader, writer):
@@ -110,8 +111,8 @@ async def test_clean_stop_returns_the_unacknowledged_message_to_pending(tmp_path
     try:
         async with asyncio.timeout(20):
             await got.wait()
-        with sqlite3.connect(outbox) as db:
-            assert db.execute("SELECT state FROM messages").fetchall() == [("in_flight",)]
+        with sqlite3.connect(outbox) as db:  # in flight in the daemon's memory; a claim is not written
+            assert db.execute("SELECT state FROM messages").fetchall() == [("pending",)]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
     finally:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxBusy, Outcome, journal
+from gateway.outbox import Outbox, OutboxBusy, Outcome, journal, queries
 
 
 def hl7(cid: str) -> bytes:
@@ -28,20 +28,36 @@ def states_in_file(path) -> dict[str, str]:
     return {cid: "delivered" if cid in journalled else state for cid, state in rows}
 
 
-async def test_claim_many_returns_the_oldest_pending_first_and_marks_them_in_flight(tmp_path):
+async def test_claim_many_returns_the_oldest_pending_first_and_holds_them_in_flight_in_memory(tmp_path):
     ob = Outbox.open(tmp_path / "o.db")
     for i in range(10):
         await put(ob, "mqtt", f"C{i}")
     await put(ob, "other", "X0")
     first = await ob.claim_many("mqtt", 4)
-    second = await ob.claim_many("mqtt", 4)
+    second = await ob.claim_many("mqtt", 4)  # skips the rows already in flight
     rest = await ob.claim_many("mqtt", 4)
     assert [m.control_id for m in first + second + rest] == [f"C{i}" for i in range(10)]
     assert all(m.state == "in_flight" for m in first + second + rest)
     assert await ob.claim_many("mqtt", 4) == []
-    in_file = states_in_file(tmp_path / "o.db")
-    assert {cid: s for cid, s in in_file.items() if cid.startswith("C")} == {f"C{i}": "in_flight" for i in range(10)}
-    assert in_file["X0"] == "pending"  # another lane untouched
+    stats = ob.stats()
+    assert (stats["mqtt"].in_flight, stats["mqtt"].pending, stats["other"].pending) == (10, 0, 1)
+    # the file is not written for a claim: a crash now leaves exactly these rows to send again
+    assert set(states_in_file(tmp_path / "o.db").values()) == {"pending"}
+    ob.close()
+
+
+async def test_a_row_requeued_while_others_are_in_flight_is_claimed_next_in_id_order(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    for i in range(6):
+        await put(ob, "mqtt", f"C{i}")
+    [c0] = await ob.claim_many("mqtt", 1)
+    await ob.finish_many([Outcome(c0, "quarantined", reason="AE")])
+    window = await ob.claim_many("mqtt", 2)  # C1, C2 in flight
+    with sqlite3.connect(tmp_path / "o.db") as cli:  # the operator requeues C0 meanwhile
+        assert queries.requeue(cli, msg_id=c0.id) == 1
+    more = await ob.claim_many("mqtt", 10)
+    assert [m.control_id for m in window] == ["C1", "C2"]
+    assert [m.control_id for m in more] == ["C0", "C3", "C4", "C5"]  # C0 first, nothing twice
     ob.close()
 
 
@@ -134,8 +150,8 @@ async def test_finish_many_failing_midway_records_none_of_the_window_even_after_
     outcomes = [Outcome(m, s) for m, s in zip(window, states)]
     with pytest.raises(OutboxBusy, match="refused mid-way"):
         await ob.finish_many(outcomes)
-    assert set(states_in_file(path).values()) == {"in_flight"}
-    assert all(m.state == "in_flight" for m in window)  # the objects say what the file says
+    assert set(states_in_file(path).values()) == {"pending"}  # nothing of the window on record
+    assert all(m.state == "in_flight" for m in window)  # still this process's, to finish again
     ob.close()  # as after a crash: nothing of the window may count as recorded
     ob = Outbox.open(path)
     again = await ob.claim_many("mqtt", 10)
@@ -151,7 +167,7 @@ async def test_finish_many_refuses_an_unknown_state_before_writing_anything(tmp_
     [m] = await ob.claim_many("mqtt", 1)
     with pytest.raises(ValueError):
         await ob.finish_many([Outcome(m, "delivered"), Outcome(m, "pending")])  # type: ignore[arg-type]
-    assert states_in_file(tmp_path / "o.db") == {"C0": "in_flight"}
+    assert states_in_file(tmp_path / "o.db") == {"C0": "pending"} and ob.stats()["mqtt"].in_flight == 1
     ob.close()
 
 
@@ -162,9 +178,28 @@ async def test_restart_returns_a_claimed_window_to_pending_in_order(tmp_path):
         await put(ob, "mqtt", f"C{i}")
     window = await ob.claim_many("mqtt", 4)
     await ob.finish_many([Outcome(window[0], "delivered")])
-    ob.close()  # as after a crash: no aclose(), rows left in flight
-    assert states_in_file(path)["C1"] == "in_flight"
+    ob.close()  # as after a crash: no aclose(), C1-C3 were in flight
+    assert states_in_file(path)["C1"] == "pending"
     ob = Outbox.open(path)
     again = await ob.claim_many("mqtt", 10)
     assert [m.control_id for m in again] == ["C1", "C2", "C3", "C4", "C5"]  # C0 stays delivered
+    ob.close()
+
+
+async def test_a_claim_whose_transaction_fails_leaves_its_rows_to_the_next_claim(tmp_path):
+    ob = Outbox.open(tmp_path / "o.db")
+    await put(ob, "mqtt", "C0", ttl_s=0.01)  # expired on the way: an UPDATE in the claim's transaction
+    for i in range(1, 4):
+        await put(ob, "mqtt", f"C{i}")
+    time.sleep(0.05)
+    ob._conn.execute(
+        "CREATE TEMP TRIGGER refuse_expiry BEFORE UPDATE OF state ON messages BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    with pytest.raises(OutboxBusy, match="refused"):
+        await ob.claim_many("mqtt", 3)
+    assert ob.stats()["mqtt"].in_flight == 0  # nothing claimed after all
+    ob._conn.execute("DROP TRIGGER refuse_expiry")
+    window = await ob.claim_many("mqtt", 3)
+    assert [m.control_id for m in window] == ["C1", "C2", "C3"]
+    assert states_in_file(tmp_path / "o.db")["C0"] == "expired"
     ob.close()

@@ -43,7 +43,7 @@ async def test_a_delivery_is_one_journal_line_and_no_sql_until_the_batch_runs_ou
     msg = await ob.finish(msg, "delivered", ack_text="AA")  # more claimed rows in hand: the journal only
     ob._conn.set_trace_callback(None)
     assert seen == []  # no SQLite statement, no WAL frame
-    assert rows(path)["C0"] == "in_flight" and logged(path) == 1
+    assert rows(path)["C0"] == "pending" and logged(path) == 1
     while msg is not None:  # the lane runs dry: one transaction applies the journal
         msg = await ob.finish(msg, "delivered", ack_text="AA")
     assert set(rows(path).values()) == {"delivered"} and logged(path) == 0
@@ -58,7 +58,7 @@ async def test_a_logged_delivery_survives_a_crash_and_is_not_sent_again(tmp_path
     second = await ob.finish(first, "delivered", ack_text="AA")  # logged, not applied
     assert second is not None and second.control_id == "C1"
     ob.close()  # as after SIGKILL: no clean stop, C1 on the wire, C0 only in the journal
-    assert rows(path)["C0"] == "in_flight" and logged(path) == 1
+    assert rows(path)["C0"] == "pending" and logged(path) == 1
     ob = Outbox.open(path)
     assert rows(path) == {"C0": "delivered", "C1": "pending", "C2": "pending", "C3": "pending"}
     assert logged(path) == 0
@@ -93,14 +93,15 @@ async def test_the_daemons_figures_count_a_journalled_delivery_as_delivered_at_o
     stats = ob.stats()["doc"]
     assert (stats.delivered, stats.in_flight, stats.pending) == (1, 2, 0)
     assert stats.bytes == before + 2 == ob.bytes  # the stored ACK text counts at once
-    # Another process (the operator CLI) reads the rows: until the lane's next batch applies
-    # the journal it sees the delivery as still in flight (at most LOG_LIMIT rows, briefly).
+    # Another process (the operator CLI) reads the rows: it sees messages in flight as pending,
+    # and until the lane's next batch applies the journal, the delivery too (at most LOG_LIMIT
+    # rows, briefly).
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:
-        assert queries.lane_stats(cli)["doc"].in_flight == 3
+        assert queries.lane_stats(cli)["doc"].pending == 3
     assert await ob.claim_many("doc", 1) == []
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as cli:
         cli_stats = queries.lane_stats(cli)["doc"]
-        assert (cli_stats.delivered, cli_stats.in_flight) == (1, 2)
+        assert (cli_stats.delivered, cli_stats.pending, cli_stats.in_flight) == (1, 2, 0)
     ob.close()
 
 

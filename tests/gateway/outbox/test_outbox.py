@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError
+from gateway.outbox import Outbox, OutboxCorrupt, OutboxSchemaError, Outcome
 from gateway.outbox.schema import SCHEMA_VERSION
 
 
@@ -315,4 +315,26 @@ async def test_a_sender_does_not_claim_a_message_before_its_commit_is_fsynced(tm
     gate.set()
     await enqueue
     assert [m.control_id for m in await ob.claim_many("doc", 10)] == ["C1"]
+    ob.close()
+
+
+async def test_the_budget_never_thins_messages_a_sender_holds_in_flight(tmp_path):
+    """Claims are not written to the file (the rows stay pending), so the thinning, which
+    takes the oldest pending observations first, must skip the ones a sender holds."""
+    clock = StepClock(time.time() - 8 * 3600)
+    path = tmp_path / "o.db"
+    ob = Outbox.open(path, max_bytes=1 << 20, clock=clock)
+    for i in range(150):
+        await put(ob, "doc", f"O{i:05d}", body="v" * 1000, ttl_s=86400)
+        clock.now += 20
+    window = await ob.claim_many("doc", 60)  # the 60 oldest: first in line for thinning
+    assert len(window) == 60 and ob.stats()["doc"].thinned == 0
+    n = 150
+    while ob.stats()["doc"].thinned == 0:
+        await put(ob, "doc", f"O{n:05d}", body="v" * 1000, ttl_s=86400)
+        clock.now += 20
+        n += 1
+    assert set(committed_control_ids(path)) >= {m.control_id for m in window}
+    await ob.finish_many([Outcome(m, "delivered") for m in window])
+    assert ob.stats()["doc"].delivered == 60
     ob.close()

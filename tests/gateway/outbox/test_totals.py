@@ -100,9 +100,11 @@ async def test_stats_and_bytes_follow_enqueue_claim_finish_compact_and_cli_reque
     await ob.finish(msg, "delivered")  # claims the next one
     q = await ob.claim("alarm")
     await ob.finish(q, "quarantined", reason="AE", claim_next=False)
-    stats = ob.stats()
+    stats = ob.stats()  # this process's figures: the claimed batches are in flight
     assert (stats["doc"].pending, stats["doc"].in_flight, stats["doc"].delivered) == (35 - 32, 31, 1)
     assert (stats["alarm"].quarantined, stats["alarm"].in_flight) == (1, 31)
+    # the file's: claims are not written, so the batches are pending there
+    assert (queries.lane_stats(ob._reader)["doc"].pending, queries.lane_stats(ob._reader)["doc"].in_flight) == (34, 0)
     stored = sum(range(70)) + len("AE")  # payloads, and the reason kept with the quarantined row
     assert ob.bytes == stored == sum(b for _, b in full_count(ob._conn).values())
     cli = schema.connect(path, create=False)  # the operator, in a second process
@@ -111,5 +113,6 @@ async def test_stats_and_bytes_follow_enqueue_claim_finish_compact_and_cli_reque
     cli.close()
     assert await ob.compact() == 1
     assert ob.bytes == stored - 1  # the delivered message was C1 (one byte)
-    assert queries.lane_stats(ob._reader)["alarm"].pending == 35 - 32 + 1
+    assert queries.lane_stats(ob._reader)["alarm"].pending == 35  # 34 never sent + the requeued one
+    assert ob.stats()["alarm"].pending == 35 - 31  # 31 of them in flight here
     ob.close()
