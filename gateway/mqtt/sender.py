@@ -5,7 +5,7 @@ The MQTT counterpart of :class:`gateway.mllp.sender.MllpSender`, on the same out
 §5), MQTT keeps up to ``mqtt.max_inflight`` QoS 1 publishes unacknowledged, so the broker's
 round trip is paid once per window, not once per message:
 
-* claim the lane's oldest pending messages (``claim_many``: now in flight in the outbox;
+* claim the lane's oldest pending messages (``claim_many``: now in flight, held by the outbox;
   messages past their TTL are expired by the outbox on the way, design.md §2 inv. 4) for the
   window and one window ahead, claiming again when less than half a window is left ahead;
 * publish from that queue, in production order (inv. 3), while the window has room, and write
@@ -19,8 +19,8 @@ A message leaves the lane only after its PUBACK (inv. 2). One the broker refuses
 PUBACK reason code, e.g. an ACL denial) or one whose stored envelope is corrupt is quarantined
 with the reason, counted and alerted by the outbox, and the lane behind it keeps flowing. One
 whose TTL passes while it waits for a place in the window is expired, not published late. A
-lost session fails the window; the next session first returns the lane's in-flight rows to
-pending (``reset_lane``) and claims them again, in order, so a consumer sees at most the window
+lost session fails the window; the next session first returns the lane's messages in flight
+to pending (``reset_lane``) and claims them again, in order, so a consumer sees at most the window
 twice (QoS 1 at-least-once; it drops repeats by ``message_id``).
 """
 

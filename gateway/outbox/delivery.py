@@ -53,7 +53,7 @@ from gateway.peertext import bound_text
 
 T = TypeVar("T")
 NO_LIMIT = 1 << 62
-CLAIM_BATCH = 32  # rows marked in_flight per query; served from memory one at a time
+CLAIM_BATCH = 32  # rows claimed per query by claim(); served from memory one at a time
 LOG_LIMIT = 256  # journalled deliveries applied at the latest after this many
 STATES = ("delivered", "quarantined", "expired")
 

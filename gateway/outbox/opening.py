@@ -1,8 +1,8 @@
 """Opening the outbox's files before READY: nothing here grows with the backlog.
 
 No integrity check (after READY, :func:`schema.integrity_check`), no byte sum (the totals
-table), no compaction (the first maintenance round, in slices); the in-flight rows are found
-through the (state, state_at) index and are at most a claim window per lane. On a full disk
+table), no compaction (the first maintenance round, in slices); rows an earlier pumpgw left
+marked in flight are found through the (state, state_at) index. On a full disk
 the reserve file is released to open, rather than not opening at all.
 """
 

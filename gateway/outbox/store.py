@@ -159,11 +159,12 @@ class Outbox:
         self._conn.close()
 
     async def aclose(self) -> None:
-        """Let the scheduled group commit run, put in-flight rows back to pending, then close.
+        """Let the scheduled group commit run, apply the delivery journal durably, then close.
 
-        On a clean stop the senders have finished or abandoned the message in hand; rows
-        still marked in flight (claimed in memory, or on the wire when a sender was cancelled)
-        go back to pending in one durable commit, so the next start is not a crash recovery.
+        On a clean stop the senders have finished or abandoned the message in hand; messages
+        still in flight (claimed, or on the wire when a sender was cancelled) are pending in
+        the file already (claims are not written) and are counted in the log line; the
+        journalled deliveries go to their rows in one durable commit.
         """
         while self._producer.flusher is not None and not self._producer.flusher.done():
             await asyncio.shield(self._producer.flusher)
