@@ -5,7 +5,9 @@ answers is left after the timeout with "no ACK", on real loopback sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -37,30 +39,33 @@ def link(port: int) -> MllpLink:
     )
 
 
-async def test_slow_acks_each_within_the_timeout_all_count_however_long_the_connection_lives():
-    rx = EhrReceiver(mode="slow:0.15")
-    port = await rx.start()
-    lk = link(port)
+@contextlib.asynccontextmanager
+async def connected_to_ehr(mode: str) -> AsyncIterator[MllpLink]:
+    rx = EhrReceiver(mode=mode)
+    lk = link(await rx.start())
     await lk.connect()
-    started = time.monotonic()
-    acks = [await lk.exchange(message(f"S{i}"), timeout_s=0.4) for i in range(5)]
-    assert time.monotonic() - started > 0.6  # longer than the timeout, in five exchanges
-    assert [a.control_id for a in acks] == [f"S{i}" for i in range(5)] and lk.connected
-    lk.disconnect()
-    await rx.stop()
+    try:
+        yield lk
+    finally:
+        lk.disconnect()
+        await rx.stop()
+
+
+async def test_slow_acks_each_within_the_timeout_all_count_however_long_the_connection_lives():
+    async with connected_to_ehr("slow:0.15") as lk:
+        started = time.monotonic()
+        acks = [await lk.exchange(message(f"S{i}"), timeout_s=0.4) for i in range(5)]
+        assert time.monotonic() - started > 0.6  # longer than the timeout, in five exchanges
+        assert [a.control_id for a in acks] == [f"S{i}" for i in range(5)] and lk.connected
 
 
 async def test_a_receiver_that_never_answers_is_left_after_the_timeout():
-    rx = EhrReceiver(mode="noack")
-    port = await rx.start()
-    lk = link(port)
-    await lk.connect()
-    started = time.monotonic()
-    with pytest.raises(DeliveryError, match=r"no ACK within 0\.3 s for N1"):
-        await lk.exchange(message("N1"), timeout_s=0.3)
-    assert 0.25 < time.monotonic() - started < 5
-    assert not lk.connected
-    await rx.stop()
+    async with connected_to_ehr("noack") as lk:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match=r"no ACK within 0\.3 s for N1"):
+            await lk.exchange(message("N1"), timeout_s=0.3)
+        assert 0.25 < time.monotonic() - started < 5
+        assert not lk.connected
 
 
 async def test_a_receiver_that_stops_reading_is_left_after_the_timeout_even_while_our_write_waits():

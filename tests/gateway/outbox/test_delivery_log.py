@@ -5,10 +5,12 @@ does not belong to the file beside it marks nothing delivered."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import shutil
 import signal
 import sqlite3
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,6 +28,19 @@ def rows(path) -> dict[str, str]:
     """control_id -> state of the message rows themselves (not the log)."""
     with sqlite3.connect(path) as conn:
         return dict(conn.execute("SELECT control_id, state FROM messages ORDER BY id"))
+
+
+@contextlib.contextmanager
+def files_limited_to(size: int) -> Iterator[None]:
+    """Writes past ``size`` bytes of any file fail (RLIMIT_FSIZE, EFBIG), as on a full disk."""
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
 
 
 def logged(path) -> int:
@@ -178,15 +193,8 @@ async def test_a_journal_write_cut_short_records_none_of_the_window(tmp_path):
     window = await ob.claim_many("doc", 6)
     await ob.finish_many([Outcome(window[0], "delivered")])
     size = journal_path(path).stat().st_size
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 60, hard))  # room for about one more line
-    try:
-        with pytest.raises(OutboxBusy):
-            await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old_handler)
+    with files_limited_to(size + 60), pytest.raises(OutboxBusy):  # room for about one more line
+        await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])
     assert journal_path(path).stat().st_size == size  # cut back: no torn line, no part of the window
     assert all(m.state == "in_flight" for m in window[1:])
     await ob.finish_many([Outcome(m, "delivered") for m in window[1:]])  # retried whole
@@ -203,15 +211,8 @@ async def test_a_delivery_whose_journal_line_cannot_be_written_is_refused_unreco
     first, second = await ob.claim_many("doc", 2)
     ob.delivered(first, "AA")
     size = journal_path(path).stat().st_size
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))  # no room for another line
-    try:
-        with pytest.raises(OutboxBusy):  # a RetryLater: the sender tries again
-            ob.delivered(second, "AA")
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old_handler)
+    with files_limited_to(size), pytest.raises(OutboxBusy):  # no room for another line; a RetryLater
+        ob.delivered(second, "AA")
     assert second.state == "in_flight" and journal_path(path).stat().st_size == size
     assert ob.stats()["doc"].delivered == 1
     ob.delivered(second, "AA")
