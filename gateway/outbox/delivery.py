@@ -81,6 +81,9 @@ class Delivery:
         self.in_flight: dict[str, dict[int, OutboxMessage]] = {}
         self._claiming: list[OutboxMessage] = []  # claimed in the open transaction
         self.logged: list[tuple[OutboxMessage, tuple]] = []  # (message, FINISH_SQL row) not yet applied
+        # ids in ``logged``: still in flight until applied, as their rows still say pending (a
+        # claim or the byte budget must not take them for pending ones)
+        self._logged_ids: set[int] = set()
         self.journal = journal.DeliveryJournal(writer.path)
         self.journal.clear()  # what it held was applied by recover() at open
 
@@ -129,7 +132,11 @@ class Delivery:
 
     def _journal(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
         self.journal.append([(msg.control_id, row) for msg, row in done])
+        self._logged(done)
+
+    def _logged(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
         self.logged.extend(done)
+        self._logged_ids.update(msg.id for msg, _ in done)
 
     def _in_transaction(self, lane: str | None, work: Callable[[], T], *finished: tuple) -> T:
         """BEGIN, apply the journalled deliveries and ``finished`` rows, ``work()``, COMMIT,
@@ -154,7 +161,10 @@ class Delivery:
             raise
         self._claiming = []
         if self.logged:
+            for msg, _ in self.logged:  # on their rows now: no longer in flight
+                self._settled(msg)
             self.logged.clear()
+            self._logged_ids.clear()
             self.journal.clear()
         return result
 
@@ -203,8 +213,9 @@ class Delivery:
         held = self.claimed.get(lane)
         for _ in range(taken):  # rows claim() held in memory: served only once committed
             held.popleft()  # type: ignore[union-attr]
-        for msg in expired:
+        for msg in expired:  # settled once committed (claim()'s batch keeps them otherwise)
             msg.state, msg.reason = "expired", _ttl_reason(msg)
+            self._settled(msg)
         self.report.expired(lane, expired)
         return msgs
 
@@ -228,8 +239,6 @@ class Delivery:
                 break
         if expired:
             self.w.conn.executemany(EXPIRE_SQL, [(now, _ttl_reason(m), m.id) for m in expired])
-            for msg in expired:
-                self._settled(msg)
         return out, expired, taken
 
     def finish_many(self, outcomes: Sequence[Outcome]) -> None:
@@ -268,14 +277,17 @@ class Delivery:
         except OSError:
             self.w.run("finish", self._journal, [(msg, row)])
         else:
-            self.logged.append((msg, row))
+            self._logged([(msg, row)])
         self._recorded(msg, row)
 
     def _recorded(self, msg: OutboxMessage, row: tuple) -> None:
-        """The message as its FINISH row left it; its stored texts count in the byte budget."""
+        """The message as its FINISH row left it; its stored texts count in the byte budget.
+        Applied to its row, it is no longer in flight; journalled, it is once the line is
+        applied (:meth:`_in_transaction`)."""
         msg.state, msg.state_at, msg.reason, msg.ack_text = row[0], row[1], row[2], row[3]
         self.add_bytes(row[5])
-        self._settled(msg)
+        if msg.id not in self._logged_ids:
+            self._settled(msg)
 
     def _settled(self, msg: OutboxMessage) -> None:
         """``msg`` has its outcome on record: no longer in flight."""
@@ -284,7 +296,8 @@ class Delivery:
             held.pop(msg.id, None)
 
     def held_ids(self) -> set[int]:
-        """Ids of every message in flight (the byte budget never thins them)."""
+        """Ids of every message in flight, journalled deliveries included (the byte budget
+        never thins them)."""
         return {i for held in self.in_flight.values() for i in held}
 
     def _record(self, done: list[tuple[OutboxMessage, tuple]]) -> None:
@@ -318,16 +331,16 @@ class Delivery:
     def adjust(self, stats: dict[str, LaneStats]) -> dict[str, LaneStats]:
         """This process's figures from the file's: the journalled deliveries (their rows still
         say pending) count as delivered, the messages in flight (pending in the file) as in flight."""
-        for msg, row in self.logged:
-            lane_stats = stats.setdefault(msg.lane, LaneStats())
-            lane_stats.pending -= 1
-            lane_stats.delivered += 1
-            lane_stats.bytes += row[5]
-        for lane, held in self.in_flight.items():
+        for lane, held in self.in_flight.items():  # journalled deliveries among them
             if held:
                 lane_stats = stats.setdefault(lane, LaneStats())
                 lane_stats.pending -= len(held)
                 lane_stats.in_flight += len(held)
+        for msg, row in self.logged:
+            lane_stats = stats.setdefault(msg.lane, LaneStats())
+            lane_stats.in_flight -= 1
+            lane_stats.delivered += 1
+            lane_stats.bytes += row[5]
         return stats
 
     def close(self) -> None:

@@ -5,8 +5,10 @@ Plain functions over a connection; the caller picks the thread and the durabilit
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections.abc import Collection, Mapping
 
 from gateway.outbox.errors import MessageNotFound
 from gateway.outbox.model import STATES, LaneStats, OutboxMessage
@@ -37,10 +39,14 @@ def row_to_message(row: tuple) -> OutboxMessage:
     )
 
 
-def lane_stats(conn: sqlite3.Connection, now: float | None = None) -> dict[str, LaneStats]:
+def lane_stats(
+    conn: sqlite3.Connection, now: float | None = None, in_flight: Mapping[str, Collection[int]] | None = None
+) -> dict[str, LaneStats]:
     """Per lane figures from the totals table (schema step 9) plus one index probe per lane
-    for the oldest pending message: cost independent of the backlog."""
+    for the oldest pending message: cost independent of the backlog. ``in_flight``: the ids
+    the daemon holds per lane (pending in the file), which the probe skips."""
     now = time.time() if now is None else now
+    in_flight = in_flight or {}
     out: dict[str, LaneStats] = {}
     for lane, state, count, size in conn.execute(
         "SELECT lane, state, count, bytes FROM message_totals WHERE count != 0 ORDER BY lane, state"
@@ -51,9 +57,17 @@ def lane_stats(conn: sqlite3.Connection, now: float | None = None) -> dict[str, 
         if state == "pending":
             # the lane's lowest pending id is its oldest (ids follow creation; requeued rows
             # keep their id and their created_at), found through (lane, state, id)
-            oldest = conn.execute(
-                "SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT 1", (lane,)
-            ).fetchone()
+            held = in_flight.get(lane)
+            if held:
+                oldest = conn.execute(
+                    "SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' "
+                    "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT 1",
+                    (lane, json.dumps(list(held))),
+                ).fetchone()
+            else:
+                oldest = conn.execute(
+                    "SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT 1", (lane,)
+                ).fetchone()
             if oldest is not None:
                 stats.oldest_pending_age_s = max(0.0, now - oldest[0])
     for lane, thinned in conn.execute("SELECT lane, thinned FROM lane_counters"):

@@ -347,7 +347,7 @@ class Outbox:
     def stats(self) -> dict[str, LaneStats]:
         """Per lane figures (a read on its own connection; safe from the event loop)."""
         try:
-            return self._lanes.adjust(queries.lane_stats(self._reader))
+            return self._lanes.adjust(queries.lane_stats(self._reader, in_flight=self._lanes.in_flight))
         except sqlite3.Error as exc:
             raise OutboxBusy(str(self.path), f"read the figures: {type(exc).__name__}: {exc}") from exc
 

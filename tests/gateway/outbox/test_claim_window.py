@@ -203,3 +203,17 @@ async def test_a_claim_whose_transaction_fails_leaves_its_rows_to_the_next_claim
     assert [m.control_id for m in window] == ["C1", "C2", "C3"]
     assert states_in_file(tmp_path / "o.db")["C0"] == "expired"
     ob.close()
+
+
+async def test_the_oldest_pending_age_leaves_out_the_messages_in_flight(tmp_path):
+    clock = [time.time() - 600]
+    ob = Outbox.open(tmp_path / "o.db", clock=lambda: clock[0])
+    for i in range(3):
+        await put(ob, "mqtt", f"C{i}")  # ten minutes old
+    await ob.claim_many("mqtt", 3)
+    lane = ob.stats()["mqtt"]
+    assert (lane.pending, lane.in_flight, lane.oldest_pending_age_s) == (0, 3, None)
+    clock[0] = time.time() - 5
+    await put(ob, "mqtt", "C3")
+    assert ob.stats()["mqtt"].oldest_pending_age_s < 60  # C3's age, not C0's
+    ob.close()

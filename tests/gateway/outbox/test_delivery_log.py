@@ -10,6 +10,7 @@ import resource
 import shutil
 import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,6 +63,22 @@ async def test_a_delivery_is_one_journal_line_and_no_sql_until_the_batch_runs_ou
     while msg is not None:  # the lane runs dry: one transaction applies the journal
         msg = await ob.finish(msg, "delivered", ack_text="AA")
     assert set(rows(path).values()) == {"delivered"} and logged(path) == 0
+    ob.close()
+
+
+async def test_a_journalled_delivery_is_not_claimed_again_when_the_rest_of_its_batch_expired(tmp_path):
+    """Its row still says pending until the journal is applied: the claim that follows the
+    expired rest of claim()'s batch must not take it for a pending message."""
+    ob = Outbox.open(tmp_path / "o.db")
+    await fill(ob, "doc", 2)
+    for i in range(2, 5):
+        await ob.enqueue(lane="doc", kind="pcd01", control_id=f"C{i}", payload=b"MSH|x", ttl_s=0.2)
+    first = await ob.claim("doc")  # C0..C4 claimed into memory
+    second = await ob.finish(first, "delivered", ack_text="AA")  # C0: a journal line
+    time.sleep(0.3)  # C2..C4 pass their TTL
+    third = await ob.finish(second, "delivered", ack_text="AA")  # C1 journalled; the rest expire
+    assert [first.control_id, second.control_id, third] == ["C0", "C1", None]
+    assert ob.stats()["doc"].delivered == 2 and ob.stats()["doc"].expired == 3
     ob.close()
 
 

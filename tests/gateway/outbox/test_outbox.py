@@ -318,9 +318,12 @@ async def test_a_sender_does_not_claim_a_message_before_its_commit_is_fsynced(tm
     ob.close()
 
 
-async def test_the_budget_never_thins_messages_a_sender_holds_in_flight(tmp_path):
-    """Claims are not written to the file (the rows stay pending), so the thinning, which
-    takes the oldest pending observations first, must skip the ones a sender holds."""
+@pytest.mark.parametrize("journalled", [0, 30], ids=["in-flight", "half-delivered-in-the-journal"])
+async def test_the_budget_never_thins_messages_a_sender_holds_in_flight(tmp_path, journalled):
+    """Claims are not written to the file and a delivery is a journal line until its window
+    is applied: those rows say pending in the file, so the thinning, which takes the oldest
+    pending observations first, must skip them (a delivered message counted as thinned, or
+    one in flight deleted, would be a false record)."""
     clock = StepClock(time.time() - 8 * 3600)
     path = tmp_path / "o.db"
     ob = Outbox.open(path, max_bytes=1 << 20, clock=clock)
@@ -329,12 +332,19 @@ async def test_the_budget_never_thins_messages_a_sender_holds_in_flight(tmp_path
         clock.now += 20
     window = await ob.claim_many("doc", 60)  # the 60 oldest: first in line for thinning
     assert len(window) == 60 and ob.stats()["doc"].thinned == 0
+    for msg in window[:journalled]:
+        ob.delivered(msg, "AA")
     n = 150
     while ob.stats()["doc"].thinned == 0:
         await put(ob, "doc", f"O{n:05d}", body="v" * 1000, ttl_s=86400)
         clock.now += 20
         n += 1
     assert set(committed_control_ids(path)) >= {m.control_id for m in window}
-    await ob.finish_many([Outcome(m, "delivered") for m in window])
+    stats = ob.stats()["doc"]
+    assert (stats.delivered, stats.in_flight) == (journalled, 60 - journalled)
+    with sqlite3.connect(path) as db:  # the daemon's pending figure is the file's, less its 60
+        in_file = db.execute("SELECT count(*) FROM messages WHERE state='pending'").fetchone()[0]
+    assert stats.pending == in_file - 60
+    await ob.finish_many([Outcome(m, "delivered") for m in window[journalled:]])
     assert ob.stats()["doc"].delivered == 60
     ob.close()
