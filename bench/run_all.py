@@ -35,6 +35,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "source": ([], ["--messages", "800", "--idle", "20"]),
 }
 KEEP = re.compile(r"goal|\d\.\d\dx|bare|baseline|backlog|ready|alarm|PCD|ACK|ratio|echo|msgs_per_s|floor", re.I)
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")  # the daemon's own log lines, not figures
 
 
 def main() -> int:
@@ -53,7 +54,7 @@ def main() -> int:
             [sys.executable, script, *(quick if args.quick else full)], cwd=ROOT, capture_output=True, text=True
         )
         took = time.monotonic() - started
-        lines = [line.rstrip() for line in proc.stdout.splitlines() if KEEP.search(line)]
+        lines = [line.rstrip() for line in proc.stdout.splitlines() if KEEP.search(line) and not LOG_LINE.match(line)]
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             lines = [f"FAILED (exit {proc.returncode}): {tail}"]
