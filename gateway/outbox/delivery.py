@@ -27,7 +27,6 @@ The statements and their plans: :mod:`gateway.outbox.statements`.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections import deque
@@ -47,6 +46,7 @@ from gateway.outbox.statements import (
     RECOVER_SQL,
     RETURN_SQL,
     finish_rows_sql,
+    held_param,
 )
 from gateway.outbox.writer import Writer
 from gateway.peertext import bound_text
@@ -194,7 +194,7 @@ class Delivery:
         below = self.w.unsynced_from or NO_LIMIT  # rows whose commit is not yet fsynced wait
         held = self.in_flight.setdefault(lane, {})
         if held:
-            rows = conn.execute(CLAIM_SKIPPING_SQL, (lane, below, json.dumps(list(held)), limit)).fetchall()
+            rows = conn.execute(CLAIM_SKIPPING_SQL, (lane, below, held_param(held), limit)).fetchall()
         else:
             rows = conn.execute(CLAIM_SQL, (lane, below, limit)).fetchall()
         queue = deque(_claimed_message(lane, r) for r in rows)

@@ -5,13 +5,13 @@ Plain functions over a connection; the caller picks the thread and the durabilit
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Collection, Mapping
 
 from gateway.outbox.errors import MessageNotFound
 from gateway.outbox.model import STATES, LaneStats, OutboxMessage
+from gateway.outbox.statements import NOT_HELD, held_param
 
 _COLUMNS = (
     "id, lane, kind, control_id, payload, priority, created_at, expires_at, attempts, "
@@ -57,17 +57,11 @@ def lane_stats(
         if state == "pending":
             # the lane's lowest pending id is its oldest (ids follow creation; requeued rows
             # keep their id and their created_at), found through (lane, state, id)
-            held = in_flight.get(lane)
-            if held:
-                oldest = conn.execute(
-                    "SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' "
-                    "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT 1",
-                    (lane, json.dumps(list(held))),
-                ).fetchone()
-            else:
-                oldest = conn.execute(
-                    "SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT 1", (lane,)
-                ).fetchone()
+            oldest = conn.execute(
+                f"SELECT created_at FROM messages WHERE lane = ? AND state = 'pending' AND {NOT_HELD} "
+                "ORDER BY id LIMIT 1",
+                (lane, held_param(in_flight.get(lane, ()))),
+            ).fetchone()
             if oldest is not None:
                 stats.oldest_pending_age_s = max(0.0, now - oldest[0])
     for lane, thinned in conn.execute("SELECT lane, thinned FROM lane_counters"):

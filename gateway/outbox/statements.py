@@ -7,16 +7,24 @@ walked every pending row (13.8 ms a batch at 100k pending, ~200 ms at 1M).
 tests/gateway/outbox/test_query_plans.py pins these plans.
 """
 
+import json
+from collections.abc import Iterable
+
 CLAIM_SQL = (
     "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
     "FROM messages WHERE lane = ? AND state = 'pending' AND id < ? ORDER BY id LIMIT ?"
 )
-# the same, skipping the rows this process has in flight (a JSON array of ids)
-CLAIM_SKIPPING_SQL = (
-    "SELECT id, kind, control_id, payload, priority, created_at, expires_at, attempts, ttl_s "
-    "FROM messages WHERE lane = ? AND state = 'pending' AND id < ? "
-    "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?"
-)
+# rows this process holds in flight (pending in the file), skipped: its parameter is held_param()
+NOT_HELD = "id NOT IN (SELECT value FROM json_each(?))"
+
+
+def held_param(ids: Iterable[int]) -> str:
+    """NOT_HELD's parameter: the ids as a JSON array."""
+    return json.dumps(list(ids))
+
+
+# CLAIM_SQL skipping the rows in flight
+CLAIM_SKIPPING_SQL = CLAIM_SQL.replace(" ORDER BY", f" AND {NOT_HELD} ORDER BY")
 # size: the stored reason and ACK text count in the byte budget (bounded, gateway.textlimits)
 FINISH_SQL = (
     "UPDATE messages NOT INDEXED SET state=?, state_at=?, reason=?, ack_text=?, attempts=?, "
@@ -53,7 +61,9 @@ __all__ = [
     "EXPIRE_SQL",
     "FINISH_ROWS_MAX",
     "FINISH_SQL",
+    "NOT_HELD",
     "RECOVER_SQL",
     "RETURN_SQL",
     "finish_rows_sql",
+    "held_param",
 ]
