@@ -175,10 +175,9 @@ class GroupCommit:
         try:
             ids = []
             added = 0
-            new_ids = _insert(conn, [row for rows, *_ in batch for row in rows])
+            new_ids = iter(_insert(conn, [row for rows, *_ in batch for row in rows]))
             for rows, state_rows, receipt_rows, _ in batch:
-                ids.append(new_ids[: len(rows)])
-                del new_ids[: len(rows)]
+                ids.append([next(new_ids) for _ in rows])
                 added += sum(r[5] for r in rows)
                 if state_rows:
                     conn.executemany(STATE_SQL, state_rows)

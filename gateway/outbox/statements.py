@@ -7,6 +7,7 @@ walked every pending row (13.8 ms a batch at 100k pending, ~200 ms at 1M).
 tests/gateway/outbox/test_query_plans.py pins these plans.
 """
 
+import functools
 import json
 from collections.abc import Iterable
 
@@ -33,6 +34,7 @@ FINISH_SQL = (
 FINISH_ROWS_MAX = 128  # FINISH rows per grouped statement (one claim window; 896 parameters)
 
 
+@functools.lru_cache(maxsize=8)
 def finish_rows_sql(n: int) -> str:
     """FINISH_SQL for ``n`` rows in one statement: the rows' parameters, flattened in FINISH_SQL's
     order, form a VALUES table joined to the messages by rowid. One statement instead of ``n``
