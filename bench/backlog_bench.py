@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from mllp_bench import Arrivals, alarm_round_trip, bare_loop, payload  # noqa: E402
+from mllp_bench import Arrivals, alarm_round_trip, bare_loop, payload, round_trip  # noqa: E402
 
 from gateway.looplag import LoopLagMonitor  # noqa: E402
 from gateway.mllp.ack import parse_ack  # noqa: E402
@@ -135,12 +135,7 @@ async def floor(path: Path, count: int) -> float:
     done = 0
     while done < count:
         for msg in await ob.claim_many("doc", WINDOW):
-            writer.write(b"\x0b" + msg.payload + b"\x1c\r")
-            await writer.drain()
-            buf = b""
-            while not buf.endswith(b"\x1c\r"):
-                buf += await reader.read(65536)
-            ack = parse_ack(buf[1:-2])
+            ack = parse_ack(await round_trip(reader, writer, msg.payload))
             if not ack.accepted or ack.control_id != msg.control_id:
                 raise RuntimeError("bad ACK")
             ob.delivered(msg, ack.code)

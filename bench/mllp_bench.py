@@ -66,6 +66,16 @@ async def alarm_round_trip(ob: Outbox, arrivals: Arrivals, cid: str) -> float:
     return await arrivals.wait(cid) - t0
 
 
+async def round_trip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes) -> bytes:
+    """The bare loop's exchange: one framed message out, the reply's frame content back."""
+    writer.write(b"\x0b" + message + b"\x1c\r")
+    await writer.drain()
+    buf = b""
+    while not buf.endswith(b"\x1c\r"):
+        buf += await reader.read(65536)
+    return buf[1:-2]
+
+
 async def bare_loop(n: int) -> float:
     rx = EhrReceiver()
     port = await rx.start()
@@ -73,12 +83,8 @@ async def bare_loop(n: int) -> float:
     t = time.perf_counter()
     for i in range(n):
         cid = f"B{i:08d}"
-        writer.write(b"\x0b" + payload(cid) + b"\x1c\r")
-        await writer.drain()
-        buf = b""
-        while not buf.endswith(b"\x1c\r"):
-            buf += await reader.read(65536)
-        if buf.decode().split("\r")[1].split("|")[2] != cid:
+        reply = await round_trip(reader, writer, payload(cid))
+        if reply.decode().split("\r")[1].split("|")[2] != cid:
             raise RuntimeError("bad ACK")
     rate = n / (time.perf_counter() - t)
     writer.close()
