@@ -17,7 +17,9 @@ Telling the two reply framings apart: response data always starts with the pump'
 digit (§2.3), so a byte ``0``-``9`` after STX opens a basic reply, anything else is a safe
 length byte. Safe replies of 44-53 data bytes (length ``0x30``-``0x39``) would be ambiguous;
 no NE-1000 reply is that long, and such a packet is reported as a bad basic frame, never
-accepted.
+accepted. Nor is a safe packet whose length byte a bit error turned into a digit: a "basic
+frame" whose last two bytes are the CRC-16 of the bytes between them and the digit is
+reported as corrupted (a real basic reply ends that way once in 65,536).
 
 Decoders never raise on bad input: they return :class:`~drivers.errors.FrameError` items and
 resynchronise on the next STX, so every byte fed is accounted for -- in a frame, in a
@@ -153,6 +155,13 @@ class ReplyDecoder(_StreamDecoder[Frame]):
             if byte == ETX:
                 offset = self._offset
                 frame = self._consume(i + 1)
+                if i >= 5 and crc16_xmodem(frame[2:-3]) == frame[-3] << 8 | frame[-2]:
+                    return FrameError(
+                        f"a safe-mode packet whose length byte reads as a digit (0x{frame[1]:02X}): its last two "
+                        "bytes before ETX are the CRC of the rest, so it is corrupted, not a basic reply",
+                        offset=offset,
+                        data=frame,
+                    )
                 return Frame(frame[1:-1], safe=False, offset=offset)
             if byte == STX:
                 return self._drop(i, "basic frame cut short by a new STX")

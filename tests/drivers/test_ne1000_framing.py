@@ -187,6 +187,14 @@ def test_single_bit_corruption_of_a_safe_packet_never_passes_as_the_original(tex
     assert any(isinstance(i, FrameError) for i in out)
 
 
+def test_a_safe_packet_whose_length_byte_flipped_into_a_digit_is_not_taken_for_a_basic_reply():
+    wire = bytearray(encode_safe(b"06IM0007001H"))  # its CRC bytes happen to be printable: 'L~'
+    wire[1] ^= 1 << 5  # length 0x10 -> 0x30, the digit '0': it reads as a basic reply
+    decoder = ReplyDecoder()
+    out = decoder.feed(bytes(wire)) + decoder.flush()
+    assert len(out) == 1 and isinstance(out[0], FrameError) and "corrupted" in str(out[0])
+
+
 @given(reply_text, st.data())
 def test_single_bit_corruption_of_a_basic_reply_is_detected_or_changes_the_data(text, data):
     wire = bytearray(encode_basic_reply(text))
